@@ -23,6 +23,19 @@ impl Currency {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("checked ASCII at construction")
     }
+
+    /// Digits after the decimal point of the minor unit (ISO 4217 exponent):
+    /// 0 for JPY, 3 for KWD, 2 for almost everything else.
+    pub fn minor_digits(&self) -> u32 {
+        const NONE: [&str; 16] =
+            ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"];
+        const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+        match self.as_str() {
+            code if NONE.contains(&code) => 0,
+            code if THREE.contains(&code) => 3,
+            _ => 2,
+        }
+    }
 }
 
 impl fmt::Display for Currency {
@@ -95,6 +108,20 @@ impl Money {
     }
 }
 
+impl fmt::Display for Money {
+    /// `123.45 EUR`, `1200 JPY`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.currency.minor_digits();
+        let sign = if self.amount_minor < 0 { "-" } else { "" };
+        let abs = self.amount_minor.unsigned_abs();
+        if digits == 0 {
+            return write!(f, "{sign}{abs} {}", self.currency);
+        }
+        let scale = 10u64.pow(digits);
+        write!(f, "{sign}{}.{:0width$} {}", abs / scale, abs % scale, self.currency, width = digits as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +144,8 @@ mod tests {
         assert_eq!(Money::new(1, eur).checked_add(Money::new(1, usd)), None);
         assert_eq!(Money::new(i64::MAX, eur).checked_mul(2), None);
         assert_eq!(Money::new(999, eur).percent(50), Money::new(499, eur));
+        assert_eq!(Money::new(-1205, eur).to_string(), "-12.05 EUR");
+        assert_eq!(Money::new(1200, Currency::parse("JPY").unwrap()).to_string(), "1200 JPY");
+        assert_eq!(Money::new(1, Currency::parse("KWD").unwrap()).to_string(), "0.001 KWD");
     }
 }

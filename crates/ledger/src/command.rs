@@ -1,0 +1,207 @@
+//! What goes into the ledger (commands) and what comes out (replies,
+//! rejections). Commands and replies are the ledger log's contents, so they
+//! are plain serializable values.
+
+use caravan_model::{AriPatch, Date, Listing, ListingId, Money};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::hold::{Hold, HoldId};
+
+/// A client's name for one attempt at a write. A retry with the same key
+/// gets the first answer back; the same key with a different command is a
+/// client bug and is refused.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const BYTES_MAX: usize = 128;
+
+    pub fn parse(text: &str) -> Result<IdempotencyKey, Rejection> {
+        if text.is_empty() || text.len() > Self::BYTES_MAX || !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Rejection::InvalidRequest(format!(
+                "idempotency key must be 1-{} printable ASCII characters",
+                Self::BYTES_MAX
+            )));
+        }
+        Ok(IdempotencyKey(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// What a hold asks for.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum HoldRequest {
+    /// `units` of a stay for the nights `check_in..check_out`.
+    Stay { listing: ListingId, check_in: Date, check_out: Date, units: u32, guests: u32 },
+    /// `seats` on a trip's departure on `departure`; `seat_numbers`, when
+    /// not empty, names exactly `seats` seats from the seat map.
+    Trip { listing: ListingId, departure: Date, seats: u32, seat_numbers: Vec<String> },
+}
+
+impl HoldRequest {
+    pub fn listing(&self) -> &ListingId {
+        match self {
+            HoldRequest::Stay { listing, .. } | HoldRequest::Trip { listing, .. } => listing,
+        }
+    }
+
+    /// Units or seats held on each day.
+    pub fn quantity(&self) -> u32 {
+        match self {
+            HoldRequest::Stay { units, .. } => *units,
+            HoldRequest::Trip { seats, .. } => *seats,
+        }
+    }
+
+    /// The days this request occupies: each night of a stay, or the departure day.
+    pub fn days(&self) -> impl Iterator<Item = Date> {
+        let (first, count) = match self {
+            HoldRequest::Stay { check_in, check_out, .. } => (*check_in, check_in.days_until(*check_out).max(0)),
+            HoldRequest::Trip { departure, .. } => (*departure, 1),
+        };
+        (0..count).map(move |offset| first.add_days(offset))
+    }
+
+    /// The first day: arrival, or departure.
+    pub fn start(&self) -> Date {
+        match self {
+            HoldRequest::Stay { check_in, .. } => *check_in,
+            HoldRequest::Trip { departure, .. } => *departure,
+        }
+    }
+}
+
+/// A request to change the ledger. The shell stamps `now` beside it; the
+/// command itself carries everything else `apply` needs.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Command {
+    CreateListing(Listing),
+    /// Replaces a listing's description; its kind and currency stay.
+    UpdateListing(Listing),
+    /// Stops selling a listing for good; bookings already made stay valid.
+    WithdrawListing(ListingId),
+    /// Changes the terms of the days `from..to` (end exclusive).
+    SetAri { listing: ListingId, from: Date, to: Date, patch: AriPatch },
+    Hold {
+        idempotency_key: Option<IdempotencyKey>,
+        request: HoldRequest,
+        ttl_ms: i64,
+        /// The total the client was quoted; a different total is refused.
+        expected_total_minor: Option<i64>,
+    },
+    /// Turns a live hold into a booking.
+    Confirm { idempotency_key: Option<IdempotencyKey>, hold: HoldId },
+    /// Releases a live hold, or cancels a booking (with the policy's penalty).
+    Cancel { idempotency_key: Option<IdempotencyKey>, hold: HoldId },
+    /// Releases holds whose time is up. `apply` does this before every
+    /// command; this command exists so a timer can do it when nothing else
+    /// happens.
+    ExpireHolds,
+    /// Emits the next records for everything changed since the last one.
+    /// Publishing points are log entries, so replaying the log reproduces
+    /// the very same records.
+    Publish,
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateListing(_) => "create_listing",
+            Command::UpdateListing(_) => "update_listing",
+            Command::WithdrawListing(_) => "withdraw_listing",
+            Command::SetAri { .. } => "set_ari",
+            Command::Hold { .. } => "hold",
+            Command::Confirm { .. } => "confirm",
+            Command::Cancel { .. } => "cancel",
+            Command::ExpireHolds => "expire_holds",
+            Command::Publish => "publish",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Listing(ListingId),
+    Ari { listing: ListingId, days: u32 },
+    /// The hold as it stands after the command.
+    Hold(Box<Hold>),
+    Done,
+}
+
+/// Why the ledger refused a command. Refusals change nothing.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("no listing {0}")]
+    UnknownListing(ListingId),
+    #[error("listing {0} already exists")]
+    ListingExists(ListingId),
+    #[error("listing {0} was withdrawn")]
+    ListingWithdrawn(ListingId),
+    #[error("invalid listing: {0}")]
+    InvalidListing(String),
+    #[error("listing {listing} is not a {expected}")]
+    WrongKind { listing: ListingId, expected: String },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("not for sale on {date}")]
+    NotForSale { date: Date },
+    #[error("sold out on {date}: {requested} requested, {available} available")]
+    SoldOut { date: Date, requested: u32, available: u32 },
+    #[error("restriction: {0}")]
+    Restriction(String),
+    #[error("no seat {0} on this service")]
+    SeatUnknown(String),
+    #[error("seat {0} is taken")]
+    SeatTaken(String),
+    #[error("price changed: quoted {expected_minor}, now {actual}")]
+    PriceChanged { expected_minor: i64, actual: Money },
+    #[error("no hold {0}")]
+    UnknownHold(HoldId),
+    #[error("hold {0} has expired")]
+    HoldExpired(HoldId),
+    #[error("hold {hold} is {state}")]
+    HoldNotLive { hold: HoldId, state: String },
+    #[error("{date} has {committed} held or booked, more than the new allotment")]
+    BelowCommitted { date: Date, committed: u32 },
+    #[error("idempotency key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("limit reached: {0}")]
+    LimitReached(String),
+}
+
+impl Rejection {
+    /// A stable machine-readable code for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::UnknownListing(_) => "unknown_listing",
+            Rejection::ListingExists(_) => "listing_exists",
+            Rejection::ListingWithdrawn(_) => "listing_withdrawn",
+            Rejection::InvalidListing(_) => "invalid_listing",
+            Rejection::WrongKind { .. } => "wrong_kind",
+            Rejection::InvalidRequest(_) => "invalid_request",
+            Rejection::NotForSale { .. } => "not_for_sale",
+            Rejection::SoldOut { .. } => "sold_out",
+            Rejection::Restriction(_) => "restriction",
+            Rejection::SeatUnknown(_) => "seat_unknown",
+            Rejection::SeatTaken(_) => "seat_taken",
+            Rejection::PriceChanged { .. } => "price_changed",
+            Rejection::UnknownHold(_) => "unknown_hold",
+            Rejection::HoldExpired(_) => "hold_expired",
+            Rejection::HoldNotLive { .. } => "hold_not_live",
+            Rejection::BelowCommitted { .. } => "below_committed",
+            Rejection::IdempotencyKeyReused => "idempotency_key_reused",
+            Rejection::LimitReached(_) => "limit_reached",
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! What a [`Command::Publish`](crate::Command::Publish) hands to the signer:
+//! the current public state of every listing changed since the last one.
+
+use caravan_model::{AriRun, Listing, ListingId, Timestamp};
+
+use crate::{Ledger, DAYS_BEFORE_TODAY_MAX};
+
+/// Runs one availability record carries. Worst case about 20 bytes a run,
+/// so 512 runs stay well inside the 16 KiB record limit; days beyond the
+/// 512th run are not published (FIXME: split by month, ARCHITECTURE.md).
+pub const PUBLISHED_RUNS_MAX: usize = 512;
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Publication {
+    Listing(Listing),
+    /// What is left for sale from yesterday on, range-encoded.
+    Availability { listing: ListingId, runs: Vec<AriRun> },
+    Withdrawal(ListingId),
+}
+
+impl Ledger {
+    pub(crate) fn take_publications(&mut self, now: Timestamp) -> Vec<Publication> {
+        let first_day = now.date().add_days(-DAYS_BEFORE_TODAY_MAX);
+        let mut out = Vec::new();
+        for (id, what) in std::mem::take(&mut self.unpublished) {
+            let state = &self.listings[&id];
+            if state.withdrawn {
+                out.push(Publication::Withdrawal(id));
+                continue;
+            }
+            if what.listing {
+                out.push(Publication::Listing(state.listing.clone()));
+            }
+            if what.ari {
+                let days = state.days.range(first_day..).map(|(date, day)| (*date, day.public_terms()));
+                let mut runs = AriRun::encode(days);
+                runs.truncate(PUBLISHED_RUNS_MAX);
+                out.push(Publication::Availability { listing: id, runs });
+            }
+        }
+        out
+    }
+}
