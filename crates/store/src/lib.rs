@@ -1,1 +1,61 @@
-//! placeholder
+//! The node's SQLite database: the only crate that opens database files.
+//!
+//! One file per node (`caravan.sqlite` in the data directory) holds the
+//! records, the catalog, the equivocation proofs and the ledger log, so one
+//! transaction can commit a batch of ledger commands together with the
+//! records they produced. The file runs in WAL mode with
+//! `synchronous=FULL`: a committed transaction survives power loss. One
+//! writer (see `caravan-node`) batches many commands or records into one
+//! transaction, so durability costs one fsync per batch, not per write;
+//! readers use their own connections in parallel.
+
+pub mod ledger_log;
+mod migrations;
+pub mod records;
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+
+pub use rusqlite;
+
+/// The database file inside a node's data directory.
+pub const DB_FILE: &str = "caravan.sqlite";
+
+/// How long a connection waits for a lock before giving up. Only the
+/// writer writes, so waits are short: checkpoints and readers' snapshots.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file was written by a newer Caravan.
+    #[error("database schema version {found} is newer than this build's {supported}; upgrade caravan")]
+    TooNew { found: u32, supported: u32 },
+    /// A stored row failed its read-back check.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Opens (creating if needed) the database for the single writer and brings
+/// its schema up to date.
+pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Keep the WAL from growing without bound under a steady write load.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    migrations::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection to a database the writer has created.
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    migrations::check_readable(&conn)?;
+    Ok(conn)
+}

@@ -1,0 +1,103 @@
+//! Schema migrations, numbered by SQLite's `user_version`. A migration is
+//! never edited once released: add a new one.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: records, equivocations, catalog, ledger log.
+    "
+    -- The newest record per slot, exactly as received (encoded SignedRecord).
+    CREATE TABLE records (
+        origin  BLOB    NOT NULL,
+        kind    INTEGER NOT NULL,
+        key     TEXT    NOT NULL,
+        version INTEGER NOT NULL,
+        time_ms INTEGER NOT NULL,
+        id      BLOB    NOT NULL,
+        signed  BLOB    NOT NULL,
+        PRIMARY KEY (origin, kind, key)
+    ) WITHOUT ROWID;
+    -- Set reconciliation walks records in (time, id) order.
+    CREATE INDEX records_by_time ON records (time_ms, id);
+
+    -- One proof per frozen origin.
+    CREATE TABLE equivocations (
+        origin      BLOB    PRIMARY KEY,
+        proof       BLOB    NOT NULL,
+        detected_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    -- The catalog: derived from records, rebuilt from them at will.
+    CREATE TABLE catalog_listings (
+        origin     BLOB    NOT NULL,
+        key        TEXT    NOT NULL,
+        version    INTEGER NOT NULL,
+        record_id  BLOB    NOT NULL,
+        kind       TEXT    NOT NULL,
+        title      TEXT    NOT NULL,
+        currency   TEXT    NOT NULL,
+        city       TEXT,
+        country    TEXT,
+        lat_e7     INTEGER,
+        lon_e7     INTEGER,
+        max_guests INTEGER,
+        from_code  TEXT,
+        to_code    TEXT,
+        PRIMARY KEY (origin, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX catalog_listings_by_place ON catalog_listings (country, city);
+    CREATE INDEX catalog_listings_by_lat ON catalog_listings (lat_e7, lon_e7);
+    CREATE INDEX catalog_listings_by_route ON catalog_listings (from_code, to_code);
+
+    CREATE TABLE catalog_ari (
+        origin          BLOB    NOT NULL,
+        key             TEXT    NOT NULL,
+        version         INTEGER NOT NULL,
+        record_id       BLOB    NOT NULL,
+        first_day       INTEGER,
+        end_day         INTEGER,
+        price_min_minor INTEGER,
+        runs            BLOB    NOT NULL,
+        PRIMARY KEY (origin, key)
+    ) WITHOUT ROWID;
+
+    -- The owner's ledger: every command with the time it was stamped and
+    -- the reply it got, in order. Replaying it rebuilds the ledger.
+    CREATE TABLE ledger_log (
+        idx     INTEGER PRIMARY KEY,
+        now_ms  INTEGER NOT NULL,
+        command BLOB    NOT NULL,
+        reply   BLOB    NOT NULL
+    );
+    ",
+];
+
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found = user_version(conn)?;
+    check_version(found)?;
+    for (idx, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", idx as u32 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+pub fn check_readable(conn: &Connection) -> Result<(), StoreError> {
+    check_version(user_version(conn)?)
+}
+
+fn user_version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+fn check_version(found: u32) -> Result<(), StoreError> {
+    let supported = MIGRATIONS.len() as u32;
+    if found > supported {
+        return Err(StoreError::TooNew { found, supported });
+    }
+    Ok(())
+}
