@@ -1,1 +1,63 @@
-//! placeholder
+//! Caravan's HTTP interface: REST/JSON under `/api/v1`, `/healthz` and the
+//! OpenAPI document. The only crate that knows HTTP and JSON.
+//!
+//! Handlers are thin: parse and check the request into domain values, hand
+//! a ledger command to the [`Backend`], render the answer as the API's own
+//! view types (`dto`), never the domain types themselves. Bad input of any
+//! kind is a 4xx with `{"error": code, "message": text}`; only our own bugs
+//! and storage failures are 5xx, and those are logged once.
+
+mod dto;
+mod error;
+pub mod openapi;
+mod routes;
+
+pub use error::ApiError;
+pub use routes::router;
+
+use caravan_ledger::{Command, Ledger, Rejection, Reply};
+use caravan_model::Timestamp;
+use caravan_records::{Origin, Record, Verified};
+use std::future::Future;
+
+/// Why a command got no answer from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The ledger refused it; nothing changed.
+    Rejected(Rejection),
+    /// The ledger could not take it now (shutting down, storage failure);
+    /// the client may retry with the same idempotency key.
+    Unavailable(String),
+}
+
+/// What the API needs from a running node.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// Runs a command through the ledger; resolves once it is durable.
+    fn submit(&self, command: Command) -> impl Future<Output = Result<Reply, SubmitError>> + Send;
+    /// Reads the ledger's committed state.
+    fn read_ledger<R>(&self, read: impl FnOnce(&Ledger) -> R) -> R;
+    /// This node's publishing identity.
+    fn origin(&self) -> Origin;
+    /// The wall clock, for defaults such as "from today".
+    fn now(&self) -> Timestamp;
+    /// A random number, for generated ids.
+    fn random_u32(&self) -> u32;
+    /// This node's own records with a version above `after_version`, oldest first.
+    fn own_records(
+        &self,
+        after_version: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Verified<Record>>, String>> + Send;
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes
+/// the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -53,12 +53,20 @@ pub enum Projection {
     Listing(ListingRow),
     Ari(AriRow),
     /// The key was withdrawn: its rows go.
-    Remove { origin: Origin, key: String },
+    Remove {
+        origin: Origin,
+        key: String,
+    },
 }
 
 /// The catalog change for a record that is now the newest in its slot.
 pub fn project(record: &Record) -> Projection {
-    let (origin, key, version, record_id) = (record.origin, record.key.clone(), record.version, record.id());
+    let (origin, key, version, record_id) = (
+        record.origin,
+        record.key.clone(),
+        record.version,
+        record.id(),
+    );
     match &record.payload {
         Payload::Listing(listing) => {
             let mut row = ListingRow {
@@ -100,7 +108,11 @@ pub fn project(record: &Record) -> Projection {
             record_id,
             first_day: runs.first().map(|r| r.start.days()),
             end_day: runs.last().map(|r| r.end().days()),
-            price_min_minor: runs.iter().filter(|r| r.day.available > 0 && !r.day.stop_sell).map(|r| r.day.price_minor).min(),
+            price_min_minor: runs
+                .iter()
+                .filter(|r| r.day.available > 0 && !r.day.stop_sell)
+                .map(|r| r.day.price_minor)
+                .min(),
             runs: encode_runs(runs),
         }),
         Payload::Withdrawal => Projection::Remove { origin, key },

@@ -14,7 +14,10 @@ pub const PUBLISHED_RUNS_MAX: usize = 512;
 pub enum Publication {
     Listing(Listing),
     /// What is left for sale from yesterday on, range-encoded.
-    Availability { listing: ListingId, runs: Vec<AriRun> },
+    Availability {
+        listing: ListingId,
+        runs: Vec<AriRun>,
+    },
     Withdrawal(ListingId),
 }
 
@@ -32,7 +35,10 @@ impl Ledger {
                 out.push(Publication::Listing(state.listing.clone()));
             }
             if what.ari {
-                let days = state.days.range(first_day..).map(|(date, day)| (*date, day.public_terms()));
+                let days = state
+                    .days
+                    .range(first_day..)
+                    .map(|(date, day)| (*date, day.public_terms()));
                 let mut runs = AriRun::encode(days);
                 runs.truncate(PUBLISHED_RUNS_MAX);
                 out.push(Publication::Availability { listing: id, runs });

@@ -31,6 +31,9 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(what: &'static str, reason: impl Into<String>) -> ParseError {
-        ParseError { what, reason: reason.into() }
+        ParseError {
+            what,
+            reason: reason.into(),
+        }
     }
 }

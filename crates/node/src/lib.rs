@@ -1,1 +1,245 @@
-//! placeholder
+//! A running Caravan node: composes the ledger, the store, the catalog and
+//! the HTTP API, owns every thread and task, and shuts them down cleanly.
+//!
+//! ```text
+//! HTTP ─► api ─► Node::submit ─► [queue] ─► writer thread: ledger.apply ─► publish ─► records + catalog
+//!                                                         └─ ledger log ─┘   (one transaction, one fsync per batch)
+//! ```
+
+pub mod config;
+pub mod identity;
+mod writer;
+
+pub use config::Config;
+pub use identity::NodeKey;
+pub use writer::{WriterStats, BATCH_MAX, QUEUE_MAX};
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use caravan_api::{Backend, SubmitError};
+use caravan_ledger::{Command, Ledger, Reply};
+use caravan_model::Timestamp;
+use caravan_records::{Origin, Record, Verified};
+use caravan_store::rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Store(#[from] caravan_store::StoreError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What `init` found or made.
+#[derive(Debug)]
+pub struct Initialized {
+    pub origin: Origin,
+    /// False when the directory already held a node.
+    pub created: bool,
+}
+
+/// Creates a node's data directory: key (mode 0600), config and database.
+/// Leaves an existing node untouched.
+pub fn init(data_dir: &Path) -> Result<Initialized, NodeError> {
+    std::fs::create_dir_all(data_dir)?;
+    if data_dir.join(identity::KEY_FILE).exists() {
+        let key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
+        return Ok(Initialized {
+            origin: key.origin(),
+            created: false,
+        });
+    }
+    let key = NodeKey::create(data_dir)?;
+    let config_path = data_dir.join(config::CONFIG_FILE);
+    if !config_path.exists() {
+        std::fs::write(&config_path, Config::default().to_toml())?;
+    }
+    caravan_store::open_writer(&data_dir.join(caravan_store::DB_FILE))?;
+    Ok(Initialized {
+        origin: key.origin(),
+        created: true,
+    })
+}
+
+/// Settings `Node::open` takes beside the data directory.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub publish_interval_ms: u64,
+}
+
+impl From<&Config> for NodeOptions {
+    fn from(config: &Config) -> NodeOptions {
+        NodeOptions {
+            publish_interval_ms: config.ledger.publish_interval_ms,
+        }
+    }
+}
+
+/// A handle on a running node; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    origin: Origin,
+    db_path: PathBuf,
+    ledger: Arc<RwLock<Ledger>>,
+    queue: mpsc::Sender<writer::Request>,
+    /// One read-only connection for exports; reads are rare next to writes.
+    reader: Mutex<Connection>,
+    stats: Arc<WriterStats>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Node {
+    /// Opens an initialized data directory, replays the ledger log and
+    /// starts the writer. Call from within a tokio runtime.
+    pub fn open(data_dir: &Path, options: NodeOptions) -> Result<Node, NodeError> {
+        let key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
+        let origin = key.origin();
+        let db_path = data_dir.join(caravan_store::DB_FILE);
+        let conn = caravan_store::open_writer(&db_path)?;
+        let started = std::time::Instant::now();
+        let (ledger, next_index) = writer::replay(&conn)?;
+        tracing::info!(%origin, entries = next_index - 1, replay_ms = started.elapsed().as_millis() as u64, "ledger loaded");
+        let ledger = Arc::new(RwLock::new(ledger));
+        let stats = Arc::new(WriterStats::default());
+        let (queue, receiver) = mpsc::channel(QUEUE_MAX);
+        let writer = writer::Writer {
+            conn,
+            ledger: ledger.clone(),
+            key,
+            next_index,
+            publish_interval_ms: options.publish_interval_ms as i64,
+            stats: stats.clone(),
+            clock: wall_clock,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let writer_thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(receiver, runtime))?;
+        let reader = Mutex::new(caravan_store::open_reader(&db_path)?);
+        let inner = Inner {
+            origin,
+            db_path,
+            ledger,
+            queue,
+            reader,
+            stats,
+            writer_thread: Mutex::new(Some(writer_thread)),
+        };
+        Ok(Node {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.inner.stats
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.inner.db_path
+    }
+
+    /// Stops taking commands, lets the writer finish what is queued, and
+    /// waits for it. Other clones of this handle can no longer submit.
+    pub async fn shutdown(self) {
+        let inner = self.inner;
+        let thread = inner
+            .writer_thread
+            .lock()
+            .expect("writer thread lock")
+            .take();
+        drop(inner);
+        if let Some(thread) = thread {
+            // The writer stops once every sender is gone; clones held
+            // elsewhere (e.g. in a finished router) must have been dropped.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+fn wall_clock() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(since_epoch.as_millis() as i64)
+}
+
+impl Backend for Node {
+    async fn submit(&self, command: Command) -> Result<Reply, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        let unavailable = || SubmitError::Unavailable("the ledger is shutting down".into());
+        self.inner
+            .queue
+            .send(writer::Request { command, reply })
+            .await
+            .map_err(|_| unavailable())?;
+        match answer.await.map_err(|_| unavailable())? {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(rejection)) => Err(SubmitError::Rejected(rejection)),
+            Err(storage) => Err(SubmitError::Unavailable(storage)),
+        }
+    }
+
+    fn read_ledger<R>(&self, read: impl FnOnce(&Ledger) -> R) -> R {
+        read(&self.inner.ledger.read().expect("ledger lock"))
+    }
+
+    fn origin(&self) -> Origin {
+        self.inner.origin
+    }
+
+    fn now(&self) -> Timestamp {
+        wall_clock()
+    }
+
+    fn random_u32(&self) -> u32 {
+        rand::random()
+    }
+
+    async fn own_records(
+        &self,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<Vec<Verified<Record>>, String> {
+        let inner = self.inner.clone();
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            let stored =
+                caravan_store::records::by_origin(&conn, inner.origin, after_version, limit)?;
+            let now = wall_clock();
+            stored
+                .iter()
+                .map(|s| caravan_store::records::read_back(&s.signed, now))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs a node on `listener` until `shutdown` resolves: serves the API,
+/// then drains the writer before returning.
+pub async fn run(
+    data_dir: &Path,
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let node = Node::open(data_dir, config.into())?;
+    tracing::info!(origin = %node.origin(), http = %listener.local_addr()?, "node running");
+    caravan_api::serve(listener, caravan_api::router(node.clone()), shutdown).await?;
+    tracing::info!("shutting down: finishing queued ledger commands");
+    node.shutdown().await;
+    Ok(())
+}

@@ -4,7 +4,9 @@
 mod properties;
 mod rules;
 
-use caravan_ledger::{Applied, Command, Hold, HoldId, HoldRequest, IdempotencyKey, Ledger, Rejection, Reply};
+use caravan_ledger::{
+    Applied, Command, Hold, HoldId, HoldRequest, IdempotencyKey, Ledger, Rejection, Reply,
+};
 use caravan_model::*;
 
 /// 2030-01-01T00:00Z.
@@ -21,7 +23,10 @@ pub fn stay(id: &str, units: u32) -> Listing {
         title: format!("Room {id}"),
         description: String::new(),
         currency: Currency::parse("EUR").unwrap(),
-        cancellation: CancellationPolicy { free_until_hours: 48, penalty: Penalty::Nights(1) },
+        cancellation: CancellationPolicy {
+            free_until_hours: 48,
+            penalty: Penalty::Nights(1),
+        },
         details: ListingDetails::Stay(Stay {
             stay_type: StayType::HotelRoom,
             address: "Main street 1".into(),
@@ -38,15 +43,32 @@ pub fn stay(id: &str, units: u32) -> Listing {
 }
 
 pub fn trip(id: &str, seat_map: &[&str]) -> Listing {
-    let at = |d, hhmm| Some(StopTime { day_offset: d, time: TimeOfDay::parse(hhmm).unwrap() });
+    let at = |d, hhmm| {
+        Some(StopTime {
+            day_offset: d,
+            time: TimeOfDay::parse(hhmm).unwrap(),
+        })
+    };
     Listing {
         details: ListingDetails::Trip(Trip {
             mode: TripMode::Bus,
             operator: "Flixy".into(),
             service_number: "B12".into(),
             stops: vec![
-                Stop { code: "VIE".into(), name: "Vienna".into(), arrival: None, departure: at(0, "08:00"), utc_offset_min: 60 },
-                Stop { code: "PRG".into(), name: "Prague".into(), arrival: at(0, "12:30"), departure: None, utc_offset_min: 60 },
+                Stop {
+                    code: "VIE".into(),
+                    name: "Vienna".into(),
+                    arrival: None,
+                    departure: at(0, "08:00"),
+                    utc_offset_min: 60,
+                },
+                Stop {
+                    code: "PRG".into(),
+                    name: "Prague".into(),
+                    arrival: at(0, "12:30"),
+                    departure: None,
+                    utc_offset_min: 60,
+                },
             ],
             seats: seat_map.len() as u32,
             seat_map: seat_map.iter().map(|s| s.to_string()).collect(),
@@ -60,14 +82,29 @@ pub fn id(text: &str) -> ListingId {
 }
 
 pub fn open(listing: &str, from: i32, to: i32, available: u32, price_minor: i64) -> Command {
-    let patch = AriPatch { available: Some(available), price_minor: Some(price_minor), ..AriPatch::default() };
-    Command::SetAri { listing: id(listing), from: day(from), to: day(to), patch }
+    let patch = AriPatch {
+        available: Some(available),
+        price_minor: Some(price_minor),
+        ..AriPatch::default()
+    };
+    Command::SetAri {
+        listing: id(listing),
+        from: day(from),
+        to: day(to),
+        patch,
+    }
 }
 
 pub fn hold_stay(listing: &str, check_in: i32, check_out: i32, units: u32) -> Command {
     Command::Hold {
         idempotency_key: None,
-        request: HoldRequest::Stay { listing: id(listing), check_in: day(check_in), check_out: day(check_out), units, guests: 1 },
+        request: HoldRequest::Stay {
+            listing: id(listing),
+            check_in: day(check_in),
+            check_out: day(check_out),
+            units,
+            guests: 1,
+        },
         ttl_ms: 15 * MINUTE_MS,
         expected_total_minor: None,
     }
@@ -87,7 +124,11 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Harness {
-        Harness { ledger: Ledger::new(), log: Vec::new(), now: T0 }
+        Harness {
+            ledger: Ledger::new(),
+            log: Vec::new(),
+            now: T0,
+        }
     }
 
     pub fn advance_ms(&mut self, ms: i64) {
@@ -103,7 +144,9 @@ impl Harness {
 
     pub fn ok(&mut self, command: Command) -> Reply {
         let name = command.name();
-        self.apply(command).reply.unwrap_or_else(|e| panic!("{name} refused: {e}"))
+        self.apply(command)
+            .reply
+            .unwrap_or_else(|e| panic!("{name} refused: {e}"))
     }
 
     pub fn err(&mut self, command: Command) -> Rejection {
@@ -122,10 +165,18 @@ impl Harness {
     }
 
     pub fn confirm(&mut self, hold: HoldId) -> Result<Reply, Rejection> {
-        self.apply(Command::Confirm { idempotency_key: None, hold }).reply
+        self.apply(Command::Confirm {
+            idempotency_key: None,
+            hold,
+        })
+        .reply
     }
 
     pub fn cancel(&mut self, hold: HoldId) -> Result<Reply, Rejection> {
-        self.apply(Command::Cancel { idempotency_key: None, hold }).reply
+        self.apply(Command::Cancel {
+            idempotency_key: None,
+            hold,
+        })
+        .reply
     }
 }

@@ -1,0 +1,581 @@
+//! The API's JSON shapes. Domain types never serialize themselves to
+//! clients: these views decide names and formats (dates `YYYY-MM-DD`, times
+//! `HH:MM`, money as integer minor units plus currency, coordinates in
+//! degrees) and convert, checking every field on the way in.
+
+use caravan_ledger::{DayState, Hold, HoldRequest, HoldState, ListingState};
+use caravan_model::*;
+use caravan_records::{Record, Verified};
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListingInput {
+    /// Chosen by the node when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub currency: String,
+    pub cancellation: CancellationInput,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stay: Option<StayInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trip: Option<TripInput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationInput {
+    pub free_until_hours: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub penalty_percent: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub penalty_nights: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StayInput {
+    /// `hotel_room` or `vacation_rental`.
+    #[serde(rename = "type")]
+    pub stay_type: String,
+    #[serde(default)]
+    pub address: String,
+    pub city: String,
+    pub country: String,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub amenities: Vec<String>,
+    pub max_guests: u32,
+    pub check_in: String,
+    pub check_out: String,
+    pub units: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TripInput {
+    /// `bus`, `train`, `ferry` or `flight`.
+    pub mode: String,
+    pub operator: String,
+    pub service_number: String,
+    pub stops: Vec<StopInput>,
+    pub seats: u32,
+    #[serde(default)]
+    pub seat_map: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopInput {
+    pub code: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<String>,
+    /// Days after the departure date (1 for an overnight arrival).
+    #[serde(default)]
+    pub arrival_day: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departure: Option<String>,
+    #[serde(default)]
+    pub departure_day: u8,
+    #[serde(default)]
+    pub utc_offset_min: i16,
+}
+
+impl ListingInput {
+    pub fn into_listing(self, id: ListingId) -> Result<Listing, ApiError> {
+        let penalty = match (
+            self.cancellation.penalty_percent,
+            self.cancellation.penalty_nights,
+        ) {
+            (Some(p), None) => Penalty::Percent(p),
+            (None, Some(n)) => Penalty::Nights(n),
+            _ => {
+                return Err(ApiError::invalid(
+                    "cancellation: give exactly one of penalty_percent, penalty_nights",
+                ))
+            }
+        };
+        let details = match (self.stay, self.trip) {
+            (Some(stay), None) => ListingDetails::Stay(stay.into_stay()?),
+            (None, Some(trip)) => ListingDetails::Trip(trip.into_trip()?),
+            _ => return Err(ApiError::invalid("give exactly one of stay, trip")),
+        };
+        let listing = Listing {
+            id,
+            title: self.title,
+            description: self.description,
+            currency: Currency::parse(&self.currency)?,
+            cancellation: CancellationPolicy {
+                free_until_hours: self.cancellation.free_until_hours,
+                penalty,
+            },
+            details,
+        };
+        listing
+            .validate()
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        Ok(listing)
+    }
+
+    pub fn from_listing(listing: &Listing) -> ListingInput {
+        let (penalty_percent, penalty_nights) = match listing.cancellation.penalty {
+            Penalty::Percent(p) => (Some(p), None),
+            Penalty::Nights(n) => (None, Some(n)),
+        };
+        let (stay, trip) = match &listing.details {
+            ListingDetails::Stay(stay) => (Some(StayInput::from_stay(stay)), None),
+            ListingDetails::Trip(trip) => (None, Some(TripInput::from_trip(trip))),
+        };
+        ListingInput {
+            id: Some(listing.id.to_string()),
+            title: listing.title.clone(),
+            description: listing.description.clone(),
+            currency: listing.currency.to_string(),
+            cancellation: CancellationInput {
+                free_until_hours: listing.cancellation.free_until_hours,
+                penalty_percent,
+                penalty_nights,
+            },
+            stay,
+            trip,
+        }
+    }
+}
+
+impl StayInput {
+    fn into_stay(self) -> Result<Stay, ApiError> {
+        Ok(Stay {
+            stay_type: match self.stay_type.as_str() {
+                "hotel_room" => StayType::HotelRoom,
+                "vacation_rental" => StayType::VacationRental,
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "stay.type {other:?}: hotel_room or vacation_rental"
+                    )))
+                }
+            },
+            address: self.address,
+            city: self.city,
+            country: CountryCode::parse(&self.country)?,
+            location: GeoPoint::from_degrees(self.lat, self.lon)
+                .ok_or_else(|| ApiError::invalid("lat within ±90, lon within ±180"))?,
+            amenities: self.amenities,
+            max_guests: self.max_guests,
+            check_in: TimeOfDay::parse(&self.check_in)?,
+            check_out: TimeOfDay::parse(&self.check_out)?,
+            units: self.units,
+        })
+    }
+
+    fn from_stay(stay: &Stay) -> StayInput {
+        StayInput {
+            stay_type: match stay.stay_type {
+                StayType::HotelRoom => "hotel_room",
+                StayType::VacationRental => "vacation_rental",
+            }
+            .into(),
+            address: stay.address.clone(),
+            city: stay.city.clone(),
+            country: stay.country.as_str().into(),
+            lat: stay.location.lat_e7 as f64 / 1e7,
+            lon: stay.location.lon_e7 as f64 / 1e7,
+            amenities: stay.amenities.clone(),
+            max_guests: stay.max_guests,
+            check_in: stay.check_in.to_string(),
+            check_out: stay.check_out.to_string(),
+            units: stay.units,
+        }
+    }
+}
+
+const TRIP_MODES: [(&str, TripMode); 4] = [
+    ("bus", TripMode::Bus),
+    ("train", TripMode::Train),
+    ("ferry", TripMode::Ferry),
+    ("flight", TripMode::Flight),
+];
+
+impl TripInput {
+    fn into_trip(self) -> Result<Trip, ApiError> {
+        let mode = TRIP_MODES
+            .iter()
+            .find(|(name, _)| *name == self.mode)
+            .map(|(_, mode)| *mode)
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "trip.mode {:?}: bus, train, ferry or flight",
+                    self.mode
+                ))
+            })?;
+        if self.stops.len() > limits::STOPS_MAX {
+            return Err(ApiError::invalid(format!(
+                "at most {} stops",
+                limits::STOPS_MAX
+            )));
+        }
+        let stops = self
+            .stops
+            .into_iter()
+            .map(|stop| {
+                let at =
+                    |time: &Option<String>, day_offset: u8| -> Result<Option<StopTime>, ApiError> {
+                        time.as_deref()
+                            .map(|t| {
+                                Ok(StopTime {
+                                    day_offset,
+                                    time: TimeOfDay::parse(t)?,
+                                })
+                            })
+                            .transpose()
+                    };
+                Ok(Stop {
+                    arrival: at(&stop.arrival, stop.arrival_day)?,
+                    departure: at(&stop.departure, stop.departure_day)?,
+                    code: stop.code,
+                    name: stop.name,
+                    utc_offset_min: stop.utc_offset_min,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?;
+        Ok(Trip {
+            mode,
+            operator: self.operator,
+            service_number: self.service_number,
+            stops,
+            seats: self.seats,
+            seat_map: self.seat_map,
+        })
+    }
+
+    fn from_trip(trip: &Trip) -> TripInput {
+        let mode = TRIP_MODES
+            .iter()
+            .find(|(_, m)| *m == trip.mode)
+            .map(|(name, _)| *name)
+            .expect("all modes named");
+        TripInput {
+            mode: mode.into(),
+            operator: trip.operator.clone(),
+            service_number: trip.service_number.clone(),
+            stops: trip
+                .stops
+                .iter()
+                .map(|stop| StopInput {
+                    code: stop.code.clone(),
+                    name: stop.name.clone(),
+                    arrival: stop.arrival.map(|a| a.time.to_string()),
+                    arrival_day: stop.arrival.map_or(0, |a| a.day_offset),
+                    departure: stop.departure.map(|d| d.time.to_string()),
+                    departure_day: stop.departure.map_or(0, |d| d.day_offset),
+                    utc_offset_min: stop.utc_offset_min,
+                })
+                .collect(),
+            seats: trip.seats,
+            seat_map: trip.seat_map.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListingView {
+    #[serde(flatten)]
+    pub listing: ListingInput,
+    pub withdrawn: bool,
+}
+
+impl ListingView {
+    pub fn new(state: &ListingState) -> ListingView {
+        ListingView {
+            listing: ListingInput::from_listing(&state.listing),
+            withdrawn: state.withdrawn,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AriInput {
+    pub from: String,
+    /// The day after the last day changed.
+    pub to: String,
+    pub available: Option<u32>,
+    pub price_minor: Option<i64>,
+    pub min_stay: Option<u16>,
+    pub max_stay: Option<u16>,
+    pub closed_to_arrival: Option<bool>,
+    pub closed_to_departure: Option<bool>,
+    pub stop_sell: Option<bool>,
+}
+
+impl AriInput {
+    pub fn patch(&self) -> AriPatch {
+        AriPatch {
+            available: self.available,
+            price_minor: self.price_minor,
+            min_stay: self.min_stay,
+            max_stay: self.max_stay,
+            closed_to_arrival: self.closed_to_arrival,
+            closed_to_departure: self.closed_to_departure,
+            stop_sell: self.stop_sell,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AriDayView {
+    pub date: String,
+    /// What the owner opened for sale.
+    pub allotment: u32,
+    pub held: u32,
+    pub booked: u32,
+    /// What is left: allotment - held - booked.
+    pub available: u32,
+    pub price_minor: i64,
+    pub min_stay: u16,
+    pub max_stay: u16,
+    pub closed_to_arrival: bool,
+    pub closed_to_departure: bool,
+    pub stop_sell: bool,
+}
+
+impl AriDayView {
+    pub fn new(date: Date, day: &DayState) -> AriDayView {
+        let t = &day.terms;
+        AriDayView {
+            date: date.to_string(),
+            allotment: t.available,
+            held: day.held,
+            booked: day.booked,
+            available: day.free(),
+            price_minor: t.price_minor,
+            min_stay: t.min_stay,
+            max_stay: t.max_stay,
+            closed_to_arrival: t.closed_to_arrival,
+            closed_to_departure: t.closed_to_departure,
+            stop_sell: t.stop_sell,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldInput {
+    pub listing: String,
+    pub check_in: Option<String>,
+    pub check_out: Option<String>,
+    pub units: Option<u32>,
+    pub guests: Option<u32>,
+    pub departure: Option<String>,
+    pub seats: Option<u32>,
+    #[serde(default)]
+    pub seat_numbers: Vec<String>,
+    /// How long to hold, in seconds (default 900).
+    pub hold_seconds: Option<u32>,
+    /// The total the client was quoted; the hold is refused if it changed.
+    pub expected_total_minor: Option<i64>,
+}
+
+impl HoldInput {
+    pub fn request(&self) -> Result<HoldRequest, ApiError> {
+        let listing = ListingId::parse(&self.listing)?;
+        let date = |text: &Option<String>, field: &str| -> Result<Date, ApiError> {
+            let text = text
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid(format!("{field} is required")))?;
+            Ok(Date::parse(text)?)
+        };
+        match (&self.check_in, &self.departure) {
+            (Some(_), None) => Ok(HoldRequest::Stay {
+                listing,
+                check_in: date(&self.check_in, "check_in")?,
+                check_out: date(&self.check_out, "check_out")?,
+                units: self.units.unwrap_or(1),
+                guests: self.guests.unwrap_or(1),
+            }),
+            (None, Some(_)) => {
+                if self.seat_numbers.len() > limits::SEATS_MAX as usize {
+                    return Err(ApiError::invalid("too many seat numbers"));
+                }
+                let seats = self.seats.unwrap_or(self.seat_numbers.len().max(1) as u32);
+                Ok(HoldRequest::Trip {
+                    listing,
+                    departure: date(&self.departure, "departure")?,
+                    seats,
+                    seat_numbers: self.seat_numbers.clone(),
+                })
+            }
+            _ => Err(ApiError::invalid(
+                "a stay hold gives check_in and check_out; a trip hold gives departure",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MoneyView {
+    pub amount_minor: i64,
+    pub currency: String,
+    /// For people: `123.45 EUR`.
+    pub display: String,
+}
+
+impl From<Money> for MoneyView {
+    fn from(money: Money) -> MoneyView {
+        MoneyView {
+            amount_minor: money.amount_minor,
+            currency: money.currency.to_string(),
+            display: money.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct HoldView {
+    pub id: u64,
+    pub listing: String,
+    /// `held`, `expired`, `cancelled`, `confirmed` or `booking_cancelled`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_in: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_out: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub units: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub departure: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seats: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seat_numbers: Vec<String>,
+    pub total: MoneyView,
+    pub created_at: String,
+    pub expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_penalty: Option<MoneyView>,
+}
+
+impl HoldView {
+    pub fn new(hold: &Hold) -> HoldView {
+        let mut view = HoldView {
+            id: hold.id.0,
+            listing: hold.request.listing().to_string(),
+            state: hold.state.name(),
+            check_in: None,
+            check_out: None,
+            units: None,
+            guests: None,
+            departure: None,
+            seats: None,
+            seat_numbers: Vec::new(),
+            total: hold.total.into(),
+            created_at: rfc3339(hold.created_at),
+            expires_at: rfc3339(hold.expires_at),
+            resolved_at: None,
+            cancellation_penalty: None,
+        };
+        match &hold.request {
+            HoldRequest::Stay {
+                check_in,
+                check_out,
+                units,
+                guests,
+                ..
+            } => {
+                view.check_in = Some(check_in.to_string());
+                view.check_out = Some(check_out.to_string());
+                view.units = Some(*units);
+                view.guests = Some(*guests);
+            }
+            HoldRequest::Trip {
+                departure,
+                seats,
+                seat_numbers,
+                ..
+            } => {
+                view.departure = Some(departure.to_string());
+                view.seats = Some(*seats);
+                view.seat_numbers = seat_numbers.clone();
+            }
+        }
+        match hold.state {
+            HoldState::Held => {}
+            HoldState::Expired { at }
+            | HoldState::Cancelled { at }
+            | HoldState::Confirmed { at } => {
+                view.resolved_at = Some(rfc3339(at));
+            }
+            HoldState::BookingCancelled { at, penalty } => {
+                view.resolved_at = Some(rfc3339(at));
+                view.cancellation_penalty = Some(penalty.into());
+            }
+        }
+        view
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecordView {
+    pub kind: &'static str,
+    pub key: String,
+    pub version: u64,
+    pub time: String,
+    pub id: String,
+    /// `signature` or `bundle`.
+    pub proof: &'static str,
+    /// The encoded `caravan.v1.SignedRecord`, hex: what a peer verifies.
+    pub signed_hex: String,
+}
+
+impl RecordView {
+    pub fn new(record: &Verified<Record>) -> RecordView {
+        RecordView {
+            kind: record.kind.as_str(),
+            key: record.key.clone(),
+            version: record.version,
+            time: rfc3339(record.time),
+            id: hex::encode(record.id().0),
+            proof: match record.proof() {
+                caravan_records::Proof::Signature(_) => "signature",
+                caravan_records::Proof::Bundle { .. } => "bundle",
+            },
+            signed_hex: hex::encode(record.encode()),
+        }
+    }
+}
+
+/// `2030-01-01T12:00:00.000Z`.
+pub fn rfc3339(at: Timestamp) -> String {
+    let ms_of_day = at.ms().rem_euclid(Timestamp::MS_PER_DAY);
+    let (h, m, s, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    format!("{}T{h:02}:{m:02}:{s:02}.{ms:03}Z", at.date())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_as_rfc3339() {
+        assert_eq!(
+            rfc3339(Timestamp(1_893_456_000_000 + 45_296_789)),
+            "2030-01-01T12:34:56.789Z"
+        );
+    }
+}

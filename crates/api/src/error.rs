@@ -1,0 +1,135 @@
+//! API errors: a status, a stable code and a message, always as JSON.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use caravan_ledger::Rejection;
+
+use crate::SubmitError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A field the client sent does not parse or breaks a rule.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// Our failure, not the client's. Logged here, once; the client gets no details.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%detail, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the operator's log has details",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> ApiError {
+        use Rejection::*;
+        let status = match &rejection {
+            UnknownListing(_) | UnknownHold(_) => StatusCode::NOT_FOUND,
+            InvalidListing(_)
+            | InvalidRequest(_)
+            | WrongKind { .. }
+            | SeatUnknown(_)
+            | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ListingExists(_)
+            | ListingWithdrawn(_)
+            | NotForSale { .. }
+            | SoldOut { .. }
+            | Restriction(_)
+            | SeatTaken(_)
+            | PriceChanged { .. }
+            | HoldExpired(_)
+            | HoldNotLive { .. }
+            | BelowCommitted { .. }
+            | LimitReached(_) => StatusCode::CONFLICT,
+        };
+        ApiError::new(status, rejection.code(), rejection.to_string())
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> ApiError {
+        match error {
+            SubmitError::Rejected(rejection) => rejection.into(),
+            SubmitError::Unavailable(reason) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("try again: {reason}"),
+            ),
+        }
+    }
+}
+
+impl From<caravan_model::ParseError> for ApiError {
+    fn from(error: caravan_model::ParseError) -> ApiError {
+        ApiError::invalid(error.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        // This error is caused by bad user input, so it is not logged.
+        let (status, code) = match &rejection {
+            JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            _ => (StatusCode::BAD_REQUEST, "invalid_body"),
+        };
+        ApiError::new(status, code, rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            rejection.body_text(),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            rejection.body_text(),
+        )
+    }
+}

@@ -1,0 +1,249 @@
+//! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, written out
+//! by hand from one table of operations so it stays readable; a test in
+//! `caravan-node` checks every operation listed here is routed.
+
+use serde_json::{json, Value};
+
+/// `(method, path, summary, request body schema, success status, response schema)`.
+pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16, &str)] = &[
+    ("get", "/healthz", "Liveness check", None, 200, "Health"),
+    (
+        "get",
+        "/api/v1/listings",
+        "All listings of this node's owner",
+        None,
+        200,
+        "ListingList",
+    ),
+    (
+        "post",
+        "/api/v1/listings",
+        "Create a stay or trip listing",
+        Some("ListingInput"),
+        201,
+        "Listing",
+    ),
+    (
+        "get",
+        "/api/v1/listings/{id}",
+        "One listing",
+        None,
+        200,
+        "Listing",
+    ),
+    (
+        "put",
+        "/api/v1/listings/{id}",
+        "Replace a listing's description (kind and currency stay)",
+        Some("ListingInput"),
+        200,
+        "Listing",
+    ),
+    (
+        "delete",
+        "/api/v1/listings/{id}",
+        "Withdraw a listing for good; bookings stay valid",
+        None,
+        200,
+        "Listing",
+    ),
+    (
+        "get",
+        "/api/v1/listings/{id}/ari",
+        "Availability, rates and inventory per day (query: from, to)",
+        None,
+        200,
+        "Ari",
+    ),
+    (
+        "put",
+        "/api/v1/listings/{id}/ari",
+        "Change availability, prices and restrictions over a date range",
+        Some("AriInput"),
+        200,
+        "AriChanged",
+    ),
+    (
+        "post",
+        "/api/v1/holds",
+        "Hold units or seats (header Idempotency-Key recommended)",
+        Some("HoldInput"),
+        201,
+        "Hold",
+    ),
+    ("get", "/api/v1/holds/{id}", "One hold", None, 200, "Hold"),
+    (
+        "post",
+        "/api/v1/holds/{id}/confirm",
+        "Turn a live hold into a booking",
+        None,
+        200,
+        "Hold",
+    ),
+    (
+        "post",
+        "/api/v1/holds/{id}/cancel",
+        "Release a live hold, or cancel a booking",
+        None,
+        200,
+        "Hold",
+    ),
+    (
+        "get",
+        "/api/v1/bookings",
+        "Bookings (query: listing, state, after_id, limit)",
+        None,
+        200,
+        "BookingList",
+    ),
+    (
+        "get",
+        "/api/v1/bookings/{id}",
+        "One booking",
+        None,
+        200,
+        "Hold",
+    ),
+    (
+        "post",
+        "/api/v1/bookings/{id}/cancel",
+        "Cancel a booking; the policy's penalty is in the answer",
+        None,
+        200,
+        "Hold",
+    ),
+    (
+        "get",
+        "/api/v1/records",
+        "This node's own signed records (query: after_version, limit, format=json|protobuf)",
+        None,
+        200,
+        "RecordPage",
+    ),
+    (
+        "get",
+        "/api/v1/openapi.json",
+        "This document",
+        None,
+        200,
+        "Any",
+    ),
+];
+
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary, body, status, response) in OPERATIONS {
+        let mut operation = json!({
+            "summary": summary,
+            "responses": {
+                status.to_string(): { "description": "success", "content": { "application/json": { "schema": schema_ref(response) } } },
+                "4XX": { "description": "bad input, unknown resource or refused by the ledger (sold out is 409)", "content": { "application/json": { "schema": schema_ref("Error") } } },
+                "503": { "description": "the ledger is unavailable; retry with the same Idempotency-Key", "content": { "application/json": { "schema": schema_ref("Error") } } }
+            }
+        });
+        if let Some(body) = body {
+            operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
+        }
+        let mut parameters = Vec::new();
+        if path.contains("{id}") {
+            parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));
+        }
+        if matches!(*method, "post")
+            && (path.starts_with("/api/v1/holds") || path.starts_with("/api/v1/bookings"))
+        {
+            parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "maxLength": 128 } }));
+        }
+        if !parameters.is_empty() {
+            operation["parameters"] = Value::Array(parameters);
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Caravan node API",
+            "version": "1",
+            "description": "An owner's listings, availability, holds and bookings, and its signed records. Errors are {\"error\": code, \"message\": text}."
+        },
+        "paths": paths,
+        "components": { "schemas": schemas() }
+    })
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn schemas() -> Value {
+    let date = json!({ "type": "string", "format": "date", "example": "2030-06-01" });
+    let time =
+        json!({ "type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "example": "15:00" });
+    let money = json!({ "type": "object", "properties": {
+        "amount_minor": { "type": "integer" }, "currency": { "type": "string" }, "display": { "type": "string" } } });
+    json!({
+        "Any": {},
+        "Health": { "type": "object", "properties": { "status": { "const": "ok" } } },
+        "Error": { "type": "object", "required": ["error", "message"], "properties": {
+            "error": { "type": "string", "examples": ["sold_out", "invalid_request", "not_found", "hold_expired"] },
+            "message": { "type": "string" } } },
+        "ListingInput": { "type": "object", "required": ["title", "currency", "cancellation"], "properties": {
+            "id": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" },
+            "title": { "type": "string", "maxLength": 200 },
+            "description": { "type": "string", "maxLength": 4000 },
+            "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
+            "cancellation": { "type": "object", "required": ["free_until_hours"], "properties": {
+                "free_until_hours": { "type": "integer" }, "penalty_percent": { "type": "integer", "maximum": 100 },
+                "penalty_nights": { "type": "integer" } } },
+            "stay": { "type": "object", "required": ["type", "city", "country", "lat", "lon", "max_guests", "check_in", "check_out", "units"], "properties": {
+                "type": { "enum": ["hotel_room", "vacation_rental"] }, "address": { "type": "string" },
+                "city": { "type": "string" }, "country": { "type": "string", "pattern": "^[A-Z]{2}$" },
+                "lat": { "type": "number" }, "lon": { "type": "number" },
+                "amenities": { "type": "array", "items": { "type": "string" } },
+                "max_guests": { "type": "integer" }, "check_in": time, "check_out": time, "units": { "type": "integer" } } },
+            "trip": { "type": "object", "required": ["mode", "operator", "service_number", "stops", "seats"], "properties": {
+                "mode": { "enum": ["bus", "train", "ferry", "flight"] }, "operator": { "type": "string" },
+                "service_number": { "type": "string" }, "seats": { "type": "integer" },
+                "seat_map": { "type": "array", "items": { "type": "string" } },
+                "stops": { "type": "array", "minItems": 2, "items": { "type": "object", "required": ["code"], "properties": {
+                    "code": { "type": "string" }, "name": { "type": "string" },
+                    "arrival": time, "arrival_day": { "type": "integer" },
+                    "departure": time, "departure_day": { "type": "integer" },
+                    "utc_offset_min": { "type": "integer" } } } } } } } },
+        "Listing": { "allOf": [ schema_ref("ListingInput"), { "type": "object", "properties": { "withdrawn": { "type": "boolean" } } } ] },
+        "ListingList": { "type": "object", "properties": { "listings": { "type": "array", "items": schema_ref("Listing") } } },
+        "AriInput": { "type": "object", "required": ["from", "to"], "properties": {
+            "from": date, "to": date, "available": { "type": "integer" }, "price_minor": { "type": "integer" },
+            "min_stay": { "type": "integer" }, "max_stay": { "type": "integer" },
+            "closed_to_arrival": { "type": "boolean" }, "closed_to_departure": { "type": "boolean" }, "stop_sell": { "type": "boolean" } } },
+        "AriChanged": { "type": "object", "properties": { "listing": { "type": "string" }, "days_changed": { "type": "integer" } } },
+        "Ari": { "type": "object", "properties": { "listing": { "type": "string" }, "currency": { "type": "string" },
+            "days": { "type": "array", "items": { "type": "object", "properties": {
+                "date": date, "allotment": { "type": "integer" }, "held": { "type": "integer" }, "booked": { "type": "integer" },
+                "available": { "type": "integer" }, "price_minor": { "type": "integer" } } } } } },
+        "HoldInput": { "type": "object", "required": ["listing"], "properties": {
+            "listing": { "type": "string" }, "check_in": date, "check_out": date, "units": { "type": "integer" },
+            "guests": { "type": "integer" }, "departure": date, "seats": { "type": "integer" },
+            "seat_numbers": { "type": "array", "items": { "type": "string" } },
+            "hold_seconds": { "type": "integer", "minimum": 10, "maximum": 3600 },
+            "expected_total_minor": { "type": "integer" } } },
+        "Hold": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "listing": { "type": "string" },
+            "state": { "enum": ["held", "expired", "cancelled", "confirmed", "booking_cancelled"] },
+            "check_in": date, "check_out": date, "units": { "type": "integer" }, "guests": { "type": "integer" },
+            "departure": date, "seats": { "type": "integer" }, "seat_numbers": { "type": "array", "items": { "type": "string" } },
+            "total": money.clone(), "created_at": { "type": "string", "format": "date-time" },
+            "expires_at": { "type": "string", "format": "date-time" }, "resolved_at": { "type": "string", "format": "date-time" },
+            "cancellation_penalty": money } },
+        "BookingList": { "type": "object", "properties": { "bookings": { "type": "array", "items": schema_ref("Hold") },
+            "next_after_id": { "type": ["integer", "null"] } } },
+        "RecordPage": { "type": "object", "properties": {
+            "origin": { "type": "string", "description": "the owner's ed25519 public key, hex" },
+            "records": { "type": "array", "items": { "type": "object", "properties": {
+                "kind": { "enum": ["listing", "ari", "withdrawal"] }, "key": { "type": "string" },
+                "version": { "type": "integer" }, "time": { "type": "string", "format": "date-time" },
+                "id": { "type": "string" }, "proof": { "enum": ["signature", "bundle"] },
+                "signed_hex": { "type": "string", "description": "encoded caravan.v1.SignedRecord" } } } },
+            "next_after_version": { "type": ["integer", "null"] } } }
+    })
+}

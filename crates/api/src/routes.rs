@@ -1,0 +1,442 @@
+//! The router and its handlers.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use caravan_ledger::{Command, HoldId, HoldState, IdempotencyKey, Reply, HOLD_TTL_MS_DEFAULT};
+use caravan_model::{limits::HORIZON_DAYS_MAX, Date, ListingId};
+use prost::Message;
+use serde::Deserialize;
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::dto::*;
+use crate::{openapi, ApiError, Backend};
+
+/// Request bodies larger than this are refused with 413: a listing with
+/// every field at its limit is well under 64 KiB.
+pub const BODY_BYTES_MAX: usize = 256 * 1024;
+/// Bookings or records in one page, when the client does not say.
+pub const PAGE_DEFAULT: u32 = 100;
+/// The most a client may ask for in one page.
+pub const PAGE_MAX: u32 = 5_000;
+/// Days of ARI shown when the client gives no range.
+const ARI_DAYS_DEFAULT: i32 = 31;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The whole HTTP surface over a backend. A function, so tests can drive it
+/// without a socket.
+pub fn router<B: Backend>(backend: B) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(openapi::document()) }),
+        )
+        .route(
+            "/api/v1/listings",
+            get(list_listings::<B>).post(create_listing::<B>),
+        )
+        .route(
+            "/api/v1/listings/{id}",
+            get(get_listing::<B>)
+                .put(update_listing::<B>)
+                .delete(withdraw_listing::<B>),
+        )
+        .route(
+            "/api/v1/listings/{id}/ari",
+            get(get_ari::<B>).put(set_ari::<B>),
+        )
+        .route("/api/v1/holds", post(create_hold::<B>))
+        .route("/api/v1/holds/{id}", get(get_hold::<B>))
+        .route("/api/v1/holds/{id}/confirm", post(confirm_hold::<B>))
+        .route("/api/v1/holds/{id}/cancel", post(cancel_hold::<B>))
+        .route("/api/v1/bookings", get(list_bookings::<B>))
+        .route("/api/v1/bookings/{id}", get(get_booking::<B>))
+        .route("/api/v1/bookings/{id}/cancel", post(cancel_booking::<B>))
+        .route("/api/v1/records", get(export_records::<B>))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::internal("a request handler panicked").into_response()
+            },
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(backend)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+fn listing_id(path: std::result::Result<Path<String>, PathRejection>) -> Result<ListingId> {
+    let Path(id) = path?;
+    ListingId::parse(&id).map_err(|e| ApiError::not_found(e.to_string()))
+}
+
+fn hold_id(path: std::result::Result<Path<u64>, PathRejection>) -> Result<HoldId> {
+    Ok(HoldId(path?.0))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::invalid("Idempotency-Key must be ASCII"))?;
+    Ok(Some(IdempotencyKey::parse(text)?))
+}
+
+fn listing_view<B: Backend>(backend: &B, id: &ListingId) -> Result<ListingView> {
+    backend
+        .read_ledger(|ledger| ledger.listing(id).map(ListingView::new))
+        .ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
+}
+
+/// A readable id from the title plus a random suffix: `grand-hotel-double-3f9a1c`.
+fn new_listing_id(title: &str, suffix: u32) -> ListingId {
+    let mut slug = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let text = if slug.is_empty() {
+        format!("listing-{suffix:06x}")
+    } else {
+        format!("{slug}-{suffix:06x}")
+    };
+    ListingId::parse(&text).expect("slug characters are valid")
+}
+
+async fn list_listings<B: Backend>(State(backend): State<B>) -> Json<serde_json::Value> {
+    let listings: Vec<ListingView> =
+        backend.read_ledger(|ledger| ledger.listings().map(ListingView::new).collect());
+    Json(json!({ "listings": listings }))
+}
+
+async fn create_listing<B: Backend>(
+    State(backend): State<B>,
+    body: std::result::Result<Json<ListingInput>, JsonRejection>,
+) -> Result<Response> {
+    let Json(input) = body?;
+    let id = match &input.id {
+        Some(id) => ListingId::parse(id)?,
+        None => new_listing_id(&input.title, backend.random_u32() & 0xFF_FFFF),
+    };
+    let listing = input.into_listing(id.clone())?;
+    backend.submit(Command::CreateListing(listing)).await?;
+    Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response())
+}
+
+async fn get_listing<B: Backend>(
+    State(backend): State<B>,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<ListingView>> {
+    Ok(Json(listing_view(&backend, &listing_id(path)?)?))
+}
+
+async fn update_listing<B: Backend>(
+    State(backend): State<B>,
+    path: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<ListingInput>, JsonRejection>,
+) -> Result<Json<ListingView>> {
+    let id = listing_id(path)?;
+    let Json(input) = body?;
+    if input
+        .id
+        .as_deref()
+        .is_some_and(|body_id| body_id != id.as_str())
+    {
+        return Err(ApiError::invalid("the body's id differs from the path's"));
+    }
+    let listing = input.into_listing(id.clone())?;
+    backend.submit(Command::UpdateListing(listing)).await?;
+    Ok(Json(listing_view(&backend, &id)?))
+}
+
+async fn withdraw_listing<B: Backend>(
+    State(backend): State<B>,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<ListingView>> {
+    let id = listing_id(path)?;
+    backend.submit(Command::WithdrawListing(id.clone())).await?;
+    Ok(Json(listing_view(&backend, &id)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct AriQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn get_ari<B: Backend>(
+    State(backend): State<B>,
+    path: std::result::Result<Path<String>, PathRejection>,
+    query: std::result::Result<Query<AriQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let id = listing_id(path)?;
+    let Query(query) = query?;
+    let from = match &query.from {
+        Some(text) => Date::parse(text)?,
+        None => backend.now().date(),
+    };
+    let to = match &query.to {
+        Some(text) => Date::parse(text)?,
+        None => from.add_days(ARI_DAYS_DEFAULT),
+    };
+    if from >= to || from.days_until(to) > HORIZON_DAYS_MAX + 1 {
+        return Err(ApiError::invalid(format!(
+            "'from' must be before 'to', at most {HORIZON_DAYS_MAX} days apart"
+        )));
+    }
+    let view = backend.read_ledger(|ledger| {
+        let state = ledger.listing(&id)?;
+        let days: Vec<AriDayView> = state.days.range(from..to).map(|(date, day)| AriDayView::new(*date, day)).collect();
+        Some(json!({ "listing": id.as_str(), "currency": state.listing.currency.as_str(), "days": days }))
+    });
+    view.map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
+}
+
+async fn set_ari<B: Backend>(
+    State(backend): State<B>,
+    path: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<AriInput>, JsonRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let id = listing_id(path)?;
+    let Json(input) = body?;
+    let command = Command::SetAri {
+        listing: id,
+        from: Date::parse(&input.from)?,
+        to: Date::parse(&input.to)?,
+        patch: input.patch(),
+    };
+    match backend.submit(command).await? {
+        Reply::Ari { listing, days } => Ok(Json(
+            json!({ "listing": listing.as_str(), "days_changed": days }),
+        )),
+        other => Err(ApiError::internal(format!("set_ari answered {other:?}"))),
+    }
+}
+
+fn hold_reply(reply: Reply) -> Result<HoldView> {
+    match reply {
+        Reply::Hold(hold) => Ok(HoldView::new(&hold)),
+        other => Err(ApiError::internal(format!(
+            "expected a hold, got {other:?}"
+        ))),
+    }
+}
+
+async fn create_hold<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    body: std::result::Result<Json<HoldInput>, JsonRejection>,
+) -> Result<Response> {
+    let key = idempotency_key(&headers)?;
+    let Json(input) = body?;
+    let ttl_ms = input
+        .hold_seconds
+        .map_or(HOLD_TTL_MS_DEFAULT, |s| s as i64 * 1000);
+    let command = Command::Hold {
+        idempotency_key: key,
+        request: input.request()?,
+        ttl_ms,
+        expected_total_minor: input.expected_total_minor,
+    };
+    let view = hold_reply(backend.submit(command).await?)?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn get_hold<B: Backend>(
+    State(backend): State<B>,
+    path: std::result::Result<Path<u64>, PathRejection>,
+) -> Result<Json<HoldView>> {
+    let id = hold_id(path)?;
+    backend
+        .read_ledger(|ledger| ledger.hold(id).map(HoldView::new))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no hold {id}")))
+}
+
+async fn confirm_hold<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<u64>, PathRejection>,
+) -> Result<Json<HoldView>> {
+    let command = Command::Confirm {
+        idempotency_key: idempotency_key(&headers)?,
+        hold: hold_id(path)?,
+    };
+    Ok(Json(hold_reply(backend.submit(command).await?)?))
+}
+
+async fn cancel_hold<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<u64>, PathRejection>,
+) -> Result<Json<HoldView>> {
+    let command = Command::Cancel {
+        idempotency_key: idempotency_key(&headers)?,
+        hold: hold_id(path)?,
+    };
+    Ok(Json(hold_reply(backend.submit(command).await?)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct BookingsQuery {
+    listing: Option<String>,
+    /// `confirmed`, `cancelled` or `all` (default).
+    state: Option<String>,
+    after_id: Option<u64>,
+    limit: Option<u32>,
+}
+
+async fn list_bookings<B: Backend>(
+    State(backend): State<B>,
+    query: std::result::Result<Query<BookingsQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Query(query) = query?;
+    let listing = query.listing.as_deref().map(ListingId::parse).transpose()?;
+    let wanted = |state: &HoldState| match query.state.as_deref() {
+        None | Some("all") => state.is_booking(),
+        Some("confirmed") => matches!(state, HoldState::Confirmed { .. }),
+        Some("cancelled") => matches!(state, HoldState::BookingCancelled { .. }),
+        Some(_) => false,
+    };
+    if !matches!(
+        query.state.as_deref(),
+        None | Some("all" | "confirmed" | "cancelled")
+    ) {
+        return Err(ApiError::invalid("state: confirmed, cancelled or all"));
+    }
+    let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX) as usize;
+    let after = query.after_id.unwrap_or(0);
+    let bookings: Vec<HoldView> = backend.read_ledger(|ledger| {
+        ledger
+            .holds()
+            .filter(|hold| hold.id.0 > after && wanted(&hold.state))
+            .filter(|hold| listing.as_ref().is_none_or(|l| hold.request.listing() == l))
+            .take(limit)
+            .map(HoldView::new)
+            .collect()
+    });
+    let next_after_id = (bookings.len() == limit)
+        .then(|| bookings.last().map(|b| b.id))
+        .flatten();
+    Ok(Json(
+        json!({ "bookings": bookings, "next_after_id": next_after_id }),
+    ))
+}
+
+fn booking_view<B: Backend>(backend: &B, id: HoldId) -> Result<HoldView> {
+    backend
+        .read_ledger(|ledger| {
+            ledger
+                .hold(id)
+                .filter(|h| h.state.is_booking())
+                .map(HoldView::new)
+        })
+        .ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
+}
+
+async fn get_booking<B: Backend>(
+    State(backend): State<B>,
+    path: std::result::Result<Path<u64>, PathRejection>,
+) -> Result<Json<HoldView>> {
+    Ok(Json(booking_view(&backend, hold_id(path)?)?))
+}
+
+async fn cancel_booking<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    path: std::result::Result<Path<u64>, PathRejection>,
+) -> Result<Json<HoldView>> {
+    let id = hold_id(path)?;
+    booking_view(&backend, id)?;
+    let command = Command::Cancel {
+        idempotency_key: idempotency_key(&headers)?,
+        hold: id,
+    };
+    Ok(Json(hold_reply(backend.submit(command).await?)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordsQuery {
+    after_version: Option<u64>,
+    limit: Option<u32>,
+    /// `json` (default) or `protobuf` (an encoded `caravan.v1.Envelope`).
+    format: Option<String>,
+}
+
+async fn export_records<B: Backend>(
+    State(backend): State<B>,
+    query: std::result::Result<Query<RecordsQuery>, QueryRejection>,
+) -> Result<Response> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
+    let after = query.after_version.unwrap_or(0);
+    let records = backend
+        .own_records(after, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    match query.format.as_deref() {
+        None | Some("json") => {
+            let next_after_version = (records.len() == limit as usize)
+                .then(|| records.last().map(|r| r.version))
+                .flatten();
+            let views: Vec<RecordView> = records.iter().map(RecordView::new).collect();
+            let body = json!({ "origin": backend.origin().to_hex(), "records": views, "next_after_version": next_after_version });
+            Ok(Json(body).into_response())
+        }
+        Some("protobuf") => {
+            let envelope = caravan_records::proto::Envelope {
+                records: records.iter().map(|r| r.to_proto()).collect(),
+            };
+            Ok((
+                [("content-type", "application/x-protobuf")],
+                envelope.encode_to_vec(),
+            )
+                .into_response())
+        }
+        Some(other) => Err(ApiError::invalid(format!(
+            "format {other:?}: json or protobuf"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_readable_and_valid() {
+        assert_eq!(
+            new_listing_id("Grand Hôtel — Double room!", 0x3f9a1c).as_str(),
+            "grand-h-tel-double-room-3f9a1c"
+        );
+        assert_eq!(new_listing_id("???", 1).as_str(), "listing-000001");
+        assert!(new_listing_id(&"x".repeat(500), 0xffffff).as_str().len() <= 64);
+    }
+}

@@ -1,0 +1,150 @@
+//! Records verified + stored + applied to the catalog per second, on one
+//! core (this thread does everything), signed one by one and in bundles.
+//!
+//! Each record is an ARI record of about 300 bytes (a dozen runs), as in
+//! the world scenario: a listing's availability over a few months. Batches
+//! of `batch` records are verified together (one ed25519 batch), then
+//! stored and projected in one transaction.
+
+use anyhow::Context;
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+
+use caravan_model::{AriDay, AriRun, Timestamp};
+use caravan_records::{proto, sign_bundle, sign_one, verify_batch, Draft, Payload};
+use caravan_store::records;
+use ed25519_dalek::SigningKey;
+use prost::Message;
+
+use super::BenchDir;
+use crate::cli::RecordsBench;
+
+fn draft(idx: usize, now: Timestamp) -> Draft {
+    let today = now.date();
+    let runs = (0..12)
+        .map(|run| AriRun {
+            start: today.add_days(run * 7),
+            days: 7,
+            day: AriDay {
+                available: (idx as u32 + run as u32) % 9,
+                price_minor: 9_000 + (idx as i64 * 37 + run as i64 * 500) % 20_000,
+                min_stay: (run % 3) as u16,
+                ..AriDay::default()
+            },
+        })
+        .collect();
+    Draft {
+        key: format!("listing-{idx}"),
+        version: 1 + idx as u64,
+        time: now,
+        payload: Payload::Ari(runs),
+    }
+}
+
+fn key(origin: usize) -> SigningKey {
+    let mut seed = [7u8; 32];
+    seed[..8].copy_from_slice(&(origin as u64).to_le_bytes());
+    SigningKey::from_bytes(&seed)
+}
+
+pub fn run(args: &RecordsBench) -> anyhow::Result<Map<String, Value>> {
+    anyhow::ensure!(
+        args.records > 0 && args.origins > 0 && args.bundle_size > 0 && args.batch > 0,
+        "all counts must be positive"
+    );
+    anyhow::ensure!(
+        args.bundle_size <= caravan_records::limits::BUNDLE_LEAVES_MAX as usize,
+        "bundle too large"
+    );
+    let now = Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64,
+    );
+    let keys: Vec<SigningKey> = (0..args.origins).map(key).collect();
+
+    eprintln!(
+        "signing {} records one by one and {} in bundles of {}",
+        args.records, args.records, args.bundle_size
+    );
+    let singles: Vec<proto::SignedRecord> = (0..args.records)
+        .map(|i| sign_one(&keys[i % args.origins], &draft(i, now)))
+        .collect();
+    let drafts: Vec<Draft> = (0..args.records).map(|i| draft(i, now)).collect();
+    let bundled: Vec<proto::SignedRecord> = drafts
+        .chunks(args.bundle_size)
+        .enumerate()
+        .flat_map(|(bundle, chunk)| sign_bundle(&keys[bundle % args.origins], chunk))
+        .collect();
+    let record_bytes = singles.iter().map(|r| r.encoded_len()).sum::<usize>() / singles.len();
+    let bundled_bytes = bundled.iter().map(|r| r.encoded_len()).sum::<usize>() / bundled.len();
+
+    let verify_per_s = {
+        let started = Instant::now();
+        for chunk in singles.chunks(args.batch) {
+            let verified = verify_batch(chunk.to_vec(), now);
+            anyhow::ensure!(
+                verified.iter().all(Result::is_ok),
+                "a benchmark record failed verification"
+            );
+        }
+        args.records as f64 / started.elapsed().as_secs_f64()
+    };
+    let dir = BenchDir::new(args.dir.as_deref())?;
+    let single_rate = verify_store_apply(
+        &dir.path().join("singles.sqlite"),
+        &singles,
+        args.batch,
+        now,
+    )?;
+    let bundled_rate = verify_store_apply(
+        &dir.path().join("bundled.sqlite"),
+        &bundled,
+        args.batch,
+        now,
+    )?;
+
+    let mut out = Map::new();
+    out.insert(
+        "records_per_s_verify_store_apply".into(),
+        json!(single_rate),
+    );
+    out.insert(
+        "bundled_records_per_s_verify_store_apply".into(),
+        json!(bundled_rate),
+    );
+    out.insert("verify_per_s".into(), json!(verify_per_s));
+    out.insert("records".into(), json!(args.records));
+    out.insert("record_bytes".into(), json!(record_bytes));
+    out.insert("bundled_record_bytes".into(), json!(bundled_bytes));
+    out.insert("bundle_size".into(), json!(args.bundle_size));
+    out.insert("batch".into(), json!(args.batch));
+    Ok(out)
+}
+
+fn verify_store_apply(
+    path: &std::path::Path,
+    signed: &[proto::SignedRecord],
+    batch: usize,
+    now: Timestamp,
+) -> anyhow::Result<f64> {
+    let mut conn = caravan_store::open_writer(path).context("opening the bench database")?;
+    let started = Instant::now();
+    for chunk in signed.chunks(batch) {
+        let verified = verify_batch(chunk.to_vec(), now);
+        let tx = conn.transaction()?;
+        for record in verified {
+            let record = record.map_err(|e| anyhow::anyhow!("benchmark record rejected: {e}"))?;
+            let outcome = records::put(&tx, &record, now)?;
+            anyhow::ensure!(outcome.is_new(), "benchmark record not new: {outcome:?}");
+            caravan_catalog::db::on_put(&tx, &record, &outcome)?;
+        }
+        tx.commit()?;
+    }
+    let rate = signed.len() as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        records::count(&conn)? == signed.len() as u64,
+        "not every record was stored"
+    );
+    Ok(rate)
+}
