@@ -91,17 +91,10 @@ pub struct StopInput {
 
 impl ListingInput {
     pub fn into_listing(self, id: ListingId) -> Result<Listing, ApiError> {
-        let penalty = match (
-            self.cancellation.penalty_percent,
-            self.cancellation.penalty_nights,
-        ) {
+        let penalty = match (self.cancellation.penalty_percent, self.cancellation.penalty_nights) {
             (Some(p), None) => Penalty::Percent(p),
             (None, Some(n)) => Penalty::Nights(n),
-            _ => {
-                return Err(ApiError::invalid(
-                    "cancellation: give exactly one of penalty_percent, penalty_nights",
-                ))
-            }
+            _ => return Err(ApiError::invalid("cancellation: give exactly one of penalty_percent, penalty_nights")),
         };
         let details = match (self.stay, self.trip) {
             (Some(stay), None) => ListingDetails::Stay(stay.into_stay()?),
@@ -113,15 +106,10 @@ impl ListingInput {
             title: self.title,
             description: self.description,
             currency: Currency::parse(&self.currency)?,
-            cancellation: CancellationPolicy {
-                free_until_hours: self.cancellation.free_until_hours,
-                penalty,
-            },
+            cancellation: CancellationPolicy { free_until_hours: self.cancellation.free_until_hours, penalty },
             details,
         };
-        listing
-            .validate()
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        listing.validate().map_err(|e| ApiError::invalid(e.to_string()))?;
         Ok(listing)
     }
 
@@ -156,11 +144,7 @@ impl StayInput {
             stay_type: match self.stay_type.as_str() {
                 "hotel_room" => StayType::HotelRoom,
                 "vacation_rental" => StayType::VacationRental,
-                other => {
-                    return Err(ApiError::invalid(format!(
-                        "stay.type {other:?}: hotel_room or vacation_rental"
-                    )))
-                }
+                other => return Err(ApiError::invalid(format!("stay.type {other:?}: hotel_room or vacation_rental"))),
             },
             address: self.address,
             city: self.city,
@@ -196,12 +180,8 @@ impl StayInput {
     }
 }
 
-const TRIP_MODES: [(&str, TripMode); 4] = [
-    ("bus", TripMode::Bus),
-    ("train", TripMode::Train),
-    ("ferry", TripMode::Ferry),
-    ("flight", TripMode::Flight),
-];
+const TRIP_MODES: [(&str, TripMode); 4] =
+    [("bus", TripMode::Bus), ("train", TripMode::Train), ("ferry", TripMode::Ferry), ("flight", TripMode::Flight)];
 
 impl TripInput {
     fn into_trip(self) -> Result<Trip, ApiError> {
@@ -209,33 +189,17 @@ impl TripInput {
             .iter()
             .find(|(name, _)| *name == self.mode)
             .map(|(_, mode)| *mode)
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "trip.mode {:?}: bus, train, ferry or flight",
-                    self.mode
-                ))
-            })?;
+            .ok_or_else(|| ApiError::invalid(format!("trip.mode {:?}: bus, train, ferry or flight", self.mode)))?;
         if self.stops.len() > limits::STOPS_MAX {
-            return Err(ApiError::invalid(format!(
-                "at most {} stops",
-                limits::STOPS_MAX
-            )));
+            return Err(ApiError::invalid(format!("at most {} stops", limits::STOPS_MAX)));
         }
         let stops = self
             .stops
             .into_iter()
             .map(|stop| {
-                let at =
-                    |time: &Option<String>, day_offset: u8| -> Result<Option<StopTime>, ApiError> {
-                        time.as_deref()
-                            .map(|t| {
-                                Ok(StopTime {
-                                    day_offset,
-                                    time: TimeOfDay::parse(t)?,
-                                })
-                            })
-                            .transpose()
-                    };
+                let at = |time: &Option<String>, day_offset: u8| -> Result<Option<StopTime>, ApiError> {
+                    time.as_deref().map(|t| Ok(StopTime { day_offset, time: TimeOfDay::parse(t)? })).transpose()
+                };
                 Ok(Stop {
                     arrival: at(&stop.arrival, stop.arrival_day)?,
                     departure: at(&stop.departure, stop.departure_day)?,
@@ -256,11 +220,7 @@ impl TripInput {
     }
 
     fn from_trip(trip: &Trip) -> TripInput {
-        let mode = TRIP_MODES
-            .iter()
-            .find(|(_, m)| *m == trip.mode)
-            .map(|(name, _)| *name)
-            .expect("all modes named");
+        let mode = TRIP_MODES.iter().find(|(_, m)| *m == trip.mode).map(|(name, _)| *name).expect("all modes named");
         TripInput {
             mode: mode.into(),
             operator: trip.operator.clone(),
@@ -293,10 +253,7 @@ pub struct ListingView {
 
 impl ListingView {
     pub fn new(state: &ListingState) -> ListingView {
-        ListingView {
-            listing: ListingInput::from_listing(&state.listing),
-            withdrawn: state.withdrawn,
-        }
+        ListingView { listing: ListingInput::from_listing(&state.listing), withdrawn: state.withdrawn }
     }
 }
 
@@ -387,9 +344,7 @@ impl HoldInput {
     pub fn request(&self) -> Result<HoldRequest, ApiError> {
         let listing = ListingId::parse(&self.listing)?;
         let date = |text: &Option<String>, field: &str| -> Result<Date, ApiError> {
-            let text = text
-                .as_deref()
-                .ok_or_else(|| ApiError::invalid(format!("{field} is required")))?;
+            let text = text.as_deref().ok_or_else(|| ApiError::invalid(format!("{field} is required")))?;
             Ok(Date::parse(text)?)
         };
         match (&self.check_in, &self.departure) {
@@ -412,9 +367,7 @@ impl HoldInput {
                     seat_numbers: self.seat_numbers.clone(),
                 })
             }
-            _ => Err(ApiError::invalid(
-                "a stay hold gives check_in and check_out; a trip hold gives departure",
-            )),
+            _ => Err(ApiError::invalid("a stay hold gives check_in and check_out; a trip hold gives departure")),
         }
     }
 }
@@ -429,11 +382,7 @@ pub struct MoneyView {
 
 impl From<Money> for MoneyView {
     fn from(money: Money) -> MoneyView {
-        MoneyView {
-            amount_minor: money.amount_minor,
-            currency: money.currency.to_string(),
-            display: money.to_string(),
-        }
+        MoneyView { amount_minor: money.amount_minor, currency: money.currency.to_string(), display: money.to_string() }
     }
 }
 
@@ -486,24 +435,13 @@ impl HoldView {
             cancellation_penalty: None,
         };
         match &hold.request {
-            HoldRequest::Stay {
-                check_in,
-                check_out,
-                units,
-                guests,
-                ..
-            } => {
+            HoldRequest::Stay { check_in, check_out, units, guests, .. } => {
                 view.check_in = Some(check_in.to_string());
                 view.check_out = Some(check_out.to_string());
                 view.units = Some(*units);
                 view.guests = Some(*guests);
             }
-            HoldRequest::Trip {
-                departure,
-                seats,
-                seat_numbers,
-                ..
-            } => {
+            HoldRequest::Trip { departure, seats, seat_numbers, .. } => {
                 view.departure = Some(departure.to_string());
                 view.seats = Some(*seats);
                 view.seat_numbers = seat_numbers.clone();
@@ -511,9 +449,7 @@ impl HoldView {
         }
         match hold.state {
             HoldState::Held => {}
-            HoldState::Expired { at }
-            | HoldState::Cancelled { at }
-            | HoldState::Confirmed { at } => {
+            HoldState::Expired { at } | HoldState::Cancelled { at } | HoldState::Confirmed { at } => {
                 view.resolved_at = Some(rfc3339(at));
             }
             HoldState::BookingCancelled { at, penalty } => {
@@ -558,12 +494,7 @@ impl RecordView {
 /// `2030-01-01T12:00:00.000Z`.
 pub fn rfc3339(at: Timestamp) -> String {
     let ms_of_day = at.ms().rem_euclid(Timestamp::MS_PER_DAY);
-    let (h, m, s, ms) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000,
-    );
+    let (h, m, s, ms) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
     format!("{}T{h:02}:{m:02}:{s:02}.{ms:03}Z", at.date())
 }
 
@@ -573,9 +504,6 @@ mod tests {
 
     #[test]
     fn timestamps_render_as_rfc3339() {
-        assert_eq!(
-            rfc3339(Timestamp(1_893_456_000_000 + 45_296_789)),
-            "2030-01-01T12:34:56.789Z"
-        );
+        assert_eq!(rfc3339(Timestamp(1_893_456_000_000 + 45_296_789)), "2030-01-01T12:34:56.789Z");
     }
 }

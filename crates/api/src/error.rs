@@ -17,11 +17,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
 
     /// A field the client sent does not parse or breaks a rule.
@@ -36,11 +32,7 @@ impl ApiError {
     /// Our failure, not the client's. Logged here, once; the client gets no details.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(%detail, "internal error");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; the operator's log has details",
-        )
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the operator's log has details")
     }
 }
 
@@ -56,11 +48,9 @@ impl From<Rejection> for ApiError {
         use Rejection::*;
         let status = match &rejection {
             UnknownListing(_) | UnknownHold(_) => StatusCode::NOT_FOUND,
-            InvalidListing(_)
-            | InvalidRequest(_)
-            | WrongKind { .. }
-            | SeatUnknown(_)
-            | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidListing(_) | InvalidRequest(_) | WrongKind { .. } | SeatUnknown(_) | IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ListingExists(_)
             | ListingWithdrawn(_)
             | NotForSale { .. }
@@ -81,11 +71,9 @@ impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> ApiError {
         match error {
             SubmitError::Rejected(rejection) => rejection.into(),
-            SubmitError::Unavailable(reason) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!("try again: {reason}"),
-            ),
+            SubmitError::Unavailable(reason) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("try again: {reason}"))
+            }
         }
     }
 }
@@ -102,9 +90,7 @@ impl From<JsonRejection> for ApiError {
         let (status, code) = match &rejection {
             JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
             JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
-            JsonRejection::MissingJsonContentType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
+            JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
@@ -116,20 +102,12 @@ impl From<JsonRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> ApiError {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            rejection.body_text(),
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text())
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> ApiError {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            rejection.body_text(),
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text())
     }
 }

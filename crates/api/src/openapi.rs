@@ -4,34 +4,36 @@
 
 use serde_json::{json, Value};
 
-/// `(method, path, summary, request body schema, success status, response schema)`.
-pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16, &str)] = &[
-    ("get", "/healthz", "Liveness check", None, 200, "Health"),
-    (
-        "get",
-        "/api/v1/listings",
-        "All listings of this node's owner",
-        None,
-        200,
-        "ListingList",
-    ),
-    (
-        "post",
-        "/api/v1/listings",
-        "Create a stay or trip listing",
-        Some("ListingInput"),
-        201,
-        "Listing",
-    ),
-    (
-        "get",
-        "/api/v1/listings/{id}",
-        "One listing",
-        None,
-        200,
-        "Listing",
-    ),
-    (
+/// One documented endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// The request body's schema, if it takes one.
+    pub body: Option<&'static str>,
+    pub status: u16,
+    /// The success response's schema.
+    pub response: &'static str,
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    body: Option<&'static str>,
+    status: u16,
+    response: &'static str,
+) -> Operation {
+    Operation { method, path, summary, body, status, response }
+}
+
+pub const OPERATIONS: &[Operation] = &[
+    op("get", "/healthz", "Liveness check", None, 200, "Health"),
+    op("get", "/api/v1/listings", "All listings of this node's owner", None, 200, "ListingList"),
+    op("post", "/api/v1/listings", "Create a stay or trip listing", Some("ListingInput"), 201, "Listing"),
+    op("get", "/api/v1/listings/{id}", "One listing", None, 200, "Listing"),
+    op(
         "put",
         "/api/v1/listings/{id}",
         "Replace a listing's description (kind and currency stay)",
@@ -39,15 +41,8 @@ pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16, &str)] = &[
         200,
         "Listing",
     ),
-    (
-        "delete",
-        "/api/v1/listings/{id}",
-        "Withdraw a listing for good; bookings stay valid",
-        None,
-        200,
-        "Listing",
-    ),
-    (
+    op("delete", "/api/v1/listings/{id}", "Withdraw a listing for good; bookings stay valid", None, 200, "Listing"),
+    op(
         "get",
         "/api/v1/listings/{id}/ari",
         "Availability, rates and inventory per day (query: from, to)",
@@ -55,7 +50,7 @@ pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16, &str)] = &[
         200,
         "Ari",
     ),
-    (
+    op(
         "put",
         "/api/v1/listings/{id}/ari",
         "Change availability, prices and restrictions over a date range",
@@ -63,7 +58,7 @@ pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16, &str)] = &[
         200,
         "AriChanged",
     ),
-    (
+    op(
         "post",
         "/api/v1/holds",
         "Hold units or seats (header Idempotency-Key recommended)",
@@ -71,40 +66,12 @@ pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16, &str)] = &[
         201,
         "Hold",
     ),
-    ("get", "/api/v1/holds/{id}", "One hold", None, 200, "Hold"),
-    (
-        "post",
-        "/api/v1/holds/{id}/confirm",
-        "Turn a live hold into a booking",
-        None,
-        200,
-        "Hold",
-    ),
-    (
-        "post",
-        "/api/v1/holds/{id}/cancel",
-        "Release a live hold, or cancel a booking",
-        None,
-        200,
-        "Hold",
-    ),
-    (
-        "get",
-        "/api/v1/bookings",
-        "Bookings (query: listing, state, after_id, limit)",
-        None,
-        200,
-        "BookingList",
-    ),
-    (
-        "get",
-        "/api/v1/bookings/{id}",
-        "One booking",
-        None,
-        200,
-        "Hold",
-    ),
-    (
+    op("get", "/api/v1/holds/{id}", "One hold", None, 200, "Hold"),
+    op("post", "/api/v1/holds/{id}/confirm", "Turn a live hold into a booking", None, 200, "Hold"),
+    op("post", "/api/v1/holds/{id}/cancel", "Release a live hold, or cancel a booking", None, 200, "Hold"),
+    op("get", "/api/v1/bookings", "Bookings (query: listing, state, after_id, limit)", None, 200, "BookingList"),
+    op("get", "/api/v1/bookings/{id}", "One booking", None, 200, "Hold"),
+    op(
         "post",
         "/api/v1/bookings/{id}/cancel",
         "Cancel a booking; the policy's penalty is in the answer",
@@ -112,7 +79,7 @@ pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16, &str)] = &[
         200,
         "Hold",
     ),
-    (
+    op(
         "get",
         "/api/v1/records",
         "This node's own signed records (query: after_version, limit, format=json|protobuf)",
@@ -120,19 +87,12 @@ pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16, &str)] = &[
         200,
         "RecordPage",
     ),
-    (
-        "get",
-        "/api/v1/openapi.json",
-        "This document",
-        None,
-        200,
-        "Any",
-    ),
+    op("get", "/api/v1/openapi.json", "This document", None, 200, "Any"),
 ];
 
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
-    for (method, path, summary, body, status, response) in OPERATIONS {
+    for Operation { method, path, summary, body, status, response } in OPERATIONS {
         let mut operation = json!({
             "summary": summary,
             "responses": {
@@ -142,15 +102,14 @@ pub fn document() -> Value {
             }
         });
         if let Some(body) = body {
-            operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
+            operation["requestBody"] =
+                json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
         }
         let mut parameters = Vec::new();
         if path.contains("{id}") {
             parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));
         }
-        if matches!(*method, "post")
-            && (path.starts_with("/api/v1/holds") || path.starts_with("/api/v1/bookings"))
-        {
+        if matches!(*method, "post") && (path.starts_with("/api/v1/holds") || path.starts_with("/api/v1/bookings")) {
             parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "maxLength": 128 } }));
         }
         if !parameters.is_empty() {
@@ -177,8 +136,7 @@ fn schema_ref(name: &str) -> Value {
 
 fn schemas() -> Value {
     let date = json!({ "type": "string", "format": "date", "example": "2030-06-01" });
-    let time =
-        json!({ "type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "example": "15:00" });
+    let time = json!({ "type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "example": "15:00" });
     let money = json!({ "type": "object", "properties": {
         "amount_minor": { "type": "integer" }, "currency": { "type": "string" }, "display": { "type": "string" } } });
     json!({

@@ -34,24 +34,10 @@ type Result<T> = std::result::Result<T, ApiError>;
 pub fn router<B: Backend>(backend: B) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route(
-            "/api/v1/openapi.json",
-            get(|| async { Json(openapi::document()) }),
-        )
-        .route(
-            "/api/v1/listings",
-            get(list_listings::<B>).post(create_listing::<B>),
-        )
-        .route(
-            "/api/v1/listings/{id}",
-            get(get_listing::<B>)
-                .put(update_listing::<B>)
-                .delete(withdraw_listing::<B>),
-        )
-        .route(
-            "/api/v1/listings/{id}/ari",
-            get(get_ari::<B>).put(set_ari::<B>),
-        )
+        .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/api/v1/listings", get(list_listings::<B>).post(create_listing::<B>))
+        .route("/api/v1/listings/{id}", get(get_listing::<B>).put(update_listing::<B>).delete(withdraw_listing::<B>))
+        .route("/api/v1/listings/{id}/ari", get(get_ari::<B>).put(set_ari::<B>))
         .route("/api/v1/holds", post(create_hold::<B>))
         .route("/api/v1/holds/{id}", get(get_hold::<B>))
         .route("/api/v1/holds/{id}/confirm", post(confirm_hold::<B>))
@@ -62,18 +48,12 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/api/v1/records", get(export_records::<B>))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this endpoint",
-            )
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
         })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                ApiError::internal("a request handler panicked").into_response()
-            },
-        ))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::internal("a request handler panicked").into_response()
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(backend)
 }
@@ -95,9 +75,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::invalid("Idempotency-Key must be ASCII"))?;
+    let text = value.to_str().map_err(|_| ApiError::invalid("Idempotency-Key must be ASCII"))?;
     Ok(Some(IdempotencyKey::parse(text)?))
 }
 
@@ -121,17 +99,12 @@ fn new_listing_id(title: &str, suffix: u32) -> ListingId {
         }
     }
     let slug = slug.trim_end_matches('-');
-    let text = if slug.is_empty() {
-        format!("listing-{suffix:06x}")
-    } else {
-        format!("{slug}-{suffix:06x}")
-    };
+    let text = if slug.is_empty() { format!("listing-{suffix:06x}") } else { format!("{slug}-{suffix:06x}") };
     ListingId::parse(&text).expect("slug characters are valid")
 }
 
 async fn list_listings<B: Backend>(State(backend): State<B>) -> Json<serde_json::Value> {
-    let listings: Vec<ListingView> =
-        backend.read_ledger(|ledger| ledger.listings().map(ListingView::new).collect());
+    let listings: Vec<ListingView> = backend.read_ledger(|ledger| ledger.listings().map(ListingView::new).collect());
     Json(json!({ "listings": listings }))
 }
 
@@ -163,11 +136,7 @@ async fn update_listing<B: Backend>(
 ) -> Result<Json<ListingView>> {
     let id = listing_id(path)?;
     let Json(input) = body?;
-    if input
-        .id
-        .as_deref()
-        .is_some_and(|body_id| body_id != id.as_str())
-    {
+    if input.id.as_deref().is_some_and(|body_id| body_id != id.as_str()) {
         return Err(ApiError::invalid("the body's id differs from the path's"));
     }
     let listing = input.into_listing(id.clone())?;
@@ -206,17 +175,14 @@ async fn get_ari<B: Backend>(
         None => from.add_days(ARI_DAYS_DEFAULT),
     };
     if from >= to || from.days_until(to) > HORIZON_DAYS_MAX + 1 {
-        return Err(ApiError::invalid(format!(
-            "'from' must be before 'to', at most {HORIZON_DAYS_MAX} days apart"
-        )));
+        return Err(ApiError::invalid(format!("'from' must be before 'to', at most {HORIZON_DAYS_MAX} days apart")));
     }
     let view = backend.read_ledger(|ledger| {
         let state = ledger.listing(&id)?;
         let days: Vec<AriDayView> = state.days.range(from..to).map(|(date, day)| AriDayView::new(*date, day)).collect();
         Some(json!({ "listing": id.as_str(), "currency": state.listing.currency.as_str(), "days": days }))
     });
-    view.map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
+    view.map(Json).ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
 }
 
 async fn set_ari<B: Backend>(
@@ -233,9 +199,7 @@ async fn set_ari<B: Backend>(
         patch: input.patch(),
     };
     match backend.submit(command).await? {
-        Reply::Ari { listing, days } => Ok(Json(
-            json!({ "listing": listing.as_str(), "days_changed": days }),
-        )),
+        Reply::Ari { listing, days } => Ok(Json(json!({ "listing": listing.as_str(), "days_changed": days }))),
         other => Err(ApiError::internal(format!("set_ari answered {other:?}"))),
     }
 }
@@ -243,9 +207,7 @@ async fn set_ari<B: Backend>(
 fn hold_reply(reply: Reply) -> Result<HoldView> {
     match reply {
         Reply::Hold(hold) => Ok(HoldView::new(&hold)),
-        other => Err(ApiError::internal(format!(
-            "expected a hold, got {other:?}"
-        ))),
+        other => Err(ApiError::internal(format!("expected a hold, got {other:?}"))),
     }
 }
 
@@ -256,9 +218,7 @@ async fn create_hold<B: Backend>(
 ) -> Result<Response> {
     let key = idempotency_key(&headers)?;
     let Json(input) = body?;
-    let ttl_ms = input
-        .hold_seconds
-        .map_or(HOLD_TTL_MS_DEFAULT, |s| s as i64 * 1000);
+    let ttl_ms = input.hold_seconds.map_or(HOLD_TTL_MS_DEFAULT, |s| s as i64 * 1000);
     let command = Command::Hold {
         idempotency_key: key,
         request: input.request()?,
@@ -285,10 +245,7 @@ async fn confirm_hold<B: Backend>(
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
-    let command = Command::Confirm {
-        idempotency_key: idempotency_key(&headers)?,
-        hold: hold_id(path)?,
-    };
+    let command = Command::Confirm { idempotency_key: idempotency_key(&headers)?, hold: hold_id(path)? };
     Ok(Json(hold_reply(backend.submit(command).await?)?))
 }
 
@@ -297,10 +254,7 @@ async fn cancel_hold<B: Backend>(
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
-    let command = Command::Cancel {
-        idempotency_key: idempotency_key(&headers)?,
-        hold: hold_id(path)?,
-    };
+    let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: hold_id(path)? };
     Ok(Json(hold_reply(backend.submit(command).await?)?))
 }
 
@@ -325,10 +279,7 @@ async fn list_bookings<B: Backend>(
         Some("cancelled") => matches!(state, HoldState::BookingCancelled { .. }),
         Some(_) => false,
     };
-    if !matches!(
-        query.state.as_deref(),
-        None | Some("all" | "confirmed" | "cancelled")
-    ) {
+    if !matches!(query.state.as_deref(), None | Some("all" | "confirmed" | "cancelled")) {
         return Err(ApiError::invalid("state: confirmed, cancelled or all"));
     }
     let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX) as usize;
@@ -342,22 +293,13 @@ async fn list_bookings<B: Backend>(
             .map(HoldView::new)
             .collect()
     });
-    let next_after_id = (bookings.len() == limit)
-        .then(|| bookings.last().map(|b| b.id))
-        .flatten();
-    Ok(Json(
-        json!({ "bookings": bookings, "next_after_id": next_after_id }),
-    ))
+    let next_after_id = (bookings.len() == limit).then(|| bookings.last().map(|b| b.id)).flatten();
+    Ok(Json(json!({ "bookings": bookings, "next_after_id": next_after_id })))
 }
 
 fn booking_view<B: Backend>(backend: &B, id: HoldId) -> Result<HoldView> {
     backend
-        .read_ledger(|ledger| {
-            ledger
-                .hold(id)
-                .filter(|h| h.state.is_booking())
-                .map(HoldView::new)
-        })
+        .read_ledger(|ledger| ledger.hold(id).filter(|h| h.state.is_booking()).map(HoldView::new))
         .ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
 }
 
@@ -375,10 +317,7 @@ async fn cancel_booking<B: Backend>(
 ) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
     booking_view(&backend, id)?;
-    let command = Command::Cancel {
-        idempotency_key: idempotency_key(&headers)?,
-        hold: id,
-    };
+    let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: id };
     Ok(Json(hold_reply(backend.submit(command).await?)?))
 }
 
@@ -397,32 +336,20 @@ async fn export_records<B: Backend>(
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
     let after = query.after_version.unwrap_or(0);
-    let records = backend
-        .own_records(after, limit)
-        .await
-        .map_err(ApiError::internal)?;
+    let records = backend.own_records(after, limit).await.map_err(ApiError::internal)?;
     match query.format.as_deref() {
         None | Some("json") => {
-            let next_after_version = (records.len() == limit as usize)
-                .then(|| records.last().map(|r| r.version))
-                .flatten();
+            let next_after_version =
+                (records.len() == limit as usize).then(|| records.last().map(|r| r.version)).flatten();
             let views: Vec<RecordView> = records.iter().map(RecordView::new).collect();
             let body = json!({ "origin": backend.origin().to_hex(), "records": views, "next_after_version": next_after_version });
             Ok(Json(body).into_response())
         }
         Some("protobuf") => {
-            let envelope = caravan_records::proto::Envelope {
-                records: records.iter().map(|r| r.to_proto()).collect(),
-            };
-            Ok((
-                [("content-type", "application/x-protobuf")],
-                envelope.encode_to_vec(),
-            )
-                .into_response())
+            let envelope = caravan_records::proto::Envelope { records: records.iter().map(|r| r.to_proto()).collect() };
+            Ok(([("content-type", "application/x-protobuf")], envelope.encode_to_vec()).into_response())
         }
-        Some(other) => Err(ApiError::invalid(format!(
-            "format {other:?}: json or protobuf"
-        ))),
+        Some(other) => Err(ApiError::invalid(format!("format {other:?}: json or protobuf"))),
     }
 }
 
@@ -432,10 +359,7 @@ mod tests {
 
     #[test]
     fn generated_ids_are_readable_and_valid() {
-        assert_eq!(
-            new_listing_id("Grand Hôtel — Double room!", 0x3f9a1c).as_str(),
-            "grand-h-tel-double-room-3f9a1c"
-        );
+        assert_eq!(new_listing_id("Grand Hôtel — Double room!", 0x3f9a1c).as_str(), "grand-h-tel-double-room-3f9a1c");
         assert_eq!(new_listing_id("???", 1).as_str(), "listing-000001");
         assert!(new_listing_id(&"x".repeat(500), 0xffffff).as_str().len() <= 64);
     }

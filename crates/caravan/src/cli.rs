@@ -6,14 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "caravan",
-    version,
-    about = "An open peer-to-peer travel distribution network node"
-)]
-#[command(
-    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change the level."
-)]
+#[command(name = "caravan", version, about = "An open peer-to-peer travel distribution network node")]
+#[command(after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change the level.")]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,

@@ -33,11 +33,7 @@ fn run(args: cli::Args) -> anyhow::Result<()> {
         cli::Command::Init(init) => {
             let done = caravan_node::init(&init.data_dir)
                 .with_context(|| format!("initializing {}", init.data_dir.display()))?;
-            let verb = if done.created {
-                "created"
-            } else {
-                "already initialized"
-            };
+            let verb = if done.created { "created" } else { "already initialized" };
             println!("{}: {verb}", init.data_dir.display());
             println!("origin (public key): {}", done.origin);
             Ok(())
@@ -49,8 +45,7 @@ fn run(args: cli::Args) -> anyhow::Result<()> {
 
 fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
     let data_dir = args.data_dir;
-    let initialized = caravan_node::init(&data_dir)
-        .with_context(|| format!("initializing {}", data_dir.display()))?;
+    let initialized = caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
     if initialized.created {
         tracing::info!(dir = %data_dir.display(), "created a new node");
     }
@@ -58,24 +53,14 @@ fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
     if let Some(http) = args.http {
         config.http = http;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.http)
-            .await
-            .with_context(|| format!("binding {}", config.http))?;
-        println!(
-            "caravan node: http://{} (data in {})",
-            listener.local_addr()?,
-            data_dir.display()
-        );
+        let listener =
+            tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
+        println!("caravan node: http://{} (data in {})", listener.local_addr()?, data_dir.display());
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        caravan_node::run(&data_dir, &config, listener, shutdown)
-            .await
-            .context("running the node")
+        caravan_node::run(&data_dir, &config, listener, shutdown).await.context("running the node")
     })
 }

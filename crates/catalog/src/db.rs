@@ -52,10 +52,8 @@ pub fn apply(conn: &Connection, projection: &Projection) -> Result<(), StoreErro
         }
         Projection::Remove { origin, key } => {
             for table in ["catalog_listings", "catalog_ari"] {
-                conn.prepare_cached(&format!(
-                    "DELETE FROM {table} WHERE origin = ?1 AND key = ?2"
-                ))?
-                .execute(params![&origin.0[..], key])?;
+                conn.prepare_cached(&format!("DELETE FROM {table} WHERE origin = ?1 AND key = ?2"))?
+                    .execute(params![&origin.0[..], key])?;
             }
         }
     }
@@ -74,8 +72,7 @@ pub fn on_put(conn: &Connection, record: &Record, outcome: &PutOutcome) -> Resul
 /// Drops everything a frozen origin had in the catalog.
 pub fn remove_origin(conn: &Connection, origin: Origin) -> Result<(), StoreError> {
     for table in ["catalog_listings", "catalog_ari"] {
-        conn.prepare_cached(&format!("DELETE FROM {table} WHERE origin = ?1"))?
-            .execute([&origin.0[..]])?;
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE origin = ?1"))?.execute([&origin.0[..]])?;
     }
     Ok(())
 }
@@ -96,14 +93,8 @@ pub fn digest(conn: &Connection) -> Result<[u8; 32], StoreError> {
                     ValueRef::Null => hasher.update(&[0]),
                     ValueRef::Integer(v) => hasher.update(&[1]).update(&v.to_le_bytes()),
                     ValueRef::Real(v) => hasher.update(&[2]).update(&v.to_le_bytes()),
-                    ValueRef::Text(v) => hasher
-                        .update(&[3])
-                        .update(&(v.len() as u64).to_le_bytes())
-                        .update(v),
-                    ValueRef::Blob(v) => hasher
-                        .update(&[4])
-                        .update(&(v.len() as u64).to_le_bytes())
-                        .update(v),
+                    ValueRef::Text(v) => hasher.update(&[3]).update(&(v.len() as u64).to_le_bytes()).update(v),
+                    ValueRef::Blob(v) => hasher.update(&[4]).update(&(v.len() as u64).to_le_bytes()).update(v),
                 };
             }
         }
@@ -128,9 +119,5 @@ pub fn rebuild(conn: &Connection, now: Timestamp) -> Result<u64, StoreError> {
 
 /// Listings in the catalog.
 pub fn listing_count(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(
-        conn.query_row("SELECT COUNT(*) FROM catalog_listings", params![], |row| {
-            row.get::<_, i64>(0)
-        })? as u64,
-    )
+    Ok(conn.query_row("SELECT COUNT(*) FROM catalog_listings", params![], |row| row.get::<_, i64>(0))? as u64)
 }

@@ -61,12 +61,7 @@ pub enum Projection {
 
 /// The catalog change for a record that is now the newest in its slot.
 pub fn project(record: &Record) -> Projection {
-    let (origin, key, version, record_id) = (
-        record.origin,
-        record.key.clone(),
-        record.version,
-        record.id(),
-    );
+    let (origin, key, version, record_id) = (record.origin, record.key.clone(), record.version, record.id());
     match &record.payload {
         Payload::Listing(listing) => {
             let mut row = ListingRow {

@@ -18,10 +18,7 @@ impl IdempotencyKey {
     pub const BYTES_MAX: usize = 128;
 
     pub fn parse(text: &str) -> Result<IdempotencyKey, Rejection> {
-        if text.is_empty()
-            || text.len() > Self::BYTES_MAX
-            || !text.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if text.is_empty() || text.len() > Self::BYTES_MAX || !text.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Rejection::InvalidRequest(format!(
                 "idempotency key must be 1-{} printable ASCII characters",
                 Self::BYTES_MAX
@@ -45,21 +42,10 @@ impl fmt::Debug for IdempotencyKey {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum HoldRequest {
     /// `units` of a stay for the nights `check_in..check_out`.
-    Stay {
-        listing: ListingId,
-        check_in: Date,
-        check_out: Date,
-        units: u32,
-        guests: u32,
-    },
+    Stay { listing: ListingId, check_in: Date, check_out: Date, units: u32, guests: u32 },
     /// `seats` on a trip's departure on `departure`; `seat_numbers`, when
     /// not empty, names exactly `seats` seats from the seat map.
-    Trip {
-        listing: ListingId,
-        departure: Date,
-        seats: u32,
-        seat_numbers: Vec<String>,
-    },
+    Trip { listing: ListingId, departure: Date, seats: u32, seat_numbers: Vec<String> },
 }
 
 impl HoldRequest {
@@ -80,11 +66,7 @@ impl HoldRequest {
     /// The days this request occupies: each night of a stay, or the departure day.
     pub fn days(&self) -> impl Iterator<Item = Date> {
         let (first, count) = match self {
-            HoldRequest::Stay {
-                check_in,
-                check_out,
-                ..
-            } => (*check_in, check_in.days_until(*check_out).max(0)),
+            HoldRequest::Stay { check_in, check_out, .. } => (*check_in, check_in.days_until(*check_out).max(0)),
             HoldRequest::Trip { departure, .. } => (*departure, 1),
         };
         (0..count).map(move |offset| first.add_days(offset))
@@ -183,20 +165,13 @@ pub enum Rejection {
     #[error("invalid listing: {0}")]
     InvalidListing(String),
     #[error("listing {listing} is not a {expected}")]
-    WrongKind {
-        listing: ListingId,
-        expected: String,
-    },
+    WrongKind { listing: ListingId, expected: String },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("not for sale on {date}")]
     NotForSale { date: Date },
     #[error("sold out on {date}: {requested} requested, {available} available")]
-    SoldOut {
-        date: Date,
-        requested: u32,
-        available: u32,
-    },
+    SoldOut { date: Date, requested: u32, available: u32 },
     #[error("restriction: {0}")]
     Restriction(String),
     #[error("no seat {0} on this service")]

@@ -54,10 +54,7 @@ impl HoldState {
 
     /// Whether this hold is or was a booking.
     pub fn is_booking(&self) -> bool {
-        matches!(
-            self,
-            HoldState::Confirmed { .. } | HoldState::BookingCancelled { .. }
-        )
+        matches!(self, HoldState::Confirmed { .. } | HoldState::BookingCancelled { .. })
     }
 }
 

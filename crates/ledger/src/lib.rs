@@ -64,10 +64,7 @@ impl DayState {
 
     /// The terms as published: what is left, not the allotment.
     pub fn public_terms(&self) -> AriDay {
-        AriDay {
-            available: self.free(),
-            ..self.terms
-        }
+        AriDay { available: self.free(), ..self.terms }
     }
 }
 
@@ -121,11 +118,7 @@ impl Ledger {
 
     /// Applies one command at `now`. `now` never goes backwards.
     pub fn apply(&mut self, command: &Command, now: Timestamp) -> Applied {
-        assert!(
-            now >= self.last_now,
-            "time went backwards: {now:?} < {:?}",
-            self.last_now
-        );
+        assert!(now >= self.last_now, "time went backwards: {now:?} < {:?}", self.last_now);
         self.last_now = now;
         let expired = self.expire_due(now);
         self.forget_old_keys(now);
@@ -134,43 +127,25 @@ impl Ledger {
             Command::CreateListing(listing) => self.create_listing(listing),
             Command::UpdateListing(listing) => self.update_listing(listing),
             Command::WithdrawListing(id) => self.withdraw_listing(id),
-            Command::SetAri {
-                listing,
-                from,
-                to,
-                patch,
-            } => self.set_ari(listing, *from, *to, patch, now),
-            Command::Hold {
-                idempotency_key,
-                request,
-                ttl_ms,
-                expected_total_minor,
-            } => self.idempotent(idempotency_key, command, now, |ledger| {
-                ledger.place_hold(request, *ttl_ms, *expected_total_minor, now)
-            }),
-            Command::Confirm {
-                idempotency_key,
-                hold,
-            } => self.idempotent(idempotency_key, command, now, |ledger| {
-                ledger.confirm(*hold, now)
-            }),
-            Command::Cancel {
-                idempotency_key,
-                hold,
-            } => self.idempotent(idempotency_key, command, now, |ledger| {
-                ledger.cancel(*hold, now)
-            }),
+            Command::SetAri { listing, from, to, patch } => self.set_ari(listing, *from, *to, patch, now),
+            Command::Hold { idempotency_key, request, ttl_ms, expected_total_minor } => {
+                self.idempotent(idempotency_key, command, now, |ledger| {
+                    ledger.place_hold(request, *ttl_ms, *expected_total_minor, now)
+                })
+            }
+            Command::Confirm { idempotency_key, hold } => {
+                self.idempotent(idempotency_key, command, now, |ledger| ledger.confirm(*hold, now))
+            }
+            Command::Cancel { idempotency_key, hold } => {
+                self.idempotent(idempotency_key, command, now, |ledger| ledger.cancel(*hold, now))
+            }
             Command::ExpireHolds => Ok(Reply::Done),
             Command::Publish => {
                 publications = self.take_publications(now);
                 Ok(Reply::Done)
             }
         };
-        Applied {
-            reply,
-            expired,
-            publications,
-        }
+        Applied { reply, expired, publications }
     }
 
     pub fn listing(&self, id: &ListingId) -> Option<&ListingState> {
@@ -216,116 +191,61 @@ impl Ledger {
                 _ => continue,
             };
             for day in hold.request.days() {
-                *counter.entry((hold.request.listing(), day)).or_default() +=
-                    hold.request.quantity();
+                *counter.entry((hold.request.listing(), day)).or_default() += hold.request.quantity();
             }
             if hold.state == HoldState::Held {
-                assert!(
-                    self.expiry.contains(&(hold.expires_at, hold.id)),
-                    "live hold {:?} not in expiry",
-                    hold.id
-                );
-                assert!(
-                    hold.expires_at > self.last_now,
-                    "live hold {:?} past its expiry",
-                    hold.id
-                );
+                assert!(self.expiry.contains(&(hold.expires_at, hold.id)), "live hold {:?} not in expiry", hold.id);
+                assert!(hold.expires_at > self.last_now, "live hold {:?} past its expiry", hold.id);
             }
         }
-        let live = self
-            .holds
-            .values()
-            .filter(|h| h.state == HoldState::Held)
-            .count();
+        let live = self.holds.values().filter(|h| h.state == HoldState::Held).count();
         assert_eq!(live, self.expiry.len(), "expiry queue out of step");
         for (id, state) in &self.listings {
             let capacity = state.listing.capacity();
             for (date, day) in &state.days {
                 let total = day.held as u64 + day.booked as u64;
-                assert!(
-                    total <= day.terms.available as u64,
-                    "{id} {date}: oversold {day:?}"
-                );
-                assert!(
-                    day.terms.available <= capacity,
-                    "{id} {date}: allotment above capacity"
-                );
-                assert_eq!(
-                    day.held,
-                    held.get(&(id, *date)).copied().unwrap_or(0),
-                    "{id} {date}: held"
-                );
-                assert_eq!(
-                    day.booked,
-                    booked.get(&(id, *date)).copied().unwrap_or(0),
-                    "{id} {date}: booked"
-                );
+                assert!(total <= day.terms.available as u64, "{id} {date}: oversold {day:?}");
+                assert!(day.terms.available <= capacity, "{id} {date}: allotment above capacity");
+                assert_eq!(day.held, held.get(&(id, *date)).copied().unwrap_or(0), "{id} {date}: held");
+                assert_eq!(day.booked, booked.get(&(id, *date)).copied().unwrap_or(0), "{id} {date}: booked");
                 for hold_id in day.seats_taken.values() {
                     let state = self.holds[hold_id].state;
-                    assert!(
-                        matches!(state, HoldState::Held | HoldState::Confirmed { .. }),
-                        "{id} {date}: stale seat"
-                    );
+                    assert!(matches!(state, HoldState::Held | HoldState::Confirmed { .. }), "{id} {date}: stale seat");
                 }
             }
         }
     }
 
     fn create_listing(&mut self, listing: &Listing) -> Result<Reply, Rejection> {
-        listing
-            .validate()
-            .map_err(|e| Rejection::InvalidListing(e.to_string()))?;
+        listing.validate().map_err(|e| Rejection::InvalidListing(e.to_string()))?;
         if self.listings.contains_key(&listing.id) {
             return Err(Rejection::ListingExists(listing.id.clone()));
         }
         if self.listings.len() >= LISTINGS_MAX {
-            return Err(Rejection::LimitReached(format!(
-                "at most {LISTINGS_MAX} listings per owner"
-            )));
+            return Err(Rejection::LimitReached(format!("at most {LISTINGS_MAX} listings per owner")));
         }
-        let state = ListingState {
-            listing: listing.clone(),
-            withdrawn: false,
-            days: BTreeMap::new(),
-        };
+        let state = ListingState { listing: listing.clone(), withdrawn: false, days: BTreeMap::new() };
         self.listings.insert(listing.id.clone(), state);
-        self.mark_unpublished(
-            &listing.id,
-            Unpublished {
-                listing: true,
-                ari: true,
-            },
-        );
+        self.mark_unpublished(&listing.id, Unpublished { listing: true, ari: true });
         Ok(Reply::Listing(listing.id.clone()))
     }
 
     fn update_listing(&mut self, listing: &Listing) -> Result<Reply, Rejection> {
-        listing
-            .validate()
-            .map_err(|e| Rejection::InvalidListing(e.to_string()))?;
+        listing.validate().map_err(|e| Rejection::InvalidListing(e.to_string()))?;
         let state = self.live_listing(&listing.id)?;
         let old = &state.listing;
         let same_kind = matches!(
             (&old.details, &listing.details),
-            (ListingDetails::Stay(_), ListingDetails::Stay(_))
-                | (ListingDetails::Trip(_), ListingDetails::Trip(_))
+            (ListingDetails::Stay(_), ListingDetails::Stay(_)) | (ListingDetails::Trip(_), ListingDetails::Trip(_))
         );
         if !same_kind {
-            return Err(Rejection::InvalidRequest(
-                "a stay cannot become a trip or back; create a new listing".into(),
-            ));
+            return Err(Rejection::InvalidRequest("a stay cannot become a trip or back; create a new listing".into()));
         }
         if old.currency != listing.currency {
-            return Err(Rejection::InvalidRequest(
-                "the currency cannot change; create a new listing".into(),
-            ));
+            return Err(Rejection::InvalidRequest("the currency cannot change; create a new listing".into()));
         }
         let capacity = listing.capacity();
-        if let Some((date, day)) = state
-            .days
-            .iter()
-            .find(|(_, day)| day.terms.available > capacity)
-        {
+        if let Some((date, day)) = state.days.iter().find(|(_, day)| day.terms.available > capacity) {
             return Err(Rejection::InvalidRequest(format!(
                 "{date} has an allotment of {}, above the new capacity {capacity}; lower it first",
                 day.terms.available
@@ -341,26 +261,14 @@ impl Ledger {
         }
         let id = listing.id.clone();
         self.listings.get_mut(&id).expect("checked live").listing = listing.clone();
-        self.mark_unpublished(
-            &id,
-            Unpublished {
-                listing: true,
-                ari: false,
-            },
-        );
+        self.mark_unpublished(&id, Unpublished { listing: true, ari: false });
         Ok(Reply::Listing(id))
     }
 
     fn withdraw_listing(&mut self, id: &ListingId) -> Result<Reply, Rejection> {
         self.live_listing(id)?;
         self.listings.get_mut(id).expect("checked live").withdrawn = true;
-        self.mark_unpublished(
-            id,
-            Unpublished {
-                listing: true,
-                ari: true,
-            },
-        );
+        self.mark_unpublished(id, Unpublished { listing: true, ari: true });
         Ok(Reply::Listing(id.clone()))
     }
 
@@ -376,17 +284,10 @@ impl Ledger {
         check_dates_bookable(from, to, now)?;
         let capacity = state.listing.capacity();
         if patch.available.is_some_and(|a| a > capacity) {
-            return Err(Rejection::InvalidRequest(format!(
-                "available above the listing's capacity {capacity}"
-            )));
+            return Err(Rejection::InvalidRequest(format!("available above the listing's capacity {capacity}")));
         }
-        if patch
-            .price_minor
-            .is_some_and(|p| !(0..=PRICE_MINOR_MAX).contains(&p))
-        {
-            return Err(Rejection::InvalidRequest(format!(
-                "price must be 0-{PRICE_MINOR_MAX} minor units"
-            )));
+        if patch.price_minor.is_some_and(|p| !(0..=PRICE_MINOR_MAX).contains(&p)) {
+            return Err(Rejection::InvalidRequest(format!("price must be 0-{PRICE_MINOR_MAX} minor units")));
         }
         let stay_only = [
             patch.min_stay.is_some(),
@@ -418,9 +319,7 @@ impl Ledger {
                 return Err(Rejection::BelowCommitted { date, committed });
             }
             if day.terms.max_stay != 0 && day.terms.max_stay < day.terms.min_stay {
-                return Err(Rejection::InvalidRequest(format!(
-                    "{date}: max_stay below min_stay"
-                )));
+                return Err(Rejection::InvalidRequest(format!("{date}: max_stay below min_stay")));
             }
             changed.push((date, day));
             date = date.add_days(1);
@@ -428,17 +327,8 @@ impl Ledger {
         let days = changed.len() as u32;
         let state = self.listings.get_mut(id).expect("checked live");
         state.days.extend(changed);
-        self.mark_unpublished(
-            id,
-            Unpublished {
-                listing: false,
-                ari: true,
-            },
-        );
-        Ok(Reply::Ari {
-            listing: id.clone(),
-            days,
-        })
+        self.mark_unpublished(id, Unpublished { listing: false, ari: true });
+        Ok(Reply::Ari { listing: id.clone(), days })
     }
 
     fn place_hold(
@@ -449,30 +339,19 @@ impl Ledger {
         now: Timestamp,
     ) -> Result<Reply, Rejection> {
         if !(HOLD_TTL_MS_MIN..=HOLD_TTL_MS_MAX).contains(&ttl_ms) {
-            return Err(Rejection::InvalidRequest(format!(
-                "hold time must be {HOLD_TTL_MS_MIN}-{HOLD_TTL_MS_MAX} ms"
-            )));
+            return Err(Rejection::InvalidRequest(format!("hold time must be {HOLD_TTL_MS_MIN}-{HOLD_TTL_MS_MAX} ms")));
         }
         if self.expiry.len() >= HOLDS_LIVE_MAX {
-            return Err(Rejection::LimitReached(format!(
-                "{HOLDS_LIVE_MAX} live holds"
-            )));
+            return Err(Rejection::LimitReached(format!("{HOLDS_LIVE_MAX} live holds")));
         }
         let state = self.live_listing(request.listing())?;
         let day_prices = match request {
-            HoldRequest::Stay {
-                check_in,
-                check_out,
-                units,
-                guests,
-                ..
-            } => check_stay(state, *check_in, *check_out, *units, *guests, now)?,
-            HoldRequest::Trip {
-                departure,
-                seats,
-                seat_numbers,
-                ..
-            } => check_trip(state, *departure, *seats, seat_numbers, now)?,
+            HoldRequest::Stay { check_in, check_out, units, guests, .. } => {
+                check_stay(state, *check_in, *check_out, *units, *guests, now)?
+            }
+            HoldRequest::Trip { departure, seats, seat_numbers, .. } => {
+                check_trip(state, *departure, *seats, seat_numbers, now)?
+            }
         };
         let currency = state.listing.currency;
         let total = day_prices
@@ -481,25 +360,18 @@ impl Ledger {
             .ok_or_else(|| Rejection::InvalidRequest("total price overflows".into()))?;
         if let Some(expected) = expected_total_minor {
             if expected != total.amount_minor {
-                return Err(Rejection::PriceChanged {
-                    expected_minor: expected,
-                    actual: total,
-                });
+                return Err(Rejection::PriceChanged { expected_minor: expected, actual: total });
             }
         }
 
         self.next_hold += 1;
         let id = HoldId(self.next_hold);
-        let state = self
-            .listings
-            .get_mut(request.listing())
-            .expect("checked live");
+        let state = self.listings.get_mut(request.listing()).expect("checked live");
         for date in request.days() {
             let day = state.days.get_mut(&date).expect("checked for sale");
             day.held += request.quantity();
             if let HoldRequest::Trip { seat_numbers, .. } = request {
-                day.seats_taken
-                    .extend(seat_numbers.iter().map(|seat| (seat.clone(), id)));
+                day.seats_taken.extend(seat_numbers.iter().map(|seat| (seat.clone(), id)));
             }
         }
         let hold = Hold {
@@ -512,13 +384,7 @@ impl Ledger {
             state: HoldState::Held,
         };
         self.expiry.insert((hold.expires_at, id));
-        self.mark_unpublished(
-            request.listing(),
-            Unpublished {
-                listing: false,
-                ari: true,
-            },
-        );
+        self.mark_unpublished(request.listing(), Unpublished { listing: false, ari: true });
         self.holds.insert(id, hold.clone());
         Ok(Reply::Hold(Box::new(hold)))
     }
@@ -528,12 +394,7 @@ impl Ledger {
         match hold.state {
             HoldState::Held => {}
             HoldState::Expired { .. } => return Err(Rejection::HoldExpired(id)),
-            state => {
-                return Err(Rejection::HoldNotLive {
-                    hold: id,
-                    state: state.name().into(),
-                })
-            }
+            state => return Err(Rejection::HoldNotLive { hold: id, state: state.name().into() }),
         }
         // `expire_due` ran first, so a live hold is before its expiry.
         assert!(now < hold.expires_at);
@@ -555,19 +416,11 @@ impl Ledger {
             HoldState::Confirmed { .. } => {
                 let listing = &self.listings[hold.request.listing()].listing;
                 let ms_before_start = listing.start_on(hold.request.start()).ms() - now.ms();
-                let penalty =
-                    listing
-                        .cancellation
-                        .penalty(hold.total, &hold.day_prices, ms_before_start);
+                let penalty = listing.cancellation.penalty(hold.total, &hold.day_prices, ms_before_start);
                 HoldState::BookingCancelled { at: now, penalty }
             }
             HoldState::Expired { .. } => return Err(Rejection::HoldExpired(id)),
-            state => {
-                return Err(Rejection::HoldNotLive {
-                    hold: id,
-                    state: state.name().into(),
-                })
-            }
+            state => return Err(Rejection::HoldNotLive { hold: id, state: state.name().into() }),
         };
         self.release(id, new_state);
         Ok(Reply::Hold(Box::new(self.holds[&id].clone())))
@@ -595,25 +448,13 @@ impl Ledger {
             self.expiry.remove(&(expires_at, id));
         }
         self.holds.get_mut(&id).expect("present").state = new_state;
-        self.mark_unpublished(
-            request.listing(),
-            Unpublished {
-                listing: false,
-                ari: true,
-            },
-        );
+        self.mark_unpublished(request.listing(), Unpublished { listing: false, ari: true });
     }
 
     fn move_quantity(&mut self, request: &HoldRequest, mut change: impl FnMut(&mut DayState, u32)) {
-        let state = self
-            .listings
-            .get_mut(request.listing())
-            .expect("holds refer to listings");
+        let state = self.listings.get_mut(request.listing()).expect("holds refer to listings");
         for date in request.days() {
-            change(
-                state.days.get_mut(&date).expect("held days exist"),
-                request.quantity(),
-            );
+            change(state.days.get_mut(&date).expect("held days exist"), request.quantity());
         }
     }
 
@@ -644,13 +485,7 @@ impl Ledger {
             };
         }
         let reply = run(self);
-        self.idempotency.insert(
-            key.clone(),
-            Remembered {
-                command: command.clone(),
-                reply: reply.clone(),
-            },
-        );
+        self.idempotency.insert(key.clone(), Remembered { command: command.clone(), reply: reply.clone() });
         self.idempotency_order.push_back((now, key.clone()));
         reply
     }
@@ -683,17 +518,13 @@ impl Ledger {
 fn check_dates_bookable(from: Date, to: Date, now: Timestamp) -> Result<(), Rejection> {
     let today = now.date();
     if from >= to {
-        return Err(Rejection::InvalidRequest(
-            "the range is empty: 'from' must be before 'to'".into(),
-        ));
+        return Err(Rejection::InvalidRequest("the range is empty: 'from' must be before 'to'".into()));
     }
     if from < today.add_days(-DAYS_BEFORE_TODAY_MAX) {
         return Err(Rejection::InvalidRequest(format!("{from} is in the past")));
     }
     if to > today.add_days(HORIZON_DAYS_MAX + 1) {
-        return Err(Rejection::InvalidRequest(format!(
-            "dates end beyond the {HORIZON_DAYS_MAX}-day horizon"
-        )));
+        return Err(Rejection::InvalidRequest(format!("dates end beyond the {HORIZON_DAYS_MAX}-day horizon")));
     }
     Ok(())
 }
@@ -708,72 +539,41 @@ fn check_stay(
     now: Timestamp,
 ) -> Result<Vec<Money>, Rejection> {
     let Some(stay) = state.listing.stay() else {
-        return Err(Rejection::WrongKind {
-            listing: state.listing.id.clone(),
-            expected: "stay".into(),
-        });
+        return Err(Rejection::WrongKind { listing: state.listing.id.clone(), expected: "stay".into() });
     };
     check_dates_bookable(check_in, check_out, now)?;
     let nights = check_in.days_until(check_out) as u32;
     if nights > STAY_NIGHTS_MAX {
-        return Err(Rejection::InvalidRequest(format!(
-            "at most {STAY_NIGHTS_MAX} nights"
-        )));
+        return Err(Rejection::InvalidRequest(format!("at most {STAY_NIGHTS_MAX} nights")));
     }
     if units == 0 {
         return Err(Rejection::InvalidRequest("units must be at least 1".into()));
     }
     if guests == 0 || guests as u64 > stay.max_guests as u64 * units as u64 {
-        return Err(Rejection::Restriction(format!(
-            "{guests} guests; this room takes 1-{} per unit",
-            stay.max_guests
-        )));
+        return Err(Rejection::Restriction(format!("{guests} guests; this room takes 1-{} per unit", stay.max_guests)));
     }
     let mut prices = Vec::with_capacity(nights as usize);
     for offset in 0..nights as i32 {
         let date = check_in.add_days(offset);
-        let day = state
-            .days
-            .get(&date)
-            .filter(|d| !d.terms.stop_sell)
-            .ok_or(Rejection::NotForSale { date })?;
+        let day = state.days.get(&date).filter(|d| !d.terms.stop_sell).ok_or(Rejection::NotForSale { date })?;
         if day.free() < units {
-            return Err(Rejection::SoldOut {
-                date,
-                requested: units,
-                available: day.free(),
-            });
+            return Err(Rejection::SoldOut { date, requested: units, available: day.free() });
         }
-        let price =
-            Money::new(day.terms.price_minor, state.listing.currency).checked_mul(units as i64);
+        let price = Money::new(day.terms.price_minor, state.listing.currency).checked_mul(units as i64);
         prices.push(price.ok_or_else(|| Rejection::InvalidRequest("price overflows".into()))?);
     }
     let arrival = &state.days[&check_in].terms;
     if arrival.closed_to_arrival {
-        return Err(Rejection::Restriction(format!(
-            "closed to arrival on {check_in}"
-        )));
+        return Err(Rejection::Restriction(format!("closed to arrival on {check_in}")));
     }
     if arrival.min_stay != 0 && nights < arrival.min_stay as u32 {
-        return Err(Rejection::Restriction(format!(
-            "minimum stay {} nights from {check_in}",
-            arrival.min_stay
-        )));
+        return Err(Rejection::Restriction(format!("minimum stay {} nights from {check_in}", arrival.min_stay)));
     }
     if arrival.max_stay != 0 && nights > arrival.max_stay as u32 {
-        return Err(Rejection::Restriction(format!(
-            "maximum stay {} nights from {check_in}",
-            arrival.max_stay
-        )));
+        return Err(Rejection::Restriction(format!("maximum stay {} nights from {check_in}", arrival.max_stay)));
     }
-    if state
-        .days
-        .get(&check_out)
-        .is_some_and(|d| d.terms.closed_to_departure)
-    {
-        return Err(Rejection::Restriction(format!(
-            "closed to departure on {check_out}"
-        )));
+    if state.days.get(&check_out).is_some_and(|d| d.terms.closed_to_departure) {
+        return Err(Rejection::Restriction(format!("closed to departure on {check_out}")));
     }
     Ok(prices)
 }
@@ -787,32 +587,19 @@ fn check_trip(
     now: Timestamp,
 ) -> Result<Vec<Money>, Rejection> {
     let Some(trip) = state.listing.trip() else {
-        return Err(Rejection::WrongKind {
-            listing: state.listing.id.clone(),
-            expected: "trip".into(),
-        });
+        return Err(Rejection::WrongKind { listing: state.listing.id.clone(), expected: "trip".into() });
     };
     check_dates_bookable(departure, departure.add_days(1), now)?;
     if seats == 0 {
         return Err(Rejection::InvalidRequest("seats must be at least 1".into()));
     }
     if !seat_numbers.is_empty() && seat_numbers.len() != seats as usize {
-        return Err(Rejection::InvalidRequest(format!(
-            "{} seat numbers for {seats} seats",
-            seat_numbers.len()
-        )));
+        return Err(Rejection::InvalidRequest(format!("{} seat numbers for {seats} seats", seat_numbers.len())));
     }
-    let day = state
-        .days
-        .get(&departure)
-        .filter(|d| !d.terms.stop_sell)
-        .ok_or(Rejection::NotForSale { date: departure })?;
+    let day =
+        state.days.get(&departure).filter(|d| !d.terms.stop_sell).ok_or(Rejection::NotForSale { date: departure })?;
     if day.free() < seats {
-        return Err(Rejection::SoldOut {
-            date: departure,
-            requested: seats,
-            available: day.free(),
-        });
+        return Err(Rejection::SoldOut { date: departure, requested: seats, available: day.free() });
     }
     for (idx, seat) in seat_numbers.iter().enumerate() {
         if !trip.seat_map.contains(seat) {
@@ -823,7 +610,5 @@ fn check_trip(
         }
     }
     let fare = Money::new(day.terms.price_minor, state.listing.currency).checked_mul(seats as i64);
-    Ok(vec![fare.ok_or_else(|| {
-        Rejection::InvalidRequest("price overflows".into())
-    })?])
+    Ok(vec![fare.ok_or_else(|| Rejection::InvalidRequest("price overflows".into()))?])
 }

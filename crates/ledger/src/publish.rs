@@ -35,10 +35,7 @@ impl Ledger {
                 out.push(Publication::Listing(state.listing.clone()));
             }
             if what.ari {
-                let days = state
-                    .days
-                    .range(first_day..)
-                    .map(|(date, day)| (*date, day.public_terms()));
+                let days = state.days.range(first_day..).map(|(date, day)| (*date, day.public_terms()));
                 let mut runs = AriRun::encode(days);
                 runs.truncate(PUBLISHED_RUNS_MAX);
                 out.push(Publication::Availability { listing: id, runs });

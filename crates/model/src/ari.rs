@@ -38,15 +38,8 @@ pub struct AriPatch {
 
 impl AriPatch {
     pub fn apply(&self, day: &mut AriDay) {
-        let AriPatch {
-            available,
-            price_minor,
-            min_stay,
-            max_stay,
-            closed_to_arrival,
-            closed_to_departure,
-            stop_sell,
-        } = *self;
+        let AriPatch { available, price_minor, min_stay, max_stay, closed_to_arrival, closed_to_departure, stop_sell } =
+            *self;
         day.available = available.unwrap_or(day.available);
         day.price_minor = price_minor.unwrap_or(day.price_minor);
         day.min_stay = min_stay.unwrap_or(day.min_stay);
@@ -85,17 +78,9 @@ impl AriRun {
                 Some(run) if run.end() == date && run.day == day => run.days += 1,
                 Some(run) => {
                     assert!(run.end() <= date, "dates must increase");
-                    runs.push(AriRun {
-                        start: date,
-                        days: 1,
-                        day,
-                    });
+                    runs.push(AriRun { start: date, days: 1, day });
                 }
-                None => runs.push(AriRun {
-                    start: date,
-                    days: 1,
-                    day,
-                }),
+                None => runs.push(AriRun { start: date, days: 1, day }),
             }
         }
         runs
@@ -104,9 +89,7 @@ impl AriRun {
     /// The terms on `date`, if any run covers it. `runs` are sorted.
     pub fn find(runs: &[AriRun], date: Date) -> Option<&AriDay> {
         let idx = runs.partition_point(|run| run.end() <= date);
-        runs.get(idx)
-            .filter(|run| run.start <= date)
-            .map(|run| &run.day)
+        runs.get(idx).filter(|run| run.start <= date).map(|run| &run.day)
     }
 }
 
@@ -117,21 +100,9 @@ mod tests {
     #[test]
     fn runs_merge_equal_consecutive_days() {
         let d = Date::from_days(20_000);
-        let open = AriDay {
-            available: 3,
-            price_minor: 9_900,
-            ..AriDay::default()
-        };
-        let sold = AriDay {
-            available: 0,
-            ..open
-        };
-        let days = [
-            (d, open),
-            (d.add_days(1), open),
-            (d.add_days(2), sold),
-            (d.add_days(4), sold),
-        ];
+        let open = AriDay { available: 3, price_minor: 9_900, ..AriDay::default() };
+        let sold = AriDay { available: 0, ..open };
+        let days = [(d, open), (d.add_days(1), open), (d.add_days(2), sold), (d.add_days(4), sold)];
         let runs = AriRun::encode(days);
         assert_eq!(runs.len(), 3);
         assert_eq!((runs[0].days, runs[1].days, runs[2].days), (2, 1, 1));

@@ -13,8 +13,8 @@ pub mod time;
 
 pub use ari::{AriDay, AriPatch, AriRun};
 pub use listing::{
-    CancellationPolicy, GeoPoint, InvalidListing, Listing, ListingDetails, ListingId, Penalty,
-    Stay, StayType, Stop, StopTime, Trip, TripMode,
+    CancellationPolicy, GeoPoint, InvalidListing, Listing, ListingDetails, ListingId, Penalty, Stay, StayType, Stop,
+    StopTime, Trip, TripMode,
 };
 pub use money::{CountryCode, Currency, Money};
 pub use time::{Date, TimeOfDay, Timestamp};
@@ -31,9 +31,6 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(what: &'static str, reason: impl Into<String>) -> ParseError {
-        ParseError {
-            what,
-            reason: reason.into(),
-        }
+        ParseError { what, reason: reason.into() }
     }
 }

@@ -19,9 +19,7 @@ impl ListingId {
         if text.is_empty() || text.len() > LISTING_ID_BYTES_MAX || !text.chars().all(ok_char) {
             return Err(ParseError::new(
                 "listing id",
-                format!(
-                    "{text:?} must be 1-{LISTING_ID_BYTES_MAX} letters, digits, '-', '_' or '.'"
-                ),
+                format!("{text:?} must be 1-{LISTING_ID_BYTES_MAX} letters, digits, '-', '_' or '.'"),
             ));
         }
         Ok(ListingId(text.to_owned()))
@@ -100,10 +98,7 @@ impl GeoPoint {
         if !(lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0) {
             return None;
         }
-        Some(GeoPoint {
-            lat_e7: (lat * 1e7).round() as i32,
-            lon_e7: (lon * 1e7).round() as i32,
-        })
+        Some(GeoPoint { lat_e7: (lat * 1e7).round() as i32, lon_e7: (lon * 1e7).round() as i32 })
     }
 
     pub fn is_valid(self) -> bool {
@@ -206,32 +201,16 @@ pub struct InvalidListing {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidListing {
-    InvalidListing {
-        field,
-        too_long: false,
-        reason: reason.into(),
-    }
+    InvalidListing { field, too_long: false, reason: reason.into() }
 }
 
 fn too_long(field: &'static str, reason: impl Into<String>) -> InvalidListing {
-    InvalidListing {
-        field,
-        too_long: true,
-        reason: reason.into(),
-    }
+    InvalidListing { field, too_long: true, reason: reason.into() }
 }
 
-fn check_text(
-    field: &'static str,
-    text: &str,
-    min: usize,
-    max: usize,
-) -> Result<(), InvalidListing> {
+fn check_text(field: &'static str, text: &str, min: usize, max: usize) -> Result<(), InvalidListing> {
     if text.len() > max {
-        return Err(too_long(
-            field,
-            format!("must be at most {max} bytes, is {}", text.len()),
-        ));
+        return Err(too_long(field, format!("must be at most {max} bytes, is {}", text.len())));
     }
     if text.len() < min {
         return Err(invalid(field, format!("must be at least {min} bytes")));
@@ -250,20 +229,12 @@ impl Listing {
         check_text("description", &self.description, 0, DESCRIPTION_BYTES_MAX)?;
         let policy = &self.cancellation;
         if policy.free_until_hours > FREE_CANCELLATION_HOURS_MAX {
-            return Err(invalid(
-                "cancellation.free_until_hours",
-                format!("at most {FREE_CANCELLATION_HOURS_MAX}"),
-            ));
+            return Err(invalid("cancellation.free_until_hours", format!("at most {FREE_CANCELLATION_HOURS_MAX}")));
         }
         match policy.penalty {
-            Penalty::Percent(p) if p > 100 => {
-                return Err(invalid("cancellation.penalty", "percent above 100"))
-            }
+            Penalty::Percent(p) if p > 100 => return Err(invalid("cancellation.penalty", "percent above 100")),
             Penalty::Nights(n) if n > PENALTY_NIGHTS_MAX => {
-                return Err(invalid(
-                    "cancellation.penalty",
-                    format!("at most {PENALTY_NIGHTS_MAX} nights"),
-                ))
+                return Err(invalid("cancellation.penalty", format!("at most {PENALTY_NIGHTS_MAX} nights")))
             }
             _ => {}
         }
@@ -313,10 +284,7 @@ impl Stay {
         check_text("address", &self.address, 0, ADDRESS_BYTES_MAX)?;
         check_text("city", &self.city, 1, CITY_BYTES_MAX)?;
         if !self.location.is_valid() {
-            return Err(invalid(
-                "location",
-                "latitude within ±90°, longitude within ±180°",
-            ));
+            return Err(invalid("location", "latitude within ±90°, longitude within ±180°"));
         }
         if self.amenities.len() > AMENITIES_MAX {
             return Err(too_long("amenities", format!("at most {AMENITIES_MAX}")));
@@ -337,12 +305,7 @@ impl Stay {
 impl Trip {
     fn validate(&self) -> Result<(), InvalidListing> {
         check_text("operator", &self.operator, 1, OPERATOR_BYTES_MAX)?;
-        check_text(
-            "service_number",
-            &self.service_number,
-            1,
-            SERVICE_NUMBER_BYTES_MAX,
-        )?;
+        check_text("service_number", &self.service_number, 1, SERVICE_NUMBER_BYTES_MAX)?;
         if !(1..=SEATS_MAX).contains(&self.seats) {
             return Err(invalid("seats", format!("must be 1-{SEATS_MAX}")));
         }
@@ -368,15 +331,8 @@ impl Trip {
         let mut previous_min: Option<i32> = None;
         for (idx, stop) in self.stops.iter().enumerate() {
             check_text("stops.code", &stop.code, 1, STOP_CODE_BYTES_MAX)?;
-            if !stop
-                .code
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            {
-                return Err(invalid(
-                    "stops.code",
-                    format!("{:?}: upper-case letters and digits", stop.code),
-                ));
+            if !stop.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+                return Err(invalid("stops.code", format!("{:?}: upper-case letters and digits", stop.code)));
             }
             check_text("stops.name", &stop.name, 0, STOP_NAME_BYTES_MAX)?;
             if stop.utc_offset_min.abs() > 14 * 60 {
@@ -384,27 +340,22 @@ impl Trip {
             }
             let needs_arrival = idx > 0;
             let needs_departure = idx < last_idx;
-            if stop.arrival.is_some() != needs_arrival
-                || stop.departure.is_some() != needs_departure
-            {
+            if stop.arrival.is_some() != needs_arrival || stop.departure.is_some() != needs_departure {
                 return Err(invalid(
                     "stops",
-                    format!("stop {idx} ({}): every stop but the first has an arrival, every stop but the last a departure", stop.code),
+                    format!(
+                        "stop {idx} ({}): every stop but the first has an arrival, every stop but the last a departure",
+                        stop.code
+                    ),
                 ));
             }
             for at in [stop.arrival, stop.departure].into_iter().flatten() {
                 if at.day_offset > STOP_DAY_OFFSET_MAX {
-                    return Err(invalid(
-                        "stops.day_offset",
-                        format!("at most {STOP_DAY_OFFSET_MAX}"),
-                    ));
+                    return Err(invalid("stops.day_offset", format!("at most {STOP_DAY_OFFSET_MAX}")));
                 }
                 let minutes = stop.utc_minutes(at);
                 if previous_min.is_some_and(|p| minutes < p) {
-                    return Err(invalid(
-                        "stops",
-                        format!("stop {idx} ({}): times go backwards", stop.code),
-                    ));
+                    return Err(invalid("stops", format!("stop {idx} ({}): times go backwards", stop.code)));
                 }
                 previous_min = Some(minutes);
             }
@@ -423,10 +374,7 @@ pub(crate) mod tests {
             title: "Double room".into(),
             description: "Quiet, courtyard side".into(),
             currency: Currency::parse("EUR").unwrap(),
-            cancellation: CancellationPolicy {
-                free_until_hours: 48,
-                penalty: Penalty::Nights(1),
-            },
+            cancellation: CancellationPolicy { free_until_hours: 48, penalty: Penalty::Nights(1) },
             details: ListingDetails::Stay(Stay {
                 stay_type: StayType::HotelRoom,
                 address: "1 Rue de Rivoli".into(),
@@ -443,10 +391,7 @@ pub(crate) mod tests {
     }
 
     fn at(day_offset: u8, hhmm: &str) -> Option<StopTime> {
-        Some(StopTime {
-            day_offset,
-            time: TimeOfDay::parse(hhmm).unwrap(),
-        })
+        Some(StopTime { day_offset, time: TimeOfDay::parse(hhmm).unwrap() })
     }
 
     #[test]
@@ -478,9 +423,7 @@ pub(crate) mod tests {
         });
         assert_eq!(listing.validate(), Ok(()));
 
-        let ListingDetails::Trip(trip) = &mut listing.details else {
-            unreachable!()
-        };
+        let ListingDetails::Trip(trip) = &mut listing.details else { unreachable!() };
         trip.stops[1].arrival = at(0, "21:00");
         assert_eq!(listing.validate().unwrap_err().field, "stops");
     }
@@ -493,10 +436,7 @@ pub(crate) mod tests {
         assert_eq!(listing.validate().unwrap_err().field, "title");
         listing.title = "ok".into();
         listing.cancellation.penalty = Penalty::Percent(101);
-        assert_eq!(
-            listing.validate().unwrap_err().field,
-            "cancellation.penalty"
-        );
+        assert_eq!(listing.validate().unwrap_err().field, "cancellation.penalty");
         assert!(ListingId::parse("has space").is_err());
         assert!(ListingId::parse(&"a".repeat(65)).is_err());
     }
@@ -504,21 +444,12 @@ pub(crate) mod tests {
     #[test]
     fn penalties() {
         let eur = Currency::parse("EUR").unwrap();
-        let policy = CancellationPolicy {
-            free_until_hours: 24,
-            penalty: Penalty::Nights(1),
-        };
+        let policy = CancellationPolicy { free_until_hours: 24, penalty: Penalty::Nights(1) };
         let nights = [Money::new(100, eur), Money::new(120, eur)];
         let total = Money::new(220, eur);
-        assert_eq!(
-            policy.penalty(total, &nights, 25 * 3_600_000).amount_minor,
-            0
-        );
+        assert_eq!(policy.penalty(total, &nights, 25 * 3_600_000).amount_minor, 0);
         assert_eq!(policy.penalty(total, &nights, 3_600_000).amount_minor, 100);
-        let pct = CancellationPolicy {
-            free_until_hours: 24,
-            penalty: Penalty::Percent(50),
-        };
+        let pct = CancellationPolicy { free_until_hours: 24, penalty: Penalty::Percent(50) };
         assert_eq!(pct.penalty(total, &nights, 0).amount_minor, 110);
     }
 }

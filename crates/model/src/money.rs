@@ -16,10 +16,7 @@ impl Currency {
     pub fn parse(text: &str) -> Result<Currency, ParseError> {
         match text.as_bytes() {
             &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Currency([a, b, c])),
-            _ => Err(ParseError::new(
-                "currency",
-                format!("{text:?} is not an ISO 4217 code like EUR"),
-            )),
+            _ => Err(ParseError::new("currency", format!("{text:?} is not an ISO 4217 code like EUR"))),
         }
     }
 
@@ -31,8 +28,8 @@ impl Currency {
     /// 0 for JPY, 3 for KWD, 2 for almost everything else.
     pub fn minor_digits(&self) -> u32 {
         const NONE: [&str; 16] = [
-            "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND",
-            "VUV", "XAF", "XOF", "XPF",
+            "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF",
+            "XPF",
         ];
         const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
         match self.as_str() {
@@ -63,10 +60,7 @@ impl CountryCode {
     pub fn parse(text: &str) -> Result<CountryCode, ParseError> {
         match text.as_bytes() {
             &[a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => Ok(CountryCode([a, b])),
-            _ => Err(ParseError::new(
-                "country",
-                format!("{text:?} is not an ISO 3166 code like FR"),
-            )),
+            _ => Err(ParseError::new("country", format!("{text:?} is not an ISO 3166 code like FR"))),
         }
     }
 
@@ -90,10 +84,7 @@ pub struct Money {
 
 impl Money {
     pub fn new(amount_minor: i64, currency: Currency) -> Money {
-        Money {
-            amount_minor,
-            currency,
-        }
+        Money { amount_minor, currency }
     }
 
     pub fn zero(currency: Currency) -> Money {
@@ -105,17 +96,11 @@ impl Money {
         if self.currency != other.currency {
             return None;
         }
-        Some(Money::new(
-            self.amount_minor.checked_add(other.amount_minor)?,
-            self.currency,
-        ))
+        Some(Money::new(self.amount_minor.checked_add(other.amount_minor)?, self.currency))
     }
 
     pub fn checked_mul(self, factor: i64) -> Option<Money> {
-        Some(Money::new(
-            self.amount_minor.checked_mul(factor)?,
-            self.currency,
-        ))
+        Some(Money::new(self.amount_minor.checked_mul(factor)?, self.currency))
     }
 
     /// `percent` of this amount, rounded down to a whole minor unit.
@@ -135,14 +120,7 @@ impl fmt::Display for Money {
             return write!(f, "{sign}{abs} {}", self.currency);
         }
         let scale = 10u64.pow(digits);
-        write!(
-            f,
-            "{sign}{}.{:0width$} {}",
-            abs / scale,
-            abs % scale,
-            self.currency,
-            width = digits as usize
-        )
+        write!(f, "{sign}{}.{:0width$} {}", abs / scale, abs % scale, self.currency, width = digits as usize)
     }
 }
 
@@ -164,21 +142,12 @@ mod tests {
     fn arithmetic_never_mixes_currencies() {
         let eur = Currency::parse("EUR").unwrap();
         let usd = Currency::parse("USD").unwrap();
-        assert_eq!(
-            Money::new(150, eur).checked_add(Money::new(50, eur)),
-            Some(Money::new(200, eur))
-        );
+        assert_eq!(Money::new(150, eur).checked_add(Money::new(50, eur)), Some(Money::new(200, eur)));
         assert_eq!(Money::new(1, eur).checked_add(Money::new(1, usd)), None);
         assert_eq!(Money::new(i64::MAX, eur).checked_mul(2), None);
         assert_eq!(Money::new(999, eur).percent(50), Money::new(499, eur));
         assert_eq!(Money::new(-1205, eur).to_string(), "-12.05 EUR");
-        assert_eq!(
-            Money::new(1200, Currency::parse("JPY").unwrap()).to_string(),
-            "1200 JPY"
-        );
-        assert_eq!(
-            Money::new(1, Currency::parse("KWD").unwrap()).to_string(),
-            "0.001 KWD"
-        );
+        assert_eq!(Money::new(1200, Currency::parse("JPY").unwrap()).to_string(), "1200 JPY");
+        assert_eq!(Money::new(1, Currency::parse("KWD").unwrap()).to_string(), "0.001 KWD");
     }
 }

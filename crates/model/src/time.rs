@@ -11,9 +11,7 @@ use crate::ParseError;
 
 /// Milliseconds since the Unix epoch. Cores never read a clock: the shell
 /// passes `now` in as a `Timestamp`.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -67,19 +65,14 @@ impl Date {
 
     /// Parses `YYYY-MM-DD`.
     pub fn parse(text: &str) -> Result<Date, ParseError> {
-        let err = |reason: &str| {
-            ParseError::new("date", format!("{reason} in {text:?}, expected YYYY-MM-DD"))
-        };
+        let err = |reason: &str| ParseError::new("date", format!("{reason} in {text:?}, expected YYYY-MM-DD"));
         let b = text.as_bytes();
         if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
             return Err(err("bad shape"));
         }
         let num = |r: std::ops::Range<usize>| -> Option<u32> {
             let s = &text[r];
-            s.bytes()
-                .all(|c| c.is_ascii_digit())
-                .then(|| s.parse().ok())
-                .flatten()
+            s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok()).flatten()
         };
         let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
             return Err(err("not digits"));
@@ -205,11 +198,7 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(
-            Date::parse("1970-01-01").map(Date::days).ok(),
-            None,
-            "before YEAR_MIN"
-        );
+        assert_eq!(Date::parse("1970-01-01").map(Date::days).ok(), None, "before YEAR_MIN");
         assert_eq!(Date::from_ymd(1970, 1, 1).unwrap().days(), 0);
         assert_eq!(Date::parse("2000-03-01").unwrap().days(), 11_017);
         assert_eq!(Date::parse("2024-02-29").unwrap().to_string(), "2024-02-29");

@@ -26,18 +26,13 @@ pub struct LedgerConfig {
 
 impl Default for Config {
     fn default() -> Config {
-        Config {
-            http: SocketAddr::from(([127, 0, 0, 1], 7070)),
-            ledger: LedgerConfig::default(),
-        }
+        Config { http: SocketAddr::from(([127, 0, 0, 1], 7070)), ledger: LedgerConfig::default() }
     }
 }
 
 impl Default for LedgerConfig {
     fn default() -> LedgerConfig {
-        LedgerConfig {
-            publish_interval_ms: 250,
-        }
+        LedgerConfig { publish_interval_ms: 250 }
     }
 }
 

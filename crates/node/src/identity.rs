@@ -30,17 +30,8 @@ impl NodeKey {
     /// Writes a new key file; refuses to overwrite one.
     pub fn create(dir: &Path) -> std::io::Result<NodeKey> {
         let key = NodeKey::generate();
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(dir.join(KEY_FILE))?;
-        let hex: String = key
-            .0
-            .to_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dir.join(KEY_FILE))?;
+        let hex: String = key.0.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
         writeln!(file, "{hex}")?;
         file.sync_all()?;
         Ok(key)
@@ -49,31 +40,18 @@ impl NodeKey {
     /// Reads the key file, refusing one that others can read.
     pub fn load(dir: &Path) -> Result<NodeKey, String> {
         let path = dir.join(KEY_FILE);
-        let meta =
-            std::fs::metadata(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let meta = std::fs::metadata(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(format!(
-                "{} is readable by other users; run: chmod 600 {}",
-                path.display(),
-                path.display()
-            ));
+            return Err(format!("{} is readable by other users; run: chmod 600 {}", path.display(), path.display()));
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let text = text.trim();
         let bytes: Option<Vec<u8>> = (text.len() == 64)
-            .then(|| {
-                (0..32)
-                    .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
-                    .collect()
-            })
+            .then(|| (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()).collect())
             .flatten();
-        let seed: [u8; 32] = bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| {
-            format!(
-                "{} does not hold a 64-hex-digit ed25519 seed",
-                path.display()
-            )
-        })?;
+        let seed: [u8; 32] = bytes
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("{} does not hold a 64-hex-digit ed25519 seed", path.display()))?;
         Ok(NodeKey(SigningKey::from_bytes(&seed)))
     }
 }
@@ -92,34 +70,17 @@ mod tests {
     fn key_file_is_private_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let key = NodeKey::create(dir.path()).unwrap();
-        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(NodeKey::load(dir.path()).unwrap().origin(), key.origin());
-        assert!(
-            NodeKey::create(dir.path()).is_err(),
-            "never overwrites a key"
-        );
-        assert!(
-            !format!("{key:?}").contains(&hex_of(&key)),
-            "Debug hides the secret"
-        );
+        assert!(NodeKey::create(dir.path()).is_err(), "never overwrites a key");
+        assert!(!format!("{key:?}").contains(&hex_of(&key)), "Debug hides the secret");
 
-        std::fs::set_permissions(
-            dir.path().join(KEY_FILE),
-            std::fs::Permissions::from_mode(0o644),
-        )
-        .unwrap();
+        std::fs::set_permissions(dir.path().join(KEY_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(NodeKey::load(dir.path()).unwrap_err().contains("chmod 600"));
     }
 
     fn hex_of(key: &NodeKey) -> String {
-        key.0
-            .to_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        key.0.to_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 }

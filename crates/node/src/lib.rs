@@ -49,10 +49,7 @@ pub fn init(data_dir: &Path) -> Result<Initialized, NodeError> {
     std::fs::create_dir_all(data_dir)?;
     if data_dir.join(identity::KEY_FILE).exists() {
         let key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
-        return Ok(Initialized {
-            origin: key.origin(),
-            created: false,
-        });
+        return Ok(Initialized { origin: key.origin(), created: false });
     }
     let key = NodeKey::create(data_dir)?;
     let config_path = data_dir.join(config::CONFIG_FILE);
@@ -60,10 +57,7 @@ pub fn init(data_dir: &Path) -> Result<Initialized, NodeError> {
         std::fs::write(&config_path, Config::default().to_toml())?;
     }
     caravan_store::open_writer(&data_dir.join(caravan_store::DB_FILE))?;
-    Ok(Initialized {
-        origin: key.origin(),
-        created: true,
-    })
+    Ok(Initialized { origin: key.origin(), created: true })
 }
 
 /// Settings `Node::open` takes beside the data directory.
@@ -74,9 +68,7 @@ pub struct NodeOptions {
 
 impl From<&Config> for NodeOptions {
     fn from(config: &Config) -> NodeOptions {
-        NodeOptions {
-            publish_interval_ms: config.ledger.publish_interval_ms,
-        }
+        NodeOptions { publish_interval_ms: config.ledger.publish_interval_ms }
     }
 }
 
@@ -122,22 +114,12 @@ impl Node {
             clock: wall_clock,
         };
         let runtime = tokio::runtime::Handle::current();
-        let writer_thread = std::thread::Builder::new()
-            .name("ledger-writer".into())
-            .spawn(move || writer.run(receiver, runtime))?;
+        let writer_thread =
+            std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(receiver, runtime))?;
         let reader = Mutex::new(caravan_store::open_reader(&db_path)?);
-        let inner = Inner {
-            origin,
-            db_path,
-            ledger,
-            queue,
-            reader,
-            stats,
-            writer_thread: Mutex::new(Some(writer_thread)),
-        };
-        Ok(Node {
-            inner: Arc::new(inner),
-        })
+        let inner =
+            Inner { origin, db_path, ledger, queue, reader, stats, writer_thread: Mutex::new(Some(writer_thread)) };
+        Ok(Node { inner: Arc::new(inner) })
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -152,11 +134,7 @@ impl Node {
     /// waits for it. Other clones of this handle can no longer submit.
     pub async fn shutdown(self) {
         let inner = self.inner;
-        let thread = inner
-            .writer_thread
-            .lock()
-            .expect("writer thread lock")
-            .take();
+        let thread = inner.writer_thread.lock().expect("writer thread lock").take();
         drop(inner);
         if let Some(thread) = thread {
             // The writer stops once every sender is gone; clones held
@@ -167,9 +145,7 @@ impl Node {
 }
 
 fn wall_clock() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp(since_epoch.as_millis() as i64)
 }
 
@@ -177,11 +153,7 @@ impl Backend for Node {
     async fn submit(&self, command: Command) -> Result<Reply, SubmitError> {
         let (reply, answer) = oneshot::channel();
         let unavailable = || SubmitError::Unavailable("the ledger is shutting down".into());
-        self.inner
-            .queue
-            .send(writer::Request { command, reply })
-            .await
-            .map_err(|_| unavailable())?;
+        self.inner.queue.send(writer::Request { command, reply }).await.map_err(|_| unavailable())?;
         match answer.await.map_err(|_| unavailable())? {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(rejection)) => Err(SubmitError::Rejected(rejection)),
@@ -205,26 +177,15 @@ impl Backend for Node {
         rand::random()
     }
 
-    async fn own_records(
-        &self,
-        after_version: u64,
-        limit: u32,
-    ) -> Result<Vec<Verified<Record>>, String> {
+    async fn own_records(&self, after_version: u64, limit: u32) -> Result<Vec<Verified<Record>>, String> {
         let inner = self.inner.clone();
         let read = move || {
             let conn = inner.reader.lock().expect("reader lock");
-            let stored =
-                caravan_store::records::by_origin(&conn, inner.origin, after_version, limit)?;
+            let stored = caravan_store::records::by_origin(&conn, inner.origin, after_version, limit)?;
             let now = wall_clock();
-            stored
-                .iter()
-                .map(|s| caravan_store::records::read_back(&s.signed, now))
-                .collect::<Result<Vec<_>, _>>()
+            stored.iter().map(|s| caravan_store::records::read_back(&s.signed, now)).collect::<Result<Vec<_>, _>>()
         };
-        tokio::task::spawn_blocking(read)
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
     }
 }
 

@@ -70,9 +70,8 @@ impl Writer {
         let mut batch: Vec<Request> = Vec::with_capacity(BATCH_MAX);
         loop {
             let wait_ms = self.next_timer_ms(last_publish);
-            let first = runtime.block_on(async {
-                tokio::time::timeout(Duration::from_millis(wait_ms), queue.recv()).await
-            });
+            let first =
+                runtime.block_on(async { tokio::time::timeout(Duration::from_millis(wait_ms), queue.recv()).await });
             match first {
                 Ok(Some(request)) => batch.push(request),
                 Ok(None) => break,
@@ -85,22 +84,13 @@ impl Writer {
                 }
             }
             let now = self.now();
-            let expire_due = batch.is_empty()
-                && self
-                    .ledger
-                    .read()
-                    .expect("ledger lock")
-                    .next_expiry()
-                    .is_some_and(|at| at <= now);
+            let expire_due =
+                batch.is_empty() && self.ledger.read().expect("ledger lock").next_expiry().is_some_and(|at| at <= now);
             let publish_due = now.ms() - last_publish.ms() >= self.publish_interval_ms;
             if batch.is_empty() && !expire_due && !(publish_due && self.has_unpublished()) {
                 continue;
             }
-            let timers = if expire_due {
-                vec![Command::ExpireHolds]
-            } else {
-                Vec::new()
-            };
+            let timers = if expire_due { vec![Command::ExpireHolds] } else { Vec::new() };
             if self.commit(std::mem::take(&mut batch), timers, publish_due, now) {
                 last_publish = now;
             }
@@ -137,13 +127,7 @@ impl Writer {
     /// Applies `batch`, then `timers`, then a `Publish` if `publish_due` and
     /// anything changed, in one transaction; answers the batch once it is
     /// durable. Returns whether it published.
-    fn commit(
-        &mut self,
-        batch: Vec<Request>,
-        mut timers: Vec<Command>,
-        publish_due: bool,
-        now: Timestamp,
-    ) -> bool {
+    fn commit(&mut self, batch: Vec<Request>, mut timers: Vec<Command>, publish_due: bool, now: Timestamp) -> bool {
         let mut ledger = self.ledger.write().expect("ledger lock");
         let result = (|| -> Result<Vec<Result<Reply, Rejection>>, StoreError> {
             let tx = self.conn.transaction()?;
@@ -166,12 +150,7 @@ impl Writer {
                 let applied = ledger.apply(command, now);
                 append(&tx, index, now, command, &applied)?;
                 if !applied.publications.is_empty() {
-                    let signed = caravan_publish::sign(
-                        self.key.signing_key(),
-                        applied.publications,
-                        index,
-                        now,
-                    );
+                    let signed = caravan_publish::sign(self.key.signing_key(), applied.publications, index, now);
                     for record in caravan_records::verify_batch(signed, now) {
                         let record = record.expect("our own records verify");
                         let outcome = records::put(&tx, &record, now)?;
@@ -195,9 +174,7 @@ impl Writer {
                 drop(ledger);
                 let published = timers.last() == Some(&Command::Publish);
                 self.next_index += (batch.len() + timers.len()) as u64;
-                self.stats
-                    .commands
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 for (request, reply) in batch.into_iter().zip(replies) {
                     // The client may have gone away; the command stands.
@@ -254,10 +231,7 @@ pub fn replay(conn: &Connection) -> Result<(Ledger, u64), StoreError> {
         let applied = ledger.apply(&command, Timestamp(entry.now_ms));
         let reply = postcard::to_stdvec(&applied.reply).expect("replies serialize");
         if reply != entry.reply {
-            return Err(StoreError::Corrupt(format!(
-                "ledger log entry {} replays to a different reply",
-                entry.index
-            )));
+            return Err(StoreError::Corrupt(format!("ledger log entry {} replays to a different reply", entry.index)));
         }
         next_index = entry.index + 1;
         Ok(())

@@ -31,32 +31,17 @@ pub fn sign(
         .into_iter()
         .map(|publication| {
             let (key, payload) = match publication {
-                Publication::Listing(listing) => {
-                    (listing.id.to_string(), Payload::Listing(listing))
-                }
-                Publication::Availability { listing, runs } => {
-                    (listing.to_string(), Payload::Ari(runs))
-                }
+                Publication::Listing(listing) => (listing.id.to_string(), Payload::Listing(listing)),
+                Publication::Availability { listing, runs } => (listing.to_string(), Payload::Ari(runs)),
                 Publication::Withdrawal(listing) => (listing.to_string(), Payload::Withdrawal),
             };
-            Draft {
-                key,
-                version,
-                time,
-                payload,
-            }
+            Draft { key, version, time, payload }
         })
         .collect();
     if drafts.len() < BUNDLE_RECORDS_MIN {
-        return drafts
-            .iter()
-            .map(|draft| sign_one(signing_key, draft))
-            .collect();
+        return drafts.iter().map(|draft| sign_one(signing_key, draft)).collect();
     }
-    drafts
-        .chunks(BUNDLE_LEAVES_MAX as usize)
-        .flat_map(|chunk| sign_bundle(signing_key, chunk))
-        .collect()
+    drafts.chunks(BUNDLE_LEAVES_MAX as usize).flat_map(|chunk| sign_bundle(signing_key, chunk)).collect()
 }
 
 #[cfg(test)]
@@ -72,11 +57,7 @@ mod tests {
                 runs: vec![AriRun {
                     start: now.date(),
                     days: 3,
-                    day: AriDay {
-                        available: 1,
-                        price_minor: 100,
-                        ..AriDay::default()
-                    },
+                    day: AriDay { available: 1, price_minor: 100, ..AriDay::default() },
                 }],
             })
             .collect()
@@ -87,14 +68,9 @@ mod tests {
         let key = SigningKey::from_bytes(&[7; 32]);
         let now = Timestamp(1_900_000_000_000);
         let few = verify_batch(sign(&key, availability(3, now), 42, now), now);
-        assert!(few
-            .iter()
-            .all(|r| matches!(r.as_ref().unwrap().proof(), Proof::Signature(_))));
+        assert!(few.iter().all(|r| matches!(r.as_ref().unwrap().proof(), Proof::Signature(_))));
         let many = verify_batch(sign(&key, availability(9, now), 43, now), now);
-        assert!(many.iter().all(|r| matches!(
-            r.as_ref().unwrap().proof(),
-            Proof::Bundle { leaf_count: 9, .. }
-        )));
+        assert!(many.iter().all(|r| matches!(r.as_ref().unwrap().proof(), Proof::Bundle { leaf_count: 9, .. })));
         assert!(many.iter().all(|r| r.as_ref().unwrap().version == 43));
     }
 }

@@ -111,12 +111,7 @@ impl fmt::Debug for RecordId {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Proof {
     Signature([u8; 64]),
-    Bundle {
-        signature: [u8; 64],
-        leaf_index: u32,
-        leaf_count: u32,
-        path: Vec<[u8; 32]>,
-    },
+    Bundle { signature: [u8; 64], leaf_index: u32, leaf_count: u32, path: Vec<[u8; 32]> },
 }
 
 /// A decoded record with the exact bytes it was signed as.
@@ -155,30 +150,21 @@ impl Record {
     pub fn to_proto(&self) -> proto::SignedRecord {
         let proof = match &self.proof {
             Proof::Signature(sig) => proto::signed_record::Proof::Signature(sig.to_vec()),
-            Proof::Bundle {
-                signature,
-                leaf_index,
-                leaf_count,
-                path,
-            } => proto::signed_record::Proof::Bundle(proto::BundleProof {
-                signature: signature.to_vec(),
-                leaf_index: *leaf_index,
-                leaf_count: *leaf_count,
-                path: path.iter().map(|h| h.to_vec()).collect(),
-            }),
+            Proof::Bundle { signature, leaf_index, leaf_count, path } => {
+                proto::signed_record::Proof::Bundle(proto::BundleProof {
+                    signature: signature.to_vec(),
+                    leaf_index: *leaf_index,
+                    leaf_count: *leaf_count,
+                    path: path.iter().map(|h| h.to_vec()).collect(),
+                })
+            }
         };
-        proto::SignedRecord {
-            record: self.body.clone(),
-            proof: Some(proof),
-        }
+        proto::SignedRecord { record: self.body.clone(), proof: Some(proof) }
     }
 
     /// Whether `self` and `other` claim the same slot and version.
     pub fn same_slot_version(&self, other: &Record) -> bool {
-        self.origin == other.origin
-            && self.kind == other.kind
-            && self.key == other.key
-            && self.version == other.version
+        self.origin == other.origin && self.kind == other.kind && self.key == other.key && self.version == other.version
     }
 }
 
@@ -208,14 +194,9 @@ pub struct EquivocationProof {
 
 impl EquivocationProof {
     /// `Some` when the two records are an equivocation.
-    pub fn detect(
-        first: &Verified<Record>,
-        second: &Verified<Record>,
-    ) -> Option<EquivocationProof> {
-        (first.same_slot_version(second) && first.id() != second.id()).then(|| EquivocationProof {
-            first: first.clone(),
-            second: second.clone(),
-        })
+    pub fn detect(first: &Verified<Record>, second: &Verified<Record>) -> Option<EquivocationProof> {
+        (first.same_slot_version(second) && first.id() != second.id())
+            .then(|| EquivocationProof { first: first.clone(), second: second.clone() })
     }
 
     pub fn origin(&self) -> Origin {
@@ -223,21 +204,15 @@ impl EquivocationProof {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        proto::EquivocationProof {
-            first: Some(self.first.to_proto()),
-            second: Some(self.second.to_proto()),
-        }
-        .encode_to_vec()
+        proto::EquivocationProof { first: Some(self.first.to_proto()), second: Some(self.second.to_proto()) }
+            .encode_to_vec()
     }
 
     /// Decodes and checks a proof received from a peer.
     pub fn verify(bytes: &[u8], now: Timestamp) -> Result<EquivocationProof, Rejection> {
-        let proof = proto::EquivocationProof::decode(bytes)
-            .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let proof = proto::EquivocationProof::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
         let (Some(first), Some(second)) = (proof.first, proof.second) else {
-            return Err(Rejection::Malformed(
-                "equivocation proof needs two records".into(),
-            ));
+            return Err(Rejection::Malformed("equivocation proof needs two records".into()));
         };
         let mut both = verify_batch(vec![first, second], now).into_iter();
         let first = both.next().expect("two in, two out")?;

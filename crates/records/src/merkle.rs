@@ -33,16 +33,8 @@ pub fn build(leaves: &[Hash]) -> (Hash, Vec<Vec<Hash>>) {
             }
             *pos /= 2;
         }
-        level = level
-            .chunks(2)
-            .map(|pair| {
-                if pair.len() == 2 {
-                    node_hash(&pair[0], &pair[1])
-                } else {
-                    pair[0]
-                }
-            })
-            .collect();
+        level =
+            level.chunks(2).map(|pair| if pair.len() == 2 { node_hash(&pair[0], &pair[1]) } else { pair[0] }).collect();
     }
     (level[0], paths)
 }
@@ -76,11 +68,7 @@ mod tests {
             let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&i.to_le_bytes())).collect();
             let (root, paths) = build(&leaves);
             for (i, path) in paths.iter().enumerate() {
-                assert_eq!(
-                    root_from_path(leaves[i], i as u32, n, path),
-                    Some(root),
-                    "n={n} i={i}"
-                );
+                assert_eq!(root_from_path(leaves[i], i as u32, n, path), Some(root), "n={n} i={i}");
                 if n > 1 {
                     let other = (i + 1) % n as usize;
                     assert_ne!(root_from_path(leaves[i], other as u32, n, path), Some(root));

@@ -2,9 +2,8 @@
 //! messages, with every limit checked on the way in.
 
 use caravan_model::{
-    AriDay, AriRun, CancellationPolicy, CountryCode, Currency, Date, GeoPoint, Listing,
-    ListingDetails, ListingId, Penalty, Stay, StayType, Stop, StopTime, TimeOfDay, Timestamp, Trip,
-    TripMode,
+    AriDay, AriRun, CancellationPolicy, CountryCode, Currency, Date, GeoPoint, Listing, ListingDetails, ListingId,
+    Penalty, Stay, StayType, Stop, StopTime, TimeOfDay, Timestamp, Trip, TripMode,
 };
 use prost::Message;
 
@@ -32,35 +31,20 @@ impl Payload {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Payload::Listing(listing) => listing_to_proto(listing).encode_to_vec(),
-            Payload::Ari(runs) => proto::AriPayload {
-                runs: runs.iter().map(run_to_proto).collect(),
-            }
-            .encode_to_vec(),
+            Payload::Ari(runs) => proto::AriPayload { runs: runs.iter().map(run_to_proto).collect() }.encode_to_vec(),
             Payload::Withdrawal => proto::WithdrawalPayload {}.encode_to_vec(),
         }
     }
 
     /// Decodes and validates the payload of a `kind` record with `key`,
     /// made at `time`.
-    pub(crate) fn decode(
-        kind: Kind,
-        key: &ListingId,
-        time: Timestamp,
-        bytes: &[u8],
-    ) -> Result<Payload, Rejection> {
-        let malformed =
-            |e: prost::DecodeError| Rejection::Malformed(format!("{} payload: {e}", kind.as_str()));
+    pub(crate) fn decode(kind: Kind, key: &ListingId, time: Timestamp, bytes: &[u8]) -> Result<Payload, Rejection> {
+        let malformed = |e: prost::DecodeError| Rejection::Malformed(format!("{} payload: {e}", kind.as_str()));
         match kind {
             Kind::Listing => {
-                let listing = listing_from_proto(
-                    key,
-                    proto::ListingPayload::decode(bytes).map_err(malformed)?,
-                )?;
+                let listing = listing_from_proto(key, proto::ListingPayload::decode(bytes).map_err(malformed)?)?;
                 listing.validate().map_err(|e| match e.too_long {
-                    true => Rejection::FieldTooLong {
-                        field: e.field,
-                        reason: e.reason,
-                    },
+                    true => Rejection::FieldTooLong { field: e.field, reason: e.reason },
                     false => Rejection::InvalidPayload(e.to_string()),
                 })?;
                 Ok(Payload::Listing(listing))
@@ -93,9 +77,7 @@ fn runs_from_proto(runs: &[proto::AriRun], today: Date) -> Result<Vec<AriRun>, R
     let mut out = Vec::with_capacity(runs.len());
     let mut previous_end = first_allowed;
     for run in runs {
-        let small = |v: u32, what: &str| {
-            u16::try_from(v).map_err(|_| bad(format!("{what} {v} is too large")))
-        };
+        let small = |v: u32, what: &str| u16::try_from(v).map_err(|_| bad(format!("{what} {v} is too large")));
         let day = AriDay {
             available: run.available,
             price_minor: run.price_minor,
@@ -106,31 +88,18 @@ fn runs_from_proto(runs: &[proto::AriRun], today: Date) -> Result<Vec<AriRun>, R
             stop_sell: run.stop_sell,
         };
         if day.available > AVAILABLE_MAX {
-            return Err(bad(format!(
-                "available {} above {AVAILABLE_MAX}",
-                day.available
-            )));
+            return Err(bad(format!("available {} above {AVAILABLE_MAX}", day.available)));
         }
         if !(0..=caravan_model::limits::PRICE_MINOR_MAX).contains(&day.price_minor) {
             return Err(bad(format!("price {} out of range", day.price_minor)));
         }
-        if run.days == 0
-            || run.days > (caravan_model::limits::HORIZON_DAYS_MAX + ARI_DAYS_BEFORE_MAX + 1) as u32
-        {
+        if run.days == 0 || run.days > (caravan_model::limits::HORIZON_DAYS_MAX + ARI_DAYS_BEFORE_MAX + 1) as u32 {
             return Err(bad("a run covers 1 day or more, within the horizon"));
         }
-        let run = AriRun {
-            start: Date::from_days(run.start_day),
-            days: run.days,
-            day,
-        };
+        let run = AriRun { start: Date::from_days(run.start_day), days: run.days, day };
         if run.start < first_allowed || run.end() > end_allowed {
             return Err(Rejection::OutOfHorizon {
-                date: if run.start < first_allowed {
-                    run.start
-                } else {
-                    run.end().add_days(-1)
-                },
+                date: if run.start < first_allowed { run.start } else { run.end().add_days(-1) },
                 first: first_allowed,
                 last: end_allowed.add_days(-1),
             });
@@ -217,24 +186,18 @@ fn listing_to_proto(listing: &Listing) -> proto::ListingPayload {
 }
 
 fn stop_time_to_proto(at: StopTime) -> proto::StopTime {
-    proto::StopTime {
-        day_offset: at.day_offset.into(),
-        minute_of_day: at.time.minutes().into(),
-    }
+    proto::StopTime { day_offset: at.day_offset.into(), minute_of_day: at.time.minutes().into() }
 }
 
 fn stop_time_from_proto(at: proto::StopTime) -> Result<StopTime, Rejection> {
     Ok(StopTime {
         day_offset: u8::try_from(at.day_offset).map_err(|_| bad("stop day_offset too large"))?,
-        time: TimeOfDay::from_minutes(at.minute_of_day)
-            .ok_or_else(|| bad("stop minute_of_day >= 1440"))?,
+        time: TimeOfDay::from_minutes(at.minute_of_day).ok_or_else(|| bad("stop minute_of_day >= 1440"))?,
     })
 }
 
 fn listing_from_proto(key: &ListingId, msg: proto::ListingPayload) -> Result<Listing, Rejection> {
-    let policy = msg
-        .cancellation
-        .ok_or_else(|| bad("listing without cancellation policy"))?;
+    let policy = msg.cancellation.ok_or_else(|| bad("listing without cancellation policy"))?;
     let penalty = match policy.penalty {
         Some(proto::cancellation_policy::Penalty::Percent(p)) => {
             Penalty::Percent(u8::try_from(p).map_err(|_| bad("penalty percent above 100"))?)
@@ -244,14 +207,9 @@ fn listing_from_proto(key: &ListingId, msg: proto::ListingPayload) -> Result<Lis
         }
         None => return Err(bad("cancellation policy without penalty")),
     };
-    let details = match msg
-        .details
-        .ok_or_else(|| bad("listing is neither stay nor trip"))?
-    {
+    let details = match msg.details.ok_or_else(|| bad("listing is neither stay nor trip"))? {
         proto::listing_payload::Details::Stay(stay) => {
-            let minutes = |m: u32, what: &str| {
-                TimeOfDay::from_minutes(m).ok_or_else(|| bad(format!("{what} >= 1440")))
-            };
+            let minutes = |m: u32, what: &str| TimeOfDay::from_minutes(m).ok_or_else(|| bad(format!("{what} >= 1440")));
             ListingDetails::Stay(Stay {
                 stay_type: match proto::StayType::try_from(stay.stay_type) {
                     Ok(proto::StayType::HotelRoom) => StayType::HotelRoom,
@@ -261,10 +219,7 @@ fn listing_from_proto(key: &ListingId, msg: proto::ListingPayload) -> Result<Lis
                 address: stay.address,
                 city: stay.city,
                 country: CountryCode::parse(&stay.country).map_err(|e| bad(e.to_string()))?,
-                location: GeoPoint {
-                    lat_e7: stay.lat_e7,
-                    lon_e7: stay.lon_e7,
-                },
+                location: GeoPoint { lat_e7: stay.lat_e7, lon_e7: stay.lon_e7 },
                 amenities: stay.amenities,
                 max_guests: stay.max_guests,
                 check_in: minutes(stay.check_in_min, "check_in_min")?,
@@ -305,10 +260,7 @@ fn listing_from_proto(key: &ListingId, msg: proto::ListingPayload) -> Result<Lis
         title: msg.title,
         description: msg.description,
         currency: Currency::parse(&msg.currency).map_err(|e| bad(e.to_string()))?,
-        cancellation: CancellationPolicy {
-            free_until_hours: policy.free_until_hours,
-            penalty,
-        },
+        cancellation: CancellationPolicy { free_until_hours: policy.free_until_hours, penalty },
         details,
     })
 }

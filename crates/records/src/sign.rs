@@ -37,10 +37,7 @@ impl Draft {
 pub fn sign_one(signing_key: &SigningKey, draft: &Draft) -> proto::SignedRecord {
     let body = draft.body(signing_key);
     let signature = signing_key.sign(&body).to_bytes().to_vec();
-    proto::SignedRecord {
-        record: body,
-        proof: Some(proto::signed_record::Proof::Signature(signature)),
-    }
+    proto::SignedRecord { record: body, proof: Some(proto::signed_record::Proof::Signature(signature)) }
 }
 
 /// The message an origin signs for a bundle with this Merkle root.

@@ -34,9 +34,7 @@ pub enum Rejection {
     #[error("version must be at least 1")]
     ZeroVersion,
     /// The record claims a time too far ahead of our clock.
-    #[error(
-        "record time is {ahead_ms} ms ahead of this node's clock (limit {TIME_SKEW_MS_MAX} ms)"
-    )]
+    #[error("record time is {ahead_ms} ms ahead of this node's clock (limit {TIME_SKEW_MS_MAX} ms)")]
     TimeInFuture { ahead_ms: i64 },
     /// A string or list is longer than its limit.
     #[error("{field} too long: {reason}")]
@@ -78,19 +76,14 @@ impl Rejection {
 /// Decodes an encoded `SignedRecord`, checking its size first.
 pub fn decode_signed(bytes: &[u8]) -> Result<proto::SignedRecord, Rejection> {
     if bytes.len() > SIGNED_RECORD_BYTES_MAX {
-        return Err(Rejection::Oversized {
-            size: bytes.len(),
-            limit: SIGNED_RECORD_BYTES_MAX,
-        });
+        return Err(Rejection::Oversized { size: bytes.len(), limit: SIGNED_RECORD_BYTES_MAX });
     }
     proto::SignedRecord::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))
 }
 
 /// Verifies one record. Prefer [`verify_batch`] for many.
 pub fn verify(signed: proto::SignedRecord, now: Timestamp) -> Result<Verified<Record>, Rejection> {
-    verify_batch(vec![signed], now)
-        .pop()
-        .expect("one in, one out")
+    verify_batch(vec![signed], now).pop().expect("one in, one out")
 }
 
 /// A record whose fields passed, waiting for its signature check.
@@ -103,12 +96,8 @@ struct Candidate {
 /// Verifies many records at once; the result has one entry per input, in
 /// order. Signatures are checked in one ed25519 batch; a bundle's root
 /// signature is checked once however many of its records are present.
-pub fn verify_batch(
-    batch: Vec<proto::SignedRecord>,
-    now: Timestamp,
-) -> Vec<Result<Verified<Record>, Rejection>> {
-    let mut results: Vec<Option<Result<Verified<Record>, Rejection>>> =
-        Vec::with_capacity(batch.len());
+pub fn verify_batch(batch: Vec<proto::SignedRecord>, now: Timestamp) -> Vec<Result<Verified<Record>, Rejection>> {
+    let mut results: Vec<Option<Result<Verified<Record>, Rejection>>> = Vec::with_capacity(batch.len());
     let mut candidates: Vec<(usize, Candidate)> = Vec::with_capacity(batch.len());
     let mut keys: HashMap<[u8; 32], Option<VerifyingKey>> = HashMap::new();
     // Distinct (key, message, signature) triples to check.
@@ -129,36 +118,21 @@ pub fn verify_batch(
                         signers.push(key);
                         signatures.len() - 1
                     }
-                    Proof::Bundle {
-                        signature,
-                        leaf_index,
-                        leaf_count,
-                        path,
-                    } => {
+                    Proof::Bundle { signature, leaf_index, leaf_count, path } => {
                         let leaf = merkle::leaf_hash(&record.body);
-                        let Some(root) =
-                            merkle::root_from_path(leaf, *leaf_index, *leaf_count, path)
-                        else {
+                        let Some(root) = merkle::root_from_path(leaf, *leaf_index, *leaf_count, path) else {
                             results[idx] = Some(Err(Rejection::BadProof));
                             continue;
                         };
-                        *bundle_sigs
-                            .entry((record.origin.0, *signature, root))
-                            .or_insert_with(|| {
-                                messages.push(bundle_message(&root).to_vec());
-                                signatures.push(Signature::from_bytes(signature));
-                                signers.push(key);
-                                signatures.len() - 1
-                            })
+                        *bundle_sigs.entry((record.origin.0, *signature, root)).or_insert_with(|| {
+                            messages.push(bundle_message(&root).to_vec());
+                            signatures.push(Signature::from_bytes(signature));
+                            signers.push(key);
+                            signatures.len() - 1
+                        })
                     }
                 };
-                candidates.push((
-                    idx,
-                    Candidate {
-                        record,
-                        signature_idx,
-                    },
-                ));
+                candidates.push((idx, Candidate { record, signature_idx }));
             }
         }
     }
@@ -169,32 +143,18 @@ pub fn verify_batch(
             vec![true; signatures.len()]
         } else {
             // Someone in the batch lied: find out who, one by one.
-            (0..signatures.len())
-                .map(|i| {
-                    signers[i]
-                        .verify_strict(&messages[i], &signatures[i])
-                        .is_ok()
-                })
-                .collect()
+            (0..signatures.len()).map(|i| signers[i].verify_strict(&messages[i], &signatures[i]).is_ok()).collect()
         }
     };
 
     for (idx, candidate) in candidates {
-        results[idx] = Some(
-            match (
-                signature_ok[candidate.signature_idx],
-                &candidate.record.proof,
-            ) {
-                (true, _) => Ok(Verified(candidate.record)),
-                (false, Proof::Signature(_)) => Err(Rejection::BadSignature),
-                (false, Proof::Bundle { .. }) => Err(Rejection::BadProof),
-            },
-        );
+        results[idx] = Some(match (signature_ok[candidate.signature_idx], &candidate.record.proof) {
+            (true, _) => Ok(Verified(candidate.record)),
+            (false, Proof::Signature(_)) => Err(Rejection::BadSignature),
+            (false, Proof::Bundle { .. }) => Err(Rejection::BadProof),
+        });
     }
-    results
-        .into_iter()
-        .map(|r| r.expect("every record has a result"))
-        .collect()
+    results.into_iter().map(|r| r.expect("every record has a result")).collect()
 }
 
 fn check_fields(
@@ -204,24 +164,13 @@ fn check_fields(
 ) -> Result<(Record, VerifyingKey), Rejection> {
     let size = signed.encoded_len();
     if size > SIGNED_RECORD_BYTES_MAX {
-        return Err(Rejection::Oversized {
-            size,
-            limit: SIGNED_RECORD_BYTES_MAX,
-        });
+        return Err(Rejection::Oversized { size, limit: SIGNED_RECORD_BYTES_MAX });
     }
     let body = signed.record;
-    let msg =
-        proto::Record::decode(body.as_slice()).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    let origin: [u8; 32] = msg
-        .origin
-        .as_slice()
-        .try_into()
-        .map_err(|_| Rejection::BadOrigin)?;
-    let key = *keys.entry(origin).or_insert_with(|| {
-        VerifyingKey::from_bytes(&origin)
-            .ok()
-            .filter(|key| !key.is_weak())
-    });
+    let msg = proto::Record::decode(body.as_slice()).map_err(|e| Rejection::Malformed(e.to_string()))?;
+    let origin: [u8; 32] = msg.origin.as_slice().try_into().map_err(|_| Rejection::BadOrigin)?;
+    let key =
+        *keys.entry(origin).or_insert_with(|| VerifyingKey::from_bytes(&origin).ok().filter(|key| !key.is_weak()));
     let key = key.ok_or(Rejection::BadOrigin)?;
     let kind = Kind::from_i32(msg.kind).ok_or(Rejection::UnknownKind(msg.kind))?;
     if msg.key.len() > KEY_BYTES_MAX {
@@ -244,21 +193,12 @@ fn check_fields(
     let time = Timestamp(msg.time_ms);
     let payload = Payload::decode(kind, &listing_id, time, &msg.payload)?;
     let proof = match signed.proof {
-        None => {
-            return Err(Rejection::Malformed(
-                "record without signature or bundle proof".into(),
-            ))
+        None => return Err(Rejection::Malformed("record without signature or bundle proof".into())),
+        Some(proto::signed_record::Proof::Signature(sig)) => {
+            Proof::Signature(sig.as_slice().try_into().map_err(|_| Rejection::BadSignature)?)
         }
-        Some(proto::signed_record::Proof::Signature(sig)) => Proof::Signature(
-            sig.as_slice()
-                .try_into()
-                .map_err(|_| Rejection::BadSignature)?,
-        ),
         Some(proto::signed_record::Proof::Bundle(bundle)) => {
-            if bundle.leaf_count == 0
-                || bundle.leaf_count > BUNDLE_LEAVES_MAX
-                || bundle.path.len() > BUNDLE_PATH_MAX
-            {
+            if bundle.leaf_count == 0 || bundle.leaf_count > BUNDLE_LEAVES_MAX || bundle.path.len() > BUNDLE_PATH_MAX {
                 return Err(Rejection::BadProof);
             }
             let path = bundle
@@ -267,11 +207,7 @@ fn check_fields(
                 .map(|h| h.as_slice().try_into().map_err(|_| Rejection::BadProof))
                 .collect::<Result<Vec<[u8; 32]>, _>>()?;
             Proof::Bundle {
-                signature: bundle
-                    .signature
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| Rejection::BadProof)?,
+                signature: bundle.signature.as_slice().try_into().map_err(|_| Rejection::BadProof)?,
                 leaf_index: bundle.leaf_index,
                 leaf_count: bundle.leaf_count,
                 path,

@@ -30,9 +30,7 @@ pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The file was written by a newer Caravan.
-    #[error(
-        "database schema version {found} is newer than this build's {supported}; upgrade caravan"
-    )]
+    #[error("database schema version {found} is newer than this build's {supported}; upgrade caravan")]
     TooNew { found: u32, supported: u32 },
     /// A stored row failed its read-back check.
     #[error("corrupt row: {0}")]
@@ -55,9 +53,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 
 /// Opens a read-only connection to a database the writer has created.
 pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
     migrations::check_readable(&conn)?;

@@ -10,9 +10,7 @@
 //!    stored, the origin frozen and its records deleted.
 
 use caravan_model::Timestamp;
-use caravan_records::{
-    decode_signed, verify, EquivocationProof, Kind, Origin, Record, RecordId, Verified,
-};
+use caravan_records::{decode_signed, verify, EquivocationProof, Kind, Origin, Record, RecordId, Verified};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::StoreError;
@@ -57,44 +55,31 @@ pub struct Stored {
     pub signed: Vec<u8>,
 }
 
-pub fn put(
-    conn: &Connection,
-    record: &Verified<Record>,
-    now: Timestamp,
-) -> Result<PutOutcome, StoreError> {
+pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Result<PutOutcome, StoreError> {
     if is_frozen(conn, record.origin)? {
         return Ok(PutOutcome::Frozen);
     }
     let origin = &record.origin.0[..];
     let existing: Option<(i64, Vec<u8>, Vec<u8>)> = conn
-        .prepare_cached(
-            "SELECT version, id, signed FROM records WHERE origin = ?1 AND kind = ?2 AND key = ?3",
-        )?
-        .query_row(params![origin, record.kind as i64, record.key], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })
+        .prepare_cached("SELECT version, id, signed FROM records WHERE origin = ?1 AND kind = ?2 AND key = ?3")?
+        .query_row(params![origin, record.kind as i64, record.key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
     let outcome = match existing {
         Some((version, id, signed)) => {
             let version = version as u64;
             if record.version < version {
-                return Ok(PutOutcome::Stale {
-                    stored_version: version,
-                });
+                return Ok(PutOutcome::Stale { stored_version: version });
             }
             if record.version == version {
                 if id == record.id().0 {
                     return Ok(PutOutcome::Duplicate);
                 }
                 let stored = read_back(&signed, now)?;
-                let proof = EquivocationProof::detect(&stored, record)
-                    .expect("same slot and version, other id");
+                let proof = EquivocationProof::detect(&stored, record).expect("same slot and version, other id");
                 freeze(conn, &proof, now)?;
                 return Ok(PutOutcome::Equivocation(Box::new(proof)));
             }
-            PutOutcome::Replaced {
-                previous_version: version,
-            }
+            PutOutcome::Replaced { previous_version: version }
         }
         None => {
             if record.kind != Kind::Withdrawal && is_withdrawn(conn, record.origin, &record.key)? {
@@ -116,15 +101,17 @@ pub fn put(
         record.encode()
     ])?;
     if record.kind == Kind::Withdrawal {
-        conn.prepare_cached("DELETE FROM records WHERE origin = ?1 AND key = ?2 AND kind != ?3")?
-            .execute(params![origin, record.key, Kind::Withdrawal as i64])?;
+        conn.prepare_cached("DELETE FROM records WHERE origin = ?1 AND key = ?2 AND kind != ?3")?.execute(params![
+            origin,
+            record.key,
+            Kind::Withdrawal as i64
+        ])?;
     }
     Ok(outcome)
 }
 
 fn is_withdrawn(conn: &Connection, origin: Origin, key: &str) -> Result<bool, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT 1 FROM records WHERE origin = ?1 AND kind = ?2 AND key = ?3")?;
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM records WHERE origin = ?1 AND kind = ?2 AND key = ?3")?;
     Ok(stmt.exists(params![&origin.0[..], Kind::Withdrawal as i64, key])?)
 }
 
@@ -135,28 +122,19 @@ pub fn is_frozen(conn: &Connection, origin: Origin) -> Result<bool, StoreError> 
 
 /// Stores an equivocation proof (ours or a peer's, verified), freezes the
 /// origin and deletes its records. Returns false if it was frozen already.
-pub fn freeze(
-    conn: &Connection,
-    proof: &EquivocationProof,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
+pub fn freeze(conn: &Connection, proof: &EquivocationProof, now: Timestamp) -> Result<bool, StoreError> {
     let origin = &proof.origin().0[..];
     let inserted = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO equivocations (origin, proof, detected_ms) VALUES (?1, ?2, ?3)",
-        )?
+        .prepare_cached("INSERT OR IGNORE INTO equivocations (origin, proof, detected_ms) VALUES (?1, ?2, ?3)")?
         .execute(params![origin, proof.encode(), now.ms()])?;
-    conn.prepare_cached("DELETE FROM records WHERE origin = ?1")?
-        .execute([origin])?;
+    conn.prepare_cached("DELETE FROM records WHERE origin = ?1")?.execute([origin])?;
     Ok(inserted == 1)
 }
 
 /// The frozen origins with their encoded proofs.
 pub fn equivocations(conn: &Connection) -> Result<Vec<(Origin, Vec<u8>)>, StoreError> {
     let mut stmt = conn.prepare("SELECT origin, proof FROM equivocations ORDER BY origin")?;
-    let rows = stmt.query_map([], |row| {
-        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
-    })?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
     rows.map(|row| {
         let (origin, proof) = row?;
         Ok((Origin(to_array(&origin, "origin")?), proof))
@@ -169,34 +147,23 @@ pub fn read_back(signed: &[u8], now: Timestamp) -> Result<Verified<Record>, Stor
     let decoded = decode_signed(signed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // Stored records were checked against an earlier clock; a later one
     // can only be further ahead of them.
-    verify(decoded, now)
-        .map_err(|e| StoreError::Corrupt(format!("stored record fails verification: {e}")))
+    verify(decoded, now).map_err(|e| StoreError::Corrupt(format!("stored record fails verification: {e}")))
 }
 
 /// One origin's records with a version above `after_version`, oldest first.
-pub fn by_origin(
-    conn: &Connection,
-    origin: Origin,
-    after_version: u64,
-    limit: u32,
-) -> Result<Vec<Stored>, StoreError> {
+pub fn by_origin(conn: &Connection, origin: Origin, after_version: u64, limit: u32) -> Result<Vec<Stored>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT origin, kind, key, version, time_ms, id, signed FROM records
          WHERE origin = ?1 AND version > ?2 ORDER BY version, kind, key LIMIT ?3",
     )?;
-    let rows = stmt.query_map(
-        params![&origin.0[..], after_version as i64, limit],
-        stored_from_row,
-    )?;
+    let rows = stmt.query_map(params![&origin.0[..], after_version as i64, limit], stored_from_row)?;
     rows.map(|row| row?).collect()
 }
 
 /// Calls `visit` on every stored record, in slot order.
-pub fn for_each(
-    conn: &Connection,
-    mut visit: impl FnMut(Stored) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare("SELECT origin, kind, key, version, time_ms, id, signed FROM records ORDER BY origin, kind, key")?;
+pub fn for_each(conn: &Connection, mut visit: impl FnMut(Stored) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT origin, kind, key, version, time_ms, id, signed FROM records ORDER BY origin, kind, key")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         visit(stored_from_row(row)??)?;
@@ -205,9 +172,7 @@ pub fn for_each(
 }
 
 pub fn count(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM records", [], |row| {
-        row.get::<_, i64>(0)
-    })? as u64)
+    Ok(conn.query_row("SELECT COUNT(*) FROM records", [], |row| row.get::<_, i64>(0))? as u64)
 }
 
 fn stored_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Stored, StoreError>> {
@@ -217,8 +182,7 @@ fn stored_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Stored, S
     let parsed = (|| {
         Ok(Stored {
             origin: Origin(to_array(&origin, "origin")?),
-            kind: Kind::from_i32(kind as i32)
-                .ok_or_else(|| StoreError::Corrupt(format!("kind {kind}")))?,
+            kind: Kind::from_i32(kind as i32).ok_or_else(|| StoreError::Corrupt(format!("kind {kind}")))?,
             key: row.get(2)?,
             version: row.get::<_, i64>(3)? as u64,
             time_ms: row.get(4)?,
@@ -230,7 +194,5 @@ fn stored_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Stored, S
 }
 
 fn to_array(bytes: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} is {} bytes", bytes.len())))
+    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is {} bytes", bytes.len())))
 }

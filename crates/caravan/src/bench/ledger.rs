@@ -27,19 +27,13 @@ fn listing(idx: u32) -> Listing {
         title: format!("Room type {idx}"),
         description: String::new(),
         currency: Currency::parse("EUR").expect("valid"),
-        cancellation: CancellationPolicy {
-            free_until_hours: 24,
-            penalty: Penalty::Nights(1),
-        },
+        cancellation: CancellationPolicy { free_until_hours: 24, penalty: Penalty::Nights(1) },
         details: ListingDetails::Stay(Stay {
             stay_type: StayType::HotelRoom,
             address: String::new(),
             city: "Benchville".into(),
             country: CountryCode::parse("FR").expect("valid"),
-            location: GeoPoint {
-                lat_e7: 0,
-                lon_e7: 0,
-            },
+            location: GeoPoint { lat_e7: 0, lon_e7: 0 },
             amenities: vec![],
             max_guests: 2,
             check_in: TimeOfDay::from_minutes(15 * 60).expect("valid"),
@@ -52,21 +46,11 @@ fn listing(idx: u32) -> Listing {
 pub fn run(args: &LedgerBench) -> anyhow::Result<Map<String, Value>> {
     let dir = BenchDir::new(args.dir.as_deref())?;
     caravan_node::init(dir.path()).context("initializing the bench node")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let node = Node::open(
-            dir.path(),
-            NodeOptions {
-                publish_interval_ms: 250,
-            },
-        )?;
+        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 250 })?;
         setup(&node, args.listings).await?;
-        eprintln!(
-            "{} listings open; {} clients holding for {} s",
-            args.listings, args.clients, args.seconds
-        );
+        eprintln!("{} listings open; {} clients holding for {} s", args.listings, args.clients, args.seconds);
 
         let commits_before = node.stats().commits.load(Ordering::Relaxed);
         let commands_before = node.stats().commands.load(Ordering::Relaxed);
@@ -94,17 +78,11 @@ pub fn run(args: &LedgerBench) -> anyhow::Result<Map<String, Value>> {
         let mut out = Map::new();
         out.insert("holds_per_s".into(), json!(granted as f64 / elapsed_s));
         out.insert("fsync_per_s".into(), json!(commits as f64 / elapsed_s));
-        out.insert(
-            "batch_size".into(),
-            json!(commands as f64 / commits.max(1) as f64),
-        );
+        out.insert("batch_size".into(), json!(commands as f64 / commits.max(1) as f64));
         out.insert("holds_granted".into(), json!(granted));
         out.insert("holds_refused".into(), json!(refused));
         out.insert("latency_p50_ms".into(), json!(quantile(&latencies_ms, 0.5)));
-        out.insert(
-            "latency_p99_ms".into(),
-            json!(quantile(&latencies_ms, 0.99)),
-        );
+        out.insert("latency_p99_ms".into(), json!(quantile(&latencies_ms, 0.99)));
         out.insert("clients".into(), json!(args.clients));
         out.insert("seconds".into(), json!(elapsed_s));
         Ok(out)
@@ -118,17 +96,10 @@ async fn setup(node: &Node, listings: u32) -> anyhow::Result<()> {
         let node = node.clone();
         tasks.spawn(async move {
             node.submit(Command::CreateListing(listing(idx))).await?;
-            let patch = AriPatch {
-                available: Some(limits::UNITS_MAX),
-                price_minor: Some(12_000),
-                ..AriPatch::default()
-            };
-            let command = Command::SetAri {
-                listing: listing(idx).id,
-                from: today,
-                to: today.add_days(HORIZON_DAYS),
-                patch,
-            };
+            let patch =
+                AriPatch { available: Some(limits::UNITS_MAX), price_minor: Some(12_000), ..AriPatch::default() };
+            let command =
+                Command::SetAri { listing: listing(idx).id, from: today, to: today.add_days(HORIZON_DAYS), patch };
             node.submit(command).await
         });
     }
@@ -138,14 +109,8 @@ async fn setup(node: &Node, listings: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn hold_until(
-    node: Node,
-    client: u64,
-    listings: u64,
-    deadline: Instant,
-) -> (u64, u64, Vec<f64>) {
-    let mut rng =
-        XorShift(0x9E37_79B9_7F4A_7C15 ^ (client + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+async fn hold_until(node: Node, client: u64, listings: u64, deadline: Instant) -> (u64, u64, Vec<f64>) {
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (client + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
     let today = node.now().date();
     let (mut granted, mut refused, mut latencies_ms) = (0, 0, Vec::new());
     while Instant::now() < deadline {

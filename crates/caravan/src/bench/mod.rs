@@ -58,9 +58,7 @@ impl BenchDir {
                 std::fs::create_dir_all(path)?;
                 BenchDir::Given(path.to_owned())
             }
-            None => {
-                BenchDir::Temporary(tempfile::tempdir().context("creating a temporary directory")?)
-            }
+            None => BenchDir::Temporary(tempfile::tempdir().context("creating a temporary directory")?),
         })
     }
 

@@ -33,12 +33,7 @@ fn draft(idx: usize, now: Timestamp) -> Draft {
             },
         })
         .collect();
-    Draft {
-        key: format!("listing-{idx}"),
-        version: 1 + idx as u64,
-        time: now,
-        payload: Payload::Ari(runs),
-    }
+    Draft { key: format!("listing-{idx}"), version: 1 + idx as u64, time: now, payload: Payload::Ari(runs) }
 }
 
 fn key(origin: usize) -> SigningKey {
@@ -52,24 +47,13 @@ pub fn run(args: &RecordsBench) -> anyhow::Result<Map<String, Value>> {
         args.records > 0 && args.origins > 0 && args.bundle_size > 0 && args.batch > 0,
         "all counts must be positive"
     );
-    anyhow::ensure!(
-        args.bundle_size <= caravan_records::limits::BUNDLE_LEAVES_MAX as usize,
-        "bundle too large"
-    );
-    let now = Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis() as i64,
-    );
+    anyhow::ensure!(args.bundle_size <= caravan_records::limits::BUNDLE_LEAVES_MAX as usize, "bundle too large");
+    let now = Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64);
     let keys: Vec<SigningKey> = (0..args.origins).map(key).collect();
 
-    eprintln!(
-        "signing {} records one by one and {} in bundles of {}",
-        args.records, args.records, args.bundle_size
-    );
-    let singles: Vec<proto::SignedRecord> = (0..args.records)
-        .map(|i| sign_one(&keys[i % args.origins], &draft(i, now)))
-        .collect();
+    eprintln!("signing {} records one by one and {} in bundles of {}", args.records, args.records, args.bundle_size);
+    let singles: Vec<proto::SignedRecord> =
+        (0..args.records).map(|i| sign_one(&keys[i % args.origins], &draft(i, now))).collect();
     let drafts: Vec<Draft> = (0..args.records).map(|i| draft(i, now)).collect();
     let bundled: Vec<proto::SignedRecord> = drafts
         .chunks(args.bundle_size)
@@ -83,36 +67,17 @@ pub fn run(args: &RecordsBench) -> anyhow::Result<Map<String, Value>> {
         let started = Instant::now();
         for chunk in singles.chunks(args.batch) {
             let verified = verify_batch(chunk.to_vec(), now);
-            anyhow::ensure!(
-                verified.iter().all(Result::is_ok),
-                "a benchmark record failed verification"
-            );
+            anyhow::ensure!(verified.iter().all(Result::is_ok), "a benchmark record failed verification");
         }
         args.records as f64 / started.elapsed().as_secs_f64()
     };
     let dir = BenchDir::new(args.dir.as_deref())?;
-    let single_rate = verify_store_apply(
-        &dir.path().join("singles.sqlite"),
-        &singles,
-        args.batch,
-        now,
-    )?;
-    let bundled_rate = verify_store_apply(
-        &dir.path().join("bundled.sqlite"),
-        &bundled,
-        args.batch,
-        now,
-    )?;
+    let single_rate = verify_store_apply(&dir.path().join("singles.sqlite"), &singles, args.batch, now)?;
+    let bundled_rate = verify_store_apply(&dir.path().join("bundled.sqlite"), &bundled, args.batch, now)?;
 
     let mut out = Map::new();
-    out.insert(
-        "records_per_s_verify_store_apply".into(),
-        json!(single_rate),
-    );
-    out.insert(
-        "bundled_records_per_s_verify_store_apply".into(),
-        json!(bundled_rate),
-    );
+    out.insert("records_per_s_verify_store_apply".into(), json!(single_rate));
+    out.insert("bundled_records_per_s_verify_store_apply".into(), json!(bundled_rate));
     out.insert("verify_per_s".into(), json!(verify_per_s));
     out.insert("records".into(), json!(args.records));
     out.insert("record_bytes".into(), json!(record_bytes));
@@ -142,9 +107,6 @@ fn verify_store_apply(
         tx.commit()?;
     }
     let rate = signed.len() as f64 / started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        records::count(&conn)? == signed.len() as u64,
-        "not every record was stored"
-    );
+    anyhow::ensure!(records::count(&conn)? == signed.len() as u64, "not every record was stored");
     Ok(rate)
 }

@@ -2,9 +2,7 @@
 
 use caravan_catalog::db;
 use caravan_model::*;
-use caravan_records::{
-    sign_bundle, sign_one, verify, verify_batch, Draft, Payload, Record, Verified,
-};
+use caravan_records::{sign_bundle, sign_one, verify, verify_batch, Draft, Payload, Record, Verified};
 use caravan_store::{open_writer, records, DB_FILE};
 use ed25519_dalek::SigningKey;
 
@@ -16,10 +14,7 @@ fn listing(id: &str, city: &str) -> Listing {
         title: format!("Hotel in {city}"),
         description: String::new(),
         currency: Currency::parse("EUR").unwrap(),
-        cancellation: CancellationPolicy {
-            free_until_hours: 24,
-            penalty: Penalty::Percent(100),
-        },
+        cancellation: CancellationPolicy { free_until_hours: 24, penalty: Penalty::Percent(100) },
         details: ListingDetails::Stay(Stay {
             stay_type: StayType::HotelRoom,
             address: String::new(),
@@ -36,16 +31,8 @@ fn listing(id: &str, city: &str) -> Listing {
 }
 
 fn ari(available: u32, price: i64) -> Payload {
-    let day = AriDay {
-        available,
-        price_minor: price,
-        ..AriDay::default()
-    };
-    Payload::Ari(vec![AriRun {
-        start: NOW.date(),
-        days: 10,
-        day,
-    }])
+    let day = AriDay { available, price_minor: price, ..AriDay::default() };
+    Payload::Ari(vec![AriRun { start: NOW.date(), days: 10, day }])
 }
 
 /// A history with replacements, a withdrawal, bundles and an equivocation.
@@ -54,43 +41,16 @@ fn history() -> Vec<Verified<Record>> {
     let chain = SigningKey::from_bytes(&[2; 32]);
     let liar = SigningKey::from_bytes(&[3; 32]);
     let one = |key: &SigningKey, id: &str, version, payload| {
-        verify(
-            sign_one(
-                key,
-                &Draft {
-                    key: id.into(),
-                    version,
-                    time: NOW,
-                    payload,
-                },
-            ),
-            NOW,
-        )
-        .unwrap()
+        verify(sign_one(key, &Draft { key: id.into(), version, time: NOW, payload }), NOW).unwrap()
     };
     let mut out = vec![
-        one(
-            &hotel,
-            "venice-1",
-            1,
-            Payload::Listing(listing("venice-1", "Venice")),
-        ),
+        one(&hotel, "venice-1", 1, Payload::Listing(listing("venice-1", "Venice"))),
         one(&hotel, "venice-1", 2, ari(5, 20_000)),
         one(&hotel, "venice-1", 3, ari(4, 21_000)),
-        one(
-            &hotel,
-            "venice-2",
-            4,
-            Payload::Listing(listing("venice-2", "Venice")),
-        ),
+        one(&hotel, "venice-2", 4, Payload::Listing(listing("venice-2", "Venice"))),
         one(&hotel, "venice-2", 5, ari(1, 9_000)),
         one(&hotel, "venice-2", 6, Payload::Withdrawal),
-        one(
-            &liar,
-            "rome-1",
-            1,
-            Payload::Listing(listing("rome-1", "Rome")),
-        ),
+        one(&liar, "rome-1", 1, Payload::Listing(listing("rome-1", "Rome"))),
         one(&liar, "rome-1", 2, ari(1, 1)),
         one(&liar, "rome-1", 2, ari(2, 1)),
     ];
@@ -98,26 +58,12 @@ fn history() -> Vec<Verified<Record>> {
         .flat_map(|i| {
             let id = format!("milan-{i}");
             [
-                Draft {
-                    key: id.clone(),
-                    version: 10,
-                    time: NOW,
-                    payload: Payload::Listing(listing(&id, "Milan")),
-                },
-                Draft {
-                    key: id,
-                    version: 10,
-                    time: NOW,
-                    payload: ari(i, 10_000 + i as i64),
-                },
+                Draft { key: id.clone(), version: 10, time: NOW, payload: Payload::Listing(listing(&id, "Milan")) },
+                Draft { key: id, version: 10, time: NOW, payload: ari(i, 10_000 + i as i64) },
             ]
         })
         .collect();
-    out.extend(
-        verify_batch(sign_bundle(&chain, &drafts), NOW)
-            .into_iter()
-            .map(Result::unwrap),
-    );
+    out.extend(verify_batch(sign_bundle(&chain, &drafts), NOW).into_iter().map(Result::unwrap));
     out
 }
 
@@ -134,11 +80,7 @@ fn rebuilding_from_records_gives_the_same_digest() {
     let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
     deliver(&conn, &history());
     let live = db::digest(&conn).unwrap();
-    assert_eq!(
-        db::listing_count(&conn).unwrap(),
-        7,
-        "venice-1 and six in Milan; venice-2 withdrawn, rome frozen"
-    );
+    assert_eq!(db::listing_count(&conn).unwrap(), 7, "venice-1 and six in Milan; venice-2 withdrawn, rome frozen");
 
     let rebuilt_from = db::rebuild(&conn, NOW).unwrap();
     assert_eq!(
@@ -158,10 +100,7 @@ fn any_delivery_order_converges_to_the_same_catalog() {
     let mut backwards = history.clone();
     backwards.reverse();
     deliver(&reversed, &backwards);
-    assert_eq!(
-        db::digest(&reversed).unwrap(),
-        db::digest(&in_order).unwrap()
-    );
+    assert_eq!(db::digest(&reversed).unwrap(), db::digest(&in_order).unwrap());
 }
 
 #[test]

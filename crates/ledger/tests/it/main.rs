@@ -4,9 +4,7 @@
 mod properties;
 mod rules;
 
-use caravan_ledger::{
-    Applied, Command, Hold, HoldId, HoldRequest, IdempotencyKey, Ledger, Rejection, Reply,
-};
+use caravan_ledger::{Applied, Command, Hold, HoldId, HoldRequest, IdempotencyKey, Ledger, Rejection, Reply};
 use caravan_model::*;
 
 /// 2030-01-01T00:00Z.
@@ -23,10 +21,7 @@ pub fn stay(id: &str, units: u32) -> Listing {
         title: format!("Room {id}"),
         description: String::new(),
         currency: Currency::parse("EUR").unwrap(),
-        cancellation: CancellationPolicy {
-            free_until_hours: 48,
-            penalty: Penalty::Nights(1),
-        },
+        cancellation: CancellationPolicy { free_until_hours: 48, penalty: Penalty::Nights(1) },
         details: ListingDetails::Stay(Stay {
             stay_type: StayType::HotelRoom,
             address: "Main street 1".into(),
@@ -43,12 +38,7 @@ pub fn stay(id: &str, units: u32) -> Listing {
 }
 
 pub fn trip(id: &str, seat_map: &[&str]) -> Listing {
-    let at = |d, hhmm| {
-        Some(StopTime {
-            day_offset: d,
-            time: TimeOfDay::parse(hhmm).unwrap(),
-        })
-    };
+    let at = |d, hhmm| Some(StopTime { day_offset: d, time: TimeOfDay::parse(hhmm).unwrap() });
     Listing {
         details: ListingDetails::Trip(Trip {
             mode: TripMode::Bus,
@@ -82,17 +72,8 @@ pub fn id(text: &str) -> ListingId {
 }
 
 pub fn open(listing: &str, from: i32, to: i32, available: u32, price_minor: i64) -> Command {
-    let patch = AriPatch {
-        available: Some(available),
-        price_minor: Some(price_minor),
-        ..AriPatch::default()
-    };
-    Command::SetAri {
-        listing: id(listing),
-        from: day(from),
-        to: day(to),
-        patch,
-    }
+    let patch = AriPatch { available: Some(available), price_minor: Some(price_minor), ..AriPatch::default() };
+    Command::SetAri { listing: id(listing), from: day(from), to: day(to), patch }
 }
 
 pub fn hold_stay(listing: &str, check_in: i32, check_out: i32, units: u32) -> Command {
@@ -124,11 +105,7 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Harness {
-        Harness {
-            ledger: Ledger::new(),
-            log: Vec::new(),
-            now: T0,
-        }
+        Harness { ledger: Ledger::new(), log: Vec::new(), now: T0 }
     }
 
     pub fn advance_ms(&mut self, ms: i64) {
@@ -144,9 +121,7 @@ impl Harness {
 
     pub fn ok(&mut self, command: Command) -> Reply {
         let name = command.name();
-        self.apply(command)
-            .reply
-            .unwrap_or_else(|e| panic!("{name} refused: {e}"))
+        self.apply(command).reply.unwrap_or_else(|e| panic!("{name} refused: {e}"))
     }
 
     pub fn err(&mut self, command: Command) -> Rejection {
@@ -165,18 +140,10 @@ impl Harness {
     }
 
     pub fn confirm(&mut self, hold: HoldId) -> Result<Reply, Rejection> {
-        self.apply(Command::Confirm {
-            idempotency_key: None,
-            hold,
-        })
-        .reply
+        self.apply(Command::Confirm { idempotency_key: None, hold }).reply
     }
 
     pub fn cancel(&mut self, hold: HoldId) -> Result<Reply, Rejection> {
-        self.apply(Command::Cancel {
-            idempotency_key: None,
-            hold,
-        })
-        .reply
+        self.apply(Command::Cancel { idempotency_key: None, hold }).reply
     }
 }

@@ -5,30 +5,12 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Step {
-    Hold {
-        client: u8,
-        listing: u8,
-        first: i32,
-        nights: i32,
-        units: u32,
-        keyed: bool,
-    },
-    Confirm {
-        hold: u8,
-        keyed: bool,
-    },
-    Cancel {
-        hold: u8,
-    },
-    Advance {
-        minutes: i64,
-    },
+    Hold { client: u8, listing: u8, first: i32, nights: i32, units: u32, keyed: bool },
+    Confirm { hold: u8, keyed: bool },
+    Cancel { hold: u8 },
+    Advance { minutes: i64 },
     Expire,
-    Reopen {
-        listing: u8,
-        day: i32,
-        available: u32,
-    },
+    Reopen { listing: u8, day: i32, available: u32 },
     Publish,
 }
 
@@ -59,48 +41,26 @@ fn run(steps: &[Step]) -> Harness {
     for step in steps {
         seq += 1;
         let command = match step.clone() {
-            Step::Hold {
-                client,
-                listing,
-                first,
-                nights,
-                units,
-                keyed,
-            } => {
-                let Command::Hold {
-                    request, ttl_ms, ..
-                } = hold_stay(&listing_name(listing), first, first + nights, units)
+            Step::Hold { client, listing, first, nights, units, keyed } => {
+                let Command::Hold { request, ttl_ms, .. } =
+                    hold_stay(&listing_name(listing), first, first + nights, units)
                 else {
                     unreachable!()
                 };
-                let idempotency_key = keyed
-                    .then(|| IdempotencyKey::parse(&format!("c{client}-{}", seq % 7)).unwrap());
-                Command::Hold {
-                    idempotency_key,
-                    request,
-                    ttl_ms,
-                    expected_total_minor: None,
-                }
+                let idempotency_key = keyed.then(|| IdempotencyKey::parse(&format!("c{client}-{}", seq % 7)).unwrap());
+                Command::Hold { idempotency_key, request, ttl_ms, expected_total_minor: None }
             }
             Step::Confirm { hold, keyed } => Command::Confirm {
-                idempotency_key: keyed
-                    .then(|| IdempotencyKey::parse(&format!("confirm-{hold}")).unwrap()),
+                idempotency_key: keyed.then(|| IdempotencyKey::parse(&format!("confirm-{hold}")).unwrap()),
                 hold: HoldId(hold as u64 % 24 + 1),
             },
-            Step::Cancel { hold } => Command::Cancel {
-                idempotency_key: None,
-                hold: HoldId(hold as u64 % 24 + 1),
-            },
+            Step::Cancel { hold } => Command::Cancel { idempotency_key: None, hold: HoldId(hold as u64 % 24 + 1) },
             Step::Advance { minutes } => {
                 h.advance_ms(minutes * MINUTE_MS);
                 continue;
             }
             Step::Expire => Command::ExpireHolds,
-            Step::Reopen {
-                listing,
-                day,
-                available,
-            } => open(&listing_name(listing), day, day + 1, available, 5_000),
+            Step::Reopen { listing, day, available } => open(&listing_name(listing), day, day + 1, available, 5_000),
             Step::Publish => Command::Publish,
         };
         // `Harness::apply` checks every invariant, `held + booked <=

@@ -14,19 +14,9 @@ fn hotel() -> Harness {
 fn holds_take_capacity_and_refuse_beyond_it() {
     let mut h = hotel();
     h.hold(hold_stay("room", 2, 4, 3));
-    assert_eq!(
-        (h.free("room", 2), h.free("room", 3), h.free("room", 4)),
-        (2, 2, 5)
-    );
+    assert_eq!((h.free("room", 2), h.free("room", 3), h.free("room", 4)), (2, 2, 5));
     let refused = h.err(hold_stay("room", 3, 5, 3));
-    assert_eq!(
-        refused,
-        Rejection::SoldOut {
-            date: day(3),
-            requested: 3,
-            available: 2
-        }
-    );
+    assert_eq!(refused, Rejection::SoldOut { date: day(3), requested: 3, available: 2 });
     assert_eq!(h.free("room", 4), 5, "a refused hold changes nothing");
 }
 
@@ -36,38 +26,17 @@ fn a_hold_prices_each_night_and_checks_the_quote() {
     h.ok(open("room", 3, 4, 5, 20_000));
     let hold = h.hold(hold_stay("room", 2, 4, 2));
     assert_eq!(hold.total.amount_minor, 2 * (10_000 + 20_000));
-    let Command::Hold { request, .. } = hold_stay("room", 2, 4, 1) else {
-        unreachable!()
-    };
-    let stale = Command::Hold {
-        idempotency_key: None,
-        request,
-        ttl_ms: 60_000,
-        expected_total_minor: Some(20_000),
-    };
-    assert!(matches!(
-        h.err(stale),
-        Rejection::PriceChanged {
-            expected_minor: 20_000,
-            ..
-        }
-    ));
+    let Command::Hold { request, .. } = hold_stay("room", 2, 4, 1) else { unreachable!() };
+    let stale = Command::Hold { idempotency_key: None, request, ttl_ms: 60_000, expected_total_minor: Some(20_000) };
+    assert!(matches!(h.err(stale), Rejection::PriceChanged { expected_minor: 20_000, .. }));
 }
 
 #[test]
 fn confirm_turns_a_hold_into_a_booking_exactly_once() {
     let mut h = hotel();
     let hold = h.hold(hold_stay("room", 1, 2, 1));
-    assert!(
-        matches!(h.confirm(hold.id), Ok(Reply::Hold(b)) if matches!(b.state, HoldState::Confirmed { .. }))
-    );
-    assert_eq!(
-        h.confirm(hold.id),
-        Err(Rejection::HoldNotLive {
-            hold: hold.id,
-            state: "confirmed".into()
-        })
-    );
+    assert!(matches!(h.confirm(hold.id), Ok(Reply::Hold(b)) if matches!(b.state, HoldState::Confirmed { .. })));
+    assert_eq!(h.confirm(hold.id), Err(Rejection::HoldNotLive { hold: hold.id, state: "confirmed".into() }));
     let day1 = &h.ledger.listing(&id("room")).unwrap().days[&day(1)];
     assert_eq!((day1.held, day1.booked), (0, 1));
 }
@@ -77,10 +46,7 @@ fn expiry_releases_at_the_deadline_and_never_before() {
     let mut h = hotel();
     let hold = h.hold(hold_stay("room", 1, 2, 5));
     h.advance_ms(15 * MINUTE_MS - 1);
-    assert!(
-        h.apply(Command::ExpireHolds).expired.is_empty(),
-        "not a millisecond early"
-    );
+    assert!(h.apply(Command::ExpireHolds).expired.is_empty(), "not a millisecond early");
     assert_eq!(h.free("room", 1), 0);
     h.advance_ms(1);
     assert_eq!(h.apply(Command::ExpireHolds).expired, vec![hold.id]);
@@ -95,12 +61,7 @@ fn a_confirm_at_the_deadline_is_too_late_even_without_a_timer() {
     let hold = h.hold(hold_stay("room", 1, 2, 1));
     h.advance_ms(15 * MINUTE_MS);
     assert_eq!(h.confirm(hold.id), Err(Rejection::HoldExpired(hold.id)));
-    assert_eq!(
-        h.ledger.hold(hold.id).unwrap().state,
-        HoldState::Expired {
-            at: hold.expires_at
-        }
-    );
+    assert_eq!(h.ledger.hold(hold.id).unwrap().state, HoldState::Expired { at: hold.expires_at });
 }
 
 #[test]
@@ -113,75 +74,39 @@ fn cancel_releases_a_hold_and_charges_a_late_booking_cancellation() {
     // Day 10, check-in 14:00: 48 hours' free cancellation, then one night.
     let early = h.hold(hold_stay("room", 10, 12, 2));
     h.confirm(early.id).unwrap();
-    let Ok(Reply::Hold(cancelled)) = h.cancel(early.id) else {
-        panic!()
-    };
-    assert!(
-        matches!(cancelled.state, HoldState::BookingCancelled { penalty, .. } if penalty.amount_minor == 0)
-    );
+    let Ok(Reply::Hold(cancelled)) = h.cancel(early.id) else { panic!() };
+    assert!(matches!(cancelled.state, HoldState::BookingCancelled { penalty, .. } if penalty.amount_minor == 0));
 
     let late = h.hold(hold_stay("room", 1, 3, 2));
     h.confirm(late.id).unwrap();
-    let Ok(Reply::Hold(cancelled)) = h.cancel(late.id) else {
-        panic!()
-    };
-    let HoldState::BookingCancelled { penalty, .. } = cancelled.state else {
-        panic!()
-    };
+    let Ok(Reply::Hold(cancelled)) = h.cancel(late.id) else { panic!() };
+    let HoldState::BookingCancelled { penalty, .. } = cancelled.state else { panic!() };
     assert_eq!(penalty.amount_minor, 2 * 10_000, "first night, both units");
     assert_eq!(h.free("room", 1), 5);
-    assert_eq!(
-        h.cancel(late.id),
-        Err(Rejection::HoldNotLive {
-            hold: late.id,
-            state: "booking_cancelled".into()
-        })
-    );
+    assert_eq!(h.cancel(late.id), Err(Rejection::HoldNotLive { hold: late.id, state: "booking_cancelled".into() }));
 }
 
 #[test]
 fn idempotency_keys_return_the_first_answer() {
     let mut h = hotel();
-    let Command::Hold {
-        request, ttl_ms, ..
-    } = hold_stay("room", 1, 2, 1)
-    else {
-        unreachable!()
-    };
+    let Command::Hold { request, ttl_ms, .. } = hold_stay("room", 1, 2, 1) else { unreachable!() };
     let with_key = |k: &str, units: u32| {
         let mut request = request.clone();
         if let HoldRequest::Stay { units: u, .. } = &mut request {
             *u = units;
         }
-        Command::Hold {
-            idempotency_key: key(k),
-            request,
-            ttl_ms,
-            expected_total_minor: None,
-        }
+        Command::Hold { idempotency_key: key(k), request, ttl_ms, expected_total_minor: None }
     };
     let first = h.ok(with_key("agency-1/abc", 1));
     let again = h.ok(with_key("agency-1/abc", 1));
     assert_eq!(first, again);
     assert_eq!(h.free("room", 1), 4, "the retry held nothing more");
-    assert_eq!(
-        h.err(with_key("agency-1/abc", 2)),
-        Rejection::IdempotencyKeyReused
-    );
+    assert_eq!(h.err(with_key("agency-1/abc", 2)), Rejection::IdempotencyKeyReused);
 
     // Refusals are remembered too: the answer does not change under the client.
     h.ok(open("room", 3, 4, 0, 10_000));
     let mut sold_out = with_key("agency-1/def", 1);
-    if let Command::Hold {
-        request:
-            HoldRequest::Stay {
-                check_in,
-                check_out,
-                ..
-            },
-        ..
-    } = &mut sold_out
-    {
+    if let Command::Hold { request: HoldRequest::Stay { check_in, check_out, .. }, .. } = &mut sold_out {
         (*check_in, *check_out) = (day(3), day(4));
     }
     let refused = h.err(sold_out.clone());
@@ -192,49 +117,17 @@ fn idempotency_keys_return_the_first_answer() {
 #[test]
 fn stay_restrictions() {
     let mut h = hotel();
-    let patch = |p: AriPatch| Command::SetAri {
-        listing: id("room"),
-        from: day(5),
-        to: day(6),
-        patch: p,
-    };
-    h.ok(patch(AriPatch {
-        min_stay: Some(2),
-        ..AriPatch::default()
-    }));
-    assert!(matches!(
-        h.err(hold_stay("room", 5, 6, 1)),
-        Rejection::Restriction(_)
-    ));
+    let patch = |p: AriPatch| Command::SetAri { listing: id("room"), from: day(5), to: day(6), patch: p };
+    h.ok(patch(AriPatch { min_stay: Some(2), ..AriPatch::default() }));
+    assert!(matches!(h.err(hold_stay("room", 5, 6, 1)), Rejection::Restriction(_)));
     h.hold(hold_stay("room", 5, 7, 1));
-    h.ok(patch(AriPatch {
-        closed_to_arrival: Some(true),
-        ..AriPatch::default()
-    }));
-    assert!(matches!(
-        h.err(hold_stay("room", 5, 7, 1)),
-        Rejection::Restriction(_)
-    ));
-    h.ok(patch(AriPatch {
-        stop_sell: Some(true),
-        ..AriPatch::default()
-    }));
-    assert_eq!(
-        h.err(hold_stay("room", 4, 7, 1)),
-        Rejection::NotForSale { date: day(5) }
-    );
-    assert_eq!(
-        h.err(hold_stay("room", 29, 31, 1)),
-        Rejection::NotForSale { date: day(30) }
-    );
-    assert!(matches!(
-        h.err(hold_stay("room", 2, 2, 1)),
-        Rejection::InvalidRequest(_)
-    ));
-    assert!(matches!(
-        h.err(hold_stay("room", -5, -3, 1)),
-        Rejection::InvalidRequest(_)
-    ));
+    h.ok(patch(AriPatch { closed_to_arrival: Some(true), ..AriPatch::default() }));
+    assert!(matches!(h.err(hold_stay("room", 5, 7, 1)), Rejection::Restriction(_)));
+    h.ok(patch(AriPatch { stop_sell: Some(true), ..AriPatch::default() }));
+    assert_eq!(h.err(hold_stay("room", 4, 7, 1)), Rejection::NotForSale { date: day(5) });
+    assert_eq!(h.err(hold_stay("room", 29, 31, 1)), Rejection::NotForSale { date: day(30) });
+    assert!(matches!(h.err(hold_stay("room", 2, 2, 1)), Rejection::InvalidRequest(_)));
+    assert!(matches!(h.err(hold_stay("room", -5, -3, 1)), Rejection::InvalidRequest(_)));
 }
 
 #[test]
@@ -243,23 +136,11 @@ fn allotment_cannot_drop_below_what_is_held_or_booked() {
     let hold = h.hold(hold_stay("room", 1, 2, 3));
     h.confirm(hold.id).unwrap();
     h.hold(hold_stay("room", 1, 2, 1));
-    assert_eq!(
-        h.err(open("room", 0, 3, 3, 10_000)),
-        Rejection::BelowCommitted {
-            date: day(1),
-            committed: 4
-        }
-    );
+    assert_eq!(h.err(open("room", 0, 3, 3, 10_000)), Rejection::BelowCommitted { date: day(1), committed: 4 });
     assert_eq!(h.free("room", 0), 5, "all or nothing: day 0 unchanged");
     h.ok(open("room", 0, 3, 4, 10_000));
     assert_eq!(h.free("room", 1), 0);
-    assert!(
-        matches!(
-            h.err(open("room", 0, 3, 6, 10_000)),
-            Rejection::InvalidRequest(_)
-        ),
-        "above capacity"
-    );
+    assert!(matches!(h.err(open("room", 0, 3, 6, 10_000)), Rejection::InvalidRequest(_)), "above capacity");
 }
 
 #[test]
@@ -281,79 +162,40 @@ fn seats_are_never_sold_twice() {
     let first = h.hold(seats(&["1A"]));
     assert_eq!(first.total.amount_minor, 2_500);
     assert_eq!(h.err(seats(&["1A"])), Rejection::SeatTaken("1A".into()));
-    assert_eq!(
-        h.err(seats(&["1B", "1B"])),
-        Rejection::SeatTaken("1B".into())
-    );
+    assert_eq!(h.err(seats(&["1B", "1B"])), Rejection::SeatTaken("1B".into()));
     assert_eq!(h.err(seats(&["9Z"])), Rejection::SeatUnknown("9Z".into()));
     h.cancel(first.id).unwrap();
     h.hold(seats(&["1A", "1B"]));
     let unnamed = Command::Hold {
         idempotency_key: None,
-        request: HoldRequest::Trip {
-            listing: id("bus"),
-            departure: day(1),
-            seats: 2,
-            seat_numbers: vec![],
-        },
+        request: HoldRequest::Trip { listing: id("bus"), departure: day(1), seats: 2, seat_numbers: vec![] },
         ttl_ms: 60_000,
         expected_total_minor: None,
     };
-    assert!(matches!(
-        h.err(unnamed),
-        Rejection::SoldOut {
-            requested: 2,
-            available: 1,
-            ..
-        }
-    ));
-    assert!(matches!(
-        h.err(hold_stay("bus", 1, 2, 1)),
-        Rejection::WrongKind { .. }
-    ));
+    assert!(matches!(h.err(unnamed), Rejection::SoldOut { requested: 2, available: 1, .. }));
+    assert!(matches!(h.err(hold_stay("bus", 1, 2, 1)), Rejection::WrongKind { .. }));
 }
 
 #[test]
 fn listings_lifecycle() {
     let mut h = hotel();
-    assert_eq!(
-        h.err(Command::CreateListing(stay("room", 1))),
-        Rejection::ListingExists(id("room"))
-    );
-    assert!(matches!(
-        h.err(Command::CreateListing(stay("bad", 0))),
-        Rejection::InvalidListing(_)
-    ));
-    assert!(
-        matches!(
-            h.err(Command::UpdateListing(stay("room", 2))),
-            Rejection::InvalidRequest(_)
-        ),
-        "allotment 5 > 2"
-    );
+    assert_eq!(h.err(Command::CreateListing(stay("room", 1))), Rejection::ListingExists(id("room")));
+    assert!(matches!(h.err(Command::CreateListing(stay("bad", 0))), Rejection::InvalidListing(_)));
+    assert!(matches!(h.err(Command::UpdateListing(stay("room", 2))), Rejection::InvalidRequest(_)), "allotment 5 > 2");
     let mut renamed = stay("room", 5);
     renamed.title = "Deluxe room".into();
     h.ok(Command::UpdateListing(renamed));
-    assert!(matches!(
-        h.err(Command::UpdateListing(trip("room", &["1"]))),
-        Rejection::InvalidRequest(_)
-    ));
+    assert!(matches!(h.err(Command::UpdateListing(trip("room", &["1"]))), Rejection::InvalidRequest(_)));
     let booking = h.hold(hold_stay("room", 1, 2, 1));
     h.confirm(booking.id).unwrap();
     h.ok(Command::WithdrawListing(id("room")));
-    assert_eq!(
-        h.err(hold_stay("room", 1, 2, 1)),
-        Rejection::ListingWithdrawn(id("room"))
-    );
+    assert_eq!(h.err(hold_stay("room", 1, 2, 1)), Rejection::ListingWithdrawn(id("room")));
     assert_eq!(
         h.err(Command::CreateListing(stay("room", 1))),
         Rejection::ListingExists(id("room")),
         "ids are never reused"
     );
-    assert!(
-        h.cancel(booking.id).is_ok(),
-        "bookings outlive their listing"
-    );
+    assert!(h.cancel(booking.id).is_ok(), "bookings outlive their listing");
 }
 
 #[test]
@@ -366,18 +208,9 @@ fn publish_emits_what_changed_once() {
     assert!(h.apply(Command::Publish).publications.is_empty());
     h.hold(hold_stay("room", 3, 5, 2));
     let after_hold = h.apply(Command::Publish).publications;
-    let [Publication::Availability { runs, .. }] = after_hold.as_slice() else {
-        panic!("{after_hold:?}")
-    };
+    let [Publication::Availability { runs, .. }] = after_hold.as_slice() else { panic!("{after_hold:?}") };
     let on = |d| AriRun::find(runs, day(d)).unwrap().available;
-    assert_eq!(
-        (on(2), on(3), on(4), on(5)),
-        (5, 3, 3, 5),
-        "ARI after bookings"
-    );
+    assert_eq!((on(2), on(3), on(4), on(5)), (5, 3, 3, 5), "ARI after bookings");
     h.ok(Command::WithdrawListing(id("room")));
-    assert!(matches!(
-        h.apply(Command::Publish).publications.as_slice(),
-        [Publication::Withdrawal(_)]
-    ));
+    assert!(matches!(h.apply(Command::Publish).publications.as_slice(), [Publication::Withdrawal(_)]));
 }

@@ -71,9 +71,9 @@ async fn every_bad_request_gets_a_clear_4xx() {
         (
             "POST",
             "/api/v1/listings".into(),
-            listing(
-                &|b| b["trip"] = json!({ "mode": "bus", "operator": "x", "service_number": "1", "stops": [], "seats": 1 }),
-            ),
+            listing(&|b| {
+                b["trip"] = json!({ "mode": "bus", "operator": "x", "service_number": "1", "stops": [], "seats": 1 })
+            }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
         ),
@@ -86,13 +86,7 @@ async fn every_bad_request_gets_a_clear_4xx() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
         ),
-        (
-            "POST",
-            "/api/v1/listings".into(),
-            listing(&|b| b["id"] = json!(id)),
-            StatusCode::CONFLICT,
-            "listing_exists",
-        ),
+        ("POST", "/api/v1/listings".into(), listing(&|b| b["id"] = json!(id)), StatusCode::CONFLICT, "listing_exists"),
         (
             "POST",
             "/api/v1/listings".into(),
@@ -107,20 +101,8 @@ async fn every_bad_request_gets_a_clear_4xx() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
         ),
-        (
-            "GET",
-            "/api/v1/listings/nope".into(),
-            None,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            "GET",
-            "/api/v1/listings/a%20b".into(),
-            None,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
+        ("GET", "/api/v1/listings/nope".into(), None, StatusCode::NOT_FOUND, "not_found"),
+        ("GET", "/api/v1/listings/a%20b".into(), None, StatusCode::NOT_FOUND, "not_found"),
         (
             "PUT",
             format!("/api/v1/listings/{id}"),
@@ -191,20 +173,8 @@ async fn every_bad_request_gets_a_clear_4xx() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
         ),
-        (
-            "POST",
-            "/api/v1/holds".into(),
-            Some(stay_hold(&id, 1, 2, 3)),
-            StatusCode::CONFLICT,
-            "sold_out",
-        ),
-        (
-            "POST",
-            "/api/v1/holds".into(),
-            Some(stay_hold(&id, 1, 40, 1)),
-            StatusCode::CONFLICT,
-            "not_for_sale",
-        ),
+        ("POST", "/api/v1/holds".into(), Some(stay_hold(&id, 1, 2, 3)), StatusCode::CONFLICT, "sold_out"),
+        ("POST", "/api/v1/holds".into(), Some(stay_hold(&id, 1, 40, 1)), StatusCode::CONFLICT, "not_for_sale"),
         (
             "POST",
             "/api/v1/holds".into(),
@@ -212,13 +182,7 @@ async fn every_bad_request_gets_a_clear_4xx() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
         ),
-        (
-            "POST",
-            "/api/v1/holds".into(),
-            Some(stay_hold("ghost", 1, 2, 1)),
-            StatusCode::NOT_FOUND,
-            "unknown_listing",
-        ),
+        ("POST", "/api/v1/holds".into(), Some(stay_hold("ghost", 1, 2, 1)), StatusCode::NOT_FOUND, "unknown_listing"),
         (
             "POST",
             "/api/v1/holds".into(),
@@ -243,123 +207,37 @@ async fn every_bad_request_gets_a_clear_4xx() {
         (
             "POST",
             "/api/v1/holds".into(),
-            Some(
-                json!({ "listing": id, "check_in": day(1), "check_out": day(2), "hold_seconds": 5 }),
-            ),
+            Some(json!({ "listing": id, "check_in": day(1), "check_out": day(2), "hold_seconds": 5 })),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
         ),
         (
             "POST",
             "/api/v1/holds".into(),
-            Some(
-                json!({ "listing": id, "check_in": day(1), "check_out": day(2), "expected_total_minor": 1 }),
-            ),
+            Some(json!({ "listing": id, "check_in": day(1), "check_out": day(2), "expected_total_minor": 1 })),
             StatusCode::CONFLICT,
             "price_changed",
         ),
-        (
-            "POST",
-            "/api/v1/holds".into(),
-            Some(json!([1, 2, 3])),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-        ),
-        (
-            "GET",
-            "/api/v1/holds/abc".into(),
-            None,
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-        ),
-        (
-            "GET",
-            "/api/v1/holds/999".into(),
-            None,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            "POST",
-            "/api/v1/holds/999/confirm".into(),
-            None,
-            StatusCode::NOT_FOUND,
-            "unknown_hold",
-        ),
-        (
-            "POST",
-            "/api/v1/holds/18446744073709551616/cancel".into(),
-            None,
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-        ),
-        (
-            "GET",
-            "/api/v1/bookings/1".into(),
-            None,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            "GET",
-            "/api/v1/bookings?state=maybe".into(),
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
-        (
-            "GET",
-            "/api/v1/bookings?limit=-1".into(),
-            None,
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-        ),
-        (
-            "GET",
-            "/api/v1/records?format=xml".into(),
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
-        (
-            "DELETE",
-            "/api/v1/holds".into(),
-            None,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-        ),
-        (
-            "GET",
-            "/api/v2/anything".into(),
-            None,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
+        ("POST", "/api/v1/holds".into(), Some(json!([1, 2, 3])), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        ("GET", "/api/v1/holds/abc".into(), None, StatusCode::BAD_REQUEST, "invalid_path"),
+        ("GET", "/api/v1/holds/999".into(), None, StatusCode::NOT_FOUND, "not_found"),
+        ("POST", "/api/v1/holds/999/confirm".into(), None, StatusCode::NOT_FOUND, "unknown_hold"),
+        ("POST", "/api/v1/holds/18446744073709551616/cancel".into(), None, StatusCode::BAD_REQUEST, "invalid_path"),
+        ("GET", "/api/v1/bookings/1".into(), None, StatusCode::NOT_FOUND, "not_found"),
+        ("GET", "/api/v1/bookings?state=maybe".into(), None, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        ("GET", "/api/v1/bookings?limit=-1".into(), None, StatusCode::BAD_REQUEST, "invalid_query"),
+        ("GET", "/api/v1/records?format=xml".into(), None, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        ("DELETE", "/api/v1/holds".into(), None, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        ("GET", "/api/v2/anything".into(), None, StatusCode::NOT_FOUND, "not_found"),
     ];
     for (method, path, body, status, code) in cases {
         let (got_status, got) = t.call(method, &path, body.clone()).await;
-        assert_eq!(
-            (got_status, got["error"].as_str()),
-            (status, Some(code)),
-            "{method} {path} {body:?} → {got}"
-        );
-        assert!(
-            got["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{method} {path}: {got}"
-        );
+        assert_eq!((got_status, got["error"].as_str()), (status, Some(code)), "{method} {path} {body:?} → {got}");
+        assert!(got["message"].as_str().is_some_and(|m| !m.is_empty()), "{method} {path}: {got}");
     }
     // Nothing above changed the ledger: both units are still free.
-    let (_, ari) = t
-        .call("GET", &format!("/api/v1/listings/{id}/ari"), None)
-        .await;
-    assert!(
-        ari["days"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["available"] == 2),
-        "{ari}"
-    );
+    let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari"), None).await;
+    assert!(ari["days"].as_array().unwrap().iter().all(|d| d["available"] == 2), "{ari}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -375,19 +253,11 @@ async fn broken_bodies_and_headers() {
     let (status, body) = t.send(raw("{\"title\": ", Some("application/json"))).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_json");
     let (status, body) = t.send(raw("{}", None)).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-    );
+    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
     let (status, body) = t.send(raw("\u{0}\u{1}", Some("application/json"))).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_json");
 
-    let huge = format!(
-        "{{\"title\": \"{}\"}}",
-        "x".repeat(caravan_api_body_limit() + 1)
-    );
+    let huge = format!("{{\"title\": \"{}\"}}", "x".repeat(caravan_api_body_limit() + 1));
     let request = Request::builder()
         .method("POST")
         .uri("/api/v1/listings")
@@ -395,29 +265,13 @@ async fn broken_bodies_and_headers() {
         .body(Body::from(huge))
         .unwrap();
     let (status, body) = t.send(request).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-    );
+    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
 
     let id = t.hotel(1).await;
     for key in ["", "has space", &"k".repeat(200)] {
-        let (status, body) = t
-            .call_with(
-                "POST",
-                "/api/v1/holds",
-                Some(stay_hold(&id, 1, 2, 1)),
-                &[("idempotency-key", key)],
-            )
-            .await;
-        assert_error(
-            status,
-            &body,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        );
+        let (status, body) =
+            t.call_with("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 1)), &[("idempotency-key", key)]).await;
+        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     }
 }
 

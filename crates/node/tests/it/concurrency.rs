@@ -20,8 +20,7 @@ async fn fifty_concurrent_holds_on_five_units_grant_exactly_five() {
             let response = app.oneshot(request).await.unwrap();
             let status = response.status();
             let body: Value =
-                serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
-                    .unwrap();
+                serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
             (status, body)
         });
     }
@@ -32,29 +31,16 @@ async fn fifty_concurrent_holds_on_five_units_grant_exactly_five() {
             StatusCode::CREATED => granted += 1,
             StatusCode::CONFLICT => {
                 assert_error(status, &body, StatusCode::CONFLICT, "sold_out");
-                assert!(
-                    body["message"].as_str().unwrap().contains("sold out"),
-                    "{body}"
-                );
+                assert!(body["message"].as_str().unwrap().contains("sold out"), "{body}");
                 sold_out += 1;
             }
             other => panic!("unexpected {other}: {body}"),
         }
     }
     assert_eq!((granted, sold_out), (5, 45));
-    let (_, ari) = t
-        .call(
-            "GET",
-            &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(3), day(5)),
-            None,
-        )
-        .await;
+    let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(3), day(5)), None).await;
     for night in ari["days"].as_array().unwrap() {
-        assert_eq!(
-            (night["held"].as_u64(), night["available"].as_u64()),
-            (Some(5), Some(0)),
-            "{night}"
-        );
+        assert_eq!((night["held"].as_u64(), night["available"].as_u64()), (Some(5), Some(0)), "{night}");
     }
 }
 
@@ -64,9 +50,7 @@ async fn racing_confirms_and_cancels_resolve_each_hold_once() {
     let id = t.hotel(10).await;
     let mut holds = Vec::new();
     for _ in 0..10 {
-        let (_, hold) = t
-            .call("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 1)))
-            .await;
+        let (_, hold) = t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 1))).await;
         holds.push(hold["id"].as_u64().unwrap());
     }
     let mut racers = tokio::task::JoinSet::new();
@@ -93,11 +77,7 @@ async fn racing_confirms_and_cancels_resolve_each_hold_once() {
     // A confirm may be followed by a cancel of the booking; never two confirms.
     for &hold in &holds {
         let (_, view) = t.call("GET", &format!("/api/v1/holds/{hold}"), None).await;
-        let expected = if view["state"] == "booking_cancelled" {
-            2
-        } else {
-            1
-        };
+        let expected = if view["state"] == "booking_cancelled" { 2 } else { 1 };
         assert_eq!(winners.get(&hold), Some(&expected), "{view}");
     }
 }

@@ -14,136 +14,70 @@ async fn create_price_hold_confirm_cancel_and_export() {
 
     let mut update = hotel_json(5);
     update["title"] = json!("Hôtel du Lac — Double Deluxe");
-    let (status, updated) = t
-        .call("PUT", &format!("/api/v1/listings/{id}"), Some(update))
-        .await;
+    let (status, updated) = t.call("PUT", &format!("/api/v1/listings/{id}"), Some(update)).await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["title"], "Hôtel du Lac — Double Deluxe");
 
     let weekend = json!({ "from": day(5), "to": day(7), "price_minor": 15_000, "min_stay": 2 });
-    assert_eq!(
-        t.call("PUT", &format!("/api/v1/listings/{id}/ari"), Some(weekend))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(t.call("PUT", &format!("/api/v1/listings/{id}/ari"), Some(weekend)).await.0, StatusCode::OK);
 
-    let (status, hold) = t
-        .call("POST", "/api/v1/holds", Some(stay_hold(&id, 4, 7, 2)))
-        .await;
+    let (status, hold) = t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 4, 7, 2))).await;
     assert_eq!(status, StatusCode::CREATED, "{hold}");
     assert_eq!(hold["state"], "held");
-    assert_eq!(
-        hold["total"]["amount_minor"],
-        2 * (10_000 + 15_000 + 15_000)
-    );
+    assert_eq!(hold["total"]["amount_minor"], 2 * (10_000 + 15_000 + 15_000));
     assert_eq!(hold["total"]["display"], "800.00 EUR");
     let hold_id = hold["id"].as_u64().unwrap();
 
-    let (_, ari) = t
-        .call(
-            "GET",
-            &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(4), day(8)),
-            None,
-        )
-        .await;
-    let available: Vec<u64> = ari["days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["available"].as_u64().unwrap())
-        .collect();
+    let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(4), day(8)), None).await;
+    let available: Vec<u64> =
+        ari["days"].as_array().unwrap().iter().map(|d| d["available"].as_u64().unwrap()).collect();
     assert_eq!(available, vec![3, 3, 3, 5]);
 
-    let (status, booking) = t
-        .call("POST", &format!("/api/v1/holds/{hold_id}/confirm"), None)
-        .await;
+    let (status, booking) = t.call("POST", &format!("/api/v1/holds/{hold_id}/confirm"), None).await;
     assert_eq!(status, StatusCode::OK, "{booking}");
     assert_eq!(booking["state"], "confirmed");
-    let (_, bookings) = t
-        .call("GET", "/api/v1/bookings?state=confirmed", None)
-        .await;
+    let (_, bookings) = t.call("GET", "/api/v1/bookings?state=confirmed", None).await;
     assert_eq!(bookings["bookings"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        t.call("GET", &format!("/api/v1/bookings/{hold_id}"), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(t.call("GET", &format!("/api/v1/bookings/{hold_id}"), None).await.0, StatusCode::OK);
 
     // Four days ahead with 48 hours free: free of charge.
-    let (status, cancelled) = t
-        .call("POST", &format!("/api/v1/bookings/{hold_id}/cancel"), None)
-        .await;
+    let (status, cancelled) = t.call("POST", &format!("/api/v1/bookings/{hold_id}/cancel"), None).await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["state"], "booking_cancelled");
     assert_eq!(cancelled["cancellation_penalty"]["amount_minor"], 0);
-    let (status, again) = t
-        .call("POST", &format!("/api/v1/bookings/{hold_id}/cancel"), None)
-        .await;
+    let (status, again) = t.call("POST", &format!("/api/v1/bookings/{hold_id}/cancel"), None).await;
     assert_error(status, &again, StatusCode::CONFLICT, "hold_not_live");
 
-    let (status, withdrawn) = t
-        .call("DELETE", &format!("/api/v1/listings/{id}"), None)
-        .await;
-    assert_eq!(
-        (status, withdrawn["withdrawn"].as_bool()),
-        (StatusCode::OK, Some(true))
-    );
+    let (status, withdrawn) = t.call("DELETE", &format!("/api/v1/listings/{id}"), None).await;
+    assert_eq!((status, withdrawn["withdrawn"].as_bool()), (StatusCode::OK, Some(true)));
 
     // The node publishes on its interval; wait for the withdrawal record.
     let mut records = Value::Null;
     for _ in 0..200 {
         records = t.call("GET", "/api/v1/records?limit=100", None).await.1;
-        if records["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["kind"] == "withdrawal")
-        {
+        if records["records"].as_array().unwrap().iter().any(|r| r["kind"] == "withdrawal") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let records = records["records"].as_array().unwrap();
-    assert_eq!(
-        records.len(),
-        1,
-        "a withdrawal replaces the listing's records: {records:?}"
-    );
+    assert_eq!(records.len(), 1, "a withdrawal replaces the listing's records: {records:?}");
     let signed = hex::decode(records[0]["signed_hex"].as_str().unwrap()).unwrap();
-    let record = verify(
-        decode_signed(&signed).unwrap(),
-        caravan_model::Timestamp(i64::MAX / 2),
-    )
-    .unwrap();
-    assert_eq!(
-        (record.kind, record.key.as_str()),
-        (Kind::Withdrawal, id.as_str())
-    );
+    let record = verify(decode_signed(&signed).unwrap(), caravan_model::Timestamp(i64::MAX / 2)).unwrap();
+    assert_eq!((record.kind, record.key.as_str()), (Kind::Withdrawal, id.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn availability_records_follow_holds() {
     let t = TestNode::start();
     let id = t.hotel(3).await;
-    t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 2, 3, 2)))
-        .await;
+    t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 2, 3, 2))).await;
     let mut left_on_day_2 = None;
     for _ in 0..200 {
         let (_, page) = t.call("GET", "/api/v1/records", None).await;
-        for r in page["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["kind"] == "ari")
-        {
+        for r in page["records"].as_array().unwrap().iter().filter(|r| r["kind"] == "ari") {
             let bytes = hex::decode(r["signed_hex"].as_str().unwrap()).unwrap();
-            let record = verify(
-                decode_signed(&bytes).unwrap(),
-                caravan_model::Timestamp(i64::MAX / 2),
-            )
-            .unwrap();
+            let record = verify(decode_signed(&bytes).unwrap(), caravan_model::Timestamp(i64::MAX / 2)).unwrap();
             if let caravan_records::Payload::Ari(runs) = &record.payload {
                 let date = caravan_model::Date::parse(&day(2)).unwrap();
                 left_on_day_2 = caravan_model::AriRun::find(runs, date).map(|d| d.available);
@@ -162,30 +96,13 @@ async fn idempotency_key_over_http() {
     let t = TestNode::start();
     let id = t.hotel(5).await;
     let key = [("idempotency-key", "agency-7/booking-42")];
-    let (s1, first) = t
-        .call_with("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 1)), &key)
-        .await;
-    let (s2, retry) = t
-        .call_with("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 1)), &key)
-        .await;
+    let (s1, first) = t.call_with("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 1)), &key).await;
+    let (s2, retry) = t.call_with("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 1)), &key).await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
     assert_eq!(first, retry);
-    let (status, body) = t
-        .call_with("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 2)), &key)
-        .await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "idempotency_key_reused",
-    );
-    let (_, ari) = t
-        .call(
-            "GET",
-            &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(1), day(2)),
-            None,
-        )
-        .await;
+    let (status, body) = t.call_with("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 2)), &key).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(1), day(2)), None).await;
     assert_eq!(ari["days"][0]["held"], 1, "one hold, however many retries");
 }
 
@@ -208,17 +125,9 @@ async fn trips_sell_named_seats_once() {
     assert_eq!(status, StatusCode::CREATED, "{listing}");
     let id = listing["id"].as_str().unwrap();
     let ari = json!({ "from": day(3), "to": day(4), "available": 3, "price_minor": 3_900 });
-    assert_eq!(
-        t.call("PUT", &format!("/api/v1/listings/{id}/ari"), Some(ari))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    let seats =
-        |names: &[&str]| json!({ "listing": id, "departure": day(3), "seat_numbers": names });
-    let (status, hold) = t
-        .call("POST", "/api/v1/holds", Some(seats(&["1A", "1B"])))
-        .await;
+    assert_eq!(t.call("PUT", &format!("/api/v1/listings/{id}/ari"), Some(ari)).await.0, StatusCode::OK);
+    let seats = |names: &[&str]| json!({ "listing": id, "departure": day(3), "seat_numbers": names });
+    let (status, hold) = t.call("POST", "/api/v1/holds", Some(seats(&["1A", "1B"]))).await;
     assert_eq!(status, StatusCode::CREATED, "{hold}");
     assert_eq!(hold["total"]["amount_minor"], 7_800);
     let (status, body) = t.call("POST", "/api/v1/holds", Some(seats(&["1B"]))).await;
@@ -230,20 +139,12 @@ async fn every_documented_operation_is_routed() {
     let t = TestNode::start();
     let (status, doc) = t.call("GET", "/api/v1/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    for (method, path, ..) in caravan_api::openapi::OPERATIONS {
-        assert!(
-            doc["paths"][path][method].is_object(),
-            "{method} {path} missing from the document"
-        );
+    for caravan_api::openapi::Operation { method, path, .. } in caravan_api::openapi::OPERATIONS {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from the document");
         let concrete = path.replace("{id}", "999");
         let (status, body) = t.call(&method.to_uppercase(), &concrete, None).await;
         let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
-            || body["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("no such endpoint"));
-        assert!(
-            !unrouted,
-            "{method} {path} is documented but not routed: {status} {body}"
-        );
+            || body["message"].as_str().is_some_and(|m| m.starts_with("no such endpoint"));
+        assert!(!unrouted, "{method} {path} is documented but not routed: {status} {body}");
     }
 }

@@ -24,26 +24,14 @@ impl TestNode {
     pub fn start() -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         caravan_node::init(dir.path()).unwrap();
-        let node = Node::open(
-            dir.path(),
-            NodeOptions {
-                publish_interval_ms: 5,
-            },
-        )
-        .unwrap();
+        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5 }).unwrap();
         TestNode { dir, node }
     }
 
     pub async fn reopen(self) -> TestNode {
         let TestNode { dir, node } = self;
         node.shutdown().await;
-        let node = Node::open(
-            dir.path(),
-            NodeOptions {
-                publish_interval_ms: 5,
-            },
-        )
-        .unwrap();
+        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5 }).unwrap();
         TestNode { dir, node }
     }
 
@@ -73,10 +61,7 @@ impl TestNode {
     }
 
     pub async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
-        let response = caravan_api::router(self.node.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
+        let response = caravan_api::router(self.node.clone()).oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let json = if bytes.is_empty() {
@@ -90,16 +75,11 @@ impl TestNode {
     /// Creates a hotel room type with `units` units, open from tomorrow for
     /// 30 nights at 100.00 EUR; returns its id.
     pub async fn hotel(&self, units: u32) -> String {
-        let (status, listing) = self
-            .call("POST", "/api/v1/listings", Some(hotel_json(units)))
-            .await;
+        let (status, listing) = self.call("POST", "/api/v1/listings", Some(hotel_json(units))).await;
         assert_eq!(status, StatusCode::CREATED, "{listing}");
         let id = listing["id"].as_str().unwrap().to_owned();
-        let ari =
-            json!({ "from": day(1), "to": day(31), "available": units, "price_minor": 10_000 });
-        let (status, body) = self
-            .call("PUT", &format!("/api/v1/listings/{id}/ari"), Some(ari))
-            .await;
+        let ari = json!({ "from": day(1), "to": day(31), "available": units, "price_minor": 10_000 });
+        let (status, body) = self.call("PUT", &format!("/api/v1/listings/{id}/ari"), Some(ari)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         id
     }
@@ -121,14 +101,8 @@ pub fn hotel_json(units: u32) -> Value {
 
 /// The date `offset` days from today, as the API writes it.
 pub fn day(offset: i32) -> String {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    caravan_model::Timestamp(now_ms)
-        .date()
-        .add_days(offset)
-        .to_string()
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    caravan_model::Timestamp(now_ms).date().add_days(offset).to_string()
 }
 
 pub fn stay_hold(listing: &str, from: i32, to: i32, units: u32) -> Value {
@@ -136,16 +110,8 @@ pub fn stay_hold(listing: &str, from: i32, to: i32, units: u32) -> Value {
 }
 
 /// Every error body has exactly a code and a message.
-pub fn assert_error(
-    status: StatusCode,
-    body: &Value,
-    expected_status: StatusCode,
-    expected_code: &str,
-) {
+pub fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCode, expected_code: &str) {
     assert_eq!(status, expected_status, "{body}");
     assert_eq!(body["error"], expected_code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 }

@@ -13,10 +13,7 @@ fn listing(idx: u8) -> Listing {
         title: "Flat".into(),
         description: String::new(),
         currency: Currency::parse("EUR").unwrap(),
-        cancellation: CancellationPolicy {
-            free_until_hours: 24,
-            penalty: Penalty::Percent(30),
-        },
+        cancellation: CancellationPolicy { free_until_hours: 24, penalty: Penalty::Percent(30) },
         details: ListingDetails::Stay(Stay {
             stay_type: StayType::VacationRental,
             address: String::new(),
@@ -36,18 +33,14 @@ fn command() -> impl Strategy<Value = Command> {
     let date = |offset: i32| T0.date().add_days(offset);
     prop_oneof![
         (0u8..6).prop_map(|i| Command::CreateListing(listing(i))),
-        (0u8..6, 0i32..20, 1i32..5, 0u32..4, 1i64..30_000).prop_map(
-            move |(i, from, len, available, price)| Command::SetAri {
+        (0u8..6, 0i32..20, 1i32..5, 0u32..4, 1i64..30_000).prop_map(move |(i, from, len, available, price)| {
+            Command::SetAri {
                 listing: listing(i).id,
                 from: date(from),
                 to: date(from + len),
-                patch: AriPatch {
-                    available: Some(available),
-                    price_minor: Some(price),
-                    ..AriPatch::default()
-                },
+                patch: AriPatch { available: Some(available), price_minor: Some(price), ..AriPatch::default() },
             }
-        ),
+        }),
         (0u8..6, 0i32..20, 1i32..4, 1u32..3).prop_map(move |(i, from, nights, units)| {
             Command::Hold {
                 idempotency_key: None,
@@ -62,14 +55,8 @@ fn command() -> impl Strategy<Value = Command> {
                 expected_total_minor: None,
             }
         }),
-        (1u64..20).prop_map(|h| Command::Confirm {
-            idempotency_key: None,
-            hold: HoldId(h)
-        }),
-        (1u64..20).prop_map(|h| Command::Cancel {
-            idempotency_key: None,
-            hold: HoldId(h)
-        }),
+        (1u64..20).prop_map(|h| Command::Confirm { idempotency_key: None, hold: HoldId(h) }),
+        (1u64..20).prop_map(|h| Command::Cancel { idempotency_key: None, hold: HoldId(h) }),
         (0u8..6).prop_map(|i| Command::WithdrawListing(listing(i).id)),
         Just(Command::Publish),
         Just(Command::Publish),
@@ -92,9 +79,7 @@ fn replay(log: &[(Command, Timestamp)], key: &SigningKey) -> (Ledger, Vec<Vec<u8
 
 fn stored_bytes(signed: &caravan_records::proto::SignedRecord) -> Vec<u8> {
     // Verify like any peer would, then keep the stored form.
-    caravan_records::verify(signed.clone(), Timestamp(i64::MAX / 2))
-        .expect("own records verify")
-        .encode()
+    caravan_records::verify(signed.clone(), Timestamp(i64::MAX / 2)).expect("own records verify").encode()
 }
 
 proptest! {

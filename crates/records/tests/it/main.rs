@@ -3,8 +3,7 @@
 use caravan_model::{AriDay, AriRun, Listing, ListingId, Timestamp};
 use caravan_records::limits::*;
 use caravan_records::{
-    proto, sign_bundle, sign_one, verify, verify_batch, Draft, EquivocationProof, Payload, Proof,
-    Rejection,
+    proto, sign_bundle, sign_one, verify, verify_batch, Draft, EquivocationProof, Payload, Proof, Rejection,
 };
 use ed25519_dalek::SigningKey;
 use prost::Message;
@@ -17,20 +16,12 @@ fn key(seed: u8) -> SigningKey {
 
 fn ari_draft(listing: &str, version: u64, available: u32) -> Draft {
     let today = NOW.date();
-    let day = AriDay {
-        available,
-        price_minor: 12_000,
-        ..AriDay::default()
-    };
+    let day = AriDay { available, price_minor: 12_000, ..AriDay::default() };
     Draft {
         key: listing.into(),
         version,
         time: NOW,
-        payload: Payload::Ari(vec![AriRun {
-            start: today,
-            days: 30,
-            day,
-        }]),
+        payload: Payload::Ari(vec![AriRun { start: today, days: 30, day }]),
     }
 }
 
@@ -57,12 +48,7 @@ fn listing_draft(title: String) -> Draft {
             units: 1,
         }),
     };
-    Draft {
-        key: "room-1".into(),
-        version: 1,
-        time: NOW,
-        payload: Payload::Listing(listing),
-    }
+    Draft { key: "room-1".into(), version: 1, time: NOW, payload: Payload::Listing(listing) }
 }
 
 fn rejection(signed: proto::SignedRecord) -> Rejection {
@@ -75,11 +61,7 @@ fn a_signed_record_verifies_and_round_trips() {
     let record = verify(signed.clone(), NOW).unwrap();
     assert_eq!(record.origin.0, key(1).verifying_key().to_bytes());
     assert_eq!(record.version, 1);
-    let again = verify(
-        caravan_records::decode_signed(&record.encode()).unwrap(),
-        NOW,
-    )
-    .unwrap();
+    let again = verify(caravan_records::decode_signed(&record.encode()).unwrap(), NOW).unwrap();
     assert_eq!(again, record);
     assert_eq!(again.body(), signed.record.as_slice(), "never re-encoded");
 }
@@ -88,10 +70,7 @@ fn a_signed_record_verifies_and_round_trips() {
 fn signing_is_deterministic() {
     let draft = ari_draft("room-1", 7, 3);
     assert_eq!(sign_one(&key(1), &draft), sign_one(&key(1), &draft));
-    assert_eq!(
-        sign_bundle(&key(1), &[draft.clone(), draft.clone()]),
-        sign_bundle(&key(1), &[draft.clone(), draft])
-    );
+    assert_eq!(sign_bundle(&key(1), &[draft.clone(), draft.clone()]), sign_bundle(&key(1), &[draft.clone(), draft]));
 }
 
 #[test]
@@ -116,55 +95,31 @@ fn tampered_record_is_rejected() {
 #[test]
 fn oversized_record_is_rejected() {
     let mut signed = sign_one(&key(1), &ari_draft("room-1", 1, 3));
-    signed
-        .record
-        .extend(std::iter::repeat_n(0u8, SIGNED_RECORD_BYTES_MAX));
+    signed.record.extend(std::iter::repeat_n(0u8, SIGNED_RECORD_BYTES_MAX));
     assert!(matches!(rejection(signed), Rejection::Oversized { .. }));
     let big = vec![0u8; SIGNED_RECORD_BYTES_MAX + 1];
-    assert!(matches!(
-        caravan_records::decode_signed(&big),
-        Err(Rejection::Oversized { .. })
-    ));
+    assert!(matches!(caravan_records::decode_signed(&big), Err(Rejection::Oversized { .. })));
 }
 
 #[test]
 fn each_limit_has_its_reason() {
     let long_title = sign_one(&key(1), &listing_draft("x".repeat(5000)));
-    assert!(matches!(
-        rejection(long_title),
-        Rejection::FieldTooLong { field: "title", .. }
-    ));
+    assert!(matches!(rejection(long_title), Rejection::FieldTooLong { field: "title", .. }));
 
     let mut far = ari_draft("room-1", 1, 3);
     far.payload = Payload::Ari(vec![AriRun {
         start: NOW.date().add_days(800),
         days: 1,
-        day: AriDay {
-            available: 1,
-            price_minor: 1,
-            ..AriDay::default()
-        },
+        day: AriDay { available: 1, price_minor: 1, ..AriDay::default() },
     }]);
-    assert!(matches!(
-        rejection(sign_one(&key(1), &far)),
-        Rejection::OutOfHorizon { .. }
-    ));
+    assert!(matches!(rejection(sign_one(&key(1), &far)), Rejection::OutOfHorizon { .. }));
 
     let mut future = ari_draft("room-1", 1, 3);
     future.time = NOW.saturating_add_ms(TIME_SKEW_MS_MAX + 1);
-    assert!(matches!(
-        rejection(sign_one(&key(1), &future)),
-        Rejection::TimeInFuture { .. }
-    ));
+    assert!(matches!(rejection(sign_one(&key(1), &future)), Rejection::TimeInFuture { .. }));
 
-    let bad_key = Draft {
-        key: "no spaces allowed".into(),
-        ..ari_draft("x", 1, 1)
-    };
-    assert!(matches!(
-        rejection(sign_one(&key(1), &bad_key)),
-        Rejection::BadKey(_)
-    ));
+    let bad_key = Draft { key: "no spaces allowed".into(), ..ari_draft("x", 1, 1) };
+    assert!(matches!(rejection(sign_one(&key(1), &bad_key)), Rejection::BadKey(_)));
 
     let zero = ari_draft("room-1", 0, 3);
     assert_eq!(rejection(sign_one(&key(1), &zero)), Rejection::ZeroVersion);
@@ -175,41 +130,19 @@ fn each_limit_has_its_reason() {
     unknown.record = body.encode_to_vec();
     assert_eq!(rejection(unknown), Rejection::UnknownKind(42));
 
-    let garbage = proto::SignedRecord {
-        record: vec![0xFF, 0x01],
-        proof: None,
-    };
+    let garbage = proto::SignedRecord { record: vec![0xFF, 0x01], proof: None };
     assert!(matches!(rejection(garbage), Rejection::Malformed(_)));
 
     let mut overlapping = ari_draft("room-1", 1, 3);
-    let day = AriDay {
-        available: 1,
-        price_minor: 1,
-        ..AriDay::default()
-    };
-    overlapping.payload = Payload::Ari(vec![
-        AriRun {
-            start: NOW.date(),
-            days: 3,
-            day,
-        },
-        AriRun {
-            start: NOW.date(),
-            days: 1,
-            day,
-        },
-    ]);
-    assert!(matches!(
-        rejection(sign_one(&key(1), &overlapping)),
-        Rejection::InvalidPayload(_)
-    ));
+    let day = AriDay { available: 1, price_minor: 1, ..AriDay::default() };
+    overlapping.payload =
+        Payload::Ari(vec![AriRun { start: NOW.date(), days: 3, day }, AriRun { start: NOW.date(), days: 1, day }]);
+    assert!(matches!(rejection(sign_one(&key(1), &overlapping)), Rejection::InvalidPayload(_)));
 }
 
 #[test]
 fn a_bad_record_in_a_batch_does_not_taint_the_others() {
-    let mut batch: Vec<_> = (1..=20)
-        .map(|v| sign_one(&key(1), &ari_draft("room-1", v, 3)))
-        .collect();
+    let mut batch: Vec<_> = (1..=20).map(|v| sign_one(&key(1), &ari_draft("room-1", v, 3))).collect();
     let mut body = proto::Record::decode(batch[7].record.as_slice()).unwrap();
     body.time_ms -= 1;
     batch[7].record = body.encode_to_vec();
@@ -222,21 +155,12 @@ fn a_bad_record_in_a_batch_does_not_taint_the_others() {
 
 #[test]
 fn bundled_records_verify_alone_and_reject_tampering() {
-    let drafts: Vec<Draft> = (0..13)
-        .map(|i| ari_draft(&format!("room-{i}"), 5, i))
-        .collect();
+    let drafts: Vec<Draft> = (0..13).map(|i| ari_draft(&format!("room-{i}"), 5, i)).collect();
     let bundle = sign_bundle(&key(3), &drafts);
     assert!(verify_batch(bundle.clone(), NOW).iter().all(Result::is_ok));
     // Each one alone, as when fetched later from a store.
     let alone = verify(bundle[12].clone(), NOW).unwrap();
-    assert!(matches!(
-        alone.proof(),
-        Proof::Bundle {
-            leaf_index: 12,
-            leaf_count: 13,
-            ..
-        }
-    ));
+    assert!(matches!(alone.proof(), Proof::Bundle { leaf_index: 12, leaf_count: 13, .. }));
 
     let mut tampered = bundle[4].clone();
     let mut body = proto::Record::decode(tampered.record.as_slice()).unwrap();
@@ -247,10 +171,8 @@ fn bundled_records_verify_alone_and_reject_tampering() {
     // A bundle signature by another key over the same root.
     let mut stolen = bundle[0].clone();
     let other = sign_bundle(&key(4), &drafts);
-    if let (
-        Some(proto::signed_record::Proof::Bundle(mine)),
-        Some(proto::signed_record::Proof::Bundle(theirs)),
-    ) = (stolen.proof.as_mut(), other[0].proof.as_ref())
+    if let (Some(proto::signed_record::Proof::Bundle(mine)), Some(proto::signed_record::Proof::Bundle(theirs))) =
+        (stolen.proof.as_mut(), other[0].proof.as_ref())
     {
         mine.signature = theirs.signature.clone();
     }
@@ -269,23 +191,14 @@ fn equivocation_is_detected_and_its_proof_verifies() {
     let a = verify(sign_one(&key(1), &ari_draft("room-1", 9, 3)), NOW).unwrap();
     let b = verify(sign_one(&key(1), &ari_draft("room-1", 9, 2)), NOW).unwrap();
     let c = verify(sign_one(&key(1), &ari_draft("room-1", 10, 2)), NOW).unwrap();
-    assert!(
-        EquivocationProof::detect(&a, &a).is_none(),
-        "the same record twice is a duplicate"
-    );
-    assert!(
-        EquivocationProof::detect(&a, &c).is_none(),
-        "a newer version replaces"
-    );
+    assert!(EquivocationProof::detect(&a, &a).is_none(), "the same record twice is a duplicate");
+    assert!(EquivocationProof::detect(&a, &c).is_none(), "a newer version replaces");
     let proof = EquivocationProof::detect(&a, &b).expect("equivocation");
     let decoded = EquivocationProof::verify(&proof.encode(), NOW).unwrap();
     assert_eq!(decoded.origin(), a.origin);
 
     // A proof made of two records from different slots proves nothing.
-    let fake = EquivocationProof {
-        first: a.clone(),
-        second: c,
-    };
+    let fake = EquivocationProof { first: a.clone(), second: c };
     assert!(EquivocationProof::verify(&fake.encode(), NOW).is_err());
 }
 
@@ -295,13 +208,9 @@ fn unknown_fields_survive_verification() {
     let mut body = signed.record.clone();
     // Field 15, varint 1: a field a future version might add.
     body.extend_from_slice(&[0x78, 0x01]);
-    let signature = ed25519_dalek::Signer::sign(&key(1), &body)
-        .to_bytes()
-        .to_vec();
-    let extended = proto::SignedRecord {
-        record: body.clone(),
-        proof: Some(proto::signed_record::Proof::Signature(signature)),
-    };
+    let signature = ed25519_dalek::Signer::sign(&key(1), &body).to_bytes().to_vec();
+    let extended =
+        proto::SignedRecord { record: body.clone(), proof: Some(proto::signed_record::Proof::Signature(signature)) };
     let record = verify(extended, NOW).unwrap();
     assert_eq!(record.body(), body.as_slice());
 }

@@ -9,55 +9,27 @@ use ed25519_dalek::SigningKey;
 const NOW: Timestamp = Timestamp(1_893_456_000_000);
 
 fn record(seed: u8, key: &str, version: u64, payload: Payload) -> Verified<Record> {
-    let draft = Draft {
-        key: key.into(),
-        version,
-        time: NOW,
-        payload,
-    };
+    let draft = Draft { key: key.into(), version, time: NOW, payload };
     verify(sign_one(&SigningKey::from_bytes(&[seed; 32]), &draft), NOW).unwrap()
 }
 
 fn ari(available: u32) -> Payload {
-    let day = AriDay {
-        available,
-        price_minor: 100,
-        ..AriDay::default()
-    };
-    Payload::Ari(vec![AriRun {
-        start: NOW.date(),
-        days: 1,
-        day,
-    }])
+    let day = AriDay { available, price_minor: 100, ..AriDay::default() };
+    Payload::Ari(vec![AriRun { start: NOW.date(), days: 1, day }])
 }
 
 #[test]
 fn newest_version_wins() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
-    assert_eq!(
-        records::put(&conn, &record(1, "a", 2, ari(1)), NOW).unwrap(),
-        PutOutcome::Inserted
-    );
-    assert_eq!(
-        records::put(&conn, &record(1, "a", 2, ari(1)), NOW).unwrap(),
-        PutOutcome::Duplicate
-    );
-    assert_eq!(
-        records::put(&conn, &record(1, "a", 1, ari(5)), NOW).unwrap(),
-        PutOutcome::Stale { stored_version: 2 }
-    );
+    assert_eq!(records::put(&conn, &record(1, "a", 2, ari(1)), NOW).unwrap(), PutOutcome::Inserted);
+    assert_eq!(records::put(&conn, &record(1, "a", 2, ari(1)), NOW).unwrap(), PutOutcome::Duplicate);
+    assert_eq!(records::put(&conn, &record(1, "a", 1, ari(5)), NOW).unwrap(), PutOutcome::Stale { stored_version: 2 });
     assert_eq!(
         records::put(&conn, &record(1, "a", 3, ari(0)), NOW).unwrap(),
-        PutOutcome::Replaced {
-            previous_version: 2
-        }
+        PutOutcome::Replaced { previous_version: 2 }
     );
-    assert_eq!(
-        records::put(&conn, &record(2, "a", 1, ari(0)), NOW).unwrap(),
-        PutOutcome::Inserted,
-        "another origin"
-    );
+    assert_eq!(records::put(&conn, &record(2, "a", 1, ari(0)), NOW).unwrap(), PutOutcome::Inserted, "another origin");
     assert_eq!(records::count(&conn).unwrap(), 2);
 }
 
@@ -66,19 +38,9 @@ fn a_withdrawal_is_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
     records::put(&conn, &record(1, "a", 2, ari(1)), NOW).unwrap();
-    assert_eq!(
-        records::put(&conn, &record(1, "a", 3, Payload::Withdrawal), NOW).unwrap(),
-        PutOutcome::Inserted
-    );
-    assert_eq!(
-        records::count(&conn).unwrap(),
-        1,
-        "the ARI record went with the withdrawal"
-    );
-    assert_eq!(
-        records::put(&conn, &record(1, "a", 9, ari(1)), NOW).unwrap(),
-        PutOutcome::Withdrawn
-    );
+    assert_eq!(records::put(&conn, &record(1, "a", 3, Payload::Withdrawal), NOW).unwrap(), PutOutcome::Inserted);
+    assert_eq!(records::count(&conn).unwrap(), 1, "the ARI record went with the withdrawal");
+    assert_eq!(records::put(&conn, &record(1, "a", 9, ari(1)), NOW).unwrap(), PutOutcome::Withdrawn);
 }
 
 #[test]
@@ -90,10 +52,7 @@ fn equivocation_freezes_the_origin() {
     let outcome = records::put(&conn, &record(1, "a", 4, ari(2)), NOW).unwrap();
     assert!(matches!(outcome, PutOutcome::Equivocation(_)));
     assert_eq!(records::count(&conn).unwrap(), 0);
-    assert_eq!(
-        records::put(&conn, &record(1, "c", 5, ari(1)), NOW).unwrap(),
-        PutOutcome::Frozen
-    );
+    assert_eq!(records::put(&conn, &record(1, "c", 5, ari(1)), NOW).unwrap(), PutOutcome::Frozen);
     assert_eq!(records::equivocations(&conn).unwrap().len(), 1);
 }
 
@@ -105,12 +64,7 @@ fn the_ledger_log_reads_back_in_order_and_survives_reopening() {
         let conn = open_writer(&path).unwrap();
         assert_eq!(ledger_log::last_index(&conn).unwrap(), 0);
         for index in 1..=3 {
-            let entry = ledger_log::Entry {
-                index,
-                now_ms: index as i64,
-                command: vec![index as u8],
-                reply: vec![],
-            };
+            let entry = ledger_log::Entry { index, now_ms: index as i64, command: vec![index as u8], reply: vec![] };
             ledger_log::append(&conn, &entry).unwrap();
         }
     }
@@ -125,22 +79,14 @@ fn the_ledger_log_reads_back_in_order_and_survives_reopening() {
     assert_eq!(seen, vec![2, 3]);
     let reader = open_reader(&path).unwrap();
     assert_eq!(ledger_log::last_index(&reader).unwrap(), 3);
-    assert!(
-        reader.execute("DELETE FROM ledger_log", []).is_err(),
-        "readers cannot write"
-    );
+    assert!(reader.execute("DELETE FROM ledger_log", []).is_err(), "readers cannot write");
 }
 
 #[test]
 fn an_entry_index_is_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
-    let entry = ledger_log::Entry {
-        index: 1,
-        now_ms: 0,
-        command: vec![],
-        reply: vec![],
-    };
+    let entry = ledger_log::Entry { index: 1, now_ms: 0, command: vec![], reply: vec![] };
     ledger_log::append(&conn, &entry).unwrap();
     assert!(ledger_log::append(&conn, &entry).is_err());
 }
