@@ -11,7 +11,7 @@
 
 use caravan_model::Timestamp;
 use caravan_records::{decode_signed, verify, EquivocationProof, Kind, Origin, Record, RecordId, Verified};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use crate::StoreError;
 
@@ -60,33 +60,35 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
         return Ok(PutOutcome::Frozen);
     }
     let origin = &record.origin.0[..];
-    let existing: Option<(i64, Vec<u8>, Vec<u8>)> = conn
-        .prepare_cached("SELECT version, id, signed FROM records WHERE origin = ?1 AND kind = ?2 AND key = ?3")?
-        .query_row(params![origin, record.kind as i64, record.key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .optional()?;
-    let outcome = match existing {
-        Some((version, id, signed)) => {
-            let version = version as u64;
-            if record.version < version {
-                return Ok(PutOutcome::Stale { stored_version: version });
-            }
-            if record.version == version {
-                if id == record.id().0 {
-                    return Ok(PutOutcome::Duplicate);
-                }
-                let stored = read_back(&signed, now)?;
-                let proof = EquivocationProof::detect(&stored, record).expect("same slot and version, other id");
-                freeze(conn, &proof, now)?;
-                return Ok(PutOutcome::Equivocation(Box::new(proof)));
-            }
-            PutOutcome::Replaced { previous_version: version }
+    // One look at the slot and at the key's withdrawal, through the primary key.
+    let mut stored_version = None;
+    let mut withdrawn = false;
+    let mut stmt = conn
+        .prepare_cached("SELECT kind, version, id FROM records WHERE origin = ?1 AND key = ?2 AND kind IN (?3, ?4)")?;
+    let mut rows = stmt.query(params![origin, record.key, record.kind as i64, Kind::Withdrawal as i64])?;
+    while let Some(row) = rows.next()? {
+        let kind: i64 = row.get(0)?;
+        if kind == record.kind as i64 {
+            let id: Vec<u8> = row.get(2)?;
+            stored_version = Some((row.get::<_, i64>(1)? as u64, id == record.id().0));
         }
-        None => {
-            if record.kind != Kind::Withdrawal && is_withdrawn(conn, record.origin, &record.key)? {
-                return Ok(PutOutcome::Withdrawn);
-            }
-            PutOutcome::Inserted
+        withdrawn |= kind == Kind::Withdrawal as i64;
+    }
+    let outcome = match stored_version {
+        Some((version, _)) if record.version < version => return Ok(PutOutcome::Stale { stored_version: version }),
+        Some((version, true)) if record.version == version => return Ok(PutOutcome::Duplicate),
+        Some((version, false)) if record.version == version => {
+            let signed: Vec<u8> = conn
+                .prepare_cached("SELECT signed FROM records WHERE origin = ?1 AND kind = ?2 AND key = ?3")?
+                .query_row(params![origin, record.kind as i64, record.key], |row| row.get(0))?;
+            let stored = read_back(&signed, now)?;
+            let proof = EquivocationProof::detect(&stored, record).expect("same slot and version, other id");
+            freeze(conn, &proof, now)?;
+            return Ok(PutOutcome::Equivocation(Box::new(proof)));
         }
+        Some((version, _)) => PutOutcome::Replaced { previous_version: version },
+        None if withdrawn => return Ok(PutOutcome::Withdrawn),
+        None => PutOutcome::Inserted,
     };
     conn.prepare_cached(
         "INSERT OR REPLACE INTO records (origin, kind, key, version, time_ms, id, signed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -108,11 +110,6 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
         ])?;
     }
     Ok(outcome)
-}
-
-fn is_withdrawn(conn: &Connection, origin: Origin, key: &str) -> Result<bool, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT 1 FROM records WHERE origin = ?1 AND kind = ?2 AND key = ?3")?;
-    Ok(stmt.exists(params![&origin.0[..], Kind::Withdrawal as i64, key])?)
 }
 
 pub fn is_frozen(conn: &Connection, origin: Origin) -> Result<bool, StoreError> {

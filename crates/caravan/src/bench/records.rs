@@ -72,13 +72,17 @@ pub fn run(args: &RecordsBench) -> anyhow::Result<Map<String, Value>> {
         args.records as f64 / started.elapsed().as_secs_f64()
     };
     let dir = BenchDir::new(args.dir.as_deref())?;
-    let single_rate = verify_store_apply(&dir.path().join("singles.sqlite"), &singles, args.batch, now)?;
-    let bundled_rate = verify_store_apply(&dir.path().join("bundled.sqlite"), &bundled, args.batch, now)?;
+    let (single_rate, single_verify_share) =
+        verify_store_apply(&dir.path().join("singles.sqlite"), &singles, args.batch, now)?;
+    let (bundled_rate, bundled_verify_share) =
+        verify_store_apply(&dir.path().join("bundled.sqlite"), &bundled, args.batch, now)?;
 
     let mut out = Map::new();
     out.insert("records_per_s_verify_store_apply".into(), json!(single_rate));
     out.insert("bundled_records_per_s_verify_store_apply".into(), json!(bundled_rate));
     out.insert("verify_per_s".into(), json!(verify_per_s));
+    out.insert("verify_share_of_time".into(), json!(single_verify_share));
+    out.insert("bundled_verify_share_of_time".into(), json!(bundled_verify_share));
     out.insert("records".into(), json!(args.records));
     out.insert("record_bytes".into(), json!(record_bytes));
     out.insert("bundled_record_bytes".into(), json!(bundled_bytes));
@@ -87,16 +91,20 @@ pub fn run(args: &RecordsBench) -> anyhow::Result<Map<String, Value>> {
     Ok(out)
 }
 
+/// Records per second, and the share of the time spent verifying.
 fn verify_store_apply(
     path: &std::path::Path,
     signed: &[proto::SignedRecord],
     batch: usize,
     now: Timestamp,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, f64)> {
     let mut conn = caravan_store::open_writer(path).context("opening the bench database")?;
     let started = Instant::now();
+    let mut verifying = std::time::Duration::ZERO;
     for chunk in signed.chunks(batch) {
+        let verify_started = Instant::now();
         let verified = verify_batch(chunk.to_vec(), now);
+        verifying += verify_started.elapsed();
         let tx = conn.transaction()?;
         for record in verified {
             let record = record.map_err(|e| anyhow::anyhow!("benchmark record rejected: {e}"))?;
@@ -106,7 +114,7 @@ fn verify_store_apply(
         }
         tx.commit()?;
     }
-    let rate = signed.len() as f64 / started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     anyhow::ensure!(records::count(&conn)? == signed.len() as u64, "not every record was stored");
-    Ok(rate)
+    Ok((signed.len() as f64 / elapsed.as_secs_f64(), verifying.as_secs_f64() / elapsed.as_secs_f64()))
 }
