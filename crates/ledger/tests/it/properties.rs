@@ -37,9 +37,7 @@ fn run(steps: &[Step]) -> Harness {
         h.ok(Command::CreateListing(stay(&listing_name(idx), 4)));
         h.ok(open(&listing_name(idx), 0, 10, 3, 5_000));
     }
-    let mut seq = 0u32;
-    for step in steps {
-        seq += 1;
+    for (seq, step) in steps.iter().enumerate() {
         let command = match step.clone() {
             Step::Hold { client, listing, first, nights, units, keyed } => {
                 let Command::Hold { request, ttl_ms, .. } =
