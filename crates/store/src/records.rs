@@ -160,7 +160,7 @@ pub fn by_origin(conn: &Connection, origin: Origin, after_version: u64, limit: u
 /// Calls `visit` on every stored record, in slot order.
 pub fn for_each(conn: &Connection, mut visit: impl FnMut(Stored) -> Result<(), StoreError>) -> Result<(), StoreError> {
     let mut stmt =
-        conn.prepare("SELECT origin, kind, key, version, time_ms, id, signed FROM records ORDER BY origin, kind, key")?;
+        conn.prepare("SELECT origin, kind, key, version, time_ms, id, signed FROM records ORDER BY origin, key, kind")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         visit(stored_from_row(row)??)?;
