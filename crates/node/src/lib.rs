@@ -64,11 +64,19 @@ pub fn init(data_dir: &Path) -> Result<Initialized, NodeError> {
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
     pub publish_interval_ms: u64,
+    /// Where the node reads the time; the wall clock except in tests.
+    pub clock: fn() -> Timestamp,
+}
+
+impl Default for NodeOptions {
+    fn default() -> NodeOptions {
+        NodeOptions::from(&Config::default())
+    }
 }
 
 impl From<&Config> for NodeOptions {
     fn from(config: &Config) -> NodeOptions {
-        NodeOptions { publish_interval_ms: config.ledger.publish_interval_ms }
+        NodeOptions { publish_interval_ms: config.ledger.publish_interval_ms, clock: wall_clock }
     }
 }
 
@@ -87,6 +95,7 @@ struct Inner {
     /// One read-only connection for exports; reads are rare next to writes.
     reader: Mutex<Connection>,
     stats: Arc<WriterStats>,
+    clock: fn() -> Timestamp,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -111,14 +120,14 @@ impl Node {
             next_index,
             publish_interval_ms: options.publish_interval_ms as i64,
             stats: stats.clone(),
-            clock: wall_clock,
+            clock: options.clock,
         };
         let runtime = tokio::runtime::Handle::current();
         let writer_thread =
             std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(receiver, runtime))?;
         let reader = Mutex::new(caravan_store::open_reader(&db_path)?);
-        let inner =
-            Inner { origin, db_path, ledger, queue, reader, stats, writer_thread: Mutex::new(Some(writer_thread)) };
+        let writer_thread = Mutex::new(Some(writer_thread));
+        let inner = Inner { origin, db_path, ledger, queue, reader, stats, clock: options.clock, writer_thread };
         Ok(Node { inner: Arc::new(inner) })
     }
 
@@ -170,7 +179,7 @@ impl Backend for Node {
     }
 
     fn now(&self) -> Timestamp {
-        wall_clock()
+        (self.inner.clock)()
     }
 
     fn random_u32(&self) -> u32 {
@@ -182,7 +191,7 @@ impl Backend for Node {
         let read = move || {
             let conn = inner.reader.lock().expect("reader lock");
             let stored = caravan_store::records::by_origin(&conn, inner.origin, after_version, limit)?;
-            let now = wall_clock();
+            let now = (inner.clock)();
             stored.iter().map(|s| caravan_store::records::read_back(&s.signed, now)).collect::<Result<Vec<_>, _>>()
         };
         tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())

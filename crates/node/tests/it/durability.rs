@@ -27,3 +27,38 @@ async fn acknowledged_holds_and_bookings_survive_a_restart() {
     let (_, next) = t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 5, 6, 1))).await;
     assert_eq!(next["id"].as_u64(), Some(booking_id + 1));
 }
+
+/// How far the test clock runs ahead of the wall clock, ms.
+static CLOCK_AHEAD_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn test_clock() -> caravan_model::Timestamp {
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    caravan_model::Timestamp(wall + CLOCK_AHEAD_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_node_expires_holds_and_republishes_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    caravan_node::init(dir.path()).unwrap();
+    let options = caravan_node::NodeOptions { publish_interval_ms: 5, clock: test_clock };
+    let t = TestNode { node: Node::open(dir.path(), options).unwrap(), dir };
+    let id = t.hotel(2).await;
+    let mut hold = stay_hold(&id, 1, 2, 2);
+    hold["hold_seconds"] = json!(60);
+    let (_, hold) = t.call("POST", "/api/v1/holds", Some(hold)).await;
+    let path = format!("/api/v1/holds/{}", hold["id"]);
+
+    // Nothing else happens; only the clock moves past the expiry.
+    CLOCK_AHEAD_MS.store(61_000, std::sync::atomic::Ordering::Relaxed);
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        state = t.call("GET", &path, None).await.1["state"].clone();
+        if state == "expired" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(state, "expired");
+    let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(1), day(2)), None).await;
+    assert_eq!(ari["days"][0]["available"], 2, "{ari}");
+}

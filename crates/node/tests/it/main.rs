@@ -24,14 +24,14 @@ impl TestNode {
     pub fn start() -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         caravan_node::init(dir.path()).unwrap();
-        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5 }).unwrap();
+        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5, ..NodeOptions::default() }).unwrap();
         TestNode { dir, node }
     }
 
     pub async fn reopen(self) -> TestNode {
         let TestNode { dir, node } = self;
         node.shutdown().await;
-        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5 }).unwrap();
+        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5, ..NodeOptions::default() }).unwrap();
         TestNode { dir, node }
     }
 
