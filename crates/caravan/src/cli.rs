@@ -96,8 +96,9 @@ pub struct RecordsBench {
     /// Records per bundle in the bundled run.
     #[arg(long, default_value_t = 256)]
     pub bundle_size: usize,
-    /// Records per verification batch and per transaction.
-    #[arg(long, default_value_t = 1_024)]
+    /// Records per verification batch and per transaction (the node's
+    /// writer takes up to 4096 per transaction).
+    #[arg(long, default_value_t = 4_096)]
     pub batch: usize,
     /// Directory for the benchmark's database (a temporary one by default).
     #[arg(long)]
