@@ -21,7 +21,7 @@ mod publish;
 
 pub use command::{Command, HoldRequest, IdempotencyKey, Rejection, Reply};
 pub use hold::{Hold, HoldId, HoldState};
-pub use publish::Publication;
+pub use publish::{Publication, PUBLISHED_LISTINGS_MAX, PUBLISHED_RUNS_MAX};
 
 use caravan_model::limits::{HORIZON_DAYS_MAX, PRICE_MINOR_MAX, STAY_NIGHTS_MAX};
 use caravan_model::{AriDay, AriPatch, Date, Listing, ListingDetails, ListingId, Money, Timestamp};
@@ -40,6 +40,9 @@ pub const HOLD_TTL_MS_MAX: i64 = 60 * 60 * 1000;
 pub const HOLD_TTL_MS_DEFAULT: i64 = 15 * 60 * 1000;
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// How many idempotency keys are remembered at most; past it the oldest go
+/// first, before their TTL. At ~300 bytes a key, 1 M keys is ~300 MB.
+pub const IDEMPOTENCY_KEYS_MAX: usize = 1_000_000;
 /// Days before today that may still be booked or changed (time zones).
 pub const DAYS_BEFORE_TODAY_MAX: i32 = 1;
 
@@ -107,6 +110,8 @@ pub struct Ledger {
     /// Keys in the order (and so the time) they were first seen.
     idempotency_order: VecDeque<(Timestamp, IdempotencyKey)>,
     unpublished: BTreeMap<ListingId, Unpublished>,
+    /// The last listing published, where the next publishing point resumes.
+    publish_cursor: Option<ListingId>,
     next_hold: u64,
     last_now: Timestamp,
 }
@@ -492,7 +497,8 @@ impl Ledger {
 
     fn forget_old_keys(&mut self, now: Timestamp) {
         while let Some((at, _)) = self.idempotency_order.front() {
-            if now.ms() - at.ms() < IDEMPOTENCY_TTL_MS {
+            let expired = now.ms() - at.ms() >= IDEMPOTENCY_TTL_MS;
+            if !expired && self.idempotency_order.len() < IDEMPOTENCY_KEYS_MAX {
                 break;
             }
             let (_, key) = self.idempotency_order.pop_front().expect("front exists");

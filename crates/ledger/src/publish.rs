@@ -2,8 +2,14 @@
 //! the current public state of every listing changed since the last one.
 
 use caravan_model::{AriRun, Listing, ListingId, Timestamp};
+use std::ops::Bound::{Excluded, Unbounded};
 
 use crate::{Ledger, DAYS_BEFORE_TODAY_MAX};
+
+/// Listings one publishing point covers. A point signs, verifies and
+/// stores inside the writer's transaction, so its size bounds how long the
+/// holds behind it wait; the rest go at the next point, round-robin.
+pub const PUBLISHED_LISTINGS_MAX: usize = 256;
 
 /// Runs one availability record carries. Worst case about 20 bytes a run,
 /// so 512 runs stay well inside the 16 KiB record limit; days beyond the
@@ -24,8 +30,25 @@ pub enum Publication {
 impl Ledger {
     pub(crate) fn take_publications(&mut self, now: Timestamp) -> Vec<Publication> {
         let first_day = now.date().add_days(-DAYS_BEFORE_TODAY_MAX);
+        // Round-robin from after the last listing published, so under
+        // constant churn every listing still gets its turn.
+        let after_cursor: Vec<ListingId> = match &self.publish_cursor {
+            Some(cursor) => self
+                .unpublished
+                .range::<ListingId, _>((Excluded(cursor), Unbounded))
+                .map(|(id, _)| id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        let ids: Vec<ListingId> = after_cursor
+            .into_iter()
+            .chain(self.unpublished.keys().cloned())
+            .take(PUBLISHED_LISTINGS_MAX.min(self.unpublished.len()))
+            .collect();
         let mut out = Vec::new();
-        for (id, what) in std::mem::take(&mut self.unpublished) {
+        for id in ids {
+            let what = self.unpublished.remove(&id).expect("listed from the map");
+            self.publish_cursor = Some(id.clone());
             let state = &self.listings[&id];
             if state.withdrawn {
                 out.push(Publication::Withdrawal(id));

@@ -34,6 +34,8 @@ use crate::identity::NodeKey;
 pub const QUEUE_MAX: usize = 16_384;
 /// Commands in one transaction.
 pub const BATCH_MAX: usize = 4_096;
+/// Commits slower than this are logged at debug level.
+const SLOW_COMMIT_MS: u64 = 20;
 /// The longest the writer sleeps without looking at its timers.
 const IDLE_WAKE_MS: u64 = 1_000;
 
@@ -50,6 +52,8 @@ pub struct WriterStats {
     pub commands: AtomicU64,
     /// Committed transactions; each is one fsync of the WAL.
     pub commits: AtomicU64,
+    /// Publishing points committed; at most one per commit.
+    pub publishing_points: AtomicU64,
 }
 
 pub struct Writer {
@@ -128,6 +132,9 @@ impl Writer {
     /// anything changed, in one transaction; answers the batch once it is
     /// durable. Returns whether it published.
     fn commit(&mut self, batch: Vec<Request>, mut timers: Vec<Command>, publish_due: bool, now: Timestamp) -> bool {
+        let started = std::time::Instant::now();
+        let mut records_published = 0usize;
+        let mut publish_us = 0u128;
         let mut ledger = self.ledger.write().expect("ledger lock");
         let result = (|| -> Result<Vec<Result<Reply, Rejection>>, StoreError> {
             let tx = self.conn.transaction()?;
@@ -138,7 +145,9 @@ impl Writer {
                     Some(request) => &request.command,
                     None => match timers.get(offset - batch.len()) {
                         Some(timer) => timer,
-                        None if publish_due && ledger.has_unpublished() => {
+                        // One publishing point per commit: a point is bounded
+                        // (PUBLISHED_LISTINGS_MAX), and so is the wait behind it.
+                        None if publish_due && !timers.contains(&Command::Publish) && ledger.has_unpublished() => {
                             timers.push(Command::Publish);
                             continue;
                         }
@@ -150,7 +159,9 @@ impl Writer {
                 let applied = ledger.apply(command, now);
                 append(&tx, index, now, command, &applied)?;
                 if !applied.publications.is_empty() {
+                    let publish_started = std::time::Instant::now();
                     let signed = caravan_publish::sign(self.key.signing_key(), applied.publications, index, now);
+                    records_published += signed.len();
                     for record in caravan_records::verify_batch(signed, now) {
                         let record = record.expect("our own records verify");
                         let outcome = records::put(&tx, &record, now)?;
@@ -161,12 +172,27 @@ impl Writer {
                         }
                         caravan_catalog::db::on_put(&tx, &record, &outcome)?;
                     }
+                    publish_us += publish_started.elapsed().as_micros();
                 }
                 if offset <= batch.len() {
                     replies.push(applied.reply);
                 }
             }
+            let commit_started = std::time::Instant::now();
             tx.commit()?;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            if elapsed_ms >= SLOW_COMMIT_MS {
+                let commit_ms = commit_started.elapsed().as_millis() as u64;
+                let publish_ms = (publish_us / 1000) as u64;
+                tracing::debug!(
+                    elapsed_ms,
+                    commit_ms,
+                    publish_ms,
+                    records_published,
+                    commands = batch.len(),
+                    "slow commit"
+                );
+            }
             Ok(replies)
         })();
         match result {
@@ -176,6 +202,8 @@ impl Writer {
                 self.next_index += (batch.len() + timers.len()) as u64;
                 self.stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                let points = timers.iter().filter(|t| **t == Command::Publish).count();
+                self.stats.publishing_points.fetch_add(points as u64, Ordering::Relaxed);
                 for (request, reply) in batch.into_iter().zip(replies) {
                     // The client may have gone away; the command stands.
                     let _ = request.reply.send(Ok(reply));

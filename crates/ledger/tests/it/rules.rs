@@ -214,3 +214,31 @@ fn publish_emits_what_changed_once() {
     h.ok(Command::WithdrawListing(id("room")));
     assert!(matches!(h.apply(Command::Publish).publications.as_slice(), [Publication::Withdrawal(_)]));
 }
+
+#[test]
+fn a_publishing_point_is_bounded_and_round_robin() {
+    use caravan_ledger::PUBLISHED_LISTINGS_MAX;
+    let mut h = Harness::new();
+    let n = PUBLISHED_LISTINGS_MAX + 10;
+    for idx in 0..n {
+        h.ok(Command::CreateListing(stay(&format!("room-{idx:04}"), 1)));
+    }
+    let listings_in = |publications: &[Publication]| -> Vec<String> {
+        publications
+            .iter()
+            .filter_map(|p| match p {
+                Publication::Listing(listing) => Some(listing.id.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = listings_in(&h.apply(Command::Publish).publications);
+    assert_eq!(first.len(), PUBLISHED_LISTINGS_MAX);
+    assert!(h.ledger.has_unpublished());
+    // Churn on listings already published must not starve the rest.
+    h.ok(Command::UpdateListing(stay("room-0000", 1)));
+    let second = listings_in(&h.apply(Command::Publish).publications);
+    assert_eq!(second.len(), 11, "the 10 left, then room-0000 again: {second:?}");
+    assert_eq!(second.last().map(String::as_str), Some("room-0000"));
+    assert!(!h.ledger.has_unpublished());
+}

@@ -148,3 +148,55 @@ async fn every_documented_operation_is_routed() {
         assert!(!unrouted, "{method} {path} is documented but not routed: {status} {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_points_are_bounded() {
+    use caravan_api::Backend;
+    let t = TestNode::start();
+    let n = caravan_ledger::PUBLISHED_LISTINGS_MAX + 44;
+    let mut creates = tokio::task::JoinSet::new();
+    for idx in 0..n {
+        let node = t.node.clone();
+        creates.spawn(async move { node.submit(caravan_ledger::Command::CreateListing(room(idx))).await });
+    }
+    while let Some(created) = creates.join_next().await {
+        created.unwrap().unwrap();
+    }
+    let mut versions = std::collections::BTreeSet::new();
+    for _ in 0..300 {
+        let records = t.node.own_records(0, 5_000).await.unwrap();
+        versions = records.iter().map(|r| r.version).collect();
+        if records.len() == 2 * n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(versions.len() >= 2, "{n} listings published at {} point(s)", versions.len());
+    let stats = t.node.stats();
+    let points = stats.publishing_points.load(std::sync::atomic::Ordering::Relaxed);
+    let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(points <= commits, "{points} publishing points in {commits} commits");
+}
+
+fn room(idx: usize) -> caravan_model::Listing {
+    use caravan_model::*;
+    Listing {
+        id: ListingId::parse(&format!("room-{idx:04}")).unwrap(),
+        title: "Room".into(),
+        description: String::new(),
+        currency: Currency::parse("EUR").unwrap(),
+        cancellation: CancellationPolicy { free_until_hours: 24, penalty: Penalty::Percent(100) },
+        details: ListingDetails::Stay(Stay {
+            stay_type: StayType::HotelRoom,
+            address: String::new(),
+            city: "Annecy".into(),
+            country: CountryCode::parse("FR").unwrap(),
+            location: GeoPoint::from_degrees(45.9, 6.1).unwrap(),
+            amenities: vec![],
+            max_guests: 2,
+            check_in: TimeOfDay::parse("15:00").unwrap(),
+            check_out: TimeOfDay::parse("11:00").unwrap(),
+            units: 1,
+        }),
+    }
+}
