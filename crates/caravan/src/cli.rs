@@ -69,8 +69,9 @@ pub struct LedgerBench {
     /// Concurrent clients submitting holds.
     #[arg(long, default_value_t = 512)]
     pub clients: usize,
-    /// Seconds to measure.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to measure. Holds last an hour, so keep rate × seconds under
+    /// the ledger's limit of 1,000,000 live holds.
+    #[arg(long, default_value_t = 5)]
     pub seconds: u64,
     /// Listings the holds spread over.
     #[arg(long, default_value_t = 1_000)]

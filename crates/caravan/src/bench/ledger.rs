@@ -74,6 +74,11 @@ pub fn run(args: &LedgerBench) -> anyhow::Result<Map<String, Value>> {
         let commands = node.stats().commands.load(Ordering::Relaxed) - commands_before;
         latencies_ms.sort_by(f64::total_cmp);
         node.shutdown().await;
+        anyhow::ensure!(
+            refused == 0,
+            "{refused} holds were refused (the ledger holds at most {} live holds): run for fewer --seconds",
+            caravan_ledger::HOLDS_LIVE_MAX
+        );
 
         let mut out = Map::new();
         out.insert("holds_per_s".into(), json!(granted as f64 / elapsed_s));
