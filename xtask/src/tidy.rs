@@ -41,6 +41,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-api",
         ],
     ),
+    ("caravan-test-utils", &["caravan-model"]),
     ("xtask", &[]),
 ];
 

@@ -9,25 +9,7 @@ use ed25519_dalek::SigningKey;
 const NOW: Timestamp = Timestamp(1_893_456_000_000);
 
 fn listing(id: &str, city: &str) -> Listing {
-    Listing {
-        id: ListingId::parse(id).unwrap(),
-        title: format!("Hotel in {city}"),
-        description: String::new(),
-        currency: Currency::parse("EUR").unwrap(),
-        cancellation: CancellationPolicy { free_until_hours: 24, penalty: Penalty::Percent(100) },
-        details: ListingDetails::Stay(Stay {
-            stay_type: StayType::HotelRoom,
-            address: String::new(),
-            city: city.into(),
-            country: CountryCode::parse("IT").unwrap(),
-            location: GeoPoint::from_degrees(45.4, 12.3).unwrap(),
-            amenities: vec![],
-            max_guests: 2,
-            check_in: TimeOfDay::parse("14:00").unwrap(),
-            check_out: TimeOfDay::parse("10:00").unwrap(),
-            units: 9,
-        }),
-    }
+    caravan_test_utils::stay(id, city, 9)
 }
 
 fn ari(available: u32, price: i64) -> Payload {

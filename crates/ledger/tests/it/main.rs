@@ -16,55 +16,11 @@ pub fn day(offset: i32) -> Date {
 }
 
 pub fn stay(id: &str, units: u32) -> Listing {
-    Listing {
-        id: ListingId::parse(id).unwrap(),
-        title: format!("Room {id}"),
-        description: String::new(),
-        currency: Currency::parse("EUR").unwrap(),
-        cancellation: CancellationPolicy { free_until_hours: 48, penalty: Penalty::Nights(1) },
-        details: ListingDetails::Stay(Stay {
-            stay_type: StayType::HotelRoom,
-            address: "Main street 1".into(),
-            city: "Vienna".into(),
-            country: CountryCode::parse("AT").unwrap(),
-            location: GeoPoint::from_degrees(48.2, 16.37).unwrap(),
-            amenities: vec![],
-            max_guests: 2,
-            check_in: TimeOfDay::parse("14:00").unwrap(),
-            check_out: TimeOfDay::parse("11:00").unwrap(),
-            units,
-        }),
-    }
+    caravan_test_utils::stay(id, "Vienna", units)
 }
 
 pub fn trip(id: &str, seat_map: &[&str]) -> Listing {
-    let at = |d, hhmm| Some(StopTime { day_offset: d, time: TimeOfDay::parse(hhmm).unwrap() });
-    Listing {
-        details: ListingDetails::Trip(Trip {
-            mode: TripMode::Bus,
-            operator: "Flixy".into(),
-            service_number: "B12".into(),
-            stops: vec![
-                Stop {
-                    code: "VIE".into(),
-                    name: "Vienna".into(),
-                    arrival: None,
-                    departure: at(0, "08:00"),
-                    utc_offset_min: 60,
-                },
-                Stop {
-                    code: "PRG".into(),
-                    name: "Prague".into(),
-                    arrival: at(0, "12:30"),
-                    departure: None,
-                    utc_offset_min: 60,
-                },
-            ],
-            seats: seat_map.len() as u32,
-            seat_map: seat_map.iter().map(|s| s.to_string()).collect(),
-        }),
-        ..stay(id, 1)
-    }
+    caravan_test_utils::bus(id, seat_map)
 }
 
 pub fn id(text: &str) -> ListingId {

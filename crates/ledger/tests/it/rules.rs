@@ -71,7 +71,7 @@ fn cancel_releases_a_hold_and_charges_a_late_booking_cancellation() {
     h.cancel(hold.id).unwrap();
     assert_eq!(h.free("room", 1), 5);
 
-    // Day 10, check-in 14:00: 48 hours' free cancellation, then one night.
+    // Day 10, check-in 15:00: 48 hours' free cancellation, then one night.
     let early = h.hold(hold_stay("room", 10, 12, 2));
     h.confirm(early.id).unwrap();
     let Ok(Reply::Hold(cancelled)) = h.cancel(early.id) else { panic!() };

@@ -179,24 +179,5 @@ async fn publishing_points_are_bounded() {
 }
 
 fn room(idx: usize) -> caravan_model::Listing {
-    use caravan_model::*;
-    Listing {
-        id: ListingId::parse(&format!("room-{idx:04}")).unwrap(),
-        title: "Room".into(),
-        description: String::new(),
-        currency: Currency::parse("EUR").unwrap(),
-        cancellation: CancellationPolicy { free_until_hours: 24, penalty: Penalty::Percent(100) },
-        details: ListingDetails::Stay(Stay {
-            stay_type: StayType::HotelRoom,
-            address: String::new(),
-            city: "Annecy".into(),
-            country: CountryCode::parse("FR").unwrap(),
-            location: GeoPoint::from_degrees(45.9, 6.1).unwrap(),
-            amenities: vec![],
-            max_guests: 2,
-            check_in: TimeOfDay::parse("15:00").unwrap(),
-            check_out: TimeOfDay::parse("11:00").unwrap(),
-            units: 1,
-        }),
-    }
+    caravan_test_utils::stay(&format!("room-{idx:04}"), "Annecy", 1)
 }

@@ -8,25 +8,7 @@ use proptest::prelude::*;
 const T0: Timestamp = Timestamp(1_893_456_000_000);
 
 fn listing(idx: u8) -> Listing {
-    Listing {
-        id: ListingId::parse(&format!("flat-{idx}")).unwrap(),
-        title: "Flat".into(),
-        description: String::new(),
-        currency: Currency::parse("EUR").unwrap(),
-        cancellation: CancellationPolicy { free_until_hours: 24, penalty: Penalty::Percent(30) },
-        details: ListingDetails::Stay(Stay {
-            stay_type: StayType::VacationRental,
-            address: String::new(),
-            city: "Porto".into(),
-            country: CountryCode::parse("PT").unwrap(),
-            location: GeoPoint::from_degrees(41.15, -8.61).unwrap(),
-            amenities: vec!["kitchen".into()],
-            max_guests: 4,
-            check_in: TimeOfDay::parse("15:00").unwrap(),
-            check_out: TimeOfDay::parse("10:00").unwrap(),
-            units: 3,
-        }),
-    }
+    caravan_test_utils::stay(&format!("flat-{idx}"), "Porto", 3)
 }
 
 fn command() -> impl Strategy<Value = Command> {

@@ -1,6 +1,6 @@
 //! Records: signing, verification and every rejection reason.
 
-use caravan_model::{AriDay, AriRun, Listing, ListingId, Timestamp};
+use caravan_model::{AriDay, AriRun, Listing, Timestamp};
 use caravan_records::limits::*;
 use caravan_records::{
     proto, sign_bundle, sign_one, verify, verify_batch, Draft, EquivocationProof, Payload, Proof, Rejection,
@@ -26,28 +26,7 @@ fn ari_draft(listing: &str, version: u64, available: u32) -> Draft {
 }
 
 fn listing_draft(title: String) -> Draft {
-    let listing = Listing {
-        id: ListingId::parse("room-1").unwrap(),
-        title,
-        description: String::new(),
-        currency: caravan_model::Currency::parse("EUR").unwrap(),
-        cancellation: caravan_model::CancellationPolicy {
-            free_until_hours: 24,
-            penalty: caravan_model::Penalty::Percent(100),
-        },
-        details: caravan_model::ListingDetails::Stay(caravan_model::Stay {
-            stay_type: caravan_model::StayType::VacationRental,
-            address: "Rua 1".into(),
-            city: "Lisbon".into(),
-            country: caravan_model::CountryCode::parse("PT").unwrap(),
-            location: caravan_model::GeoPoint::from_degrees(38.7, -9.1).unwrap(),
-            amenities: vec![],
-            max_guests: 4,
-            check_in: caravan_model::TimeOfDay::parse("16:00").unwrap(),
-            check_out: caravan_model::TimeOfDay::parse("10:00").unwrap(),
-            units: 1,
-        }),
-    };
+    let listing = Listing { title, ..caravan_test_utils::stay("room-1", "Lisbon", 1) };
     Draft { key: "room-1".into(), version: 1, time: NOW, payload: Payload::Listing(listing) }
 }
 

@@ -1,0 +1,61 @@
+//! Fixtures shared by the test suites: valid listings to start from, so each
+//! test states only what it changes. A dev-dependency only.
+
+use caravan_model::*;
+
+/// A hotel room type in `city` with `units` rooms: 2 guests, check-in 15:00,
+/// check-out 11:00, free cancellation until 48 hours before, then one night.
+pub fn stay(id: &str, city: &str, units: u32) -> Listing {
+    Listing {
+        id: ListingId::parse(id).expect("fixture ids are valid"),
+        title: format!("Double room in {city}"),
+        description: String::new(),
+        currency: Currency::parse("EUR").expect("valid"),
+        cancellation: CancellationPolicy { free_until_hours: 48, penalty: Penalty::Nights(1) },
+        details: ListingDetails::Stay(Stay {
+            stay_type: StayType::HotelRoom,
+            address: "1 Main Street".into(),
+            city: city.into(),
+            country: CountryCode::parse("FR").expect("valid"),
+            location: GeoPoint::from_degrees(45.76, 4.83).expect("valid"),
+            amenities: vec!["wifi".into()],
+            max_guests: 2,
+            check_in: TimeOfDay::parse("15:00").expect("valid"),
+            check_out: TimeOfDay::parse("11:00").expect("valid"),
+            units,
+        }),
+    }
+}
+
+/// A bus from VIE 08:00 to PRG 12:30 (both UTC+1) with one seat per label
+/// of `seat_map`.
+pub fn bus(id: &str, seat_map: &[&str]) -> Listing {
+    let at = |hhmm| Some(StopTime { day_offset: 0, time: TimeOfDay::parse(hhmm).expect("valid") });
+    Listing {
+        title: "Vienna → Prague".into(),
+        details: ListingDetails::Trip(Trip {
+            mode: TripMode::Bus,
+            operator: "Danube Lines".into(),
+            service_number: "DL 12".into(),
+            stops: vec![
+                Stop {
+                    code: "VIE".into(),
+                    name: "Vienna".into(),
+                    arrival: None,
+                    departure: at("08:00"),
+                    utc_offset_min: 60,
+                },
+                Stop {
+                    code: "PRG".into(),
+                    name: "Prague".into(),
+                    arrival: at("12:30"),
+                    departure: None,
+                    utc_offset_min: 60,
+                },
+            ],
+            seats: seat_map.len() as u32,
+            seat_map: seat_map.iter().map(|s| s.to_string()).collect(),
+        }),
+        ..stay(id, "Vienna", 1)
+    }
+}
