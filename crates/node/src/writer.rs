@@ -94,15 +94,14 @@ impl Writer {
             if batch.is_empty() && !expire_due && !(publish_due && self.has_unpublished()) {
                 continue;
             }
-            let timers = if expire_due { vec![Command::ExpireHolds] } else { Vec::new() };
-            if self.commit(std::mem::take(&mut batch), timers, publish_due, now) {
+            if self.commit(std::mem::take(&mut batch), expire_due, publish_due, now) {
                 last_publish = now;
             }
         }
         // Publish what the last commands changed before stopping.
         if self.has_unpublished() {
             let now = self.now();
-            self.commit(Vec::new(), Vec::new(), true, now);
+            self.commit(Vec::new(), false, true, now);
         }
     }
 
@@ -128,82 +127,44 @@ impl Writer {
         wait.max(0) as u64
     }
 
-    /// Applies `batch`, then `timers`, then a `Publish` if `publish_due` and
-    /// anything changed, in one transaction; answers the batch once it is
-    /// durable. Returns whether it published.
-    fn commit(&mut self, batch: Vec<Request>, mut timers: Vec<Command>, publish_due: bool, now: Timestamp) -> bool {
+    /// In one transaction: applies `batch`, then `ExpireHolds` if
+    /// `expire`, then one publishing point if `publish_due` and anything
+    /// changed; answers the batch once it is durable. Returns whether it
+    /// published.
+    fn commit(&mut self, batch: Vec<Request>, expire: bool, publish_due: bool, now: Timestamp) -> bool {
         let started = std::time::Instant::now();
-        let mut records_published = 0usize;
-        let mut publish_us = 0u128;
         let mut ledger = self.ledger.write().expect("ledger lock");
-        let result = (|| -> Result<Vec<Result<Reply, Rejection>>, StoreError> {
+        let mut step = Step { index: self.next_index, now, records_published: 0 };
+        let result = (|| -> Result<(Vec<Result<Reply, Rejection>>, bool), StoreError> {
             let tx = self.conn.transaction()?;
+            let key = self.key.signing_key();
             let mut replies = Vec::with_capacity(batch.len());
-            let mut offset = 0;
-            loop {
-                let command = match batch.get(offset) {
-                    Some(request) => &request.command,
-                    None => match timers.get(offset - batch.len()) {
-                        Some(timer) => timer,
-                        // One publishing point per commit: a point is bounded
-                        // (PUBLISHED_LISTINGS_MAX), and so is the wait behind it.
-                        None if publish_due && !timers.contains(&Command::Publish) && ledger.has_unpublished() => {
-                            timers.push(Command::Publish);
-                            continue;
-                        }
-                        None => break,
-                    },
-                };
-                let index = self.next_index + offset as u64;
-                offset += 1;
-                let applied = ledger.apply(command, now);
-                append(&tx, index, now, command, &applied)?;
-                if !applied.publications.is_empty() {
-                    let publish_started = std::time::Instant::now();
-                    let signed = caravan_publish::sign(self.key.signing_key(), applied.publications, index, now);
-                    records_published += signed.len();
-                    for record in caravan_records::verify_batch(signed, now) {
-                        let record = record.expect("our own records verify");
-                        let outcome = records::put(&tx, &record, now)?;
-                        if !outcome.is_new() {
-                            // Only if someone else signed with our key: the
-                            // operator must rotate it. Bookings go on.
-                            tracing::error!(key = %record.key, version = record.version, ?outcome, "own record not stored");
-                        }
-                        caravan_catalog::db::on_put(&tx, &record, &outcome)?;
-                    }
-                    publish_us += publish_started.elapsed().as_micros();
-                }
-                if offset <= batch.len() {
-                    replies.push(applied.reply);
-                }
+            for request in &batch {
+                replies.push(step.apply(&mut ledger, &tx, key, &request.command)?);
             }
-            let commit_started = std::time::Instant::now();
+            if expire {
+                step.apply(&mut ledger, &tx, key, &Command::ExpireHolds)?.expect("timers are never refused");
+            }
+            // One publishing point per commit: a point is bounded
+            // (PUBLISHED_LISTINGS_MAX), and so is the wait behind it.
+            let publish = publish_due && ledger.has_unpublished();
+            if publish {
+                step.apply(&mut ledger, &tx, key, &Command::Publish)?.expect("timers are never refused");
+            }
             tx.commit()?;
-            let elapsed_ms = started.elapsed().as_millis() as u64;
-            if elapsed_ms >= SLOW_COMMIT_MS {
-                let commit_ms = commit_started.elapsed().as_millis() as u64;
-                let publish_ms = (publish_us / 1000) as u64;
-                tracing::debug!(
-                    elapsed_ms,
-                    commit_ms,
-                    publish_ms,
-                    records_published,
-                    commands = batch.len(),
-                    "slow commit"
-                );
-            }
-            Ok(replies)
+            Ok((replies, publish))
         })();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if elapsed_ms >= SLOW_COMMIT_MS {
+            tracing::debug!(elapsed_ms, commands = batch.len(), records = step.records_published, "slow commit");
+        }
         match result {
-            Ok(replies) => {
+            Ok((replies, published)) => {
                 drop(ledger);
-                let published = timers.last() == Some(&Command::Publish);
-                self.next_index += (batch.len() + timers.len()) as u64;
+                self.next_index = step.index;
                 self.stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                let points = timers.iter().filter(|t| **t == Command::Publish).count();
-                self.stats.publishing_points.fetch_add(points as u64, Ordering::Relaxed);
+                self.stats.publishing_points.fetch_add(published as u64, Ordering::Relaxed);
                 for (request, reply) in batch.into_iter().zip(replies) {
                     // The client may have gone away; the command stands.
                     let _ = request.reply.send(Ok(reply));
@@ -229,6 +190,45 @@ impl Writer {
                 false
             }
         }
+    }
+}
+
+/// The position of the next command within a commit.
+struct Step {
+    index: u64,
+    now: Timestamp,
+    records_published: usize,
+}
+
+impl Step {
+    /// Applies one command, logs it, and stores the records it publishes.
+    fn apply(
+        &mut self,
+        ledger: &mut Ledger,
+        tx: &Connection,
+        key: &ed25519_dalek::SigningKey,
+        command: &Command,
+    ) -> Result<Result<Reply, Rejection>, StoreError> {
+        let (index, now) = (self.index, self.now);
+        self.index += 1;
+        let applied = ledger.apply(command, now);
+        append(tx, index, now, command, &applied)?;
+        if applied.publications.is_empty() {
+            return Ok(applied.reply);
+        }
+        let signed = caravan_publish::sign(key, applied.publications, index, now);
+        self.records_published += signed.len();
+        for record in caravan_records::verify_batch(signed, now) {
+            let record = record.expect("our own records verify");
+            let outcome = records::put(tx, &record, now)?;
+            if !outcome.is_new() {
+                // Only if someone else signed with our key: the operator
+                // must rotate it. Bookings go on.
+                tracing::error!(key = %record.key, version = record.version, ?outcome, "own record not stored");
+            }
+            caravan_catalog::db::on_put(tx, &record, &outcome)?;
+        }
+        Ok(applied.reply)
     }
 }
 
