@@ -25,6 +25,10 @@ pub struct ListingInput {
     pub stay: Option<StayInput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trip: Option<TripInput>,
+    /// Shown on reads. Accepted on writes so a client can PUT back what it
+    /// GOT; withdrawing is `DELETE`, so `true` is refused on writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +95,9 @@ pub struct StopInput {
 
 impl ListingInput {
     pub fn into_listing(self, id: ListingId) -> Result<Listing, ApiError> {
+        if self.withdrawn == Some(true) {
+            return Err(ApiError::invalid("withdraw a listing with DELETE /api/v1/listings/{id}"));
+        }
         let penalty = match (self.cancellation.penalty_percent, self.cancellation.penalty_nights) {
             (Some(p), None) => Penalty::Percent(p),
             (None, Some(n)) => Penalty::Nights(n),
@@ -134,6 +141,7 @@ impl ListingInput {
             },
             stay,
             trip,
+            withdrawn: None,
         }
     }
 }
@@ -244,16 +252,12 @@ impl TripInput {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct ListingView {
-    #[serde(flatten)]
-    pub listing: ListingInput,
-    pub withdrawn: bool,
-}
+/// A listing as read: the input shape with `id` and `withdrawn` filled in.
+pub type ListingView = ListingInput;
 
-impl ListingView {
-    pub fn new(state: &ListingState) -> ListingView {
-        ListingView { listing: ListingInput::from_listing(&state.listing), withdrawn: state.withdrawn }
+impl ListingInput {
+    pub fn view(state: &ListingState) -> ListingView {
+        ListingInput { withdrawn: Some(state.withdrawn), ..ListingInput::from_listing(&state.listing) }
     }
 }
 

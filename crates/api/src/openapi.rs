@@ -30,7 +30,7 @@ const fn op(
 
 pub const OPERATIONS: &[Operation] = &[
     op("get", "/healthz", "Liveness check", None, 200, "Health"),
-    op("get", "/api/v1/listings", "All listings of this node's owner", None, 200, "ListingList"),
+    op("get", "/api/v1/listings", "This owner's listings (query: after_id, limit)", None, 200, "ListingList"),
     op("post", "/api/v1/listings", "Create a stay or trip listing", Some("ListingInput"), 201, "Listing"),
     op("get", "/api/v1/listings/{id}", "One listing", None, 200, "Listing"),
     op(
@@ -167,9 +167,11 @@ fn schemas() -> Value {
                     "code": { "type": "string" }, "name": { "type": "string" },
                     "arrival": time, "arrival_day": { "type": "integer" },
                     "departure": time, "departure_day": { "type": "integer" },
-                    "utc_offset_min": { "type": "integer" } } } } } } } },
-        "Listing": { "allOf": [ schema_ref("ListingInput"), { "type": "object", "properties": { "withdrawn": { "type": "boolean" } } } ] },
-        "ListingList": { "type": "object", "properties": { "listings": { "type": "array", "items": schema_ref("Listing") } } },
+                    "utc_offset_min": { "type": "integer" } } } } } },
+            "withdrawn": { "type": "boolean", "description": "on reads; withdraw with DELETE" } } },
+        "Listing": schema_ref("ListingInput"),
+        "ListingList": { "type": "object", "properties": { "listings": { "type": "array", "items": schema_ref("Listing") },
+            "next_after_id": { "type": ["string", "null"] } } },
         "AriInput": { "type": "object", "required": ["from", "to"], "properties": {
             "from": date, "to": date, "available": { "type": "integer" }, "price_minor": { "type": "integer" },
             "min_stay": { "type": "integer" }, "max_stay": { "type": "integer" },

@@ -24,6 +24,9 @@ pub const BODY_BYTES_MAX: usize = 256 * 1024;
 pub const PAGE_DEFAULT: u32 = 100;
 /// The most a client may ask for in one page.
 pub const PAGE_MAX: u32 = 5_000;
+/// A request that takes longer than this is answered 408; a ledger command
+/// already queued still runs, and an idempotent retry gets its answer.
+pub const REQUEST_TIMEOUT_S: u64 = 30;
 /// Days of ARI shown when the client gives no range.
 const ARI_DAYS_DEFAULT: i32 = 31;
 
@@ -51,6 +54,17 @@ pub fn router<B: Backend>(backend: B) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
         })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "timeout",
+                        "the request took too long; retry with the same Idempotency-Key",
+                    )
+                }))
+                .timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S)),
+        )
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::internal("a request handler panicked").into_response()
         }))
@@ -81,7 +95,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>> {
 
 fn listing_view<B: Backend>(backend: &B, id: &ListingId) -> Result<ListingView> {
     backend
-        .read_ledger(|ledger| ledger.listing(id).map(ListingView::new))
+        .read_ledger(|ledger| ledger.listing(id).map(ListingInput::view))
         .ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
 }
 
@@ -103,9 +117,30 @@ fn new_listing_id(title: &str, suffix: u32) -> ListingId {
     ListingId::parse(&text).expect("slug characters are valid")
 }
 
-async fn list_listings<B: Backend>(State(backend): State<B>) -> Json<serde_json::Value> {
-    let listings: Vec<ListingView> = backend.read_ledger(|ledger| ledger.listings().map(ListingView::new).collect());
-    Json(json!({ "listings": listings }))
+#[derive(Debug, Deserialize)]
+struct ListingsQuery {
+    /// Listings with ids after this one (ids sort as strings).
+    after_id: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_listings<B: Backend>(
+    State(backend): State<B>,
+    query: std::result::Result<Query<ListingsQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX) as usize;
+    let after = query.after_id.unwrap_or_default();
+    let listings: Vec<ListingView> = backend.read_ledger(|ledger| {
+        ledger
+            .listings()
+            .filter(|state| state.listing.id.as_str() > after.as_str())
+            .take(limit)
+            .map(ListingInput::view)
+            .collect()
+    });
+    let next_after_id = (listings.len() == limit).then(|| listings.last().and_then(|l| l.id.clone())).flatten();
+    Ok(Json(json!({ "listings": listings, "next_after_id": next_after_id })))
 }
 
 async fn create_listing<B: Backend>(

@@ -181,3 +181,31 @@ async fn publishing_points_are_bounded() {
 fn room(idx: usize) -> caravan_model::Listing {
     caravan_test_utils::stay(&format!("room-{idx:04}"), "Annecy", 1)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_read_can_be_written_back_and_listings_page() {
+    let t = TestNode::start();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(t.hotel(2).await);
+    }
+    ids.sort();
+    let (_, mut listing) = t.call("GET", &format!("/api/v1/listings/{}", ids[0]), None).await;
+    listing["description"] = json!("Renovated in 2026");
+    let (status, updated) = t.call("PUT", &format!("/api/v1/listings/{}", ids[0]), Some(listing.clone())).await;
+    assert_eq!((status, updated["description"].as_str()), (StatusCode::OK, Some("Renovated in 2026")), "{updated}");
+    listing["withdrawn"] = json!(true);
+    let (status, body) = t.call("PUT", &format!("/api/v1/listings/{}", ids[0]), Some(listing)).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+
+    let (_, page) = t.call("GET", "/api/v1/listings?limit=2", None).await;
+    let first: Vec<&str> = page["listings"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(first, [ids[0].as_str(), ids[1].as_str()]);
+    let after = page["next_after_id"].as_str().unwrap();
+    let (_, rest) = t.call("GET", &format!("/api/v1/listings?limit=2&after_id={after}"), None).await;
+    assert_eq!(rest["listings"][0]["id"], ids[2]);
+    assert_eq!(rest["next_after_id"], Value::Null);
+
+    let (_, doc) = t.call("GET", "/api/v1/openapi.json", None).await;
+    assert!(doc["components"]["schemas"]["ListingInput"]["properties"]["withdrawn"].is_object());
+}
