@@ -97,6 +97,8 @@ struct Inner {
     stats: Arc<WriterStats>,
     clock: fn() -> Timestamp,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Becomes true when the writer thread ends, however it ends.
+    writer_stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Node {
@@ -123,12 +125,33 @@ impl Node {
             clock: options.clock,
         };
         let runtime = tokio::runtime::Handle::current();
-        let writer_thread =
-            std::thread::Builder::new().name("ledger-writer".into()).spawn(move || writer.run(receiver, runtime))?;
+        let (stopped_tx, writer_stopped) = tokio::sync::watch::channel(false);
+        let writer_thread = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || {
+            // Dropped on return and on panic alike.
+            let _stopped = StoppedOnDrop(stopped_tx);
+            writer.run(receiver, runtime)
+        })?;
         let reader = Mutex::new(caravan_store::open_reader(&db_path)?);
         let writer_thread = Mutex::new(Some(writer_thread));
-        let inner = Inner { origin, db_path, ledger, queue, reader, stats, clock: options.clock, writer_thread };
+        let inner = Inner {
+            origin,
+            db_path,
+            ledger,
+            queue,
+            reader,
+            stats,
+            clock: options.clock,
+            writer_thread,
+            writer_stopped,
+        };
         Ok(Node { inner: Arc::new(inner) })
+    }
+
+    /// Resolves when the writer thread has ended. Outside a shutdown that
+    /// means it died of a bug: the node cannot take commands any more.
+    pub async fn writer_stopped(&self) {
+        let mut stopped = self.inner.writer_stopped.clone();
+        let _ = stopped.wait_for(|stopped| *stopped).await;
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -150,6 +173,14 @@ impl Node {
             // elsewhere (e.g. in a finished router) must have been dropped.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+    }
+}
+
+struct StoppedOnDrop(tokio::sync::watch::Sender<bool>);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
     }
 }
 
@@ -208,8 +239,24 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let node = Node::open(data_dir, config.into())?;
     tracing::info!(origin = %node.origin(), http = %listener.local_addr()?, "node running");
-    caravan_api::serve(listener, caravan_api::router(node.clone()), shutdown).await?;
+    let (writer_died_tx, writer_died) = tokio::sync::oneshot::channel();
+    let stop = {
+        let node = node.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = node.writer_stopped() => {
+                    tracing::error!("the ledger writer stopped unexpectedly; shutting down");
+                    let _ = writer_died_tx.send(());
+                }
+            }
+        }
+    };
+    caravan_api::serve(listener, caravan_api::router(node.clone()), stop).await?;
     tracing::info!("shutting down: finishing queued ledger commands");
     node.shutdown().await;
-    Ok(())
+    match writer_died.await {
+        Ok(()) => Err(NodeError::Setup("the ledger writer stopped unexpectedly; the log replays on restart".into())),
+        Err(_) => Ok(()),
+    }
 }
