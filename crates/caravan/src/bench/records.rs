@@ -2,7 +2,8 @@
 //! core (this thread does everything), signed one by one and in bundles.
 //!
 //! Each record is an ARI record of about 300 bytes (a dozen runs), as in
-//! the world scenario: a listing's availability over a few months. Batches
+//! the world scenario: a listing's availability over a few months, made
+//! 1 ms after the one before. Batches
 //! of `batch` records are verified together (one ed25519 batch), then
 //! stored and projected in one transaction.
 
@@ -33,7 +34,10 @@ fn draft(idx: usize, now: Timestamp) -> Draft {
             },
         })
         .collect();
-    Draft { key: format!("listing-{idx}"), version: 1 + idx as u64, time: now, payload: Payload::Ari(runs) }
+    // Records are made over time and arrive roughly in time order (gossip
+    // is near-current, reconciliation walks (time, id) order): 1 ms apart.
+    let time = now.saturating_add_ms(idx as i64 - 10_000_000);
+    Draft { key: format!("listing-{idx}"), version: 1 + idx as u64, time, payload: Payload::Ari(runs) }
 }
 
 fn key(origin: usize) -> SigningKey {
