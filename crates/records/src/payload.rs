@@ -96,8 +96,14 @@ fn runs_from_proto(runs: &[proto::AriRun], today: Date) -> Result<Vec<AriRun>, R
         if run.days == 0 || run.days > (caravan_model::limits::HORIZON_DAYS_MAX + ARI_DAYS_BEFORE_MAX + 1) as u32 {
             return Err(bad("a run covers 1 day or more, within the horizon"));
         }
-        let run = AriRun { start: Date::from_days(run.start_day), days: run.days, day };
-        if run.start < first_allowed || run.end() > end_allowed {
+        // Check the start before computing the end: a hostile start_day
+        // near i32::MAX would overflow `start + days`.
+        let start = Date::from_days(run.start_day);
+        if start < first_allowed || start >= end_allowed {
+            return Err(Rejection::OutOfHorizon { date: start, first: first_allowed, last: end_allowed.add_days(-1) });
+        }
+        let run = AriRun { start, days: run.days, day };
+        if run.end() > end_allowed {
             return Err(Rejection::OutOfHorizon {
                 date: if run.start < first_allowed { run.start } else { run.end().add_days(-1) },
                 first: first_allowed,

@@ -93,6 +93,17 @@ fn each_limit_has_its_reason() {
     }]);
     assert!(matches!(rejection(sign_one(&key(1), &far)), Rejection::OutOfHorizon { .. }));
 
+    // Dates at the edge of i32 must be refused, not overflow.
+    for start_day in [i32::MAX, i32::MAX - 10, i32::MIN] {
+        let mut edge = ari_draft("room-1", 1, 3);
+        edge.payload = Payload::Ari(vec![AriRun {
+            start: caravan_model::Date::from_days(start_day),
+            days: 700,
+            day: AriDay { available: 1, price_minor: 1, ..AriDay::default() },
+        }]);
+        assert!(matches!(rejection(sign_one(&key(1), &edge)), Rejection::OutOfHorizon { .. }), "{start_day}");
+    }
+
     let mut future = ari_draft("room-1", 1, 3);
     future.time = NOW.saturating_add_ms(TIME_SKEW_MS_MAX + 1);
     assert!(matches!(rejection(sign_one(&key(1), &future)), Rejection::TimeInFuture { .. }));
