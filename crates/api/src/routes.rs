@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use caravan_ledger::{Command, HoldId, HoldState, IdempotencyKey, Reply, HOLD_TTL_MS_DEFAULT};
+use caravan_ledger::{Command, HoldId, HoldState, IdempotencyKey, Rejection, Reply, HOLD_TTL_MS_DEFAULT};
 use caravan_model::{limits::HORIZON_DAYS_MAX, Date, ListingId};
 use prost::Message;
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::dto::*;
-use crate::{openapi, ApiError, Backend};
+use crate::{openapi, ApiError, Backend, SubmitError};
 
 /// Request bodies larger than this are refused with 413: a listing with
 /// every field at its limit is well under 64 KiB.
@@ -27,6 +27,8 @@ pub const PAGE_MAX: u32 = 5_000;
 /// A request that takes longer than this is answered 408; a ledger command
 /// already queued still runs, and an idempotent retry gets its answer.
 pub const REQUEST_TIMEOUT_S: u64 = 30;
+/// Random suffixes tried for a generated listing id before giving up.
+const GENERATED_ID_ATTEMPTS: usize = 4;
 /// Days of ARI shown when the client gives no range.
 const ARI_DAYS_DEFAULT: i32 = 31;
 
@@ -148,13 +150,22 @@ async fn create_listing<B: Backend>(
     body: std::result::Result<Json<ListingInput>, JsonRejection>,
 ) -> Result<Response> {
     let Json(input) = body?;
-    let id = match &input.id {
-        Some(id) => ListingId::parse(id)?,
-        None => new_listing_id(&input.title, backend.random_u32() & 0xFF_FFFF),
-    };
-    let listing = input.into_listing(id.clone())?;
-    backend.submit(Command::CreateListing(listing)).await?;
-    Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response())
+    if let Some(text) = input.id.clone() {
+        let id = ListingId::parse(&text)?;
+        backend.submit(Command::CreateListing(input.into_listing(id.clone())?)).await?;
+        return Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response());
+    }
+    // A generated id may, rarely, be taken: draw another suffix.
+    for _ in 0..GENERATED_ID_ATTEMPTS {
+        let id = new_listing_id(&input.title, backend.random_u32() & 0xFF_FFFF);
+        let listing = input.clone().into_listing(id.clone())?;
+        match backend.submit(Command::CreateListing(listing)).await {
+            Err(SubmitError::Rejected(Rejection::ListingExists(_))) => continue,
+            result => result?,
+        };
+        return Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response());
+    }
+    Err(ApiError::internal("no free listing id after several random draws"))
 }
 
 async fn get_listing<B: Backend>(
