@@ -131,6 +131,12 @@ impl Writer {
     /// `expire`, then one publishing point if `publish_due` and anything
     /// changed; answers the batch once it is durable. Returns whether it
     /// published.
+    ///
+    /// If the database fails, the batch is answered "unavailable" and the
+    /// ledger reloaded from the log. If that fails too, the writer panics
+    /// while holding the ledger's lock: fail-stop. The poisoned lock keeps
+    /// readers from state that was never committed, the node sees the
+    /// writer gone and shuts down, and a restart replays the log.
     fn commit(&mut self, batch: Vec<Request>, expire: bool, publish_due: bool, now: Timestamp) -> bool {
         let started = std::time::Instant::now();
         let mut ledger = self.ledger.write().expect("ledger lock");
@@ -173,21 +179,20 @@ impl Writer {
             }
             Err(error) => {
                 // The transaction rolled back but memory moved on: reload the
-                // ledger from the log so both agree again.
+                // ledger from the log so both agree again. The batch's
+                // clients hear "unavailable" and may retry with their keys.
                 tracing::error!(%error, commands = batch.len(), "ledger commit failed; reloading from the log");
+                for request in batch {
+                    let _ = request.reply.send(Err(format!("storage failure: {error}")));
+                }
                 match replay(&self.conn) {
                     Ok((reloaded, next_index)) => {
                         *ledger = reloaded;
                         self.next_index = next_index;
+                        false
                     }
-                    Err(reload_error) => {
-                        panic!("ledger commit failed ({error}) and reload failed ({reload_error})")
-                    }
+                    Err(reload_error) => panic!("ledger commit failed ({error}) and reloading failed ({reload_error})"),
                 }
-                for request in batch {
-                    let _ = request.reply.send(Err(format!("storage failure: {error}")));
-                }
-                false
             }
         }
     }
