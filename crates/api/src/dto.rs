@@ -56,8 +56,12 @@ pub struct StayInput {
     #[serde(default)]
     pub amenities: Vec<String>,
     pub max_guests: u32,
+    /// Local times at the property, `HH:MM`.
     pub check_in: String,
     pub check_out: String,
+    /// The property's offset from UTC in minutes (60 for Paris in winter).
+    #[serde(default)]
+    pub utc_offset_min: i16,
     pub units: u32,
 }
 
@@ -163,6 +167,7 @@ impl StayInput {
             max_guests: self.max_guests,
             check_in: TimeOfDay::parse(&self.check_in)?,
             check_out: TimeOfDay::parse(&self.check_out)?,
+            utc_offset_min: self.utc_offset_min,
             units: self.units,
         })
     }
@@ -183,6 +188,7 @@ impl StayInput {
             max_guests: stay.max_guests,
             check_in: stay.check_in.to_string(),
             check_out: stay.check_out.to_string(),
+            utc_offset_min: stay.utc_offset_min,
             units: stay.units,
         }
     }

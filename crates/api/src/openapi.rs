@@ -158,7 +158,9 @@ fn schemas() -> Value {
                 "city": { "type": "string" }, "country": { "type": "string", "pattern": "^[A-Z]{2}$" },
                 "lat": { "type": "number" }, "lon": { "type": "number" },
                 "amenities": { "type": "array", "items": { "type": "string" } },
-                "max_guests": { "type": "integer" }, "check_in": time, "check_out": time, "units": { "type": "integer" } } },
+                "max_guests": { "type": "integer" }, "check_in": time, "check_out": time,
+                "utc_offset_min": { "type": "integer", "description": "the property's offset from UTC; default 0" },
+                "units": { "type": "integer" } } },
             "trip": { "type": "object", "required": ["mode", "operator", "service_number", "stops", "seats"], "properties": {
                 "mode": { "enum": ["bus", "train", "ferry", "flight"] }, "operator": { "type": "string" },
                 "service_number": { "type": "string" }, "seats": { "type": "integer" },

@@ -15,6 +15,8 @@ pub const GUESTS_MAX: u32 = 100;
 pub const UNITS_MAX: u32 = 10_000;
 pub const OPERATOR_BYTES_MAX: usize = 100;
 pub const SERVICE_NUMBER_BYTES_MAX: usize = 20;
+/// UTC offsets in use run from -12:00 to +14:00.
+pub const UTC_OFFSET_MIN_MAX: i16 = 14 * 60;
 /// Stops of one trip, origin and destination included.
 pub const STOPS_MAX: usize = 64;
 pub const STOP_CODE_BYTES_MAX: usize = 10;

@@ -75,8 +75,13 @@ pub struct Stay {
     pub amenities: Vec<String>,
     /// Guests per unit.
     pub max_guests: u32,
+    /// Local times at the property.
     pub check_in: TimeOfDay,
     pub check_out: TimeOfDay,
+    /// The property's offset from UTC in minutes, so deadlines such as
+    /// "free cancellation until 48 hours before check-in" fall at the right
+    /// instant. A fixed offset: daylight saving shifts it by an hour (FIXME).
+    pub utc_offset_min: i16,
     /// Physical units of this type; nightly allotments never exceed it.
     pub units: u32,
 }
@@ -269,7 +274,7 @@ impl Listing {
     /// When the service starts on `date`: check-in time, or the first departure.
     pub fn start_on(&self, date: Date) -> crate::Timestamp {
         let minutes = match &self.details {
-            ListingDetails::Stay(stay) => stay.check_in.minutes() as i64,
+            ListingDetails::Stay(stay) => stay.check_in.minutes() as i64 - stay.utc_offset_min as i64,
             ListingDetails::Trip(trip) => {
                 let first = &trip.stops[0];
                 first.utc_minutes(first.departure.expect("validated: first stop departs")) as i64
@@ -294,6 +299,9 @@ impl Stay {
         }
         if !(1..=GUESTS_MAX).contains(&self.max_guests) {
             return Err(invalid("max_guests", format!("must be 1-{GUESTS_MAX}")));
+        }
+        if self.utc_offset_min.abs() > UTC_OFFSET_MIN_MAX {
+            return Err(invalid("utc_offset_min", "within ±14 hours"));
         }
         if !(1..=UNITS_MAX).contains(&self.units) {
             return Err(invalid("units", format!("must be 1-{UNITS_MAX}")));
@@ -335,7 +343,7 @@ impl Trip {
                 return Err(invalid("stops.code", format!("{:?}: upper-case letters and digits", stop.code)));
             }
             check_text("stops.name", &stop.name, 0, STOP_NAME_BYTES_MAX)?;
-            if stop.utc_offset_min.abs() > 14 * 60 {
+            if stop.utc_offset_min.abs() > UTC_OFFSET_MIN_MAX {
                 return Err(invalid("stops.utc_offset_min", "within ±14 hours"));
             }
             let needs_arrival = idx > 0;
@@ -385,6 +393,7 @@ pub(crate) mod tests {
                 max_guests: 2,
                 check_in: TimeOfDay::parse("15:00").unwrap(),
                 check_out: TimeOfDay::parse("11:00").unwrap(),
+                utc_offset_min: 60,
                 units,
             }),
         }
@@ -439,6 +448,19 @@ pub(crate) mod tests {
         assert_eq!(listing.validate().unwrap_err().field, "cancellation.penalty");
         assert!(ListingId::parse("has space").is_err());
         assert!(ListingId::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn a_stay_starts_at_local_check_in_time() {
+        let mut tokyo = stay_listing("tokyo", 1);
+        let ListingDetails::Stay(stay) = &mut tokyo.details else { unreachable!() };
+        stay.utc_offset_min = 9 * 60;
+        let day = Date::parse("2030-04-01").unwrap();
+        // 15:00 in Tokyo is 06:00 UTC.
+        assert_eq!(tokyo.start_on(day).ms() - day.start().ms(), 6 * 3_600_000);
+        let ListingDetails::Stay(stay) = &mut tokyo.details else { unreachable!() };
+        stay.utc_offset_min = 15 * 60;
+        assert_eq!(tokyo.validate().unwrap_err().field, "utc_offset_min");
     }
 
     #[test]

@@ -153,6 +153,7 @@ fn listing_to_proto(listing: &Listing) -> proto::ListingPayload {
             max_guests: stay.max_guests,
             check_in_min: stay.check_in.minutes().into(),
             check_out_min: stay.check_out.minutes().into(),
+            utc_offset_min: stay.utc_offset_min.into(),
             units: stay.units,
         }),
         ListingDetails::Trip(trip) => proto::listing_payload::Details::Trip(proto::Trip {
@@ -230,6 +231,7 @@ fn listing_from_proto(key: &ListingId, msg: proto::ListingPayload) -> Result<Lis
                 max_guests: stay.max_guests,
                 check_in: minutes(stay.check_in_min, "check_in_min")?,
                 check_out: minutes(stay.check_out_min, "check_out_min")?,
+                utc_offset_min: i16::try_from(stay.utc_offset_min).map_err(|_| bad("utc_offset_min out of range"))?,
                 units: stay.units,
             })
         }

@@ -22,6 +22,7 @@ pub fn stay(id: &str, city: &str, units: u32) -> Listing {
             max_guests: 2,
             check_in: TimeOfDay::parse("15:00").expect("valid"),
             check_out: TimeOfDay::parse("11:00").expect("valid"),
+            utc_offset_min: 60,
             units,
         }),
     }
