@@ -88,7 +88,9 @@ pub enum Command {
     CreateListing(Listing),
     /// Replaces a listing's description; its kind and currency stay.
     UpdateListing(Listing),
-    /// Stops selling a listing for good; bookings already made stay valid.
+    /// Stops selling a listing for good. Bookings already made stay valid,
+    /// and a live hold may still be confirmed until it expires: a granted
+    /// hold is a promise, as a pending transfer is.
     WithdrawListing(ListingId),
     /// Changes the terms of the days `from..to` (end exclusive).
     SetAri {

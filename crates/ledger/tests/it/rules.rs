@@ -242,3 +242,14 @@ fn a_publishing_point_is_bounded_and_round_robin() {
     assert_eq!(second.last().map(String::as_str), Some("room-0000"));
     assert!(!h.ledger.has_unpublished());
 }
+
+#[test]
+fn a_live_hold_outlives_the_withdrawal_of_its_listing() {
+    let mut h = Harness::new();
+    h.ok(Command::CreateListing(stay("room", 2)));
+    h.ok(open("room", 0, 5, 2, 10_000));
+    let hold = h.hold(hold_stay("room", 1, 2, 1));
+    h.ok(Command::WithdrawListing(id("room")));
+    assert_eq!(h.err(hold_stay("room", 1, 2, 1)), Rejection::ListingWithdrawn(id("room")));
+    assert!(h.confirm(hold.id).is_ok());
+}
