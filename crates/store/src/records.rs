@@ -55,12 +55,15 @@ pub struct Stored {
     pub signed: Vec<u8>,
 }
 
+/// Stores `record` if it is now the newest in its slot, by the rules in the
+/// module doc, and says what it did. `now` is only used to re-verify a
+/// stored record that conflicts with this one.
 pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Result<PutOutcome, StoreError> {
     if is_frozen(conn, record.origin)? {
         return Ok(PutOutcome::Frozen);
     }
     let origin = &record.origin.0[..];
-    // One look at the slot and at the key's withdrawal, through the primary key.
+    // One look at the slot and at the key's withdrawal, through the slot index.
     let mut stored_version = None;
     let mut withdrawn = false;
     let mut stmt = conn
