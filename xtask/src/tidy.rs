@@ -39,14 +39,17 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-catalog",
             "caravan-node",
             "caravan-api",
+            "caravan-topology",
         ],
     ),
     ("caravan-test-utils", &["caravan-model"]),
+    ("caravan-topology", &[]),
     ("xtask", &[]),
 ];
 
 /// Pure crates: no IO, no clock, no randomness from the environment.
-const CORE_CRATES: &[&str] = &["caravan-model", "caravan-records", "caravan-ledger", "caravan-publish"];
+const CORE_CRATES: &[&str] =
+    &["caravan-model", "caravan-records", "caravan-ledger", "caravan-publish", "caravan-topology"];
 
 /// Dependencies a core crate must not have.
 const IO_DEPS: &[&str] = &["tokio", "rusqlite", "axum", "libp2p", "openraft", "hyper", "tower", "tower-http"];

@@ -20,8 +20,26 @@ pub enum Command {
     /// Run and manage a node.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Generate a connected peer graph where every peer has at least D neighbours; writes graph.txt.
+    Topology(TopologyArgs),
     /// Measure throughput; prints a table and writes a flat JSON object.
     Bench(Bench),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TopologyArgs {
+    /// Number of peers (numbered 0..N).
+    #[arg(long)]
+    pub peers: u32,
+    /// Minimum number of neighbours of every peer.
+    #[arg(long)]
+    pub degree: u32,
+    /// Random seed: the same seed gives the same graph.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the graph: one line per edge, `i j`, 0-based.
+    #[arg(long, default_value = "graph.txt")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -39,8 +39,32 @@ fn run(args: cli::Args) -> anyhow::Result<()> {
             Ok(())
         }
         cli::Command::Node(cli::NodeCommand::Run(run)) => node_run(run),
+        cli::Command::Topology(args) => topology(args),
         cli::Command::Bench(bench) => bench::run(bench),
     }
+}
+
+/// Peers up to which `topology` also reports the diameter (all-pairs BFS).
+const DIAMETER_PEERS_MAX: u32 = 5_000;
+
+fn topology(args: cli::TopologyArgs) -> anyhow::Result<()> {
+    let graph = caravan_topology::generate(args.peers, args.degree, args.seed)?;
+    std::fs::write(&args.out, graph.to_text()).with_context(|| format!("writing {}", args.out.display()))?;
+    let degrees = graph.degrees();
+    let mean = degrees.iter().map(|&d| d as f64).sum::<f64>() / degrees.len() as f64;
+    println!("peers     {}", graph.peers());
+    println!("edges     {}", graph.edges().count());
+    println!(
+        "degree    min {} / mean {mean:.2} / max {}",
+        degrees.iter().min().unwrap_or(&0),
+        degrees.iter().max().unwrap_or(&0)
+    );
+    if graph.peers() <= DIAMETER_PEERS_MAX {
+        println!("diameter  {}", graph.diameter().expect("generated graphs are connected"));
+    }
+    println!("seed      {}", args.seed);
+    println!("wrote {}", args.out.display());
+    Ok(())
 }
 
 fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
@@ -63,4 +87,20 @@ fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
         };
         caravan_node::run(&data_dir, &config, listener, shutdown).await.context("running the node")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topology_writes_a_graph_file_that_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("graph.txt");
+        topology(cli::TopologyArgs { peers: 10, degree: 3, seed: 1, out: out.clone() }).unwrap();
+        let graph = caravan_topology::Graph::parse(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(graph, caravan_topology::generate(10, 3, 1).unwrap());
+        let refused = topology(cli::TopologyArgs { peers: 3, degree: 3, seed: 1, out });
+        assert!(refused.unwrap_err().to_string().contains("needs more than 3 peers"));
+    }
 }
