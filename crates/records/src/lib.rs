@@ -18,6 +18,7 @@ pub mod limits;
 mod merkle;
 mod payload;
 mod sign;
+pub mod slot;
 mod verify;
 
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]

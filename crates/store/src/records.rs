@@ -10,6 +10,7 @@
 //!    stored, the origin frozen and its records deleted.
 
 use caravan_model::Timestamp;
+use caravan_records::slot::{self, SlotDecision};
 use caravan_records::{decode_signed, verify, EquivocationProof, Kind, Origin, Record, RecordId, Verified};
 use rusqlite::{params, Connection};
 
@@ -73,14 +74,15 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
         let kind: i64 = row.get(0)?;
         if kind == record.kind as i64 {
             let id: Vec<u8> = row.get(2)?;
-            stored_version = Some((row.get::<_, i64>(1)? as u64, id == record.id().0));
+            stored_version = Some((row.get::<_, i64>(1)? as u64, RecordId(to_array(&id, "id")?)));
         }
         withdrawn |= kind == Kind::Withdrawal as i64;
     }
-    let outcome = match stored_version {
-        Some((version, _)) if record.version < version => return Ok(PutOutcome::Stale { stored_version: version }),
-        Some((version, true)) if record.version == version => return Ok(PutOutcome::Duplicate),
-        Some((version, false)) if record.version == version => {
+    let outcome = match slot::decide(stored_version, withdrawn, record) {
+        SlotDecision::Stale { stored_version } => return Ok(PutOutcome::Stale { stored_version }),
+        SlotDecision::Duplicate => return Ok(PutOutcome::Duplicate),
+        SlotDecision::Withdrawn => return Ok(PutOutcome::Withdrawn),
+        SlotDecision::Equivocation => {
             let signed: Vec<u8> = conn
                 .prepare_cached("SELECT signed FROM records WHERE origin = ?1 AND kind = ?2 AND key = ?3")?
                 .query_row(params![origin, record.kind as i64, record.key], |row| row.get(0))?;
@@ -89,9 +91,8 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
             freeze(conn, &proof, now)?;
             return Ok(PutOutcome::Equivocation(Box::new(proof)));
         }
-        Some((version, _)) => PutOutcome::Replaced { previous_version: version },
-        None if withdrawn => return Ok(PutOutcome::Withdrawn),
-        None => PutOutcome::Inserted,
+        SlotDecision::Replace { previous_version } => PutOutcome::Replaced { previous_version },
+        SlotDecision::Insert => PutOutcome::Inserted,
     };
     conn.prepare_cached(
         "INSERT OR REPLACE INTO records (origin, kind, key, version, time_ms, id, signed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
