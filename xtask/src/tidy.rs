@@ -44,6 +44,11 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ),
     ("caravan-test-utils", &["caravan-model"]),
     ("caravan-topology", &[]),
+    ("caravan-replication", &["caravan-model", "caravan-records"]),
+    (
+        "caravan-sim",
+        &["caravan-model", "caravan-records", "caravan-replication", "caravan-catalog", "caravan-topology"],
+    ),
     ("xtask", &[]),
 ];
 

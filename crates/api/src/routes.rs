@@ -392,7 +392,8 @@ async fn export_records<B: Backend>(
             Ok(Json(body).into_response())
         }
         Some("protobuf") => {
-            let envelope = caravan_records::proto::Envelope { records: records.iter().map(|r| r.to_proto()).collect() };
+            let records = records.iter().map(|r| r.to_proto()).collect();
+            let envelope = caravan_records::proto::Envelope { records, proofs: Vec::new() };
             Ok(([("content-type", "application/x-protobuf")], envelope.encode_to_vec()).into_response())
         }
         Some(other) => Err(ApiError::invalid(format!("format {other:?}: json or protobuf"))),

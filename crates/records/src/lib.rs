@@ -205,13 +205,21 @@ impl EquivocationProof {
     }
 
     pub fn encode(&self) -> Vec<u8> {
+        self.to_proto().encode_to_vec()
+    }
+
+    pub fn to_proto(&self) -> proto::EquivocationProof {
         proto::EquivocationProof { first: Some(self.first.to_proto()), second: Some(self.second.to_proto()) }
-            .encode_to_vec()
     }
 
     /// Decodes and checks a proof received from a peer.
     pub fn verify(bytes: &[u8], now: Timestamp) -> Result<EquivocationProof, Rejection> {
         let proof = proto::EquivocationProof::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        EquivocationProof::verify_proto(proof, now)
+    }
+
+    /// Checks a decoded proof.
+    pub fn verify_proto(proof: proto::EquivocationProof, now: Timestamp) -> Result<EquivocationProof, Rejection> {
         let (Some(first), Some(second)) = (proof.first, proof.second) else {
             return Err(Rejection::Malformed("equivocation proof needs two records".into()));
         };

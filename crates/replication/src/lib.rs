@@ -1,0 +1,492 @@
+//! Sans-io replication: how every node comes to hold every origin's newest
+//! records.
+//!
+//! Two mechanisms, one fast and lossy, one slow and complete:
+//!
+//! - **Push.** A node packs the records its own origin publishes into an
+//!   *envelope* (flushed every `flush_interval_ms` or at
+//!   `envelope_bytes_max`) and gossips it. A node receiving an envelope
+//!   verifies every record (one ed25519 batch) before storing any; only an
+//!   envelope whose records all verified is *accepted*, which is what lets
+//!   gossipsub forward it, and a sender of an invalid one is *rejected*
+//!   (penalized by peer scoring).
+//! - **Pull.** Each node reconciles with each peer on connect and every
+//!   `reconcile_interval_ms` (jittered): a negentropy session over the
+//!   `(time, id)` of the records both hold finds the ids it lacks, which it
+//!   then fetches in pages of at most `fetch_ids_max`. Gossip may drop
+//!   messages; reconciliation makes every node converge anyway.
+//!
+//! An equivocation (two records in one slot with one version) freezes the
+//! origin. Its proof spreads in envelopes, and a node that receives records
+//! of an origin it froze sends the proof back, so a peer that missed the
+//! gossip learns it too.
+//!
+//! The core does no IO and reads no clock: events come in through
+//! `handle_*` with `now`, actions go out through [`Replica::poll_action`],
+//! and [`Replica::poll_timeout`] says when to call
+//! [`Replica::handle_timeout`]. Records live in a [`RecordStore`] the shell
+//! passes in. Generic over the peer id, so the simulator and libp2p drive
+//! the same code.
+
+mod store;
+
+pub use store::{MemoryStore, Put, RecordStore};
+
+use std::collections::{BTreeMap, VecDeque};
+
+use caravan_model::Timestamp;
+use caravan_records::{proto, verify_batch, EquivocationProof, Record, RecordId, Rejection, Verified};
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use prost::Message as _;
+
+/// Tuning; the defaults are the production values.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Envelopes stay below gossipsub's 64 KiB message cap.
+    pub envelope_bytes_max: usize,
+    pub flush_interval_ms: i64,
+    /// A reconciliation round with each peer starts this often, plus a
+    /// random share of the same again (30–60 s by default).
+    pub reconcile_interval_ms: i64,
+    /// A session or fetch that got no answer in this long is dropped.
+    pub request_timeout_ms: i64,
+    /// Ids per fetch request.
+    pub fetch_ids_max: usize,
+    /// Bytes of records per fetch answer.
+    pub fetch_bytes_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            envelope_bytes_max: 32 * 1024,
+            flush_interval_ms: 250,
+            reconcile_interval_ms: 30_000,
+            request_timeout_ms: 10_000,
+            fetch_ids_max: 256,
+            fetch_bytes_max: 256 * 1024,
+        }
+    }
+}
+
+/// negentropy frames: at least 4096 by its rules; ours fit request-response.
+const RECONCILE_FRAME_BYTES_MAX: u64 = 60_000;
+/// Ids a node remembers to fetch from one peer; more wait for the next round.
+const WANTED_MAX: usize = 100_000;
+
+/// Request-response messages between two peers.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Message {
+    ReconcileQuery {
+        session: u64,
+        frame: Vec<u8>,
+    },
+    ReconcileReply {
+        session: u64,
+        frame: Vec<u8>,
+    },
+    Fetch {
+        ids: Vec<RecordId>,
+    },
+    /// Encoded `SignedRecord`s.
+    Records {
+        records: Vec<Vec<u8>>,
+    },
+    /// An encoded `EquivocationProof`.
+    Proof(Vec<u8>),
+}
+
+/// Whether a gossiped envelope may travel on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verdict {
+    /// Every record verified: forward it.
+    Accept,
+    /// Something in it was forged, tampered or oversized: drop it and
+    /// penalize the sender.
+    Reject,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Action<P> {
+    /// Publish an encoded `Envelope` on the gossip topic.
+    Gossip(Vec<u8>),
+    Send(P, Message),
+    /// The verdict on an envelope `from` sent, identified by its hash.
+    Validated {
+        from: P,
+        envelope_id: [u8; 32],
+        verdict: Verdict,
+    },
+}
+
+/// Counters for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub envelopes_in: u64,
+    pub envelopes_out: u64,
+    pub records_in: u64,
+    pub records_new: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub reconcile_rounds: u64,
+    pub reconcile_bytes: u64,
+    pub fetched: u64,
+}
+
+struct Session {
+    id: u64,
+    negentropy: Negentropy<'static, NegentropyStorageVector>,
+    started: Timestamp,
+}
+
+struct PeerState {
+    next_reconcile: Timestamp,
+    session: Option<Session>,
+    /// Ids found missing, to fetch from this peer.
+    wanted: VecDeque<RecordId>,
+    /// When the fetch in flight was sent.
+    fetching_since: Option<Timestamp>,
+}
+
+pub struct Replica<P> {
+    config: Config,
+    pending: Vec<proto::SignedRecord>,
+    pending_bytes: usize,
+    pending_since: Option<Timestamp>,
+    proofs_to_gossip: Vec<proto::EquivocationProof>,
+    peers: BTreeMap<P, PeerState>,
+    next_session: u64,
+    rng: u64,
+    actions: VecDeque<Action<P>>,
+    counters: Counters,
+}
+
+impl<P: std::fmt::Debug> std::fmt::Debug for Replica<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("peers", &self.peers.keys().collect::<Vec<_>>())
+            .field("pending", &self.pending.len())
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
+    /// `seed` drives the jitter of reconciliation rounds.
+    pub fn new(config: Config, seed: u64) -> Replica<P> {
+        assert!(config.envelope_bytes_max > caravan_records::limits::SIGNED_RECORD_BYTES_MAX);
+        assert!(config.fetch_bytes_max > caravan_records::limits::SIGNED_RECORD_BYTES_MAX);
+        assert!(config.fetch_ids_max > 0 && config.reconcile_interval_ms > 0);
+        Replica {
+            config,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            pending_since: None,
+            proofs_to_gossip: Vec::new(),
+            peers: BTreeMap::new(),
+            next_session: 1,
+            rng: seed,
+            actions: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// A peer connected: reconcile with it at once.
+    pub fn handle_connected(&mut self, peer: P, now: Timestamp) {
+        let state = PeerState { next_reconcile: now, session: None, wanted: VecDeque::new(), fetching_since: None };
+        self.peers.insert(peer, state);
+    }
+
+    pub fn handle_disconnected(&mut self, peer: &P) {
+        self.peers.remove(peer);
+    }
+
+    /// Our own origin published these (already stored): gossip them.
+    pub fn handle_published(&mut self, records: Vec<Verified<Record>>, now: Timestamp) {
+        for record in records {
+            let signed = record.to_proto();
+            let size = signed.encoded_len() + 4;
+            if self.pending_bytes + size > self.config.envelope_bytes_max {
+                self.flush();
+            }
+            self.pending_since.get_or_insert(now);
+            self.pending_bytes += size;
+            self.pending.push(signed);
+        }
+    }
+
+    /// An envelope arrived by gossip.
+    pub fn handle_gossip(&mut self, from: P, bytes: &[u8], now: Timestamp, store: &mut impl RecordStore) {
+        self.counters.envelopes_in += 1;
+        let envelope_id = *blake3::hash(bytes).as_bytes();
+        let verdict = match self.accept_envelope(&from, bytes, now, store) {
+            Ok(()) => Verdict::Accept,
+            Err(rejection) => {
+                self.count_rejection(&rejection);
+                Verdict::Reject
+            }
+        };
+        self.actions.push_back(Action::Validated { from, envelope_id, verdict });
+    }
+
+    fn accept_envelope(
+        &mut self,
+        from: &P,
+        bytes: &[u8],
+        now: Timestamp,
+        store: &mut impl RecordStore,
+    ) -> Result<(), Rejection> {
+        if bytes.len() > self.config.envelope_bytes_max * 2 {
+            return Err(Rejection::Oversized { size: bytes.len(), limit: self.config.envelope_bytes_max * 2 });
+        }
+        let envelope = proto::Envelope::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let mut proofs = Vec::with_capacity(envelope.proofs.len());
+        for proof in envelope.proofs {
+            proofs.push(EquivocationProof::verify_proto(proof, now)?);
+        }
+        // All or nothing: a single bad record rejects the envelope before
+        // anything in it is stored.
+        let verified = verify_batch(envelope.records, now).into_iter().collect::<Result<Vec<_>, _>>()?;
+        for proof in proofs {
+            self.learn_proof(&proof, store);
+        }
+        self.store_all(from, verified, now, store);
+        Ok(())
+    }
+
+    /// A request-response message from a peer.
+    pub fn handle_message(&mut self, from: P, message: Message, now: Timestamp, store: &mut impl RecordStore) {
+        match message {
+            Message::ReconcileQuery { session, frame } => {
+                self.counters.reconcile_bytes += frame.len() as u64;
+                let storage = negentropy_storage(store);
+                let reply =
+                    Negentropy::borrowed(&storage, RECONCILE_FRAME_BYTES_MAX).and_then(|mut n| n.reconcile(&frame));
+                match reply {
+                    Ok(frame) => self.actions.push_back(Action::Send(from, Message::ReconcileReply { session, frame })),
+                    Err(_) => self.count_reason("bad_reconcile_frame"),
+                }
+            }
+            Message::ReconcileReply { session, frame } => self.continue_session(from, session, &frame, now),
+            Message::Fetch { ids } => {
+                let mut records = Vec::new();
+                let mut bytes = 0;
+                for id in ids.iter().take(self.config.fetch_ids_max) {
+                    let Some(record) = store.get(id) else { continue };
+                    let encoded = record.encode();
+                    if bytes + encoded.len() > self.config.fetch_bytes_max {
+                        break;
+                    }
+                    bytes += encoded.len();
+                    records.push(encoded);
+                }
+                self.actions.push_back(Action::Send(from, Message::Records { records }));
+            }
+            Message::Records { records } => {
+                if let Some(peer) = self.peers.get_mut(&from) {
+                    peer.fetching_since = None;
+                }
+                let mut decoded = Vec::with_capacity(records.len());
+                for bytes in records.iter().take(self.config.fetch_ids_max) {
+                    match caravan_records::decode_signed(bytes) {
+                        Ok(signed) => decoded.push(signed),
+                        Err(rejection) => self.count_rejection(&rejection),
+                    }
+                }
+                let mut verified = Vec::with_capacity(decoded.len());
+                for result in verify_batch(decoded, now) {
+                    match result {
+                        Ok(record) => verified.push(record),
+                        Err(rejection) => self.count_rejection(&rejection),
+                    }
+                }
+                self.counters.fetched += verified.len() as u64;
+                self.store_all(&from, verified, now, store);
+                self.fetch_next(&from, now);
+            }
+            Message::Proof(bytes) => match EquivocationProof::verify(&bytes, now) {
+                Ok(proof) => self.learn_proof(&proof, store),
+                Err(rejection) => self.count_rejection(&rejection),
+            },
+        }
+    }
+
+    /// Flushes a due envelope, starts due reconciliations, drops stalled ones.
+    pub fn handle_timeout(&mut self, now: Timestamp, store: &mut impl RecordStore) {
+        if self.pending_since.is_some_and(|since| now.ms() - since.ms() >= self.config.flush_interval_ms) {
+            self.flush();
+        }
+        let timeout_ms = self.config.request_timeout_ms;
+        let due: Vec<P> = self.peers.iter().filter(|(_, s)| s.next_reconcile <= now).map(|(p, _)| p.clone()).collect();
+        for (_, state) in self.peers.iter_mut() {
+            if state.session.as_ref().is_some_and(|s| now.ms() - s.started.ms() >= timeout_ms) {
+                state.session = None;
+            }
+            if state.fetching_since.is_some_and(|since| now.ms() - since.ms() >= timeout_ms) {
+                state.fetching_since = None;
+            }
+        }
+        for peer in due {
+            self.start_session(peer, now, store);
+        }
+        let idle: Vec<P> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.fetching_since.is_none() && !s.wanted.is_empty())
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in idle {
+            self.fetch_next(&peer, now);
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action<P>> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` should run next.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let flush = self.pending_since.map(|since| since.saturating_add_ms(self.config.flush_interval_ms));
+        let timeout_ms = self.config.request_timeout_ms;
+        let peers = self.peers.values().flat_map(|s| {
+            let session = s.session.as_ref().map(|session| session.started.saturating_add_ms(timeout_ms));
+            let fetch = s.fetching_since.map(|since| since.saturating_add_ms(timeout_ms));
+            [Some(s.next_reconcile), session, fetch]
+        });
+        flush.into_iter().chain(peers.flatten()).min()
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() && self.proofs_to_gossip.is_empty() {
+            return;
+        }
+        let envelope = proto::Envelope {
+            records: std::mem::take(&mut self.pending),
+            proofs: std::mem::take(&mut self.proofs_to_gossip),
+        };
+        self.pending_bytes = 0;
+        self.pending_since = None;
+        self.counters.envelopes_out += 1;
+        self.actions.push_back(Action::Gossip(envelope.encode_to_vec()));
+    }
+
+    fn store_all(&mut self, from: &P, records: Vec<Verified<Record>>, now: Timestamp, store: &mut impl RecordStore) {
+        self.counters.records_in += records.len() as u64;
+        for record in records {
+            let origin = record.origin;
+            match store.put(record, now) {
+                Put::New => self.counters.records_new += 1,
+                Put::Old => {}
+                Put::Frozen => {
+                    // The sender still serves a frozen origin: tell it why.
+                    if let Some(proof) = store.proof(origin) {
+                        self.actions.push_back(Action::Send(from.clone(), Message::Proof(proof.encode())));
+                    }
+                }
+                Put::Equivocation(proof) => {
+                    self.count_reason("equivocation");
+                    self.proofs_to_gossip.push(proof.to_proto());
+                    self.flush();
+                }
+            }
+        }
+    }
+
+    fn learn_proof(&mut self, proof: &EquivocationProof, store: &mut impl RecordStore) {
+        if store.freeze(proof) {
+            self.count_reason("equivocation");
+            self.proofs_to_gossip.push(proof.to_proto());
+            self.flush();
+        }
+    }
+
+    fn start_session(&mut self, peer: P, now: Timestamp, store: &mut impl RecordStore) {
+        let jitter = self.next_random() % self.config.reconcile_interval_ms as u64;
+        let next = now.saturating_add_ms(self.config.reconcile_interval_ms + jitter as i64);
+        let session_id = self.next_session;
+        let Some(state) = self.peers.get_mut(&peer) else { return };
+        state.next_reconcile = next;
+        if state.session.is_some() {
+            return;
+        }
+        let storage = negentropy_storage(store);
+        let Ok(mut negentropy) = Negentropy::owned(storage, RECONCILE_FRAME_BYTES_MAX) else { return };
+        let Ok(frame) = negentropy.initiate() else { return };
+        self.next_session += 1;
+        self.counters.reconcile_rounds += 1;
+        self.counters.reconcile_bytes += frame.len() as u64;
+        state.session = Some(Session { id: session_id, negentropy, started: now });
+        self.actions.push_back(Action::Send(peer, Message::ReconcileQuery { session: session_id, frame }));
+    }
+
+    fn continue_session(&mut self, from: P, session_id: u64, frame: &[u8], now: Timestamp) {
+        self.counters.reconcile_bytes += frame.len() as u64;
+        let Some(state) = self.peers.get_mut(&from) else { return };
+        let Some(session) = state.session.as_mut().filter(|s| s.id == session_id) else { return };
+        let (mut have, mut need) = (Vec::new(), Vec::new());
+        match session.negentropy.reconcile_with_ids(frame, &mut have, &mut need) {
+            Ok(next) => {
+                let room = WANTED_MAX.saturating_sub(state.wanted.len());
+                state.wanted.extend(need.iter().take(room).map(|id| RecordId(id.to_bytes())));
+                match next {
+                    Some(frame) => {
+                        self.counters.reconcile_bytes += frame.len() as u64;
+                        self.actions.push_back(Action::Send(
+                            from.clone(),
+                            Message::ReconcileQuery { session: session_id, frame },
+                        ));
+                    }
+                    None => state.session = None,
+                }
+            }
+            Err(_) => {
+                state.session = None;
+                self.count_reason("bad_reconcile_frame");
+            }
+        }
+        if self.peers.get(&from).is_some_and(|s| s.fetching_since.is_none()) {
+            self.fetch_next(&from, now);
+        }
+    }
+
+    fn fetch_next(&mut self, peer: &P, now: Timestamp) {
+        let fetch_ids_max = self.config.fetch_ids_max;
+        let Some(state) = self.peers.get_mut(peer) else { return };
+        if state.wanted.is_empty() {
+            return;
+        }
+        let ids: Vec<RecordId> = state.wanted.drain(..fetch_ids_max.min(state.wanted.len())).collect();
+        state.fetching_since = Some(now);
+        self.actions.push_back(Action::Send(peer.clone(), Message::Fetch { ids }));
+    }
+
+    fn count_rejection(&mut self, rejection: &Rejection) {
+        self.count_reason(rejection.reason());
+    }
+
+    fn count_reason(&mut self, reason: &'static str) {
+        *self.counters.rejected.entry(reason).or_default() += 1;
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // SplitMix64.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+fn negentropy_storage(store: &impl RecordStore) -> NegentropyStorageVector {
+    let items = store.items();
+    let mut storage = NegentropyStorageVector::with_capacity(items.len());
+    for (time, id) in items {
+        storage.insert(time, Id::from_byte_array(id.0)).expect("an unsealed vector accepts items");
+    }
+    storage.seal().expect("sealed once");
+    storage
+}
