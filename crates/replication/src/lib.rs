@@ -219,10 +219,16 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     }
 
     /// An envelope arrived by gossip.
-    pub fn handle_gossip(&mut self, from: P, bytes: &[u8], now: Timestamp, store: &mut impl RecordStore) {
+    pub fn handle_gossip<S: RecordStore>(
+        &mut self,
+        from: P,
+        bytes: &[u8],
+        now: Timestamp,
+        store: &mut S,
+    ) -> Result<(), S::Error> {
         self.counters.envelopes_in += 1;
         let envelope_id = *blake3::hash(bytes).as_bytes();
-        let verdict = match self.accept_envelope(&from, bytes, now, store) {
+        let verdict = match self.accept_envelope(&from, bytes, now, store)? {
             Ok(()) => Verdict::Accept,
             Err(rejection) => {
                 self.count_rejection(&rejection);
@@ -230,39 +236,56 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             }
         };
         self.actions.push_back(Action::Validated { from, envelope_id, verdict });
+        Ok(())
     }
 
-    fn accept_envelope(
+    fn accept_envelope<S: RecordStore>(
         &mut self,
         from: &P,
         bytes: &[u8],
         now: Timestamp,
-        store: &mut impl RecordStore,
-    ) -> Result<(), Rejection> {
+        store: &mut S,
+    ) -> Result<Result<(), Rejection>, S::Error> {
         if bytes.len() > self.config.envelope_bytes_max * 2 {
-            return Err(Rejection::Oversized { size: bytes.len(), limit: self.config.envelope_bytes_max * 2 });
+            let limit = self.config.envelope_bytes_max * 2;
+            return Ok(Err(Rejection::Oversized { size: bytes.len(), limit }));
         }
-        let envelope = proto::Envelope::decode(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let envelope = match proto::Envelope::decode(bytes) {
+            Ok(envelope) => envelope,
+            Err(e) => return Ok(Err(Rejection::Malformed(e.to_string()))),
+        };
         let mut proofs = Vec::with_capacity(envelope.proofs.len());
         for proof in envelope.proofs {
-            proofs.push(EquivocationProof::verify_proto(proof, now)?);
+            match EquivocationProof::verify_proto(proof, now) {
+                Ok(proof) => proofs.push(proof),
+                Err(rejection) => return Ok(Err(rejection)),
+            }
         }
         // All or nothing: a single bad record rejects the envelope before
         // anything in it is stored.
-        let verified = verify_batch(envelope.records, now).into_iter().collect::<Result<Vec<_>, _>>()?;
+        let verified = match verify_batch(envelope.records, now).into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(verified) => verified,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
         for proof in proofs {
-            self.learn_proof(&proof, store);
+            self.learn_proof(&proof, store)?;
         }
-        self.store_all(from, verified, now, store);
-        Ok(())
+        self.store_all(from, verified, now, store)?;
+        Ok(Ok(()))
     }
 
     /// A request-response message from a peer.
-    pub fn handle_message(&mut self, from: P, message: Message, now: Timestamp, store: &mut impl RecordStore) {
+    pub fn handle_message<S: RecordStore>(
+        &mut self,
+        from: P,
+        message: Message,
+        now: Timestamp,
+        store: &mut S,
+    ) -> Result<(), S::Error> {
         match message {
             Message::ReconcileQuery { session, frame } => {
                 self.counters.reconcile_bytes += frame.len() as u64;
-                let storage = negentropy_storage(store);
+                let storage = negentropy_storage(store)?;
                 let reply =
                     Negentropy::borrowed(&storage, RECONCILE_FRAME_BYTES_MAX).and_then(|mut n| n.reconcile(&frame));
                 match reply {
@@ -275,7 +298,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 let mut records = Vec::new();
                 let mut bytes = 0;
                 for id in ids.iter().take(self.config.fetch_ids_max) {
-                    let Some(record) = store.get(id) else { continue };
+                    let Some(record) = store.get(id)? else { continue };
                     let encoded = record.encode();
                     if bytes + encoded.len() > self.config.fetch_bytes_max {
                         break;
@@ -304,18 +327,19 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                     }
                 }
                 self.counters.fetched += verified.len() as u64;
-                self.store_all(&from, verified, now, store);
+                self.store_all(&from, verified, now, store)?;
                 self.fetch_next(&from, now);
             }
             Message::Proof(bytes) => match EquivocationProof::verify(&bytes, now) {
-                Ok(proof) => self.learn_proof(&proof, store),
+                Ok(proof) => self.learn_proof(&proof, store)?,
                 Err(rejection) => self.count_rejection(&rejection),
             },
         }
+        Ok(())
     }
 
     /// Flushes a due envelope, starts due reconciliations, drops stalled ones.
-    pub fn handle_timeout(&mut self, now: Timestamp, store: &mut impl RecordStore) {
+    pub fn handle_timeout<S: RecordStore>(&mut self, now: Timestamp, store: &mut S) -> Result<(), S::Error> {
         if self.pending_since.is_some_and(|since| now.ms() - since.ms() >= self.config.flush_interval_ms) {
             self.flush();
         }
@@ -330,7 +354,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             }
         }
         for peer in due {
-            self.start_session(peer, now, store);
+            self.start_session(peer, now, store)?;
         }
         let idle: Vec<P> = self
             .peers
@@ -341,6 +365,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         for peer in idle {
             self.fetch_next(&peer, now);
         }
+        Ok(())
     }
 
     pub fn poll_action(&mut self) -> Option<Action<P>> {
@@ -373,16 +398,22 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.actions.push_back(Action::Gossip(envelope.encode_to_vec()));
     }
 
-    fn store_all(&mut self, from: &P, records: Vec<Verified<Record>>, now: Timestamp, store: &mut impl RecordStore) {
+    fn store_all<S: RecordStore>(
+        &mut self,
+        from: &P,
+        records: Vec<Verified<Record>>,
+        now: Timestamp,
+        store: &mut S,
+    ) -> Result<(), S::Error> {
         self.counters.records_in += records.len() as u64;
         for record in records {
             let origin = record.origin;
-            match store.put(record, now) {
+            match store.put(record, now)? {
                 Put::New => self.counters.records_new += 1,
                 Put::Old => {}
                 Put::Frozen => {
                     // The sender still serves a frozen origin: tell it why.
-                    if let Some(proof) = store.proof(origin) {
+                    if let Some(proof) = store.proof(origin)? {
                         self.actions.push_back(Action::Send(from.clone(), Message::Proof(proof.encode())));
                     }
                 }
@@ -393,33 +424,36 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 }
             }
         }
+        Ok(())
     }
 
-    fn learn_proof(&mut self, proof: &EquivocationProof, store: &mut impl RecordStore) {
-        if store.freeze(proof) {
+    fn learn_proof<S: RecordStore>(&mut self, proof: &EquivocationProof, store: &mut S) -> Result<(), S::Error> {
+        if store.freeze(proof)? {
             self.count_reason("equivocation");
             self.proofs_to_gossip.push(proof.to_proto());
             self.flush();
         }
+        Ok(())
     }
 
-    fn start_session(&mut self, peer: P, now: Timestamp, store: &mut impl RecordStore) {
+    fn start_session<S: RecordStore>(&mut self, peer: P, now: Timestamp, store: &mut S) -> Result<(), S::Error> {
         let jitter = self.next_random() % self.config.reconcile_interval_ms as u64;
         let next = now.saturating_add_ms(self.config.reconcile_interval_ms + jitter as i64);
         let session_id = self.next_session;
-        let Some(state) = self.peers.get_mut(&peer) else { return };
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
         state.next_reconcile = next;
         if state.session.is_some() {
-            return;
+            return Ok(());
         }
-        let storage = negentropy_storage(store);
-        let Ok(mut negentropy) = Negentropy::owned(storage, RECONCILE_FRAME_BYTES_MAX) else { return };
-        let Ok(frame) = negentropy.initiate() else { return };
+        let storage = negentropy_storage(store)?;
+        let Ok(mut negentropy) = Negentropy::owned(storage, RECONCILE_FRAME_BYTES_MAX) else { return Ok(()) };
+        let Ok(frame) = negentropy.initiate() else { return Ok(()) };
         self.next_session += 1;
         self.counters.reconcile_rounds += 1;
         self.counters.reconcile_bytes += frame.len() as u64;
         state.session = Some(Session { id: session_id, negentropy, started: now });
         self.actions.push_back(Action::Send(peer, Message::ReconcileQuery { session: session_id, frame }));
+        Ok(())
     }
 
     fn continue_session(&mut self, from: P, session_id: u64, frame: &[u8], now: Timestamp) {
@@ -481,12 +515,12 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     }
 }
 
-fn negentropy_storage(store: &impl RecordStore) -> NegentropyStorageVector {
-    let items = store.items();
+fn negentropy_storage<S: RecordStore>(store: &S) -> Result<NegentropyStorageVector, S::Error> {
+    let items = store.items()?;
     let mut storage = NegentropyStorageVector::with_capacity(items.len());
     for (time, id) in items {
         storage.insert(time, Id::from_byte_array(id.0)).expect("an unsealed vector accepts items");
     }
     storage.seal().expect("sealed once");
-    storage
+    Ok(storage)
 }

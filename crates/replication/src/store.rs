@@ -21,17 +21,21 @@ pub enum Put {
     Equivocation(Box<EquivocationProof>),
 }
 
+/// The records a node holds. Methods fail only when the storage itself
+/// does; the core then stops handling the event and hands the error to the
+/// shell (which rolls back and retries or stops).
 pub trait RecordStore {
-    fn put(&mut self, record: Verified<Record>, now: Timestamp) -> Put;
-    fn get(&self, id: &RecordId) -> Option<Verified<Record>>;
+    type Error: std::fmt::Debug;
+    fn put(&mut self, record: Verified<Record>, now: Timestamp) -> Result<Put, Self::Error>;
+    fn get(&self, id: &RecordId) -> Result<Option<Verified<Record>>, Self::Error>;
     /// Every stored record as `(time_ms, id)`, ascending: the set that
     /// reconciliation compares.
-    fn items(&self) -> Vec<(u64, RecordId)>;
+    fn items(&self) -> Result<Vec<(u64, RecordId)>, Self::Error>;
     /// Freezes the proof's origin and drops its records; false if it was
     /// frozen already.
-    fn freeze(&mut self, proof: &EquivocationProof) -> bool;
+    fn freeze(&mut self, proof: &EquivocationProof) -> Result<bool, Self::Error>;
     /// The proof that froze `origin`, if any.
-    fn proof(&self, origin: Origin) -> Option<EquivocationProof>;
+    fn proof(&self, origin: Origin) -> Result<Option<EquivocationProof>, Self::Error>;
 }
 
 type Slot = (Origin, Kind, String);
@@ -56,7 +60,33 @@ impl MemoryStore {
 }
 
 impl RecordStore for MemoryStore {
-    fn put(&mut self, record: Verified<Record>, _now: Timestamp) -> Put {
+    type Error = std::convert::Infallible;
+
+    fn put(&mut self, record: Verified<Record>, _now: Timestamp) -> Result<Put, Self::Error> {
+        Ok(self.put_record(record))
+    }
+
+    fn get(&self, id: &RecordId) -> Result<Option<Verified<Record>>, Self::Error> {
+        Ok(self.by_id.get(id).map(|slot| self.slots[slot].clone()))
+    }
+
+    fn items(&self) -> Result<Vec<(u64, RecordId)>, Self::Error> {
+        let mut items: Vec<(u64, RecordId)> = self.slots.values().map(|r| (r.time.ms() as u64, r.id())).collect();
+        items.sort();
+        Ok(items)
+    }
+
+    fn freeze(&mut self, proof: &EquivocationProof) -> Result<bool, Self::Error> {
+        Ok(self.freeze_origin(proof))
+    }
+
+    fn proof(&self, origin: Origin) -> Result<Option<EquivocationProof>, Self::Error> {
+        Ok(self.frozen.get(&origin).cloned())
+    }
+}
+
+impl MemoryStore {
+    fn put_record(&mut self, record: Verified<Record>) -> Put {
         if self.frozen.contains_key(&record.origin) {
             return Put::Frozen;
         }
@@ -66,7 +96,7 @@ impl RecordStore for MemoryStore {
         match slot::decide(stored, withdrawn, &record) {
             SlotDecision::Equivocation => {
                 let proof = EquivocationProof::detect(&self.slots[&slot], &record).expect("same slot, other id");
-                self.freeze(&proof);
+                self.freeze_origin(&proof);
                 Put::Equivocation(Box::new(proof))
             }
             decision if decision.stores() => {
@@ -89,17 +119,7 @@ impl RecordStore for MemoryStore {
         }
     }
 
-    fn get(&self, id: &RecordId) -> Option<Verified<Record>> {
-        self.by_id.get(id).map(|slot| self.slots[slot].clone())
-    }
-
-    fn items(&self) -> Vec<(u64, RecordId)> {
-        let mut items: Vec<(u64, RecordId)> = self.slots.values().map(|r| (r.time.ms() as u64, r.id())).collect();
-        items.sort();
-        items
-    }
-
-    fn freeze(&mut self, proof: &EquivocationProof) -> bool {
+    fn freeze_origin(&mut self, proof: &EquivocationProof) -> bool {
         let origin = proof.origin();
         if self.frozen.contains_key(&origin) {
             return false;
@@ -111,9 +131,5 @@ impl RecordStore for MemoryStore {
             self.by_id.remove(&record.id());
         }
         true
-    }
-
-    fn proof(&self, origin: Origin) -> Option<EquivocationProof> {
-        self.frozen.get(&origin).cloned()
     }
 }

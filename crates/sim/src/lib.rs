@@ -212,7 +212,7 @@ impl Simulation {
                 let due = self.nodes[node as usize].replica.poll_timeout().is_some_and(|t| t <= self.now);
                 if due {
                     let Node { replica, store, .. } = &mut self.nodes[node as usize];
-                    replica.handle_timeout(self.now, store);
+                    infallible(replica.handle_timeout(self.now, store));
                 }
                 self.drain_actions(node);
             }
@@ -273,7 +273,7 @@ impl Simulation {
         let mut fresh = Vec::new();
         for record in signed {
             let record = verify(record, self.now).expect("own records verify");
-            if matches!(store.put(record.clone(), self.now), caravan_replication::Put::New) {
+            if matches!(infallible(store.put(record.clone(), self.now)), caravan_replication::Put::New) {
                 fresh.push(record);
             }
         }
@@ -339,11 +339,11 @@ impl Simulation {
             match delivery.payload {
                 Payload2::Gossip(bytes) => {
                     if seen.insert(*blake3::hash(&bytes).as_bytes()) {
-                        replica.handle_gossip(from, &bytes, self.now, store);
+                        infallible(replica.handle_gossip(from, &bytes, self.now, store));
                         self.forward_if_accepted(to, from, bytes);
                     }
                 }
-                Payload2::Message(message) => replica.handle_message(from, message, self.now, store),
+                Payload2::Message(message) => infallible(replica.handle_message(from, message, self.now, store)),
             }
             self.drain_actions(to);
         }
@@ -414,7 +414,7 @@ pub mod invariants {
 
     /// Every node holds exactly the same records.
     pub fn records_converge(sim: &Simulation) -> Result<(), String> {
-        let sets: Vec<Vec<(u64, RecordId)>> = sim.stores().map(|s| s.items()).collect();
+        let sets: Vec<Vec<(u64, RecordId)>> = sim.stores().map(|s| infallible(s.items())).collect();
         match sets.iter().position(|set| set != &sets[0]) {
             None => Ok(()),
             Some(node) => {
@@ -435,7 +435,7 @@ pub mod invariants {
     /// The equivocating origin is frozen everywhere, and holds nothing.
     pub fn equivocation_freezes_everywhere(sim: &Simulation) -> Result<(), String> {
         for (node, store) in sim.stores().enumerate() {
-            if store.proof(sim.liar).is_none() {
+            if infallible(store.proof(sim.liar)).is_none() {
                 return Err(format!("node {node} did not freeze the equivocating origin"));
             }
             if store.records().any(|r| r.origin == sim.liar) {
@@ -469,6 +469,13 @@ pub mod invariants {
             hasher.update(format!("{:?}", caravan_catalog::project(record)).as_bytes());
         }
         *hasher.finalize().as_bytes()
+    }
+}
+
+/// The value of a memory store's result, which cannot be an error.
+pub fn infallible<T>(result: Result<T, std::convert::Infallible>) -> T {
+    match result {
+        Ok(value) => value,
     }
 }
 
