@@ -27,6 +27,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-store",
             "caravan-catalog",
             "caravan-api",
+            "caravan-replication",
         ],
     ),
     (

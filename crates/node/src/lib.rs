@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod replica_store;
 mod writer;
 
 pub use config::Config;

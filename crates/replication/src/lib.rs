@@ -268,7 +268,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             Err(rejection) => return Ok(Err(rejection)),
         };
         for proof in proofs {
-            self.learn_proof(&proof, store)?;
+            self.learn_proof(&proof, now, store)?;
         }
         self.store_all(from, verified, now, store)?;
         Ok(Ok(()))
@@ -298,8 +298,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 let mut records = Vec::new();
                 let mut bytes = 0;
                 for id in ids.iter().take(self.config.fetch_ids_max) {
-                    let Some(record) = store.get(id)? else { continue };
-                    let encoded = record.encode();
+                    let Some(encoded) = store.get(id)? else { continue };
                     if bytes + encoded.len() > self.config.fetch_bytes_max {
                         break;
                     }
@@ -331,7 +330,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 self.fetch_next(&from, now);
             }
             Message::Proof(bytes) => match EquivocationProof::verify(&bytes, now) {
-                Ok(proof) => self.learn_proof(&proof, store)?,
+                Ok(proof) => self.learn_proof(&proof, now, store)?,
                 Err(rejection) => self.count_rejection(&rejection),
             },
         }
@@ -414,7 +413,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 Put::Frozen => {
                     // The sender still serves a frozen origin: tell it why.
                     if let Some(proof) = store.proof(origin)? {
-                        self.actions.push_back(Action::Send(from.clone(), Message::Proof(proof.encode())));
+                        self.actions.push_back(Action::Send(from.clone(), Message::Proof(proof)));
                     }
                 }
                 Put::Equivocation(proof) => {
@@ -427,8 +426,13 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         Ok(())
     }
 
-    fn learn_proof<S: RecordStore>(&mut self, proof: &EquivocationProof, store: &mut S) -> Result<(), S::Error> {
-        if store.freeze(proof)? {
+    fn learn_proof<S: RecordStore>(
+        &mut self,
+        proof: &EquivocationProof,
+        now: Timestamp,
+        store: &mut S,
+    ) -> Result<(), S::Error> {
+        if store.freeze(proof, now)? {
             self.count_reason("equivocation");
             self.proofs_to_gossip.push(proof.to_proto());
             self.flush();

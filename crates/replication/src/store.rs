@@ -27,15 +27,16 @@ pub enum Put {
 pub trait RecordStore {
     type Error: std::fmt::Debug;
     fn put(&mut self, record: Verified<Record>, now: Timestamp) -> Result<Put, Self::Error>;
-    fn get(&self, id: &RecordId) -> Result<Option<Verified<Record>>, Self::Error>;
+    /// The encoded `SignedRecord` with this id, if held.
+    fn get(&self, id: &RecordId) -> Result<Option<Vec<u8>>, Self::Error>;
     /// Every stored record as `(time_ms, id)`, ascending: the set that
     /// reconciliation compares.
     fn items(&self) -> Result<Vec<(u64, RecordId)>, Self::Error>;
     /// Freezes the proof's origin and drops its records; false if it was
     /// frozen already.
-    fn freeze(&mut self, proof: &EquivocationProof) -> Result<bool, Self::Error>;
-    /// The proof that froze `origin`, if any.
-    fn proof(&self, origin: Origin) -> Result<Option<EquivocationProof>, Self::Error>;
+    fn freeze(&mut self, proof: &EquivocationProof, now: Timestamp) -> Result<bool, Self::Error>;
+    /// The encoded proof that froze `origin`, if any.
+    fn proof(&self, origin: Origin) -> Result<Option<Vec<u8>>, Self::Error>;
 }
 
 type Slot = (Origin, Kind, String);
@@ -50,6 +51,11 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// Whether `origin` is frozen.
+    pub fn is_frozen(&self, origin: Origin) -> bool {
+        self.frozen.contains_key(&origin)
+    }
+
     pub fn records(&self) -> impl Iterator<Item = &Verified<Record>> {
         self.slots.values()
     }
@@ -66,8 +72,8 @@ impl RecordStore for MemoryStore {
         Ok(self.put_record(record))
     }
 
-    fn get(&self, id: &RecordId) -> Result<Option<Verified<Record>>, Self::Error> {
-        Ok(self.by_id.get(id).map(|slot| self.slots[slot].clone()))
+    fn get(&self, id: &RecordId) -> Result<Option<Vec<u8>>, Self::Error> {
+        Ok(self.by_id.get(id).map(|slot| self.slots[slot].encode()))
     }
 
     fn items(&self) -> Result<Vec<(u64, RecordId)>, Self::Error> {
@@ -76,12 +82,12 @@ impl RecordStore for MemoryStore {
         Ok(items)
     }
 
-    fn freeze(&mut self, proof: &EquivocationProof) -> Result<bool, Self::Error> {
+    fn freeze(&mut self, proof: &EquivocationProof, _now: Timestamp) -> Result<bool, Self::Error> {
         Ok(self.freeze_origin(proof))
     }
 
-    fn proof(&self, origin: Origin) -> Result<Option<EquivocationProof>, Self::Error> {
-        Ok(self.frozen.get(&origin).cloned())
+    fn proof(&self, origin: Origin) -> Result<Option<Vec<u8>>, Self::Error> {
+        Ok(self.frozen.get(&origin).map(EquivocationProof::encode))
     }
 }
 

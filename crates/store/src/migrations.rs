@@ -22,8 +22,10 @@ const MIGRATIONS: &[&str] = &[
         signed  BLOB    NOT NULL
     );
     CREATE UNIQUE INDEX records_by_slot ON records (origin, key, kind);
-    -- Set reconciliation walks records in (time, id) order.
+    -- Set reconciliation walks records in (time, id) order, and peers fetch
+    -- the ids it finds missing.
     CREATE INDEX records_by_time ON records (time_ms, id);
+    CREATE INDEX records_by_id ON records (id);
 
     -- One proof per frozen origin.
     CREATE TABLE equivocations (

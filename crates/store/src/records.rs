@@ -151,6 +151,38 @@ pub fn read_back(signed: &[u8], now: Timestamp) -> Result<Verified<Record>, Stor
     verify(decoded, now).map_err(|e| StoreError::Corrupt(format!("stored record fails verification: {e}")))
 }
 
+/// The encoded `SignedRecord` with this id, if stored.
+pub fn signed_by_id(conn: &Connection, id: &RecordId) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT signed FROM records WHERE id = ?1")?;
+    let mut rows = stmt.query([&id.0[..]])?;
+    Ok(match rows.next()? {
+        Some(row) => Some(row.get(0)?),
+        None => None,
+    })
+}
+
+/// Every stored record as `(time_ms, id)`, in that order: what set
+/// reconciliation compares.
+pub fn items(conn: &Connection) -> Result<Vec<(u64, RecordId)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT time_ms, id FROM records ORDER BY time_ms, id")?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+    rows.map(|row| {
+        let (time_ms, id) = row?;
+        Ok((time_ms as u64, RecordId(to_array(&id, "id")?)))
+    })
+    .collect()
+}
+
+/// The encoded proof that froze `origin`, if it is frozen.
+pub fn proof(conn: &Connection, origin: Origin) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT proof FROM equivocations WHERE origin = ?1")?;
+    let mut rows = stmt.query([&origin.0[..]])?;
+    Ok(match rows.next()? {
+        Some(row) => Some(row.get(0)?),
+        None => None,
+    })
+}
+
 /// One origin's records with a version above `after_version`, oldest first.
 pub fn by_origin(conn: &Connection, origin: Origin, after_version: u64, limit: u32) -> Result<Vec<Stored>, StoreError> {
     let mut stmt = conn.prepare_cached(
