@@ -36,8 +36,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use caravan_model::Timestamp;
 use caravan_records::{proto, verify_batch, EquivocationProof, Record, RecordId, Rejection, Verified};
-use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use negentropy::{Id, Negentropy, NegentropyStorageBase, NegentropyStorageVector};
 use prost::Message as _;
+use std::sync::Arc;
 
 /// Tuning; the defaults are the production values.
 #[derive(Clone, Debug)]
@@ -134,7 +135,7 @@ pub struct Counters {
 
 struct Session {
     id: u64,
-    negentropy: Negentropy<'static, NegentropyStorageVector>,
+    negentropy: Negentropy<'static, SharedIndex>,
     started: Timestamp,
 }
 
@@ -153,6 +154,8 @@ pub struct Replica<P> {
     pending_bytes: usize,
     pending_since: Option<Timestamp>,
     proofs_to_gossip: Vec<proto::EquivocationProof>,
+    /// The negentropy index of the store, until the record set changes.
+    index: Option<SharedIndex>,
     peers: BTreeMap<P, PeerState>,
     next_session: u64,
     rng: u64,
@@ -182,6 +185,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             pending_bytes: 0,
             pending_since: None,
             proofs_to_gossip: Vec::new(),
+            index: None,
             peers: BTreeMap::new(),
             next_session: 1,
             rng: seed,
@@ -206,6 +210,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
 
     /// Our own origin published these (already stored): gossip them.
     pub fn handle_published(&mut self, records: Vec<Verified<Record>>, now: Timestamp) {
+        if !records.is_empty() {
+            self.index = None;
+        }
         for record in records {
             let signed = record.to_proto();
             let size = signed.encoded_len() + 4;
@@ -285,9 +292,8 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         match message {
             Message::ReconcileQuery { session, frame } => {
                 self.counters.reconcile_bytes += frame.len() as u64;
-                let storage = negentropy_storage(store)?;
-                let reply =
-                    Negentropy::borrowed(&storage, RECONCILE_FRAME_BYTES_MAX).and_then(|mut n| n.reconcile(&frame));
+                let index = self.index(store)?;
+                let reply = Negentropy::owned(index, RECONCILE_FRAME_BYTES_MAX).and_then(|mut n| n.reconcile(&frame));
                 match reply {
                     Ok(frame) => self.actions.push_back(Action::Send(from, Message::ReconcileReply { session, frame })),
                     Err(_) => self.count_reason("bad_reconcile_frame"),
@@ -383,6 +389,13 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         flush.into_iter().chain(peers.flatten()).min()
     }
 
+    fn index<S: RecordStore>(&mut self, store: &S) -> Result<SharedIndex, S::Error> {
+        if self.index.is_none() {
+            self.index = Some(SharedIndex(Arc::new(negentropy_storage(store)?)));
+        }
+        Ok(self.index.clone().expect("just built"))
+    }
+
     fn flush(&mut self) {
         if self.pending.is_empty() && self.proofs_to_gossip.is_empty() {
             return;
@@ -408,7 +421,10 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         for record in records {
             let origin = record.origin;
             match store.put(record, now)? {
-                Put::New => self.counters.records_new += 1,
+                Put::New => {
+                    self.counters.records_new += 1;
+                    self.index = None;
+                }
                 Put::Old => {}
                 Put::Frozen => {
                     // The sender still serves a frozen origin: tell it why.
@@ -417,6 +433,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                     }
                 }
                 Put::Equivocation(proof) => {
+                    self.index = None;
                     self.count_reason("equivocation");
                     self.proofs_to_gossip.push(proof.to_proto());
                     self.flush();
@@ -433,6 +450,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         store: &mut S,
     ) -> Result<(), S::Error> {
         if store.freeze(proof, now)? {
+            self.index = None;
             self.count_reason("equivocation");
             self.proofs_to_gossip.push(proof.to_proto());
             self.flush();
@@ -449,8 +467,10 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         if state.session.is_some() {
             return Ok(());
         }
-        let storage = negentropy_storage(store)?;
-        let Ok(mut negentropy) = Negentropy::owned(storage, RECONCILE_FRAME_BYTES_MAX) else { return Ok(()) };
+        let index = self.index(store)?;
+        // Looked up again: building the index needed all of `self`.
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+        let Ok(mut negentropy) = Negentropy::owned(index, RECONCILE_FRAME_BYTES_MAX) else { return Ok(()) };
         let Ok(frame) = negentropy.initiate() else { return Ok(()) };
         self.next_session += 1;
         self.counters.reconcile_rounds += 1;
@@ -516,6 +536,34 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+}
+
+/// A sealed negentropy index shared by every session until the record set
+/// changes: building one reads every `(time, id)` from the store.
+#[derive(Clone)]
+struct SharedIndex(Arc<NegentropyStorageVector>);
+
+impl NegentropyStorageBase for SharedIndex {
+    fn size(&self) -> Result<usize, negentropy::Error> {
+        self.0.size()
+    }
+
+    fn get_item(&self, i: usize) -> Result<Option<negentropy::Item>, negentropy::Error> {
+        self.0.get_item(i)
+    }
+
+    fn iterate(
+        &self,
+        begin: usize,
+        end: usize,
+        cb: &mut dyn FnMut(negentropy::Item, usize) -> Result<bool, negentropy::Error>,
+    ) -> Result<(), negentropy::Error> {
+        self.0.iterate(begin, end, cb)
+    }
+
+    fn find_lower_bound(&self, first: usize, last: usize, value: &negentropy::Bound) -> usize {
+        self.0.find_lower_bound(first, last, value)
     }
 }
 

@@ -163,3 +163,59 @@ fn an_equivocation_freezes_the_origin_and_its_proof_travels() {
     ok(other.handle_gossip(1, &with_proof, NOW, &mut other_store));
     assert!(ok(other_store.items()).is_empty());
 }
+
+/// A memory store that counts full scans.
+#[derive(Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    scans: std::cell::Cell<u32>,
+}
+
+impl RecordStore for CountingStore {
+    type Error = std::convert::Infallible;
+    fn put(&mut self, record: Verified<Record>, now: Timestamp) -> Result<Put, Self::Error> {
+        self.inner.put(record, now)
+    }
+    fn get(&self, id: &caravan_records::RecordId) -> Result<Option<Vec<u8>>, Self::Error> {
+        self.inner.get(id)
+    }
+    fn items(&self) -> Result<Vec<(u64, caravan_records::RecordId)>, Self::Error> {
+        self.scans.set(self.scans.get() + 1);
+        self.inner.items()
+    }
+    fn freeze(&mut self, proof: &caravan_records::EquivocationProof, now: Timestamp) -> Result<bool, Self::Error> {
+        self.inner.freeze(proof, now)
+    }
+    fn proof(&self, origin: caravan_records::Origin) -> Result<Option<Vec<u8>>, Self::Error> {
+        self.inner.proof(origin)
+    }
+}
+
+#[test]
+fn the_reconciliation_index_is_built_once_per_change() {
+    let mut replica = Replica::<u8>::new(Config::default(), 1);
+    let mut store = CountingStore::default();
+    for i in 0..20 {
+        ok(store.put(record(1, i, 1, 3), NOW));
+    }
+    for peer in 2..5 {
+        replica.handle_connected(peer, NOW);
+    }
+    ok(replica.handle_timeout(NOW, &mut store));
+    let queries: Vec<Message> = actions(&mut replica)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Send(_, message) => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(queries.len(), 3, "a session per peer");
+    for query in queries {
+        ok(replica.handle_message(9, query, NOW, &mut store));
+    }
+    assert_eq!(store.scans.get(), 1, "three sessions and three answers from one scan");
+
+    ok(replica.handle_gossip(7, &envelope(&[record(2, 1, 1, 3)]), NOW, &mut store));
+    ok(replica.handle_timeout(NOW.saturating_add_ms(61_000), &mut store));
+    assert_eq!(store.scans.get(), 2, "a new record means a new index");
+}
