@@ -44,7 +44,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
         ],
     ),
     ("caravan-test-utils", &["caravan-model"]),
-    ("caravan-topology", &[]),
+    ("caravan-topology", &["caravan-model"]),
     ("caravan-replication", &["caravan-model", "caravan-records"]),
     (
         "caravan-sim",

@@ -9,6 +9,7 @@ pub mod ari;
 pub mod limits;
 pub mod listing;
 pub mod money;
+pub mod rng;
 pub mod time;
 
 pub use ari::{AriDay, AriPatch, AriRun};

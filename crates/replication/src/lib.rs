@@ -34,6 +34,7 @@ pub use store::{MemoryStore, Put, RecordStore};
 
 use std::collections::{BTreeMap, VecDeque};
 
+use caravan_model::rng::SplitMix64;
 use caravan_model::Timestamp;
 use caravan_records::{proto, verify_batch, EquivocationProof, Record, RecordId, Rejection, Verified};
 use negentropy::{Id, Negentropy, NegentropyStorageBase, NegentropyStorageVector};
@@ -158,7 +159,7 @@ pub struct Replica<P> {
     index: Option<SharedIndex>,
     peers: BTreeMap<P, PeerState>,
     next_session: u64,
-    rng: u64,
+    rng: SplitMix64,
     actions: VecDeque<Action<P>>,
     counters: Counters,
 }
@@ -188,7 +189,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             index: None,
             peers: BTreeMap::new(),
             next_session: 1,
-            rng: seed,
+            rng: SplitMix64::new(seed),
             actions: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -459,7 +460,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     }
 
     fn start_session<S: RecordStore>(&mut self, peer: P, now: Timestamp, store: &mut S) -> Result<(), S::Error> {
-        let jitter = self.next_random() % self.config.reconcile_interval_ms as u64;
+        let jitter = self.rng.below(self.config.reconcile_interval_ms as u64);
         let next = now.saturating_add_ms(self.config.reconcile_interval_ms + jitter as i64);
         let session_id = self.next_session;
         let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
@@ -527,15 +528,6 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
 
     fn count_reason(&mut self, reason: &'static str) {
         *self.counters.rejected.entry(reason).or_default() += 1;
-    }
-
-    fn next_random(&mut self) -> u64 {
-        // SplitMix64.
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }
 

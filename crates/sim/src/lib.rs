@@ -10,6 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 
+use caravan_model::rng::SplitMix64;
 use caravan_model::{AriDay, AriRun, Timestamp};
 use caravan_records::{proto, sign_bundle, sign_one, verify, Draft, Origin, Payload, RecordId};
 use caravan_replication::{Action, Config, MemoryStore, Message, RecordStore, Replica, Verdict};
@@ -65,7 +66,8 @@ pub fn replication_config() -> Config {
     Config { reconcile_interval_ms: 5_000, request_timeout_ms: 3_000, fetch_ids_max: 32, ..Config::default() }
 }
 
-enum Payload2 {
+/// What travels between two simulated nodes.
+enum Wire {
     Gossip(Vec<u8>),
     Message(Message),
 }
@@ -73,7 +75,7 @@ enum Payload2 {
 struct Delivery {
     to: u32,
     from: u32,
-    payload: Payload2,
+    payload: Wire,
 }
 
 struct Node {
@@ -145,7 +147,7 @@ impl Simulation {
             queue: BinaryHeap::new(),
             deliveries: BTreeMap::new(),
             next_seq: 0,
-            rng: SplitMix64(seed),
+            rng: SplitMix64::new(seed),
             origins,
             versions,
             forged: BTreeSet::new(),
@@ -298,17 +300,17 @@ impl Simulation {
         // Delivered for sure, to a node that is up: the test must see it refused.
         let target = self.rng.below(self.config.nodes as u64 - 1) as u32;
         let from = self.neighbours[target as usize][0];
-        self.enqueue(from, target, Payload2::Gossip(envelope), 1);
+        self.enqueue(from, target, Wire::Gossip(envelope), 1);
     }
 
-    fn send(&mut self, from: u32, to: u32, payload: Payload2) {
+    fn send(&mut self, from: u32, to: u32, payload: Wire) {
         if self.rng.chance(self.config.loss) {
             return;
         }
         let copies = if self.rng.chance(self.config.duplicate) { 2 } else { 1 };
-        let payload_copies: Vec<Payload2> = match payload {
-            Payload2::Gossip(bytes) => (0..copies).map(|_| Payload2::Gossip(bytes.clone())).collect(),
-            Payload2::Message(message) => (0..copies).map(|_| Payload2::Message(message.clone())).collect(),
+        let payload_copies: Vec<Wire> = match payload {
+            Wire::Gossip(bytes) => (0..copies).map(|_| Wire::Gossip(bytes.clone())).collect(),
+            Wire::Message(message) => (0..copies).map(|_| Wire::Message(message.clone())).collect(),
         };
         for payload in payload_copies {
             let (low, high) = self.config.delay_ms;
@@ -317,7 +319,7 @@ impl Simulation {
         }
     }
 
-    fn enqueue(&mut self, from: u32, to: u32, payload: Payload2, delay_ms: i64) {
+    fn enqueue(&mut self, from: u32, to: u32, payload: Wire, delay_ms: i64) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queue.push(Reverse((self.now.saturating_add_ms(delay_ms), seq)));
@@ -337,13 +339,13 @@ impl Simulation {
             }
             let Node { replica, store, seen } = &mut self.nodes[to as usize];
             match delivery.payload {
-                Payload2::Gossip(bytes) => {
+                Wire::Gossip(bytes) => {
                     if seen.insert(*blake3::hash(&bytes).as_bytes()) {
                         infallible(replica.handle_gossip(from, &bytes, self.now, store));
                         self.forward_if_accepted(to, from, bytes);
                     }
                 }
-                Payload2::Message(message) => infallible(replica.handle_message(from, message, self.now, store)),
+                Wire::Message(message) => infallible(replica.handle_message(from, message, self.now, store)),
             }
             self.drain_actions(to);
         }
@@ -357,7 +359,7 @@ impl Simulation {
         if accepted {
             for peer in self.neighbours[node as usize].clone() {
                 if peer != from {
-                    self.send(node, peer, Payload2::Gossip(bytes.clone()));
+                    self.send(node, peer, Wire::Gossip(bytes.clone()));
                 }
             }
         }
@@ -390,10 +392,10 @@ impl Simulation {
                 Action::Gossip(bytes) => {
                     self.nodes[node as usize].seen.insert(*blake3::hash(&bytes).as_bytes());
                     for peer in self.neighbours[node as usize].clone() {
-                        self.send(node, peer, Payload2::Gossip(bytes.clone()));
+                        self.send(node, peer, Wire::Gossip(bytes.clone()));
                     }
                 }
-                Action::Send(peer, message) => self.send(node, peer, Payload2::Message(message)),
+                Action::Send(peer, message) => self.send(node, peer, Wire::Message(message)),
                 Action::Validated { .. } => {}
             }
         }
@@ -476,27 +478,5 @@ pub mod invariants {
 pub fn infallible<T>(result: Result<T, std::convert::Infallible>) -> T {
     match result {
         Ok(value) => value,
-    }
-}
-
-/// SplitMix64: the simulator's only source of randomness.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, probability: f64) -> bool {
-        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        unit < probability
     }
 }

@@ -10,9 +10,10 @@
 //! edges on a few hubs. [`Graph::to_text`] writes `graph.txt`: one line per
 //! edge, `i j`, 0-based, `i < j`, sorted; [`Graph::parse`] reads it back.
 //!
-//! Pure: the only randomness is a SplitMix64 stream seeded by the caller,
-//! fixed here so a seed means the same graph on every version of Caravan.
+//! Pure: the only randomness is `model::rng::SplitMix64` seeded by the
+//! caller, so a seed means the same graph on every version of Caravan.
 
+use caravan_model::rng::SplitMix64;
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Write;
 
@@ -53,7 +54,7 @@ pub fn generate(peers: u32, degree: u32, seed: u64) -> Result<Graph, TopologyErr
     if degree >= peers {
         return Err(TopologyError::DegreeTooHigh { peers, degree });
     }
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut graph = Graph { peers, edges: BTreeSet::new() };
     let mut degrees = vec![0u32; peers as usize];
 
@@ -221,39 +222,6 @@ impl Graph {
         }
         let peers = highest.map(|h| h + 1).ok_or(TopologyError::NoPeers)?;
         Ok(Graph { peers, edges })
-    }
-}
-
-/// SplitMix64 (Steele, Lea and Flood): tiny, fast, and fixed here so that
-/// a seed gives the same graph whatever version of a library is in use.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0), by rejection so small `n` are unbiased.
-    fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0);
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let x = self.next();
-            if x < zone {
-                return x % n;
-            }
-        }
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for idx in (1..items.len()).rev() {
-            let other = self.below(idx as u64 + 1) as usize;
-            items.swap(idx, other);
-        }
     }
 }
 
