@@ -13,7 +13,7 @@ mod writer;
 
 pub use config::Config;
 pub use identity::NodeKey;
-pub use writer::{WriterStats, BATCH_MAX, QUEUE_MAX};
+pub use writer::{Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -92,7 +92,9 @@ struct Inner {
     origin: Origin,
     db_path: PathBuf,
     ledger: Arc<RwLock<Ledger>>,
-    queue: mpsc::Sender<writer::Request>,
+    queue: mpsc::Sender<writer::Job>,
+    /// The replication core's actions, for the network task to take.
+    actions: Mutex<Option<mpsc::Receiver<caravan_replication::Action<Peer>>>>,
     /// One read-only connection for exports; reads are rare next to writes.
     reader: Mutex<Connection>,
     stats: Arc<WriterStats>,
@@ -116,7 +118,11 @@ impl Node {
         let ledger = Arc::new(RwLock::new(ledger));
         let stats = Arc::new(WriterStats::default());
         let (queue, receiver) = mpsc::channel(QUEUE_MAX);
+        let (actions_tx, actions) = mpsc::channel(ACTIONS_MAX);
+        let replica_seed = u64::from_le_bytes(origin.0[..8].try_into().expect("8 bytes"));
         let writer = writer::Writer {
+            replica: caravan_replication::Replica::new(caravan_replication::Config::default(), replica_seed),
+            actions: actions_tx,
             conn,
             ledger: ledger.clone(),
             key,
@@ -134,11 +140,13 @@ impl Node {
         })?;
         let reader = Mutex::new(caravan_store::open_reader(&db_path)?);
         let writer_thread = Mutex::new(Some(writer_thread));
+        let actions = Mutex::new(Some(actions));
         let inner = Inner {
             origin,
             db_path,
             ledger,
             queue,
+            actions,
             reader,
             stats,
             clock: options.clock,
@@ -153,6 +161,19 @@ impl Node {
     pub async fn writer_stopped(&self) {
         let mut stopped = self.inner.writer_stopped.clone();
         let _ = stopped.wait_for(|stopped| *stopped).await;
+    }
+
+    /// Hands an event from the network to the replication core. Waits when
+    /// the writer's queue is full; fails only when the node is stopping.
+    pub async fn replicate(&self, event: ReplicationEvent) -> Result<(), NodeError> {
+        let stopping = || NodeError::Setup("the node is stopping".into());
+        self.inner.queue.send(writer::Job::Replication(event)).await.map_err(|_| stopping())
+    }
+
+    /// The replication core's actions (gossip, send, verdicts), for the one
+    /// network task; `None` once taken.
+    pub fn take_replication_actions(&self) -> Option<mpsc::Receiver<caravan_replication::Action<Peer>>> {
+        self.inner.actions.lock().expect("actions lock").take()
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -194,7 +215,8 @@ impl Backend for Node {
     async fn submit(&self, command: Command) -> Result<Reply, SubmitError> {
         let (reply, answer) = oneshot::channel();
         let unavailable = || SubmitError::Unavailable("the ledger is shutting down".into());
-        self.inner.queue.send(writer::Request { command, reply }).await.map_err(|_| unavailable())?;
+        let job = writer::Job::Ledger(writer::Request { command, reply });
+        self.inner.queue.send(job).await.map_err(|_| unavailable())?;
         match answer.await.map_err(|_| unavailable())? {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(rejection)) => Err(SubmitError::Rejected(rejection)),

@@ -23,8 +23,12 @@ use std::time::Duration;
 
 use caravan_ledger::{Applied, Command, Ledger, Rejection, Reply};
 use caravan_model::Timestamp;
+use caravan_records::{Record, Verified};
+use caravan_replication::{Action, Message, Replica};
 use caravan_store::rusqlite::Connection;
 use caravan_store::{ledger_log, records, StoreError};
+
+use crate::replica_store::SqliteRecords;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::identity::NodeKey;
@@ -46,6 +50,30 @@ pub struct Request {
     pub reply: ReplyTx,
 }
 
+/// The id of a replication peer: libp2p's `PeerId` in text.
+pub type Peer = String;
+
+/// Something for the replication core, which lives here because it writes
+/// the database through the one writer.
+#[derive(Debug)]
+pub enum ReplicationEvent {
+    Connected(Peer),
+    Disconnected(Peer),
+    Gossip { from: Peer, envelope: Vec<u8> },
+    Message { from: Peer, message: Message },
+}
+
+/// What the writer's queue carries.
+pub enum Job {
+    Ledger(Request),
+    Replication(ReplicationEvent),
+}
+
+/// Replication actions waiting for the network task. When it lags, actions
+/// are dropped and counted: gossip may lose messages, reconciliation
+/// recovers them.
+pub const ACTIONS_MAX: usize = 4_096;
+
 /// Counters the benchmarks and metrics read.
 #[derive(Debug, Default)]
 pub struct WriterStats {
@@ -54,6 +82,8 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     /// Publishing points committed; at most one per commit.
     pub publishing_points: AtomicU64,
+    /// Replication actions dropped because the network task lagged.
+    pub actions_dropped: AtomicU64,
 }
 
 pub struct Writer {
@@ -65,36 +95,47 @@ pub struct Writer {
     pub publish_interval_ms: i64,
     pub stats: Arc<WriterStats>,
     pub clock: fn() -> Timestamp,
+    pub replica: Replica<Peer>,
+    pub actions: mpsc::Sender<Action<Peer>>,
 }
 
 impl Writer {
     /// Runs until every sender is gone, then returns.
-    pub fn run(mut self, mut queue: mpsc::Receiver<Request>, runtime: tokio::runtime::Handle) {
+    pub fn run(mut self, mut queue: mpsc::Receiver<Job>, runtime: tokio::runtime::Handle) {
         let mut last_publish = Timestamp(0);
-        let mut batch: Vec<Request> = Vec::with_capacity(BATCH_MAX);
+        let mut jobs: Vec<Job> = Vec::with_capacity(BATCH_MAX);
         loop {
             let wait_ms = self.next_timer_ms(last_publish);
             let first =
                 runtime.block_on(async { tokio::time::timeout(Duration::from_millis(wait_ms), queue.recv()).await });
             match first {
-                Ok(Some(request)) => batch.push(request),
+                Ok(Some(job)) => jobs.push(job),
                 Ok(None) => break,
                 Err(_elapsed) => {}
             }
-            while batch.len() < BATCH_MAX {
+            while jobs.len() < BATCH_MAX {
                 match queue.try_recv() {
-                    Ok(request) => batch.push(request),
+                    Ok(job) => jobs.push(job),
                     Err(_) => break,
                 }
             }
+            let mut batch = Vec::new();
+            let mut events = Vec::new();
+            for job in jobs.drain(..) {
+                match job {
+                    Job::Ledger(request) => batch.push(request),
+                    Job::Replication(event) => events.push(event),
+                }
+            }
             let now = self.now();
+            self.replicate(events, now);
             let expire_due =
                 batch.is_empty() && self.ledger.read().expect("ledger lock").next_expiry().is_some_and(|at| at <= now);
             let publish_due = now.ms() - last_publish.ms() >= self.publish_interval_ms;
             if batch.is_empty() && !expire_due && !(publish_due && self.has_unpublished()) {
                 continue;
             }
-            if self.commit(std::mem::take(&mut batch), expire_due, publish_due, now) {
+            if self.commit(batch, expire_due, publish_due, now) {
                 last_publish = now;
             }
         }
@@ -102,6 +143,49 @@ impl Writer {
         if self.has_unpublished() {
             let now = self.now();
             self.commit(Vec::new(), false, true, now);
+        }
+    }
+
+    /// Hands replication events (and due replication timers) to the core,
+    /// in one transaction; on a storage error the transaction rolls back and
+    /// reconciliation will bring what was lost.
+    fn replicate(&mut self, events: Vec<ReplicationEvent>, now: Timestamp) {
+        let timer_due = self.replica.poll_timeout().is_some_and(|at| at <= now);
+        if events.is_empty() && !timer_due {
+            return;
+        }
+        let result = (|| -> Result<(), StoreError> {
+            let tx = self.conn.transaction()?;
+            let mut store = SqliteRecords::new(&tx);
+            for event in events {
+                match event {
+                    ReplicationEvent::Connected(peer) => self.replica.handle_connected(peer, now),
+                    ReplicationEvent::Disconnected(peer) => self.replica.handle_disconnected(&peer),
+                    ReplicationEvent::Gossip { from, envelope } => {
+                        self.replica.handle_gossip(from, &envelope, now, &mut store)?
+                    }
+                    ReplicationEvent::Message { from, message } => {
+                        self.replica.handle_message(from, message, now, &mut store)?
+                    }
+                }
+            }
+            if timer_due {
+                self.replica.handle_timeout(now, &mut store)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(error) = result {
+            tracing::warn!(%error, "replication events not stored; reconciliation will bring them again");
+        }
+        self.send_actions();
+    }
+
+    fn send_actions(&mut self) {
+        while let Some(action) = self.replica.poll_action() {
+            if self.actions.try_send(action).is_err() {
+                self.stats.actions_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -124,6 +208,9 @@ impl Writer {
         if ledger.has_unpublished() {
             wait = wait.min(last_publish.ms() + self.publish_interval_ms - now.ms());
         }
+        if let Some(at) = self.replica.poll_timeout() {
+            wait = wait.min(at.ms() - now.ms());
+        }
         wait.max(0) as u64
     }
 
@@ -140,7 +227,7 @@ impl Writer {
     fn commit(&mut self, batch: Vec<Request>, expire: bool, publish_due: bool, now: Timestamp) -> bool {
         let started = std::time::Instant::now();
         let mut ledger = self.ledger.write().expect("ledger lock");
-        let mut step = Step { index: self.next_index, now, records_published: 0 };
+        let mut step = Step { index: self.next_index, now, published: Vec::new() };
         let result = (|| -> Result<(Vec<Result<Reply, Rejection>>, bool), StoreError> {
             let tx = self.conn.transaction()?;
             let key = self.key.signing_key();
@@ -162,7 +249,7 @@ impl Writer {
         })();
         let elapsed_ms = started.elapsed().as_millis() as u64;
         if elapsed_ms >= SLOW_COMMIT_MS {
-            tracing::debug!(elapsed_ms, commands = batch.len(), records = step.records_published, "slow commit");
+            tracing::debug!(elapsed_ms, commands = batch.len(), records = step.published.len(), "slow commit");
         }
         match result {
             Ok((replies, published)) => {
@@ -175,6 +262,9 @@ impl Writer {
                     // The client may have gone away; the command stands.
                     let _ = request.reply.send(Ok(reply));
                 }
+                // Durable now: our peers may have them.
+                self.replica.handle_published(std::mem::take(&mut step.published), now);
+                self.send_actions();
                 published
             }
             Err(error) => {
@@ -202,7 +292,8 @@ impl Writer {
 struct Step {
     index: u64,
     now: Timestamp,
-    records_published: usize,
+    /// Our own records stored by this commit, for the replication core.
+    published: Vec<Verified<Record>>,
 }
 
 impl Step {
@@ -222,7 +313,6 @@ impl Step {
             return Ok(applied.reply);
         }
         let signed = caravan_publish::sign(key, applied.publications, index, now);
-        self.records_published += signed.len();
         for record in caravan_records::verify_batch(signed, now) {
             let record = record.expect("our own records verify");
             let outcome = records::put(tx, &record, now)?;
@@ -232,6 +322,9 @@ impl Step {
                 tracing::error!(key = %record.key, version = record.version, ?outcome, "own record not stored");
             }
             caravan_catalog::db::on_put(tx, &record, &outcome)?;
+            if outcome.is_new() {
+                self.published.push(record);
+            }
         }
         Ok(applied.reply)
     }

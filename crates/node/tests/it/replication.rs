@@ -80,3 +80,61 @@ fn two_sqlite_nodes_converge_to_the_same_catalog() {
     assert_eq!(caravan_catalog::db::listing_count(&db_b).unwrap(), 40);
     assert_eq!(caravan_catalog::db::digest(&db_a).unwrap(), caravan_catalog::db::digest(&db_b).unwrap());
 }
+
+/// The catalog digest of a running node, read through its own reader.
+fn catalog_digest(node: &caravan_node::Node) -> [u8; 32] {
+    let reader = caravan_store::open_reader(node.db_path()).unwrap();
+    caravan_catalog::db::digest(&reader).unwrap()
+}
+
+/// Stands in for the network task: carries one node's replication actions
+/// to the other as events.
+fn carry(mut actions: tokio::sync::mpsc::Receiver<Action<String>>, from: &'static str, to: caravan_node::Node) {
+    use caravan_node::ReplicationEvent;
+    tokio::spawn(async move {
+        while let Some(action) = actions.recv().await {
+            let event = match action {
+                Action::Gossip(envelope) => ReplicationEvent::Gossip { from: from.into(), envelope },
+                Action::Send(_, message) => ReplicationEvent::Message { from: from.into(), message },
+                Action::Validated { .. } => continue,
+            };
+            if to.replicate(event).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owners_changes_reach_another_node_through_its_writer() {
+    use crate::{stay_hold, TestNode};
+    use caravan_node::ReplicationEvent;
+    let (owner, agency) = (TestNode::start(), TestNode::start());
+    carry(owner.node.take_replication_actions().unwrap(), "owner", agency.node.clone());
+    carry(agency.node.take_replication_actions().unwrap(), "agency", owner.node.clone());
+    owner.node.replicate(ReplicationEvent::Connected("agency".into())).await.unwrap();
+    agency.node.replicate(ReplicationEvent::Connected("owner".into())).await.unwrap();
+
+    let id = owner.hotel(3).await;
+    let (status, _) = owner.call("POST", "/api/v1/holds", Some(stay_hold(&id, 2, 4, 2))).await;
+    assert_eq!(status, axum::http::StatusCode::CREATED);
+
+    // The owner publishes the listing, then availability after the hold:
+    // the agency's catalog must show 3 - 2 = 1 room left on the held night,
+    // and be the owner's catalog exactly.
+    let night = caravan_model::Date::parse(&crate::day(2)).unwrap();
+    let mut same = false;
+    for _ in 0..500 {
+        let reader = caravan_store::open_reader(agency.node.db_path()).unwrap();
+        let runs: Option<Vec<u8>> = reader.query_row("SELECT runs FROM catalog_ari", [], |row| row.get(0)).ok();
+        let left = runs
+            .and_then(|r| caravan_catalog::decode_runs(&r))
+            .and_then(|runs| AriRun::find(&runs, night).map(|d| d.available));
+        if left == Some(1) && catalog_digest(&owner.node) == catalog_digest(&agency.node) {
+            same = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(same, "the agency's catalog never caught up with the owner's");
+}
