@@ -24,7 +24,7 @@ use std::time::Duration;
 use caravan_ledger::{Applied, Command, Ledger, Rejection, Reply};
 use caravan_model::Timestamp;
 use caravan_records::{Record, Verified};
-use caravan_replication::{Action, Message, Replica};
+use caravan_replication::{Action, Replica};
 use caravan_store::rusqlite::Connection;
 use caravan_store::{ledger_log, records, StoreError};
 
@@ -55,13 +55,7 @@ pub type Peer = String;
 
 /// Something for the replication core, which lives here because it writes
 /// the database through the one writer.
-#[derive(Debug)]
-pub enum ReplicationEvent {
-    Connected(Peer),
-    Disconnected(Peer),
-    Gossip { from: Peer, envelope: Vec<u8> },
-    Message { from: Peer, message: Message },
-}
+pub type ReplicationEvent = caravan_replication::Event<Peer>;
 
 /// What the writer's queue carries.
 pub enum Job {
@@ -158,16 +152,7 @@ impl Writer {
             let tx = self.conn.transaction()?;
             let mut store = SqliteRecords::new(&tx);
             for event in events {
-                match event {
-                    ReplicationEvent::Connected(peer) => self.replica.handle_connected(peer, now),
-                    ReplicationEvent::Disconnected(peer) => self.replica.handle_disconnected(&peer),
-                    ReplicationEvent::Gossip { from, envelope } => {
-                        self.replica.handle_gossip(from, &envelope, now, &mut store)?
-                    }
-                    ReplicationEvent::Message { from, message } => {
-                        self.replica.handle_message(from, message, now, &mut store)?
-                    }
-                }
+                self.replica.handle_event(event, now, &mut store)?;
             }
             if timer_due {
                 self.replica.handle_timeout(now, &mut store)?;

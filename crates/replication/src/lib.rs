@@ -98,6 +98,15 @@ pub enum Message {
     Proof(Vec<u8>),
 }
 
+/// What the network hands the core, for shells that queue events.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Event<P> {
+    Connected(P),
+    Disconnected(P),
+    Gossip { from: P, envelope: Vec<u8> },
+    Message { from: P, message: Message },
+}
+
 /// Whether a gossiped envelope may travel on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Verdict {
@@ -207,6 +216,22 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
 
     pub fn handle_disconnected(&mut self, peer: &P) {
         self.peers.remove(peer);
+    }
+
+    /// Dispatches a queued [`Event`].
+    pub fn handle_event<S: RecordStore>(
+        &mut self,
+        event: Event<P>,
+        now: Timestamp,
+        store: &mut S,
+    ) -> Result<(), S::Error> {
+        match event {
+            Event::Connected(peer) => self.handle_connected(peer, now),
+            Event::Disconnected(peer) => self.handle_disconnected(&peer),
+            Event::Gossip { from, envelope } => self.handle_gossip(from, &envelope, now, store)?,
+            Event::Message { from, message } => self.handle_message(from, message, now, store)?,
+        }
+        Ok(())
     }
 
     /// Our own origin published these (already stored): gossip them.
