@@ -3,7 +3,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = "../../proto";
-    let files = ["caravan/v1/records.proto", "caravan/v1/payloads.proto"];
+    let files = ["caravan/v1/records.proto", "caravan/v1/payloads.proto", "caravan/v1/reconcile.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={root}/{file}");
     }

@@ -28,6 +28,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-catalog",
             "caravan-api",
             "caravan-replication",
+            "caravan-net",
         ],
     ),
     (
@@ -46,6 +47,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-test-utils", &["caravan-model"]),
     ("caravan-topology", &["caravan-model"]),
     ("caravan-replication", &["caravan-model", "caravan-records"]),
+    ("caravan-net", &["caravan-replication"]),
     (
         "caravan-sim",
         &["caravan-model", "caravan-records", "caravan-replication", "caravan-catalog", "caravan-topology"],

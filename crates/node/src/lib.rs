@@ -67,6 +67,7 @@ pub struct NodeOptions {
     pub publish_interval_ms: u64,
     /// Where the node reads the time; the wall clock except in tests.
     pub clock: fn() -> Timestamp,
+    pub replication: caravan_replication::Config,
 }
 
 impl Default for NodeOptions {
@@ -77,7 +78,11 @@ impl Default for NodeOptions {
 
 impl From<&Config> for NodeOptions {
     fn from(config: &Config) -> NodeOptions {
-        NodeOptions { publish_interval_ms: config.ledger.publish_interval_ms, clock: wall_clock }
+        NodeOptions {
+            publish_interval_ms: config.ledger.publish_interval_ms,
+            clock: wall_clock,
+            replication: caravan_replication::Config::default(),
+        }
     }
 }
 
@@ -102,7 +107,18 @@ struct Inner {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Becomes true when the writer thread ends, however it ends.
     writer_stopped: tokio::sync::watch::Receiver<bool>,
+    network: Mutex<Option<Network>>,
 }
+
+/// The running network task and the task feeding its events to the writer.
+#[derive(Debug)]
+struct Network {
+    stop: oneshot::Sender<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Network events waiting to be queued for the writer.
+const NET_EVENTS_MAX: usize = 4_096;
 
 impl Node {
     /// Opens an initialized data directory, replays the ledger log and
@@ -121,7 +137,7 @@ impl Node {
         let (actions_tx, actions) = mpsc::channel(ACTIONS_MAX);
         let replica_seed = u64::from_le_bytes(origin.0[..8].try_into().expect("8 bytes"));
         let writer = writer::Writer {
-            replica: caravan_replication::Replica::new(caravan_replication::Config::default(), replica_seed),
+            replica: caravan_replication::Replica::new(options.replication.clone(), replica_seed),
             actions: actions_tx,
             conn,
             ledger: ledger.clone(),
@@ -152,6 +168,7 @@ impl Node {
             clock: options.clock,
             writer_thread,
             writer_stopped,
+            network: Mutex::new(None),
         };
         Ok(Node { inner: Arc::new(inner) })
     }
@@ -184,9 +201,51 @@ impl Node {
         &self.inner.db_path
     }
 
+    /// Starts replicating with peers over libp2p. Returns the first address
+    /// the node listens on, if it listens at all.
+    pub async fn start_network(&self, config: caravan_net::NetConfig) -> Result<Option<String>, NodeError> {
+        let actions =
+            self.take_replication_actions().ok_or_else(|| NodeError::Setup("the network is already running".into()))?;
+        let listens = !config.listen.is_empty();
+        let (events_tx, mut events_rx) = mpsc::channel(NET_EVENTS_MAX);
+        let (listening_tx, mut listening_rx) = mpsc::channel(8);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let keypair = caravan_net::generate_keypair();
+        tracing::info!(peer_id = %caravan_net::peer_id(&keypair), "starting the network");
+        let net = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            if let Err(error) = caravan_net::run(keypair, config, events_tx, actions, listening_tx, stopped).await {
+                tracing::error!(%error, "the network stopped");
+            }
+        });
+        let queue = self.inner.queue.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                if queue.send(writer::Job::Replication(event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        *self.inner.network.lock().expect("network lock") = Some(Network { stop, tasks: vec![net, forward] });
+        if !listens {
+            return Ok(None);
+        }
+        Ok(listening_rx.recv().await)
+    }
+
     /// Stops taking commands, lets the writer finish what is queued, and
     /// waits for it. Other clones of this handle can no longer submit.
     pub async fn shutdown(self) {
+        // The network's tasks hold senders to the writer: stop them first.
+        let network = self.inner.network.lock().expect("network lock").take();
+        if let Some(network) = network {
+            let _ = network.stop.send(());
+            for task in network.tasks {
+                let _ = task.await;
+            }
+        }
         let inner = self.inner;
         let thread = inner.writer_thread.lock().expect("writer thread lock").take();
         drop(inner);

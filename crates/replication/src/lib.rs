@@ -29,8 +29,10 @@
 //! the same code.
 
 mod store;
+mod wire;
 
 pub use store::{MemoryStore, Put, RecordStore};
+pub use wire::MESSAGE_ITEMS_MAX;
 
 use std::collections::{BTreeMap, VecDeque};
 

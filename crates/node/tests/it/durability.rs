@@ -40,7 +40,8 @@ fn test_clock() -> caravan_model::Timestamp {
 async fn an_idle_node_expires_holds_and_republishes_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
     caravan_node::init(dir.path()).unwrap();
-    let options = caravan_node::NodeOptions { publish_interval_ms: 5, clock: test_clock };
+    let options =
+        caravan_node::NodeOptions { publish_interval_ms: 5, clock: test_clock, ..caravan_node::NodeOptions::default() };
     let t = TestNode { node: Node::open(dir.path(), options).unwrap(), dir };
     let id = t.hotel(2).await;
     let mut hold = stay_hold(&id, 1, 2, 2);

@@ -6,6 +6,7 @@ mod bad_input;
 mod concurrency;
 mod durability;
 mod flow;
+mod network;
 mod replication;
 mod storage_failure;
 

@@ -1,0 +1,291 @@
+//! The libp2p shell around the replication core: the only crate that names
+//! libp2p types.
+//!
+//! Connections are TCP, noise-encrypted and yamux-multiplexed. Envelopes
+//! travel by gossipsub on [`TOPIC`], with libp2p's own message signing off
+//! (our records carry their own signatures), the message id the BLAKE3 hash
+//! of the envelope, and manual validation: the core's verdict decides
+//! whether gossipsub forwards an envelope or penalizes its sender.
+//! Reconciliation and fetches use the request-response protocol
+//! [`RECONCILE_PROTOCOL`]: each `Message` is a request (a big-endian u32
+//! length, then `caravan.v1.ReconcileMessage`) answered by an empty
+//! acknowledgement. identify and ping keep peers described and alive.
+//!
+//! [`run`] only translates: swarm events become [`Event`]s for the node,
+//! the core's [`Action`]s become swarm operations.
+//!
+//! Not yet here (issue 3): QUIC, Kademlia discovery, redialling with
+//! backoff, peer-count limits.
+
+use std::future::Future;
+use std::time::Duration;
+
+use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    gossipsub, identify, identity, noise, ping, request_response, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
+};
+use tokio::sync::mpsc;
+
+pub type Event = caravan_replication::Event<String>;
+pub type Action = caravan_replication::Action<String>;
+
+pub const TOPIC: &str = "caravan/records/1";
+pub const RECONCILE_PROTOCOL: &str = "/caravan/reconcile/1";
+/// Gossipsub's message cap; envelopes are flushed at half of it.
+pub const GOSSIP_BYTES_MAX: usize = 64 * 1024;
+/// The largest request-response frame: a fetch answer is capped at 256 KiB
+/// of records by the core, plus framing.
+pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
+/// A request unanswered for this long fails; the core retries next round.
+const REQUEST_TIMEOUT_S: u64 = 10;
+/// Connections with no stream open stay this long.
+const IDLE_CONNECTION_S: u64 = 120;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("bad address {0:?}: {1}")]
+    Address(String, String),
+    #[error("starting the network: {0}")]
+    Setup(String),
+}
+
+/// Where to listen and whom to dial first, as multiaddr strings
+/// (`/ip4/127.0.0.1/tcp/7171`).
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    pub listen: Vec<String>,
+    pub bootstrap: Vec<String>,
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    gossipsub: gossipsub::Behaviour,
+    reconcile: request_response::Behaviour<ReconcileCodec>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+/// Runs the network until `shutdown` resolves. Reports each address it
+/// listens on through `listening` as it learns them.
+pub async fn run(
+    keypair: identity::Keypair,
+    config: NetConfig,
+    events: mpsc::Sender<Event>,
+    mut actions: mpsc::Receiver<Action>,
+    listening: mpsc::Sender<String>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NetError> {
+    let parse = |text: &String| text.parse::<Multiaddr>().map_err(|e| NetError::Address(text.clone(), e.to_string()));
+    let listen: Vec<Multiaddr> = config.listen.iter().map(parse).collect::<Result<_, _>>()?;
+    let bootstrap: Vec<Multiaddr> = config.bootstrap.iter().map(parse).collect::<Result<_, _>>()?;
+    let topic = gossipsub::IdentTopic::new(TOPIC);
+
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_behaviour(|key| {
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Anonymous)
+                .validate_messages()
+                .message_id_fn(|message: &gossipsub::Message| {
+                    gossipsub::MessageId::new(blake3::hash(&message.data).as_bytes())
+                })
+                .max_transmit_size(GOSSIP_BYTES_MAX)
+                .build()?;
+            let mut gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)?;
+            gossipsub
+                .with_peer_score(gossipsub::PeerScoreParams::default(), gossipsub::PeerScoreThresholds::default())?;
+            let reconcile = request_response::Behaviour::with_codec(
+                ReconcileCodec,
+                [(StreamProtocol::new(RECONCILE_PROTOCOL), request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_S)),
+            );
+            let identify = identify::Behaviour::new(identify::Config::new("/caravan/1".into(), key.public()));
+            Ok(Behaviour { gossipsub, reconcile, identify, ping: ping::Behaviour::default() })
+        })
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(IDLE_CONNECTION_S)))
+        .build();
+    swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| NetError::Setup(e.to_string()))?;
+    for address in listen {
+        swarm.listen_on(address).map_err(|e| NetError::Setup(e.to_string()))?;
+    }
+    for address in bootstrap {
+        if let Err(error) = swarm.dial(address.clone()) {
+            tracing::warn!(%address, %error, "cannot dial a bootstrap peer");
+        }
+    }
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            action = actions.recv() => match action {
+                Some(action) => perform(&mut swarm, &topic, action),
+                None => return Ok(()),
+            },
+            event = swarm.select_next_some() => {
+                if let Some(event) = translate(&mut swarm, event, &listening).await {
+                    if events.send(event).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn perform(swarm: &mut libp2p::Swarm<Behaviour>, topic: &gossipsub::IdentTopic, action: Action) {
+    match action {
+        Action::Gossip(envelope) => {
+            // With no peer subscribed yet the envelope goes nowhere;
+            // reconciliation delivers it later.
+            if let Err(error) = swarm.behaviour_mut().gossipsub.publish(topic.clone(), envelope) {
+                tracing::debug!(%error, "envelope not gossiped");
+            }
+        }
+        Action::Send(peer, message) => match peer.parse::<PeerId>() {
+            Ok(peer) => {
+                swarm.behaviour_mut().reconcile.send_request(&peer, message.encode());
+            }
+            Err(error) => tracing::warn!(%peer, %error, "not a peer id"),
+        },
+        Action::Validated { from, envelope_id, verdict } => {
+            let Ok(from) = from.parse::<PeerId>() else { return };
+            let acceptance = match verdict {
+                caravan_replication::Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+                caravan_replication::Verdict::Reject => gossipsub::MessageAcceptance::Reject,
+            };
+            let id = gossipsub::MessageId::new(&envelope_id);
+            swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &from, acceptance);
+        }
+    }
+}
+
+async fn translate(
+    swarm: &mut libp2p::Swarm<Behaviour>,
+    event: SwarmEvent<BehaviourEvent>,
+    listening: &mpsc::Sender<String>,
+) -> Option<Event> {
+    match event {
+        SwarmEvent::NewListenAddr { address, .. } => {
+            tracing::info!(%address, "p2p listening");
+            let _ = listening.try_send(address.to_string());
+            None
+        }
+        SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } if num_established.get() == 1 => {
+            tracing::debug!(%peer_id, "peer connected");
+            Some(Event::Connected(peer_id.to_string()))
+        }
+        SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            tracing::debug!(%peer_id, "peer disconnected");
+            Some(Event::Disconnected(peer_id.to_string()))
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+            propagation_source,
+            message,
+            ..
+        })) => Some(Event::Gossip { from: propagation_source.to_string(), envelope: message.data }),
+        SwarmEvent::Behaviour(BehaviourEvent::Reconcile(request_response::Event::Message {
+            peer,
+            message: request_response::Message::Request { request, channel, .. },
+            ..
+        })) => {
+            let _ = swarm.behaviour_mut().reconcile.send_response(channel, ());
+            match caravan_replication::Message::decode(&request) {
+                Ok(message) => Some(Event::Message { from: peer.to_string(), message }),
+                Err(reason) => {
+                    tracing::debug!(%peer, %reason, "bad reconcile message");
+                    None
+                }
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Reconcile(request_response::Event::OutboundFailure {
+            peer,
+            error,
+            ..
+        })) => {
+            tracing::debug!(%peer, %error, "reconcile request failed");
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Length-prefixed frames; a request carries an encoded message, a response
+/// is empty.
+#[derive(Clone, Default)]
+struct ReconcileCodec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<Vec<u8>> {
+    let mut length = [0u8; 4];
+    io.read_exact(&mut length).await?;
+    let length = u32::from_be_bytes(length) as usize;
+    if length > FRAME_BYTES_MAX {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"));
+    }
+    let mut frame = vec![0u8; length];
+    io.read_exact(&mut frame).await?;
+    Ok(frame)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, frame: &[u8]) -> std::io::Result<()> {
+    if frame.len() > FRAME_BYTES_MAX {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"));
+    }
+    io.write_all(&(frame.len() as u32).to_be_bytes()).await?;
+    io.write_all(frame).await?;
+    io.close().await
+}
+
+impl request_response::Codec for ReconcileCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = ();
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
+        read_frame(io).await
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<()> {
+        read_frame(io).await.map(|_| ())
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Vec<u8>,
+    ) -> std::io::Result<()> {
+        write_frame(io, &request).await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        (): (),
+    ) -> std::io::Result<()> {
+        write_frame(io, &[]).await
+    }
+}
+
+/// A fresh network identity.
+pub fn generate_keypair() -> identity::Keypair {
+    identity::Keypair::generate_ed25519()
+}
+
+/// The peer id of `keypair`, as the node names peers.
+pub fn peer_id(keypair: &identity::Keypair) -> String {
+    keypair.public().to_peer_id().to_string()
+}

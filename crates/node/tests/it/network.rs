@@ -1,0 +1,43 @@
+//! Two real nodes over libp2p on loopback: an owner's changes reach an
+//! agency's catalog by gossip and reconciliation.
+
+use super::*;
+use caravan_model::AriRun;
+
+fn node_with_fast_rounds() -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    caravan_node::init(dir.path()).unwrap();
+    let replication = caravan_replication::Config { reconcile_interval_ms: 1_000, ..Default::default() };
+    let options = NodeOptions { publish_interval_ms: 5, replication, ..NodeOptions::default() };
+    TestNode { node: Node::open(dir.path(), options).unwrap(), dir }
+}
+
+fn loopback(bootstrap: Vec<String>) -> caravan_net::NetConfig {
+    caravan_net::NetConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".into()], bootstrap }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owners_changes_reach_an_agency_over_libp2p() {
+    let (owner, agency) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let address = owner.node.start_network(loopback(vec![])).await.unwrap().expect("listening");
+    agency.node.start_network(loopback(vec![address])).await.unwrap();
+
+    let id = owner.hotel(3).await;
+    let (status, _) = owner.call("POST", "/api/v1/holds", Some(stay_hold(&id, 2, 4, 2))).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let night = caravan_model::Date::parse(&day(2)).unwrap();
+    let mut left = None;
+    for _ in 0..500 {
+        let reader = caravan_store::open_reader(agency.node.db_path()).unwrap();
+        let runs: Option<Vec<u8>> = reader.query_row("SELECT runs FROM catalog_ari", [], |row| row.get(0)).ok();
+        left = runs
+            .and_then(|r| caravan_catalog::decode_runs(&r))
+            .and_then(|runs| AriRun::find(&runs, night).map(|d| d.available));
+        if left == Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, Some(1), "the agency's catalog shows 3 rooms less the 2 held");
+}
