@@ -63,6 +63,13 @@ pub struct NodeRun {
     /// Address for the HTTP API; overrides `http` in caravan.toml (default 127.0.0.1:7070).
     #[arg(long, env = "CARAVAN_HTTP")]
     pub http: Option<SocketAddr>,
+    /// Multiaddr to listen on for peers, e.g. /ip4/127.0.0.1/tcp/7171; repeatable.
+    /// Adds to `p2p.listen` in caravan.toml.
+    #[arg(long = "p2p", value_name = "MULTIADDR")]
+    pub p2p: Vec<String>,
+    /// Multiaddr of a peer to dial at start; repeatable. Adds to `p2p.bootstrap`.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

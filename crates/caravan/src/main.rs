@@ -77,6 +77,8 @@ fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
     if let Some(http) = args.http {
         config.http = http;
     }
+    config.p2p.listen.extend(args.p2p);
+    config.p2p.bootstrap.extend(args.bootstrap);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let listener =

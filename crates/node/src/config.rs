@@ -14,6 +14,17 @@ pub struct Config {
     /// front before exposing it.
     pub http: SocketAddr,
     pub ledger: LedgerConfig,
+    pub p2p: P2pConfig,
+}
+
+/// Replication with other nodes. Off unless `listen` or `bootstrap` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// Multiaddrs to listen on, e.g. "/ip4/127.0.0.1/tcp/7171".
+    pub listen: Vec<String>,
+    /// Multiaddrs of peers to dial at start.
+    pub bootstrap: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +37,11 @@ pub struct LedgerConfig {
 
 impl Default for Config {
     fn default() -> Config {
-        Config { http: SocketAddr::from(([127, 0, 0, 1], 7070)), ledger: LedgerConfig::default() }
+        Config {
+            http: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            ledger: LedgerConfig::default(),
+            p2p: P2pConfig::default(),
+        }
     }
 }
 

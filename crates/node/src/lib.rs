@@ -34,6 +34,8 @@ pub enum NodeError {
     Store(#[from] caravan_store::StoreError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Net(#[from] caravan_net::NetError),
 }
 
 /// What `init` found or made.
@@ -321,6 +323,12 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let node = Node::open(data_dir, config.into())?;
     tracing::info!(origin = %node.origin(), http = %listener.local_addr()?, "node running");
+    if !config.p2p.listen.is_empty() || !config.p2p.bootstrap.is_empty() {
+        let net = caravan_net::NetConfig { listen: config.p2p.listen.clone(), bootstrap: config.p2p.bootstrap.clone() };
+        if let Some(address) = node.start_network(net).await? {
+            tracing::info!(%address, "replicating with peers");
+        }
+    }
     let (writer_died_tx, writer_died) = tokio::sync::oneshot::channel();
     let stop = {
         let node = node.clone();

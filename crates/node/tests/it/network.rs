@@ -41,3 +41,12 @@ async fn an_owners_changes_reach_an_agency_over_libp2p() {
     }
     assert_eq!(left, Some(1), "the agency's catalog shows 3 rooms less the 2 held");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_with_its_network_running_shuts_down() {
+    let TestNode { node, dir } = node_with_fast_rounds();
+    node.start_network(loopback(vec![])).await.unwrap();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), node.shutdown()).await;
+    assert!(stopped.is_ok(), "shutdown hung");
+    drop(dir);
+}
