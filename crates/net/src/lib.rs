@@ -280,9 +280,9 @@ impl request_response::Codec for ReconcileCodec {
     }
 }
 
-/// A fresh network identity.
-pub fn generate_keypair() -> identity::Keypair {
-    identity::Keypair::generate_ed25519()
+/// The network identity from a stored ed25519 seed.
+pub fn keypair_from_seed(mut seed: [u8; 32]) -> identity::Keypair {
+    identity::Keypair::ed25519_from_bytes(&mut seed).expect("any 32 bytes are an ed25519 secret")
 }
 
 /// The peer id of `keypair`, as the node names peers.

@@ -11,6 +11,9 @@ use std::path::Path;
 use caravan_records::Origin;
 
 pub const KEY_FILE: &str = "node.key";
+/// The node's network identity (its libp2p PeerId), apart from the origin:
+/// the nodes of a replica group will share an origin, never a PeerId.
+pub const NET_KEY_FILE: &str = "net.key";
 
 pub struct NodeKey(SigningKey);
 
@@ -29,17 +32,38 @@ impl NodeKey {
 
     /// Writes a new key file; refuses to overwrite one.
     pub fn create(dir: &Path) -> std::io::Result<NodeKey> {
+        NodeKey::create_named(dir, KEY_FILE)
+    }
+
+    /// Reads the key file, refusing one that others can read.
+    pub fn load(dir: &Path) -> Result<NodeKey, String> {
+        NodeKey::load_named(dir, KEY_FILE)
+    }
+
+    /// The network key: read, or created on first use.
+    pub fn load_or_create_net_key(dir: &Path) -> Result<NodeKey, String> {
+        if dir.join(NET_KEY_FILE).exists() {
+            return NodeKey::load_named(dir, NET_KEY_FILE);
+        }
+        NodeKey::create_named(dir, NET_KEY_FILE).map_err(|e| format!("creating {NET_KEY_FILE}: {e}"))
+    }
+
+    /// The 32-byte secret seed, for building the libp2p identity.
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    fn create_named(dir: &Path, name: &str) -> std::io::Result<NodeKey> {
         let key = NodeKey::generate();
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dir.join(KEY_FILE))?;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dir.join(name))?;
         let hex: String = key.0.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
         writeln!(file, "{hex}")?;
         file.sync_all()?;
         Ok(key)
     }
 
-    /// Reads the key file, refusing one that others can read.
-    pub fn load(dir: &Path) -> Result<NodeKey, String> {
-        let path = dir.join(KEY_FILE);
+    fn load_named(dir: &Path, name: &str) -> Result<NodeKey, String> {
+        let path = dir.join(name);
         let meta = std::fs::metadata(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(format!("{} is readable by other users; run: chmod 600 {}", path.display(), path.display()));

@@ -212,7 +212,9 @@ impl Node {
         let (events_tx, mut events_rx) = mpsc::channel(NET_EVENTS_MAX);
         let (listening_tx, mut listening_rx) = mpsc::channel(8);
         let (stop, stopped) = oneshot::channel::<()>();
-        let keypair = caravan_net::generate_keypair();
+        let data_dir = self.inner.db_path.parent().expect("the database lives in the data directory");
+        let net_key = NodeKey::load_or_create_net_key(data_dir).map_err(NodeError::Setup)?;
+        let keypair = caravan_net::keypair_from_seed(net_key.seed());
         tracing::info!(peer_id = %caravan_net::peer_id(&keypair), "starting the network");
         let net = tokio::spawn(async move {
             let stopped = async {

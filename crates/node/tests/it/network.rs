@@ -43,6 +43,19 @@ async fn an_owners_changes_reach_an_agency_over_libp2p() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_network_identity_survives_a_restart() {
+    let t = node_with_fast_rounds();
+    t.node.start_network(loopback(vec![])).await.unwrap();
+    let key_file = t.dir.path().join(caravan_node::identity::NET_KEY_FILE);
+    let first = std::fs::read(&key_file).unwrap();
+    let t = t.reopen().await;
+    t.node.start_network(loopback(vec![])).await.unwrap();
+    assert_eq!(std::fs::read(&key_file).unwrap(), first, "the same PeerId after a restart");
+    let origin = std::fs::read(t.dir.path().join(caravan_node::identity::KEY_FILE)).unwrap();
+    assert_ne!(origin, first, "the network key is not the origin key");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_node_with_its_network_running_shuts_down() {
     let TestNode { node, dir } = node_with_fast_rounds();
     node.start_network(loopback(vec![])).await.unwrap();
