@@ -127,7 +127,9 @@ pub async fn run(
                 None => return Ok(()),
             },
             event = swarm.select_next_some() => {
-                if let Some(event) = translate(&mut swarm, event, &listening).await {
+                if let Some(event) = translate(&mut swarm, event, &listening) {
+                    // A full node queue pauses the swarm here: backpressure
+                    // reaches the peers instead of a queue growing.
                     if events.send(event).await.is_err() {
                         return Ok(());
                     }
@@ -164,7 +166,7 @@ fn perform(swarm: &mut libp2p::Swarm<Behaviour>, topic: &gossipsub::IdentTopic, 
     }
 }
 
-async fn translate(
+fn translate(
     swarm: &mut libp2p::Swarm<Behaviour>,
     event: SwarmEvent<BehaviourEvent>,
     listening: &mpsc::Sender<String>,
