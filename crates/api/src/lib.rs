@@ -9,10 +9,12 @@
 
 mod dto;
 mod error;
+mod metrics;
 pub mod openapi;
 mod routes;
 
 pub use error::ApiError;
+pub use metrics::{Metric, MetricKind};
 pub use routes::router;
 
 use caravan_ledger::{Command, Ledger, Rejection, Reply};
@@ -42,6 +44,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn now(&self) -> Timestamp;
     /// A random number, for generated ids.
     fn random_u32(&self) -> u32;
+    /// The node's metrics, for `/metrics`.
+    fn metrics(&self) -> Vec<Metric>;
     /// This node's own records with a version above `after_version`, oldest first.
     fn own_records(
         &self,

@@ -30,6 +30,7 @@ const fn op(
 
 pub const OPERATIONS: &[Operation] = &[
     op("get", "/healthz", "Liveness check", None, 200, "Health"),
+    op("get", "/metrics", "Prometheus metrics (text format)", None, 200, "Any"),
     op("get", "/api/v1/listings", "This owner's listings (query: after_id, limit)", None, 200, "ListingList"),
     op("post", "/api/v1/listings", "Create a stay or trip listing", Some("ListingInput"), 201, "Listing"),
     op("get", "/api/v1/listings/{id}", "One listing", None, 200, "Listing"),

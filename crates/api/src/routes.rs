@@ -39,6 +39,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 pub fn router<B: Backend>(backend: B) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::<B>))
         .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/api/v1/listings", get(list_listings::<B>).post(create_listing::<B>))
         .route("/api/v1/listings/{id}", get(get_listing::<B>).put(update_listing::<B>).delete(withdraw_listing::<B>))
@@ -72,6 +73,11 @@ pub fn router<B: Backend>(backend: B) -> Router {
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(backend)
+}
+
+async fn metrics<B: Backend>(State(backend): State<B>) -> Response {
+    let text = crate::metrics::render(&backend.metrics());
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -303,6 +303,70 @@ impl Backend for Node {
         rand::random()
     }
 
+    fn metrics(&self) -> Vec<caravan_api::Metric> {
+        use caravan_api::Metric;
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = &self.inner.stats;
+        let replication = stats.replication.lock().expect("stats lock").clone();
+        let mut metrics = vec![
+            Metric::gauge("caravan_peers", "Connected replication peers.", stats.peers.load(Relaxed) as f64),
+            Metric::counter("caravan_envelopes_received_total", "Gossip envelopes received.", replication.envelopes_in),
+            Metric::counter("caravan_envelopes_sent_total", "Gossip envelopes published.", replication.envelopes_out),
+            Metric::counter(
+                "caravan_records_received_total",
+                "Records received that verified.",
+                replication.records_in,
+            ),
+            Metric::counter(
+                "caravan_records_new_total",
+                "Received records that were newest in their slot.",
+                replication.records_new,
+            ),
+            Metric::counter(
+                "caravan_records_fetched_total",
+                "Records received by reconciliation fetches.",
+                replication.fetched,
+            ),
+            Metric::counter(
+                "caravan_reconcile_rounds_total",
+                "Reconciliation sessions started.",
+                replication.reconcile_rounds,
+            ),
+            Metric::counter(
+                "caravan_reconcile_bytes_total",
+                "Reconciliation frame bytes in and out.",
+                replication.reconcile_bytes,
+            ),
+            Metric::counter(
+                "caravan_replication_actions_dropped_total",
+                "Replication actions dropped because the network lagged.",
+                stats.actions_dropped.load(Relaxed),
+            ),
+            Metric::counter(
+                "caravan_ledger_commands_total",
+                "Ledger commands committed.",
+                stats.commands.load(Relaxed),
+            ),
+            Metric::counter(
+                "caravan_ledger_commits_total",
+                "Ledger transactions (one fsync each).",
+                stats.commits.load(Relaxed),
+            ),
+            Metric::counter(
+                "caravan_publishing_points_total",
+                "Publishing points committed.",
+                stats.publishing_points.load(Relaxed),
+            ),
+        ];
+        for (reason, count) in replication.rejected {
+            metrics.push(
+                Metric::counter("caravan_rejected_total", "Records, envelopes and frames refused, by reason.", count)
+                    .with_label("reason", reason),
+            );
+        }
+        metrics
+    }
+
     async fn own_records(&self, after_version: u64, limit: u32) -> Result<Vec<Verified<Record>>, String> {
         let inner = self.inner.clone();
         let read = move || {

@@ -78,6 +78,10 @@ pub struct WriterStats {
     pub publishing_points: AtomicU64,
     /// Replication actions dropped because the network task lagged.
     pub actions_dropped: AtomicU64,
+    /// Connected replication peers.
+    pub peers: AtomicU64,
+    /// The replication core's counters, as of its last step.
+    pub replication: std::sync::Mutex<caravan_replication::Counters>,
 }
 
 pub struct Writer {
@@ -164,6 +168,8 @@ impl Writer {
             tracing::warn!(%error, "replication events not stored; reconciliation will bring them again");
         }
         self.send_actions();
+        self.stats.peers.store(self.replica.peer_count() as u64, Ordering::Relaxed);
+        *self.stats.replication.lock().expect("stats lock") = self.replica.counters().clone();
     }
 
     fn send_actions(&mut self) {

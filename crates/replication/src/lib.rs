@@ -210,6 +210,11 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         &self.counters
     }
 
+    /// Peers currently connected.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
     /// A peer connected: reconcile with it at once.
     pub fn handle_connected(&mut self, peer: P, now: Timestamp) {
         let state = PeerState { next_reconcile: now, session: None, wanted: VecDeque::new(), fetching_since: None };

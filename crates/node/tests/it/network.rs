@@ -40,6 +40,23 @@ async fn an_owners_changes_reach_an_agency_over_libp2p() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(left, Some(1), "the agency's catalog shows 3 rooms less the 2 held");
+
+    let metrics = |t: &TestNode| {
+        let t = t.node.clone();
+        async move {
+            let response =
+                caravan_api::router(t).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+            String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+        }
+    };
+    let sample = |text: &str, name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (owner_text, agency_text) = (metrics(&owner).await, metrics(&agency).await);
+    assert_eq!(sample(&agency_text, "caravan_peers"), 1.0);
+    assert!(sample(&agency_text, "caravan_records_new_total") >= 2.0, "{agency_text}");
+    assert!(sample(&owner_text, "caravan_ledger_commands_total") >= 3.0, "{owner_text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
