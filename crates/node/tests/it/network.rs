@@ -80,3 +80,56 @@ async fn a_node_with_its_network_running_shuts_down() {
     assert!(stopped.is_ok(), "shutdown hung");
     drop(dir);
 }
+
+/// How many listings a node's catalog holds.
+fn catalog_listings(t: &TestNode) -> u64 {
+    caravan_catalog::db::listing_count(&caravan_store::open_reader(t.node.db_path()).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_was_offline_catches_up() {
+    let (owner, agency) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let address = owner.node.start_network(loopback(vec![])).await.unwrap().expect("listening");
+    agency.node.start_network(loopback(vec![address.clone()])).await.unwrap();
+    owner.hotel(2).await;
+    for _ in 0..500 {
+        if catalog_listings(&agency) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(catalog_listings(&agency), 1);
+
+    // The agency goes away; the owner keeps publishing.
+    let TestNode { node, dir } = agency;
+    node.shutdown().await;
+    for _ in 0..5 {
+        owner.hotel(2).await;
+    }
+
+    // Back with the same identity and data: reconciliation on connect
+    // brings what it missed, gossip or not.
+    let options = NodeOptions {
+        publish_interval_ms: 5,
+        replication: caravan_replication::Config { reconcile_interval_ms: 1_000, ..Default::default() },
+        ..NodeOptions::default()
+    };
+    let agency = TestNode { node: Node::open(dir.path(), options).unwrap(), dir };
+    agency.node.start_network(loopback(vec![address])).await.unwrap();
+    for _ in 0..500 {
+        if catalog_listings(&agency) == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(catalog_listings(&agency), 6);
+    let digest =
+        |t: &TestNode| caravan_catalog::db::digest(&caravan_store::open_reader(t.node.db_path()).unwrap()).unwrap();
+    for _ in 0..200 {
+        if digest(&owner) == digest(&agency) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(digest(&owner), digest(&agency));
+}
