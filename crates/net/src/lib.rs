@@ -14,18 +14,23 @@
 //! [`run`] only translates: swarm events become [`Event`]s for the node,
 //! the core's [`Action`]s become swarm operations.
 //!
-//! Not yet here (issue 3): QUIC, Kademlia discovery, redialling with
-//! backoff, peer-count limits.
+//! Bootstrap peers are redialled with exponential backoff whenever their
+//! connection fails or drops, and connections are capped at [`PEERS_MAX`].
+//!
+//! Not yet here (issue 3): QUIC, Kademlia discovery.
 
 use std::future::Future;
 use std::time::Duration;
 
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    gossipsub, identify, identity, noise, ping, request_response, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
+    connection_limits, gossipsub, identify, identity, noise, ping, request_response, tcp, yamux, Multiaddr, PeerId,
+    StreamProtocol,
 };
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 pub type Event = caravan_replication::Event<String>;
 pub type Action = caravan_replication::Action<String>;
@@ -41,6 +46,13 @@ pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
 const REQUEST_TIMEOUT_S: u64 = 10;
 /// Connections with no stream open stay this long.
 const IDLE_CONNECTION_S: u64 = 120;
+/// Established connections at most (one per peer).
+pub const PEERS_MAX: u32 = 64;
+/// First wait before redialling a bootstrap peer; doubles up to the max.
+const REDIAL_MS_MIN: u64 = 1_000;
+const REDIAL_MS_MAX: u64 = 60_000;
+/// How often due redials are looked at.
+const REDIAL_TICK_MS: u64 = 250;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -60,6 +72,7 @@ pub struct NetConfig {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     reconcile: request_response::Behaviour<ReconcileCodec>,
     identify: identify::Behaviour,
@@ -103,7 +116,12 @@ pub async fn run(
                 request_response::Config::default().with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_S)),
             );
             let identify = identify::Behaviour::new(identify::Config::new("/caravan/1".into(), key.public()));
-            Ok(Behaviour { gossipsub, reconcile, identify, ping: ping::Behaviour::default() })
+            let limits = connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(PEERS_MAX))
+                    .with_max_established_per_peer(Some(1)),
+            );
+            Ok(Behaviour { limits, gossipsub, reconcile, identify, ping: ping::Behaviour::default() })
         })
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(IDLE_CONNECTION_S)))
@@ -112,21 +130,39 @@ pub async fn run(
     for address in listen {
         swarm.listen_on(address).map_err(|e| NetError::Setup(e.to_string()))?;
     }
-    for address in bootstrap {
-        if let Err(error) = swarm.dial(address.clone()) {
-            tracing::warn!(%address, %error, "cannot dial a bootstrap peer");
-        }
-    }
+    let mut bootstrap: Vec<Bootstrap> = bootstrap
+        .into_iter()
+        .map(|address| Bootstrap {
+            address,
+            dialing: None,
+            peer: None,
+            next_dial: Instant::now(),
+            backoff_ms: REDIAL_MS_MIN,
+        })
+        .collect();
+    let mut redial_tick = tokio::time::interval(Duration::from_millis(REDIAL_TICK_MS));
 
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => return Ok(()),
+            _ = redial_tick.tick() => {
+                for peer in bootstrap.iter_mut().filter(|b| b.dialing.is_none() && b.peer.is_none() && b.next_dial <= Instant::now()) {
+                    let options = DialOpts::unknown_peer_id().address(peer.address.clone()).build();
+                    peer.dialing = Some(options.connection_id());
+                    if let Err(error) = swarm.dial(options) {
+                        tracing::debug!(address = %peer.address, %error, "dial failed");
+                        peer.dialing = None;
+                        peer.schedule_redial();
+                    }
+                }
+            }
             action = actions.recv() => match action {
                 Some(action) => perform(&mut swarm, &topic, action),
                 None => return Ok(()),
             },
             event = swarm.select_next_some() => {
+                track_bootstrap(&mut bootstrap, &event);
                 if let Some(event) = translate(&mut swarm, event, &listening) {
                     // A full node queue pauses the swarm here: backpressure
                     // reaches the peers instead of a queue growing.
@@ -136,6 +172,53 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// A bootstrap peer and the state of our link to it.
+struct Bootstrap {
+    address: Multiaddr,
+    /// The dial in flight, if any.
+    dialing: Option<ConnectionId>,
+    /// Who answered at the address, while connected.
+    peer: Option<PeerId>,
+    next_dial: Instant,
+    backoff_ms: u64,
+}
+
+impl Bootstrap {
+    fn schedule_redial(&mut self) {
+        self.next_dial = Instant::now() + Duration::from_millis(self.backoff_ms);
+        self.backoff_ms = (self.backoff_ms * 2).min(REDIAL_MS_MAX);
+    }
+}
+
+/// Follows dials to bootstrap peers: connected, failed (redial later), or
+/// lost (redial later).
+fn track_bootstrap(bootstrap: &mut [Bootstrap], event: &SwarmEvent<BehaviourEvent>) {
+    match event {
+        SwarmEvent::ConnectionEstablished { peer_id, connection_id, .. } => {
+            for peer in bootstrap.iter_mut().filter(|b| b.dialing == Some(*connection_id)) {
+                peer.dialing = None;
+                peer.peer = Some(*peer_id);
+                peer.backoff_ms = REDIAL_MS_MIN;
+            }
+        }
+        SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+            for peer in bootstrap.iter_mut().filter(|b| b.dialing == Some(*connection_id)) {
+                tracing::debug!(address = %peer.address, %error, "bootstrap peer unreachable; redialling later");
+                peer.dialing = None;
+                peer.schedule_redial();
+            }
+        }
+        SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            for peer in bootstrap.iter_mut().filter(|b| b.peer == Some(*peer_id)) {
+                tracing::info!(address = %peer.address, "lost a bootstrap peer; redialling");
+                peer.peer = None;
+                peer.schedule_redial();
+            }
+        }
+        _ => {}
     }
 }
 

@@ -133,3 +133,25 @@ async fn a_node_that_was_offline_catches_up() {
     }
     assert_eq!(digest(&owner), digest(&agency));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bootstrap_peer_that_restarts_is_redialled() {
+    let (owner, agency) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let address = owner.node.start_network(loopback(vec![])).await.unwrap().expect("listening");
+    agency.node.start_network(loopback(vec![address.clone()])).await.unwrap();
+    owner.hotel(2).await;
+
+    // The owner restarts on the same address; the agency must notice the
+    // lost link and dial again.
+    let owner = owner.reopen().await;
+    let listen = caravan_net::NetConfig { listen: vec![address], bootstrap: vec![] };
+    owner.node.start_network(listen).await.unwrap();
+    owner.hotel(2).await;
+    for _ in 0..400 {
+        if catalog_listings(&agency) == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(catalog_listings(&agency), 2, "the listing published after the restart arrived");
+}
