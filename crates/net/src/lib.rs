@@ -1,7 +1,8 @@
 //! The libp2p shell around the replication core: the only crate that names
 //! libp2p types.
 //!
-//! Connections are TCP, noise-encrypted and yamux-multiplexed. Envelopes
+//! Connections are TCP (noise-encrypted, yamux-multiplexed) or QUIC, as
+//! the multiaddrs say (`/tcp/7171`, `/udp/7171/quic-v1`). Envelopes
 //! travel by gossipsub on [`TOPIC`], with libp2p's own message signing off
 //! (our records carry their own signatures), the message id the BLAKE3 hash
 //! of the envelope, and manual validation: the core's verdict decides
@@ -17,7 +18,7 @@
 //! Bootstrap peers are redialled with exponential backoff whenever their
 //! connection fails or drops, and connections are capped at [`PEERS_MAX`].
 //!
-//! Not yet here (issue 3): QUIC, Kademlia discovery.
+//! Not yet here (issue 3): Kademlia discovery.
 
 use std::future::Future;
 use std::time::Duration;
@@ -98,6 +99,7 @@ pub async fn run(
         .with_tokio()
         .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
         .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_quic()
         .with_behaviour(|key| {
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(gossipsub::ValidationMode::Anonymous)

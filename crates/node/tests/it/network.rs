@@ -155,3 +155,20 @@ async fn a_bootstrap_peer_that_restarts_is_redialled() {
     }
     assert_eq!(catalog_listings(&agency), 2, "the listing published after the restart arrived");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_works_over_quic() {
+    let (owner, agency) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let quic = |bootstrap| caravan_net::NetConfig { listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".into()], bootstrap };
+    let address = owner.node.start_network(quic(vec![])).await.unwrap().expect("listening");
+    assert!(address.contains("quic-v1"), "{address}");
+    agency.node.start_network(quic(vec![address])).await.unwrap();
+    owner.hotel(2).await;
+    for _ in 0..400 {
+        if catalog_listings(&agency) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(catalog_listings(&agency), 1);
+}
