@@ -12,6 +12,17 @@ fn node_with_fast_rounds() -> TestNode {
     TestNode { node: Node::open(dir.path(), options).unwrap(), dir }
 }
 
+/// Polls `condition` every 20 ms for up to 10 s; whether it came true.
+async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
 fn loopback(bootstrap: Vec<String>) -> caravan_net::NetConfig {
     caravan_net::NetConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".into()], bootstrap }
 }
@@ -92,12 +103,7 @@ async fn a_node_that_was_offline_catches_up() {
     let address = owner.node.start_network(loopback(vec![])).await.unwrap().expect("listening");
     agency.node.start_network(loopback(vec![address.clone()])).await.unwrap();
     owner.hotel(2).await;
-    for _ in 0..500 {
-        if catalog_listings(&agency) == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(|| catalog_listings(&agency) == 1).await;
     assert_eq!(catalog_listings(&agency), 1);
 
     // The agency goes away; the owner keeps publishing.
@@ -116,21 +122,11 @@ async fn a_node_that_was_offline_catches_up() {
     };
     let agency = TestNode { node: Node::open(dir.path(), options).unwrap(), dir };
     agency.node.start_network(loopback(vec![address])).await.unwrap();
-    for _ in 0..500 {
-        if catalog_listings(&agency) == 6 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(|| catalog_listings(&agency) == 6).await;
     assert_eq!(catalog_listings(&agency), 6);
     let digest =
         |t: &TestNode| caravan_catalog::db::digest(&caravan_store::open_reader(t.node.db_path()).unwrap()).unwrap();
-    for _ in 0..200 {
-        if digest(&owner) == digest(&agency) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(|| digest(&owner) == digest(&agency)).await;
     assert_eq!(digest(&owner), digest(&agency));
 }
 
@@ -147,12 +143,7 @@ async fn a_bootstrap_peer_that_restarts_is_redialled() {
     let listen = caravan_net::NetConfig { listen: vec![address], bootstrap: vec![] };
     owner.node.start_network(listen).await.unwrap();
     owner.hotel(2).await;
-    for _ in 0..400 {
-        if catalog_listings(&agency) == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    eventually(|| catalog_listings(&agency) == 2).await;
     assert_eq!(catalog_listings(&agency), 2, "the listing published after the restart arrived");
 }
 
@@ -164,11 +155,6 @@ async fn replication_works_over_quic() {
     assert!(address.contains("quic-v1"), "{address}");
     agency.node.start_network(quic(vec![address])).await.unwrap();
     owner.hotel(2).await;
-    for _ in 0..400 {
-        if catalog_listings(&agency) == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    eventually(|| catalog_listings(&agency) == 1).await;
     assert_eq!(catalog_listings(&agency), 1);
 }
