@@ -354,9 +354,7 @@ impl Simulation {
     /// Gossip: an accepted envelope goes on to every other neighbour.
     fn forward_if_accepted(&mut self, node: u32, from: u32, bytes: Vec<u8>) {
         let id = *blake3::hash(&bytes).as_bytes();
-        let accepted = self.nodes[node as usize].replica.counters().envelopes_in > 0
-            && self.take_verdict(node, id) == Some(Verdict::Accept);
-        if accepted {
+        if self.take_verdict(node, id) == Some(Verdict::Accept) {
             for peer in self.neighbours[node as usize].clone() {
                 if peer != from {
                     self.send(node, peer, Wire::Gossip(bytes.clone()));
