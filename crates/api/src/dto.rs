@@ -270,6 +270,10 @@ impl ListingInput {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AriInput {
+    /// Names the listing in `POST /api/v1/ari` batches; on
+    /// `PUT /listings/{id}/ari` it may be left out and must match if given.
+    #[serde(default)]
+    pub listing: Option<String>,
     pub from: String,
     /// The day after the last day changed.
     pub to: String,
@@ -294,6 +298,67 @@ impl AriInput {
             stop_sell: self.stop_sell,
         }
     }
+}
+
+/// `POST /api/v1/ari`: many changes in one request, as channel managers
+/// send them. Each is its own ledger command: one refused change does not
+/// stop the others.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AriBatchInput {
+    pub updates: Vec<AriInput>,
+}
+
+/// One change's outcome, in the order sent: `days_changed`, or `error`
+/// and `message` as in an error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AriBatchResult {
+    pub listing: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_changed: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `GET /api/v1/status`: what an operator checks first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub origin: String,
+    /// Connected replication peers.
+    pub peers: u64,
+    /// Records held, of every origin (newest per slot).
+    pub records_held: u64,
+    /// Listings in the local catalog, of every origin.
+    pub catalog_listings: u64,
+    /// Records this node signed since it started.
+    pub records_published: u64,
+    /// Records received from peers that verified, duplicates included.
+    pub records_received: u64,
+    /// Received records that were new here.
+    pub records_new: u64,
+    /// Replication payload bytes received.
+    pub bytes_received: u64,
+    pub replication_lag: LagView,
+    /// Hex BLAKE3 of the catalog; present with `?digest=true` (it reads
+    /// the whole catalog). Equal digests mean equal catalogs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_digest: Option<String>,
+}
+
+/// From a record's signing at its origin to its storing here, over the
+/// records new here since the node started. Quantiles are the upper bounds
+/// of histogram buckets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LagView {
+    pub samples: u64,
+    pub last_ms: u64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
+    /// `[upper bound ms, samples at or below it]`, for merging across nodes.
+    pub buckets: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, Serialize)]

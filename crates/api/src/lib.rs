@@ -7,14 +7,14 @@
 //! kind is a 4xx with `{"error": code, "message": text}`; only our own bugs
 //! and storage failures are 5xx, and those are logged once.
 
-mod dto;
+pub mod dto;
 mod error;
 mod metrics;
 pub mod openapi;
 mod routes;
 
 pub use error::ApiError;
-pub use metrics::{Metric, MetricKind};
+pub use metrics::{Metric, Sample};
 pub use routes::router;
 
 use caravan_ledger::{Command, Ledger, Rejection, Reply};
@@ -46,6 +46,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn random_u32(&self) -> u32;
     /// The node's metrics, for `/metrics`.
     fn metrics(&self) -> Vec<Metric>;
+    /// Peers, records held, replication lag; the catalog digest if asked.
+    fn status(&self, with_digest: bool) -> impl Future<Output = Result<dto::NodeStatus, String>> + Send;
     /// This node's own records with a version above `after_version`, oldest first.
     fn own_records(
         &self,

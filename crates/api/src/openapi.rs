@@ -31,6 +31,22 @@ const fn op(
 pub const OPERATIONS: &[Operation] = &[
     op("get", "/healthz", "Liveness check", None, 200, "Health"),
     op("get", "/metrics", "Prometheus metrics (text format)", None, 200, "Any"),
+    op(
+        "get",
+        "/api/v1/status",
+        "Peers, records held, replication lag (query: digest=true adds the catalog digest)",
+        None,
+        200,
+        "NodeStatus",
+    ),
+    op(
+        "post",
+        "/api/v1/ari",
+        "Many ARI changes at once (up to 1,000), each applied on its own; results in order",
+        Some("AriBatchInput"),
+        200,
+        "AriBatchResults",
+    ),
     op("get", "/api/v1/listings", "This owner's listings (query: after_id, limit)", None, 200, "ListingList"),
     op("post", "/api/v1/listings", "Create a stay or trip listing", Some("ListingInput"), 201, "Listing"),
     op("get", "/api/v1/listings/{id}", "One listing", None, 200, "Listing"),
@@ -176,10 +192,26 @@ fn schemas() -> Value {
         "ListingList": { "type": "object", "properties": { "listings": { "type": "array", "items": schema_ref("Listing") },
             "next_after_id": { "type": ["string", "null"] } } },
         "AriInput": { "type": "object", "required": ["from", "to"], "properties": {
+            "listing": { "type": "string", "description": "required in POST /api/v1/ari batches" },
             "from": date, "to": date, "available": { "type": "integer" }, "price_minor": { "type": "integer" },
             "min_stay": { "type": "integer" }, "max_stay": { "type": "integer" },
             "closed_to_arrival": { "type": "boolean" }, "closed_to_departure": { "type": "boolean" }, "stop_sell": { "type": "boolean" } } },
         "AriChanged": { "type": "object", "properties": { "listing": { "type": "string" }, "days_changed": { "type": "integer" } } },
+        "AriBatchInput": { "type": "object", "required": ["updates"], "properties": {
+            "updates": { "type": "array", "maxItems": 1000, "items": schema_ref("AriInput") } } },
+        "AriBatchResults": { "type": "object", "properties": { "results": { "type": "array", "items": { "type": "object", "properties": {
+            "listing": { "type": "string" }, "days_changed": { "type": "integer" },
+            "error": { "type": "string" }, "message": { "type": "string" } } } } } },
+        "NodeStatus": { "type": "object", "properties": {
+            "origin": { "type": "string" }, "peers": { "type": "integer" }, "records_held": { "type": "integer" },
+            "catalog_listings": { "type": "integer" }, "records_published": { "type": "integer" },
+            "records_received": { "type": "integer" }, "records_new": { "type": "integer" },
+            "bytes_received": { "type": "integer" },
+            "replication_lag": { "type": "object", "properties": {
+                "samples": { "type": "integer" }, "last_ms": { "type": "integer" }, "p50_ms": { "type": "integer" },
+                "p99_ms": { "type": "integer" }, "max_ms": { "type": "integer" },
+                "buckets": { "type": "array", "items": { "type": "array", "items": { "type": "integer" } } } } },
+            "catalog_digest": { "type": "string", "description": "with ?digest=true" } } },
         "Ari": { "type": "object", "properties": { "listing": { "type": "string" }, "currency": { "type": "string" },
             "days": { "type": "array", "items": { "type": "object", "properties": {
                 "date": date, "allotment": { "type": "integer" }, "held": { "type": "integer" }, "booked": { "type": "integer" },

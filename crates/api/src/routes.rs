@@ -44,6 +44,8 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/api/v1/listings", get(list_listings::<B>).post(create_listing::<B>))
         .route("/api/v1/listings/{id}", get(get_listing::<B>).put(update_listing::<B>).delete(withdraw_listing::<B>))
         .route("/api/v1/listings/{id}/ari", get(get_ari::<B>).put(set_ari::<B>))
+        .route("/api/v1/ari", post(set_ari_batch::<B>))
+        .route("/api/v1/status", get(status::<B>))
         .route("/api/v1/holds", post(create_hold::<B>))
         .route("/api/v1/holds/{id}", get(get_hold::<B>))
         .route("/api/v1/holds/{id}/confirm", post(confirm_hold::<B>))
@@ -244,16 +246,89 @@ async fn set_ari<B: Backend>(
 ) -> Result<Json<serde_json::Value>> {
     let id = listing_id(path)?;
     let Json(input) = body?;
-    let command = Command::SetAri {
-        listing: id,
-        from: Date::parse(&input.from)?,
-        to: Date::parse(&input.to)?,
-        patch: input.patch(),
-    };
+    if input.listing.as_deref().is_some_and(|named| named != id.as_str()) {
+        return Err(ApiError::invalid("the body's listing differs from the path's"));
+    }
+    let days = submit_ari(&backend, id.clone(), &input).await?;
+    Ok(Json(json!({ "listing": id.as_str(), "days_changed": days })))
+}
+
+async fn submit_ari<B: Backend>(backend: &B, listing: ListingId, input: &AriInput) -> Result<u32> {
+    let command =
+        Command::SetAri { listing, from: Date::parse(&input.from)?, to: Date::parse(&input.to)?, patch: input.patch() };
     match backend.submit(command).await? {
-        Reply::Ari { listing, days } => Ok(Json(json!({ "listing": listing.as_str(), "days_changed": days }))),
+        Reply::Ari { days, .. } => Ok(days),
         other => Err(ApiError::internal(format!("set_ari answered {other:?}"))),
     }
+}
+
+/// The most changes one `POST /api/v1/ari` may carry.
+pub const ARI_BATCH_MAX: usize = 1_000;
+
+async fn set_ari_batch<B: Backend>(
+    State(backend): State<B>,
+    body: std::result::Result<Json<AriBatchInput>, JsonRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Json(batch) = body?;
+    if batch.updates.is_empty() || batch.updates.len() > ARI_BATCH_MAX {
+        return Err(ApiError::invalid(format!("a batch holds 1-{ARI_BATCH_MAX} updates")));
+    }
+    // Changes to different listings are submitted together and share the
+    // writer's group commits; changes to one listing apply in the order sent.
+    let mut by_listing: std::collections::BTreeMap<Option<String>, Vec<(usize, AriInput)>> = Default::default();
+    for (position, input) in batch.updates.into_iter().enumerate() {
+        by_listing.entry(input.listing.clone()).or_default().push((position, input));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (_, updates) in by_listing {
+        let backend = backend.clone();
+        tasks.spawn(async move {
+            let mut results = Vec::with_capacity(updates.len());
+            for (position, input) in updates {
+                results.push((position, apply_batched_ari(&backend, input).await));
+            }
+            results
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        results.extend(joined.map_err(ApiError::internal)?);
+    }
+    results.sort_by_key(|(position, _)| *position);
+    let results: Vec<AriBatchResult> = results.into_iter().map(|(_, result)| result).collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+async fn apply_batched_ari<B: Backend>(backend: &B, input: AriInput) -> AriBatchResult {
+    let named = input.listing.clone().unwrap_or_default();
+    let outcome = match input.listing.as_deref().map(ListingId::parse) {
+        None => Err(ApiError::invalid("each update names its listing")),
+        Some(Err(e)) => Err(ApiError::invalid(e.to_string())),
+        Some(Ok(id)) => submit_ari(backend, id, &input).await,
+    };
+    match outcome {
+        Ok(days) => AriBatchResult { listing: named, days_changed: Some(days), error: None, message: None },
+        Err(e) => AriBatchResult {
+            listing: named,
+            days_changed: None,
+            error: Some(e.code.to_owned()),
+            message: Some(e.message),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusQuery {
+    #[serde(default)]
+    digest: bool,
+}
+
+async fn status<B: Backend>(
+    State(backend): State<B>,
+    query: std::result::Result<Query<StatusQuery>, QueryRejection>,
+) -> Result<Json<NodeStatus>> {
+    let Query(query) = query?;
+    Ok(Json(backend.status(query.digest).await.map_err(ApiError::internal)?))
 }
 
 fn hold_reply(reply: Reply) -> Result<HoldView> {

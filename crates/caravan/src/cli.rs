@@ -22,8 +22,84 @@ pub enum Command {
     Node(NodeCommand),
     /// Generate a connected peer graph where every peer has at least D neighbours; writes graph.txt.
     Topology(TopologyArgs),
+    /// Run a local cluster: one node process per peer of a graph, on loopback.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Drive ARI changes into running nodes so each publishes signed records.
+    Load(LoadArgs),
     /// Measure throughput; prints a table and writes a flat JSON object.
     Bench(Bench),
+}
+
+/// Where a cluster lives: its members' data directories and `cluster.json`.
+pub const CLUSTER_DIR_DEFAULT: &str = "caravan-cluster";
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start one node per peer of GRAPH (see `caravan topology`), dialling
+    /// along its edges; print their status; stop them all on Ctrl-C.
+    Up(ClusterUp),
+    /// Show each member's peers, records held and replication lag.
+    Status(ClusterStatus),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterUp {
+    /// The graph: one line per undirected edge, `i j`.
+    #[arg(long, default_value = "graph.txt")]
+    pub graph: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterOptions,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterOptions {
+    /// The members' data directories go here (kept between runs).
+    #[arg(long, default_value = CLUSTER_DIR_DEFAULT)]
+    pub dir: PathBuf,
+    /// Member i serves HTTP on BASE_PORT + 2i and p2p on BASE_PORT + 2i + 1.
+    #[arg(long, default_value_t = 17_000)]
+    pub base_port: u16,
+    /// How often each member signs and publishes its changes, ms.
+    #[arg(long, default_value_t = 250)]
+    pub publish_interval_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterStatus {
+    #[arg(long, default_value = CLUSTER_DIR_DEFAULT)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadShape {
+    /// seed: RATE events/s per node; world: RATE events/s in total.
+    #[arg(long, value_enum, default_value = "seed")]
+    pub mode: crate::load::Mode,
+    /// Events per second (per node in seed mode, in total in world mode).
+    #[arg(long, default_value_t = 1_200.0)]
+    pub rate: f64,
+    /// About how long each signed record is, bytes.
+    #[arg(long, default_value_t = 300)]
+    pub bytes: usize,
+    /// Listings per node the events walk (default: one per event per second).
+    #[arg(long)]
+    pub listings: Option<u32>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub shape: LoadShape,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
+    /// The cluster to load (its `cluster.json`), unless --node is given.
+    #[arg(long, default_value = CLUSTER_DIR_DEFAULT)]
+    pub cluster: PathBuf,
+    /// A node's HTTP address to load instead; repeatable.
+    #[arg(long = "node", value_name = "ADDR")]
+    pub nodes: Vec<SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,6 +160,65 @@ pub enum Scenario {
     Ledger(LedgerBench),
     /// Records verified + stored + applied to the catalog per second on one core.
     Records(RecordsBench),
+    /// A local cluster under load: CPU, memory, bytes and propagation latency per node.
+    Sync(SyncBench),
+    /// How fast a node that was offline while others published catches up.
+    Catchup(CatchupBench),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncBench {
+    /// Where to write the JSON result.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    pub peers: u32,
+    #[arg(long, default_value_t = 3)]
+    pub degree: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub shape: LoadShape,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+    /// First port; see `cluster up`.
+    #[arg(long, default_value_t = 17_000)]
+    pub base_port: u16,
+    /// The nodes' publishing interval, ms (default: 250 in seed mode,
+    /// 10 in world mode so most records are signed one by one).
+    #[arg(long)]
+    pub publish_interval_ms: Option<u64>,
+    /// Directory for the cluster (a temporary one by default).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CatchupBench {
+    /// Where to write the JSON result (fields catchup_s, records_missing).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    pub peers: u32,
+    #[arg(long, default_value_t = 3)]
+    pub degree: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The others' load while the node is offline (world mode by default).
+    #[command(flatten)]
+    pub shape: LoadShape,
+    /// Seconds the node stays offline while the others publish.
+    #[arg(long, default_value_t = 600)]
+    pub offline: u64,
+    #[arg(long, default_value_t = 17_000)]
+    pub base_port: u16,
+    /// Directory for the cluster (a temporary one by default).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,6 +6,8 @@
 
 mod bench;
 mod cli;
+mod cluster;
+mod load;
 
 use anyhow::Context;
 use clap::Parser;
@@ -40,6 +42,9 @@ fn run(args: cli::Args) -> anyhow::Result<()> {
         }
         cli::Command::Node(cli::NodeCommand::Run(run)) => node_run(run),
         cli::Command::Topology(args) => topology(args),
+        cli::Command::Cluster(cli::ClusterCommand::Up(args)) => cluster_up(args),
+        cli::Command::Cluster(cli::ClusterCommand::Status(args)) => cluster_status(args),
+        cli::Command::Load(args) => load(args),
         cli::Command::Bench(bench) => bench::run(bench),
     }
 }
@@ -67,6 +72,90 @@ fn topology(args: cli::TopologyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
+}
+
+/// How long `cluster up` waits for every member to answer and find its peers.
+const CLUSTER_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn cluster_up(args: cli::ClusterUp) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.graph).with_context(|| format!("reading {}", args.graph.display()))?;
+    let graph = caravan_topology::Graph::parse(&text).with_context(|| format!("parsing {}", args.graph.display()))?;
+    let options = cluster::Options {
+        dir: args.cluster.dir.clone(),
+        base_port: args.cluster.base_port,
+        publish_interval_ms: args.cluster.publish_interval_ms,
+    };
+    runtime()?.block_on(async {
+        let client = load::client()?;
+        let mut running = cluster::Cluster::up(&graph, &options)?;
+        println!("starting {} nodes in {} ...", graph.peers(), options.dir.display());
+        running.wait_ready(&client, &graph, CLUSTER_READY_TIMEOUT).await?;
+        let statuses = cluster::statuses(&client, running.members(), false).await;
+        print!("{}", cluster::status_table(running.members(), &statuses));
+        println!(
+            "all {} nodes ready; `caravan cluster status --dir {}` shows them; Ctrl-C stops them",
+            graph.peers(),
+            options.dir.display()
+        );
+        let mut watch = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = watch.tick() => {
+                    for (index, how) in running.exited() {
+                        eprintln!("node {index} exited ({how}); see its node.log");
+                    }
+                }
+            }
+        }
+        println!("stopping {} nodes ...", graph.peers());
+        running.down()?;
+        println!("stopped");
+        Ok(())
+    })
+}
+
+fn cluster_status(args: cli::ClusterStatus) -> anyhow::Result<()> {
+    let members = cluster::load_members(&args.dir)?;
+    runtime()?.block_on(async {
+        let statuses = cluster::statuses(&load::client()?, &members, false).await;
+        print!("{}", cluster::status_table(&members, &statuses));
+        Ok(())
+    })
+}
+
+fn load(args: cli::LoadArgs) -> anyhow::Result<()> {
+    let nodes = if args.nodes.is_empty() {
+        cluster::load_members(&args.cluster)?.iter().map(|m| m.http).collect()
+    } else {
+        args.nodes
+    };
+    let plan = load::Plan {
+        mode: args.shape.mode,
+        rate: args.shape.rate,
+        record_bytes: args.shape.bytes,
+        duration: std::time::Duration::from_secs(args.duration),
+        listings: args.shape.listings,
+    };
+    runtime()?.block_on(async {
+        let client = load::client()?;
+        println!("preparing {} listings on each of {} nodes ...", plan.listings_per_node(nodes.len()), nodes.len());
+        load::prepare(&client, &nodes, &plan).await?;
+        println!("sending {:.0} events/s per node for {} s ...", plan.rate_per_node(nodes.len()), args.duration);
+        let report = load::run(&client, &nodes, &plan).await?;
+        println!(
+            "sent {} events in {:.1} s ({:.0}/s); {} failed",
+            report.events_sent, report.seconds, report.events_per_s, report.events_failed
+        );
+        if let Some(error) = report.first_error {
+            println!("first failure: {error}");
+        }
+        Ok(())
+    })
+}
+
 fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
     let data_dir = args.data_dir;
     let initialized = caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
@@ -79,8 +168,7 @@ fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
     }
     config.p2p.listen.extend(args.p2p);
     config.p2p.bootstrap.extend(args.bootstrap);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(async move {
+    runtime()?.block_on(async move {
         let listener =
             tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
         println!("caravan node: http://{} (data in {})", listener.local_addr()?, data_dir.display());

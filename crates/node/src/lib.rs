@@ -338,6 +338,23 @@ impl Backend for Node {
                 replication.reconcile_bytes,
             ),
             Metric::counter(
+                "caravan_replication_bytes_received_total",
+                "Replication payload bytes received: envelopes, reconciliation frames, fetched records.",
+                replication.bytes_in,
+            ),
+            Metric::histogram(
+                "caravan_replication_lag_seconds",
+                "From a record's signing at its origin to its storing here, for records new here.",
+                replication.lag.cumulative().map(|(bound_ms, total)| (bound_ms as f64 / 1000.0, total)).collect(),
+                replication.lag.sum_ms() as f64 / 1000.0,
+                replication.lag.count(),
+            ),
+            Metric::gauge(
+                "caravan_replication_lag_last_seconds",
+                "The replication lag of the last record new here.",
+                replication.lag.last_ms() as f64 / 1000.0,
+            ),
+            Metric::counter(
                 "caravan_replication_actions_dropped_total",
                 "Replication actions dropped because the network lagged.",
                 stats.actions_dropped.load(Relaxed),
@@ -365,6 +382,42 @@ impl Backend for Node {
             );
         }
         metrics
+    }
+
+    async fn status(&self, with_digest: bool) -> Result<caravan_api::dto::NodeStatus, String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let inner = self.inner.clone();
+        let read = move || -> Result<_, caravan_store::StoreError> {
+            let conn = inner.reader.lock().expect("reader lock");
+            let records_held = caravan_store::records::count(&conn)?;
+            let catalog_listings = caravan_catalog::db::listing_count(&conn)?;
+            let digest = if with_digest { Some(hex::encode(caravan_catalog::db::digest(&conn)?)) } else { None };
+            Ok((records_held, catalog_listings, digest))
+        };
+        let (records_held, catalog_listings, catalog_digest) =
+            tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let stats = &self.inner.stats;
+        let replication = stats.replication.lock().expect("stats lock").clone();
+        let lag = &replication.lag;
+        Ok(caravan_api::dto::NodeStatus {
+            origin: self.inner.origin.to_hex(),
+            peers: stats.peers.load(Relaxed),
+            records_held,
+            catalog_listings,
+            records_published: stats.records_published.load(Relaxed),
+            records_received: replication.records_in,
+            records_new: replication.records_new,
+            bytes_received: replication.bytes_in,
+            replication_lag: caravan_api::dto::LagView {
+                samples: lag.count(),
+                last_ms: lag.last_ms(),
+                p50_ms: lag.quantile_ms(0.5),
+                p99_ms: lag.quantile_ms(0.99),
+                max_ms: lag.max_ms(),
+                buckets: lag.cumulative().collect(),
+            },
+            catalog_digest,
+        })
     }
 
     async fn own_records(&self, after_version: u64, limit: u32) -> Result<Vec<Verified<Record>>, String> {

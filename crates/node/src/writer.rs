@@ -76,6 +76,8 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     /// Publishing points committed; at most one per commit.
     pub publishing_points: AtomicU64,
+    /// Records this node signed.
+    pub records_published: AtomicU64,
     /// Replication actions dropped because the network task lagged.
     pub actions_dropped: AtomicU64,
     /// Connected replication peers.
@@ -249,6 +251,7 @@ impl Writer {
                 self.stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats.publishing_points.fetch_add(published as u64, Ordering::Relaxed);
+                self.stats.records_published.fetch_add(step.published.len() as u64, Ordering::Relaxed);
                 for (request, reply) in batch.into_iter().zip(replies) {
                     // The client may have gone away; the command stands.
                     let _ = request.reply.send(Ok(reply));

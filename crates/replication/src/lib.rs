@@ -28,8 +28,11 @@
 //! passes in. Generic over the peer id, so the simulator and libp2p drive
 //! the same code.
 
+mod lag;
 mod store;
 mod wire;
+
+pub use lag::{LagHistogram, LAG_BUCKETS_MS};
 
 pub use store::{MemoryStore, Put, RecordStore};
 pub use wire::MESSAGE_ITEMS_MAX;
@@ -143,6 +146,11 @@ pub struct Counters {
     pub reconcile_rounds: u64,
     pub reconcile_bytes: u64,
     pub fetched: u64,
+    /// Payload bytes received: envelopes, reconciliation frames and fetched
+    /// records (not transport framing or gossipsub control messages).
+    pub bytes_in: u64,
+    /// From a record's signing to its storing here, for records new here.
+    pub lag: LagHistogram,
 }
 
 struct Session {
@@ -267,6 +275,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         store: &mut S,
     ) -> Result<(), S::Error> {
         self.counters.envelopes_in += 1;
+        self.counters.bytes_in += bytes.len() as u64;
         let envelope_id = *blake3::hash(bytes).as_bytes();
         let verdict = match self.accept_envelope(&from, bytes, now, store)? {
             Ok(()) => Verdict::Accept,
@@ -325,6 +334,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         match message {
             Message::ReconcileQuery { session, frame } => {
                 self.counters.reconcile_bytes += frame.len() as u64;
+                self.counters.bytes_in += frame.len() as u64;
                 let index = self.index(store)?;
                 let reply = Negentropy::owned(index, RECONCILE_FRAME_BYTES_MAX).and_then(|mut n| n.reconcile(&frame));
                 match reply {
@@ -350,6 +360,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 if let Some(peer) = self.peers.get_mut(&from) {
                     peer.fetching_since = None;
                 }
+                self.counters.bytes_in += records.iter().map(|r| r.len() as u64).sum::<u64>();
                 let mut decoded = Vec::with_capacity(records.len());
                 for bytes in records.iter().take(self.config.fetch_ids_max) {
                     match caravan_records::decode_signed(bytes) {
@@ -453,9 +464,11 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.counters.records_in += records.len() as u64;
         for record in records {
             let origin = record.origin;
+            let signed_at = record.time;
             match store.put(record, now)? {
                 Put::New => {
                     self.counters.records_new += 1;
+                    self.counters.lag.record(now.ms() - signed_at.ms());
                     self.index = None;
                 }
                 Put::Old => {}
@@ -515,6 +528,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
 
     fn continue_session(&mut self, from: P, session_id: u64, frame: &[u8], now: Timestamp) {
         self.counters.reconcile_bytes += frame.len() as u64;
+        self.counters.bytes_in += frame.len() as u64;
         let Some(state) = self.peers.get_mut(&from) else { return };
         let Some(session) = state.session.as_mut().filter(|s| s.id == session_id) else { return };
         let (mut have, mut need) = (Vec::new(), Vec::new());

@@ -5,8 +5,11 @@
 //! The drivers spawn their own client tasks: they stand in for the many
 //! HTTP clients of a real node, outside it.
 
+mod catchup;
 mod ledger;
+mod proc_stats;
 mod records;
+mod sync;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
@@ -18,6 +21,8 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
     let (name, json_path, result) = match bench.scenario {
         Scenario::Ledger(args) => ("ledger", args.json.clone(), ledger::run(&args)?),
         Scenario::Records(args) => ("records", args.json.clone(), records::run(&args)?),
+        Scenario::Sync(args) => ("sync", args.json.clone(), sync::run(&args)?),
+        Scenario::Catchup(args) => ("catchup", args.json.clone(), catchup::run(&args)?),
     };
     print_table(name, &result);
     if let Some(path) = json_path {
@@ -31,11 +36,17 @@ fn print_table(name: &str, result: &Map<String, Value>) {
     let width = result.keys().map(String::len).max().unwrap_or(0);
     println!("bench {name}");
     for (key, value) in result {
-        let shown = match value {
-            Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or_default()),
-            other => other.to_string(),
-        };
-        println!("  {key:<width$}  {shown}");
+        match value {
+            Value::Number(n) if n.is_f64() => println!("  {key:<width$}  {:.2}", n.as_f64().unwrap_or_default()),
+            // Per-node detail: one compact line each.
+            Value::Array(rows) => {
+                println!("  {key}:");
+                for row in rows {
+                    println!("    {row}");
+                }
+            }
+            other => println!("  {key:<width$}  {other}"),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! temporary directory. Requests go through `router(node).oneshot(...)`:
 //! no socket needed.
 
+mod ari_batch;
 mod bad_input;
 mod concurrency;
 mod durability;

@@ -1,0 +1,84 @@
+//! `caravan bench catchup`: one member of a local cluster is stopped while
+//! the others publish for `--offline` seconds, then restarted; the figure
+//! is the time from its restart until its catalog digest equals the
+//! others', which includes its start-up and its reconciliation rounds.
+//!
+//! `records_missing` is what the returning node stored as new after its
+//! restart: exactly the records it had missed (its counters start at zero).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Map, Value};
+
+use super::sync::{wait_converged, Snapshot, CONVERGE_TIMEOUT};
+use super::BenchDir;
+use crate::cli::CatchupBench;
+use crate::cluster::{self, Cluster};
+use crate::load::{self, Mode, Plan};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest the returning node gets to catch up.
+const CATCHUP_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub fn run(args: &CatchupBench) -> anyhow::Result<Map<String, Value>> {
+    if args.peers < 2 {
+        bail!("catch-up needs at least 2 peers");
+    }
+    let graph = caravan_topology::generate(args.peers, args.degree, args.seed)?;
+    let dir = BenchDir::new(args.dir.as_deref())?;
+    let plan = Plan {
+        mode: args.shape.mode,
+        rate: args.shape.rate,
+        record_bytes: args.shape.bytes,
+        duration: Duration::from_secs(args.offline),
+        listings: args.shape.listings,
+    };
+    let publish_interval_ms = match plan.mode {
+        Mode::Seed => 250,
+        Mode::World => 10,
+    };
+    let options = cluster::Options { dir: dir.path().to_owned(), base_port: args.base_port, publish_interval_ms };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = load::client()?;
+        let mut cluster = Cluster::up(&graph, &options)?;
+        cluster.wait_ready(&client, &graph, READY_TIMEOUT).await?;
+        let all = cluster.http_addresses();
+        load::prepare(&client, &all, &plan).await?;
+        wait_converged(&client, cluster.members(), CONVERGE_TIMEOUT)
+            .await?
+            .context("no convergence after preparing")?;
+
+        let offline = all.len() - 1;
+        eprintln!("stopping node {offline}; the others publish for {} s", args.offline);
+        cluster.stop(offline)?;
+        let others: Vec<_> = cluster.members()[..offline].to_vec();
+        let before = Snapshot::take(&client, &others).await?;
+        let load_report = load::run(&client, &all[..offline], &plan).await?;
+        wait_converged(&client, &others, CONVERGE_TIMEOUT).await?.context("the others did not converge")?;
+        let after = Snapshot::take(&client, &others).await?;
+        let published: u64 =
+            after.0.iter().zip(&before.0).map(|(a, b)| a.records_published.saturating_sub(b.records_published)).sum();
+
+        eprintln!("restarting node {offline}");
+        let restarted = Instant::now();
+        cluster.start(offline)?;
+        let everyone = cluster.members().to_vec();
+        let caught_up = wait_converged(&client, &everyone, CATCHUP_TIMEOUT).await?;
+        let catchup_s = restarted.elapsed().as_secs_f64();
+        let returning = Snapshot::take(&client, &everyone[offline..]).await?;
+        drop(cluster);
+
+        let mut result = Map::new();
+        result.insert("mode".into(), json!(plan.mode));
+        result.insert("peers".into(), json!(args.peers));
+        result.insert("offline_s".into(), json!(args.offline));
+        result.insert("events_sent".into(), json!(load_report.events_sent));
+        result.insert("records_published_offline".into(), json!(published));
+        result.insert("records_missing".into(), json!(returning.0[0].records_new));
+        result.insert("converged".into(), json!(caught_up.is_some()));
+        result.insert("catchup_s".into(), json!(catchup_s));
+        Ok(result)
+    })
+}

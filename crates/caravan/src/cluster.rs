@@ -1,0 +1,281 @@
+//! `caravan cluster`: one node process per peer of a topology graph, on
+//! loopback, each with its own data directory and ports, dialling its
+//! neighbours along the graph's edges.
+//!
+//! The cluster directory holds `node-<i>/` (data, `caravan.toml`,
+//! `node.log`) and `cluster.json`, which `cluster status` reads. Members
+//! are stopped with SIGINT, as Ctrl-C would, so each finishes its queued
+//! work and closes its database cleanly.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use caravan_api::dto::NodeStatus;
+use caravan_topology::Graph;
+use serde::{Deserialize, Serialize};
+
+pub const STATE_FILE: &str = "cluster.json";
+/// How long a member gets to stop after SIGINT before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub dir: PathBuf,
+    /// Member `i` serves HTTP on `base_port + 2i` and p2p on `base_port + 2i + 1`.
+    pub base_port: u16,
+    pub publish_interval_ms: u64,
+}
+
+/// One member as `cluster.json` records it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Member {
+    pub index: u32,
+    pub pid: u32,
+    pub http: SocketAddr,
+    pub p2p: String,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    members: Vec<Member>,
+}
+
+/// Running member processes; stops them all when dropped.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: PathBuf,
+    members: Vec<Member>,
+    children: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    /// Prepares every member's data directory and configuration, then
+    /// starts them all. Data from an earlier run in `dir` is kept.
+    pub fn up(graph: &Graph, options: &Options) -> anyhow::Result<Cluster> {
+        let peers = graph.peers();
+        let last_port = options.base_port as u32 + 2 * peers;
+        if last_port > u16::MAX as u32 {
+            bail!("{peers} peers need ports up to {last_port}: lower --base-port");
+        }
+        let port = |i: u32, offset: u32| (options.base_port as u32 + 2 * i + offset) as u16;
+        let p2p = |i: u32| format!("/ip4/127.0.0.1/tcp/{}", port(i, 1));
+        let mut members = Vec::with_capacity(peers as usize);
+        for i in 0..peers {
+            let http = SocketAddr::from(([127, 0, 0, 1], port(i, 0)));
+            for address in [http, SocketAddr::from(([127, 0, 0, 1], port(i, 1)))] {
+                std::net::TcpListener::bind(address)
+                    .with_context(|| format!("port {} is taken: choose another --base-port", address.port()))?;
+            }
+            let data_dir = options.dir.join(format!("node-{i}"));
+            caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
+            let mut config = caravan_node::Config::load(&data_dir).map_err(anyhow::Error::msg)?;
+            config.http = http;
+            config.ledger.publish_interval_ms = options.publish_interval_ms;
+            config.p2p.listen = vec![p2p(i)];
+            // Each edge is dialled once, by its higher end.
+            config.p2p.bootstrap = graph.neighbours(i).into_iter().filter(|&j| j < i).map(p2p).collect();
+            config.validate().map_err(anyhow::Error::msg)?;
+            std::fs::write(data_dir.join(caravan_node::config::CONFIG_FILE), config.to_toml())?;
+            members.push(Member { index: i, pid: 0, http, p2p: p2p(i), data_dir });
+        }
+        let children = members.iter().map(|_| None).collect();
+        let mut cluster = Cluster { dir: options.dir.clone(), members, children };
+        for i in 0..peers as usize {
+            cluster.start(i)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn http_addresses(&self) -> Vec<SocketAddr> {
+        self.members.iter().map(|m| m.http).collect()
+    }
+
+    /// Starts member `i` (again), logging to its `node.log`.
+    pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
+        let member = &mut self.members[i];
+        let log_path = member.data_dir.join("node.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let exe = std::env::current_exe().context("finding the caravan executable")?;
+        let child = std::process::Command::new(exe)
+            .arg("node")
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&member.data_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting node {i}"))?;
+        member.pid = child.id();
+        self.children[i] = Some(child);
+        self.save()
+    }
+
+    /// Stops member `i` with SIGINT, killing it if it has not ended in time.
+    pub fn stop(&mut self, i: usize) -> anyhow::Result<()> {
+        let Some(mut child) = self.children[i].take() else { return Ok(()) };
+        interrupt(child.id());
+        let deadline = Instant::now() + STOP_GRACE;
+        while child.try_wait()?.is_none() {
+            if Instant::now() >= deadline {
+                eprintln!("node {i} did not stop within {STOP_GRACE:?}; killing it");
+                child.kill()?;
+                child.wait()?;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Stops every member: all are interrupted first, so they stop in parallel.
+    pub fn down(&mut self) -> anyhow::Result<()> {
+        for child in self.children.iter().flatten() {
+            interrupt(child.id());
+        }
+        for i in 0..self.children.len() {
+            self.stop(i)?;
+        }
+        Ok(())
+    }
+
+    /// Members whose process has ended, with how it ended.
+    pub fn exited(&mut self) -> Vec<(u32, String)> {
+        let mut exited = Vec::new();
+        for (member, slot) in self.members.iter().zip(self.children.iter_mut()) {
+            if let Some(child) = slot {
+                if let Ok(Some(status)) = child.try_wait() {
+                    exited.push((member.index, status.to_string()));
+                    *slot = None;
+                }
+            }
+        }
+        exited
+    }
+
+    /// Waits until every running member answers and has at least as many
+    /// peers as the graph gives it.
+    pub async fn wait_ready(&self, client: &reqwest::Client, graph: &Graph, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let statuses = statuses(client, &self.members, false).await;
+            let waiting: Vec<u32> = self
+                .members
+                .iter()
+                .zip(&statuses)
+                .filter(|(m, s)| match s {
+                    Ok(status) => status.peers < graph.neighbours(m.index).len() as u64,
+                    Err(_) => true,
+                })
+                .map(|(m, _)| m.index)
+                .collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("nodes {waiting:?} not ready after {timeout:?}; see their node.log in {}", self.dir.display());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        let state = State { members: self.members.clone() };
+        let path = self.dir.join(STATE_FILE);
+        std::fs::write(&path, serde_json::to_string_pretty(&state)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Err(error) = self.down() {
+            eprintln!("stopping the cluster: {error:#}");
+        }
+    }
+}
+
+fn interrupt(pid: u32) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    // It may have ended already; then there is nothing to do.
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
+}
+
+/// The members `cluster up` recorded in `dir`.
+pub fn load_members(dir: &Path) -> anyhow::Result<Vec<Member>> {
+    let path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is a cluster running from {}?)", path.display(), dir.display()))?;
+    let state: State = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(state.members)
+}
+
+/// Every member's `/api/v1/status`, in member order.
+pub async fn statuses(
+    client: &reqwest::Client,
+    members: &[Member],
+    with_digest: bool,
+) -> Vec<anyhow::Result<NodeStatus>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (position, member) in members.iter().enumerate() {
+        let url = format!("http://{}/api/v1/status?digest={with_digest}", member.http);
+        let client = client.clone();
+        tasks.spawn(async move {
+            let answer = async {
+                let response = client.get(&url).timeout(Duration::from_secs(30)).send().await?;
+                let response = response.error_for_status()?;
+                Ok::<_, anyhow::Error>(response.json::<NodeStatus>().await?)
+            };
+            (position, answer.await)
+        });
+    }
+    let mut answers: Vec<(usize, anyhow::Result<NodeStatus>)> = Vec::with_capacity(members.len());
+    while let Some(joined) = tasks.join_next().await {
+        answers.push(joined.unwrap_or_else(|e| (usize::MAX, Err(anyhow::anyhow!("status task failed: {e}")))));
+    }
+    answers.sort_by_key(|(position, _)| *position);
+    answers.into_iter().map(|(_, answer)| answer).collect()
+}
+
+/// A table of the members' state; `behind` counts the records the member
+/// holds fewer than the fullest member.
+pub fn status_table(members: &[Member], statuses: &[anyhow::Result<NodeStatus>]) -> String {
+    use std::fmt::Write;
+    let most = statuses.iter().flatten().map(|s| s.records_held).max().unwrap_or(0);
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{:>4} {:>8} {:<21} {:>5} {:>9} {:>9} {:>7} {:>11} {:>10}",
+        "node", "pid", "http", "peers", "records", "listings", "behind", "lag_last_ms", "lag_p99_ms"
+    )
+    .expect("writing to a String");
+    for (member, status) in members.iter().zip(statuses) {
+        let line = match status {
+            Ok(s) => format!(
+                "{:>4} {:>8} {:<21} {:>5} {:>9} {:>9} {:>7} {:>11} {:>10}",
+                member.index,
+                member.pid,
+                member.http,
+                s.peers,
+                s.records_held,
+                s.catalog_listings,
+                most.saturating_sub(s.records_held),
+                s.replication_lag.last_ms,
+                s.replication_lag.p99_ms
+            ),
+            Err(error) => format!("{:>4} {:>8} {:<21} down: {error:#}", member.index, member.pid, member.http),
+        };
+        writeln!(out, "{line}").expect("writing to a String");
+    }
+    out
+}
