@@ -338,8 +338,13 @@ pub struct NodeStatus {
     pub records_received: u64,
     /// Received records that were new here.
     pub records_new: u64,
-    /// Replication payload bytes received.
+    /// Replication payload bytes received: envelopes, reconciliation
+    /// frames, fetched records.
     pub bytes_received: u64,
+    /// Bytes read from peers' TCP connections: payload plus encryption,
+    /// multiplexing, gossip control and duplicate deliveries.
+    #[serde(default)]
+    pub transport_bytes_received: u64,
     pub replication_lag: LagView,
     /// Hex BLAKE3 of the catalog; present with `?digest=true` (it reads
     /// the whole catalog). Equal digests mean equal catalogs.

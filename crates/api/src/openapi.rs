@@ -206,7 +206,7 @@ fn schemas() -> Value {
             "origin": { "type": "string" }, "peers": { "type": "integer" }, "records_held": { "type": "integer" },
             "catalog_listings": { "type": "integer" }, "records_published": { "type": "integer" },
             "records_received": { "type": "integer" }, "records_new": { "type": "integer" },
-            "bytes_received": { "type": "integer" },
+            "bytes_received": { "type": "integer" }, "transport_bytes_received": { "type": "integer" },
             "replication_lag": { "type": "object", "properties": {
                 "samples": { "type": "integer" }, "last_ms": { "type": "integer" }, "p50_ms": { "type": "integer" },
                 "p99_ms": { "type": "integer" }, "max_ms": { "type": "integer" },

@@ -79,6 +79,8 @@ impl Cluster {
             config.p2p.listen = vec![p2p(i)];
             // Each edge is dialled once, by its higher end.
             config.p2p.bootstrap = graph.neighbours(i).into_iter().filter(|&j| j < i).map(p2p).collect();
+            // The graph is the experiment: no peers beyond its edges.
+            config.p2p.discovery = false;
             config.validate().map_err(anyhow::Error::msg)?;
             std::fs::write(data_dir.join(caravan_node::config::CONFIG_FILE), config.to_toml())?;
             members.push(Member { index: i, pid: 0, http, p2p: p2p(i), data_dir });

@@ -18,17 +18,28 @@
 //! Bootstrap peers are redialled with exponential backoff whenever their
 //! connection fails or drops, and connections are capped at [`PEERS_MAX`].
 //!
-//! Not yet here (issue 3): Kademlia discovery.
+//! Discovery (on unless `NetConfig::discovery` is off): Kademlia on
+//! [`KAD_PROTOCOL`] learns peers' addresses from identify, and every
+//! [`DISCOVERY_INTERVAL_S`] a random walk (closest peers to a random id)
+//! finds more; they are dialled while the node has fewer than
+//! `peers_target` peers. Local clusters turn it off to keep the graph they
+//! were given.
+
+mod traffic;
+
+pub use traffic::Traffic;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    connection_limits, gossipsub, identify, identity, noise, ping, request_response, tcp, yamux, Multiaddr, PeerId,
-    StreamProtocol,
+    connection_limits, gossipsub, identify, identity, kad, noise, ping, request_response, tcp, yamux, Multiaddr,
+    PeerId, StreamProtocol,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -38,6 +49,12 @@ pub type Action = caravan_replication::Action<String>;
 
 pub const TOPIC: &str = "caravan/records/1";
 pub const RECONCILE_PROTOCOL: &str = "/caravan/reconcile/1";
+pub const KAD_PROTOCOL: &str = "/caravan/kad/1";
+/// How often a random walk looks for more peers.
+const DISCOVERY_INTERVAL_S: u64 = 30;
+const FIRST_WALK_S: u64 = 2;
+/// Peers a node dials discovered peers up to, by default.
+pub const PEERS_TARGET_DEFAULT: u32 = 8;
 /// Gossipsub's message cap; envelopes are flushed at half of it.
 pub const GOSSIP_BYTES_MAX: usize = 64 * 1024;
 /// The largest request-response frame: a fetch answer is capped at 256 KiB
@@ -65,10 +82,29 @@ pub enum NetError {
 
 /// Where to listen and whom to dial first, as multiaddr strings
 /// (`/ip4/127.0.0.1/tcp/7171`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NetConfig {
     pub listen: Vec<String>,
     pub bootstrap: Vec<String>,
+    /// Where TCP connections count their bytes.
+    pub traffic: Arc<Traffic>,
+    /// Kademlia discovery; off, the node talks only to bootstrap peers and
+    /// to those that dial it.
+    pub discovery: bool,
+    /// Discovered peers are dialled while the node has fewer peers than this.
+    pub peers_target: u32,
+}
+
+impl Default for NetConfig {
+    fn default() -> NetConfig {
+        NetConfig {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            traffic: Arc::default(),
+            discovery: true,
+            peers_target: PEERS_TARGET_DEFAULT,
+        }
+    }
 }
 
 #[derive(NetworkBehaviour)]
@@ -78,6 +114,7 @@ struct Behaviour {
     reconcile: request_response::Behaviour<ReconcileCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    kademlia: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
 }
 
 /// Runs the network until `shutdown` resolves. Reports each address it
@@ -95,11 +132,19 @@ pub async fn run(
     let bootstrap: Vec<Multiaddr> = config.bootstrap.iter().map(parse).collect::<Result<_, _>>()?;
     let topic = gossipsub::IdentTopic::new(TOPIC);
 
+    let traffic = config.traffic.clone();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-        .map_err(|e| NetError::Setup(e.to_string()))?
         .with_quic()
+        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            use libp2p::Transport as _;
+            Ok(tcp::tokio::Transport::new(tcp::Config::default())
+                .map(move |stream, _| traffic::Counted::new(stream, traffic))
+                .upgrade(libp2p::core::upgrade::Version::V1)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default()))
+        })
+        .map_err(|e| NetError::Setup(e.to_string()))?
         .with_behaviour(|key| {
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(gossipsub::ValidationMode::Anonymous)
@@ -123,7 +168,26 @@ pub async fn run(
                     .with_max_established(Some(PEERS_MAX))
                     .with_max_established_per_peer(Some(1)),
             );
-            Ok(Behaviour { limits, gossipsub, reconcile, identify, ping: ping::Behaviour::default() })
+            let kademlia = config.discovery.then(|| {
+                let id = key.public().to_peer_id();
+                let mut kademlia = kad::Behaviour::with_config(
+                    id,
+                    kad::store::MemoryStore::new(id),
+                    kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+                );
+                // Answer queries even without a confirmed public address
+                // (loopback clusters, private networks).
+                kademlia.set_mode(Some(kad::Mode::Server));
+                kademlia
+            });
+            Ok(Behaviour {
+                limits,
+                gossipsub,
+                reconcile,
+                identify,
+                ping: ping::Behaviour::default(),
+                kademlia: kademlia.into(),
+            })
         })
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(IDLE_CONNECTION_S)))
@@ -143,6 +207,10 @@ pub async fn run(
         })
         .collect();
     let mut redial_tick = tokio::time::interval(Duration::from_millis(REDIAL_TICK_MS));
+    // The first walk waits for the bootstrap dials to connect.
+    let first_walk = Instant::now() + Duration::from_secs(FIRST_WALK_S);
+    let mut discovery_tick = tokio::time::interval_at(first_walk, Duration::from_secs(DISCOVERY_INTERVAL_S));
+    let peers_target = config.peers_target;
 
     tokio::pin!(shutdown);
     loop {
@@ -159,13 +227,18 @@ pub async fn run(
                     }
                 }
             }
+            _ = discovery_tick.tick() => {
+                if let Some(kademlia) = swarm.behaviour_mut().kademlia.as_mut() {
+                    kademlia.get_closest_peers(PeerId::random());
+                }
+            }
             action = actions.recv() => match action {
                 Some(action) => perform(&mut swarm, &topic, action),
                 None => return Ok(()),
             },
             event = swarm.select_next_some() => {
                 track_bootstrap(&mut bootstrap, &event);
-                if let Some(event) = translate(&mut swarm, event, &listening) {
+                if let Some(event) = translate(&mut swarm, event, &listening, peers_target) {
                     // A full node queue pauses the swarm here: backpressure
                     // reaches the peers instead of a queue growing.
                     if events.send(event).await.is_err() {
@@ -255,8 +328,34 @@ fn translate(
     swarm: &mut libp2p::Swarm<Behaviour>,
     event: SwarmEvent<BehaviourEvent>,
     listening: &mpsc::Sender<String>,
+    peers_target: u32,
 ) -> Option<Event> {
     match event {
+        SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+            let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
+            if let Some(kademlia) = swarm.behaviour_mut().kademlia.as_mut().filter(|_| speaks_kad) {
+                for address in info.listen_addrs {
+                    kademlia.add_address(&peer_id, address);
+                }
+            }
+            None
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Kademlia(kad::Event::OutboundQueryProgressed {
+            result: kad::QueryResult::GetClosestPeers(Ok(found)),
+            ..
+        })) => {
+            for peer in found.peers {
+                let connected = swarm.connected_peers().count() as u32;
+                if connected >= peers_target {
+                    break;
+                }
+                if peer.peer_id != *swarm.local_peer_id() && !swarm.is_connected(&peer.peer_id) {
+                    tracing::debug!(peer_id = %peer.peer_id, "dialling a discovered peer");
+                    let _ = swarm.dial(DialOpts::peer_id(peer.peer_id).addresses(peer.addrs).build());
+                }
+            }
+            None
+        }
         SwarmEvent::NewListenAddr { address, .. } => {
             tracing::info!(%address, "p2p listening");
             let _ = listening.try_send(address.to_string());

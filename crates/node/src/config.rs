@@ -18,13 +18,28 @@ pub struct Config {
 }
 
 /// Replication with other nodes. Off unless `listen` or `bootstrap` is set.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct P2pConfig {
     /// Multiaddrs to listen on, e.g. "/ip4/127.0.0.1/tcp/7171".
     pub listen: Vec<String>,
     /// Multiaddrs of peers to dial at start.
     pub bootstrap: Vec<String>,
+    /// Find more peers through Kademlia, beyond the bootstrap peers.
+    pub discovery: bool,
+    /// Discovered peers are dialled while the node has fewer than this.
+    pub peers_target: u32,
+}
+
+impl Default for P2pConfig {
+    fn default() -> P2pConfig {
+        P2pConfig {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            discovery: true,
+            peers_target: caravan_net::PEERS_TARGET_DEFAULT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

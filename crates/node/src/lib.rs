@@ -110,6 +110,8 @@ struct Inner {
     /// Becomes true when the writer thread ends, however it ends.
     writer_stopped: tokio::sync::watch::Receiver<bool>,
     network: Mutex<Option<Network>>,
+    /// Bytes on the network's TCP connections.
+    traffic: Arc<caravan_net::Traffic>,
 }
 
 /// The running network task and the task feeding its events to the writer.
@@ -171,6 +173,7 @@ impl Node {
             writer_thread,
             writer_stopped,
             network: Mutex::new(None),
+            traffic: Arc::default(),
         };
         Ok(Node { inner: Arc::new(inner) })
     }
@@ -205,7 +208,8 @@ impl Node {
 
     /// Starts replicating with peers over libp2p. Returns the first address
     /// the node listens on, if it listens at all.
-    pub async fn start_network(&self, config: caravan_net::NetConfig) -> Result<Option<String>, NodeError> {
+    pub async fn start_network(&self, mut config: caravan_net::NetConfig) -> Result<Option<String>, NodeError> {
+        config.traffic = self.inner.traffic.clone();
         let actions =
             self.take_replication_actions().ok_or_else(|| NodeError::Setup("the network is already running".into()))?;
         let listens = !config.listen.is_empty();
@@ -342,6 +346,16 @@ impl Backend for Node {
                 "Replication payload bytes received: envelopes, reconciliation frames, fetched records.",
                 replication.bytes_in,
             ),
+            Metric::counter(
+                "caravan_transport_bytes_received_total",
+                "Bytes read from peers' TCP connections (encryption, multiplexing and gossip overhead included).",
+                self.inner.traffic.bytes_in(),
+            ),
+            Metric::counter(
+                "caravan_transport_bytes_sent_total",
+                "Bytes written to peers' TCP connections.",
+                self.inner.traffic.bytes_out(),
+            ),
             Metric::histogram(
                 "caravan_replication_lag_seconds",
                 "From a record's signing at its origin to its storing here, for records new here.",
@@ -408,6 +422,7 @@ impl Backend for Node {
             records_received: replication.records_in,
             records_new: replication.records_new,
             bytes_received: replication.bytes_in,
+            transport_bytes_received: self.inner.traffic.bytes_in(),
             replication_lag: caravan_api::dto::LagView {
                 samples: lag.count(),
                 last_ms: lag.last_ms(),
@@ -443,7 +458,13 @@ pub async fn run(
     let node = Node::open(data_dir, config.into())?;
     tracing::info!(origin = %node.origin(), http = %listener.local_addr()?, "node running");
     if !config.p2p.listen.is_empty() || !config.p2p.bootstrap.is_empty() {
-        let net = caravan_net::NetConfig { listen: config.p2p.listen.clone(), bootstrap: config.p2p.bootstrap.clone() };
+        let net = caravan_net::NetConfig {
+            listen: config.p2p.listen.clone(),
+            bootstrap: config.p2p.bootstrap.clone(),
+            discovery: config.p2p.discovery,
+            peers_target: config.p2p.peers_target,
+            ..Default::default()
+        };
         if let Some(address) = node.start_network(net).await? {
             tracing::info!(%address, "replicating with peers");
         }

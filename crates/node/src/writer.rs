@@ -135,7 +135,10 @@ impl Writer {
             if batch.is_empty() && !expire_due && !(publish_due && self.has_unpublished()) {
                 continue;
             }
-            if self.commit(batch, expire_due, publish_due, now) {
+            // A point that left changes behind (it is bounded) is followed
+            // by the next one at once, so a busy node publishes every change
+            // instead of falling behind at one point per interval.
+            if self.commit(batch, expire_due, publish_due, now) && !self.has_unpublished() {
                 last_publish = now;
             }
         }

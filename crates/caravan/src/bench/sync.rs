@@ -125,7 +125,9 @@ fn summarize(
     out.insert("cpu_pct_median".into(), json!(quantile(&sorted_medians, 0.5)));
     out.insert("cpu_pct_max".into(), json!(all_samples.last().copied().unwrap_or(0.0)));
     out.insert("rss_mb_max".into(), json!(rss_mb.iter().copied().fold(0.0, f64::max)));
-    out.insert("bytes_in_per_record".into(), json!(per_record(delta(|s| s.bytes_received))));
+    // On the wire, duplicates and every protocol layer included.
+    out.insert("bytes_in_per_record".into(), json!(per_record(delta(|s| s.transport_bytes_received))));
+    out.insert("payload_bytes_in_per_record".into(), json!(per_record(delta(|s| s.bytes_received))));
     if let Some(bytes) = loopback_bytes {
         out.insert("loopback_bytes_per_record".into(), json!(per_record(bytes)));
     }
@@ -271,6 +273,7 @@ mod tests {
             records_received: received,
             records_new: new,
             bytes_received: bytes,
+            transport_bytes_received: bytes * 2,
             replication_lag: LagView {
                 samples: lag.last().map_or(0, |&(_, t)| t),
                 buckets: lag.to_vec(),
@@ -286,7 +289,8 @@ mod tests {
         let after = Snapshot(vec![status(300, 450, 150_000, &[(100, 280), (500, 300)])]);
         let cpu = vec![vec![1.0, 3.0, 2.0]];
         let out = summarize(&before, &after, &cpu, &[40.0], None);
-        assert_eq!(out["bytes_in_per_record"], json!(500.0));
+        assert_eq!(out["bytes_in_per_record"], json!(1000.0));
+        assert_eq!(out["payload_bytes_in_per_record"], json!(500.0));
         assert_eq!(out["duplicates_per_record"], json!(0.5));
         assert_eq!(out["latency_p50_ms"], json!(100));
         assert_eq!(out["latency_p99_ms"], json!(500));

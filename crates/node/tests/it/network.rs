@@ -24,7 +24,7 @@ async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
 }
 
 fn loopback(bootstrap: Vec<String>) -> caravan_net::NetConfig {
-    caravan_net::NetConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".into()], bootstrap }
+    caravan_net::NetConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".into()], bootstrap, ..Default::default() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -68,6 +68,32 @@ async fn an_owners_changes_reach_an_agency_over_libp2p() {
     assert_eq!(sample(&agency_text, "caravan_peers"), 1.0);
     assert!(sample(&agency_text, "caravan_records_new_total") >= 2.0, "{agency_text}");
     assert!(sample(&owner_text, "caravan_ledger_commands_total") >= 3.0, "{owner_text}");
+    assert!(sample(&agency_text, "caravan_transport_bytes_received_total") > 0.0, "{agency_text}");
+    assert!(sample(&agency_text, "caravan_replication_lag_seconds_count") >= 2.0, "{agency_text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peers_find_each_other_through_kademlia() {
+    let (hub, b, c) = (node_with_fast_rounds(), node_with_fast_rounds(), node_with_fast_rounds());
+    let address = hub.node.start_network(loopback(vec![])).await.unwrap().expect("listening");
+    b.node.start_network(loopback(vec![address.clone()])).await.unwrap();
+    c.node.start_network(loopback(vec![address])).await.unwrap();
+    let peers = |t: &TestNode| t.node.stats().peers.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(eventually(|| peers(&b) == 2 && peers(&c) == 2).await, "b has {} peers, c {}", peers(&b), peers(&c));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_discovery_a_node_keeps_to_its_bootstrap_peers() {
+    let (hub, b, c) = (node_with_fast_rounds(), node_with_fast_rounds(), node_with_fast_rounds());
+    let alone = |bootstrap| caravan_net::NetConfig { discovery: false, ..loopback(bootstrap) };
+    let address = hub.node.start_network(alone(vec![])).await.unwrap().expect("listening");
+    b.node.start_network(alone(vec![address.clone()])).await.unwrap();
+    c.node.start_network(alone(vec![address])).await.unwrap();
+    let peers = |t: &TestNode| t.node.stats().peers.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(eventually(|| peers(&hub) == 2).await);
+    // Past the first random walk (2 s after start), nothing more connects.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!((peers(&b), peers(&c)), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -140,7 +166,7 @@ async fn a_bootstrap_peer_that_restarts_is_redialled() {
     // The owner restarts on the same address; the agency must notice the
     // lost link and dial again.
     let owner = owner.reopen().await;
-    let listen = caravan_net::NetConfig { listen: vec![address], bootstrap: vec![] };
+    let listen = caravan_net::NetConfig { listen: vec![address], ..Default::default() };
     owner.node.start_network(listen).await.unwrap();
     owner.hotel(2).await;
     eventually(|| catalog_listings(&agency) == 2).await;
@@ -150,7 +176,11 @@ async fn a_bootstrap_peer_that_restarts_is_redialled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replication_works_over_quic() {
     let (owner, agency) = (node_with_fast_rounds(), node_with_fast_rounds());
-    let quic = |bootstrap| caravan_net::NetConfig { listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".into()], bootstrap };
+    let quic = |bootstrap| caravan_net::NetConfig {
+        listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".into()],
+        bootstrap,
+        ..Default::default()
+    };
     let address = owner.node.start_network(quic(vec![])).await.unwrap().expect("listening");
     assert!(address.contains("quic-v1"), "{address}");
     agency.node.start_network(quic(vec![address])).await.unwrap();
