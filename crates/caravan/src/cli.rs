@@ -87,6 +87,19 @@ pub struct LoadShape {
     pub listings: Option<u32>,
 }
 
+impl LoadShape {
+    /// This load, run for `seconds`.
+    pub fn plan(&self, seconds: u64) -> crate::load::Plan {
+        crate::load::Plan {
+            mode: self.mode,
+            rate: self.rate,
+            record_bytes: self.bytes,
+            duration: std::time::Duration::from_secs(seconds),
+            listings: self.listings,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     #[command(flatten)]
@@ -166,17 +179,31 @@ pub enum Scenario {
     Catchup(CatchupBench),
 }
 
+/// The local cluster a network benchmark runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchCluster {
+    #[arg(long, default_value_t = 10)]
+    pub peers: u32,
+    #[arg(long, default_value_t = 3)]
+    pub degree: u32,
+    /// The topology's seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// First port; see `cluster up`.
+    #[arg(long, default_value_t = 17_000)]
+    pub base_port: u16,
+    /// Directory for the cluster (a temporary one by default).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct SyncBench {
     /// Where to write the JSON result.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    #[arg(long, default_value_t = 10)]
-    pub peers: u32,
-    #[arg(long, default_value_t = 3)]
-    pub degree: u32,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub cluster: BenchCluster,
     #[command(flatten)]
     pub shape: LoadShape,
     /// Seconds of load.
@@ -185,16 +212,10 @@ pub struct SyncBench {
     /// Seconds of load before measuring starts.
     #[arg(long, default_value_t = 5)]
     pub warmup: u64,
-    /// First port; see `cluster up`.
-    #[arg(long, default_value_t = 17_000)]
-    pub base_port: u16,
     /// The nodes' publishing interval, ms (default: 250 in seed mode,
     /// 10 in world mode so most records are signed one by one).
     #[arg(long)]
     pub publish_interval_ms: Option<u64>,
-    /// Directory for the cluster (a temporary one by default).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -202,23 +223,15 @@ pub struct CatchupBench {
     /// Where to write the JSON result (fields catchup_s, records_missing).
     #[arg(long)]
     pub json: Option<PathBuf>,
-    #[arg(long, default_value_t = 10)]
-    pub peers: u32,
-    #[arg(long, default_value_t = 3)]
-    pub degree: u32,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// The others' load while the node is offline (world mode by default).
+    #[command(flatten)]
+    pub cluster: BenchCluster,
+    /// The others' load while the node is offline (BENCHMARKS.md uses
+    /// `--mode world`).
     #[command(flatten)]
     pub shape: LoadShape,
     /// Seconds the node stays offline while the others publish.
     #[arg(long, default_value_t = 600)]
     pub offline: u64,
-    #[arg(long, default_value_t = 17_000)]
-    pub base_port: u16,
-    /// Directory for the cluster (a temporary one by default).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -45,6 +45,18 @@ pub enum Mode {
     World,
 }
 
+impl Mode {
+    /// The nodes' publishing interval the mode is meant for: seed nodes
+    /// bundle a quarter second of changes; world nodes publish nearly every
+    /// change on its own, as the world's many small origins would.
+    pub fn publish_interval_ms(self) -> u64 {
+        match self {
+            Mode::Seed => 250,
+            Mode::World => 10,
+        }
+    }
+}
+
 /// What to drive; the same for `caravan load` and the benchmarks.
 #[derive(Clone, Debug)]
 pub struct Plan {

@@ -132,13 +132,7 @@ fn load(args: cli::LoadArgs) -> anyhow::Result<()> {
     } else {
         args.nodes
     };
-    let plan = load::Plan {
-        mode: args.shape.mode,
-        rate: args.shape.rate,
-        record_bytes: args.shape.bytes,
-        duration: std::time::Duration::from_secs(args.duration),
-        listings: args.shape.listings,
-    };
+    let plan = args.shape.plan(args.duration);
     runtime()?.block_on(async {
         let client = load::client()?;
         println!("preparing {} listings on each of {} nodes ...", plan.listings_per_node(nodes.len()), nodes.len());

@@ -79,15 +79,6 @@ impl LagHistogram {
         }
         self.max_ms
     }
-
-    /// Adds another node's samples to these.
-    pub fn merge(&mut self, other: &LagHistogram) {
-        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
-            *mine += theirs;
-        }
-        self.sum_ms = self.sum_ms.saturating_add(other.sum_ms);
-        self.max_ms = self.max_ms.max(other.max_ms);
-    }
 }
 
 #[cfg(test)]
@@ -113,13 +104,11 @@ mod tests {
     }
 
     #[test]
-    fn cumulative_counts_and_merge() {
+    fn cumulative_counts() {
         let mut a = LagHistogram::default();
         a.record(7);
         a.record(7);
-        let mut b = LagHistogram::default();
-        b.record(90);
-        a.merge(&b);
+        a.record(90);
         let buckets: Vec<_> = a.cumulative().take(6).collect();
         assert_eq!(buckets, [(5, 0), (10, 2), (25, 2), (50, 2), (75, 2), (100, 3)]);
         assert_eq!(a.cumulative().count(), LAG_BUCKETS_MS.len());

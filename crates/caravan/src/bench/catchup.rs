@@ -11,44 +11,24 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
-use super::sync::{wait_converged, Snapshot, CONVERGE_TIMEOUT};
-use super::BenchDir;
+use super::sync::{wait_converged, BenchNet, Snapshot, CONVERGE_TIMEOUT};
 use crate::cli::CatchupBench;
-use crate::cluster::{self, Cluster};
-use crate::load::{self, Mode, Plan};
+use crate::load;
 
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest the returning node gets to catch up.
 const CATCHUP_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub fn run(args: &CatchupBench) -> anyhow::Result<Map<String, Value>> {
-    if args.peers < 2 {
+    if args.cluster.peers < 2 {
         bail!("catch-up needs at least 2 peers");
     }
-    let graph = caravan_topology::generate(args.peers, args.degree, args.seed)?;
-    let dir = BenchDir::new(args.dir.as_deref())?;
-    let plan = Plan {
-        mode: args.shape.mode,
-        rate: args.shape.rate,
-        record_bytes: args.shape.bytes,
-        duration: Duration::from_secs(args.offline),
-        listings: args.shape.listings,
-    };
-    let publish_interval_ms = match plan.mode {
-        Mode::Seed => 250,
-        Mode::World => 10,
-    };
-    let options = cluster::Options { dir: dir.path().to_owned(), base_port: args.base_port, publish_interval_ms };
+    let plan = args.shape.plan(args.offline);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let client = load::client()?;
-        let mut cluster = Cluster::up(&graph, &options)?;
-        cluster.wait_ready(&client, &graph, READY_TIMEOUT).await?;
+        let mut net = BenchNet::start(&args.cluster, &plan, plan.mode.publish_interval_ms(), &client).await?;
+        let cluster = &mut net.cluster;
         let all = cluster.http_addresses();
-        load::prepare(&client, &all, &plan).await?;
-        wait_converged(&client, cluster.members(), CONVERGE_TIMEOUT)
-            .await?
-            .context("no convergence after preparing")?;
 
         let offline = all.len() - 1;
         eprintln!("stopping node {offline}; the others publish for {} s", args.offline);
@@ -68,11 +48,11 @@ pub fn run(args: &CatchupBench) -> anyhow::Result<Map<String, Value>> {
         let caught_up = wait_converged(&client, &everyone, CATCHUP_TIMEOUT).await?;
         let catchup_s = restarted.elapsed().as_secs_f64();
         let returning = Snapshot::take(&client, &everyone[offline..]).await?;
-        drop(cluster);
+        drop(net);
 
         let mut result = Map::new();
         result.insert("mode".into(), json!(plan.mode));
-        result.insert("peers".into(), json!(args.peers));
+        result.insert("peers".into(), json!(args.cluster.peers));
         result.insert("offline_s".into(), json!(args.offline));
         result.insert("events_sent".into(), json!(load_report.events_sent));
         result.insert("records_published_offline".into(), json!(published));

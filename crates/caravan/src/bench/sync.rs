@@ -14,9 +14,9 @@ use caravan_api::dto::NodeStatus;
 use serde_json::{json, Map, Value};
 
 use super::{proc_stats, quantile, BenchDir};
-use crate::cli::SyncBench;
+use crate::cli::{BenchCluster, SyncBench};
 use crate::cluster::{self, Cluster, Member};
-use crate::load::{self, Mode, Plan};
+use crate::load::{self, Plan};
 
 /// How long the cluster gets to converge after the load stops.
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -26,33 +26,16 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 pub fn run(args: &SyncBench) -> anyhow::Result<Map<String, Value>> {
-    let graph = caravan_topology::generate(args.peers, args.degree, args.seed)?;
-    let dir = BenchDir::new(args.dir.as_deref())?;
-    let plan = Plan {
-        mode: args.shape.mode,
-        rate: args.shape.rate,
-        record_bytes: args.shape.bytes,
-        duration: Duration::from_secs(args.warmup + args.duration),
-        listings: args.shape.listings,
-    };
-    let publish_interval_ms = args.publish_interval_ms.unwrap_or(match plan.mode {
-        Mode::Seed => 250,
-        Mode::World => 10,
-    });
-    let options = cluster::Options { dir: dir.path().to_owned(), base_port: args.base_port, publish_interval_ms };
+    let plan = args.shape.plan(args.warmup + args.duration);
+    let publish_interval_ms = args.publish_interval_ms.unwrap_or(plan.mode.publish_interval_ms());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let client = load::client()?;
-        let cluster = Cluster::up(&graph, &options)?;
-        cluster.wait_ready(&client, &graph, READY_TIMEOUT).await?;
+        let net = BenchNet::start(&args.cluster, &plan, publish_interval_ms, &client).await?;
+        let cluster = &net.cluster;
         let nodes = cluster.http_addresses();
-        eprintln!("{} nodes up; preparing {} listings each", nodes.len(), plan.listings_per_node(nodes.len()));
-        load::prepare(&client, &nodes, &plan).await?;
-        wait_converged(&client, cluster.members(), CONVERGE_TIMEOUT)
-            .await?
-            .context("no convergence after preparing")?;
 
-        let sampler = Sampler::start(&cluster, Duration::from_secs(args.warmup));
+        let sampler = Sampler::start(cluster, Duration::from_secs(args.warmup));
         let loopback_before = proc_stats::loopback_bytes();
         let before = Snapshot::take(&client, cluster.members()).await?;
         eprintln!(
@@ -70,12 +53,12 @@ pub fn run(args: &SyncBench) -> anyhow::Result<Map<String, Value>> {
         let cpu = sampler.stop().await;
         let rss_mb: Vec<f64> =
             cluster.members().iter().map(|m| proc_stats::peak_rss_mb(m.pid).unwrap_or(0.0)).collect();
-        drop(cluster);
+        drop(net);
 
         let mut result = Map::new();
         result.insert("mode".into(), json!(plan.mode));
-        result.insert("peers".into(), json!(args.peers));
-        result.insert("degree".into(), json!(args.degree));
+        result.insert("peers".into(), json!(args.cluster.peers));
+        result.insert("degree".into(), json!(args.cluster.degree));
         result.insert("rate_per_node".into(), json!(plan.rate_per_node(nodes.len())));
         result.insert("record_bytes".into(), json!(load::record_size(load::runs_for(plan.record_bytes))));
         result.insert("publish_interval_ms".into(), json!(publish_interval_ms));
@@ -145,6 +128,33 @@ fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     quantile(&sorted, 0.5)
+}
+
+/// A benchmark's cluster: started, its load listings laid out, converged.
+/// The cluster is declared before its directory, so it stops first.
+pub struct BenchNet {
+    pub cluster: Cluster,
+    _dir: BenchDir,
+}
+
+impl BenchNet {
+    pub async fn start(
+        spec: &BenchCluster,
+        plan: &Plan,
+        publish_interval_ms: u64,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<BenchNet> {
+        let graph = caravan_topology::generate(spec.peers, spec.degree, spec.seed)?;
+        let dir = BenchDir::new(spec.dir.as_deref())?;
+        let options = cluster::Options { dir: dir.path().to_owned(), base_port: spec.base_port, publish_interval_ms };
+        let cluster = Cluster::up(&graph, &options)?;
+        cluster.wait_ready(client, &graph, READY_TIMEOUT).await?;
+        let nodes = cluster.http_addresses();
+        eprintln!("{} nodes up; preparing {} listings each", nodes.len(), plan.listings_per_node(nodes.len()));
+        load::prepare(client, &nodes, plan).await?;
+        wait_converged(client, cluster.members(), CONVERGE_TIMEOUT).await?.context("no convergence after preparing")?;
+        Ok(BenchNet { cluster, _dir: dir })
+    }
 }
 
 /// Every member's status, in member order; fails if one does not answer.
