@@ -46,6 +46,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ),
     ("caravan-test-utils", &["caravan-model"]),
     ("caravan-topology", &["caravan-model"]),
+    ("caravan-search", &["caravan-model"]),
     ("caravan-replication", &["caravan-model", "caravan-records"]),
     ("caravan-net", &["caravan-replication"]),
     (
@@ -57,7 +58,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
 
 /// Pure crates: no IO, no clock, no randomness from the environment.
 const CORE_CRATES: &[&str] =
-    &["caravan-model", "caravan-records", "caravan-ledger", "caravan-publish", "caravan-topology"];
+    &["caravan-model", "caravan-records", "caravan-ledger", "caravan-publish", "caravan-topology", "caravan-search"];
 
 /// Dependencies a core crate must not have.
 const IO_DEPS: &[&str] = &["tokio", "rusqlite", "axum", "libp2p", "openraft", "hyper", "tower", "tower-http"];

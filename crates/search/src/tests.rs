@@ -1,0 +1,257 @@
+//! The index on small hand-made catalogs: stays in two cities, and a
+//! three-operator trip across time zones with an overnight leg.
+
+// Prices are written as euros_cents.
+#![allow(clippy::inconsistent_digit_grouping)]
+
+use std::collections::BTreeMap;
+
+use caravan_model::*;
+
+use crate::*;
+
+type Origin = u8;
+
+fn d(day: i32) -> Date {
+    Date::from_days(20_000 + day)
+}
+
+fn open(price: i64, available: u32) -> AriDay {
+    AriDay { available, price_minor: price, ..AriDay::default() }
+}
+
+fn nights(from: i32, to: i32, day: AriDay) -> Vec<AriRun> {
+    AriRun::encode((from..to).map(|n| (d(n), day)))
+}
+
+fn hotel(id: &str, city: &str, lat: f64, lon: f64, amenities: &[&str]) -> Listing {
+    let mut listing = caravan_test_utils::stay(id, city, 10);
+    if let ListingDetails::Stay(stay) = &mut listing.details {
+        stay.location = GeoPoint::from_degrees(lat, lon).unwrap();
+        stay.amenities = amenities.iter().map(|a| a.to_string()).collect();
+    }
+    listing
+}
+
+fn lyon_query() -> StayQuery {
+    StayQuery {
+        place: Place::City { city: "lyon".into(), country: Some("FR".into()) },
+        check_in: d(0),
+        check_out: d(2),
+        guests: 2,
+        units: 1,
+        total_min_minor: None,
+        total_max_minor: None,
+        amenities: Vec::new(),
+        sort: StaySort::Price,
+        limit: 10,
+    }
+}
+
+fn stays_index() -> SearchIndex<Origin> {
+    let mut index = SearchIndex::new();
+    index.put_listing(&1, "a", hotel("a", "Lyon", 45.76, 4.83, &["wifi", "pool"]));
+    index.put_ari(&1, "a", nights(0, 10, open(120_00, 3)));
+    index.put_listing(&2, "b", hotel("b", "Lyon", 45.75, 4.85, &["wifi"]));
+    index.put_ari(&2, "b", nights(0, 10, open(90_00, 1)));
+    index.put_listing(&2, "c", hotel("c", "Lyon", 45.70, 4.90, &["Pool"]));
+    index.put_ari(&2, "c", nights(1, 10, open(50_00, 5))); // not open on night 0
+    index.put_listing(&3, "p", hotel("p", "Paris", 48.85, 2.35, &["wifi"]));
+    index.put_ari(&3, "p", nights(0, 10, open(200_00, 5)));
+    index
+}
+
+fn ids<O>(offers: &[StayOffer<O>]) -> Vec<&str> {
+    offers.iter().map(|o| o.listing.id.as_str()).collect()
+}
+
+#[test]
+fn stays_by_city_sorted_by_price_with_totals() {
+    let index = stays_index();
+    let offers = index.search_stays(&lyon_query());
+    assert_eq!(ids(&offers), vec!["b", "a"], "c is closed on the first night; p is in Paris");
+    assert_eq!(offers[0].price.total.amount_minor, 180_00);
+    assert_eq!(offers[1].price.total.amount_minor, 240_00);
+    assert_eq!(offers[0].listing.cancellation.free_until_hours, 48);
+}
+
+#[test]
+fn stays_filtered_by_amenities_price_and_units() {
+    let index = stays_index();
+    let pool = StayQuery { amenities: vec!["POOL".into()], ..lyon_query() };
+    assert_eq!(ids(&index.search_stays(&pool)), vec!["a"]);
+    let cheap = StayQuery { total_max_minor: Some(200_00), ..lyon_query() };
+    assert_eq!(ids(&index.search_stays(&cheap)), vec!["b"]);
+    let two_rooms = StayQuery { units: 2, guests: 4, ..lyon_query() };
+    assert_eq!(ids(&index.search_stays(&two_rooms)), vec!["a"], "b has one room left");
+    let crowd = StayQuery { guests: 3, ..lyon_query() };
+    assert!(index.search_stays(&crowd).is_empty(), "two guests per room");
+}
+
+#[test]
+fn stays_near_a_point_sorted_by_distance() {
+    let index = stays_index();
+    let point = GeoPoint::from_degrees(45.70, 4.90).unwrap();
+    let near = StayQuery {
+        place: Place::Near { point, radius_m: 20_000 },
+        check_in: d(1),
+        check_out: d(3),
+        sort: StaySort::Distance,
+        ..lyon_query()
+    };
+    let offers = index.search_stays(&near);
+    assert_eq!(ids(&offers), vec!["c", "b", "a"]);
+    assert_eq!(offers[0].distance_m, Some(0));
+    assert!(offers.windows(2).all(|w| w[0].distance_m <= w[1].distance_m));
+    let small = StayQuery { place: Place::Near { point, radius_m: 1_000 }, ..near };
+    assert_eq!(ids(&index.search_stays(&small)), vec!["c"]);
+}
+
+#[test]
+fn withdrawn_and_frozen_listings_leave_the_index() {
+    let mut index = stays_index();
+    index.remove(&2, "b");
+    assert_eq!(ids(&index.search_stays(&lyon_query())), vec!["a"]);
+    index.remove_origin(&1);
+    assert!(index.search_stays(&lyon_query()).is_empty());
+    // A slot reused by a new listing is found again.
+    index.put_listing(&4, "z", hotel("z", "Lyon", 45.76, 4.83, &[]));
+    index.put_ari(&4, "z", nights(0, 3, open(10_00, 1)));
+    assert_eq!(ids(&index.search_stays(&lyon_query())), vec!["z"]);
+}
+
+fn at(day_offset: u8, hhmm: &str) -> Option<StopTime> {
+    Some(StopTime { day_offset, time: TimeOfDay::parse(hhmm).unwrap() })
+}
+
+fn stop(code: &str, utc_offset_min: i16, arrival: Option<StopTime>, departure: Option<StopTime>) -> Stop {
+    Stop { code: code.into(), name: code.into(), arrival, departure, utc_offset_min }
+}
+
+fn trip(id: &str, mode: TripMode, operator: &str, stops: Vec<Stop>) -> Listing {
+    let mut listing = caravan_test_utils::bus(id, &[]);
+    listing.details = ListingDetails::Trip(Trip {
+        mode,
+        operator: operator.into(),
+        service_number: id.to_uppercase(),
+        stops,
+        seats: 50,
+        seat_map: Vec::new(),
+    });
+    listing
+}
+
+/// Vienna → Prague by bus (UTC+1), Prague → London by air (UTC+1 → UTC+0),
+/// London → Edinburgh overnight by train; three owners.
+fn trips_index() -> SearchIndex<Origin> {
+    let mut index = SearchIndex::new();
+    let bus = trip(
+        "bus",
+        TripMode::Bus,
+        "Danube Lines",
+        vec![stop("VIE", 60, None, at(0, "08:00")), stop("PRG", 60, at(0, "12:30"), None)],
+    );
+    let flight = trip(
+        "fl",
+        TripMode::Flight,
+        "Vltava Air",
+        vec![stop("PRG", 60, None, at(0, "14:30")), stop("LHR", 0, at(0, "15:40"), None)],
+    );
+    let sleeper = trip(
+        "night",
+        TripMode::Train,
+        "Caledonian",
+        vec![
+            stop("LHR", 0, None, at(0, "21:00")),
+            stop("YRK", 0, at(0, "23:50"), at(0, "23:55")),
+            stop("EDI", 0, at(1, "07:10"), None),
+        ],
+    );
+    for (origin, listing, fare) in [(1, bus, 30_00), (2, flight, 80_00), (3, sleeper, 60_00)] {
+        let key = listing.id.as_str().to_owned();
+        index.put_listing(&origin, &key, listing);
+        index.put_ari(&origin, &key, nights(0, 5, open(fare, 3)));
+    }
+    index
+}
+
+fn vie_edi() -> TripQuery {
+    TripQuery {
+        from: "VIE".into(),
+        to: "EDI".into(),
+        date: d(1),
+        seats: 2,
+        max_connections: 2,
+        sort: TripSort::EarliestArrival,
+        limit: 5,
+    }
+}
+
+#[test]
+fn three_operators_across_time_zones_and_midnight() {
+    let index = trips_index();
+    let found = index.search_trips(&vie_edi());
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let itinerary = &found[0];
+    let legs: Vec<(&str, u8, usize, usize)> =
+        itinerary.legs.iter().map(|l| (l.listing.id.as_str(), l.origin, l.board_stop, l.alight_stop)).collect();
+    assert_eq!(legs, vec![("bus", 1, 0, 1), ("fl", 2, 0, 1), ("night", 3, 0, 2)]);
+    assert!(itinerary.legs.iter().all(|l| l.departure_date == d(1)));
+    // 08:00 at UTC+1 is 07:00 UTC; 07:10 next morning in Edinburgh (UTC).
+    assert_eq!(itinerary.departs, Timestamp(d(1).start().ms() + 7 * 3_600_000));
+    assert_eq!(itinerary.arrives, Timestamp(d(2).start().ms() + (7 * 60 + 10) * 60_000));
+    assert_eq!(itinerary.totals, vec![Money::new(2 * (30_00 + 80_00 + 60_00), Currency::parse("EUR").unwrap())]);
+}
+
+#[test]
+fn trips_respect_connections_seats_and_transfer_times() {
+    let index = trips_index();
+    let one_change = TripQuery { max_connections: 1, ..vie_edi() };
+    assert!(index.search_trips(&one_change).is_empty(), "three legs are needed");
+    let four_seats = TripQuery { seats: 4, ..vie_edi() };
+    assert!(index.search_trips(&four_seats).is_empty(), "three seats are left on each leg");
+    // The partial ride York → Edinburgh alone.
+    let york = TripQuery { from: "YRK".into(), date: d(1), ..vie_edi() };
+    let ride = &index.search_trips(&york)[0];
+    assert_eq!((ride.legs[0].board_stop, ride.legs[0].alight_stop), (1, 2));
+
+    let mut strict = trips_index();
+    strict.set_min_connection(BTreeMap::from([("PRG".to_owned(), 150)]));
+    // Two hours at Prague is below 150 minutes: the traveller waits for the next day's flight.
+    let found = strict.search_trips(&vie_edi());
+    let dates: Vec<Date> = found[0].legs.iter().map(|l| l.departure_date).collect();
+    assert_eq!(dates, vec![d(1), d(2), d(2)]);
+}
+
+#[test]
+fn trips_follow_availability_without_a_timetable_rebuild() {
+    let mut index = trips_index();
+    assert_eq!(index.search_trips(&vie_edi()).len(), 1);
+    index.put_ari(&2, "fl", nights(0, 5, open(80_00, 0)));
+    assert!(index.search_trips(&vie_edi()).is_empty(), "the flight sold out");
+    index.put_ari(&2, "fl", nights(0, 5, open(95_00, 2)));
+    let found = index.search_trips(&vie_edi());
+    assert_eq!(found[0].legs[1].fare.amount_minor, 2 * 95_00);
+    index.remove(&3, "night");
+    assert!(index.search_trips(&vie_edi()).is_empty(), "the sleeper was withdrawn");
+}
+
+#[test]
+fn trips_ranked_by_arrival_legs_or_price() {
+    let mut index = trips_index();
+    // A slow, cheap direct coach Vienna → Edinburgh leaving 06:00, arriving day 3.
+    let coach = trip(
+        "coach",
+        TripMode::Bus,
+        "Budget Coach",
+        vec![stop("VIE", 60, None, at(0, "06:00")), stop("EDI", 0, at(2, "10:00"), None)],
+    );
+    index.put_listing(&4, "coach", coach);
+    index.put_ari(&4, "coach", nights(0, 5, open(40_00, 10)));
+    let route = |sort| -> Vec<usize> {
+        index.search_trips(&TripQuery { sort, ..vie_edi() }).iter().map(|i| i.legs.len()).collect()
+    };
+    assert_eq!(route(TripSort::EarliestArrival), vec![3, 1]);
+    assert_eq!(route(TripSort::FewestLegs), vec![1, 3]);
+    assert_eq!(route(TripSort::LowestPrice), vec![1, 3]);
+}
