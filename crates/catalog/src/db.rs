@@ -8,6 +8,9 @@ use caravan_store::StoreError;
 
 use crate::{project, Projection};
 
+/// Every catalog table; each row belongs to one origin.
+const CATALOG_TABLES: [&str; 3] = ["catalog_listings", "catalog_ari", "catalog_contacts"];
+
 /// Writes one projection.
 pub fn apply(conn: &Connection, projection: &Projection) -> Result<(), StoreError> {
     match projection {
@@ -50,6 +53,12 @@ pub fn apply(conn: &Connection, projection: &Projection) -> Result<(), StoreErro
                 row.runs
             ])?;
         }
+        Projection::Contact { origin, version, record_id, contact } => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO catalog_contacts (origin, version, record_id, contact) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![&origin.0[..], *version as i64, &record_id.0[..], contact])?;
+        }
         Projection::Remove { origin, key } => {
             for table in ["catalog_listings", "catalog_ari"] {
                 conn.prepare_cached(&format!("DELETE FROM {table} WHERE origin = ?1 AND key = ?2"))?
@@ -71,7 +80,7 @@ pub fn on_put(conn: &Connection, record: &Record, outcome: &PutOutcome) -> Resul
 
 /// Drops everything a frozen origin had in the catalog.
 pub fn remove_origin(conn: &Connection, origin: Origin) -> Result<(), StoreError> {
-    for table in ["catalog_listings", "catalog_ari"] {
+    for table in CATALOG_TABLES {
         conn.prepare_cached(&format!("DELETE FROM {table} WHERE origin = ?1"))?.execute([&origin.0[..]])?;
     }
     Ok(())
@@ -80,9 +89,10 @@ pub fn remove_origin(conn: &Connection, origin: Origin) -> Result<(), StoreError
 /// BLAKE3 over every catalog row in key order: equal digests, equal catalogs.
 pub fn digest(conn: &Connection) -> Result<[u8; 32], StoreError> {
     let mut hasher = blake3::Hasher::new();
-    for table in ["catalog_listings", "catalog_ari"] {
+    for table in CATALOG_TABLES {
         hasher.update(table.as_bytes());
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY origin, key"))?;
+        let order = if table == "catalog_contacts" { "origin" } else { "origin, key" };
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
         let columns = stmt.column_count();
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -105,7 +115,7 @@ pub fn digest(conn: &Connection) -> Result<[u8; 32], StoreError> {
 /// Throws the catalog away and projects every stored record again,
 /// re-verifying each as it is read back. Returns the number of records.
 pub fn rebuild(conn: &Connection, now: Timestamp) -> Result<u64, StoreError> {
-    conn.execute_batch("DELETE FROM catalog_listings; DELETE FROM catalog_ari;")?;
+    conn.execute_batch("DELETE FROM catalog_listings; DELETE FROM catalog_ari; DELETE FROM catalog_contacts;")?;
     let mut count = 0;
     // Writing the catalog tables while stepping through `records` is safe:
     // SQLite only forbids changing the table being read.
@@ -120,4 +130,19 @@ pub fn rebuild(conn: &Connection, now: Timestamp) -> Result<u64, StoreError> {
 /// Listings in the catalog.
 pub fn listing_count(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn.query_row("SELECT COUNT(*) FROM catalog_listings", params![], |row| row.get::<_, i64>(0))? as u64)
+}
+
+/// The contact an origin published, if any.
+pub fn contact(conn: &Connection, origin: Origin) -> Result<Option<caravan_model::Contact>, StoreError> {
+    use caravan_store::rusqlite::OptionalExtension;
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT contact FROM catalog_contacts WHERE origin = ?1")?
+        .query_row([&origin.0[..]], |row| row.get(0))
+        .optional()?;
+    let Some(bytes) = bytes else { return Ok(None) };
+    let msg = <caravan_records::proto::ContactPayload as prost::Message>::decode(bytes.as_slice())
+        .map_err(|e| StoreError::Corrupt(format!("catalog contact: {e}")))?;
+    let peers =
+        msg.peers.into_iter().map(|p| caravan_model::PeerContact { peer_id: p.peer_id, addrs: p.addrs }).collect();
+    Ok(Some(caravan_model::Contact { peers }))
 }

@@ -52,6 +52,14 @@ pub struct AriRow {
 pub enum Projection {
     Listing(ListingRow),
     Ari(AriRow),
+    /// An origin's contact: how to reach its nodes.
+    Contact {
+        origin: Origin,
+        version: u64,
+        record_id: RecordId,
+        /// An encoded `ContactPayload`.
+        contact: Vec<u8>,
+    },
     /// The key was withdrawn: its rows go.
     Remove {
         origin: Origin,
@@ -111,6 +119,7 @@ pub fn project(record: &Record) -> Projection {
             runs: encode_runs(runs),
         }),
         Payload::Withdrawal => Projection::Remove { origin, key },
+        Payload::Contact(_) => Projection::Contact { origin, version, record_id, contact: record.payload.encode() },
     }
 }
 

@@ -2,7 +2,7 @@
 //! rejections). Commands and replies are the ledger log's contents, so they
 //! are plain serializable values.
 
-use caravan_model::{AriPatch, Date, Listing, ListingId, Money};
+use caravan_model::{AriPatch, Contact, Date, Listing, ListingId, Money};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -120,6 +120,9 @@ pub enum Command {
     /// command; this command exists so a timer can do it when nothing else
     /// happens.
     ExpireHolds,
+    /// Sets how agencies reach this owner's nodes (published as its
+    /// contact record). The same contact again changes nothing.
+    SetContact(Contact),
     /// Emits the next records for everything changed since the last one.
     /// Publishing points are log entries, so replaying the log reproduces
     /// the very same records.
@@ -138,6 +141,7 @@ impl Command {
             Command::Confirm { .. } => "confirm",
             Command::Cancel { .. } => "cancel",
             Command::ExpireHolds => "expire_holds",
+            Command::SetContact(_) => "set_contact",
             Command::Publish => "publish",
         }
     }

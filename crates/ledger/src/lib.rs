@@ -24,7 +24,7 @@ pub use hold::{Hold, HoldId, HoldState};
 pub use publish::{Publication, PUBLISHED_LISTINGS_MAX, PUBLISHED_RUNS_MAX};
 
 use caravan_model::limits::{HORIZON_DAYS_MAX, PRICE_MINOR_MAX, STAY_NIGHTS_MAX};
-use caravan_model::{AriDay, AriPatch, Date, Listing, ListingDetails, ListingId, Money, Timestamp};
+use caravan_model::{AriDay, AriPatch, Contact, Date, Listing, ListingDetails, ListingId, Money, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -114,6 +114,10 @@ pub struct Ledger {
     publish_cursor: Option<ListingId>,
     next_hold: u64,
     last_now: Timestamp,
+    /// How agencies reach this owner, and whether that changed since the
+    /// last publishing point.
+    contact: Option<Contact>,
+    contact_unpublished: bool,
 }
 
 impl Ledger {
@@ -145,6 +149,7 @@ impl Ledger {
                 self.idempotent(idempotency_key, command, now, |ledger| ledger.cancel(*hold, now))
             }
             Command::ExpireHolds => Ok(Reply::Done),
+            Command::SetContact(contact) => self.set_contact(contact),
             Command::Publish => {
                 publications = self.take_publications(now);
                 Ok(Reply::Done)
@@ -176,7 +181,12 @@ impl Ledger {
 
     /// Whether a [`Command::Publish`] would publish anything.
     pub fn has_unpublished(&self) -> bool {
-        !self.unpublished.is_empty()
+        !self.unpublished.is_empty() || self.contact_unpublished
+    }
+
+    /// How agencies reach this owner, as last set.
+    pub fn contact(&self) -> Option<&Contact> {
+        self.contact.as_ref()
     }
 
     /// The clock of the last command.
@@ -268,6 +278,15 @@ impl Ledger {
         self.listings.get_mut(&id).expect("checked live").listing = listing.clone();
         self.mark_unpublished(&id, Unpublished { listing: true, ari: false });
         Ok(Reply::Listing(id))
+    }
+
+    fn set_contact(&mut self, contact: &Contact) -> Result<Reply, Rejection> {
+        contact.validate().map_err(Rejection::InvalidRequest)?;
+        if self.contact.as_ref() != Some(contact) {
+            self.contact = Some(contact.clone());
+            self.contact_unpublished = true;
+        }
+        Ok(Reply::Done)
     }
 
     fn withdraw_listing(&mut self, id: &ListingId) -> Result<Reply, Rejection> {

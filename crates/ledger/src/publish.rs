@@ -1,7 +1,7 @@
 //! What a [`Command::Publish`](crate::Command::Publish) hands to the signer:
 //! the current public state of every listing changed since the last one.
 
-use caravan_model::{AriRun, Listing, ListingId, Timestamp};
+use caravan_model::{AriRun, Contact, Listing, ListingId, Timestamp};
 use std::ops::Bound::{Excluded, Unbounded};
 
 use crate::{Ledger, DAYS_BEFORE_TODAY_MAX};
@@ -25,6 +25,7 @@ pub enum Publication {
         runs: Vec<AriRun>,
     },
     Withdrawal(ListingId),
+    Contact(Contact),
 }
 
 impl Ledger {
@@ -46,6 +47,9 @@ impl Ledger {
             .take(PUBLISHED_LISTINGS_MAX.min(self.unpublished.len()))
             .collect();
         let mut out = Vec::new();
+        if std::mem::take(&mut self.contact_unpublished) {
+            out.extend(self.contact.clone().map(Publication::Contact));
+        }
         for id in ids {
             let what = self.unpublished.remove(&id).expect("listed from the map");
             self.publish_cursor = Some(id.clone());

@@ -6,6 +6,7 @@
 //! This crate does no IO and knows nothing of records, storage or HTTP.
 
 pub mod ari;
+pub mod contact;
 pub mod limits;
 pub mod listing;
 pub mod money;
@@ -13,6 +14,7 @@ pub mod rng;
 pub mod time;
 
 pub use ari::{AriDay, AriPatch, AriRun};
+pub use contact::{Contact, PeerContact};
 pub use listing::{
     CancellationPolicy, GeoPoint, InvalidListing, Listing, ListingDetails, ListingId, Penalty, Stay, StayType, Stop,
     StopTime, Trip, TripMode,

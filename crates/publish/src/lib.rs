@@ -34,6 +34,7 @@ pub fn sign(
                 Publication::Listing(listing) => (listing.id.to_string(), Payload::Listing(listing)),
                 Publication::Availability { listing, runs } => (listing.to_string(), Payload::Ari(runs)),
                 Publication::Withdrawal(listing) => (listing.to_string(), Payload::Withdrawal),
+                Publication::Contact(contact) => (caravan_records::CONTACT_KEY.to_owned(), Payload::Contact(contact)),
             };
             Draft { key, version, time, payload }
         })

@@ -27,7 +27,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/caravan.v1.rs"));
 }
 
-pub use payload::Payload;
+pub use payload::{Payload, CONTACT_KEY};
 pub use sign::{sign_bundle, sign_one, Draft};
 pub use verify::{decode_signed, verify, verify_batch, Rejection};
 
@@ -73,6 +73,7 @@ pub enum Kind {
     Listing = 1,
     Ari = 2,
     Withdrawal = 3,
+    Contact = 4,
 }
 
 impl Kind {
@@ -81,6 +82,7 @@ impl Kind {
             1 => Some(Kind::Listing),
             2 => Some(Kind::Ari),
             3 => Some(Kind::Withdrawal),
+            4 => Some(Kind::Contact),
             _ => None,
         }
     }
@@ -90,6 +92,7 @@ impl Kind {
             Kind::Listing => "listing",
             Kind::Ari => "ari",
             Kind::Withdrawal => "withdrawal",
+            Kind::Contact => "contact",
         }
     }
 }

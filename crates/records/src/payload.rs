@@ -2,8 +2,8 @@
 //! messages, with every limit checked on the way in.
 
 use caravan_model::{
-    AriDay, AriRun, CancellationPolicy, CountryCode, Currency, Date, GeoPoint, Listing, ListingDetails, ListingId,
-    Penalty, Stay, StayType, Stop, StopTime, TimeOfDay, Timestamp, Trip, TripMode,
+    AriDay, AriRun, CancellationPolicy, Contact, CountryCode, Currency, Date, GeoPoint, Listing, ListingDetails,
+    ListingId, PeerContact, Penalty, Stay, StayType, Stop, StopTime, TimeOfDay, Timestamp, Trip, TripMode,
 };
 use prost::Message;
 
@@ -17,7 +17,11 @@ pub enum Payload {
     /// Sorted, non-overlapping runs over the listing's horizon.
     Ari(Vec<AriRun>),
     Withdrawal,
+    Contact(Contact),
 }
+
+/// The key of an origin's contact record.
+pub const CONTACT_KEY: &str = "node";
 
 impl Payload {
     pub fn kind(&self) -> Kind {
@@ -25,6 +29,7 @@ impl Payload {
             Payload::Listing(_) => Kind::Listing,
             Payload::Ari(_) => Kind::Ari,
             Payload::Withdrawal => Kind::Withdrawal,
+            Payload::Contact(_) => Kind::Contact,
         }
     }
 
@@ -33,6 +38,14 @@ impl Payload {
             Payload::Listing(listing) => listing_to_proto(listing).encode_to_vec(),
             Payload::Ari(runs) => proto::AriPayload { runs: runs.iter().map(run_to_proto).collect() }.encode_to_vec(),
             Payload::Withdrawal => proto::WithdrawalPayload {}.encode_to_vec(),
+            Payload::Contact(contact) => proto::ContactPayload {
+                peers: contact
+                    .peers
+                    .iter()
+                    .map(|p| proto::PeerContact { peer_id: p.peer_id.clone(), addrs: p.addrs.clone() })
+                    .collect(),
+            }
+            .encode_to_vec(),
         }
     }
 
@@ -56,6 +69,19 @@ impl Payload {
             Kind::Withdrawal => {
                 proto::WithdrawalPayload::decode(bytes).map_err(malformed)?;
                 Ok(Payload::Withdrawal)
+            }
+            Kind::Contact => {
+                let msg = proto::ContactPayload::decode(bytes).map_err(malformed)?;
+                if key.as_str() != CONTACT_KEY {
+                    return Err(bad(format!("a contact record's key is {CONTACT_KEY:?}")));
+                }
+                if msg.peers.len() > caravan_model::contact::CONTACT_PEERS_MAX {
+                    return Err(Rejection::FieldTooLong { field: "peers", reason: "too many peers".into() });
+                }
+                let peers = msg.peers.into_iter().map(|p| PeerContact { peer_id: p.peer_id, addrs: p.addrs }).collect();
+                let contact = Contact { peers };
+                contact.validate().map_err(bad)?;
+                Ok(Payload::Contact(contact))
             }
         }
     }

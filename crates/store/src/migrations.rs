@@ -78,6 +78,16 @@ const MIGRATIONS: &[&str] = &[
         reply   BLOB    NOT NULL
     );
     ",
+    // 2: origins' contacts in the catalog.
+    "
+    CREATE TABLE catalog_contacts (
+        origin    BLOB    PRIMARY KEY,
+        version   INTEGER NOT NULL,
+        record_id BLOB    NOT NULL,
+        -- An encoded ContactPayload.
+        contact   BLOB    NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -253,3 +253,16 @@ fn a_live_hold_outlives_the_withdrawal_of_its_listing() {
     assert_eq!(h.err(hold_stay("room", 1, 2, 1)), Rejection::ListingWithdrawn(id("room")));
     assert!(h.confirm(hold.id).is_ok());
 }
+
+#[test]
+fn a_contact_is_published_when_it_changes() {
+    let mut h = Harness::new();
+    let contact = Contact {
+        peers: vec![PeerContact { peer_id: "12D3KooWPeer".into(), addrs: vec!["/ip4/127.0.0.1/tcp/7171".into()] }],
+    };
+    h.ok(Command::SetContact(contact.clone()));
+    assert_eq!(h.apply(Command::Publish).publications, vec![Publication::Contact(contact.clone())]);
+    h.ok(Command::SetContact(contact.clone()));
+    assert!(h.apply(Command::Publish).publications.is_empty(), "the same contact is not published again");
+    assert!(matches!(h.err(Command::SetContact(Contact::default())), Rejection::InvalidRequest(_)));
+}
