@@ -3,7 +3,12 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = "../../proto";
-    let files = ["caravan/v1/records.proto", "caravan/v1/payloads.proto", "caravan/v1/reconcile.proto"];
+    let files = [
+        "caravan/v1/records.proto",
+        "caravan/v1/payloads.proto",
+        "caravan/v1/reconcile.proto",
+        "caravan/v1/booking.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={root}/{file}");
     }

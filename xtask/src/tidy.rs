@@ -47,6 +47,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-test-utils", &["caravan-model"]),
     ("caravan-topology", &["caravan-model"]),
     ("caravan-search", &["caravan-model"]),
+    ("caravan-booking", &["caravan-model", "caravan-records", "caravan-ledger"]),
     ("caravan-replication", &["caravan-model", "caravan-records"]),
     ("caravan-net", &["caravan-replication"]),
     (
@@ -57,8 +58,15 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
 ];
 
 /// Pure crates: no IO, no clock, no randomness from the environment.
-const CORE_CRATES: &[&str] =
-    &["caravan-model", "caravan-records", "caravan-ledger", "caravan-publish", "caravan-topology", "caravan-search"];
+const CORE_CRATES: &[&str] = &[
+    "caravan-model",
+    "caravan-records",
+    "caravan-ledger",
+    "caravan-publish",
+    "caravan-topology",
+    "caravan-search",
+    "caravan-booking",
+];
 
 /// Dependencies a core crate must not have.
 const IO_DEPS: &[&str] = &["tokio", "rusqlite", "axum", "libp2p", "openraft", "hyper", "tower", "tower-http"];

@@ -355,6 +355,25 @@ impl Ledger {
         Ok(Reply::Ari { listing: id.clone(), days })
     }
 
+    /// What a hold for `request` would cost at `now` (each day's price and
+    /// the total), or why it would be refused. Changes nothing.
+    pub fn quote(&self, request: &HoldRequest, now: Timestamp) -> Result<(Vec<Money>, Money), Rejection> {
+        let state = self.live_listing(request.listing())?;
+        let day_prices = match request {
+            HoldRequest::Stay { check_in, check_out, units, guests, .. } => {
+                check_stay(state, *check_in, *check_out, *units, *guests, now)?
+            }
+            HoldRequest::Trip { departure, seats, seat_numbers, .. } => {
+                check_trip(state, *departure, *seats, seat_numbers, now)?
+            }
+        };
+        let total = day_prices
+            .iter()
+            .try_fold(Money::zero(state.listing.currency), |sum, price| sum.checked_add(*price))
+            .ok_or_else(|| Rejection::InvalidRequest("total price overflows".into()))?;
+        Ok((day_prices, total))
+    }
+
     fn place_hold(
         &mut self,
         request: &HoldRequest,
@@ -368,20 +387,7 @@ impl Ledger {
         if self.expiry.len() >= HOLDS_LIVE_MAX {
             return Err(Rejection::LimitReached(format!("{HOLDS_LIVE_MAX} live holds")));
         }
-        let state = self.live_listing(request.listing())?;
-        let day_prices = match request {
-            HoldRequest::Stay { check_in, check_out, units, guests, .. } => {
-                check_stay(state, *check_in, *check_out, *units, *guests, now)?
-            }
-            HoldRequest::Trip { departure, seats, seat_numbers, .. } => {
-                check_trip(state, *departure, *seats, seat_numbers, now)?
-            }
-        };
-        let currency = state.listing.currency;
-        let total = day_prices
-            .iter()
-            .try_fold(Money::zero(currency), |sum, price| sum.checked_add(*price))
-            .ok_or_else(|| Rejection::InvalidRequest("total price overflows".into()))?;
+        let (day_prices, total) = self.quote(request, now)?;
         if let Some(expected) = expected_total_minor {
             if expected != total.amount_minor {
                 return Err(Rejection::PriceChanged { expected_minor: expected, actual: total });

@@ -1,0 +1,19 @@
+//! Booking across the network, without IO.
+//!
+//! - [`protocol`]: the messages of `/caravan/book/1` and their encoding.
+//! - [`receipt`]: owner-signed receipts, and hold tokens that bind a hold
+//!   to the peer that asked for it.
+//! - [`owner`]: what an owner's node does with a request.
+//! - [`saga`]: the agency's all-or-nothing booking of several parts.
+
+pub mod owner;
+pub mod protocol;
+pub mod receipt;
+pub mod saga;
+
+pub use protocol::{BookRequest, BookResponse, HoldRef, HoldSpec, Op, Quote, Refusal};
+pub use receipt::{Receipt, ReceiptError, SignedReceipt};
+pub use saga::{Outcome, Part, PartStatus, Phase, Saga, Step};
+
+/// The libp2p protocol name.
+pub const BOOK_PROTOCOL: &str = "/caravan/book/1";

@@ -1,0 +1,109 @@
+//! The owner's side of `/caravan/book/1`, without IO: what a request asks
+//! of the ledger, and the answer to send back. The node's shell runs the
+//! [`LedgerStep`] (submit a command, or read) and calls [`answer`].
+
+use caravan_ledger::{Command, Hold, HoldId, IdempotencyKey, Ledger, Rejection, Reply, HOLD_TTL_MS_DEFAULT};
+use caravan_model::Timestamp;
+use caravan_records::Origin;
+use ed25519_dalek::SigningKey;
+
+use crate::protocol::{BookRequest, BookResponse, HoldRef, HoldSpec, Op, Quote, Refusal};
+use crate::receipt::{hold_token, token_matches, Receipt};
+
+/// What the ledger must do for one request.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum LedgerStep {
+    /// A write: hold, confirm or cancel.
+    Submit(Command),
+    /// A read: price a hold without making it.
+    Quote(caravan_ledger::HoldRequest),
+    /// A read: a hold as it stands.
+    Status(HoldId),
+}
+
+/// Scopes an agency's idempotency key to the peer that sent it, so two
+/// agencies never share a key (and one cannot replay another's answers).
+fn scoped_key(peer: &str, key: &str) -> Result<IdempotencyKey, Refusal> {
+    let peer_tag = blake3::hash(peer.as_bytes()).to_hex();
+    IdempotencyKey::parse(&format!("p{}:{key}", &peer_tag[..16])).map_err(|r| Refusal::bad_request(r.to_string()))
+}
+
+/// The ledger step for `request` from `peer`, or a refusal before any.
+pub fn plan(request: &BookRequest, peer: &str, signing_key: &SigningKey) -> Result<LedgerStep, Refusal> {
+    let owned = |hold: &HoldRef| {
+        if token_matches(signing_key, hold.hold, peer, &hold.token) {
+            Ok(hold.hold)
+        } else {
+            // The same answer as a hold that does not exist: nothing leaks.
+            Err(Refusal::new("unknown_hold", format!("no hold {}", hold.hold)))
+        }
+    };
+    let key = || scoped_key(peer, &request.idempotency_key).map(Some);
+    Ok(match &request.op {
+        Op::Quote(spec) => LedgerStep::Quote(spec.request.clone()),
+        Op::Hold(spec) => LedgerStep::Submit(Command::Hold {
+            idempotency_key: key()?,
+            request: spec.request.clone(),
+            ttl_ms: match spec.hold_seconds {
+                0 => HOLD_TTL_MS_DEFAULT,
+                seconds => seconds as i64 * 1000,
+            },
+            expected_total_minor: spec.expected_total_minor,
+        }),
+        Op::Confirm(hold) => LedgerStep::Submit(Command::Confirm { idempotency_key: key()?, hold: owned(hold)? }),
+        Op::Cancel(hold) => LedgerStep::Submit(Command::Cancel { idempotency_key: key()?, hold: owned(hold)? }),
+        Op::Status(hold) => LedgerStep::Status(owned(hold)?),
+    })
+}
+
+/// The signed receipt for a hold, as `peer` may see it.
+pub fn receipt(origin: Origin, signing_key: &SigningKey, hold: &Hold, peer: &str, now: Timestamp) -> BookResponse {
+    let spec = HoldSpec {
+        request: hold.request.clone(),
+        hold_seconds: ((hold.expires_at.ms() - hold.created_at.ms()) / 1000).clamp(0, u32::MAX as i64) as u32,
+        expected_total_minor: Some(hold.total.amount_minor),
+    };
+    let token = hold_token(signing_key, hold.id, peer);
+    BookResponse::Receipt(Receipt::for_hold(origin, hold, token, spec, now).sign(signing_key))
+}
+
+/// The answer to a write, once the ledger replied.
+pub fn answer(
+    origin: Origin,
+    signing_key: &SigningKey,
+    reply: Result<Reply, Rejection>,
+    peer: &str,
+    now: Timestamp,
+) -> BookResponse {
+    match reply {
+        Ok(Reply::Hold(hold)) => receipt(origin, signing_key, &hold, peer, now),
+        Ok(other) => BookResponse::Refusal(Refusal::new("internal", format!("unexpected ledger reply {other:?}"))),
+        Err(rejection) => BookResponse::Refusal(Refusal::from(&rejection)),
+    }
+}
+
+/// The answer to a read, from the ledger's committed state.
+pub fn read(
+    origin: Origin,
+    signing_key: &SigningKey,
+    ledger: &Ledger,
+    step: &LedgerStep,
+    peer: &str,
+    now: Timestamp,
+) -> BookResponse {
+    match step {
+        LedgerStep::Quote(request) => match ledger.quote(request, now) {
+            Ok((days, total)) => BookResponse::Quote(Quote {
+                currency: total.currency.as_str().to_owned(),
+                total_minor: total.amount_minor,
+                day_prices_minor: days.iter().map(|m| m.amount_minor).collect(),
+            }),
+            Err(rejection) => BookResponse::Refusal(Refusal::from(&rejection)),
+        },
+        LedgerStep::Status(id) => match ledger.hold(*id) {
+            Some(hold) => receipt(origin, signing_key, hold, peer, now),
+            None => BookResponse::Refusal(Refusal::new("unknown_hold", format!("no hold {id}"))),
+        },
+        LedgerStep::Submit(_) => BookResponse::Refusal(Refusal::new("internal", "a write is not a read")),
+    }
+}
