@@ -157,7 +157,7 @@ pub struct Step {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Outcome {
     /// A receipt that verified under the part's owner.
-    Receipt(Receipt, SignedReceipt),
+    Receipt(Box<Receipt>, SignedReceipt),
     Refused(Refusal),
     /// No answer (unreachable, timed out, or an answer that did not verify).
     Unreachable(String),

@@ -99,7 +99,7 @@ impl FakeOwner {
             issued_at: Timestamp(now),
         };
         let signed = receipt.sign(&self.key);
-        Outcome::Receipt(receipt, signed)
+        Outcome::Receipt(Box::new(receipt), signed)
     }
 
     /// Whether the owner still has something held or booked for the traveller.
