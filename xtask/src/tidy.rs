@@ -16,7 +16,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-publish", &["caravan-model", "caravan-records", "caravan-ledger"]),
     ("caravan-store", &["caravan-model", "caravan-records"]),
     ("caravan-catalog", &["caravan-model", "caravan-records", "caravan-store"]),
-    ("caravan-api", &["caravan-model", "caravan-records", "caravan-ledger"]),
+    ("caravan-api", &["caravan-model", "caravan-records", "caravan-ledger", "caravan-search", "caravan-booking"]),
     (
         "caravan-node",
         &[
@@ -29,6 +29,8 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-api",
             "caravan-replication",
             "caravan-net",
+            "caravan-search",
+            "caravan-booking",
         ],
     ),
     (

@@ -7,6 +7,7 @@
 //! kind is a 4xx with `{"error": code, "message": text}`; only our own bugs
 //! and storage failures are 5xx, and those are logged once.
 
+mod agency;
 pub mod dto;
 mod error;
 mod metrics;
@@ -17,6 +18,7 @@ pub use error::ApiError;
 pub use metrics::{Metric, Sample};
 pub use routes::router;
 
+use caravan_booking::agency::{Booking, BookingError, NewBooking};
 use caravan_ledger::{Command, Ledger, Rejection, Reply};
 use caravan_model::Timestamp;
 use caravan_records::{Origin, Record, Verified};
@@ -48,6 +50,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn metrics(&self) -> Vec<Metric>;
     /// Peers, records held, replication lag; the catalog digest if asked.
     fn status(&self, with_digest: bool) -> impl Future<Output = Result<dto::NodeStatus, String>> + Send;
+    /// Stays in the local catalog that can be sold for the query.
+    fn search_stays(&self, query: &caravan_search::StayQuery) -> Vec<caravan_search::StayOffer<Origin>>;
+    /// Itineraries over the local catalog's trips.
+    fn search_trips(&self, query: &caravan_search::TripQuery) -> Vec<caravan_search::Itinerary<Origin>>;
+    /// Books every part at its owner, all or nothing; waits a while for the end.
+    fn create_booking(&self, new: NewBooking) -> impl Future<Output = Result<Booking, BookingError>> + Send;
+    fn booking(&self, id: u64) -> impl Future<Output = Result<Option<Booking>, BookingError>> + Send;
+    /// Bookings newest first, with ids below `before_id`.
+    fn bookings(
+        &self,
+        before_id: Option<u64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Booking>, BookingError>> + Send;
+    /// Cancels a confirmed booking at every owner.
+    fn cancel_booking(&self, id: u64) -> impl Future<Output = Result<Booking, BookingError>> + Send;
     /// This node's own records with a version above `after_version`, oldest first.
     fn own_records(
         &self,

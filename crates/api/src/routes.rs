@@ -15,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::dto::*;
-use crate::{openapi, ApiError, Backend, SubmitError};
+use crate::{agency, openapi, ApiError, Backend, SubmitError};
 
 /// Request bodies larger than this are refused with 413: a listing with
 /// every field at its limit is well under 64 KiB.
@@ -50,9 +50,14 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/api/v1/holds/{id}", get(get_hold::<B>))
         .route("/api/v1/holds/{id}/confirm", post(confirm_hold::<B>))
         .route("/api/v1/holds/{id}/cancel", post(cancel_hold::<B>))
-        .route("/api/v1/bookings", get(list_bookings::<B>))
-        .route("/api/v1/bookings/{id}", get(get_booking::<B>))
-        .route("/api/v1/bookings/{id}/cancel", post(cancel_booking::<B>))
+        .route("/api/v1/sales", get(list_sales::<B>))
+        .route("/api/v1/sales/{id}", get(get_sale::<B>))
+        .route("/api/v1/sales/{id}/cancel", post(cancel_sale::<B>))
+        .route("/api/v1/search/stays", get(agency::search_stays::<B>))
+        .route("/api/v1/search/trips", get(agency::search_trips::<B>))
+        .route("/api/v1/bookings", get(agency::list_bookings::<B>).post(agency::create_booking::<B>))
+        .route("/api/v1/bookings/{id}", get(agency::get_booking::<B>))
+        .route("/api/v1/bookings/{id}/cancel", post(agency::cancel_booking::<B>))
         .route("/api/v1/records", get(export_records::<B>))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
@@ -95,7 +100,7 @@ fn hold_id(path: std::result::Result<Path<u64>, PathRejection>) -> Result<HoldId
     Ok(HoldId(path?.0))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -394,7 +399,7 @@ struct BookingsQuery {
     limit: Option<u32>,
 }
 
-async fn list_bookings<B: Backend>(
+async fn list_sales<B: Backend>(
     State(backend): State<B>,
     query: std::result::Result<Query<BookingsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
@@ -430,14 +435,14 @@ fn booking_view<B: Backend>(backend: &B, id: HoldId) -> Result<HoldView> {
         .ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
 }
 
-async fn get_booking<B: Backend>(
+async fn get_sale<B: Backend>(
     State(backend): State<B>,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
     Ok(Json(booking_view(&backend, hold_id(path)?)?))
 }
 
-async fn cancel_booking<B: Backend>(
+async fn cancel_sale<B: Backend>(
     State(backend): State<B>,
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,

@@ -5,7 +5,9 @@
 //!   to the peer that asked for it.
 //! - [`owner`]: what an owner's node does with a request.
 //! - [`saga`]: the agency's all-or-nothing booking of several parts.
+//! - [`agency`]: the booking as the agency's API sees it.
 
+pub mod agency;
 pub mod owner;
 pub mod protocol;
 pub mod receipt;

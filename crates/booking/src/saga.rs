@@ -140,6 +140,9 @@ impl Part {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Saga {
     pub id: u64,
+    /// Random, so idempotency keys never repeat even if an agency's
+    /// database (and its ids) start over.
+    pub nonce: u64,
     pub phase: Phase,
     pub parts: Vec<Part>,
     pub created_at: Timestamp,
@@ -167,12 +170,12 @@ pub enum Outcome {
 const NOT_LIVE: [&str; 3] = ["hold_expired", "hold_not_live", "unknown_hold"];
 
 impl Saga {
-    pub fn new(id: u64, parts: Vec<Part>, now: Timestamp) -> Saga {
-        Saga { id, phase: Phase::Holding, parts, created_at: now, updated_at: now }
+    pub fn new(id: u64, nonce: u64, parts: Vec<Part>, now: Timestamp) -> Saga {
+        Saga { id, nonce, phase: Phase::Holding, parts, created_at: now, updated_at: now }
     }
 
     fn key(&self, part: usize, op: &str) -> String {
-        format!("saga-{}-{part}-{op}", self.id)
+        format!("saga-{:016x}-{part}-{op}", self.nonce)
     }
 
     /// The requests due at `now`.

@@ -12,6 +12,12 @@
 //! length, then `caravan.v1.ReconcileMessage`) answered by an empty
 //! acknowledgement. identify and ping keep peers described and alive.
 //!
+//! Bookings use the request-response protocol [`BOOK_PROTOCOL`]: each
+//! request and each answer is one length-prefixed frame whose content the
+//! node encodes (`caravan.v1.BookRequest` / `BookResponse`). Outbound calls
+//! arrive as [`BookingCall`]s with the owner's addresses; inbound requests
+//! leave as [`BookingInbound`]s and their answers come back on a oneshot.
+//!
 //! [`run`] only translates: swarm events become [`Event`]s for the node,
 //! the core's [`Action`]s become swarm operations.
 //!
@@ -33,6 +39,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use libp2p::futures::stream::FuturesUnordered;
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
@@ -41,7 +50,7 @@ use libp2p::{
     connection_limits, gossipsub, identify, identity, kad, noise, ping, request_response, tcp, yamux, Multiaddr,
     PeerId, StreamProtocol,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 pub type Event = caravan_replication::Event<String>;
@@ -50,6 +59,11 @@ pub type Action = caravan_replication::Action<String>;
 pub const TOPIC: &str = "caravan/records/1";
 pub const RECONCILE_PROTOCOL: &str = "/caravan/reconcile/1";
 pub const KAD_PROTOCOL: &str = "/caravan/kad/1";
+pub const BOOK_PROTOCOL: &str = "/caravan/book/1";
+/// The largest booking frame (a receipt is well under 4 KiB).
+pub const BOOK_FRAME_BYTES_MAX: usize = 64 * 1024;
+/// A booking request unanswered for this long fails as unreachable.
+const BOOK_TIMEOUT_S: u64 = 5;
 /// How often a random walk looks for more peers.
 const DISCOVERY_INTERVAL_S: u64 = 30;
 const FIRST_WALK_S: u64 = 2;
@@ -107,11 +121,38 @@ impl Default for NetConfig {
     }
 }
 
+/// A booking request to send to an owner's node.
+#[derive(Debug)]
+pub struct BookingCall {
+    pub peer: String,
+    /// Where the peer listens, from its contact record.
+    pub addrs: Vec<String>,
+    pub request: Vec<u8>,
+    /// The answer's bytes, or why there is none.
+    pub reply: oneshot::Sender<Result<Vec<u8>, String>>,
+}
+
+/// A booking request from a peer, for the node to answer.
+#[derive(Debug)]
+pub struct BookingInbound {
+    pub from: String,
+    pub request: Vec<u8>,
+    pub reply: oneshot::Sender<Vec<u8>>,
+}
+
+/// The booking side of the network task.
+#[derive(Debug)]
+pub struct BookingChannels {
+    pub calls: mpsc::Receiver<BookingCall>,
+    pub inbound: mpsc::Sender<BookingInbound>,
+}
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     reconcile: request_response::Behaviour<ReconcileCodec>,
+    book: request_response::Behaviour<BookCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     kademlia: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
@@ -125,8 +166,10 @@ pub async fn run(
     events: mpsc::Sender<Event>,
     mut actions: mpsc::Receiver<Action>,
     listening: mpsc::Sender<String>,
+    booking: BookingChannels,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NetError> {
+    let BookingChannels { calls: mut booking_calls, inbound: booking_inbound } = booking;
     let parse = |text: &String| text.parse::<Multiaddr>().map_err(|e| NetError::Address(text.clone(), e.to_string()));
     let listen: Vec<Multiaddr> = config.listen.iter().map(parse).collect::<Result<_, _>>()?;
     let bootstrap: Vec<Multiaddr> = config.bootstrap.iter().map(parse).collect::<Result<_, _>>()?;
@@ -162,6 +205,11 @@ pub async fn run(
                 [(StreamProtocol::new(RECONCILE_PROTOCOL), request_response::ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_S)),
             );
+            let book = request_response::Behaviour::with_codec(
+                BookCodec,
+                [(StreamProtocol::new(BOOK_PROTOCOL), request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(BOOK_TIMEOUT_S)),
+            );
             let identify = identify::Behaviour::new(identify::Config::new("/caravan/1".into(), key.public()));
             let limits = connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
@@ -184,6 +232,7 @@ pub async fn run(
                 limits,
                 gossipsub,
                 reconcile,
+                book,
                 identify,
                 ping: ping::Behaviour::default(),
                 kademlia: kademlia.into(),
@@ -211,11 +260,34 @@ pub async fn run(
     let first_walk = Instant::now() + Duration::from_secs(FIRST_WALK_S);
     let mut discovery_tick = tokio::time::interval_at(first_walk, Duration::from_secs(DISCOVERY_INTERVAL_S));
     let peers_target = config.peers_target;
+    let mut calls_in_flight: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> =
+        HashMap::new();
+    let mut answers = FuturesUnordered::new();
 
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => return Ok(()),
+            Some(call) = booking_calls.recv() => {
+                match call.peer.parse::<PeerId>() {
+                    Ok(peer) => {
+                        for address in call.addrs.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
+                            swarm.add_peer_address(peer, address);
+                        }
+                        let id = swarm.behaviour_mut().book.send_request(&peer, call.request);
+                        calls_in_flight.insert(id, call.reply);
+                    }
+                    Err(error) => {
+                        let _ = call.reply.send(Err(format!("bad peer id {}: {error}", call.peer)));
+                    }
+                }
+            }
+            Some((answer, channel)) = answers.next(), if !answers.is_empty() => {
+                let answer: Result<Vec<u8>, _> = answer;
+                // No answer (the node is stopping): an empty frame, which
+                // the caller reads as unreachable and retries.
+                let _ = swarm.behaviour_mut().book.send_response(channel, answer.unwrap_or_default());
+            }
             _ = redial_tick.tick() => {
                 for peer in bootstrap.iter_mut().filter(|b| b.dialing.is_none() && b.peer.is_none() && b.next_dial <= Instant::now()) {
                     let options = DialOpts::unknown_peer_id().address(peer.address.clone()).build();
@@ -238,6 +310,13 @@ pub async fn run(
             },
             event = swarm.select_next_some() => {
                 track_bootstrap(&mut bootstrap, &event);
+                let event = match event {
+                    SwarmEvent::Behaviour(BehaviourEvent::Book(event)) => {
+                        on_book_event(event, &mut calls_in_flight, &mut answers, &booking_inbound);
+                        continue;
+                    }
+                    event => event,
+                };
                 if let Some(event) = translate(&mut swarm, event, &listening, peers_target) {
                     // A full node queue pauses the swarm here: backpressure
                     // reaches the peers instead of a queue growing.
@@ -247,6 +326,52 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+type PendingAnswer = std::pin::Pin<
+    Box<
+        dyn Future<Output = (Result<Vec<u8>, oneshot::error::RecvError>, request_response::ResponseChannel<Vec<u8>>)>
+            + Send,
+    >,
+>;
+
+/// Routes booking traffic: answers to our calls go to their callers;
+/// peers' requests go to the node, and its answers are queued in `answers`.
+fn on_book_event(
+    event: request_response::Event<Vec<u8>, Vec<u8>>,
+    calls_in_flight: &mut HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>,
+    answers: &mut FuturesUnordered<PendingAnswer>,
+    inbound: &mpsc::Sender<BookingInbound>,
+) {
+    match event {
+        request_response::Event::Message { peer, message, .. } => match message {
+            request_response::Message::Request { request, channel, .. } => {
+                let (reply, answer) = oneshot::channel();
+                let call = BookingInbound { from: peer.to_string(), request, reply };
+                if let Err(error) = inbound.try_send(call) {
+                    // Too busy: no answer now (the peer retries with the same key).
+                    tracing::debug!(%peer, %error, "booking request dropped");
+                    drop(error);
+                }
+                answers.push(Box::pin(async move { (answer.await, channel) }));
+            }
+            request_response::Message::Response { request_id, response } => {
+                if let Some(reply) = calls_in_flight.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+        },
+        request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+            tracing::debug!(%peer, %error, "booking request failed");
+            if let Some(reply) = calls_in_flight.remove(&request_id) {
+                let _ = reply.send(Err(error.to_string()));
+            }
+        }
+        request_response::Event::InboundFailure { peer, error, .. } => {
+            tracing::debug!(%peer, %error, "booking answer not delivered");
+        }
+        request_response::Event::ResponseSent { .. } => {}
     }
 }
 
@@ -463,6 +588,63 @@ impl request_response::Codec for ReconcileCodec {
         (): (),
     ) -> std::io::Result<()> {
         write_frame(io, &[]).await
+    }
+}
+
+/// Booking frames: length-prefixed bytes both ways, at most
+/// [`BOOK_FRAME_BYTES_MAX`].
+#[derive(Clone, Default)]
+struct BookCodec;
+
+async fn read_book_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<Vec<u8>> {
+    let mut length = [0u8; 4];
+    io.read_exact(&mut length).await?;
+    let length = u32::from_be_bytes(length) as usize;
+    if length > BOOK_FRAME_BYTES_MAX {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "booking frame too large"));
+    }
+    let mut frame = vec![0u8; length];
+    io.read_exact(&mut frame).await?;
+    Ok(frame)
+}
+
+impl request_response::Codec for BookCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
+        read_book_frame(io).await
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
+        read_book_frame(io).await
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Vec<u8>,
+    ) -> std::io::Result<()> {
+        write_frame(io, &request).await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: Vec<u8>,
+    ) -> std::io::Result<()> {
+        write_frame(io, &response).await
     }
 }
 

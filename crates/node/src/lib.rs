@@ -6,13 +6,18 @@
 //!                                                         └─ ledger log ─┘   (one transaction, one fsync per batch)
 //! ```
 
+mod booking;
 pub mod config;
 pub mod identity;
 pub mod replica_store;
+mod sagas;
+pub mod search;
 mod writer;
 
+pub use caravan_booking::agency;
 pub use config::Config;
 pub use identity::NodeKey;
+pub use sagas::BOOKING_WAIT_MS;
 pub use writer::{Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 
 use std::future::Future;
@@ -112,6 +117,15 @@ struct Inner {
     network: Mutex<Option<Network>>,
     /// Bytes on the network's TCP connections.
     traffic: Arc<caravan_net::Traffic>,
+    /// The catalog's search index, kept in step by the writer.
+    search: Arc<RwLock<search::Index>>,
+    /// The origin key, for signing booking receipts.
+    key: NodeKey,
+    /// Booking calls to owners, once the network runs.
+    booking_calls: Mutex<Option<mpsc::Sender<caravan_net::BookingCall>>>,
+    next_booking_id: std::sync::atomic::AtomicU64,
+    /// Bookings whose saga task is running.
+    running_bookings: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// The running network task and the task feeding its events to the writer.
@@ -120,6 +134,9 @@ struct Network {
     stop: oneshot::Sender<()>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// How long the network start waits for more listen addresses after the first.
+const CONTACT_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Network events waiting to be queued for the writer.
 const NET_EVENTS_MAX: usize = 4_096;
@@ -135,6 +152,12 @@ impl Node {
         let started = std::time::Instant::now();
         let (ledger, next_index) = writer::replay(&conn)?;
         tracing::info!(%origin, entries = next_index - 1, replay_ms = started.elapsed().as_millis() as u64, "ledger loaded");
+        let started = std::time::Instant::now();
+        let search = Arc::new(RwLock::new(search::load(&conn, (options.clock)())?));
+        let listings = search.read().expect("search lock").listing_count();
+        tracing::info!(listings, load_ms = started.elapsed().as_millis() as u64, "search index loaded");
+        let next_booking_id = caravan_store::agency::last_id(&conn)? + 1;
+        let booking_key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
         let ledger = Arc::new(RwLock::new(ledger));
         let stats = Arc::new(WriterStats::default());
         let (queue, receiver) = mpsc::channel(QUEUE_MAX);
@@ -150,6 +173,7 @@ impl Node {
             publish_interval_ms: options.publish_interval_ms as i64,
             stats: stats.clone(),
             clock: options.clock,
+            search: search.clone(),
         };
         let runtime = tokio::runtime::Handle::current();
         let (stopped_tx, writer_stopped) = tokio::sync::watch::channel(false);
@@ -174,6 +198,11 @@ impl Node {
             writer_stopped,
             network: Mutex::new(None),
             traffic: Arc::default(),
+            search,
+            key: booking_key,
+            booking_calls: Mutex::new(None),
+            next_booking_id: next_booking_id.into(),
+            running_bookings: Mutex::default(),
         };
         Ok(Node { inner: Arc::new(inner) })
     }
@@ -206,6 +235,15 @@ impl Node {
         &self.inner.db_path
     }
 
+    fn signing_key(&self) -> &ed25519_dalek::SigningKey {
+        self.inner.key.signing_key()
+    }
+
+    /// Reads the search index.
+    pub fn read_search<R>(&self, read: impl FnOnce(&search::Index) -> R) -> R {
+        read(&self.inner.search.read().expect("search lock"))
+    }
+
     /// Starts replicating with peers over libp2p. Returns the first address
     /// the node listens on, if it listens at all.
     pub async fn start_network(&self, mut config: caravan_net::NetConfig) -> Result<Option<String>, NodeError> {
@@ -219,15 +257,23 @@ impl Node {
         let data_dir = self.inner.db_path.parent().expect("the database lives in the data directory");
         let net_key = NodeKey::load_or_create_net_key(data_dir).map_err(NodeError::Setup)?;
         let keypair = caravan_net::keypair_from_seed(net_key.seed());
-        tracing::info!(peer_id = %caravan_net::peer_id(&keypair), "starting the network");
+        let peer_id = caravan_net::peer_id(&keypair);
+        tracing::info!(%peer_id, "starting the network");
+        let (calls_tx, calls) = mpsc::channel(booking::CALLS_MAX);
+        let (inbound, inbound_rx) = mpsc::channel(booking::INBOUND_MAX);
+        *self.inner.booking_calls.lock().expect("booking calls lock") = Some(calls_tx);
+        let booking = caravan_net::BookingChannels { calls, inbound };
         let net = tokio::spawn(async move {
             let stopped = async {
                 let _ = stopped.await;
             };
-            if let Err(error) = caravan_net::run(keypair, config, events_tx, actions, listening_tx, stopped).await {
+            if let Err(error) =
+                caravan_net::run(keypair, config, events_tx, actions, listening_tx, booking, stopped).await
+            {
                 tracing::error!(%error, "the network stopped");
             }
         });
+        let serve_bookings = tokio::spawn(booking::serve(self.clone(), inbound_rx));
         let queue = self.inner.queue.clone();
         let forward = tokio::spawn(async move {
             while let Some(event) = events_rx.recv().await {
@@ -236,11 +282,25 @@ impl Node {
                 }
             }
         });
-        *self.inner.network.lock().expect("network lock") = Some(Network { stop, tasks: vec![net, forward] });
+        *self.inner.network.lock().expect("network lock") =
+            Some(Network { stop, tasks: vec![net, forward, serve_bookings] });
         if !listens {
             return Ok(None);
         }
-        Ok(listening_rx.recv().await)
+        let first = listening_rx.recv().await;
+        // Other listeners (QUIC, more interfaces) report within moments.
+        let mut addrs: Vec<String> = first.iter().cloned().collect();
+        while let Ok(Some(address)) = tokio::time::timeout(CONTACT_SETTLE, listening_rx.recv()).await {
+            addrs.push(address);
+        }
+        addrs.truncate(caravan_model::contact::CONTACT_ADDRS_MAX);
+        let contact = caravan_model::Contact { peers: vec![caravan_model::PeerContact { peer_id, addrs }] };
+        if self.read_ledger(|ledger| ledger.contact() != Some(&contact)) {
+            if let Err(error) = self.submit(Command::SetContact(contact)).await {
+                tracing::warn!(?error, "contact not published; agencies cannot book here");
+            }
+        }
+        Ok(first)
     }
 
     /// Stops taking commands, lets the writer finish what is queued, and
@@ -435,6 +495,30 @@ impl Backend for Node {
         })
     }
 
+    fn search_stays(&self, query: &caravan_search::StayQuery) -> Vec<caravan_search::StayOffer<Origin>> {
+        self.read_search(|index| index.search_stays(query))
+    }
+
+    fn search_trips(&self, query: &caravan_search::TripQuery) -> Vec<caravan_search::Itinerary<Origin>> {
+        self.read_search(|index| index.search_trips(query))
+    }
+
+    async fn create_booking(&self, new: agency::NewBooking) -> Result<agency::Booking, agency::BookingError> {
+        Node::create_booking(self, new).await
+    }
+
+    async fn booking(&self, id: u64) -> Result<Option<agency::Booking>, agency::BookingError> {
+        self.agency_booking(id).await
+    }
+
+    async fn bookings(&self, before_id: Option<u64>, limit: u32) -> Result<Vec<agency::Booking>, agency::BookingError> {
+        self.agency_bookings(before_id, limit).await
+    }
+
+    async fn cancel_booking(&self, id: u64) -> Result<agency::Booking, agency::BookingError> {
+        self.cancel_agency_booking(id).await
+    }
+
     async fn own_records(&self, after_version: u64, limit: u32) -> Result<Vec<Verified<Record>>, String> {
         let inner = self.inner.clone();
         let read = move || {
@@ -468,6 +552,11 @@ pub async fn run(
         if let Some(address) = node.start_network(net).await? {
             tracing::info!(%address, "replicating with peers");
         }
+    }
+    match node.resume_bookings().await {
+        Ok(0) => {}
+        Ok(resumed) => tracing::info!(resumed, "bookings resumed"),
+        Err(error) => tracing::error!(%error, "bookings not resumed"),
     }
     let (writer_died_tx, writer_died) = tokio::sync::oneshot::channel();
     let stop = {

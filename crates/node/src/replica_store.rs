@@ -8,16 +8,20 @@ use caravan_store::records::{self, PutOutcome};
 use caravan_store::rusqlite::Connection;
 use caravan_store::StoreError;
 
+use crate::search::IndexChange;
+
 /// A record store over one connection (usually a transaction: the shell
 /// commits after the core handled an event, or rolls back on error).
 #[derive(Debug)]
 pub struct SqliteRecords<'c> {
     conn: &'c Connection,
+    /// What the search index must learn once the transaction commits.
+    pub changes: Vec<IndexChange>,
 }
 
 impl<'c> SqliteRecords<'c> {
     pub fn new(conn: &'c Connection) -> SqliteRecords<'c> {
-        SqliteRecords { conn }
+        SqliteRecords { conn, changes: Vec::new() }
     }
 }
 
@@ -27,6 +31,11 @@ impl RecordStore for SqliteRecords<'_> {
     fn put(&mut self, record: Verified<Record>, now: Timestamp) -> Result<Put, StoreError> {
         let outcome = records::put(self.conn, &record, now)?;
         caravan_catalog::db::on_put(self.conn, &record, &outcome)?;
+        if outcome.is_new() {
+            self.changes.push(IndexChange::Put(Box::new(record.into_inner())));
+        } else if let PutOutcome::Equivocation(proof) = &outcome {
+            self.changes.push(IndexChange::Freeze(proof.origin()));
+        }
         Ok(match outcome {
             PutOutcome::Inserted | PutOutcome::Replaced { .. } => Put::New,
             PutOutcome::Duplicate | PutOutcome::Stale { .. } | PutOutcome::Withdrawn => Put::Old,
@@ -46,6 +55,7 @@ impl RecordStore for SqliteRecords<'_> {
     fn freeze(&mut self, proof: &EquivocationProof, now: Timestamp) -> Result<bool, StoreError> {
         let newly = records::freeze(self.conn, proof, now)?;
         caravan_catalog::db::remove_origin(self.conn, proof.origin())?;
+        self.changes.push(IndexChange::Freeze(proof.origin()));
         Ok(newly)
     }
 

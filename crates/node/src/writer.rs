@@ -29,6 +29,7 @@ use caravan_store::rusqlite::Connection;
 use caravan_store::{ledger_log, records, StoreError};
 
 use crate::replica_store::SqliteRecords;
+use crate::search::{Index, IndexChange};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::identity::NodeKey;
@@ -61,6 +62,13 @@ pub type ReplicationEvent = caravan_replication::Event<Peer>;
 pub enum Job {
     Ledger(Request),
     Replication(ReplicationEvent),
+    /// Writes an agency booking (a saga's state) in the next commit.
+    SaveBooking(BookingSave),
+}
+
+pub struct BookingSave {
+    pub row: caravan_store::agency::BookingRow,
+    pub reply: oneshot::Sender<Result<(), String>>,
 }
 
 /// Replication actions waiting for the network task. When it lags, actions
@@ -97,6 +105,7 @@ pub struct Writer {
     pub clock: fn() -> Timestamp,
     pub replica: Replica<Peer>,
     pub actions: mpsc::Sender<Action<Peer>>,
+    pub search: Arc<RwLock<Index>>,
 }
 
 impl Writer {
@@ -121,14 +130,17 @@ impl Writer {
             }
             let mut batch = Vec::new();
             let mut events = Vec::new();
+            let mut saves = Vec::new();
             for job in jobs.drain(..) {
                 match job {
                     Job::Ledger(request) => batch.push(request),
                     Job::Replication(event) => events.push(event),
+                    Job::SaveBooking(save) => saves.push(save),
                 }
             }
             let now = self.now();
             self.replicate(events, now);
+            self.save_bookings(saves);
             let expire_due =
                 batch.is_empty() && self.ledger.read().expect("ledger lock").next_expiry().is_some_and(|at| at <= now);
             let publish_due = now.ms() - last_publish.ms() >= self.publish_interval_ms;
@@ -157,7 +169,7 @@ impl Writer {
         if events.is_empty() && !timer_due {
             return;
         }
-        let result = (|| -> Result<(), StoreError> {
+        let result = (|| -> Result<Vec<IndexChange>, StoreError> {
             let tx = self.conn.transaction()?;
             let mut store = SqliteRecords::new(&tx);
             for event in events {
@@ -166,15 +178,48 @@ impl Writer {
             if timer_due {
                 self.replica.handle_timeout(now, &mut store)?;
             }
+            let changes = std::mem::take(&mut store.changes);
             tx.commit()?;
-            Ok(())
+            Ok(changes)
         })();
-        if let Err(error) = result {
-            tracing::warn!(%error, "replication events not stored; reconciliation will bring them again");
+        match result {
+            Ok(changes) => self.update_index(changes),
+            Err(error) => {
+                tracing::warn!(%error, "replication events not stored; reconciliation will bring them again")
+            }
         }
         self.send_actions();
         self.stats.peers.store(self.replica.peer_count() as u64, Ordering::Relaxed);
         *self.stats.replication.lock().expect("stats lock") = self.replica.counters().clone();
+    }
+
+    /// Commits agency bookings' new states (one transaction, one fsync),
+    /// then tells each saga it is durable.
+    fn save_bookings(&mut self, saves: Vec<BookingSave>) {
+        if saves.is_empty() {
+            return;
+        }
+        let result = (|| -> Result<(), StoreError> {
+            let tx = self.conn.transaction()?;
+            for save in &saves {
+                caravan_store::agency::put(&tx, &save.row)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        for save in saves {
+            let _ = save.reply.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
+    }
+
+    fn update_index(&self, changes: Vec<IndexChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut index = self.search.write().expect("search index lock");
+        for change in changes {
+            crate::search::apply(&mut index, change);
+        }
     }
 
     fn send_actions(&mut self) {
@@ -260,7 +305,9 @@ impl Writer {
                     let _ = request.reply.send(Ok(reply));
                 }
                 // Durable now: our peers may have them.
-                self.replica.handle_published(std::mem::take(&mut step.published), now);
+                let records = std::mem::take(&mut step.published);
+                self.update_index(records.iter().map(|r| IndexChange::Put(Box::new((**r).clone()))).collect());
+                self.replica.handle_published(records, now);
                 self.send_actions();
                 published
             }

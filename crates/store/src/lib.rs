@@ -9,6 +9,7 @@
 //! transaction, so durability costs one fsync per batch, not per write;
 //! readers use their own connections in parallel.
 
+pub mod agency;
 pub mod ledger_log;
 mod migrations;
 pub mod records;

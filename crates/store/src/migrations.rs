@@ -88,6 +88,23 @@ const MIGRATIONS: &[&str] = &[
         contact   BLOB    NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 3: the agency's bookings (sagas over several owners).
+    "
+    CREATE TABLE agency_bookings (
+        id         INTEGER PRIMARY KEY,
+        -- The Idempotency-Key the client created the booking with.
+        client_key TEXT    UNIQUE,
+        phase      TEXT    NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        -- The traveller's details (JSON); they never leave the agency and
+        -- the owners' nodes.
+        traveller  BLOB    NOT NULL,
+        -- The saga, encoded by the node.
+        saga       BLOB    NOT NULL
+    );
+    CREATE INDEX agency_bookings_unfinished ON agency_bookings (phase);
+    ",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

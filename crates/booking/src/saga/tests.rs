@@ -134,7 +134,7 @@ fn run(owners: &mut [FakeOwner], faults: Faults, seed: u64) -> (Saga, i64) {
     let mut rng = SplitMix64::new(seed);
     let parts = owners.iter().enumerate().map(|(i, o)| Part::new(o.origin(), spec(i))).collect();
     let mut now = 1_000_000i64;
-    let mut saga = Saga::new(7, parts, Timestamp(now));
+    let mut saga = Saga::new(7, seed, parts, Timestamp(now));
     for _ in 0..10_000 {
         if saga.phase.is_terminal() {
             return (saga, now);
@@ -203,7 +203,7 @@ fn an_owner_that_never_answers_is_abandoned_and_the_rest_released() {
     let mut owners = owners(2);
     let parts = owners.iter().enumerate().map(|(i, o)| Part::new(o.origin(), spec(i))).collect();
     let mut now = 0i64;
-    let mut saga = Saga::new(9, parts, Timestamp(now));
+    let mut saga = Saga::new(9, 9, parts, Timestamp(now));
     while !saga.phase.is_terminal() {
         for step in saga.next_steps(Timestamp(now)) {
             let outcome = match step.part {

@@ -15,7 +15,7 @@ async fn acknowledged_holds_and_bookings_survive_a_restart() {
     // Shutting down publishes what was pending; the restart replays the log.
     let t = t.reopen().await;
     assert_eq!(t.call("GET", &format!("/api/v1/holds/{}", hold["id"]), None).await.1["state"], "held");
-    assert_eq!(t.call("GET", &format!("/api/v1/bookings/{booking_id}"), None).await.1["state"], "confirmed");
+    assert_eq!(t.call("GET", &format!("/api/v1/sales/{booking_id}"), None).await.1["state"], "confirmed");
     assert_eq!(t.call("GET", &format!("/api/v1/listings/{id}/ari"), None).await.1, ari_before);
     let (_, records_before) = t.call("GET", "/api/v1/records", None).await;
     assert_eq!(records_before["records"].as_array().unwrap().len(), 2, "listing and ARI");

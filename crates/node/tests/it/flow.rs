@@ -36,16 +36,16 @@ async fn create_price_hold_confirm_cancel_and_export() {
     let (status, booking) = t.call("POST", &format!("/api/v1/holds/{hold_id}/confirm"), None).await;
     assert_eq!(status, StatusCode::OK, "{booking}");
     assert_eq!(booking["state"], "confirmed");
-    let (_, bookings) = t.call("GET", "/api/v1/bookings?state=confirmed", None).await;
+    let (_, bookings) = t.call("GET", "/api/v1/sales?state=confirmed", None).await;
     assert_eq!(bookings["bookings"].as_array().unwrap().len(), 1);
-    assert_eq!(t.call("GET", &format!("/api/v1/bookings/{hold_id}"), None).await.0, StatusCode::OK);
+    assert_eq!(t.call("GET", &format!("/api/v1/sales/{hold_id}"), None).await.0, StatusCode::OK);
 
     // Four days ahead with 48 hours free: free of charge.
-    let (status, cancelled) = t.call("POST", &format!("/api/v1/bookings/{hold_id}/cancel"), None).await;
+    let (status, cancelled) = t.call("POST", &format!("/api/v1/sales/{hold_id}/cancel"), None).await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["state"], "booking_cancelled");
     assert_eq!(cancelled["cancellation_penalty"]["amount_minor"], 0);
-    let (status, again) = t.call("POST", &format!("/api/v1/bookings/{hold_id}/cancel"), None).await;
+    let (status, again) = t.call("POST", &format!("/api/v1/sales/{hold_id}/cancel"), None).await;
     assert_error(status, &again, StatusCode::CONFLICT, "hold_not_live");
 
     let (status, withdrawn) = t.call("DELETE", &format!("/api/v1/listings/{id}"), None).await;

@@ -1,0 +1,473 @@
+//! The agency's endpoints: search the local catalog for stays and trips,
+//! and book any mix of parts at their owners as one booking.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use caravan_booking::agency::{Booking, BookingError, NewBooking, Traveller};
+use caravan_booking::{HoldSpec, PartStatus, Phase};
+use caravan_model::{Date, GeoPoint, ListingDetails, Money, Timestamp};
+use caravan_records::Origin;
+use caravan_search::{Itinerary, Place, StayOffer, StayQuery, StaySort, TripQuery, TripSort};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::dto::{rfc3339, HoldInput, MoneyView};
+use crate::{ApiError, Backend};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Offers one stay search returns when the client does not say.
+const OFFERS_DEFAULT: usize = 20;
+const ITINERARIES_DEFAULT: usize = 10;
+/// The widest circle a stay search may ask for.
+const RADIUS_KM_MAX: f64 = 500.0;
+/// Connections a trip search may allow (legs - 1).
+const CONNECTIONS_MAX: usize = 4;
+
+#[derive(Debug, Deserialize)]
+pub struct StaySearchParams {
+    city: Option<String>,
+    country: Option<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    radius_km: Option<f64>,
+    check_in: String,
+    check_out: String,
+    guests: Option<u32>,
+    rooms: Option<u32>,
+    price_min_minor: Option<i64>,
+    price_max_minor: Option<i64>,
+    /// Comma-separated; every one is required.
+    amenities: Option<String>,
+    /// `price` (default) or `distance`.
+    sort: Option<String>,
+    limit: Option<usize>,
+}
+
+impl StaySearchParams {
+    fn query(self) -> Result<StayQuery> {
+        let place = match (self.city, self.lat, self.lon) {
+            (Some(city), None, None) if !city.trim().is_empty() => Place::City { city, country: self.country },
+            (None, Some(lat), Some(lon)) => {
+                let point =
+                    GeoPoint::from_degrees(lat, lon).ok_or_else(|| ApiError::invalid("lat/lon off the globe"))?;
+                let radius_km = self.radius_km.unwrap_or(10.0);
+                if !(radius_km > 0.0 && radius_km <= RADIUS_KM_MAX) {
+                    return Err(ApiError::invalid(format!("radius_km: above 0, at most {RADIUS_KM_MAX}")));
+                }
+                Place::Near { point, radius_m: (radius_km * 1000.0) as u32 }
+            }
+            _ => return Err(ApiError::invalid("give a city, or lat and lon (with radius_km)")),
+        };
+        let sort = match self.sort.as_deref() {
+            None | Some("price") => StaySort::Price,
+            Some("distance") if matches!(place, Place::Near { .. }) => StaySort::Distance,
+            Some("distance") => return Err(ApiError::invalid("sort=distance needs lat and lon")),
+            Some(other) => return Err(ApiError::invalid(format!("sort {other:?}: price or distance"))),
+        };
+        let check_in = Date::parse(&self.check_in)?;
+        let check_out = Date::parse(&self.check_out)?;
+        if check_out <= check_in {
+            return Err(ApiError::invalid("check_out must be after check_in"));
+        }
+        let amenities: Vec<String> = self
+            .amenities
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if amenities.len() > caravan_model::limits::AMENITIES_MAX {
+            return Err(ApiError::invalid("too many amenities"));
+        }
+        Ok(StayQuery {
+            place,
+            check_in,
+            check_out,
+            guests: self.guests.unwrap_or(1),
+            units: self.rooms.unwrap_or(1),
+            total_min_minor: self.price_min_minor,
+            total_max_minor: self.price_max_minor,
+            amenities,
+            sort,
+            limit: self.limit.unwrap_or(OFFERS_DEFAULT),
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct StayOfferView {
+    origin: String,
+    listing: String,
+    title: String,
+    kind: &'static str,
+    city: String,
+    country: String,
+    address: String,
+    amenities: Vec<String>,
+    check_in: String,
+    check_out: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distance_m: Option<u32>,
+    total: MoneyView,
+    nights: Vec<MoneyView>,
+    units_left: u32,
+    cancellation: CancellationView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CancellationView {
+    /// Free until this instant; later, the penalty applies.
+    free_until: String,
+    penalty: String,
+}
+
+fn cancellation_view(listing: &caravan_model::Listing, start: Timestamp) -> CancellationView {
+    let policy = listing.cancellation;
+    let free_until = start.saturating_add_ms(-(policy.free_until_hours as i64) * Timestamp::MS_PER_HOUR);
+    let penalty = match policy.penalty {
+        caravan_model::Penalty::Percent(p) => format!("{p}% of the total"),
+        caravan_model::Penalty::Nights(n) => format!("the first {n} night(s)"),
+    };
+    CancellationView { free_until: rfc3339(free_until), penalty }
+}
+
+fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option<StayOfferView> {
+    let stay = offer.listing.stay()?;
+    Some(StayOfferView {
+        origin: offer.origin.to_hex(),
+        listing: offer.listing.id.to_string(),
+        title: offer.listing.title.clone(),
+        kind: match stay.stay_type {
+            caravan_model::StayType::HotelRoom => "hotel_room",
+            caravan_model::StayType::VacationRental => "vacation_rental",
+        },
+        city: stay.city.clone(),
+        country: stay.country.as_str().to_owned(),
+        address: stay.address.clone(),
+        amenities: stay.amenities.clone(),
+        check_in: query.check_in.to_string(),
+        check_out: query.check_out.to_string(),
+        distance_m: offer.distance_m,
+        total: offer.price.total.into(),
+        nights: offer.price.nights.iter().map(|m| (*m).into()).collect(),
+        units_left: offer.price.units_left,
+        cancellation: cancellation_view(&offer.listing, offer.listing.start_on(query.check_in)),
+    })
+}
+
+pub async fn search_stays<B: Backend>(
+    State(backend): State<B>,
+    params: std::result::Result<Query<StaySearchParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Query(params) = params?;
+    let query = params.query()?;
+    let offers = backend.search_stays(&query);
+    let views: Vec<StayOfferView> = offers.iter().filter_map(|o| offer_view(o, &query)).collect();
+    Ok(Json(json!({ "offers": views })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TripSearchParams {
+    from: String,
+    to: String,
+    date: String,
+    seats: Option<u32>,
+    max_connections: Option<usize>,
+    /// `arrival` (default), `legs` or `price`.
+    sort: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ItineraryView {
+    departs: String,
+    arrives: String,
+    duration_minutes: i64,
+    totals: Vec<MoneyView>,
+    legs: Vec<TripLegView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TripLegView {
+    origin: String,
+    listing: String,
+    mode: &'static str,
+    operator: String,
+    service_number: String,
+    /// The day the trip leaves its first stop: the day to hold seats on.
+    departure: String,
+    from: String,
+    from_name: String,
+    to: String,
+    to_name: String,
+    departs: String,
+    arrives: String,
+    fare: MoneyView,
+    seats_left: u32,
+    cancellation: CancellationView,
+}
+
+fn itinerary_view(itinerary: &Itinerary<Origin>) -> ItineraryView {
+    let legs = itinerary
+        .legs
+        .iter()
+        .filter_map(|leg| {
+            let ListingDetails::Trip(trip) = &leg.listing.details else { return None };
+            let (board, alight) = (&trip.stops[leg.board_stop], &trip.stops[leg.alight_stop]);
+            Some(TripLegView {
+                origin: leg.origin.to_hex(),
+                listing: leg.listing.id.to_string(),
+                mode: match trip.mode {
+                    caravan_model::TripMode::Bus => "bus",
+                    caravan_model::TripMode::Train => "train",
+                    caravan_model::TripMode::Ferry => "ferry",
+                    caravan_model::TripMode::Flight => "flight",
+                },
+                operator: trip.operator.clone(),
+                service_number: trip.service_number.clone(),
+                departure: leg.departure_date.to_string(),
+                from: board.code.clone(),
+                from_name: board.name.clone(),
+                to: alight.code.clone(),
+                to_name: alight.name.clone(),
+                departs: rfc3339(leg.departs),
+                arrives: rfc3339(leg.arrives),
+                fare: leg.fare.into(),
+                seats_left: leg.seats_left,
+                cancellation: cancellation_view(&leg.listing, leg.listing.start_on(leg.departure_date)),
+            })
+        })
+        .collect();
+    ItineraryView {
+        departs: rfc3339(itinerary.departs),
+        arrives: rfc3339(itinerary.arrives),
+        duration_minutes: (itinerary.arrives.ms() - itinerary.departs.ms()) / 60_000,
+        totals: itinerary.totals.iter().map(|m| (*m).into()).collect(),
+        legs,
+    }
+}
+
+pub async fn search_trips<B: Backend>(
+    State(backend): State<B>,
+    params: std::result::Result<Query<TripSearchParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Query(params) = params?;
+    let sort = match params.sort.as_deref() {
+        None | Some("arrival") => TripSort::EarliestArrival,
+        Some("legs") => TripSort::FewestLegs,
+        Some("price") => TripSort::LowestPrice,
+        Some(other) => return Err(ApiError::invalid(format!("sort {other:?}: arrival, legs or price"))),
+    };
+    let max_connections = params.max_connections.unwrap_or(2);
+    if max_connections > CONNECTIONS_MAX {
+        return Err(ApiError::invalid(format!("max_connections: at most {CONNECTIONS_MAX}")));
+    }
+    let seats = params.seats.unwrap_or(1);
+    if !(1..=caravan_model::limits::SEATS_MAX).contains(&seats) {
+        return Err(ApiError::invalid("seats: at least 1"));
+    }
+    let query = TripQuery {
+        from: params.from.trim().to_uppercase(),
+        to: params.to.trim().to_uppercase(),
+        date: Date::parse(&params.date)?,
+        seats,
+        max_connections,
+        sort,
+        limit: params.limit.unwrap_or(ITINERARIES_DEFAULT),
+    };
+    let views: Vec<ItineraryView> = backend.search_trips(&query).iter().map(itinerary_view).collect();
+    Ok(Json(json!({ "itineraries": views })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BookingInput {
+    traveller: Traveller,
+    parts: Vec<BookingPartInput>,
+}
+
+/// One part: the owner's origin (hex) and a hold as `POST /api/v1/holds` takes it.
+#[derive(Debug, Deserialize)]
+pub struct BookingPartInput {
+    origin: String,
+    #[serde(flatten)]
+    hold: HoldInput,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BookingView {
+    id: u64,
+    /// holding, confirming, releasing, confirmed, failed, cancelling, cancelled.
+    state: &'static str,
+    traveller: Traveller,
+    parts: Vec<BookingPartView>,
+    totals: Vec<MoneyView>,
+    /// Penalties charged by cancellations, per currency.
+    penalties: Vec<MoneyView>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BookingPartView {
+    origin: String,
+    listing: String,
+    /// new, held, confirmed, released, refused, abandoned, cancelled.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<MoneyView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    penalty: Option<MoneyView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<RefusalView>,
+    /// The owner's signed receipt (hex of the encoded `SignedReceipt` parts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<ReceiptView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefusalView {
+    code: String,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReceiptView {
+    receipt: String,
+    signature: String,
+}
+
+fn money(currency: &Option<String>, amount: i64) -> Option<MoneyView> {
+    let currency = caravan_model::Currency::parse(currency.as_deref()?).ok()?;
+    Some(Money::new(amount, currency).into())
+}
+
+fn booking_view(booking: &Booking) -> BookingView {
+    let saga = &booking.saga;
+    let parts = saga
+        .parts
+        .iter()
+        .map(|part| BookingPartView {
+            origin: part.owner().to_hex(),
+            listing: part.spec.request.listing().to_string(),
+            status: part.status.name(),
+            hold_id: part.hold.map(|h| h.hold.0),
+            total: part.total_minor.and_then(|t| money(&part.currency, t)),
+            penalty: (part.penalty_minor != 0).then(|| money(&part.currency, part.penalty_minor)).flatten(),
+            expires_at: (part.status == PartStatus::Held).then(|| part.expires_at.map(rfc3339)).flatten(),
+            refusal: part.refusal.as_ref().map(|r| RefusalView { code: r.code.clone(), message: r.message.clone() }),
+            receipt: part
+                .receipt
+                .as_ref()
+                .map(|r| ReceiptView { receipt: hex::encode(&r.receipt), signature: hex::encode(r.signature) }),
+        })
+        .collect();
+    let mut penalties: Vec<(String, i64)> = Vec::new();
+    for part in saga.parts.iter().filter(|p| p.penalty_minor != 0) {
+        let Some(currency) = &part.currency else { continue };
+        match penalties.iter_mut().find(|(c, _)| c == currency) {
+            Some((_, sum)) => *sum = sum.saturating_add(part.penalty_minor),
+            None => penalties.push((currency.clone(), part.penalty_minor)),
+        }
+    }
+    let views = |sums: Vec<(String, i64)>| sums.into_iter().filter_map(|(c, a)| money(&Some(c), a)).collect();
+    BookingView {
+        id: saga.id,
+        state: saga.phase.name(),
+        traveller: booking.traveller.clone(),
+        parts,
+        totals: views(saga.totals()),
+        penalties: views(penalties),
+        created_at: rfc3339(saga.created_at),
+        updated_at: rfc3339(saga.updated_at),
+    }
+}
+
+impl From<BookingError> for ApiError {
+    fn from(error: BookingError) -> ApiError {
+        match error {
+            BookingError::Invalid(message) => ApiError::invalid(message),
+            BookingError::NotFound(_) => ApiError::not_found(error.to_string()),
+            BookingError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            BookingError::Unavailable(message) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+        }
+    }
+}
+
+/// 201 when the booking ended confirmed, 200 when it ended otherwise (the
+/// parts say why), 202 while it is still going.
+fn booking_response(booking: &Booking) -> Response {
+    let status = match booking.saga.phase {
+        Phase::Confirmed => StatusCode::CREATED,
+        phase if phase.is_terminal() => StatusCode::OK,
+        _ => StatusCode::ACCEPTED,
+    };
+    (status, Json(booking_view(booking))).into_response()
+}
+
+pub async fn create_booking<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    body: std::result::Result<Json<BookingInput>, JsonRejection>,
+) -> Result<Response> {
+    let client_key = crate::routes::idempotency_key(&headers)?.map(|k| k.as_str().to_owned());
+    let Json(input) = body?;
+    let mut parts = Vec::with_capacity(input.parts.len());
+    for part in &input.parts {
+        let origin = Origin::from_hex(&part.origin).ok_or_else(|| ApiError::invalid("origin: 64 hex characters"))?;
+        let spec = HoldSpec {
+            request: part.hold.request()?,
+            hold_seconds: part.hold.hold_seconds.unwrap_or(0),
+            expected_total_minor: part.hold.expected_total_minor,
+        };
+        parts.push((origin, spec));
+    }
+    let booking = backend.create_booking(NewBooking { client_key, traveller: input.traveller, parts }).await?;
+    Ok(booking_response(&booking))
+}
+
+pub async fn get_booking<B: Backend>(
+    State(backend): State<B>,
+    path: std::result::Result<Path<u64>, PathRejection>,
+) -> Result<Json<BookingView>> {
+    let Path(id) = path?;
+    let booking = backend.booking(id).await?.ok_or_else(|| ApiError::not_found(format!("no booking {id}")))?;
+    Ok(Json(booking_view(&booking)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BookingsPage {
+    before_id: Option<u64>,
+    limit: Option<u32>,
+}
+
+pub async fn list_bookings<B: Backend>(
+    State(backend): State<B>,
+    query: std::result::Result<Query<BookingsPage>, QueryRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Query(page) = query?;
+    let limit = page.limit.unwrap_or(crate::routes::PAGE_DEFAULT).clamp(1, crate::routes::PAGE_MAX);
+    let bookings = backend.bookings(page.before_id, limit).await?;
+    let next_before_id = (bookings.len() == limit as usize).then(|| bookings.last().map(|b| b.saga.id)).flatten();
+    let views: Vec<BookingView> = bookings.iter().map(booking_view).collect();
+    Ok(Json(json!({ "bookings": views, "next_before_id": next_before_id })))
+}
+
+pub async fn cancel_booking<B: Backend>(
+    State(backend): State<B>,
+    path: std::result::Result<Path<u64>, PathRejection>,
+) -> Result<Response> {
+    let Path(id) = path?;
+    let booking = backend.cancel_booking(id).await?;
+    Ok((StatusCode::OK, Json(booking_view(&booking))).into_response())
+}

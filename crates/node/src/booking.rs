@@ -1,0 +1,166 @@
+//! `/caravan/book/1` at this node: the owner's service (answering agencies'
+//! requests from the ledger) and the agency's client (asking owners).
+//!
+//! Both sides share one path: a request for an origin this node runs is
+//! answered locally, without the network, by the very code that answers
+//! peers, so a node that is agency and owner at once books its own
+//! listings the same way.
+
+use std::time::Duration;
+
+use caravan_booking::owner::{self, LedgerStep};
+use caravan_booking::{BookRequest, BookResponse, Outcome, Refusal};
+use caravan_net::{BookingCall, BookingInbound};
+use caravan_records::Origin;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::Node;
+use caravan_api::{Backend, SubmitError};
+
+/// Booking requests from peers waiting for the node.
+pub const INBOUND_MAX: usize = 4_096;
+/// Calls to owners waiting for the network task.
+pub const CALLS_MAX: usize = 4_096;
+/// How long the agency waits for an owner's answer (the network task gives
+/// up a little earlier and reports why).
+const CALL_TIMEOUT_MS: u64 = 8_000;
+
+/// The peer name used for requests this node makes to itself.
+const SELF_PEER: &str = "local";
+
+impl Node {
+    /// Answers one booking request from `peer`.
+    pub async fn answer_booking(&self, peer: &str, request: &[u8]) -> BookResponse {
+        let request = match BookRequest::decode(request) {
+            Ok(request) => request,
+            Err(refusal) => return BookResponse::Refusal(refusal),
+        };
+        self.answer_request(peer, &request).await
+    }
+
+    async fn answer_request(&self, peer: &str, request: &BookRequest) -> BookResponse {
+        let key = self.signing_key();
+        let origin = self.origin();
+        let step = match owner::plan(request, peer, key) {
+            Ok(step) => step,
+            Err(refusal) => return BookResponse::Refusal(refusal),
+        };
+        match step {
+            LedgerStep::Submit(command) => {
+                let reply = match self.submit(command).await {
+                    Ok(reply) => Ok(reply),
+                    Err(SubmitError::Rejected(rejection)) => Err(rejection),
+                    Err(SubmitError::Unavailable(why)) => {
+                        return BookResponse::Refusal(Refusal::new("unavailable", why));
+                    }
+                };
+                owner::answer(origin, key, reply, peer, self.now())
+            }
+            read => {
+                let now = self.now();
+                self.read_ledger(|ledger| owner::read(origin, key, ledger, &read, peer, now))
+            }
+        }
+    }
+
+    /// Sends `request` to the owner of `origin` and checks the answer:
+    /// a receipt must verify under `origin`.
+    pub async fn call_owner(&self, origin: Origin, request: &BookRequest) -> Outcome {
+        match self.is_frozen(origin).await {
+            Ok(true) => {
+                return Outcome::Refused(Refusal::new("origin_frozen", format!("origin {origin} equivocated")));
+            }
+            Ok(false) => {}
+            Err(why) => return Outcome::Unreachable(why),
+        }
+        let response = if origin == self.origin() {
+            self.answer_request(SELF_PEER, request).await
+        } else {
+            match self.call_remote(origin, request).await {
+                Ok(response) => response,
+                Err(why) => return Outcome::Unreachable(why),
+            }
+        };
+        match response {
+            BookResponse::Receipt(signed) => match signed.verify(origin) {
+                Ok(receipt) => Outcome::Receipt(Box::new(receipt), signed),
+                Err(error) => Outcome::Unreachable(format!("the owner's receipt did not verify: {error}")),
+            },
+            BookResponse::Refusal(refusal) if refusal.code == "bad_response" || refusal.code == "unavailable" => {
+                Outcome::Unreachable(refusal.message)
+            }
+            BookResponse::Refusal(refusal) => Outcome::Refused(refusal),
+            BookResponse::Quote(_) => Outcome::Unreachable("the owner answered a quote to another request".into()),
+        }
+    }
+
+    /// Asks the owner for a price without holding anything.
+    pub async fn quote(&self, origin: Origin, request: &BookRequest) -> Result<caravan_booking::Quote, Refusal> {
+        let response = if origin == self.origin() {
+            self.answer_request(SELF_PEER, request).await
+        } else {
+            self.call_remote(origin, request).await.map_err(Refusal::unreachable)?
+        };
+        match response {
+            BookResponse::Quote(quote) => Ok(quote),
+            BookResponse::Refusal(refusal) => Err(refusal),
+            BookResponse::Receipt(_) => Err(Refusal::new("bad_response", "a receipt for a quote")),
+        }
+    }
+
+    async fn call_remote(&self, origin: Origin, request: &BookRequest) -> Result<BookResponse, String> {
+        let contact = self.contact_of(origin).await?;
+        let calls = self.inner.booking_calls.lock().expect("booking calls lock").clone();
+        let calls = calls.ok_or("this node is not on the network")?;
+        let bytes = request.encode();
+        let mut last_error = String::from("the owner lists no node");
+        // A replica group lists several members: any of them may answer.
+        for peer in &contact.peers {
+            let (reply, answer) = oneshot::channel();
+            let call =
+                BookingCall { peer: peer.peer_id.clone(), addrs: peer.addrs.clone(), request: bytes.clone(), reply };
+            calls.send(call).await.map_err(|_| "the network is stopping".to_owned())?;
+            match tokio::time::timeout(Duration::from_millis(CALL_TIMEOUT_MS), answer).await {
+                Ok(Ok(Ok(bytes))) => return Ok(BookResponse::decode(&bytes)),
+                Ok(Ok(Err(error))) => last_error = format!("owner node {}: {error}", peer.peer_id),
+                Ok(Err(_)) => last_error = "the network is stopping".into(),
+                Err(_) => last_error = format!("owner node {} did not answer in time", peer.peer_id),
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn is_frozen(&self, origin: Origin) -> Result<bool, String> {
+        let inner = self.inner.clone();
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            caravan_store::records::proof(&conn, origin).map(|proof| proof.is_some())
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+    }
+
+    async fn contact_of(&self, origin: Origin) -> Result<caravan_model::Contact, String> {
+        let inner = self.inner.clone();
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            caravan_catalog::db::contact(&conn, origin)
+        };
+        let contact = tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        contact.ok_or_else(|| format!("no contact record from origin {origin} yet"))
+    }
+}
+
+/// Answers peers' booking requests, each in its own task, until the
+/// network task drops its sender.
+pub(crate) async fn serve(node: Node, mut inbound: mpsc::Receiver<BookingInbound>) {
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(INBOUND_MAX));
+    while let Some(call) = inbound.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let response = node.answer_booking(&call.from, &call.request).await;
+            let _ = call.reply.send(response.encode());
+            drop(permit);
+        });
+    }
+}

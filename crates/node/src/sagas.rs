@@ -1,0 +1,237 @@
+//! The agency's bookings: one [`Saga`] per booking, driven by its own task
+//! and written through the writer (group commit, fsync) after every step,
+//! so an agency that crashes mid-saga resumes it on restart
+//! ([`Node::resume_bookings`]) and still ends all-or-nothing.
+
+use std::time::Duration;
+
+use caravan_booking::agency::{Booking, BookingError, NewBooking, Traveller};
+use caravan_booking::saga::PARTS_MAX;
+use caravan_booking::{Part, Phase, Saga};
+use caravan_model::Timestamp;
+use caravan_store::agency::BookingRow;
+use tokio::sync::oneshot;
+
+use crate::writer::{BookingSave, Job};
+use crate::Node;
+use caravan_api::Backend;
+
+/// How long `create_booking` and `cancel_booking` wait for the saga to end
+/// before answering with its state so far.
+pub const BOOKING_WAIT_MS: u64 = 15_000;
+/// The longest a waiting saga sleeps before looking again.
+const IDLE_MS: u64 = 1_000;
+fn encode(saga: &Saga, traveller: &Traveller, client_key: Option<String>) -> BookingRow {
+    BookingRow {
+        id: saga.id,
+        client_key,
+        phase: saga.phase.name().to_owned(),
+        created_ms: saga.created_at.ms(),
+        updated_ms: saga.updated_at.ms(),
+        traveller: postcard::to_stdvec(traveller).expect("travellers serialize"),
+        saga: postcard::to_stdvec(saga).expect("sagas serialize"),
+    }
+}
+
+fn decode(row: &BookingRow) -> Result<Booking, BookingError> {
+    let corrupt = |e: postcard::Error| BookingError::Unavailable(format!("booking {} unreadable: {e}", row.id));
+    Ok(Booking {
+        saga: postcard::from_bytes(&row.saga).map_err(corrupt)?,
+        traveller: postcard::from_bytes(&row.traveller).map_err(corrupt)?,
+    })
+}
+
+const TERMINAL: [&str; 3] = ["confirmed", "failed", "cancelled"];
+
+impl Node {
+    /// Starts a booking and waits (up to [`BOOKING_WAIT_MS`]) for it to end.
+    pub async fn create_booking(&self, new: NewBooking) -> Result<Booking, BookingError> {
+        if new.parts.is_empty() || new.parts.len() > PARTS_MAX {
+            return Err(BookingError::Invalid(format!("a booking has 1-{PARTS_MAX} parts")));
+        }
+        new.traveller.validate().map_err(BookingError::Invalid)?;
+        if let Some(key) = &new.client_key {
+            if let Some(existing) = self.read_booking_row(BookingKey::Client(key.clone())).await? {
+                let existing = decode(&existing)?;
+                let same_parts = existing.saga.parts.len() == new.parts.len()
+                    && existing.saga.parts.iter().zip(&new.parts).all(|(p, (o, s))| p.owner() == *o && p.spec == *s);
+                if !same_parts || existing.traveller != new.traveller {
+                    return Err(BookingError::Conflict("idempotency key was used for a different booking".into()));
+                }
+                return Ok(existing);
+            }
+        }
+        let id = self.inner.next_booking_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let parts = new.parts.into_iter().map(|(origin, spec)| Part::new(origin, spec)).collect();
+        let saga = Saga::new(id, rand::random(), parts, self.now());
+        self.save_booking(encode(&saga, &new.traveller, new.client_key.clone())).await?;
+        let (done, finished) = oneshot::channel();
+        self.inner.running_bookings.lock().expect("running lock").insert(id);
+        tokio::spawn(drive(self.clone(), saga, new.traveller, new.client_key, Some(done)));
+        self.wait_for(id, finished).await
+    }
+
+    /// Cancels a confirmed booking at every owner, with each owner's penalty.
+    pub async fn cancel_agency_booking(&self, id: u64) -> Result<Booking, BookingError> {
+        if self.inner.running_bookings.lock().expect("running lock").contains(&id) {
+            return Err(BookingError::Conflict(format!("booking {id} is still in progress")));
+        }
+        let row = self.read_booking_row(BookingKey::Id(id)).await?.ok_or(BookingError::NotFound(id))?;
+        let Booking { mut saga, traveller } = decode(&row)?;
+        if saga.phase == Phase::Cancelled {
+            return Ok(Booking { saga, traveller });
+        }
+        if !saga.request_cancel(self.now()) {
+            return Err(BookingError::Conflict(format!("booking {id} is {}, not confirmed", saga.phase.name())));
+        }
+        if !self.inner.running_bookings.lock().expect("running lock").insert(id) {
+            return Err(BookingError::Conflict(format!("booking {id} is still in progress")));
+        }
+        self.save_booking(encode(&saga, &traveller, row.client_key.clone())).await?;
+        let (done, finished) = oneshot::channel();
+        tokio::spawn(drive(self.clone(), saga, traveller, row.client_key, Some(done)));
+        self.wait_for(id, finished).await
+    }
+
+    async fn wait_for(&self, id: u64, finished: oneshot::Receiver<Booking>) -> Result<Booking, BookingError> {
+        match tokio::time::timeout(Duration::from_millis(BOOKING_WAIT_MS), finished).await {
+            Ok(Ok(booking)) => Ok(booking),
+            // Still going: the caller sees where it stands and may poll.
+            _ => self.agency_booking(id).await?.ok_or(BookingError::NotFound(id)),
+        }
+    }
+
+    pub async fn agency_booking(&self, id: u64) -> Result<Option<Booking>, BookingError> {
+        self.read_booking_row(BookingKey::Id(id)).await?.as_ref().map(decode).transpose()
+    }
+
+    /// Bookings newest first, with ids below `before_id`.
+    pub async fn agency_bookings(&self, before_id: Option<u64>, limit: u32) -> Result<Vec<Booking>, BookingError> {
+        let inner = self.inner.clone();
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            caravan_store::agency::list(&conn, before_id, limit)
+        };
+        let rows = tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| BookingError::Unavailable(e.to_string()))?
+            .map_err(|e| BookingError::Unavailable(e.to_string()))?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Picks up every saga that had not ended when the node stopped.
+    pub async fn resume_bookings(&self) -> Result<usize, BookingError> {
+        let inner = self.inner.clone();
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            caravan_store::agency::unfinished(&conn, &TERMINAL)
+        };
+        let rows = tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| BookingError::Unavailable(e.to_string()))?
+            .map_err(|e| BookingError::Unavailable(e.to_string()))?;
+        let mut resumed = 0;
+        for row in rows {
+            let Booking { saga, traveller } = decode(&row)?;
+            if !self.inner.running_bookings.lock().expect("running lock").insert(saga.id) {
+                continue;
+            }
+            tracing::info!(booking = saga.id, phase = saga.phase.name(), "resuming a booking");
+            tokio::spawn(drive(self.clone(), saga, traveller, row.client_key, None));
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    async fn save_booking(&self, row: BookingRow) -> Result<(), BookingError> {
+        let (reply, saved) = oneshot::channel();
+        let stopping = || BookingError::Unavailable("the node is stopping".into());
+        self.inner.queue.send(Job::SaveBooking(BookingSave { row, reply })).await.map_err(|_| stopping())?;
+        saved.await.map_err(|_| stopping())?.map_err(BookingError::Unavailable)
+    }
+
+    async fn read_booking_row(&self, key: BookingKey) -> Result<Option<BookingRow>, BookingError> {
+        let inner = self.inner.clone();
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            match key {
+                BookingKey::Id(id) => caravan_store::agency::get(&conn, id),
+                BookingKey::Client(key) => caravan_store::agency::by_client_key(&conn, &key),
+            }
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| BookingError::Unavailable(e.to_string()))?
+            .map_err(|e| BookingError::Unavailable(e.to_string()))
+    }
+}
+
+enum BookingKey {
+    Id(u64),
+    Client(String),
+}
+
+/// Runs a saga to its end: the steps due now in parallel, their outcomes
+/// applied, the new state made durable before the next steps go out.
+async fn drive(
+    node: Node,
+    mut saga: Saga,
+    traveller: Traveller,
+    client_key: Option<String>,
+    done: Option<oneshot::Sender<Booking>>,
+) {
+    let id = saga.id;
+    while !saga.phase.is_terminal() {
+        let before = saga.clone();
+        let now = node.now();
+        saga.advance(now);
+        let steps = saga.next_steps(now);
+        if steps.is_empty() {
+            if !saga.phase.is_terminal() {
+                let wait = saga.next_wakeup().map_or(IDLE_MS as i64, |at| at.ms() - now.ms()).clamp(1, IDLE_MS as i64);
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        } else {
+            let mut calls = tokio::task::JoinSet::new();
+            for step in steps {
+                let node = node.clone();
+                let owner = saga.parts[step.part].owner();
+                calls.spawn(async move {
+                    let outcome = node.call_owner(owner, &step.request).await;
+                    (step, outcome)
+                });
+            }
+            while let Some(joined) = calls.join_next().await {
+                let Ok((step, outcome)) = joined else { continue };
+                saga.apply(step.part, &step.request.op, outcome, node.now());
+            }
+        }
+        if saga == before {
+            continue;
+        }
+        if let Err(error) = persist(&node, &saga, &traveller, &client_key).await {
+            // The next steps wait until the state is durable: retry.
+            tracing::warn!(booking = id, %error, "booking state not saved; retrying");
+            tokio::time::sleep(Duration::from_millis(IDLE_MS)).await;
+            if node.inner.queue.is_closed() {
+                return;
+            }
+        }
+    }
+    node.inner.running_bookings.lock().expect("running lock").remove(&id);
+    tracing::info!(booking = id, phase = saga.phase.name(), "booking ended");
+    if let Some(done) = done {
+        let _ = done.send(Booking { saga, traveller });
+    }
+}
+
+async fn persist(
+    node: &Node,
+    saga: &Saga,
+    traveller: &Traveller,
+    client_key: &Option<String>,
+) -> Result<(), BookingError> {
+    let mut saga = saga.clone();
+    saga.updated_at = Timestamp(saga.updated_at.ms().max(node.now().ms()));
+    node.save_booking(encode(&saga, traveller, client_key.clone())).await
+}
