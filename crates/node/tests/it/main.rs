@@ -4,6 +4,7 @@
 
 mod ari_batch;
 mod bad_input;
+mod booking;
 mod concurrency;
 mod durability;
 mod flow;

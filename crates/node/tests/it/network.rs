@@ -4,7 +4,7 @@
 use super::*;
 use caravan_model::AriRun;
 
-fn node_with_fast_rounds() -> TestNode {
+pub fn node_with_fast_rounds() -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     caravan_node::init(dir.path()).unwrap();
     let replication = caravan_replication::Config { reconcile_interval_ms: 1_000, ..Default::default() };
@@ -13,7 +13,7 @@ fn node_with_fast_rounds() -> TestNode {
 }
 
 /// Polls `condition` every 20 ms for up to 10 s; whether it came true.
-async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     for _ in 0..500 {
         if condition() {
             return true;
@@ -23,7 +23,7 @@ async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     condition()
 }
 
-fn loopback(bootstrap: Vec<String>) -> caravan_net::NetConfig {
+pub fn loopback(bootstrap: Vec<String>) -> caravan_net::NetConfig {
     caravan_net::NetConfig { listen: vec!["/ip4/127.0.0.1/tcp/0".into()], bootstrap, ..Default::default() }
 }
 

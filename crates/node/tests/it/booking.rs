@@ -1,0 +1,217 @@
+//! Booking across the network, in one process over libp2p on loopback: a
+//! hotel, a bus company and an airline each run a node; an agency searches
+//! its replica of the catalog and books a bus, a flight and a hotel as one.
+
+use super::network::{eventually, node_with_fast_rounds};
+use super::*;
+
+/// A trip listing from `from` to `to`, leaving at `departs` (local, UTC+1)
+/// and arriving at `arrives`, with `seats` seats at `fare_minor`, sold for
+/// the next 10 days.
+async fn trip(
+    owner: &TestNode,
+    id: &str,
+    mode: &str,
+    from: &str,
+    to: &str,
+    departs: &str,
+    arrives: &str,
+    seats: u32,
+    fare_minor: i64,
+) {
+    let listing = json!({
+        "id": id, "title": format!("{from} → {to}"), "currency": "EUR",
+        "cancellation": { "free_until_hours": 24, "penalty_percent": 50 },
+        "trip": {
+            "mode": mode, "operator": format!("{id} operator"), "service_number": id.to_uppercase(), "seats": seats,
+            "stops": [
+                { "code": from, "name": from, "departure": departs, "utc_offset_min": 60 },
+                { "code": to, "name": to, "arrival": arrives, "utc_offset_min": 60 }
+            ]
+        }
+    });
+    let (status, body) = owner.call("POST", "/api/v1/listings", Some(listing)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ari = json!({ "from": day(0), "to": day(10), "available": seats, "price_minor": fare_minor });
+    assert_eq!(owner.call("PUT", &format!("/api/v1/listings/{id}/ari"), Some(ari)).await.0, StatusCode::OK);
+}
+
+struct Network {
+    agency: TestNode,
+    hotel: TestNode,
+    bus: TestNode,
+    airline: TestNode,
+    hotel_id: String,
+}
+
+/// Three owners and an agency, every owner dialling the agency; returns
+/// once the agency's catalog holds everything and every owner's contact.
+async fn network(rooms: u32, seats: u32) -> Network {
+    let agency = node_with_fast_rounds();
+    let address = agency.node.start_network(super::network::loopback(vec![])).await.unwrap().expect("listening");
+    let (hotel, bus, airline) = (node_with_fast_rounds(), node_with_fast_rounds(), node_with_fast_rounds());
+    for owner in [&hotel, &bus, &airline] {
+        owner.node.start_network(super::network::loopback(vec![address.clone()])).await.unwrap();
+    }
+    let hotel_id = hotel.hotel(rooms).await;
+    trip(&bus, "bus-1", "bus", "GVA", "LYS", "08:00", "10:00", seats, 2_500).await;
+    trip(&airline, "fl-1", "flight", "LYS", "ANC", "12:00", "13:00", seats, 9_000).await;
+    let node = agency.node.clone();
+    let replicated = eventually(|| {
+        let reader = caravan_store::open_reader(node.db_path()).unwrap();
+        let count = |table: &str| -> i64 {
+            reader.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+        };
+        // Four contacts: the agency publishes its own too.
+        count("catalog_listings") == 3 && count("catalog_ari") == 3 && count("catalog_contacts") == 4
+    })
+    .await;
+    let reader = caravan_store::open_reader(agency.node.db_path()).unwrap();
+    let count = |table: &str| -> i64 { reader.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap() };
+    let counts = [count("catalog_listings"), count("catalog_ari"), count("catalog_contacts")];
+    assert!(replicated, "the agency's catalog has the three listings and contacts: {counts:?}");
+    Network { agency, hotel, bus, airline, hotel_id }
+}
+
+fn origin(t: &TestNode) -> String {
+    caravan_api::Backend::origin(&t.node).to_hex()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_traveller_books_a_bus_a_flight_and_a_hotel_of_three_owners_as_one() {
+    let net = network(2, 3).await;
+
+    // Search the agency's local catalog.
+    let stays = format!("/api/v1/search/stays?city=annecy&check_in={}&check_out={}&guests=2", day(2), day(4));
+    let (status, found) = net.agency.call("GET", &stays, None).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let offer = &found["offers"][0];
+    assert_eq!(offer["listing"], net.hotel_id.as_str());
+    assert_eq!(offer["total"]["amount_minor"], 20_000, "two nights at 100.00");
+    assert!(offer["cancellation"]["free_until"].as_str().is_some());
+    let trips = format!("/api/v1/search/trips?from=GVA&to=ANC&date={}", day(2));
+    let (status, found) = net.agency.call("GET", &trips, None).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let itinerary = &found["itineraries"][0];
+    let legs: Vec<&str> =
+        itinerary["legs"].as_array().unwrap().iter().map(|l| l["listing"].as_str().unwrap()).collect();
+    assert_eq!(legs, vec!["bus-1", "fl-1"]);
+    assert_eq!(itinerary["totals"][0]["amount_minor"], 11_500);
+
+    // Book all three as one.
+    let booking = json!({
+        "traveller": { "name": "Ada Lovelace", "email": "ada@example.org" },
+        "parts": [
+            { "origin": origin(&net.bus), "listing": "bus-1", "departure": day(2), "seats": 1, "expected_total_minor": 2_500 },
+            { "origin": origin(&net.airline), "listing": "fl-1", "departure": day(2), "seats": 1 },
+            { "origin": origin(&net.hotel), "listing": net.hotel_id, "check_in": day(2), "check_out": day(4), "units": 1, "guests": 2 }
+        ]
+    });
+    let (status, booked) = net
+        .agency
+        .call_with("POST", "/api/v1/bookings", Some(booking.clone()), &[("idempotency-key", "trip-ada")])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{booked}");
+    assert_eq!(booked["state"], "confirmed");
+    assert!(booked["parts"].as_array().unwrap().iter().all(|p| p["status"] == "confirmed" && p["receipt"].is_object()));
+    assert_eq!(booked["totals"][0]["amount_minor"], 2_500 + 9_000 + 20_000);
+
+    // The same key gives the same booking; the owners sold once.
+    let (status, again) =
+        net.agency.call_with("POST", "/api/v1/bookings", Some(booking), &[("idempotency-key", "trip-ada")]).await;
+    assert_eq!((status, &again["id"]), (StatusCode::CREATED, &booked["id"]));
+    for (owner, expected) in [(&net.bus, 1), (&net.airline, 1), (&net.hotel, 1)] {
+        let (_, sales) = owner.call("GET", "/api/v1/sales?state=confirmed", None).await;
+        assert_eq!(sales["bookings"].as_array().unwrap().len(), expected, "{sales}");
+    }
+    let id = booked["id"].as_u64().unwrap();
+    let (status, listed) = net.agency.call("GET", "/api/v1/bookings", None).await;
+    assert_eq!((status, &listed["bookings"][0]["id"]), (StatusCode::OK, &json!(id)));
+
+    // Availability follows the booking: the agency's search sees one room left.
+    let agency = &net.agency;
+    let mut left = None;
+    for _ in 0..250 {
+        let (_, found) = agency.call("GET", &stays, None).await;
+        left = found["offers"][0]["units_left"].as_u64();
+        if left == Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, Some(1));
+
+    // Cancelling cancels every part; the flight's penalty policy applies
+    // (free until 24 hours before; it leaves in two days).
+    let (status, cancelled) = agency.call("POST", &format!("/api/v1/bookings/{id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    assert!(cancelled["parts"].as_array().unwrap().iter().all(|p| p["status"] == "cancelled"), "{cancelled}");
+    let (_, sales) = net.hotel.call("GET", "/api/v1/sales?state=cancelled", None).await;
+    assert_eq!(sales["bookings"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sold_out_part_releases_every_other_part_at_once() {
+    let net = network(1, 3).await;
+    // Someone else takes the only room at the hotel itself.
+    let (status, _) = net.hotel.call("POST", "/api/v1/holds", Some(stay_hold(&net.hotel_id, 2, 4, 1))).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let booking = json!({
+        "traveller": { "name": "Grace Hopper", "email": "grace@example.org" },
+        "parts": [
+            { "origin": origin(&net.bus), "listing": "bus-1", "departure": day(2), "seats": 2 },
+            { "origin": origin(&net.hotel), "listing": net.hotel_id, "check_in": day(2), "check_out": day(4), "units": 1, "guests": 1 }
+        ]
+    });
+    let (status, failed) = net.agency.call("POST", "/api/v1/bookings", Some(booking)).await;
+    assert_eq!(status, StatusCode::OK, "{failed}");
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["parts"][1]["refusal"]["code"], "sold_out", "{failed}");
+    assert_eq!(failed["parts"][0]["status"], "released", "{failed}");
+    // The bus seats are free again at the owner, long before the hold's expiry.
+    let (_, ari) =
+        net.bus.call("GET", &format!("/api/v1/listings/bus-1/ari?from={}&to={}", day(2), day(3)), None).await;
+    assert_eq!(ari["days"][0]["held"], 0, "{ari}");
+    drop(net.airline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_cannot_touch_another_peers_hold() {
+    let net = network(2, 3).await;
+    // The agency holds through the protocol; the bus company's node then
+    // replays the hold id with a made-up token against the hotel.
+    let hold = caravan_booking::BookRequest {
+        idempotency_key: "k".into(),
+        op: caravan_booking::Op::Hold(caravan_booking::HoldSpec {
+            request: caravan_ledger::HoldRequest::Stay {
+                listing: caravan_model::ListingId::parse(&net.hotel_id).unwrap(),
+                check_in: caravan_model::Date::parse(&day(2)).unwrap(),
+                check_out: caravan_model::Date::parse(&day(3)).unwrap(),
+                units: 1,
+                guests: 1,
+            },
+            hold_seconds: 0,
+            expected_total_minor: None,
+        }),
+    };
+    let hotel_origin = caravan_api::Backend::origin(&net.hotel.node);
+    let caravan_booking::Outcome::Receipt(receipt, _) = net.agency.node.call_owner(hotel_origin, &hold).await else {
+        panic!("the hold was granted");
+    };
+    assert_eq!(receipt.state, "held");
+    let forged = caravan_booking::HoldRef { hold: receipt.hold.hold, token: [0; 32] };
+    let cancel = caravan_booking::BookRequest { idempotency_key: "x".into(), op: caravan_booking::Op::Cancel(forged) };
+    match net.bus.node.call_owner(hotel_origin, &cancel).await {
+        caravan_booking::Outcome::Refused(refusal) => assert_eq!(refusal.code, "unknown_hold"),
+        other => panic!("{other:?}"),
+    }
+    // Even the real token is bound to the agency's peer id.
+    let stolen =
+        caravan_booking::BookRequest { idempotency_key: "y".into(), op: caravan_booking::Op::Status(receipt.hold) };
+    assert!(matches!(net.bus.node.call_owner(hotel_origin, &stolen).await, caravan_booking::Outcome::Refused(_)));
+    let mine =
+        caravan_booking::BookRequest { idempotency_key: "z".into(), op: caravan_booking::Op::Status(receipt.hold) };
+    assert!(matches!(net.agency.node.call_owner(hotel_origin, &mine).await, caravan_booking::Outcome::Receipt(..)));
+}
