@@ -126,6 +126,9 @@ struct Inner {
     next_booking_id: std::sync::atomic::AtomicU64,
     /// Bookings whose saga task is running.
     running_bookings: Mutex<std::collections::HashSet<u64>>,
+    /// Becomes true at shutdown: saga tasks stop at their next step (their
+    /// state is durable) and resume at the next start.
+    saga_stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// The running network task and the task feeding its events to the writer.
@@ -134,6 +137,10 @@ struct Network {
     stop: oneshot::Sender<()>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// How long shutdown waits for saga tasks to stop (a call to an owner in
+/// flight may take its timeout).
+const SAGA_STOP_WAIT_MS: u64 = 10_000;
 
 /// How long the network start waits for more listen addresses after the first.
 const CONTACT_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
@@ -203,6 +210,7 @@ impl Node {
             booking_calls: Mutex::new(None),
             next_booking_id: next_booking_id.into(),
             running_bookings: Mutex::default(),
+            saga_stop: tokio::sync::watch::channel(false).0,
         };
         Ok(Node { inner: Arc::new(inner) })
     }
@@ -306,6 +314,14 @@ impl Node {
     /// Stops taking commands, lets the writer finish what is queued, and
     /// waits for it. Other clones of this handle can no longer submit.
     pub async fn shutdown(self) {
+        // Saga tasks hold the node: stop them at their next step.
+        self.inner.saga_stop.send_replace(true);
+        for _ in 0..SAGA_STOP_WAIT_MS / 20 {
+            if self.inner.running_bookings.lock().expect("running lock").is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         // The network's tasks hold senders to the writer: stop them first.
         let network = self.inner.network.lock().expect("network lock").take();
         if let Some(network) = network {

@@ -181,42 +181,56 @@ async fn drive(
     done: Option<oneshot::Sender<Booking>>,
 ) {
     let id = saga.id;
-    while !saga.phase.is_terminal() {
+    let mut stop = node.inner.saga_stop.subscribe();
+    // Whether the saga changed since it was last made durable.
+    let mut dirty = false;
+    loop {
+        // No request goes out before the state it follows from is durable.
+        if dirty {
+            match persist(&node, &saga, &traveller, &client_key).await {
+                Ok(()) => dirty = false,
+                Err(error) => tracing::warn!(booking = id, %error, "booking state not saved; retrying"),
+            }
+        }
+        if !dirty && saga.phase.is_terminal() {
+            break;
+        }
+        if *stop.borrow() {
+            // Durable as of the last step (or retried from the one before
+            // at the next start, with the same idempotency keys).
+            tracing::info!(booking = id, phase = saga.phase.name(), "booking paused for shutdown");
+            node.inner.running_bookings.lock().expect("running lock").remove(&id);
+            return;
+        }
+        if dirty {
+            tokio::time::sleep(Duration::from_millis(IDLE_MS)).await;
+            continue;
+        }
         let before = saga.clone();
         let now = node.now();
         saga.advance(now);
         let steps = saga.next_steps(now);
-        if steps.is_empty() {
-            if !saga.phase.is_terminal() {
-                let wait = saga.next_wakeup().map_or(IDLE_MS as i64, |at| at.ms() - now.ms()).clamp(1, IDLE_MS as i64);
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-            }
-        } else {
-            let mut calls = tokio::task::JoinSet::new();
-            for step in steps {
-                let node = node.clone();
-                let owner = saga.parts[step.part].owner();
-                calls.spawn(async move {
-                    let outcome = node.call_owner(owner, &step.request).await;
-                    (step, outcome)
-                });
-            }
-            while let Some(joined) = calls.join_next().await {
-                let Ok((step, outcome)) = joined else { continue };
-                saga.apply(step.part, &step.request.op, outcome, node.now());
+        if steps.is_empty() && !saga.phase.is_terminal() {
+            let wait = saga.next_wakeup().map_or(IDLE_MS as i64, |at| at.ms() - now.ms()).clamp(1, IDLE_MS as i64);
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                _ = stop.changed() => {}
             }
         }
-        if saga == before {
-            continue;
+        let mut calls = tokio::task::JoinSet::new();
+        for step in steps {
+            let node = node.clone();
+            let owner = saga.parts[step.part].owner();
+            calls.spawn(async move {
+                let outcome = node.call_owner(owner, &step.request).await;
+                (step, outcome)
+            });
         }
-        if let Err(error) = persist(&node, &saga, &traveller, &client_key).await {
-            // The next steps wait until the state is durable: retry.
-            tracing::warn!(booking = id, %error, "booking state not saved; retrying");
-            tokio::time::sleep(Duration::from_millis(IDLE_MS)).await;
-            if node.inner.queue.is_closed() {
-                return;
-            }
+        while let Some(joined) = calls.join_next().await {
+            let Ok((step, outcome)) = joined else { continue };
+            saga.apply(step.part, &step.request.op, outcome, node.now());
         }
+        dirty = saga != before;
     }
     node.inner.running_bookings.lock().expect("running lock").remove(&id);
     tracing::info!(booking = id, phase = saga.phase.name(), "booking ended");

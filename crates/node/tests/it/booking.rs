@@ -67,7 +67,8 @@ async fn network(rooms: u32, seats: u32) -> Network {
     })
     .await;
     let reader = caravan_store::open_reader(agency.node.db_path()).unwrap();
-    let count = |table: &str| -> i64 { reader.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap() };
+    let count =
+        |table: &str| -> i64 { reader.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap() };
     let counts = [count("catalog_listings"), count("catalog_ari"), count("catalog_contacts")];
     assert!(replicated, "the agency's catalog has the three listings and contacts: {counts:?}");
     Network { agency, hotel, bus, airline, hotel_id }
@@ -214,4 +215,143 @@ async fn a_peer_cannot_touch_another_peers_hold() {
     let mine =
         caravan_booking::BookRequest { idempotency_key: "z".into(), op: caravan_booking::Op::Status(receipt.hold) };
     assert!(matches!(net.agency.node.call_owner(hotel_origin, &mine).await, caravan_booking::Outcome::Receipt(..)));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn at_port(port: u16, bootstrap: Vec<String>) -> caravan_net::NetConfig {
+    caravan_net::NetConfig { listen: vec![format!("/ip4/127.0.0.1/tcp/{port}")], bootstrap, ..Default::default() }
+}
+
+/// The agency's stored view of booking `id`, read straight from its database.
+fn stored_part_status(agency: &TestNode, part: usize) -> Option<String> {
+    let reader = caravan_store::open_reader(agency.node.db_path()).ok()?;
+    let row = caravan_store::agency::list(&reader, None, 1).ok()?.pop()?;
+    let saga: caravan_booking::Saga = postcard::from_bytes(&row.saga).ok()?;
+    Some(saga.parts[part].status.name().to_owned())
+}
+
+async fn restart(t: TestNode, port: u16, bootstrap: Vec<String>) -> TestNode {
+    let TestNode { dir, node } = t;
+    node.shutdown().await;
+    let t = super::network::open_with_fast_rounds(dir);
+    t.node.start_network(at_port(port, bootstrap)).await.unwrap();
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agency_stopped_mid_saga_resumes_it_and_ends_all_or_nothing() {
+    let agency_port = free_port();
+    let agency_address = format!("/ip4/127.0.0.1/tcp/{agency_port}");
+    let agency = node_with_fast_rounds();
+    agency.node.start_network(at_port(agency_port, vec![])).await.unwrap();
+    let (hotel, bus) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let bus_port = free_port();
+    hotel.node.start_network(super::network::loopback(vec![agency_address.clone()])).await.unwrap();
+    bus.node.start_network(at_port(bus_port, vec![agency_address.clone()])).await.unwrap();
+    let hotel_id = hotel.hotel(2).await;
+    trip(&bus, "bus-1", "bus", "GVA", "LYS", "08:00", "10:00", 3, 2_500).await;
+    let db = agency.node.db_path().to_owned();
+    assert!(
+        eventually(|| {
+            let reader = caravan_store::open_reader(&db).unwrap();
+            reader.query_row("SELECT COUNT(*) FROM catalog_contacts", [], |r| r.get::<_, i64>(0)).unwrap() == 3
+        })
+        .await
+    );
+    // The bus company's node goes down; the booking holds the room and
+    // keeps trying the bus.
+    let bus_dir = bus.dir;
+    bus.node.shutdown().await;
+    let bus_origin = caravan_node::NodeKey::load(bus_dir.path()).unwrap().origin().to_hex();
+    let booking = json!({
+        "traveller": { "name": "Ada", "email": "ada@example.org" },
+        "parts": [
+            { "origin": origin(&hotel), "listing": hotel_id, "check_in": day(2), "check_out": day(3), "hold_seconds": 120 },
+            { "origin": bus_origin, "listing": "bus-1", "departure": day(2), "seats": 1, "hold_seconds": 120 }
+        ]
+    });
+    let router = caravan_api::router(agency.node.clone());
+    let request = Request::post("/api/v1/bookings")
+        .header("content-type", "application/json")
+        .body(Body::from(booking.to_string()))
+        .unwrap();
+    let pending = tokio::spawn(router.oneshot(request));
+    assert!(eventually(|| stored_part_status(&agency, 0).as_deref() == Some("held")).await, "the room is held");
+    assert_eq!(stored_part_status(&agency, 1).as_deref(), Some("new"), "the bus is still being tried");
+
+    // The agency stops mid-saga; the bus company comes back; the agency restarts.
+    let agency = restart(agency, agency_port, vec![]).await;
+    let _ = pending.await;
+    let bus = super::network::open_with_fast_rounds(bus_dir);
+    bus.node.start_network(at_port(bus_port, vec![agency_address])).await.unwrap();
+    assert_eq!(agency.node.resume_bookings().await.unwrap(), 1);
+
+    let mut state = String::new();
+    for _ in 0..500 {
+        let (_, listed) = agency.call("GET", "/api/v1/bookings", None).await;
+        state = listed["bookings"][0]["state"].as_str().unwrap_or_default().to_owned();
+        if state == "confirmed" || state == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "confirmed", "both parts booked after the restart");
+    for owner in [&hotel, &bus] {
+        let (_, sales) = owner.call("GET", "/api/v1/sales?state=confirmed", None).await;
+        assert_eq!(sales["bookings"].as_array().unwrap().len(), 1, "{sales}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_killed_mid_saga_leaves_no_hold_alive_after_its_expiry() {
+    let net = network(2, 3).await;
+    let Network { agency, hotel, bus, airline, hotel_id } = net;
+    // The airline is gone from the start: its part can never be held.
+    let airline_origin = origin(&airline);
+    airline.node.shutdown().await;
+    let booking = json!({
+        "traveller": { "name": "Ada", "email": "ada@example.org" },
+        "parts": [
+            { "origin": origin(&hotel), "listing": hotel_id, "check_in": day(2), "check_out": day(3), "hold_seconds": 10 },
+            { "origin": airline_origin, "listing": "fl-1", "departure": day(2), "hold_seconds": 10 }
+        ]
+    });
+    let router = caravan_api::router(agency.node.clone());
+    let request = Request::post("/api/v1/bookings")
+        .header("content-type", "application/json")
+        .body(Body::from(booking.to_string()))
+        .unwrap();
+    let pending = tokio::spawn(router.oneshot(request));
+    assert!(eventually(|| stored_part_status(&agency, 0).as_deref() == Some("held")).await);
+    // The hotel's node dies holding the room.
+    let TestNode { dir: hotel_dir, node: hotel_node } = hotel;
+    hotel_node.shutdown().await;
+    let _ = pending.await;
+
+    // The saga gives the airline up, cannot reach the hotel to release,
+    // and lets the hold go once it has expired.
+    let mut state = String::new();
+    for _ in 0..1_000 {
+        let (_, listed) = agency.call("GET", "/api/v1/bookings", None).await;
+        state = listed["bookings"][0]["state"].as_str().unwrap_or_default().to_owned();
+        if state == "failed" || state == "confirmed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "failed");
+    // Back up after the expiry, the hotel has nothing held.
+    let hotel = super::network::open_with_fast_rounds(hotel_dir);
+    let held = |t: &TestNode| {
+        caravan_api::Backend::read_ledger(&t.node, |ledger| {
+            ledger.holds().filter(|h| h.state == caravan_ledger::HoldState::Held).count()
+        })
+    };
+    assert!(eventually(|| held(&hotel) == 0).await, "the room's hold expired");
+    let (_, sales) = hotel.call("GET", "/api/v1/sales?state=confirmed", None).await;
+    assert!(sales["bookings"].as_array().unwrap().is_empty());
+    drop(bus);
 }

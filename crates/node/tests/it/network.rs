@@ -7,6 +7,11 @@ use caravan_model::AriRun;
 pub fn node_with_fast_rounds() -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     caravan_node::init(dir.path()).unwrap();
+    open_with_fast_rounds(dir)
+}
+
+/// Opens an initialized data directory with reconciliation every second.
+pub fn open_with_fast_rounds(dir: tempfile::TempDir) -> TestNode {
     let replication = caravan_replication::Config { reconcile_interval_ms: 1_000, ..Default::default() };
     let options = NodeOptions { publish_interval_ms: 5, replication, ..NodeOptions::default() };
     TestNode { node: Node::open(dir.path(), options).unwrap(), dir }
