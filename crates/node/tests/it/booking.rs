@@ -5,17 +5,15 @@
 use super::network::{eventually, node_with_fast_rounds};
 use super::*;
 
-/// A trip listing from `from` to `to`, leaving at `departs` (local, UTC+1)
+/// A trip listing between two stops, leaving and arriving at local times (UTC+1)
 /// and arriving at `arrives`, with `seats` seats at `fare_minor`, sold for
 /// the next 10 days.
 async fn trip(
     owner: &TestNode,
     id: &str,
     mode: &str,
-    from: &str,
-    to: &str,
-    departs: &str,
-    arrives: &str,
+    [from, to]: [&str; 2],
+    [departs, arrives]: [&str; 2],
     seats: u32,
     fare_minor: i64,
 ) {
@@ -54,8 +52,8 @@ async fn network(rooms: u32, seats: u32) -> Network {
         owner.node.start_network(super::network::loopback(vec![address.clone()])).await.unwrap();
     }
     let hotel_id = hotel.hotel(rooms).await;
-    trip(&bus, "bus-1", "bus", "GVA", "LYS", "08:00", "10:00", seats, 2_500).await;
-    trip(&airline, "fl-1", "flight", "LYS", "ANC", "12:00", "13:00", seats, 9_000).await;
+    trip(&bus, "bus-1", "bus", ["GVA", "LYS"], ["08:00", "10:00"], seats, 2_500).await;
+    trip(&airline, "fl-1", "flight", ["LYS", "ANC"], ["12:00", "13:00"], seats, 9_000).await;
     let node = agency.node.clone();
     let replicated = eventually(|| {
         let reader = caravan_store::open_reader(node.db_path()).unwrap();
@@ -252,7 +250,7 @@ async fn an_agency_stopped_mid_saga_resumes_it_and_ends_all_or_nothing() {
     hotel.node.start_network(super::network::loopback(vec![agency_address.clone()])).await.unwrap();
     bus.node.start_network(at_port(bus_port, vec![agency_address.clone()])).await.unwrap();
     let hotel_id = hotel.hotel(2).await;
-    trip(&bus, "bus-1", "bus", "GVA", "LYS", "08:00", "10:00", 3, 2_500).await;
+    trip(&bus, "bus-1", "bus", ["GVA", "LYS"], ["08:00", "10:00"], 3, 2_500).await;
     let db = agency.node.db_path().to_owned();
     assert!(
         eventually(|| {
