@@ -5,9 +5,8 @@
 use super::network::{eventually, node_with_fast_rounds};
 use super::*;
 
-/// A trip listing between two stops, leaving and arriving at local times (UTC+1)
-/// and arriving at `arrives`, with `seats` seats at `fare_minor`, sold for
-/// the next 10 days.
+/// A trip listing between two stops, leaving and arriving at local times
+/// (UTC+1), with `seats` seats at `fare_minor`, sold for the next 10 days.
 async fn trip(
     owner: &TestNode,
     id: &str,
