@@ -44,6 +44,8 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-node",
             "caravan-api",
             "caravan-topology",
+            "caravan-search",
+            "caravan-booking",
         ],
     ),
     ("caravan-test-utils", &["caravan-model"]),

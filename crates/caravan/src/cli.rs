@@ -177,6 +177,47 @@ pub enum Scenario {
     Sync(SyncBench),
     /// How fast a node that was offline while others published catches up.
     Catchup(CatchupBench),
+    /// Stay and trip search latency over a large synthetic catalog.
+    Search(SearchBench),
+    /// Multi-part bookings per second across owners over libp2p, and their latency.
+    Booking(BookingBench),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SearchBench {
+    /// Where to write the JSON result (fields stay_search_p50_ms,
+    /// stay_search_p99_ms, trip_search_p99_ms).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Stay listings in the catalog.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub listings: u32,
+    /// Cities they spread over (one city holds listings / cities).
+    #[arg(long, default_value_t = 2_000)]
+    pub cities: u32,
+    /// Daily trip departures in the timetable.
+    #[arg(long, default_value_t = 10_000)]
+    pub departures: u32,
+    /// Stations the trips run between.
+    #[arg(long, default_value_t = 300)]
+    pub stations: u32,
+    /// Queries of each kind.
+    #[arg(long, default_value_t = 2_000)]
+    pub queries: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BookingBench {
+    /// Where to write the JSON result (fields bookings_per_s, latency_p50_ms,
+    /// latency_p99_ms for a 2-part booking across two owners).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Concurrent travellers booking back to back.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
 }
 
 /// The local cluster a network benchmark runs.

@@ -15,6 +15,7 @@ pub mod search;
 mod writer;
 
 pub use caravan_booking::agency;
+pub use caravan_net::NetConfig;
 pub use config::Config;
 pub use identity::NodeKey;
 pub use sagas::BOOKING_WAIT_MS;

@@ -233,7 +233,7 @@ async fn drive(
         dirty = saga != before;
     }
     node.inner.running_bookings.lock().expect("running lock").remove(&id);
-    tracing::info!(booking = id, phase = saga.phase.name(), "booking ended");
+    tracing::debug!(booking = id, phase = saga.phase.name(), "booking ended");
     if let Some(done) = done {
         let _ = done.send(Booking { saga, traveller });
     }

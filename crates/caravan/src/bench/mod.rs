@@ -5,10 +5,12 @@
 //! The drivers spawn their own client tasks: they stand in for the many
 //! HTTP clients of a real node, outside it.
 
+mod booking;
 mod catchup;
 mod ledger;
 mod proc_stats;
 mod records;
+mod search;
 mod sync;
 
 use anyhow::Context;
@@ -23,6 +25,8 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Scenario::Records(args) => ("records", args.json.clone(), records::run(&args)?),
         Scenario::Sync(args) => ("sync", args.json.clone(), sync::run(&args)?),
         Scenario::Catchup(args) => ("catchup", args.json.clone(), catchup::run(&args)?),
+        Scenario::Search(args) => ("search", args.json.clone(), search::run(&args)?),
+        Scenario::Booking(args) => ("booking", args.json.clone(), booking::run(&args)?),
     };
     print_table(name, &result);
     if let Some(path) = json_path {
