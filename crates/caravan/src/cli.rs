@@ -218,6 +218,10 @@ pub struct BookingBench {
     /// Seconds to measure.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Parts per booking: 2 (a room and a bus seat at two owners) or 1
+    /// (the room only: one owner's throughput over the network).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub parts: u8,
 }
 
 /// The local cluster a network benchmark runs.
