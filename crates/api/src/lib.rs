@@ -44,6 +44,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn origin(&self) -> Origin;
     /// The wall clock, for defaults such as "from today".
     fn now(&self) -> Timestamp;
+    /// How long a hold lasts when the client does not say.
+    fn hold_ms_default(&self) -> i64 {
+        caravan_ledger::HOLD_TTL_MS_DEFAULT
+    }
     /// A random number, for generated ids.
     fn random_u32(&self) -> u32;
     /// The node's metrics, for `/metrics`.

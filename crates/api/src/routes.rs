@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use caravan_ledger::{Command, HoldId, HoldState, IdempotencyKey, Rejection, Reply, HOLD_TTL_MS_DEFAULT};
+use caravan_ledger::{Command, HoldId, HoldState, IdempotencyKey, Rejection, Reply};
 use caravan_model::{limits::HORIZON_DAYS_MAX, Date, ListingId};
 use prost::Message;
 use serde::Deserialize;
@@ -350,7 +350,7 @@ async fn create_hold<B: Backend>(
 ) -> Result<Response> {
     let key = idempotency_key(&headers)?;
     let Json(input) = body?;
-    let ttl_ms = input.hold_seconds.map_or(HOLD_TTL_MS_DEFAULT, |s| s as i64 * 1000);
+    let ttl_ms = input.hold_seconds.map_or(backend.hold_ms_default(), |s| s as i64 * 1000);
     let command = Command::Hold {
         idempotency_key: key,
         request: input.request()?,

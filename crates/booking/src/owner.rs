@@ -2,7 +2,7 @@
 //! of the ledger, and the answer to send back. The node's shell runs the
 //! [`LedgerStep`] (submit a command, or read) and calls [`answer`].
 
-use caravan_ledger::{Command, Hold, HoldId, IdempotencyKey, Ledger, Rejection, Reply, HOLD_TTL_MS_DEFAULT};
+use caravan_ledger::{Command, Hold, HoldId, IdempotencyKey, Ledger, Rejection, Reply};
 use caravan_model::Timestamp;
 use caravan_records::Origin;
 use ed25519_dalek::SigningKey;
@@ -29,7 +29,13 @@ fn scoped_key(peer: &str, key: &str) -> Result<IdempotencyKey, Refusal> {
 }
 
 /// The ledger step for `request` from `peer`, or a refusal before any.
-pub fn plan(request: &BookRequest, peer: &str, signing_key: &SigningKey) -> Result<LedgerStep, Refusal> {
+/// `hold_ms_default` is the owner's hold time for requests that do not say.
+pub fn plan(
+    request: &BookRequest,
+    peer: &str,
+    signing_key: &SigningKey,
+    hold_ms_default: i64,
+) -> Result<LedgerStep, Refusal> {
     let owned = |hold: &HoldRef| {
         if token_matches(signing_key, hold.hold, peer, &hold.token) {
             Ok(hold.hold)
@@ -45,7 +51,7 @@ pub fn plan(request: &BookRequest, peer: &str, signing_key: &SigningKey) -> Resu
             idempotency_key: key()?,
             request: spec.request.clone(),
             ttl_ms: match spec.hold_seconds {
-                0 => HOLD_TTL_MS_DEFAULT,
+                0 => hold_ms_default,
                 seconds => seconds as i64 * 1000,
             },
             expected_total_minor: spec.expected_total_minor,

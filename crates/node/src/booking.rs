@@ -41,7 +41,7 @@ impl Node {
     async fn answer_request(&self, peer: &str, request: &BookRequest) -> BookResponse {
         let key = self.signing_key();
         let origin = self.origin();
-        let step = match owner::plan(request, peer, key) {
+        let step = match owner::plan(request, peer, key, self.inner.hold_ms_default) {
             Ok(step) => step,
             Err(refusal) => return BookResponse::Refusal(refusal),
         };

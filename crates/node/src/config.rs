@@ -15,6 +15,26 @@ pub struct Config {
     pub http: SocketAddr,
     pub ledger: LedgerConfig,
     pub p2p: P2pConfig,
+    pub search: SearchConfig,
+}
+
+/// Trip search rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Minimum minutes between arriving at a stop and leaving it on another trip.
+    pub min_connection_minutes_default: u16,
+    /// The same per stop code, e.g. `LHR = 90`.
+    pub min_connection_minutes: std::collections::BTreeMap<String, u16>,
+}
+
+impl Default for SearchConfig {
+    fn default() -> SearchConfig {
+        SearchConfig {
+            min_connection_minutes_default: caravan_search::trips::MIN_CONNECTION_MINUTES_DEFAULT,
+            min_connection_minutes: Default::default(),
+        }
+    }
 }
 
 /// Replication with other nodes. Off unless `listen` or `bootstrap` is set.
@@ -48,6 +68,8 @@ pub struct LedgerConfig {
     /// How often changed availability is signed and published, ms. Longer
     /// intervals coalesce more changes into one record (and one bundle).
     pub publish_interval_ms: u64,
+    /// How long a hold lasts when the agency or client does not say, seconds.
+    pub hold_seconds_default: u32,
 }
 
 impl Default for Config {
@@ -56,15 +78,22 @@ impl Default for Config {
             http: SocketAddr::from(([127, 0, 0, 1], 7070)),
             ledger: LedgerConfig::default(),
             p2p: P2pConfig::default(),
+            search: SearchConfig::default(),
         }
     }
 }
 
 impl Default for LedgerConfig {
     fn default() -> LedgerConfig {
-        LedgerConfig { publish_interval_ms: 250 }
+        LedgerConfig {
+            publish_interval_ms: 250,
+            hold_seconds_default: (caravan_ledger::HOLD_TTL_MS_DEFAULT / 1000) as u32,
+        }
     }
 }
+
+/// The longest minimum connection time a stop may have (a day).
+pub const MIN_CONNECTION_MINUTES_MAX: u16 = 1_440;
 
 /// Bounds on `publish_interval_ms`.
 pub const PUBLISH_INTERVAL_MS_MIN: u64 = 1;
@@ -90,6 +119,21 @@ impl Config {
                 "ledger.publish_interval_ms = {interval}: must be {PUBLISH_INTERVAL_MS_MIN}-{PUBLISH_INTERVAL_MS_MAX}"
             ));
         }
+        let hold_ms = self.ledger.hold_seconds_default as i64 * 1000;
+        if !(caravan_ledger::HOLD_TTL_MS_MIN..=caravan_ledger::HOLD_TTL_MS_MAX).contains(&hold_ms) {
+            return Err(format!(
+                "ledger.hold_seconds_default = {}: must be {}-{}",
+                self.ledger.hold_seconds_default,
+                caravan_ledger::HOLD_TTL_MS_MIN / 1000,
+                caravan_ledger::HOLD_TTL_MS_MAX / 1000
+            ));
+        }
+        let too_long = |m: &u16| *m > MIN_CONNECTION_MINUTES_MAX;
+        if too_long(&self.search.min_connection_minutes_default)
+            || self.search.min_connection_minutes.values().any(too_long)
+        {
+            return Err(format!("search.min_connection_minutes: at most {MIN_CONNECTION_MINUTES_MAX}"));
+        }
         Ok(())
     }
 
@@ -110,5 +154,10 @@ mod tests {
         assert!(toml::from_str::<Config>("htp = \"127.0.0.1:1\"").is_err());
         let zero: Config = toml::from_str("[ledger]\npublish_interval_ms = 0").unwrap();
         assert!(zero.validate().is_err());
+        let short: Config = toml::from_str("[ledger]\nhold_seconds_default = 1").unwrap();
+        assert!(short.validate().is_err());
+        let rules: Config = toml::from_str("[search.min_connection_minutes]\nLHR = 90").unwrap();
+        assert_eq!(rules.search.min_connection_minutes["LHR"], 90);
+        assert!(rules.validate().is_ok());
     }
 }

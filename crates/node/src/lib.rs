@@ -76,6 +76,9 @@ pub struct NodeOptions {
     /// Where the node reads the time; the wall clock except in tests.
     pub clock: fn() -> Timestamp,
     pub replication: caravan_replication::Config,
+    /// How long a hold lasts when the request does not say.
+    pub hold_ms_default: i64,
+    pub search: config::SearchConfig,
 }
 
 impl Default for NodeOptions {
@@ -90,6 +93,8 @@ impl From<&Config> for NodeOptions {
             publish_interval_ms: config.ledger.publish_interval_ms,
             clock: wall_clock,
             replication: caravan_replication::Config::default(),
+            hold_ms_default: config.ledger.hold_seconds_default as i64 * 1000,
+            search: config.search.clone(),
         }
     }
 }
@@ -127,6 +132,7 @@ struct Inner {
     next_booking_id: std::sync::atomic::AtomicU64,
     /// Bookings whose saga task is running.
     running_bookings: Mutex<std::collections::HashSet<u64>>,
+    hold_ms_default: i64,
     /// Becomes true at shutdown: saga tasks stop at their next step (their
     /// state is durable) and resume at the next start.
     saga_stop: tokio::sync::watch::Sender<bool>,
@@ -161,7 +167,12 @@ impl Node {
         let (ledger, next_index) = writer::replay(&conn)?;
         tracing::info!(%origin, entries = next_index - 1, replay_ms = started.elapsed().as_millis() as u64, "ledger loaded");
         let started = std::time::Instant::now();
-        let search = Arc::new(RwLock::new(search::load(&conn, (options.clock)())?));
+        let mut index = search::load(&conn, (options.clock)())?;
+        index.set_min_connection(
+            options.search.min_connection_minutes.clone(),
+            options.search.min_connection_minutes_default,
+        );
+        let search = Arc::new(RwLock::new(index));
         let listings = search.read().expect("search lock").listing_count();
         tracing::info!(listings, load_ms = started.elapsed().as_millis() as u64, "search index loaded");
         let next_booking_id = caravan_store::agency::last_id(&conn)? + 1;
@@ -211,6 +222,7 @@ impl Node {
             booking_calls: Mutex::new(None),
             next_booking_id: next_booking_id.into(),
             running_bookings: Mutex::default(),
+            hold_ms_default: options.hold_ms_default,
             saga_stop: tokio::sync::watch::channel(false).0,
         };
         Ok(Node { inner: Arc::new(inner) })
@@ -378,6 +390,10 @@ impl Backend for Node {
 
     fn now(&self) -> Timestamp {
         (self.inner.clock)()
+    }
+
+    fn hold_ms_default(&self) -> i64 {
+        self.inner.hold_ms_default
     }
 
     fn random_u32(&self) -> u32 {

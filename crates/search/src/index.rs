@@ -43,8 +43,9 @@ pub struct SearchIndex<O> {
     trips: BTreeSet<u32>,
     /// Rebuilt on the first trip search after the set of trips changed.
     timetable: Mutex<Option<Arc<Timetable<O>>>>,
-    /// Minimum connection minutes by stop code.
+    /// Minimum connection minutes by stop code, and for the rest.
     min_connection: BTreeMap<String, u16>,
+    min_connection_default: u16,
 }
 
 impl<O> Default for SearchIndex<O> {
@@ -58,6 +59,7 @@ impl<O> Default for SearchIndex<O> {
             trips: BTreeSet::new(),
             timetable: Mutex::new(None),
             min_connection: BTreeMap::new(),
+            min_connection_default: crate::trips::MIN_CONNECTION_MINUTES_DEFAULT,
         }
     }
 }
@@ -75,10 +77,10 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         SearchIndex::default()
     }
 
-    /// Sets the minimum connection time at some stops (the rest get
-    /// [`crate::trips::MIN_CONNECTION_MINUTES_DEFAULT`]).
-    pub fn set_min_connection(&mut self, rules: BTreeMap<String, u16>) {
+    /// Sets the minimum connection time at some stops, and at the rest.
+    pub fn set_min_connection(&mut self, rules: BTreeMap<String, u16>, default: u16) {
         self.min_connection = rules;
+        self.min_connection_default = default;
     }
 
     /// Listings known (with their description record).
@@ -265,7 +267,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// Itineraries for the query over every trip listing.
     pub fn search_trips(&self, query: &TripQuery) -> Vec<Itinerary<O>> {
         let timetable = self.timetable();
-        timetable.search(query, &self.min_connection, |handle| {
+        timetable.search(query, &self.min_connection, self.min_connection_default, |handle| {
             self.entries.get(handle as usize)?.as_ref().map(|e| e.runs.as_slice())
         })
     }

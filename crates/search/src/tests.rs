@@ -216,7 +216,7 @@ fn trips_respect_connections_seats_and_transfer_times() {
     assert_eq!((ride.legs[0].board_stop, ride.legs[0].alight_stop), (1, 2));
 
     let mut strict = trips_index();
-    strict.set_min_connection(BTreeMap::from([("PRG".to_owned(), 150)]));
+    strict.set_min_connection(BTreeMap::from([("PRG".to_owned(), 150)]), 30);
     // Two hours at Prague is below 150 minutes: the traveller waits for the next day's flight.
     let found = strict.search_trips(&vie_edi());
     let dates: Vec<Date> = found[0].legs.iter().map(|l| l.departure_date).collect();

@@ -31,7 +31,8 @@ pub struct TripQuery {
     pub limit: usize,
 }
 
-/// Minimum connection time at stops with no rule of their own.
+/// Minimum connection time at stops with no rule of their own, unless the
+/// node's configuration says otherwise.
 pub const MIN_CONNECTION_MINUTES_DEFAULT: u16 = 30;
 /// Itineraries must arrive within this many hours of the first departure day's start.
 pub const JOURNEY_HOURS_MAX: i64 = 72;
@@ -151,6 +152,7 @@ impl<O: Clone> Timetable<O> {
         &self,
         query: &TripQuery,
         min_connection: &BTreeMap<String, u16>,
+        min_connection_default: u16,
         runs_of: impl Fn(u32) -> Option<&'a [AriRun]>,
     ) -> Vec<Itinerary<O>> {
         let (Some(&from), Some(&to)) = (self.stops.get(&query.from), self.stops.get(&query.to)) else {
@@ -215,7 +217,7 @@ impl<O: Clone> Timetable<O> {
         connections.sort_by_key(|(c, _)| c.departs);
         let (connections, hop_of): (Vec<Connection>, Vec<u32>) = connections.into_iter().unzip();
 
-        let mut mct = vec![MIN_CONNECTION_MINUTES_DEFAULT; self.stops.len()];
+        let mut mct = vec![min_connection_default; self.stops.len()];
         for (code, minutes) in min_connection {
             if let Some(&idx) = self.stops.get(code) {
                 mct[idx as usize] = *minutes;
