@@ -197,14 +197,18 @@ async fn settled(client: &reqwest::Client, agency: &Proc, id: u64) -> Value {
     booking
 }
 
-/// What each owner has sold (confirmed) and still holds, per listing day.
+/// What each owner has sold (confirmed) and still holds on the travel
+/// day; empty while an owner does not answer.
 async fn owner_counts(net: &Network) -> Vec<(u64, u64)> {
     let mut counts = Vec::new();
     for (owner, id) in net.owners.iter().zip(["lake-double", "bus-1", "fl-1"]) {
         let path = format!("/api/v1/listings/{id}/ari?from={}&to={}", day(2), day(3));
         let (_, ari) = call(&net.client, "GET", owner.url(&path), None).await;
         let day = &ari["days"][0];
-        counts.push((day["booked"].as_u64().unwrap(), day["held"].as_u64().unwrap()));
+        match (day["booked"].as_u64(), day["held"].as_u64()) {
+            (Some(booked), Some(held)) => counts.push((booked, held)),
+            _ => return Vec::new(),
+        }
     }
     counts
 }
@@ -253,7 +257,7 @@ async fn two_hundred_travellers_never_oversell_and_every_booking_is_all_or_nothi
     let mut counts = Vec::new();
     wait_until("failed bookings' holds are released", Duration::from_secs(30), async || {
         counts = owner_counts(&net).await;
-        counts.iter().all(|&(_, held)| held == 0)
+        !counts.is_empty() && counts.iter().all(|&(_, held)| held == 0)
     })
     .await;
     assert!(counts.iter().all(|&(booked, _)| booked == confirmed), "{counts:?} vs {confirmed} confirmed");
@@ -297,7 +301,7 @@ async fn an_agency_killed_mid_saga_resumes_it_on_restart() {
         let mut counts = Vec::new();
         wait_until("no hold is left", Duration::from_secs(60), async || {
             counts = owner_counts(&net).await;
-            counts.iter().all(|&(_, held)| held == 0)
+            !counts.is_empty() && counts.iter().all(|&(_, held)| held == 0)
         })
         .await;
         counts
@@ -310,4 +314,42 @@ async fn an_agency_killed_mid_saga_resumes_it_on_restart() {
     assert_eq!(state, "confirmed", "with the airline back before the retries ran out: {booking}");
     let log = std::fs::read_to_string(net.agencies[1].dir.with_extension("log")).unwrap();
     assert!(log.contains("resuming a booking"), "the restarted agency resumed the saga");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_killed_mid_saga_leaves_no_hold_alive_after_its_expiry() {
+    let mut net = network().await;
+    // The airline is down, so the saga waits on it with the room and the
+    // bus seat held (for 10 seconds).
+    net.owners[2].kill9();
+    let mut body = three_parts(&net, 1);
+    for part in body["parts"].as_array_mut().unwrap() {
+        part["hold_seconds"] = json!(10);
+    }
+    let url = net.agencies[2].url("/api/v1/bookings");
+    let client = net.client.clone();
+    let pending = tokio::spawn(async move { call(&client, "POST", url, Some(body)).await });
+    let agency = &net.agencies[2];
+    wait_until("the room and the seat are held", Duration::from_secs(30), async || {
+        let (_, page) = call(&net.client, "GET", agency.url("/api/v1/bookings"), None).await;
+        let parts = page["bookings"][0]["parts"].as_array().cloned().unwrap_or_default();
+        parts.iter().filter(|p| p["status"] == "held").count() == 2
+    })
+    .await;
+    // The hotel's node dies holding the room.
+    net.owners[0].kill9();
+    let (_, booking) = pending.await.unwrap();
+    let booking = settled(&net.client, &net.agencies[2], booking["id"].as_u64().unwrap()).await;
+    assert_eq!(booking["state"], "failed", "{booking}");
+
+    // Back after the hold's expiry, the hotel holds nothing; the bus seat
+    // was released by the saga; nothing was sold.
+    net.owners[0].start();
+    net.owners[2].start();
+    let mut counts = Vec::new();
+    wait_until("every owner answers with nothing held", Duration::from_secs(60), async || {
+        counts = owner_counts(&net).await;
+        counts == vec![(0, 0); 3]
+    })
+    .await;
 }

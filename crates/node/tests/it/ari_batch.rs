@@ -1,7 +1,7 @@
 //! `POST /api/v1/ari` (many changes at once) and `GET /api/v1/status`.
 
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{assert_error, day, hotel_json, TestNode};
 
@@ -59,18 +59,21 @@ async fn status_counts_records_and_gives_the_digest_on_request() {
     let node = TestNode::start();
     node.hotel(2).await;
     // Wait for the publishing point (every 5 ms in tests); the counter is
-    // bumped just after the commit that readers already see.
+    // bumped just after the commit that readers already see. A point that
+    // falls between creating the listing and opening its days publishes
+    // the availability twice: two records held, two or three published.
     let mut status = json!(null);
+    let published = |status: &Value| status["records_published"].as_u64().unwrap_or(0);
     for _ in 0..1_000 {
         status = node.call("GET", "/api/v1/status", None).await.1;
-        if status["records_held"] == 2 && status["records_published"] == 2 {
+        if status["records_held"] == 2 && published(&status) >= 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(status["records_held"], 2, "{status}");
     assert_eq!(status["catalog_listings"], 1);
-    assert_eq!(status["records_published"], 2);
+    assert!((2..=3).contains(&published(&status)), "{status}");
     assert_eq!(status["peers"], 0);
     assert!(status.get("catalog_digest").is_none());
     let (code, with_digest) = node.call("GET", "/api/v1/status?digest=true", None).await;

@@ -147,6 +147,64 @@ async fn a_traveller_books_a_bus_a_flight_and_a_hotel_of_three_owners_as_one() {
     assert!(cancelled["parts"].as_array().unwrap().iter().all(|p| p["status"] == "cancelled"), "{cancelled}");
     let (_, sales) = net.hotel.call("GET", "/api/v1/sales?state=cancelled", None).await;
     assert_eq!(sales["bookings"].as_array().unwrap().len(), 1);
+    // ... and availability follows the cancellation too.
+    assert!(units_left_becomes(agency, &stays, 2).await, "both rooms for sale again");
+}
+
+/// Polls the agency's stay search until the first offer has `units` left.
+async fn units_left_becomes(agency: &TestNode, search: &str, units: u64) -> bool {
+    for _ in 0..250 {
+        let (_, found) = agency.call("GET", search, None).await;
+        if found["offers"][0]["units_left"].as_u64() == Some(units) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn availability_follows_an_expired_hold_at_every_agency() {
+    let net = network(2, 3).await;
+    let stays = format!("/api/v1/search/stays?city=annecy&check_in={}&check_out={}", day(2), day(3));
+    assert!(units_left_becomes(&net.agency, &stays, 2).await);
+    // A 10-second hold at the hotel itself: the agency sees one room, then two again.
+    let mut hold = stay_hold(&net.hotel_id, 2, 3, 1);
+    hold["hold_seconds"] = json!(10);
+    assert_eq!(net.hotel.call("POST", "/api/v1/holds", Some(hold)).await.0, StatusCode::CREATED);
+    assert!(units_left_becomes(&net.agency, &stays, 1).await, "the hold reached the agency");
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    assert!(units_left_becomes(&net.agency, &stays, 2).await, "the expiry reached the agency");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_named_seat_is_sold_once() {
+    let net = network(2, 3).await;
+    let seat_map = json!({ "seat_map": ["1A", "1B", "2A"] });
+    // The bus gets a seat map: a new listing with named seats.
+    let mut listing = net.bus.call("GET", "/api/v1/listings/bus-1", None).await.1;
+    listing["id"] = json!("bus-2");
+    listing["trip"]["seat_map"] = seat_map["seat_map"].clone();
+    let (status, body) = net.bus.call("POST", "/api/v1/listings", Some(listing)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ari = json!({ "from": day(0), "to": day(10), "available": 3, "price_minor": 2_500 });
+    assert_eq!(net.bus.call("PUT", "/api/v1/listings/bus-2/ari", Some(ari)).await.0, StatusCode::OK);
+    let booking = |who: &str| {
+        json!({
+            "traveller": { "name": who, "email": format!("{who}@example.org") },
+            "parts": [{ "origin": origin(&net.bus), "listing": "bus-2", "departure": day(2), "seat_numbers": ["1A"] }]
+        })
+    };
+    let (first, second) = tokio::join!(
+        net.agency.call("POST", "/api/v1/bookings", Some(booking("ada"))),
+        net.agency.call("POST", "/api/v1/bookings", Some(booking("grace")))
+    );
+    let states = [first.1["state"].as_str().unwrap(), second.1["state"].as_str().unwrap()];
+    let mut sorted = states;
+    sorted.sort();
+    assert_eq!(sorted, ["confirmed", "failed"], "{} {}", first.1, second.1);
+    let failed = if states[0] == "failed" { &first.1 } else { &second.1 };
+    assert_eq!(failed["parts"][0]["refusal"]["code"], "seat_taken", "{failed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
