@@ -429,6 +429,8 @@ pub async fn create_booking<B: Backend>(
             request: part.hold.request()?,
             hold_seconds: part.hold.hold_seconds.unwrap_or(0),
             expected_total_minor: part.hold.expected_total_minor,
+            // The agency's node adds the traveller to every part.
+            traveller: None,
         };
         parts.push((origin, spec));
     }

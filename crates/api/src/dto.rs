@@ -493,9 +493,17 @@ pub struct HoldView {
     pub resolved_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancellation_penalty: Option<MoneyView>,
+    /// Who travels, when the agency said (owner's eyes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traveller: Option<caravan_model::Traveller>,
 }
 
 impl HoldView {
+    /// The view with the traveller the ledger keeps for this hold.
+    pub fn from_ledger(ledger: &caravan_ledger::Ledger, hold: &Hold) -> HoldView {
+        HoldView { traveller: ledger.traveller(hold.id).cloned(), ..HoldView::new(hold) }
+    }
+
     pub fn new(hold: &Hold) -> HoldView {
         let mut view = HoldView {
             id: hold.id.0,
@@ -513,6 +521,7 @@ impl HoldView {
             expires_at: rfc3339(hold.expires_at),
             resolved_at: None,
             cancellation_penalty: None,
+            traveller: None,
         };
         match &hold.request {
             HoldRequest::Stay { check_in, check_out, units, guests, .. } => {

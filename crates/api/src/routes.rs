@@ -367,7 +367,7 @@ async fn get_hold<B: Backend>(
 ) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
     backend
-        .read_ledger(|ledger| ledger.hold(id).map(HoldView::new))
+        .read_ledger(|ledger| ledger.hold(id).map(|hold| HoldView::from_ledger(ledger, hold)))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no hold {id}")))
 }
@@ -422,7 +422,7 @@ async fn list_sales<B: Backend>(
             .filter(|hold| hold.id.0 > after && wanted(&hold.state))
             .filter(|hold| listing.as_ref().is_none_or(|l| hold.request.listing() == l))
             .take(limit)
-            .map(HoldView::new)
+            .map(|hold| HoldView::from_ledger(ledger, hold))
             .collect()
     });
     let next_after_id = (bookings.len() == limit).then(|| bookings.last().map(|b| b.id)).flatten();
@@ -431,7 +431,9 @@ async fn list_sales<B: Backend>(
 
 fn booking_view<B: Backend>(backend: &B, id: HoldId) -> Result<HoldView> {
     backend
-        .read_ledger(|ledger| ledger.hold(id).filter(|h| h.state.is_booking()).map(HoldView::new))
+        .read_ledger(|ledger| {
+            ledger.hold(id).filter(|h| h.state.is_booking()).map(|hold| HoldView::from_ledger(ledger, hold))
+        })
         .ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
 }
 

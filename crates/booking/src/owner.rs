@@ -47,15 +47,20 @@ pub fn plan(
     let key = || scoped_key(peer, &request.idempotency_key).map(Some);
     Ok(match &request.op {
         Op::Quote(spec) => LedgerStep::Quote(spec.request.clone()),
-        Op::Hold(spec) => LedgerStep::Submit(Command::Hold {
-            idempotency_key: key()?,
-            request: spec.request.clone(),
-            ttl_ms: match spec.hold_seconds {
+        Op::Hold(spec) => {
+            let ttl_ms = match spec.hold_seconds {
                 0 => hold_ms_default,
                 seconds => seconds as i64 * 1000,
-            },
-            expected_total_minor: spec.expected_total_minor,
-        }),
+            };
+            let (idempotency_key, request) = (key()?, spec.request.clone());
+            let expected_total_minor = spec.expected_total_minor;
+            LedgerStep::Submit(match spec.traveller.clone() {
+                Some(traveller) => {
+                    Command::HoldFor { idempotency_key, request, ttl_ms, expected_total_minor, traveller }
+                }
+                None => Command::Hold { idempotency_key, request, ttl_ms, expected_total_minor },
+            })
+        }
         Op::Confirm(hold) => LedgerStep::Submit(Command::Confirm { idempotency_key: key()?, hold: owned(hold)? }),
         Op::Cancel(hold) => LedgerStep::Submit(Command::Cancel { idempotency_key: key()?, hold: owned(hold)? }),
         Op::Status(hold) => LedgerStep::Status(owned(hold)?),
@@ -68,6 +73,7 @@ pub fn receipt(origin: Origin, signing_key: &SigningKey, hold: &Hold, peer: &str
         request: hold.request.clone(),
         hold_seconds: ((hold.expires_at.ms() - hold.created_at.ms()) / 1000).clamp(0, u32::MAX as i64) as u32,
         expected_total_minor: Some(hold.total.amount_minor),
+        traveller: None,
     };
     let token = hold_token(signing_key, hold.id, peer);
     BookResponse::Receipt(Receipt::for_hold(origin, hold, token, spec, now).sign(signing_key))

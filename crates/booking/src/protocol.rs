@@ -3,7 +3,7 @@
 //! field: a hostile peer's frame becomes a [`Refusal`], never a panic.
 
 use caravan_ledger::{HoldId, HoldRequest, Rejection};
-use caravan_model::{Date, ListingId};
+use caravan_model::{Date, ListingId, Traveller};
 use caravan_records::proto;
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,8 @@ pub struct HoldSpec {
     /// 0: the owner's default.
     pub hold_seconds: u32,
     pub expected_total_minor: Option<i64>,
+    /// Who travels; the owner keeps it with the hold.
+    pub traveller: Option<Traveller>,
 }
 
 /// A hold the owner issued, with the token binding it to its requester.
@@ -123,6 +125,11 @@ pub(crate) fn spec_to_proto(spec: &HoldSpec) -> proto::HoldSpec {
         what: Some(what),
         hold_seconds: spec.hold_seconds,
         expected_total_minor: spec.expected_total_minor,
+        traveller: spec.traveller.as_ref().map(|t| proto::Traveller {
+            name: t.name.clone(),
+            email: t.email.clone(),
+            phone: t.phone.clone(),
+        }),
     }
 }
 
@@ -159,7 +166,16 @@ pub(crate) fn spec_from_proto(spec: proto::HoldSpec) -> Result<HoldSpec, Refusal
         }
         None => return Err(Refusal::bad_request("a hold names a stay or a trip")),
     };
-    Ok(HoldSpec { request, hold_seconds: spec.hold_seconds, expected_total_minor: spec.expected_total_minor })
+    let traveller = spec.traveller.map(|t| Traveller { name: t.name, email: t.email, phone: t.phone });
+    if let Some(traveller) = &traveller {
+        traveller.validate().map_err(Refusal::bad_request)?;
+    }
+    Ok(HoldSpec {
+        request,
+        hold_seconds: spec.hold_seconds,
+        expected_total_minor: spec.expected_total_minor,
+        traveller,
+    })
 }
 
 fn ref_to_proto(hold: &HoldRef) -> proto::HoldRef {
@@ -262,6 +278,7 @@ mod tests {
             },
             hold_seconds: 600,
             expected_total_minor: Some(4_000),
+            traveller: Some(Traveller { name: "Ada".into(), email: "ada@example.org".into(), phone: None }),
         }
     }
 

@@ -188,7 +188,8 @@ mod tests {
         let key = SigningKey::from_bytes(&[1; 32]);
         let origin = Origin(key.verifying_key().to_bytes());
         let hold = hold();
-        let spec = HoldSpec { request: hold.request.clone(), hold_seconds: 0, expected_total_minor: None };
+        let spec =
+            HoldSpec { request: hold.request.clone(), hold_seconds: 0, expected_total_minor: None, traveller: None };
         let token = hold_token(&key, hold.id, "peer-a");
         let receipt = Receipt::for_hold(origin, &hold, token, spec, Timestamp(2_000));
         let signed = receipt.sign(&key);

@@ -2,7 +2,7 @@
 //! rejections). Commands and replies are the ledger log's contents, so they
 //! are plain serializable values.
 
-use caravan_model::{AriPatch, Contact, Date, Listing, ListingId, Money};
+use caravan_model::{AriPatch, Contact, Date, Listing, ListingId, Money, Traveller};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -127,6 +127,16 @@ pub enum Command {
     /// Publishing points are log entries, so replaying the log reproduces
     /// the very same records.
     Publish,
+    /// A hold with the traveller's details, which the owner keeps beside
+    /// the hold and never publishes. (A variant of its own, last, so logs
+    /// written before it still decode.)
+    HoldFor {
+        idempotency_key: Option<IdempotencyKey>,
+        request: HoldRequest,
+        ttl_ms: i64,
+        expected_total_minor: Option<i64>,
+        traveller: Traveller,
+    },
 }
 
 impl Command {
@@ -143,6 +153,7 @@ impl Command {
             Command::ExpireHolds => "expire_holds",
             Command::SetContact(_) => "set_contact",
             Command::Publish => "publish",
+            Command::HoldFor { .. } => "hold",
         }
     }
 }

@@ -24,7 +24,7 @@ pub use hold::{Hold, HoldId, HoldState};
 pub use publish::{Publication, PUBLISHED_LISTINGS_MAX, PUBLISHED_RUNS_MAX};
 
 use caravan_model::limits::{HORIZON_DAYS_MAX, PRICE_MINOR_MAX, STAY_NIGHTS_MAX};
-use caravan_model::{AriDay, AriPatch, Contact, Date, Listing, ListingDetails, ListingId, Money, Timestamp};
+use caravan_model::{AriDay, AriPatch, Contact, Date, Listing, ListingDetails, ListingId, Money, Timestamp, Traveller};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -118,6 +118,8 @@ pub struct Ledger {
     /// last publishing point.
     contact: Option<Contact>,
     contact_unpublished: bool,
+    /// Who travels, for holds whose agency said (never published).
+    travellers: BTreeMap<HoldId, Traveller>,
 }
 
 impl Ledger {
@@ -150,6 +152,16 @@ impl Ledger {
             }
             Command::ExpireHolds => Ok(Reply::Done),
             Command::SetContact(contact) => self.set_contact(contact),
+            Command::HoldFor { idempotency_key, request, ttl_ms, expected_total_minor, traveller } => {
+                self.idempotent(idempotency_key, command, now, |ledger| {
+                    traveller.validate().map_err(Rejection::InvalidRequest)?;
+                    let reply = ledger.place_hold(request, *ttl_ms, *expected_total_minor, now)?;
+                    if let Reply::Hold(hold) = &reply {
+                        ledger.travellers.insert(hold.id, traveller.clone());
+                    }
+                    Ok(reply)
+                })
+            }
             Command::Publish => {
                 publications = self.take_publications(now);
                 Ok(Reply::Done)
@@ -182,6 +194,11 @@ impl Ledger {
     /// Whether a [`Command::Publish`] would publish anything.
     pub fn has_unpublished(&self) -> bool {
         !self.unpublished.is_empty() || self.contact_unpublished
+    }
+
+    /// Who travels on `hold`, if the agency said.
+    pub fn traveller(&self, hold: HoldId) -> Option<&Traveller> {
+        self.travellers.get(&hold)
     }
 
     /// How agencies reach this owner, as last set.

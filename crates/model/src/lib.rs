@@ -12,6 +12,7 @@ pub mod listing;
 pub mod money;
 pub mod rng;
 pub mod time;
+pub mod traveller;
 
 pub use ari::{AriDay, AriPatch, AriRun};
 pub use contact::{Contact, PeerContact};
@@ -21,6 +22,7 @@ pub use listing::{
 };
 pub use money::{CountryCode, Currency, Money};
 pub use time::{Date, TimeOfDay, Timestamp};
+pub use traveller::Traveller;
 
 /// A value that failed to parse, with the reason in words a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

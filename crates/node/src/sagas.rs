@@ -45,11 +45,15 @@ const TERMINAL: [&str; 3] = ["confirmed", "failed", "cancelled"];
 
 impl Node {
     /// Starts a booking and waits (up to [`BOOKING_WAIT_MS`]) for it to end.
-    pub async fn create_booking(&self, new: NewBooking) -> Result<Booking, BookingError> {
+    pub async fn create_booking(&self, mut new: NewBooking) -> Result<Booking, BookingError> {
         if new.parts.is_empty() || new.parts.len() > PARTS_MAX {
             return Err(BookingError::Invalid(format!("a booking has 1-{PARTS_MAX} parts")));
         }
         new.traveller.validate().map_err(BookingError::Invalid)?;
+        // Every owner learns who travels, with the hold.
+        for (_, spec) in &mut new.parts {
+            spec.traveller = Some(new.traveller.clone());
+        }
         if let Some(key) = &new.client_key {
             if let Some(existing) = self.read_booking_row(BookingKey::Client(key.clone())).await? {
                 let existing = decode(&existing)?;

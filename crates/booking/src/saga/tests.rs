@@ -119,6 +119,7 @@ fn spec(n: usize) -> HoldSpec {
         },
         hold_seconds: 60,
         expected_total_minor: None,
+        traveller: None,
     }
 }
 

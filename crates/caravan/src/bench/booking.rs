@@ -142,6 +142,7 @@ pub fn run(args: &BookingBench) -> anyhow::Result<Map<String, Value>> {
                                 },
                                 hold_seconds: 0,
                                 expected_total_minor: None,
+                                traveller: None,
                             },
                         ),
                         (
@@ -155,6 +156,7 @@ pub fn run(args: &BookingBench) -> anyhow::Result<Map<String, Value>> {
                                 },
                                 hold_seconds: 0,
                                 expected_total_minor: None,
+                                traveller: None,
                             },
                         ),
                     ];

@@ -266,3 +266,24 @@ fn a_contact_is_published_when_it_changes() {
     assert!(h.apply(Command::Publish).publications.is_empty(), "the same contact is not published again");
     assert!(matches!(h.err(Command::SetContact(Contact::default())), Rejection::InvalidRequest(_)));
 }
+
+#[test]
+fn a_hold_for_a_traveller_keeps_them_and_publishes_nothing_of_them() {
+    let mut h = hotel();
+    h.apply(Command::Publish);
+    let traveller = Traveller { name: "Ada".into(), email: "ada@example.org".into(), phone: None };
+    let Command::Hold { idempotency_key, request, ttl_ms, expected_total_minor } = hold_stay("room", 3, 5, 1) else {
+        unreachable!()
+    };
+    let command =
+        Command::HoldFor { idempotency_key, request, ttl_ms, expected_total_minor, traveller: traveller.clone() };
+    let hold = h.hold(command.clone());
+    assert_eq!(h.ledger.traveller(hold.id), Some(&traveller));
+    let published = h.apply(Command::Publish).publications;
+    assert!(format!("{published:?}").find("Ada").is_none(), "{published:?}");
+    let nobody = Traveller { email: "not-an-address".into(), ..traveller };
+    let Command::HoldFor { request, ttl_ms, .. } = command else { unreachable!() };
+    let bad =
+        Command::HoldFor { idempotency_key: None, request, ttl_ms, expected_total_minor: None, traveller: nobody };
+    assert!(matches!(h.err(bad), Rejection::InvalidRequest(_)));
+}

@@ -118,10 +118,17 @@ async fn a_traveller_books_a_bus_a_flight_and_a_hotel_of_three_owners_as_one() {
     let (status, again) =
         net.agency.call_with("POST", "/api/v1/bookings", Some(booking), &[("idempotency-key", "trip-ada")]).await;
     assert_eq!((status, &again["id"]), (StatusCode::CREATED, &booked["id"]));
-    for (owner, expected) in [(&net.bus, 1), (&net.airline, 1), (&net.hotel, 1)] {
+    for owner in [&net.bus, &net.airline, &net.hotel] {
         let (_, sales) = owner.call("GET", "/api/v1/sales?state=confirmed", None).await;
-        assert_eq!(sales["bookings"].as_array().unwrap().len(), expected, "{sales}");
+        assert_eq!(sales["bookings"].as_array().unwrap().len(), 1, "{sales}");
+        // The owner knows who comes; no record told anyone else.
+        assert_eq!(sales["bookings"][0]["traveller"]["name"], "Ada Lovelace", "{sales}");
     }
+    let reader = caravan_store::open_reader(net.agency.node.db_path()).unwrap();
+    let leaked: i64 = reader
+        .query_row("SELECT COUNT(*) FROM records WHERE instr(signed, CAST('Lovelace' AS BLOB)) > 0", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(leaked, 0, "no record carries the traveller's name");
     let id = booked["id"].as_u64().unwrap();
     let (status, listed) = net.agency.call("GET", "/api/v1/bookings", None).await;
     assert_eq!((status, &listed["bookings"][0]["id"]), (StatusCode::OK, &json!(id)));
@@ -250,6 +257,7 @@ async fn a_peer_cannot_touch_another_peers_hold() {
             },
             hold_seconds: 0,
             expected_total_minor: None,
+            traveller: None,
         }),
     };
     let hotel_origin = caravan_api::Backend::origin(&net.hotel.node);
