@@ -304,6 +304,7 @@ impl Saga {
             Phase::Cancelling if none_holding => Phase::Cancelled,
             phase => phase,
         };
+        // Entering `Releasing` with nothing held anywhere ends at once.
         if self.phase == Phase::Releasing && none_holding {
             self.phase = Phase::Failed;
         }
