@@ -64,6 +64,10 @@ pub const BOOK_PROTOCOL: &str = "/caravan/book/1";
 pub const BOOK_FRAME_BYTES_MAX: usize = 64 * 1024;
 /// A booking request unanswered for this long fails as unreachable.
 const BOOK_TIMEOUT_S: u64 = 5;
+/// Booking requests in flight on one connection, both ways (request-response
+/// allows 100 by default); below yamux's 512 streams, which the other
+/// protocols share.
+pub const BOOK_STREAMS_MAX: usize = 384;
 /// How often a random walk looks for more peers.
 const DISCOVERY_INTERVAL_S: u64 = 30;
 const FIRST_WALK_S: u64 = 2;
@@ -208,7 +212,9 @@ pub async fn run(
             let book = request_response::Behaviour::with_codec(
                 BookCodec,
                 [(StreamProtocol::new(BOOK_PROTOCOL), request_response::ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(BOOK_TIMEOUT_S)),
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(BOOK_TIMEOUT_S))
+                    .with_max_concurrent_streams(BOOK_STREAMS_MAX),
             );
             let identify = identify::Behaviour::new(identify::Config::new("/caravan/1".into(), key.public()));
             let limits = connection_limits::Behaviour::new(

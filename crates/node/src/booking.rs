@@ -21,6 +21,9 @@ use caravan_api::{Backend, SubmitError};
 pub const INBOUND_MAX: usize = 4_096;
 /// Calls to owners waiting for the network task.
 pub const CALLS_MAX: usize = 4_096;
+/// Calls to owners in flight at once; more wait their turn here rather
+/// than fail for want of streams (`caravan_net::BOOK_STREAMS_MAX` per peer).
+pub const CALLS_IN_FLIGHT_MAX: usize = 256;
 /// How long the agency waits for an owner's answer (the network task gives
 /// up a little earlier and reports why).
 const CALL_TIMEOUT_MS: u64 = 8_000;
@@ -66,12 +69,8 @@ impl Node {
     /// Sends `request` to the owner of `origin` and checks the answer:
     /// a receipt must verify under `origin`.
     pub async fn call_owner(&self, origin: Origin, request: &BookRequest) -> Outcome {
-        match self.is_frozen(origin).await {
-            Ok(true) => {
-                return Outcome::Refused(Refusal::new("origin_frozen", format!("origin {origin} equivocated")));
-            }
-            Ok(false) => {}
-            Err(why) => return Outcome::Unreachable(why),
+        if self.read_search(|catalog| catalog.is_frozen(&origin)) {
+            return Outcome::Refused(Refusal::new("origin_frozen", format!("origin {origin} equivocated")));
         }
         let response = if origin == self.origin() {
             self.answer_request(SELF_PEER, request).await
@@ -109,10 +108,11 @@ impl Node {
     }
 
     async fn call_remote(&self, origin: Origin, request: &BookRequest) -> Result<BookResponse, String> {
-        let contact = self.contact_of(origin).await?;
+        let contact = self.contact_of(origin)?;
         let calls = self.inner.booking_calls.lock().expect("booking calls lock").clone();
         let calls = calls.ok_or("this node is not on the network")?;
         let bytes = request.encode();
+        let _turn = self.inner.calls_in_flight.acquire().await.map_err(|_| "the node is stopping".to_owned())?;
         let mut last_error = String::from("the owner lists no node");
         // A replica group lists several members: any of them may answer.
         for peer in &contact.peers {
@@ -130,22 +130,8 @@ impl Node {
         Err(last_error)
     }
 
-    async fn is_frozen(&self, origin: Origin) -> Result<bool, String> {
-        let inner = self.inner.clone();
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            caravan_store::records::proof(&conn, origin).map(|proof| proof.is_some())
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
-    }
-
-    async fn contact_of(&self, origin: Origin) -> Result<caravan_model::Contact, String> {
-        let inner = self.inner.clone();
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            caravan_catalog::db::contact(&conn, origin)
-        };
-        let contact = tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    fn contact_of(&self, origin: Origin) -> Result<caravan_model::Contact, String> {
+        let contact = self.read_search(|catalog| catalog.contact(&origin).cloned());
         contact.ok_or_else(|| format!("no contact record from origin {origin} yet"))
     }
 }

@@ -123,12 +123,14 @@ struct Inner {
     network: Mutex<Option<Network>>,
     /// Bytes on the network's TCP connections.
     traffic: Arc<caravan_net::Traffic>,
-    /// The catalog's search index, kept in step by the writer.
-    search: Arc<RwLock<search::Index>>,
+    /// The catalog in memory (search, contacts, frozen origins), kept in
+    /// step by the writer.
+    search: Arc<RwLock<search::Catalog>>,
     /// The origin key, for signing booking receipts.
     key: NodeKey,
     /// Booking calls to owners, once the network runs.
     booking_calls: Mutex<Option<mpsc::Sender<caravan_net::BookingCall>>>,
+    calls_in_flight: tokio::sync::Semaphore,
     next_booking_id: std::sync::atomic::AtomicU64,
     /// Bookings whose saga task is running.
     running_bookings: Mutex<std::collections::HashSet<u64>>,
@@ -167,13 +169,11 @@ impl Node {
         let (ledger, next_index) = writer::replay(&conn)?;
         tracing::info!(%origin, entries = next_index - 1, replay_ms = started.elapsed().as_millis() as u64, "ledger loaded");
         let started = std::time::Instant::now();
-        let mut index = search::load(&conn, (options.clock)())?;
-        index.set_min_connection(
-            options.search.min_connection_minutes.clone(),
-            options.search.min_connection_minutes_default,
-        );
-        let search = Arc::new(RwLock::new(index));
-        let listings = search.read().expect("search lock").listing_count();
+        let mut catalog = search::load(&conn, (options.clock)())?;
+        let rules = &options.search;
+        catalog.index.set_min_connection(rules.min_connection_minutes.clone(), rules.min_connection_minutes_default);
+        let listings = catalog.index.listing_count();
+        let search = Arc::new(RwLock::new(catalog));
         tracing::info!(listings, load_ms = started.elapsed().as_millis() as u64, "search index loaded");
         let next_booking_id = caravan_store::agency::last_id(&conn)? + 1;
         let booking_key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
@@ -220,6 +220,7 @@ impl Node {
             search,
             key: booking_key,
             booking_calls: Mutex::new(None),
+            calls_in_flight: tokio::sync::Semaphore::new(booking::CALLS_IN_FLIGHT_MAX),
             next_booking_id: next_booking_id.into(),
             running_bookings: Mutex::default(),
             hold_ms_default: options.hold_ms_default,
@@ -260,8 +261,8 @@ impl Node {
         self.inner.key.signing_key()
     }
 
-    /// Reads the search index.
-    pub fn read_search<R>(&self, read: impl FnOnce(&search::Index) -> R) -> R {
+    /// Reads the in-memory catalog.
+    pub fn read_search<R>(&self, read: impl FnOnce(&search::Catalog) -> R) -> R {
         read(&self.inner.search.read().expect("search lock"))
     }
 
@@ -529,11 +530,11 @@ impl Backend for Node {
     }
 
     fn search_stays(&self, query: &caravan_search::StayQuery) -> Vec<caravan_search::StayOffer<Origin>> {
-        self.read_search(|index| index.search_stays(query))
+        self.read_search(|catalog| catalog.index.search_stays(query))
     }
 
     fn search_trips(&self, query: &caravan_search::TripQuery) -> Vec<caravan_search::Itinerary<Origin>> {
-        self.read_search(|index| index.search_trips(query))
+        self.read_search(|catalog| catalog.index.search_trips(query))
     }
 
     async fn create_booking(&self, new: agency::NewBooking) -> Result<agency::Booking, agency::BookingError> {

@@ -29,7 +29,7 @@ use caravan_store::rusqlite::Connection;
 use caravan_store::{ledger_log, records, StoreError};
 
 use crate::replica_store::SqliteRecords;
-use crate::search::{Index, IndexChange};
+use crate::search::{Catalog, IndexChange};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::identity::NodeKey;
@@ -105,7 +105,7 @@ pub struct Writer {
     pub clock: fn() -> Timestamp,
     pub replica: Replica<Peer>,
     pub actions: mpsc::Sender<Action<Peer>>,
-    pub search: Arc<RwLock<Index>>,
+    pub search: Arc<RwLock<Catalog>>,
 }
 
 impl Writer {
