@@ -536,11 +536,12 @@ fn translate(
 #[derive(Clone, Default)]
 struct ReconcileCodec;
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<Vec<u8>> {
+/// Reads one frame: a big-endian u32 length, then that many bytes (at most `max`).
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> std::io::Result<Vec<u8>> {
     let mut length = [0u8; 4];
     io.read_exact(&mut length).await?;
     let length = u32::from_be_bytes(length) as usize;
-    if length > FRAME_BYTES_MAX {
+    if length > max {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"));
     }
     let mut frame = vec![0u8; length];
@@ -567,7 +568,7 @@ impl request_response::Codec for ReconcileCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_frame(io).await
+        read_frame(io, FRAME_BYTES_MAX).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -575,7 +576,7 @@ impl request_response::Codec for ReconcileCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<()> {
-        read_frame(io).await.map(|_| ())
+        read_frame(io, FRAME_BYTES_MAX).await.map(|_| ())
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
@@ -602,18 +603,6 @@ impl request_response::Codec for ReconcileCodec {
 #[derive(Clone, Default)]
 struct BookCodec;
 
-async fn read_book_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<Vec<u8>> {
-    let mut length = [0u8; 4];
-    io.read_exact(&mut length).await?;
-    let length = u32::from_be_bytes(length) as usize;
-    if length > BOOK_FRAME_BYTES_MAX {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "booking frame too large"));
-    }
-    let mut frame = vec![0u8; length];
-    io.read_exact(&mut frame).await?;
-    Ok(frame)
-}
-
 impl request_response::Codec for BookCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
@@ -624,7 +613,7 @@ impl request_response::Codec for BookCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_book_frame(io).await
+        read_frame(io, BOOK_FRAME_BYTES_MAX).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -632,7 +621,7 @@ impl request_response::Codec for BookCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_book_frame(io).await
+        read_frame(io, BOOK_FRAME_BYTES_MAX).await
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(

@@ -22,27 +22,9 @@ use crate::cli::BookingBench;
 
 const DAYS: i32 = 300;
 
+/// The ledger bench's room type: 10,000 rooms, `room-0`.
 fn hotel() -> Listing {
-    Listing {
-        id: ListingId::parse("bench-room").expect("valid"),
-        title: "Bench room".into(),
-        description: String::new(),
-        currency: Currency::parse("EUR").expect("valid"),
-        cancellation: CancellationPolicy { free_until_hours: 24, penalty: Penalty::Nights(1) },
-        details: ListingDetails::Stay(Stay {
-            stay_type: StayType::HotelRoom,
-            address: String::new(),
-            city: "Benchville".into(),
-            country: CountryCode::parse("FR").expect("valid"),
-            location: GeoPoint { lat_e7: 0, lon_e7: 0 },
-            amenities: vec![],
-            max_guests: 2,
-            check_in: TimeOfDay::from_minutes(15 * 60).expect("valid"),
-            check_out: TimeOfDay::from_minutes(11 * 60).expect("valid"),
-            utc_offset_min: 60,
-            units: limits::UNITS_MAX,
-        }),
-    }
+    super::ledger::listing(0)
 }
 
 fn bus() -> Listing {
@@ -134,7 +116,7 @@ pub fn run(args: &BookingBench) -> anyhow::Result<Map<String, Value>> {
                             hotel_origin,
                             HoldSpec {
                                 request: HoldRequest::Stay {
-                                    listing: ListingId::parse("bench-room").expect("valid"),
+                                    listing: ListingId::parse("room-0").expect("valid"),
                                     check_in: night,
                                     check_out: night.add_days(1),
                                     units: 1,

@@ -21,7 +21,8 @@ use crate::cli::LedgerBench;
 
 const HORIZON_DAYS: i32 = 365;
 
-fn listing(idx: u32) -> Listing {
+/// A room type with the most units a listing may have.
+pub(super) fn listing(idx: u32) -> Listing {
     Listing {
         id: ListingId::parse(&format!("room-{idx}")).expect("valid id"),
         title: format!("Room type {idx}"),

@@ -280,6 +280,33 @@ async fn a_peer_cannot_touch_another_peers_hold() {
     assert!(matches!(net.agency.node.call_owner(hotel_origin, &mine).await, caravan_booking::Outcome::Receipt(..)));
 }
 
+/// Posts `booking` to the agency from another task (its answer may take
+/// as long as the saga).
+fn book_in_background(
+    agency: &TestNode,
+    booking: &Value,
+) -> tokio::task::JoinHandle<Result<axum::response::Response, std::convert::Infallible>> {
+    let request = Request::post("/api/v1/bookings")
+        .header("content-type", "application/json")
+        .body(Body::from(booking.to_string()))
+        .unwrap();
+    tokio::spawn(caravan_api::router(agency.node.clone()).oneshot(request))
+}
+
+/// Polls the agency's newest booking until its saga ends (up to 50 s); its state.
+async fn last_booking_ends(agency: &TestNode) -> String {
+    let mut state = String::new();
+    for _ in 0..1_000 {
+        let (_, listed) = agency.call("GET", "/api/v1/bookings", None).await;
+        state = listed["bookings"][0]["state"].as_str().unwrap_or_default().to_owned();
+        if state == "confirmed" || state == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    state
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -336,12 +363,7 @@ async fn an_agency_stopped_mid_saga_resumes_it_and_ends_all_or_nothing() {
             { "origin": bus_origin, "listing": "bus-1", "departure": day(2), "seats": 1, "hold_seconds": 120 }
         ]
     });
-    let router = caravan_api::router(agency.node.clone());
-    let request = Request::post("/api/v1/bookings")
-        .header("content-type", "application/json")
-        .body(Body::from(booking.to_string()))
-        .unwrap();
-    let pending = tokio::spawn(router.oneshot(request));
+    let pending = book_in_background(&agency, &booking);
     assert!(eventually(|| stored_part_status(&agency, 0).as_deref() == Some("held")).await, "the room is held");
     assert_eq!(stored_part_status(&agency, 1).as_deref(), Some("new"), "the bus is still being tried");
 
@@ -352,15 +374,7 @@ async fn an_agency_stopped_mid_saga_resumes_it_and_ends_all_or_nothing() {
     bus.node.start_network(at_port(bus_port, vec![agency_address])).await.unwrap();
     assert_eq!(agency.node.resume_bookings().await.unwrap(), 1);
 
-    let mut state = String::new();
-    for _ in 0..500 {
-        let (_, listed) = agency.call("GET", "/api/v1/bookings", None).await;
-        state = listed["bookings"][0]["state"].as_str().unwrap_or_default().to_owned();
-        if state == "confirmed" || state == "failed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let state = last_booking_ends(&agency).await;
     assert_eq!(state, "confirmed", "both parts booked after the restart");
     for owner in [&hotel, &bus] {
         let (_, sales) = owner.call("GET", "/api/v1/sales?state=confirmed", None).await;
@@ -382,12 +396,7 @@ async fn an_owner_killed_mid_saga_leaves_no_hold_alive_after_its_expiry() {
             { "origin": airline_origin, "listing": "fl-1", "departure": day(2), "hold_seconds": 10 }
         ]
     });
-    let router = caravan_api::router(agency.node.clone());
-    let request = Request::post("/api/v1/bookings")
-        .header("content-type", "application/json")
-        .body(Body::from(booking.to_string()))
-        .unwrap();
-    let pending = tokio::spawn(router.oneshot(request));
+    let pending = book_in_background(&agency, &booking);
     assert!(eventually(|| stored_part_status(&agency, 0).as_deref() == Some("held")).await);
     // The hotel's node dies holding the room.
     let TestNode { dir: hotel_dir, node: hotel_node } = hotel;
@@ -396,15 +405,7 @@ async fn an_owner_killed_mid_saga_leaves_no_hold_alive_after_its_expiry() {
 
     // The saga gives the airline up, cannot reach the hotel to release,
     // and lets the hold go once it has expired.
-    let mut state = String::new();
-    for _ in 0..1_000 {
-        let (_, listed) = agency.call("GET", "/api/v1/bookings", None).await;
-        state = listed["bookings"][0]["state"].as_str().unwrap_or_default().to_owned();
-        if state == "failed" || state == "confirmed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let state = last_booking_ends(&agency).await;
     assert_eq!(state, "failed");
     // Back up after the expiry, the hotel has nothing held.
     let hotel = super::network::open_with_fast_rounds(hotel_dir);
