@@ -75,7 +75,11 @@ impl Node {
         let response = if origin == self.origin() {
             self.answer_request(SELF_PEER, request).await
         } else {
-            match self.call_remote(origin, request).await {
+            let Some(contact) = self.read_search(|catalog| catalog.contact(&origin).cloned()) else {
+                let why = format!("no node of origin {origin} is known here (no contact record)");
+                return Outcome::Refused(Refusal::new("owner_unknown", why));
+            };
+            match self.call_remote(&contact, request).await {
                 Ok(response) => response,
                 Err(why) => return Outcome::Unreachable(why),
             }
@@ -98,7 +102,10 @@ impl Node {
         let response = if origin == self.origin() {
             self.answer_request(SELF_PEER, request).await
         } else {
-            self.call_remote(origin, request).await.map_err(Refusal::unreachable)?
+            let contact = self.read_search(|catalog| catalog.contact(&origin).cloned());
+            let contact =
+                contact.ok_or_else(|| Refusal::new("owner_unknown", format!("no contact for origin {origin}")))?;
+            self.call_remote(&contact, request).await.map_err(Refusal::unreachable)?
         };
         match response {
             BookResponse::Quote(quote) => Ok(quote),
@@ -107,8 +114,11 @@ impl Node {
         }
     }
 
-    async fn call_remote(&self, origin: Origin, request: &BookRequest) -> Result<BookResponse, String> {
-        let contact = self.contact_of(origin)?;
+    async fn call_remote(
+        &self,
+        contact: &caravan_model::Contact,
+        request: &BookRequest,
+    ) -> Result<BookResponse, String> {
         let calls = self.inner.booking_calls.lock().expect("booking calls lock").clone();
         let calls = calls.ok_or("this node is not on the network")?;
         let bytes = request.encode();
@@ -128,11 +138,6 @@ impl Node {
             }
         }
         Err(last_error)
-    }
-
-    fn contact_of(&self, origin: Origin) -> Result<caravan_model::Contact, String> {
-        let contact = self.read_search(|catalog| catalog.contact(&origin).cloned());
-        contact.ok_or_else(|| format!("no contact record from origin {origin} yet"))
     }
 }
 

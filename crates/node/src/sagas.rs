@@ -68,7 +68,15 @@ impl Node {
         let id = self.inner.next_booking_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let parts = new.parts.into_iter().map(|(origin, spec)| Part::new(origin, spec)).collect();
         let saga = Saga::new(id, rand::random(), parts, self.now());
-        self.save_booking(encode(&saga, &new.traveller, new.client_key.clone())).await?;
+        if let Err(error) = self.save_booking(encode(&saga, &new.traveller, new.client_key.clone())).await {
+            // The same key sent twice at once: the first one made it.
+            if let Some(key) = &new.client_key {
+                if let Some(existing) = self.read_booking_row(BookingKey::Client(key.clone())).await? {
+                    return decode(&existing);
+                }
+            }
+            return Err(error);
+        }
         let (done, finished) = oneshot::channel();
         self.inner.running_bookings.lock().expect("running lock").insert(id);
         tokio::spawn(drive(self.clone(), saga, new.traveller, new.client_key, Some(done)));

@@ -194,21 +194,36 @@ impl Writer {
     }
 
     /// Commits agency bookings' new states (one transaction, one fsync),
-    /// then tells each saga it is durable.
+    /// then tells each saga it is durable. Each row has its own savepoint,
+    /// so one refused row (a client key already taken) fails alone.
     fn save_bookings(&mut self, saves: Vec<BookingSave>) {
         if saves.is_empty() {
             return;
         }
+        let mut outcomes: Vec<Result<(), String>> = Vec::with_capacity(saves.len());
         let result = (|| -> Result<(), StoreError> {
-            let tx = self.conn.transaction()?;
+            let mut tx = self.conn.transaction()?;
             for save in &saves {
-                caravan_store::agency::put(&tx, &save.row)?;
+                let savepoint = tx.savepoint()?;
+                match caravan_store::agency::put(&savepoint, &save.row) {
+                    Ok(()) => {
+                        savepoint.commit()?;
+                        outcomes.push(Ok(()));
+                    }
+                    // Dropping the savepoint rolls this row back.
+                    Err(error) => outcomes.push(Err(error.to_string())),
+                }
             }
             tx.commit()?;
             Ok(())
         })();
-        for save in saves {
-            let _ = save.reply.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        for (save, outcome) in saves.into_iter().zip(outcomes.into_iter().map(Some).chain(std::iter::repeat(None))) {
+            let reply = match (&result, outcome) {
+                (Err(error), _) => Err(error.to_string()),
+                (Ok(()), Some(outcome)) => outcome,
+                (Ok(()), None) => Err("not written".into()),
+            };
+            let _ = save.reply.send(reply);
         }
     }
 

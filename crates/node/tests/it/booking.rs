@@ -419,3 +419,52 @@ async fn an_owner_killed_mid_saga_leaves_no_hold_alive_after_its_expiry() {
     assert!(sales["bookings"].as_array().unwrap().is_empty());
     drop(bus);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_bookings_get_clear_answers() {
+    let net = network(2, 3).await;
+    let part = json!({ "origin": origin(&net.bus), "listing": "bus-1", "departure": day(2) });
+    let booking = |parts: Value| json!({ "traveller": { "name": "Ada", "email": "ada@example.org" }, "parts": parts });
+    // The same Idempotency-Key twice at once: one booking.
+    let key = [("idempotency-key", "twice")];
+    let (first, second) = tokio::join!(
+        net.agency.call_with("POST", "/api/v1/bookings", Some(booking(json!([part.clone()]))), &key),
+        net.agency.call_with("POST", "/api/v1/bookings", Some(booking(json!([part.clone()]))), &key)
+    );
+    assert_eq!(first.1["id"], second.1["id"], "{} {}", first.1, second.1);
+    let (_, sales) = net.bus.call("GET", "/api/v1/sales?state=confirmed", None).await;
+    assert_eq!(sales["bookings"].as_array().unwrap().len(), 1);
+    // The same key for another booking is a conflict.
+    let other = booking(json!([part.clone(), part.clone()]));
+    let (status, body) = net.agency.call_with("POST", "/api/v1/bookings", Some(other), &key).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    // An origin nobody knows: refused at once, not retried.
+    let stranger = json!({ "origin": "ab".repeat(32), "listing": "x", "departure": day(2) });
+    let (status, failed) = net.agency.call("POST", "/api/v1/bookings", Some(booking(json!([stranger])))).await;
+    assert_eq!(status, StatusCode::OK, "{failed}");
+    assert_eq!(failed["parts"][0]["refusal"]["code"], "owner_unknown", "{failed}");
+    // Malformed input: 4xx with a reason.
+    for (body, expected) in [
+        (booking(json!([])), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({ "traveller": { "name": "", "email": "a@b" }, "parts": [part.clone()] }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            booking(json!([{ "origin": "zz", "listing": "bus-1", "departure": day(2) }])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({ "parts": [part] }), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (status, answer) = net.agency.call("POST", "/api/v1/bookings", Some(body)).await;
+        assert_eq!(status, expected, "{answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer}");
+    }
+    let (status, body) = net.agency.call("GET", "/api/v1/bookings/999999", None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) =
+        net.agency.call("GET", "/api/v1/search/stays?city=annecy&check_in=2020-01-01&check_out=2019-01-01", None).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (status, body) = net.agency.call("GET", "/api/v1/search/trips?from=GVA&to=ANC&date=tomorrow", None).await;
+    assert_eq!(status.as_u16() / 100, 4, "{body}");
+}
