@@ -51,6 +51,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-test-utils", &["caravan-model"]),
     ("caravan-topology", &["caravan-model"]),
     ("caravan-search", &["caravan-model"]),
+    ("caravan-accounts", &["caravan-model"]),
     ("caravan-booking", &["caravan-model", "caravan-records", "caravan-ledger"]),
     ("caravan-replication", &["caravan-model", "caravan-records"]),
     ("caravan-net", &["caravan-replication"]),
@@ -70,6 +71,7 @@ const CORE_CRATES: &[&str] = &[
     "caravan-topology",
     "caravan-search",
     "caravan-booking",
+    "caravan-accounts",
 ];
 
 /// Dependencies a core crate must not have.

@@ -13,6 +13,7 @@ pub mod agency;
 pub mod ledger_log;
 mod migrations;
 pub mod records;
+pub mod users;
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;

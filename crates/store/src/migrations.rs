@@ -105,6 +105,40 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX agency_bookings_unfinished ON agency_bookings (phase);
     ",
+    // 4: people: accounts, their secret tokens (hashes only), who manages
+    // which listing, and login throttling.
+    "
+    CREATE TABLE users (
+        id          INTEGER PRIMARY KEY,
+        email       TEXT    NOT NULL UNIQUE,
+        -- argon2id, PHC string.
+        password    TEXT    NOT NULL,
+        role        TEXT    NOT NULL,
+        verified    INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL
+    );
+    CREATE TABLE user_tokens (
+        hash        BLOB    PRIMARY KEY,
+        kind        TEXT    NOT NULL,
+        user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        -- A name for API tokens, so their owner can tell them apart.
+        name        TEXT,
+        created_ms  INTEGER NOT NULL,
+        expires_ms  INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX user_tokens_by_user ON user_tokens (user_id, kind);
+    CREATE TABLE listing_managers (
+        listing     TEXT    NOT NULL,
+        user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        PRIMARY KEY (listing, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX listing_managers_by_user ON listing_managers (user_id);
+    CREATE TABLE login_throttle (
+        key             TEXT    PRIMARY KEY,
+        failures        INTEGER NOT NULL,
+        locked_until_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -90,3 +90,41 @@ fn an_entry_index_is_never_reused() {
     ledger_log::append(&conn, &entry).unwrap();
     assert!(ledger_log::append(&conn, &entry).is_err());
 }
+
+#[test]
+fn accounts_tokens_and_managers() {
+    use caravan_store::users::{self, TokenRow};
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
+    let ada = users::create(&conn, "ada@example.org", "$argon2id$x", "traveller", false, 1).unwrap().unwrap();
+    assert_eq!(
+        users::create(&conn, "ada@example.org", "other", "admin", true, 2).unwrap(),
+        None,
+        "one account per email"
+    );
+    assert!(users::set_role(&conn, ada, "provider").unwrap() && users::set_verified(&conn, ada).unwrap());
+    let row = users::by_email(&conn, "ada@example.org").unwrap().unwrap();
+    assert_eq!((row.id, row.role.as_str(), row.verified), (ada, "provider", true));
+
+    let reset = TokenRow {
+        hash: [1; 32],
+        kind: "password_reset".into(),
+        user_id: ada,
+        name: None,
+        created_ms: 1,
+        expires_ms: Some(9),
+    };
+    users::put_token(&conn, &reset).unwrap();
+    assert_eq!(users::take_token(&conn, &[1; 32]).unwrap(), Some(reset));
+    assert_eq!(users::take_token(&conn, &[1; 32]).unwrap(), None, "a single-use token is spent once");
+
+    users::add_manager(&conn, "room-1", ada).unwrap();
+    users::add_manager(&conn, "room-1", ada).unwrap();
+    assert_eq!(users::managers(&conn, "room-1").unwrap(), vec![ada]);
+    assert!(users::remove_manager(&conn, "room-1", ada).unwrap());
+
+    users::set_throttle(&conn, "ada@example.org", 6, 99).unwrap();
+    assert_eq!(users::throttle(&conn, "ada@example.org").unwrap(), (6, 99));
+    users::set_throttle(&conn, "ada@example.org", 0, 0).unwrap();
+    assert_eq!(users::throttle(&conn, "ada@example.org").unwrap(), (0, 0));
+}
