@@ -31,6 +31,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-net",
             "caravan-search",
             "caravan-booking",
+            "caravan-accounts",
         ],
     ),
     (
@@ -46,6 +47,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-topology",
             "caravan-search",
             "caravan-booking",
+            "caravan-accounts",
         ],
     ),
     ("caravan-test-utils", &["caravan-model"]),

@@ -29,6 +29,43 @@ pub enum Command {
     Load(LoadArgs),
     /// Measure throughput; prints a table and writes a flat JSON object.
     Bench(Bench),
+    /// Manage the node's accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account (verified). The password comes from CARAVAN_PASSWORD,
+    /// or the first line of standard input.
+    Add(UserAdd),
+    /// Issue an API token for an account; it is printed once.
+    Token(UserToken),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UserAdd {
+    #[arg(long, env = "CARAVAN_DATA_DIR", default_value = "caravan-data")]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub email: String,
+    /// traveller, provider or admin.
+    #[arg(long, default_value = "traveller", conflicts_with = "admin")]
+    pub role: String,
+    /// Same as --role admin: how the first admin is made.
+    #[arg(long)]
+    pub admin: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UserToken {
+    #[arg(long, env = "CARAVAN_DATA_DIR", default_value = "caravan-data")]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub email: String,
+    /// What the token is for, e.g. "channel manager".
+    #[arg(long)]
+    pub name: String,
 }
 
 /// Where a cluster lives: its members' data directories and `cluster.json`.

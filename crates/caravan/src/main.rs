@@ -46,7 +46,49 @@ fn run(args: cli::Args) -> anyhow::Result<()> {
         cli::Command::Cluster(cli::ClusterCommand::Status(args)) => cluster_status(args),
         cli::Command::Load(args) => load(args),
         cli::Command::Bench(bench) => bench::run(bench),
+        cli::Command::User(cli::UserCommand::Add(args)) => user_add(args),
+        cli::Command::User(cli::UserCommand::Token(args)) => user_token(args),
     }
+}
+
+fn now() -> caravan_model::Timestamp {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    caravan_model::Timestamp(since_epoch.as_millis() as i64)
+}
+
+/// The node's database for an account command; the data directory must exist.
+fn accounts_db(data_dir: &std::path::Path) -> anyhow::Result<caravan_store::rusqlite::Connection> {
+    anyhow::ensure!(
+        data_dir.join(caravan_node::identity::KEY_FILE).exists(),
+        "{} is not a node's data directory (run `caravan init` first)",
+        data_dir.display()
+    );
+    Ok(caravan_store::open_writer(&data_dir.join(caravan_store::DB_FILE))?)
+}
+
+fn user_add(args: cli::UserAdd) -> anyhow::Result<()> {
+    let role = if args.admin { caravan_accounts::Role::Admin } else { caravan_accounts::Role::parse(&args.role)? };
+    let conn = accounts_db(&args.data_dir)?;
+    let password = match std::env::var("CARAVAN_PASSWORD") {
+        Ok(password) => password,
+        Err(_) => {
+            eprint!("password for {}: ", args.email);
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the password")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let id = caravan_node::accounts::add_user(&conn, &args.email, &password, role, true, now())?;
+    println!("user {id}: {} ({})", args.email.trim().to_lowercase(), role.as_str());
+    Ok(())
+}
+
+fn user_token(args: cli::UserToken) -> anyhow::Result<()> {
+    let conn = accounts_db(&args.data_dir)?;
+    let secret = caravan_node::accounts::issue_api_token(&conn, &args.email, &args.name, now())?;
+    println!("{}", secret.reveal());
+    eprintln!("shown once: keep it; send it as 'Authorization: Bearer <token>'");
+    Ok(())
 }
 
 /// Peers up to which `topology` also reports the diameter (all-pairs BFS).

@@ -6,6 +6,7 @@
 //!                                                         └─ ledger log ─┘   (one transaction, one fsync per batch)
 //! ```
 
+pub mod accounts;
 mod booking;
 pub mod config;
 pub mod identity;

@@ -1,0 +1,195 @@
+//! Accounts on this node, over its database: adding people, logging them
+//! in (throttled), and issuing the secret tokens that stand for them
+//! (sessions, API tokens). The rules come from `caravan-accounts`; this
+//! module brings the randomness, the clock's reading and the SQL.
+//!
+//! These run on a connection of the caller's (the CLI's writer
+//! connection, or the node's writer once the web app arrives).
+
+use caravan_accounts::throttle::Throttle;
+use caravan_accounts::token::{Secret, StoredToken, TokenKind};
+use caravan_accounts::{password, AccountError, Email, Role};
+use caravan_model::Timestamp;
+use caravan_store::rusqlite::Connection;
+use caravan_store::users::{self, TokenRow, UserRow};
+use caravan_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error(transparent)]
+    Invalid(#[from] AccountError),
+    #[error("an account with email {0} exists")]
+    Exists(String),
+    #[error("no account with email {0}")]
+    Unknown(String),
+    /// Wrong email or password; which one is not said.
+    #[error("wrong email or password")]
+    WrongCredentials,
+    #[error("too many wrong passwords; try again in {0} s")]
+    Throttled(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Adds an account with a new password.
+pub fn add_user(
+    conn: &Connection,
+    email: &str,
+    new_password: &str,
+    role: Role,
+    verified: bool,
+    now: Timestamp,
+) -> Result<u64, AccountsError> {
+    let email = Email::parse(email)?;
+    password::check_new(new_password, email.as_str())?;
+    let hash = password::hash(new_password, rand::random());
+    users::create(conn, email.as_str(), &hash, role.as_str(), verified, now.ms())?
+        .ok_or_else(|| AccountsError::Exists(email.to_string()))
+}
+
+fn issue(
+    conn: &Connection,
+    kind: TokenKind,
+    user: u64,
+    name: Option<String>,
+    now: Timestamp,
+) -> Result<Secret, StoreError> {
+    let secret = Secret::from_bytes(rand::random());
+    let stored = StoredToken::issue(&secret, kind, user, now);
+    users::put_token(
+        conn,
+        &TokenRow {
+            hash: stored.hash,
+            kind: kind.as_str().to_owned(),
+            user_id: user,
+            name,
+            created_ms: now.ms(),
+            expires_ms: stored.expires_at.map(Timestamp::ms),
+        },
+    )?;
+    Ok(secret)
+}
+
+/// A new API token for the account `email`, named so its owner can tell
+/// it apart; shown once.
+pub fn issue_api_token(conn: &Connection, email: &str, name: &str, now: Timestamp) -> Result<Secret, AccountsError> {
+    let email = Email::parse(email)?;
+    let user = users::by_email(conn, email.as_str())?.ok_or_else(|| AccountsError::Unknown(email.to_string()))?;
+    Ok(issue(conn, TokenKind::Api, user.id, Some(name.to_owned()), now)?)
+}
+
+/// Checks a password, throttled per email and per client (an address):
+/// while either waits, the attempt is refused unjudged. A success returns
+/// the account and a new session secret.
+pub fn login(
+    conn: &Connection,
+    email: &str,
+    given_password: &str,
+    client: &str,
+    now: Timestamp,
+) -> Result<(UserRow, Secret), AccountsError> {
+    let email = Email::parse(email).map_err(|_| AccountsError::WrongCredentials)?;
+    let keys = [format!("email:{email}"), format!("client:{client}")];
+    let mut throttles = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let (failures, locked_until_ms) = users::throttle(conn, key)?;
+        let throttle = Throttle { failures, locked_until: Timestamp(locked_until_ms) };
+        throttle.check(now).map_err(|wait_ms| AccountsError::Throttled((wait_ms + 999) / 1000))?;
+        throttles.push(throttle);
+    }
+    let user = users::by_email(conn, email.as_str())?;
+    // Verify against a decoy when there is no account, so timing does not
+    // tell which emails have accounts.
+    let hash = user.as_ref().map_or_else(password::decoy_hash, |u| u.password.clone());
+    let matches = password::verify(given_password, &hash) && user.is_some();
+    for (key, throttle) in keys.iter().zip(&mut throttles) {
+        if matches {
+            throttle.record_success();
+        } else {
+            throttle.record_failure(now);
+        }
+        users::set_throttle(conn, key, throttle.failures, throttle.locked_until.ms())?;
+    }
+    match user {
+        Some(user) if matches => {
+            let session = issue(conn, TokenKind::Session, user.id, None, now)?;
+            Ok((user, session))
+        }
+        _ => Err(AccountsError::WrongCredentials),
+    }
+}
+
+/// The account a live token of `kind` stands for.
+pub fn authenticate(
+    conn: &Connection,
+    secret: &Secret,
+    kind: TokenKind,
+    now: Timestamp,
+) -> Result<Option<UserRow>, StoreError> {
+    let Some(token) = users::token_by_hash(conn, &secret.stored_hash(kind))? else { return Ok(None) };
+    if token.expires_ms.is_some_and(|at| now.ms() >= at) {
+        return Ok(None);
+    }
+    users::by_id(conn, token.user_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caravan_accounts::throttle::FREE_FAILURES;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = caravan_store::open_writer(&dir.path().join(caravan_store::DB_FILE)).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn people_log_in_and_tokens_stand_for_them() {
+        let (_dir, conn) = db();
+        let now = Timestamp(1_900_000_000_000);
+        let id = add_user(&conn, "Ada@Example.org", "a long enough phrase", Role::Admin, true, now).unwrap();
+        assert!(matches!(
+            add_user(&conn, "ada@example.org", "another long phrase", Role::Traveller, false, now),
+            Err(AccountsError::Exists(_))
+        ));
+        assert!(matches!(
+            add_user(&conn, "b@example.org", "short", Role::Traveller, false, now),
+            Err(AccountsError::Invalid(_))
+        ));
+
+        let (user, session) = login(&conn, "ada@example.org", "a long enough phrase", "127.0.0.1", now).unwrap();
+        assert_eq!(user.id, id);
+        assert_eq!(authenticate(&conn, &session, TokenKind::Session, now).unwrap().map(|u| u.id), Some(id));
+        assert_eq!(authenticate(&conn, &session, TokenKind::Api, now).unwrap(), None, "a session is not an API token");
+        let week_later = now.saturating_add_ms(8 * 24 * Timestamp::MS_PER_HOUR);
+        assert_eq!(authenticate(&conn, &session, TokenKind::Session, week_later).unwrap(), None, "sessions expire");
+
+        let api = issue_api_token(&conn, "ada@example.org", "pms", now).unwrap();
+        assert_eq!(authenticate(&conn, &api, TokenKind::Api, week_later).unwrap().map(|u| u.id), Some(id));
+    }
+
+    #[test]
+    fn wrong_passwords_are_throttled_and_unknown_emails_look_the_same() {
+        let (_dir, conn) = db();
+        let now = Timestamp(1_900_000_000_000);
+        add_user(&conn, "ada@example.org", "a long enough phrase", Role::Traveller, true, now).unwrap();
+        assert!(matches!(
+            login(&conn, "nobody@example.org", "whatever it is", "10.0.0.9", now),
+            Err(AccountsError::WrongCredentials)
+        ));
+        for _ in 0..FREE_FAILURES {
+            assert!(matches!(
+                login(&conn, "ada@example.org", "wrong guess!!", "10.0.0.1", now),
+                Err(AccountsError::WrongCredentials)
+            ));
+        }
+        // Even the right password waits now, from any address.
+        assert!(matches!(
+            login(&conn, "ada@example.org", "a long enough phrase", "10.0.0.2", now),
+            Err(AccountsError::Throttled(30))
+        ));
+        let later = now.saturating_add_ms(30_000);
+        assert!(login(&conn, "ada@example.org", "a long enough phrase", "10.0.0.2", later).is_ok());
+    }
+}
