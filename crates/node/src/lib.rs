@@ -262,6 +262,35 @@ impl Node {
         self.inner.key.signing_key()
     }
 
+    /// Runs `write` in the writer's next transaction (in a savepoint of its
+    /// own, kept only if it returns `Ok`) and answers once it is durable.
+    pub async fn write<R, E>(&self, write: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<caravan_store::StoreError> + Send + 'static,
+    {
+        let slot: Arc<Mutex<Option<Result<R, E>>>> = Arc::default();
+        let (reply, answer) = oneshot::channel::<Result<R, E>>();
+        let filled = slot.clone();
+        let run = Box::new(move |conn: &Connection| {
+            let result = write(conn);
+            let keep = result.is_ok();
+            *filled.lock().expect("write slot lock") = Some(result);
+            keep
+        });
+        let deliver = Box::new(move |outcome: Result<(), String>| {
+            let result = match (outcome, slot.lock().expect("write slot lock").take()) {
+                (Ok(()), Some(result)) => result,
+                (Err(why), _) => Err(E::from(caravan_store::StoreError::Unavailable(why))),
+                (Ok(()), None) => Err(E::from(caravan_store::StoreError::Unavailable("the write did not run".into()))),
+            };
+            let _ = reply.send(result);
+        });
+        let stopping = || E::from(caravan_store::StoreError::Unavailable("the node is stopping".into()));
+        self.inner.queue.send(writer::Job::Write(writer::Write { run, deliver })).await.map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())?
+    }
+
     /// Reads the in-memory catalog.
     pub fn read_search<R>(&self, read: impl FnOnce(&search::Catalog) -> R) -> R {
         read(&self.inner.search.read().expect("search lock"))

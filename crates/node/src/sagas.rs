@@ -12,7 +12,6 @@ use caravan_model::Timestamp;
 use caravan_store::agency::BookingRow;
 use tokio::sync::oneshot;
 
-use crate::writer::{BookingSave, Job};
 use crate::Node;
 use caravan_api::Backend;
 
@@ -156,10 +155,7 @@ impl Node {
     }
 
     async fn save_booking(&self, row: BookingRow) -> Result<(), BookingError> {
-        let (reply, saved) = oneshot::channel();
-        let stopping = || BookingError::Unavailable("the node is stopping".into());
-        self.inner.queue.send(Job::SaveBooking(BookingSave { row, reply })).await.map_err(|_| stopping())?;
-        saved.await.map_err(|_| stopping())?.map_err(BookingError::Unavailable)
+        self.write(move |conn| caravan_store::agency::put(conn, &row).map_err(SaveError::from)).await.map_err(|e| e.0)
     }
 
     async fn read_booking_row(&self, key: BookingKey) -> Result<Option<BookingRow>, BookingError> {
@@ -260,4 +256,13 @@ async fn persist(
     let mut saga = saga.clone();
     saga.updated_at = Timestamp(saga.updated_at.ms().max(node.now().ms()));
     node.save_booking(encode(&saga, traveller, client_key.clone())).await
+}
+
+/// A failed booking write, as [`Node::write`] wants its errors.
+struct SaveError(BookingError);
+
+impl From<caravan_store::StoreError> for SaveError {
+    fn from(error: caravan_store::StoreError) -> SaveError {
+        SaveError(BookingError::Unavailable(error.to_string()))
+    }
 }

@@ -62,13 +62,18 @@ pub type ReplicationEvent = caravan_replication::Event<Peer>;
 pub enum Job {
     Ledger(Request),
     Replication(ReplicationEvent),
-    /// Writes an agency booking (a saga's state) in the next commit.
-    SaveBooking(BookingSave),
+    /// Any other write (an agency booking's state, an account, a token),
+    /// done in the next transaction; see [`Write`].
+    Write(Write),
 }
 
-pub struct BookingSave {
-    pub row: caravan_store::agency::BookingRow,
-    pub reply: oneshot::Sender<Result<(), String>>,
+/// A write to run inside the writer's transaction, in a savepoint of its
+/// own: `run` returns whether to keep its changes; `deliver` is called
+/// with the transaction's outcome, so its caller hears back only after
+/// the commit (or the failure), never before.
+pub struct Write {
+    pub run: Box<dyn FnOnce(&Connection) -> bool + Send>,
+    pub deliver: Box<dyn FnOnce(Result<(), String>) + Send>,
 }
 
 /// Replication actions waiting for the network task. When it lags, actions
@@ -130,17 +135,17 @@ impl Writer {
             }
             let mut batch = Vec::new();
             let mut events = Vec::new();
-            let mut saves = Vec::new();
+            let mut writes = Vec::new();
             for job in jobs.drain(..) {
                 match job {
                     Job::Ledger(request) => batch.push(request),
                     Job::Replication(event) => events.push(event),
-                    Job::SaveBooking(save) => saves.push(save),
+                    Job::Write(write) => writes.push(write),
                 }
             }
             let now = self.now();
             self.replicate(events, now);
-            self.save_bookings(saves);
+            self.run_writes(writes);
             let expire_due =
                 batch.is_empty() && self.ledger.read().expect("ledger lock").next_expiry().is_some_and(|at| at <= now);
             let publish_due = now.ms() - last_publish.ms() >= self.publish_interval_ms;
@@ -193,37 +198,29 @@ impl Writer {
         *self.stats.replication.lock().expect("stats lock") = self.replica.counters().clone();
     }
 
-    /// Commits agency bookings' new states (one transaction, one fsync),
-    /// then tells each saga it is durable. Each row has its own savepoint,
-    /// so one refused row (a client key already taken) fails alone.
-    fn save_bookings(&mut self, saves: Vec<BookingSave>) {
-        if saves.is_empty() {
+    /// Runs writes in one transaction (one fsync), each in a savepoint so
+    /// one refused write (say, a taken client key) rolls back alone, then
+    /// tells each how the transaction ended.
+    fn run_writes(&mut self, writes: Vec<Write>) {
+        if writes.is_empty() {
             return;
         }
-        let mut outcomes: Vec<Result<(), String>> = Vec::with_capacity(saves.len());
+        let (runs, delivers): (Vec<_>, Vec<_>) = writes.into_iter().map(|w| (w.run, w.deliver)).unzip();
         let result = (|| -> Result<(), StoreError> {
             let mut tx = self.conn.transaction()?;
-            for save in &saves {
+            for run in runs {
                 let savepoint = tx.savepoint()?;
-                match caravan_store::agency::put(&savepoint, &save.row) {
-                    Ok(()) => {
-                        savepoint.commit()?;
-                        outcomes.push(Ok(()));
-                    }
-                    // Dropping the savepoint rolls this row back.
-                    Err(error) => outcomes.push(Err(error.to_string())),
+                if run(&savepoint) {
+                    savepoint.commit()?;
                 }
+                // A savepoint dropped uncommitted rolls back.
             }
             tx.commit()?;
             Ok(())
         })();
-        for (save, outcome) in saves.into_iter().zip(outcomes.into_iter().map(Some).chain(std::iter::repeat(None))) {
-            let reply = match (&result, outcome) {
-                (Err(error), _) => Err(error.to_string()),
-                (Ok(()), Some(outcome)) => outcome,
-                (Ok(()), None) => Err("not written".into()),
-            };
-            let _ = save.reply.send(reply);
+        let outcome = result.map_err(|e| e.to_string());
+        for deliver in delivers {
+            deliver(outcome.clone());
         }
     }
 

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// A stored row failed its read-back check.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The write could not be made durable (a failed commit, a stopping node).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Opens (creating if needed) the database for the single writer and brings
