@@ -16,7 +16,17 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-publish", &["caravan-model", "caravan-records", "caravan-ledger"]),
     ("caravan-store", &["caravan-model", "caravan-records"]),
     ("caravan-catalog", &["caravan-model", "caravan-records", "caravan-store"]),
-    ("caravan-api", &["caravan-model", "caravan-records", "caravan-ledger", "caravan-search", "caravan-booking"]),
+    (
+        "caravan-api",
+        &[
+            "caravan-model",
+            "caravan-records",
+            "caravan-ledger",
+            "caravan-search",
+            "caravan-booking",
+            "caravan-accounts",
+        ],
+    ),
     (
         "caravan-node",
         &[

@@ -108,6 +108,14 @@ impl Role {
     }
 }
 
+/// Who is asking: an authenticated account.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Principal {
+    pub user: u64,
+    pub email: String,
+    pub role: Role,
+}
+
 /// Whether `user` (with `role`) may change a service whose managers are
 /// `managers`: an admin may change any, a provider those they manage.
 pub fn may_manage(user: u64, role: Role, managers: &[u64]) -> bool {

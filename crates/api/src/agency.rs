@@ -5,7 +5,8 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
+use caravan_accounts::{Principal, Role};
 use caravan_booking::agency::{Booking, BookingError, NewBooking, Traveller};
 use caravan_booking::{HoldSpec, PartStatus, Phase};
 use caravan_model::{Date, GeoPoint, ListingDetails, Money, Timestamp};
@@ -417,6 +418,7 @@ fn booking_response(booking: &Booking) -> Response {
 
 pub async fn create_booking<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: std::result::Result<Json<BookingInput>, JsonRejection>,
 ) -> Result<Response> {
@@ -434,17 +436,25 @@ pub async fn create_booking<B: Backend>(
         };
         parts.push((origin, spec));
     }
-    let booking = backend.create_booking(NewBooking { client_key, traveller: input.traveller, parts }).await?;
+    let new = NewBooking { client_key, user: Some(caller.user), traveller: input.traveller, parts };
+    let booking = backend.create_booking(new).await?;
     Ok(booking_response(&booking))
+}
+
+/// Booking `id` if `caller` made it or is an admin; otherwise, as if it
+/// did not exist.
+async fn own_booking<B: Backend>(backend: &B, caller: &Principal, id: u64) -> Result<Booking> {
+    let booking = backend.booking(id).await?.filter(|b| caller.role == Role::Admin || b.user == Some(caller.user));
+    booking.ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
 }
 
 pub async fn get_booking<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<BookingView>> {
     let Path(id) = path?;
-    let booking = backend.booking(id).await?.ok_or_else(|| ApiError::not_found(format!("no booking {id}")))?;
-    Ok(Json(booking_view(&booking)))
+    Ok(Json(booking_view(&own_booking(&backend, &caller, id).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -455,11 +465,14 @@ pub struct BookingsPage {
 
 pub async fn list_bookings<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     query: std::result::Result<Query<BookingsPage>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(page) = query?;
     let limit = page.limit.unwrap_or(crate::routes::PAGE_DEFAULT).clamp(1, crate::routes::PAGE_MAX);
-    let bookings = backend.bookings(page.before_id, limit).await?;
+    // A traveller sees their own bookings; an admin sees all.
+    let user = (caller.role != Role::Admin).then_some(caller.user);
+    let bookings = backend.bookings(user, page.before_id, limit).await?;
     let next_before_id = (bookings.len() == limit as usize).then(|| bookings.last().map(|b| b.saga.id)).flatten();
     let views: Vec<BookingView> = bookings.iter().map(booking_view).collect();
     Ok(Json(json!({ "bookings": views, "next_before_id": next_before_id })))
@@ -467,9 +480,11 @@ pub async fn list_bookings<B: Backend>(
 
 pub async fn cancel_booking<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Response> {
     let Path(id) = path?;
+    own_booking(&backend, &caller, id).await?;
     let booking = backend.cancel_booking(id).await?;
     Ok((StatusCode::OK, Json(booking_view(&booking))).into_response())
 }

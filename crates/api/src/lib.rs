@@ -8,6 +8,7 @@
 //! and storage failures are 5xx, and those are logged once.
 
 mod agency;
+mod auth;
 pub mod dto;
 mod error;
 mod metrics;
@@ -61,12 +62,27 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Books every part at its owner, all or nothing; waits a while for the end.
     fn create_booking(&self, new: NewBooking) -> impl Future<Output = Result<Booking, BookingError>> + Send;
     fn booking(&self, id: u64) -> impl Future<Output = Result<Option<Booking>, BookingError>> + Send;
-    /// Bookings newest first, with ids below `before_id`.
+    /// Bookings newest first, with ids below `before_id`; only `user`'s when given.
     fn bookings(
         &self,
+        user: Option<u64>,
         before_id: Option<u64>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Booking>, BookingError>> + Send;
+    /// The account an API token stands for, if it is live.
+    fn principal(
+        &self,
+        token: &caravan_accounts::token::Secret,
+    ) -> impl Future<Output = Result<Option<caravan_accounts::Principal>, String>> + Send;
+    /// The accounts that manage `listing`.
+    fn managers(&self, listing: &caravan_model::ListingId) -> impl Future<Output = Result<Vec<u64>, String>> + Send;
+    fn add_manager(
+        &self,
+        listing: &caravan_model::ListingId,
+        user: u64,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    /// The listings `user` manages.
+    fn managed_listings(&self, user: u64) -> impl Future<Output = Result<Vec<String>, String>> + Send;
     /// Cancels a confirmed booking at every owner.
     fn cancel_booking(&self, id: u64) -> impl Future<Output = Result<Booking, BookingError>> + Send;
     /// This node's own records with a version above `after_version`, oldest first.

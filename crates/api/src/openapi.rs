@@ -149,6 +149,10 @@ pub fn document() -> Value {
             operation["requestBody"] =
                 json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
         }
+        let method_upper: axum::http::Method = method.to_uppercase().parse().expect("a valid method");
+        if !crate::auth::is_public(&method_upper, path) {
+            operation["security"] = json!([{ "bearer": [] }]);
+        }
         let mut parameters = Vec::new();
         if path.contains("{id}") {
             parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));
@@ -170,7 +174,10 @@ pub fn document() -> Value {
             "description": "An owner's listings, availability, holds and bookings, and its signed records. Errors are {\"error\": code, \"message\": text}."
         },
         "paths": paths,
-        "components": { "schemas": schemas() }
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "an API token from `caravan user token`" } }
+        }
     })
 }
 

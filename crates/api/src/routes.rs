@@ -15,7 +15,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::dto::*;
-use crate::{agency, openapi, ApiError, Backend, SubmitError};
+use crate::{agency, auth, openapi, ApiError, Backend, SubmitError};
+use axum::Extension;
+use caravan_accounts::{Principal, Role};
 
 /// Request bodies larger than this are refused with 413: a listing with
 /// every field at its limit is well under 64 KiB.
@@ -63,6 +65,7 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
         })
+        .layer(axum::middleware::from_fn_with_state(backend.clone(), auth::require::<B>))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(
             tower::ServiceBuilder::new()
@@ -160,12 +163,15 @@ async fn list_listings<B: Backend>(
 
 async fn create_listing<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     body: std::result::Result<Json<ListingInput>, JsonRejection>,
 ) -> Result<Response> {
+    auth::need_role(&caller, Role::Provider)?;
     let Json(input) = body?;
     if let Some(text) = input.id.clone() {
         let id = ListingId::parse(&text)?;
         backend.submit(Command::CreateListing(input.into_listing(id.clone())?)).await?;
+        backend.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
         return Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response());
     }
     // A generated id may, rarely, be taken: draw another suffix.
@@ -176,6 +182,7 @@ async fn create_listing<B: Backend>(
             Err(SubmitError::Rejected(Rejection::ListingExists(_))) => continue,
             result => result?,
         };
+        backend.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
         return Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response());
     }
     Err(ApiError::internal("no free listing id after several random draws"))
@@ -190,10 +197,12 @@ async fn get_listing<B: Backend>(
 
 async fn update_listing<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<String>, PathRejection>,
     body: std::result::Result<Json<ListingInput>, JsonRejection>,
 ) -> Result<Json<ListingView>> {
     let id = listing_id(path)?;
+    auth::need_manager(&backend, &caller, &id).await?;
     let Json(input) = body?;
     if input.id.as_deref().is_some_and(|body_id| body_id != id.as_str()) {
         return Err(ApiError::invalid("the body's id differs from the path's"));
@@ -205,9 +214,11 @@ async fn update_listing<B: Backend>(
 
 async fn withdraw_listing<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<ListingView>> {
     let id = listing_id(path)?;
+    auth::need_manager(&backend, &caller, &id).await?;
     backend.submit(Command::WithdrawListing(id.clone())).await?;
     Ok(Json(listing_view(&backend, &id)?))
 }
@@ -246,10 +257,12 @@ async fn get_ari<B: Backend>(
 
 async fn set_ari<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<String>, PathRejection>,
     body: std::result::Result<Json<AriInput>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let id = listing_id(path)?;
+    auth::need_manager(&backend, &caller, &id).await?;
     let Json(input) = body?;
     if input.listing.as_deref().is_some_and(|named| named != id.as_str()) {
         return Err(ApiError::invalid("the body's listing differs from the path's"));
@@ -272,6 +285,7 @@ pub const ARI_BATCH_MAX: usize = 1_000;
 
 async fn set_ari_batch<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     body: std::result::Result<Json<AriBatchInput>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Json(batch) = body?;
@@ -286,11 +300,11 @@ async fn set_ari_batch<B: Backend>(
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (_, updates) in by_listing {
-        let backend = backend.clone();
+        let (backend, caller) = (backend.clone(), caller.clone());
         tasks.spawn(async move {
             let mut results = Vec::with_capacity(updates.len());
             for (position, input) in updates {
-                results.push((position, apply_batched_ari(&backend, input).await));
+                results.push((position, apply_batched_ari(&backend, &caller, input).await));
             }
             results
         });
@@ -304,12 +318,15 @@ async fn set_ari_batch<B: Backend>(
     Ok(Json(json!({ "results": results })))
 }
 
-async fn apply_batched_ari<B: Backend>(backend: &B, input: AriInput) -> AriBatchResult {
+async fn apply_batched_ari<B: Backend>(backend: &B, caller: &Principal, input: AriInput) -> AriBatchResult {
     let named = input.listing.clone().unwrap_or_default();
     let outcome = match input.listing.as_deref().map(ListingId::parse) {
         None => Err(ApiError::invalid("each update names its listing")),
         Some(Err(e)) => Err(ApiError::invalid(e.to_string())),
-        Some(Ok(id)) => submit_ari(backend, id, &input).await,
+        Some(Ok(id)) => match auth::need_manager(backend, caller, &id).await {
+            Ok(()) => submit_ari(backend, id, &input).await,
+            Err(refused) => Err(refused),
+        },
     };
     match outcome {
         Ok(days) => AriBatchResult { listing: named, days_changed: Some(days), error: None, message: None },
@@ -345,27 +362,38 @@ fn hold_reply(reply: Reply) -> Result<HoldView> {
 
 async fn create_hold<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: std::result::Result<Json<HoldInput>, JsonRejection>,
 ) -> Result<Response> {
     let key = idempotency_key(&headers)?;
     let Json(input) = body?;
+    let request = input.request()?;
+    auth::need_manager(&backend, &caller, request.listing()).await?;
     let ttl_ms = input.hold_seconds.map_or(backend.hold_ms_default(), |s| s as i64 * 1000);
-    let command = Command::Hold {
-        idempotency_key: key,
-        request: input.request()?,
-        ttl_ms,
-        expected_total_minor: input.expected_total_minor,
-    };
+    let command =
+        Command::Hold { idempotency_key: key, request, ttl_ms, expected_total_minor: input.expected_total_minor };
     let view = hold_reply(backend.submit(command).await?)?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// Refuses unless `caller` manages the listing of hold `id` (an unknown
+/// hold passes: the ledger then answers "no hold").
+async fn need_hold_manager<B: Backend>(backend: &B, caller: &Principal, id: HoldId) -> Result<()> {
+    let listing = backend.read_ledger(|ledger| ledger.hold(id).map(|hold| hold.request.listing().clone()));
+    match listing {
+        Some(listing) => auth::need_manager(backend, caller, &listing).await,
+        None => Ok(()),
+    }
+}
+
 async fn get_hold<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
+    need_hold_manager(&backend, &caller, id).await?;
     backend
         .read_ledger(|ledger| ledger.hold(id).map(|hold| HoldView::from_ledger(ledger, hold)))
         .map(Json)
@@ -374,19 +402,25 @@ async fn get_hold<B: Backend>(
 
 async fn confirm_hold<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
-    let command = Command::Confirm { idempotency_key: idempotency_key(&headers)?, hold: hold_id(path)? };
+    let id = hold_id(path)?;
+    need_hold_manager(&backend, &caller, id).await?;
+    let command = Command::Confirm { idempotency_key: idempotency_key(&headers)?, hold: id };
     Ok(Json(hold_reply(backend.submit(command).await?)?))
 }
 
 async fn cancel_hold<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
-    let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: hold_id(path)? };
+    let id = hold_id(path)?;
+    need_hold_manager(&backend, &caller, id).await?;
+    let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: id };
     Ok(Json(hold_reply(backend.submit(command).await?)?))
 }
 
@@ -401,10 +435,17 @@ struct BookingsQuery {
 
 async fn list_sales<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     query: std::result::Result<Query<BookingsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(query) = query?;
+    auth::need_role(&caller, Role::Provider)?;
     let listing = query.listing.as_deref().map(ListingId::parse).transpose()?;
+    // A provider sees the sales of what they manage; an admin sees all.
+    let managed: Option<std::collections::BTreeSet<String>> = match caller.role {
+        Role::Admin => None,
+        _ => Some(backend.managed_listings(caller.user).await.map_err(ApiError::internal)?.into_iter().collect()),
+    };
     let wanted = |state: &HoldState| match query.state.as_deref() {
         None | Some("all") => state.is_booking(),
         Some("confirmed") => matches!(state, HoldState::Confirmed { .. }),
@@ -421,6 +462,7 @@ async fn list_sales<B: Backend>(
             .holds()
             .filter(|hold| hold.id.0 > after && wanted(&hold.state))
             .filter(|hold| listing.as_ref().is_none_or(|l| hold.request.listing() == l))
+            .filter(|hold| managed.as_ref().is_none_or(|m| m.contains(hold.request.listing().as_str())))
             .take(limit)
             .map(|hold| HoldView::from_ledger(ledger, hold))
             .collect()
@@ -439,17 +481,22 @@ fn booking_view<B: Backend>(backend: &B, id: HoldId) -> Result<HoldView> {
 
 async fn get_sale<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
-    Ok(Json(booking_view(&backend, hold_id(path)?)?))
+    let id = hold_id(path)?;
+    need_hold_manager(&backend, &caller, id).await?;
+    Ok(Json(booking_view(&backend, id)?))
 }
 
 async fn cancel_sale<B: Backend>(
     State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
+    need_hold_manager(&backend, &caller, id).await?;
     booking_view(&backend, id)?;
     let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: id };
     Ok(Json(hold_reply(backend.submit(command).await?)?))

@@ -10,6 +10,8 @@ use crate::{HoldSpec, Saga};
 pub struct NewBooking {
     /// The client's Idempotency-Key: the same key gives the same booking.
     pub client_key: Option<String>,
+    /// The account booking, when one is logged in.
+    pub user: Option<u64>,
     pub traveller: Traveller,
     pub parts: Vec<(Origin, HoldSpec)>,
 }
@@ -19,6 +21,7 @@ pub struct NewBooking {
 pub struct Booking {
     pub saga: Saga,
     pub traveller: Traveller,
+    pub user: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -150,6 +150,10 @@ pub struct LoadArgs {
     /// A node's HTTP address to load instead; repeatable.
     #[arg(long = "node", value_name = "ADDR")]
     pub nodes: Vec<SocketAddr>,
+    /// An API token the nodes accept (an admin's or a provider's); a
+    /// cluster's own by default.
+    #[arg(long, env = "CARAVAN_TOKEN")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

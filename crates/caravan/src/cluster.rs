@@ -28,6 +28,16 @@ pub struct Options {
     /// Member `i` serves HTTP on `base_port + 2i` and p2p on `base_port + 2i + 1`.
     pub base_port: u16,
     pub publish_interval_ms: u64,
+    /// An admin API token every member accepts (see [`new_token`]).
+    pub token: String,
+}
+
+/// The admin every cluster member has; its API token is the cluster's.
+pub const ADMIN_EMAIL: &str = "admin@cluster.local";
+
+/// A fresh random API token for a cluster, in the form clients send.
+pub fn new_token() -> String {
+    caravan_accounts::token::Secret::from_bytes(rand::random()).reveal()
 }
 
 /// One member as `cluster.json` records it.
@@ -43,6 +53,9 @@ pub struct Member {
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
     members: Vec<Member>,
+    /// The members' shared admin API token.
+    #[serde(default)]
+    token: Option<String>,
 }
 
 /// Running member processes; stops them all when dropped.
@@ -51,6 +64,7 @@ pub struct Cluster {
     dir: PathBuf,
     members: Vec<Member>,
     children: Vec<Option<Child>>,
+    token: String,
 }
 
 impl Cluster {
@@ -73,6 +87,7 @@ impl Cluster {
             }
             let data_dir = options.dir.join(format!("node-{i}"));
             caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
+            install_token(&data_dir, &options.token)?;
             let mut config = caravan_node::Config::load(&data_dir).map_err(anyhow::Error::msg)?;
             config.http = http;
             config.ledger.publish_interval_ms = options.publish_interval_ms;
@@ -86,7 +101,7 @@ impl Cluster {
             members.push(Member { index: i, pid: 0, http, p2p: p2p(i), data_dir });
         }
         let children = members.iter().map(|_| None).collect();
-        let mut cluster = Cluster { dir: options.dir.clone(), members, children };
+        let mut cluster = Cluster { dir: options.dir.clone(), members, children, token: options.token.clone() };
         for i in 0..peers as usize {
             cluster.start(i)?;
         }
@@ -191,7 +206,7 @@ impl Cluster {
     }
 
     fn save(&self) -> anyhow::Result<()> {
-        let state = State { members: self.members.clone() };
+        let state = State { members: self.members.clone(), token: Some(self.token.clone()) };
         let path = self.dir.join(STATE_FILE);
         std::fs::write(&path, serde_json::to_string_pretty(&state)? + "\n")
             .with_context(|| format!("writing {}", path.display()))
@@ -215,11 +230,33 @@ fn interrupt(pid: u32) {
 
 /// The members `cluster up` recorded in `dir`.
 pub fn load_members(dir: &Path) -> anyhow::Result<Vec<Member>> {
+    Ok(load_state(dir)?.members)
+}
+
+/// The cluster's admin API token, from `cluster.json`.
+pub fn load_token(dir: &Path) -> anyhow::Result<Option<String>> {
+    Ok(load_state(dir)?.token)
+}
+
+fn load_state(dir: &Path) -> anyhow::Result<State> {
     let path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (is a cluster running from {}?)", path.display(), dir.display()))?;
-    let state: State = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(state.members)
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Gives the member at `data_dir` the cluster's admin and its token.
+fn install_token(data_dir: &Path, token: &str) -> anyhow::Result<()> {
+    let secret = caravan_accounts::token::Secret::parse(token).context("a cluster token is 64 hex characters")?;
+    let conn = caravan_store::open_writer(&data_dir.join(caravan_store::DB_FILE))?;
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = caravan_model::Timestamp(since_epoch.as_millis() as i64);
+    let already =
+        caravan_store::users::token_by_hash(&conn, &secret.stored_hash(caravan_accounts::token::TokenKind::Api))?;
+    if already.is_none() {
+        caravan_node::accounts::install_admin_token(&conn, ADMIN_EMAIL, &secret, "cluster", now)?;
+    }
+    Ok(())
 }
 
 /// Every member's `/api/v1/status`, in member order.

@@ -179,9 +179,16 @@ pub struct Report {
     pub first_error: Option<String>,
 }
 
-/// An HTTP client for the nodes' APIs.
-pub fn client() -> anyhow::Result<reqwest::Client> {
+/// An HTTP client for the nodes' APIs, sending `token` (an admin API
+/// token every node accepts) with each request.
+pub fn client(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().context("the token is not a header value")?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(PREPARE_CONCURRENCY)
         .build()

@@ -124,13 +124,15 @@ const CLUSTER_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 fn cluster_up(args: cli::ClusterUp) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.graph).with_context(|| format!("reading {}", args.graph.display()))?;
     let graph = caravan_topology::Graph::parse(&text).with_context(|| format!("parsing {}", args.graph.display()))?;
+    let token = cluster::new_token();
     let options = cluster::Options {
         dir: args.cluster.dir.clone(),
         base_port: args.cluster.base_port,
         publish_interval_ms: args.cluster.publish_interval_ms,
+        token: token.clone(),
     };
     runtime()?.block_on(async {
-        let client = load::client()?;
+        let client = load::client(Some(&token))?;
         let mut running = cluster::Cluster::up(&graph, &options)?;
         println!("starting {} nodes in {} ...", graph.peers(), options.dir.display());
         running.wait_ready(&client, &graph, CLUSTER_READY_TIMEOUT).await?;
@@ -162,21 +164,22 @@ fn cluster_up(args: cli::ClusterUp) -> anyhow::Result<()> {
 fn cluster_status(args: cli::ClusterStatus) -> anyhow::Result<()> {
     let members = cluster::load_members(&args.dir)?;
     runtime()?.block_on(async {
-        let statuses = cluster::statuses(&load::client()?, &members, false).await;
+        let statuses = cluster::statuses(&load::client(None)?, &members, false).await;
         print!("{}", cluster::status_table(&members, &statuses));
         Ok(())
     })
 }
 
 fn load(args: cli::LoadArgs) -> anyhow::Result<()> {
-    let nodes = if args.nodes.is_empty() {
-        cluster::load_members(&args.cluster)?.iter().map(|m| m.http).collect()
+    let (nodes, token) = if args.nodes.is_empty() {
+        let nodes = cluster::load_members(&args.cluster)?.iter().map(|m| m.http).collect();
+        (nodes, args.token.or(cluster::load_token(&args.cluster)?))
     } else {
-        args.nodes
+        (args.nodes, args.token)
     };
     let plan = args.shape.plan(args.duration);
     runtime()?.block_on(async {
-        let client = load::client()?;
+        let client = load::client(token.as_deref())?;
         println!("preparing {} listings on each of {} nodes ...", plan.listings_per_node(nodes.len()), nodes.len());
         load::prepare(&client, &nodes, &plan).await?;
         println!("sending {:.0} events/s per node for {} s ...", plan.rate_per_node(nodes.len()), args.duration);

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 const EXE: &str = env!("CARGO_BIN_EXE_caravan");
+/// Every node's admin API token in these tests.
+const TOKEN: [u8; 32] = [42; 32];
 
 struct Proc {
     dir: PathBuf,
@@ -32,7 +34,14 @@ impl Proc {
     fn new(root: &Path, name: &str, bootstrap: Vec<String>) -> Proc {
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-        let mut proc = Proc { dir: root.join(name), http, p2p, bootstrap, child: None };
+        let dir = root.join(name);
+        caravan_node::init(&dir).unwrap();
+        let conn = caravan_store::open_writer(&dir.join(caravan_store::DB_FILE)).unwrap();
+        let token = caravan_accounts::token::Secret::from_bytes(TOKEN);
+        let now = caravan_model::Timestamp(0);
+        caravan_node::accounts::install_admin_token(&conn, "admin@example.org", &token, "tests", now).unwrap();
+        drop(conn);
+        let mut proc = Proc { dir, http, p2p, bootstrap, child: None };
         proc.start();
         proc
     }
@@ -121,7 +130,9 @@ struct Network {
 /// waits until every agency can search all three.
 async fn network() -> Network {
     let root = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let bearer = format!("Bearer {}", caravan_accounts::token::Secret::from_bytes(TOKEN).reveal());
+    let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, bearer.parse().unwrap())]);
+    let client = reqwest::Client::builder().default_headers(headers).timeout(Duration::from_secs(60)).build().unwrap();
     let mut started: Vec<String> = Vec::new();
     let mut spawn = |name: &str| {
         let proc = Proc::new(root.path(), name, started.clone());

@@ -119,6 +119,40 @@ pub fn login(
     }
 }
 
+/// Makes sure `email` has an admin account and stores `secret` as one of
+/// its API tokens. `caravan cluster up` gives every member the same
+/// token this way, so one client can drive the whole cluster. A new
+/// account gets a random password (reset it to log in by browser).
+pub fn install_admin_token(
+    conn: &Connection,
+    email: &str,
+    secret: &Secret,
+    name: &str,
+    now: Timestamp,
+) -> Result<u64, AccountsError> {
+    let email = Email::parse(email)?;
+    let user = match users::by_email(conn, email.as_str())? {
+        Some(user) => user.id,
+        None => {
+            let password = Secret::from_bytes(rand::random()).reveal();
+            add_user(conn, email.as_str(), &password, Role::Admin, true, now)?
+        }
+    };
+    let stored = StoredToken::issue(secret, TokenKind::Api, user, now);
+    users::put_token(
+        conn,
+        &TokenRow {
+            hash: stored.hash,
+            kind: TokenKind::Api.as_str().to_owned(),
+            user_id: user,
+            name: Some(name.to_owned()),
+            created_ms: now.ms(),
+            expires_ms: None,
+        },
+    )?;
+    Ok(user)
+}
+
 /// The account a live token of `kind` stands for.
 pub fn authenticate(
     conn: &Connection,

@@ -575,8 +575,54 @@ impl Backend for Node {
         self.agency_booking(id).await
     }
 
-    async fn bookings(&self, before_id: Option<u64>, limit: u32) -> Result<Vec<agency::Booking>, agency::BookingError> {
-        self.agency_bookings(before_id, limit).await
+    async fn bookings(
+        &self,
+        user: Option<u64>,
+        before_id: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<agency::Booking>, agency::BookingError> {
+        self.agency_bookings(user, before_id, limit).await
+    }
+
+    async fn principal(
+        &self,
+        token: &caravan_accounts::token::Secret,
+    ) -> Result<Option<caravan_accounts::Principal>, String> {
+        let (inner, token) = (self.inner.clone(), token.clone());
+        let read = move || -> Result<_, String> {
+            let conn = inner.reader.lock().expect("reader lock");
+            let now = (inner.clock)();
+            let kind = caravan_accounts::token::TokenKind::Api;
+            let user = accounts::authenticate(&conn, &token, kind, now).map_err(|e| e.to_string())?;
+            let Some(user) = user else { return Ok(None) };
+            let role = caravan_accounts::Role::parse(&user.role).map_err(|e| e.to_string())?;
+            Ok(Some(caravan_accounts::Principal { user: user.id, email: user.email, role }))
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+    }
+
+    async fn managers(&self, listing: &caravan_model::ListingId) -> Result<Vec<u64>, String> {
+        let (inner, listing) = (self.inner.clone(), listing.to_string());
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            caravan_store::users::managers(&conn, &listing).map_err(|e| e.to_string())
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+    }
+
+    async fn add_manager(&self, listing: &caravan_model::ListingId, user: u64) -> Result<(), String> {
+        let listing = listing.to_string();
+        let added = self.write(move |conn| caravan_store::users::add_manager(conn, &listing, user)).await;
+        added.map_err(|e: caravan_store::StoreError| e.to_string())
+    }
+
+    async fn managed_listings(&self, user: u64) -> Result<Vec<String>, String> {
+        let inner = self.inner.clone();
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            caravan_store::users::managed_by(&conn, user).map_err(|e| e.to_string())
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
     }
 
     async fn cancel_booking(&self, id: u64) -> Result<agency::Booking, agency::BookingError> {

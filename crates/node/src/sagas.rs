@@ -20,10 +20,20 @@ use caravan_api::Backend;
 pub const BOOKING_WAIT_MS: u64 = 15_000;
 /// The longest a waiting saga sleeps before looking again.
 const IDLE_MS: u64 = 1_000;
-fn encode(saga: &Saga, traveller: &Traveller, client_key: Option<String>) -> BookingRow {
+/// Who made a booking and how: everything of a booking row but its saga.
+#[derive(Clone, Debug)]
+struct Holder {
+    traveller: Traveller,
+    client_key: Option<String>,
+    user: Option<u64>,
+}
+
+fn encode(saga: &Saga, holder: &Holder) -> BookingRow {
+    let traveller = &holder.traveller;
     BookingRow {
         id: saga.id,
-        client_key,
+        client_key: holder.client_key.clone(),
+        user_id: holder.user,
         phase: saga.phase.name().to_owned(),
         created_ms: saga.created_at.ms(),
         updated_ms: saga.updated_at.ms(),
@@ -32,12 +42,22 @@ fn encode(saga: &Saga, traveller: &Traveller, client_key: Option<String>) -> Boo
     }
 }
 
-fn decode(row: &BookingRow) -> Result<Booking, BookingError> {
+fn decode(row: &BookingRow) -> Result<(Saga, Holder), BookingError> {
     let corrupt = |e: postcard::Error| BookingError::Unavailable(format!("booking {} unreadable: {e}", row.id));
-    Ok(Booking {
-        saga: postcard::from_bytes(&row.saga).map_err(corrupt)?,
+    let holder = Holder {
         traveller: postcard::from_bytes(&row.traveller).map_err(corrupt)?,
-    })
+        client_key: row.client_key.clone(),
+        user: row.user_id,
+    };
+    Ok((postcard::from_bytes(&row.saga).map_err(corrupt)?, holder))
+}
+
+fn booking(saga: Saga, holder: Holder) -> Booking {
+    Booking { saga, traveller: holder.traveller, user: holder.user }
+}
+
+fn decode_booking(row: &BookingRow) -> Result<Booking, BookingError> {
+    decode(row).map(|(saga, holder)| booking(saga, holder))
 }
 
 const TERMINAL: [&str; 3] = ["confirmed", "failed", "cancelled"];
@@ -55,7 +75,7 @@ impl Node {
         }
         if let Some(key) = &new.client_key {
             if let Some(existing) = self.read_booking_row(BookingKey::Client(key.clone())).await? {
-                let existing = decode(&existing)?;
+                let existing = decode_booking(&existing)?;
                 let same_parts = existing.saga.parts.len() == new.parts.len()
                     && existing.saga.parts.iter().zip(&new.parts).all(|(p, (o, s))| p.owner() == *o && p.spec == *s);
                 if !same_parts || existing.traveller != new.traveller {
@@ -67,18 +87,19 @@ impl Node {
         let id = self.inner.next_booking_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let parts = new.parts.into_iter().map(|(origin, spec)| Part::new(origin, spec)).collect();
         let saga = Saga::new(id, rand::random(), parts, self.now());
-        if let Err(error) = self.save_booking(encode(&saga, &new.traveller, new.client_key.clone())).await {
+        let holder = Holder { traveller: new.traveller, client_key: new.client_key, user: new.user };
+        if let Err(error) = self.save_booking(encode(&saga, &holder)).await {
             // The same key sent twice at once: the first one made it.
-            if let Some(key) = &new.client_key {
+            if let Some(key) = &holder.client_key {
                 if let Some(existing) = self.read_booking_row(BookingKey::Client(key.clone())).await? {
-                    return decode(&existing);
+                    return decode_booking(&existing);
                 }
             }
             return Err(error);
         }
         let (done, finished) = oneshot::channel();
         self.inner.running_bookings.lock().expect("running lock").insert(id);
-        tokio::spawn(drive(self.clone(), saga, new.traveller, new.client_key, Some(done)));
+        tokio::spawn(drive(self.clone(), saga, holder, Some(done)));
         self.wait_for(id, finished).await
     }
 
@@ -88,9 +109,9 @@ impl Node {
             return Err(BookingError::Conflict(format!("booking {id} is still in progress")));
         }
         let row = self.read_booking_row(BookingKey::Id(id)).await?.ok_or(BookingError::NotFound(id))?;
-        let Booking { mut saga, traveller } = decode(&row)?;
+        let (mut saga, holder) = decode(&row)?;
         if saga.phase == Phase::Cancelled {
-            return Ok(Booking { saga, traveller });
+            return Ok(booking(saga, holder));
         }
         if !saga.request_cancel(self.now()) {
             return Err(BookingError::Conflict(format!("booking {id} is {}, not confirmed", saga.phase.name())));
@@ -98,9 +119,9 @@ impl Node {
         if !self.inner.running_bookings.lock().expect("running lock").insert(id) {
             return Err(BookingError::Conflict(format!("booking {id} is still in progress")));
         }
-        self.save_booking(encode(&saga, &traveller, row.client_key.clone())).await?;
+        self.save_booking(encode(&saga, &holder)).await?;
         let (done, finished) = oneshot::channel();
-        tokio::spawn(drive(self.clone(), saga, traveller, row.client_key, Some(done)));
+        tokio::spawn(drive(self.clone(), saga, holder, Some(done)));
         self.wait_for(id, finished).await
     }
 
@@ -113,21 +134,26 @@ impl Node {
     }
 
     pub async fn agency_booking(&self, id: u64) -> Result<Option<Booking>, BookingError> {
-        self.read_booking_row(BookingKey::Id(id)).await?.as_ref().map(decode).transpose()
+        self.read_booking_row(BookingKey::Id(id)).await?.as_ref().map(decode_booking).transpose()
     }
 
-    /// Bookings newest first, with ids below `before_id`.
-    pub async fn agency_bookings(&self, before_id: Option<u64>, limit: u32) -> Result<Vec<Booking>, BookingError> {
+    /// Bookings newest first, with ids below `before_id`; only `user`'s when given.
+    pub async fn agency_bookings(
+        &self,
+        user: Option<u64>,
+        before_id: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Booking>, BookingError> {
         let inner = self.inner.clone();
         let read = move || {
             let conn = inner.reader.lock().expect("reader lock");
-            caravan_store::agency::list(&conn, before_id, limit)
+            caravan_store::agency::list(&conn, user, before_id, limit)
         };
         let rows = tokio::task::spawn_blocking(read)
             .await
             .map_err(|e| BookingError::Unavailable(e.to_string()))?
             .map_err(|e| BookingError::Unavailable(e.to_string()))?;
-        rows.iter().map(decode).collect()
+        rows.iter().map(decode_booking).collect()
     }
 
     /// Picks up every saga that had not ended when the node stopped.
@@ -143,12 +169,12 @@ impl Node {
             .map_err(|e| BookingError::Unavailable(e.to_string()))?;
         let mut resumed = 0;
         for row in rows {
-            let Booking { saga, traveller } = decode(&row)?;
+            let (saga, holder) = decode(&row)?;
             if !self.inner.running_bookings.lock().expect("running lock").insert(saga.id) {
                 continue;
             }
             tracing::info!(booking = saga.id, phase = saga.phase.name(), "resuming a booking");
-            tokio::spawn(drive(self.clone(), saga, traveller, row.client_key, None));
+            tokio::spawn(drive(self.clone(), saga, holder, None));
             resumed += 1;
         }
         Ok(resumed)
@@ -181,13 +207,7 @@ enum BookingKey {
 
 /// Runs a saga to its end: the steps due now in parallel, their outcomes
 /// applied, the new state made durable before the next steps go out.
-async fn drive(
-    node: Node,
-    mut saga: Saga,
-    traveller: Traveller,
-    client_key: Option<String>,
-    done: Option<oneshot::Sender<Booking>>,
-) {
+async fn drive(node: Node, mut saga: Saga, holder: Holder, done: Option<oneshot::Sender<Booking>>) {
     let id = saga.id;
     let mut stop = node.inner.saga_stop.subscribe();
     // Whether the saga changed since it was last made durable.
@@ -195,7 +215,7 @@ async fn drive(
     loop {
         // No request goes out before the state it follows from is durable.
         if dirty {
-            match persist(&node, &saga, &traveller, &client_key).await {
+            match persist(&node, &saga, &holder).await {
                 Ok(()) => dirty = false,
                 Err(error) => tracing::warn!(booking = id, %error, "booking state not saved; retrying"),
             }
@@ -243,19 +263,14 @@ async fn drive(
     node.inner.running_bookings.lock().expect("running lock").remove(&id);
     tracing::debug!(booking = id, phase = saga.phase.name(), "booking ended");
     if let Some(done) = done {
-        let _ = done.send(Booking { saga, traveller });
+        let _ = done.send(booking(saga, holder));
     }
 }
 
-async fn persist(
-    node: &Node,
-    saga: &Saga,
-    traveller: &Traveller,
-    client_key: &Option<String>,
-) -> Result<(), BookingError> {
+async fn persist(node: &Node, saga: &Saga, holder: &Holder) -> Result<(), BookingError> {
     let mut saga = saga.clone();
     saga.updated_at = Timestamp(saga.updated_at.ms().max(node.now().ms()));
-    node.save_booking(encode(&saga, traveller, client_key.clone())).await
+    node.save_booking(encode(&saga, holder)).await
 }
 
 /// A failed booking write, as [`Node::write`] wants its errors.

@@ -10,6 +10,7 @@ use crate::StoreError;
 pub struct BookingRow {
     pub id: u64,
     pub client_key: Option<String>,
+    pub user_id: Option<u64>,
     pub phase: String,
     pub created_ms: i64,
     pub updated_ms: i64,
@@ -21,8 +22,8 @@ pub struct BookingRow {
 /// is refused by the UNIQUE constraint; callers look the key up first.
 pub fn put(conn: &Connection, row: &BookingRow) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO agency_bookings (id, client_key, phase, created_ms, updated_ms, traveller, saga)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO agency_bookings (id, client_key, phase, created_ms, updated_ms, traveller, saga, user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (id) DO UPDATE SET phase = excluded.phase, updated_ms = excluded.updated_ms, saga = excluded.saga",
     )?
     .execute(params![
@@ -32,7 +33,8 @@ pub fn put(conn: &Connection, row: &BookingRow) -> Result<(), StoreError> {
         row.created_ms,
         row.updated_ms,
         row.traveller,
-        row.saga
+        row.saga,
+        row.user_id.map(|id| id as i64)
     ])?;
     Ok(())
 }
@@ -46,10 +48,11 @@ fn from_row(row: &Row) -> rusqlite::Result<BookingRow> {
         updated_ms: row.get(4)?,
         traveller: row.get(5)?,
         saga: row.get(6)?,
+        user_id: row.get::<_, Option<i64>>(7)?.map(|id| id as u64),
     })
 }
 
-const COLUMNS: &str = "id, client_key, phase, created_ms, updated_ms, traveller, saga";
+const COLUMNS: &str = "id, client_key, phase, created_ms, updated_ms, traveller, saga, user_id";
 
 pub fn get(conn: &Connection, id: u64) -> Result<Option<BookingRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM agency_bookings WHERE id = ?1");
@@ -61,12 +64,31 @@ pub fn by_client_key(conn: &Connection, key: &str) -> Result<Option<BookingRow>,
     Ok(conn.prepare_cached(&sql)?.query_row([key], from_row).optional()?)
 }
 
-/// Bookings newest first, with ids below `before_id` if given.
-pub fn list(conn: &Connection, before_id: Option<u64>, limit: u32) -> Result<Vec<BookingRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM agency_bookings WHERE id < ?1 ORDER BY id DESC LIMIT ?2");
+/// Bookings newest first, with ids below `before_id` if given; only
+/// `user`'s when given.
+pub fn list(
+    conn: &Connection,
+    user: Option<u64>,
+    before_id: Option<u64>,
+    limit: u32,
+) -> Result<Vec<BookingRow>, StoreError> {
     let before = before_id.map_or(i64::MAX, |id| id as i64);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![before, limit], from_row)?.collect::<Result<_, _>>()?;
+    let rows = match user {
+        Some(user) => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM agency_bookings WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![user as i64, before, limit], from_row)?.collect::<Result<_, _>>()?;
+            rows
+        }
+        None => {
+            let sql = format!("SELECT {COLUMNS} FROM agency_bookings WHERE id < ?1 ORDER BY id DESC LIMIT ?2");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![before, limit], from_row)?.collect::<Result<_, _>>()?;
+            rows
+        }
+    };
     Ok(rows)
 }
 

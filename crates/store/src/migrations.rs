@@ -94,6 +94,8 @@ const MIGRATIONS: &[&str] = &[
         id         INTEGER PRIMARY KEY,
         -- The Idempotency-Key the client created the booking with.
         client_key TEXT    UNIQUE,
+        -- The account that made the booking, when one did.
+        user_id    INTEGER,
         phase      TEXT    NOT NULL,
         created_ms INTEGER NOT NULL,
         updated_ms INTEGER NOT NULL,
@@ -104,6 +106,7 @@ const MIGRATIONS: &[&str] = &[
         saga       BLOB    NOT NULL
     );
     CREATE INDEX agency_bookings_unfinished ON agency_bookings (phase);
+    CREATE INDEX agency_bookings_by_user ON agency_bookings (user_id, id);
     ",
     // 4: people: accounts, their secret tokens (hashes only), who manages
     // which listing, and login throttling.

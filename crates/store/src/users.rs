@@ -177,3 +177,10 @@ pub fn set_throttle(conn: &Connection, key: &str, failures: u32, locked_until_ms
     }
     Ok(())
 }
+
+/// The listings `user` manages.
+pub fn managed_by(conn: &Connection, user_id: u64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT listing FROM listing_managers WHERE user_id = ?1 ORDER BY listing")?;
+    let rows = stmt.query_map([user_id as i64], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}

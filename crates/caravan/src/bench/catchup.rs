@@ -25,8 +25,9 @@ pub fn run(args: &CatchupBench) -> anyhow::Result<Map<String, Value>> {
     let plan = args.shape.plan(args.offline);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = load::client()?;
-        let mut net = BenchNet::start(&args.cluster, &plan, plan.mode.publish_interval_ms(), &client).await?;
+        let token = crate::cluster::new_token();
+        let client = load::client(Some(&token))?;
+        let mut net = BenchNet::start(&args.cluster, &plan, plan.mode.publish_interval_ms(), &token, &client).await?;
         let cluster = &mut net.cluster;
         let all = cluster.http_addresses();
 

@@ -30,8 +30,9 @@ pub fn run(args: &SyncBench) -> anyhow::Result<Map<String, Value>> {
     let publish_interval_ms = args.publish_interval_ms.unwrap_or(plan.mode.publish_interval_ms());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = load::client()?;
-        let net = BenchNet::start(&args.cluster, &plan, publish_interval_ms, &client).await?;
+        let token = cluster::new_token();
+        let client = load::client(Some(&token))?;
+        let net = BenchNet::start(&args.cluster, &plan, publish_interval_ms, &token, &client).await?;
         let cluster = &net.cluster;
         let nodes = cluster.http_addresses();
 
@@ -142,11 +143,17 @@ impl BenchNet {
         spec: &BenchCluster,
         plan: &Plan,
         publish_interval_ms: u64,
+        token: &str,
         client: &reqwest::Client,
     ) -> anyhow::Result<BenchNet> {
         let graph = caravan_topology::generate(spec.peers, spec.degree, spec.seed)?;
         let dir = BenchDir::new(spec.dir.as_deref())?;
-        let options = cluster::Options { dir: dir.path().to_owned(), base_port: spec.base_port, publish_interval_ms };
+        let options = cluster::Options {
+            dir: dir.path().to_owned(),
+            base_port: spec.base_port,
+            publish_interval_ms,
+            token: token.to_owned(),
+        };
         let cluster = Cluster::up(&graph, &options)?;
         cluster.wait_ready(client, &graph, READY_TIMEOUT).await?;
         let nodes = cluster.http_addresses();

@@ -288,6 +288,7 @@ fn book_in_background(
 ) -> tokio::task::JoinHandle<Result<axum::response::Response, std::convert::Infallible>> {
     let request = Request::post("/api/v1/bookings")
         .header("content-type", "application/json")
+        .header("authorization", crate::admin_bearer())
         .body(Body::from(booking.to_string()))
         .unwrap();
     tokio::spawn(caravan_api::router(agency.node.clone()).oneshot(request))
@@ -318,7 +319,7 @@ fn at_port(port: u16, bootstrap: Vec<String>) -> caravan_net::NetConfig {
 /// The agency's stored view of booking `id`, read straight from its database.
 fn stored_part_status(agency: &TestNode, part: usize) -> Option<String> {
     let reader = caravan_store::open_reader(agency.node.db_path()).ok()?;
-    let row = caravan_store::agency::list(&reader, None, 1).ok()?.pop()?;
+    let row = caravan_store::agency::list(&reader, None, None, 1).ok()?.pop()?;
     let saga: caravan_booking::Saga = postcard::from_bytes(&row.saga).ok()?;
     Some(saga.parts[part].status.name().to_owned())
 }

@@ -13,6 +13,7 @@ async fn fifty_concurrent_holds_on_five_units_grant_exactly_five() {
             .uri("/api/v1/holds")
             .header("content-type", "application/json")
             .header("idempotency-key", format!("client-{client}"))
+            .header("authorization", crate::admin_bearer())
             .body(Body::from(stay_hold(&id, 3, 5, 1).to_string()))
             .unwrap();
         let app = caravan_api::router(t.node.clone());
@@ -60,6 +61,7 @@ async fn racing_confirms_and_cancels_resolve_each_hold_once() {
             let request = Request::builder()
                 .method("POST")
                 .uri(format!("/api/v1/holds/{hold}/{action}"))
+                .header("authorization", crate::admin_bearer())
                 .body(Body::empty())
                 .unwrap();
             racers.spawn(async move { (hold, app.oneshot(request).await.unwrap().status()) });

@@ -39,7 +39,7 @@ fn test_clock() -> caravan_model::Timestamp {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_node_expires_holds_and_republishes_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    caravan_node::init(dir.path()).unwrap();
+    crate::init_node(dir.path());
     let options =
         caravan_node::NodeOptions { publish_interval_ms: 5, clock: test_clock, ..caravan_node::NodeOptions::default() };
     let t = TestNode { node: Node::open(dir.path(), options).unwrap(), dir };

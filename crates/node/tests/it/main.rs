@@ -10,6 +10,7 @@ mod durability;
 mod flow;
 mod network;
 mod replication;
+mod security;
 mod storage_failure;
 
 use axum::body::Body;
@@ -28,7 +29,7 @@ pub struct TestNode {
 impl TestNode {
     pub fn start() -> TestNode {
         let dir = tempfile::tempdir().unwrap();
-        caravan_node::init(dir.path()).unwrap();
+        crate::init_node(dir.path());
         let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5, ..NodeOptions::default() }).unwrap();
         TestNode { dir, node }
     }
@@ -44,6 +45,8 @@ impl TestNode {
         self.call_with(method, path, body, &[]).await
     }
 
+    /// Sends a request as the node's admin, unless `headers` name another
+    /// `authorization`.
     pub async fn call_with(
         &self,
         method: &str,
@@ -65,7 +68,19 @@ impl TestNode {
         self.send(request.body(body).unwrap()).await
     }
 
-    pub async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+    /// Sends `request`, as the node's admin unless it carries its own
+    /// `authorization` (`anonymous` for none at all).
+    pub async fn send(&self, mut request: Request<Body>) -> (StatusCode, Value) {
+        let headers = request.headers_mut();
+        match headers.get("authorization").map(|v| v.as_bytes()) {
+            None => {
+                headers.insert("authorization", admin_bearer().parse().unwrap());
+            }
+            Some(b"anonymous") => {
+                headers.remove("authorization");
+            }
+            Some(_) => {}
+        }
         let response = caravan_api::router(self.node.clone()).oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -102,6 +117,24 @@ pub fn hotel_json(units: u32) -> Value {
             "check_in": "15:00", "check_out": "11:00", "units": units
         }
     })
+}
+
+/// The API token of every test node's admin (`admin@example.org`).
+pub fn admin_token() -> caravan_accounts::token::Secret {
+    caravan_accounts::token::Secret::from_bytes([7; 32])
+}
+
+/// The `authorization` header value of the admin.
+pub fn admin_bearer() -> String {
+    format!("Bearer {}", admin_token().reveal())
+}
+
+/// Initializes a node's data directory with an admin holding [`admin_token`].
+pub fn init_node(dir: &std::path::Path) {
+    caravan_node::init(dir).unwrap();
+    let conn = caravan_store::open_writer(&dir.join(caravan_store::DB_FILE)).unwrap();
+    let now = caravan_model::Timestamp(0);
+    caravan_node::accounts::install_admin_token(&conn, "admin@example.org", &admin_token(), "tests", now).unwrap();
 }
 
 /// The date `offset` days from today, as the API writes it.

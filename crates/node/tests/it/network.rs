@@ -6,7 +6,7 @@ use caravan_model::AriRun;
 
 pub fn node_with_fast_rounds() -> TestNode {
     let dir = tempfile::tempdir().unwrap();
-    caravan_node::init(dir.path()).unwrap();
+    crate::init_node(dir.path());
     open_with_fast_rounds(dir)
 }
 
