@@ -28,28 +28,28 @@ const RADIUS_KM_MAX: f64 = 500.0;
 /// Connections a trip search may allow (legs - 1).
 const CONNECTIONS_MAX: usize = 4;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct StaySearchParams {
-    city: Option<String>,
-    country: Option<String>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    radius_km: Option<f64>,
-    check_in: String,
-    check_out: String,
-    guests: Option<u32>,
-    rooms: Option<u32>,
-    price_min_minor: Option<i64>,
-    price_max_minor: Option<i64>,
+    pub(crate) city: Option<String>,
+    pub(crate) country: Option<String>,
+    pub(crate) lat: Option<f64>,
+    pub(crate) lon: Option<f64>,
+    pub(crate) radius_km: Option<f64>,
+    pub(crate) check_in: Option<String>,
+    pub(crate) check_out: Option<String>,
+    pub(crate) guests: Option<u32>,
+    pub(crate) rooms: Option<u32>,
+    pub(crate) price_min_minor: Option<i64>,
+    pub(crate) price_max_minor: Option<i64>,
     /// Comma-separated; every one is required.
-    amenities: Option<String>,
+    pub(crate) amenities: Option<String>,
     /// `price` (default) or `distance`.
-    sort: Option<String>,
-    limit: Option<usize>,
+    pub(crate) sort: Option<String>,
+    pub(crate) limit: Option<usize>,
 }
 
 impl StaySearchParams {
-    fn query(self) -> Result<StayQuery> {
+    pub(crate) fn query(self) -> Result<StayQuery> {
         let place = match (self.city, self.lat, self.lon) {
             (Some(city), None, None) if !city.trim().is_empty() => Place::City { city, country: self.country },
             (None, Some(lat), Some(lon)) => {
@@ -69,8 +69,10 @@ impl StaySearchParams {
             Some("distance") => return Err(ApiError::invalid("sort=distance needs lat and lon")),
             Some(other) => return Err(ApiError::invalid(format!("sort {other:?}: price or distance"))),
         };
-        let check_in = Date::parse(&self.check_in)?;
-        let check_out = Date::parse(&self.check_out)?;
+        let required =
+            |field: Option<String>, name: &str| field.ok_or_else(|| ApiError::invalid(format!("{name} is required")));
+        let check_in = Date::parse(&required(self.check_in, "check_in")?)?;
+        let check_out = Date::parse(&required(self.check_out, "check_out")?)?;
         if check_out <= check_in {
             return Err(ApiError::invalid("check_out must be after check_in"));
         }
@@ -102,29 +104,29 @@ impl StaySearchParams {
 
 #[derive(Debug, Serialize)]
 pub struct StayOfferView {
-    origin: String,
-    listing: String,
-    title: String,
-    kind: &'static str,
-    city: String,
-    country: String,
-    address: String,
-    amenities: Vec<String>,
-    check_in: String,
-    check_out: String,
+    pub(crate) origin: String,
+    pub(crate) listing: String,
+    pub(crate) title: String,
+    pub(crate) kind: &'static str,
+    pub(crate) city: String,
+    pub(crate) country: String,
+    pub(crate) address: String,
+    pub(crate) amenities: Vec<String>,
+    pub(crate) check_in: String,
+    pub(crate) check_out: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    distance_m: Option<u32>,
-    total: MoneyView,
-    nights: Vec<MoneyView>,
-    units_left: u32,
-    cancellation: CancellationView,
+    pub(crate) distance_m: Option<u32>,
+    pub(crate) total: MoneyView,
+    pub(crate) nights: Vec<MoneyView>,
+    pub(crate) units_left: u32,
+    pub(crate) cancellation: CancellationView,
 }
 
 #[derive(Debug, Serialize)]
 pub struct CancellationView {
     /// Free until this instant; later, the penalty applies.
-    free_until: String,
-    penalty: String,
+    pub(crate) free_until: String,
+    pub(crate) penalty: String,
 }
 
 fn cancellation_view(listing: &caravan_model::Listing, start: Timestamp) -> CancellationView {
@@ -137,7 +139,7 @@ fn cancellation_view(listing: &caravan_model::Listing, start: Timestamp) -> Canc
     CancellationView { free_until: rfc3339(free_until), penalty }
 }
 
-fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option<StayOfferView> {
+pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option<StayOfferView> {
     let stay = offer.listing.stay()?;
     Some(StayOfferView {
         origin: offer.origin.to_hex(),
@@ -172,48 +174,48 @@ pub async fn search_stays<B: Backend>(
     Ok(Json(json!({ "offers": views })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct TripSearchParams {
-    from: String,
-    to: String,
-    date: String,
-    seats: Option<u32>,
-    max_connections: Option<usize>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) date: Option<String>,
+    pub(crate) seats: Option<u32>,
+    pub(crate) max_connections: Option<usize>,
     /// `arrival` (default), `legs` or `price`.
-    sort: Option<String>,
-    limit: Option<usize>,
+    pub(crate) sort: Option<String>,
+    pub(crate) limit: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct ItineraryView {
-    departs: String,
-    arrives: String,
-    duration_minutes: i64,
-    totals: Vec<MoneyView>,
-    legs: Vec<TripLegView>,
+    pub(crate) departs: String,
+    pub(crate) arrives: String,
+    pub(crate) duration_minutes: i64,
+    pub(crate) totals: Vec<MoneyView>,
+    pub(crate) legs: Vec<TripLegView>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct TripLegView {
-    origin: String,
-    listing: String,
-    mode: &'static str,
-    operator: String,
-    service_number: String,
+    pub(crate) origin: String,
+    pub(crate) listing: String,
+    pub(crate) mode: &'static str,
+    pub(crate) operator: String,
+    pub(crate) service_number: String,
     /// The day the trip leaves its first stop: the day to hold seats on.
-    departure: String,
-    from: String,
-    from_name: String,
-    to: String,
-    to_name: String,
-    departs: String,
-    arrives: String,
-    fare: MoneyView,
-    seats_left: u32,
-    cancellation: CancellationView,
+    pub(crate) departure: String,
+    pub(crate) from: String,
+    pub(crate) from_name: String,
+    pub(crate) to: String,
+    pub(crate) to_name: String,
+    pub(crate) departs: String,
+    pub(crate) arrives: String,
+    pub(crate) fare: MoneyView,
+    pub(crate) seats_left: u32,
+    pub(crate) cancellation: CancellationView,
 }
 
-fn itinerary_view(itinerary: &Itinerary<Origin>) -> ItineraryView {
+pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>) -> ItineraryView {
     let legs = itinerary
         .legs
         .iter()
@@ -253,34 +255,42 @@ fn itinerary_view(itinerary: &Itinerary<Origin>) -> ItineraryView {
     }
 }
 
+impl TripSearchParams {
+    pub(crate) fn query(self) -> Result<TripQuery> {
+        let sort = match self.sort.as_deref() {
+            None | Some("arrival") => TripSort::EarliestArrival,
+            Some("legs") => TripSort::FewestLegs,
+            Some("price") => TripSort::LowestPrice,
+            Some(other) => return Err(ApiError::invalid(format!("sort {other:?}: arrival, legs or price"))),
+        };
+        let max_connections = self.max_connections.unwrap_or(2);
+        if max_connections > CONNECTIONS_MAX {
+            return Err(ApiError::invalid(format!("max_connections: at most {CONNECTIONS_MAX}")));
+        }
+        let seats = self.seats.unwrap_or(1);
+        if !(1..=caravan_model::limits::SEATS_MAX).contains(&seats) {
+            return Err(ApiError::invalid("seats: at least 1"));
+        }
+        let required =
+            |field: Option<String>, name: &str| field.ok_or_else(|| ApiError::invalid(format!("{name} is required")));
+        Ok(TripQuery {
+            from: required(self.from, "from")?.trim().to_uppercase(),
+            to: required(self.to, "to")?.trim().to_uppercase(),
+            date: Date::parse(&required(self.date, "date")?)?,
+            seats,
+            max_connections,
+            sort,
+            limit: self.limit.unwrap_or(ITINERARIES_DEFAULT),
+        })
+    }
+}
+
 pub async fn search_trips<B: Backend>(
     State(backend): State<B>,
     params: std::result::Result<Query<TripSearchParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(params) = params?;
-    let sort = match params.sort.as_deref() {
-        None | Some("arrival") => TripSort::EarliestArrival,
-        Some("legs") => TripSort::FewestLegs,
-        Some("price") => TripSort::LowestPrice,
-        Some(other) => return Err(ApiError::invalid(format!("sort {other:?}: arrival, legs or price"))),
-    };
-    let max_connections = params.max_connections.unwrap_or(2);
-    if max_connections > CONNECTIONS_MAX {
-        return Err(ApiError::invalid(format!("max_connections: at most {CONNECTIONS_MAX}")));
-    }
-    let seats = params.seats.unwrap_or(1);
-    if !(1..=caravan_model::limits::SEATS_MAX).contains(&seats) {
-        return Err(ApiError::invalid("seats: at least 1"));
-    }
-    let query = TripQuery {
-        from: params.from.trim().to_uppercase(),
-        to: params.to.trim().to_uppercase(),
-        date: Date::parse(&params.date)?,
-        seats,
-        max_connections,
-        sort,
-        limit: params.limit.unwrap_or(ITINERARIES_DEFAULT),
-    };
+    let query = params.query()?;
     let views: Vec<ItineraryView> = backend.search_trips(&query).iter().map(itinerary_view).collect();
     Ok(Json(json!({ "itineraries": views })))
 }

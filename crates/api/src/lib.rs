@@ -13,6 +13,7 @@ pub mod dto;
 mod error;
 mod metrics;
 pub mod openapi;
+mod pages;
 mod routes;
 
 pub use error::ApiError;

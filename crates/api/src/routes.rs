@@ -15,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::dto::*;
-use crate::{agency, auth, openapi, ApiError, Backend, SubmitError};
+use crate::{agency, auth, openapi, pages, ApiError, Backend, SubmitError};
 use axum::Extension;
 use caravan_accounts::{Principal, Role};
 
@@ -40,6 +40,10 @@ type Result<T> = std::result::Result<T, ApiError>;
 /// without a socket.
 pub fn router<B: Backend>(backend: B) -> Router {
     Router::new()
+        .route("/", get(pages::home))
+        .route("/stays", get(pages::stays::<B>))
+        .route("/trips", get(pages::trips::<B>))
+        .route("/assets/{name}", get(pages::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::<B>))
         .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))

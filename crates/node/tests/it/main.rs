@@ -9,6 +9,7 @@ mod concurrency;
 mod durability;
 mod flow;
 mod network;
+mod pages;
 mod replication;
 mod security;
 mod storage_failure;
