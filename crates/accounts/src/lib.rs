@@ -116,6 +116,18 @@ pub struct Principal {
     pub role: Role,
 }
 
+/// Why a login did not give a session.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoginRefusal {
+    /// Wrong email or password; which one is not said.
+    #[error("wrong email or password")]
+    WrongCredentials,
+    #[error("too many wrong passwords; try again in {0} s")]
+    Throttled(i64),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// Whether `user` (with `role`) may change a service whose managers are
 /// `managers`: an admin may change any, a provider those they manage.
 pub fn may_manage(user: u64, role: Role, managers: &[u64]) -> bool {

@@ -64,6 +64,14 @@ impl Secret {
         hex::encode(self.0)
     }
 
+    /// The CSRF token for forms of the session this secret stands for:
+    /// derived, so nothing more is stored, and useless without the
+    /// session cookie a cross-site form cannot read.
+    pub fn csrf(&self) -> String {
+        let key = blake3::derive_key("caravan 2026 csrf v1", &self.0);
+        hex::encode(&key[..16])
+    }
+
     /// What the database keeps, domain-separated by kind so a session id
     /// can never be replayed as a reset token.
     pub fn stored_hash(&self, kind: TokenKind) -> [u8; 32] {

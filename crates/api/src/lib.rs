@@ -84,6 +84,23 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), String>> + Send;
     /// The listings `user` manages.
     fn managed_listings(&self, user: u64) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// Checks a password (throttled per email and per `client` address) and
+    /// opens a new session.
+    fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+    ) -> impl Future<
+        Output = Result<(caravan_accounts::Principal, caravan_accounts::token::Secret), caravan_accounts::LoginRefusal>,
+    > + Send;
+    /// The account a live session stands for.
+    fn session(
+        &self,
+        session: &caravan_accounts::token::Secret,
+    ) -> impl Future<Output = Result<Option<caravan_accounts::Principal>, String>> + Send;
+    /// Ends a session.
+    fn logout(&self, session: &caravan_accounts::token::Secret) -> impl Future<Output = Result<(), String>> + Send;
     /// Cancels a confirmed booking at every owner.
     fn cancel_booking(&self, id: u64) -> impl Future<Output = Result<Booking, BookingError>> + Send;
     /// This node's own records with a version above `after_version`, oldest first.
@@ -101,5 +118,6 @@ pub async fn serve(
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }

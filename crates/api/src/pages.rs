@@ -5,10 +5,16 @@
 //! console follow (issue 5).
 
 use askama::Template;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Form};
+use caravan_accounts::token::Secret;
+use caravan_accounts::{LoginRefusal, Principal};
+use serde::Deserialize;
+use std::net::SocketAddr;
 
 use crate::agency::{itinerary_view, offer_view, ItineraryView, StayOfferView, StaySearchParams, TripSearchParams};
 use crate::{ApiError, Backend};
@@ -31,16 +37,37 @@ pub(crate) struct TripForm {
     sort: String,
 }
 
+/// The account part of every page's header.
+#[derive(Debug, Default)]
+pub(crate) struct Nav {
+    /// The signed-in account's email.
+    user: Option<String>,
+    /// The session's CSRF token, for the log-out form.
+    csrf: String,
+}
+
 #[derive(Template)]
 #[template(path = "home.html")]
 struct Home {
+    nav: Nav,
     stay: StayForm,
     trip: TripForm,
 }
 
 #[derive(Template)]
+#[template(path = "login.html")]
+struct Login {
+    nav: Nav,
+    /// The login form's CSRF token (double-submitted: also in a cookie).
+    form_csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
 #[template(path = "stays.html")]
 struct Stays {
+    nav: Nav,
     stay: StayForm,
     searched: bool,
     error: Option<String>,
@@ -50,6 +77,7 @@ struct Stays {
 #[derive(Template)]
 #[template(path = "trips.html")]
 struct Trips {
+    nav: Nav,
     trip: TripForm,
     searched: bool,
     error: Option<String>,
@@ -63,14 +91,16 @@ fn render(template: &impl Template) -> Response {
     }
 }
 
-pub(crate) async fn home() -> Response {
+pub(crate) async fn home<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
+    let nav = nav(&backend, &headers).await;
     let stay = StayForm { guests: "2".into(), ..StayForm::default() };
     let trip = TripForm { seats: "1".into(), sort: "arrival".into(), ..TripForm::default() };
-    render(&Home { stay, trip })
+    render(&Home { nav, stay, trip })
 }
 
 pub(crate) async fn stays<B: Backend>(
     State(backend): State<B>,
+    headers: HeaderMap,
     params: Result<Query<StaySearchParams>, QueryRejection>,
 ) -> Response {
     let (params, bad_query) = match params {
@@ -84,7 +114,8 @@ pub(crate) async fn stays<B: Backend>(
         guests: params.guests.unwrap_or(2).to_string(),
     };
     let searched = params.check_in.is_some() || params.city.is_some();
-    let mut page = Stays { stay, searched, error: bad_query, offers: Vec::new() };
+    let nav = nav(&backend, &headers).await;
+    let mut page = Stays { nav, stay, searched, error: bad_query, offers: Vec::new() };
     if searched {
         match params.query() {
             Ok(query) => {
@@ -98,6 +129,7 @@ pub(crate) async fn stays<B: Backend>(
 
 pub(crate) async fn trips<B: Backend>(
     State(backend): State<B>,
+    headers: HeaderMap,
     params: Result<Query<TripSearchParams>, QueryRejection>,
 ) -> Response {
     let (params, bad_query) = match params {
@@ -112,7 +144,8 @@ pub(crate) async fn trips<B: Backend>(
         sort: params.sort.clone().unwrap_or_else(|| "arrival".into()),
     };
     let searched = params.from.is_some();
-    let mut page = Trips { trip, searched, error: bad_query, itineraries: Vec::new() };
+    let nav = nav(&backend, &headers).await;
+    let mut page = Trips { nav, trip, searched, error: bad_query, itineraries: Vec::new() };
     if searched {
         match params.query() {
             Ok(query) => page.itineraries = backend.search_trips(&query).iter().map(itinerary_view).collect(),
@@ -137,4 +170,134 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
         }
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
+}
+
+const SESSION_COOKIE: &str = "caravan_session";
+const LOGIN_CSRF_COOKIE: &str = "caravan_csrf";
+/// A session cookie lives as long as the session token (7 days).
+const SESSION_COOKIE_AGE_S: i64 = 7 * 24 * 3600;
+
+/// The value of cookie `name`, if the request carries it.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The signed-in account and its session, if the session cookie is live.
+pub(crate) async fn current<B: Backend>(backend: &B, headers: &HeaderMap) -> Option<(Principal, Secret)> {
+    let session = Secret::parse(&cookie(headers, SESSION_COOKIE)?)?;
+    let principal = backend.session(&session).await.ok()??;
+    Some((principal, session))
+}
+
+async fn nav<B: Backend>(backend: &B, headers: &HeaderMap) -> Nav {
+    match current(backend, headers).await {
+        Some((principal, session)) => Nav { user: Some(principal.email), csrf: session.csrf() },
+        None => Nav::default(),
+    }
+}
+
+fn random_hex<B: Backend>(backend: &B) -> String {
+    (0..4).map(|_| format!("{:08x}", backend.random_u32())).collect()
+}
+
+fn set_cookie(response: &mut Response, value: String) {
+    if let Ok(value) = value.parse() {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+fn login_page<B: Backend>(
+    backend: &B,
+    headers: &HeaderMap,
+    email: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    // Double-submit: the form's token must equal this cookie's.
+    let (form_csrf, fresh) = match cookie(headers, LOGIN_CSRF_COOKIE).filter(|v| v.len() == 32) {
+        Some(token) => (token, false),
+        None => (random_hex(backend), true),
+    };
+    let mut response = render(&Login { nav: Nav::default(), form_csrf: form_csrf.clone(), email, error });
+    *response.status_mut() = status;
+    if fresh {
+        set_cookie(&mut response, format!("{LOGIN_CSRF_COOKIE}={form_csrf}; HttpOnly; SameSite=Strict; Path=/login"));
+    }
+    response
+}
+
+pub(crate) async fn login_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
+    login_page(&backend, &headers, String::new(), None, StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginInput {
+    email: String,
+    password: String,
+    csrf: String,
+}
+
+pub(crate) async fn login<B: Backend>(
+    State(backend): State<B>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Form(input): Form<LoginInput>,
+) -> Response {
+    if cookie(&headers, LOGIN_CSRF_COOKIE).is_none_or(|expected| expected != input.csrf) {
+        let error = Some("the form expired; please try again".to_owned());
+        return login_page(&backend, &headers, input.email, error, StatusCode::FORBIDDEN);
+    }
+    let client =
+        connect.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(address))| address.ip().to_string());
+    match backend.login(&input.email, &input.password, &client).await {
+        Ok((_, session)) => {
+            // A new session id at every login: a fixated cookie is worthless.
+            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_COOKIE_AGE_S}",
+                session.reveal()
+            );
+            set_cookie(&mut response, cookie);
+            response
+        }
+        Err(refusal) => {
+            let status = match refusal {
+                LoginRefusal::WrongCredentials => StatusCode::UNAUTHORIZED,
+                LoginRefusal::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+                LoginRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            login_page(&backend, &headers, input.email, Some(refusal.to_string()), status)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfOnly {
+    csrf: String,
+}
+
+pub(crate) async fn logout<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(input): Form<CsrfOnly>,
+) -> Response {
+    let Some((_, session)) = current(&backend, &headers).await else {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    };
+    if input.csrf != session.csrf() {
+        return (StatusCode::FORBIDDEN, "the form expired; reload the page").into_response();
+    }
+    if let Err(error) = backend.logout(&session).await {
+        return ApiError::internal(error).into_response();
+    }
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    set_cookie(&mut response, format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"));
+    response
 }

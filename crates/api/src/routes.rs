@@ -40,7 +40,9 @@ type Result<T> = std::result::Result<T, ApiError>;
 /// without a socket.
 pub fn router<B: Backend>(backend: B) -> Router {
     Router::new()
-        .route("/", get(pages::home))
+        .route("/", get(pages::home::<B>))
+        .route("/login", get(pages::login_form::<B>).post(pages::login::<B>))
+        .route("/logout", post(pages::logout::<B>))
         .route("/stays", get(pages::stays::<B>))
         .route("/trips", get(pages::trips::<B>))
         .route("/assets/{name}", get(pages::asset))

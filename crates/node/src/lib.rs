@@ -616,6 +616,57 @@ impl Backend for Node {
         added.map_err(|e: caravan_store::StoreError| e.to_string())
     }
 
+    async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<(caravan_accounts::Principal, caravan_accounts::token::Secret), caravan_accounts::LoginRefusal> {
+        use caravan_accounts::LoginRefusal;
+        let (email, password, client, now) = (email.to_owned(), password.to_owned(), client.to_owned(), self.now());
+        // A refused login still counts against the throttle: keep its
+        // writes; only a storage error rolls them back.
+        let result = self
+            .write(move |conn| match accounts::login(conn, &email, &password, &client, now) {
+                Err(accounts::AccountsError::Store(error)) => Err(error),
+                outcome => Ok(outcome),
+            })
+            .await
+            .unwrap_or_else(|error: caravan_store::StoreError| Err(error.into()));
+        match result {
+            Ok((user, session)) => {
+                let role =
+                    caravan_accounts::Role::parse(&user.role).map_err(|e| LoginRefusal::Unavailable(e.to_string()))?;
+                Ok((caravan_accounts::Principal { user: user.id, email: user.email, role }, session))
+            }
+            Err(accounts::AccountsError::Throttled(seconds)) => Err(LoginRefusal::Throttled(seconds)),
+            Err(accounts::AccountsError::WrongCredentials) => Err(LoginRefusal::WrongCredentials),
+            Err(other) => Err(LoginRefusal::Unavailable(other.to_string())),
+        }
+    }
+
+    async fn session(
+        &self,
+        session: &caravan_accounts::token::Secret,
+    ) -> Result<Option<caravan_accounts::Principal>, String> {
+        let (inner, session) = (self.inner.clone(), session.clone());
+        let read = move || -> Result<_, String> {
+            let conn = inner.reader.lock().expect("reader lock");
+            let kind = caravan_accounts::token::TokenKind::Session;
+            let user = accounts::authenticate(&conn, &session, kind, (inner.clock)()).map_err(|e| e.to_string())?;
+            let Some(user) = user else { return Ok(None) };
+            let role = caravan_accounts::Role::parse(&user.role).map_err(|e| e.to_string())?;
+            Ok(Some(caravan_accounts::Principal { user: user.id, email: user.email, role }))
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+    }
+
+    async fn logout(&self, session: &caravan_accounts::token::Secret) -> Result<(), String> {
+        let hash = session.stored_hash(caravan_accounts::token::TokenKind::Session);
+        let ended = self.write(move |conn| caravan_store::users::take_token(conn, &hash).map(|_| ())).await;
+        ended.map_err(|e: caravan_store::StoreError| e.to_string())
+    }
+
     async fn managed_listings(&self, user: u64) -> Result<Vec<String>, String> {
         let inner = self.inner.clone();
         let read = move || {

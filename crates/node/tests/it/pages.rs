@@ -60,3 +60,104 @@ async fn bad_searches_explain_themselves_on_the_page() {
     let (_, _, html) = page(&t, &format!("/trips?from=GVA&to=LYS&date={}", day(2))).await;
     assert!(html.contains("0 itineraries"), "{html}");
 }
+
+/// A browser's exchange: status, `Set-Cookie` headers and the body.
+async fn browse(
+    t: &TestNode,
+    method: &str,
+    path: &str,
+    cookies: &str,
+    form: Option<&str>,
+) -> (StatusCode, Vec<String>, String) {
+    let mut request = Request::builder().method(method).uri(path).header("authorization", "anonymous");
+    if !cookies.is_empty() {
+        request = request.header("cookie", cookies);
+    }
+    let body = match form {
+        Some(form) => {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+            Body::from(form.to_owned())
+        }
+        None => Body::empty(),
+    };
+    let response = caravan_api::router(t.node.clone()).oneshot(request.body(body).unwrap()).await.unwrap();
+    let status = response.status();
+    let set: Vec<String> =
+        response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, set, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// `name=value` out of a `Set-Cookie` header.
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn make_traveller(t: &TestNode) {
+    t.node
+        .write(|conn| {
+            let now = caravan_model::Timestamp(0);
+            let role = caravan_accounts::Role::Traveller;
+            caravan_node::accounts::add_user(conn, "ada@example.org", "a long enough phrase", role, true, now)
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn log_in_and_out_with_a_renewed_session_and_csrf() {
+    let t = TestNode::start();
+    make_traveller(&t).await;
+    let (status, set, html) = browse(&t, "GET", "/login", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf_cookie = pair(&set[0]);
+    assert!(set[0].contains("HttpOnly") && set[0].contains("SameSite=Strict"), "{set:?}");
+    let csrf = hidden_csrf(&html);
+    assert_eq!(csrf_cookie, format!("caravan_csrf={csrf}"));
+
+    let form = format!("email=ada%40example.org&password=a+long+enough+phrase&csrf={csrf}");
+    // Without the cookie half of the token: refused.
+    let (status, _, _) = browse(&t, "POST", "/login", "", Some(&form)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, set, _) = browse(&t, "POST", "/login", &csrf_cookie, Some(&form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(set[0].contains("HttpOnly") && set[0].contains("SameSite=Lax"), "{set:?}");
+    let session = pair(&set[0]);
+    // Logging in again gives another session id.
+    let (_, again, _) = browse(&t, "POST", "/login", &format!("{csrf_cookie}; {session}"), Some(&form)).await;
+    assert_ne!(pair(&again[0]), session, "the session id is renewed at login");
+
+    let (_, _, home) = browse(&t, "GET", "/", &session, None).await;
+    assert!(home.contains("ada@example.org"), "{home}");
+    let session_csrf = hidden_csrf(&home);
+    let (status, _, _) = browse(&t, "POST", "/logout", &session, Some("csrf=forged")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a form without its CSRF token is refused");
+    let (status, set, _) = browse(&t, "POST", "/logout", &session, Some(&format!("csrf={session_csrf}"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(set[0].contains("Max-Age=0"));
+    let (_, _, home) = browse(&t, "GET", "/", &session, None).await;
+    assert!(!home.contains("ada@example.org"), "the session ended");
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_throttled() {
+    let t = TestNode::start();
+    make_traveller(&t).await;
+    let (_, set, html) = browse(&t, "GET", "/login", "", None).await;
+    let (cookie, csrf) = (pair(&set[0]), hidden_csrf(&html));
+    let wrong = format!("email=ada%40example.org&password=not+the+password&csrf={csrf}");
+    for _ in 0..caravan_accounts::throttle::FREE_FAILURES {
+        let (status, _, html) = browse(&t, "POST", "/login", &cookie, Some(&wrong)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(html.contains("wrong email or password"), "{html}");
+    }
+    let right = format!("email=ada%40example.org&password=a+long+enough+phrase&csrf={csrf}");
+    let (status, _, html) = browse(&t, "POST", "/login", &cookie, Some(&right)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{html}");
+    assert!(html.contains("try again in"), "{html}");
+}
