@@ -27,6 +27,10 @@ pub enum AccountsError {
     WrongCredentials,
     #[error("too many wrong passwords; try again in {0} s")]
     Throttled(i64),
+    #[error("confirm your email address first: follow the link we sent")]
+    Unverified,
+    #[error("this link is used up or expired; ask for a new one")]
+    BadLink,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -111,12 +115,106 @@ pub fn login(
         users::set_throttle(conn, key, throttle.failures, throttle.locked_until.ms())?;
     }
     match user {
+        Some(user) if matches && !user.verified => Err(AccountsError::Unverified),
         Some(user) if matches => {
             let session = issue(conn, TokenKind::Session, user.id, None, now)?;
             Ok((user, session))
         }
         _ => Err(AccountsError::WrongCredentials),
     }
+}
+
+/// A mail to send: to whom, about what, and the link in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Registers a traveller (unverified) and returns the verification mail.
+/// An email that already has an account gets a note instead, so the form
+/// never tells a stranger which addresses are registered.
+pub fn register(
+    conn: &Connection,
+    email: &str,
+    new_password: &str,
+    base_url: &str,
+    now: Timestamp,
+) -> Result<Mail, AccountsError> {
+    let email = Email::parse(email)?;
+    password::check_new(new_password, email.as_str())?;
+    if users::by_email(conn, email.as_str())?.is_some() {
+        return Ok(Mail {
+            to: email.to_string(),
+            subject: "Your Caravan account".into(),
+            body: format!("Someone (you?) tried to register {email} again. You already have an account: log in at {base_url}/login, or reset your password at {base_url}/forgot.\n"),
+        });
+    }
+    let user = add_user(conn, email.as_str(), new_password, Role::Traveller, false, now)?;
+    let secret = issue(conn, TokenKind::EmailVerification, user, None, now)?;
+    Ok(Mail {
+        to: email.to_string(),
+        subject: "Confirm your email address".into(),
+        body: format!(
+            "Welcome to Caravan. Confirm your address within 48 hours: {base_url}/verify?token={}\n",
+            secret.reveal()
+        ),
+    })
+}
+
+/// Spends a single-use token of `kind`; the account it was for.
+fn spend(conn: &Connection, secret: &Secret, kind: TokenKind, now: Timestamp) -> Result<u64, AccountsError> {
+    let token = users::take_token(conn, &secret.stored_hash(kind))?.ok_or(AccountsError::BadLink)?;
+    if token.expires_ms.is_some_and(|at| now.ms() >= at) {
+        return Err(AccountsError::BadLink);
+    }
+    Ok(token.user_id)
+}
+
+/// Confirms an email address with the token from the verification mail.
+pub fn verify_email(conn: &Connection, secret: &Secret, now: Timestamp) -> Result<u64, AccountsError> {
+    let user = spend(conn, secret, TokenKind::EmailVerification, now)?;
+    users::set_verified(conn, user)?;
+    Ok(user)
+}
+
+/// The password-reset mail for `email`, if it has an account (none
+/// otherwise; the page says the same either way).
+pub fn request_reset(
+    conn: &Connection,
+    email: &str,
+    base_url: &str,
+    now: Timestamp,
+) -> Result<Option<Mail>, AccountsError> {
+    let Ok(email) = Email::parse(email) else { return Ok(None) };
+    let Some(user) = users::by_email(conn, email.as_str())? else { return Ok(None) };
+    let secret = issue(conn, TokenKind::PasswordReset, user.id, None, now)?;
+    Ok(Some(Mail {
+        to: email.to_string(),
+        subject: "Reset your Caravan password".into(),
+        body: format!("Set a new password within the hour: {base_url}/reset?token={}\nIf you did not ask for this, ignore this mail.\n", secret.reveal()),
+    }))
+}
+
+/// Sets a new password with the token from the reset mail (once), ends
+/// every session of the account, and confirms its email (the mail reached it).
+pub fn reset_password(
+    conn: &Connection,
+    secret: &Secret,
+    new_password: &str,
+    now: Timestamp,
+) -> Result<u64, AccountsError> {
+    // A password the rules refuse does not use up the link.
+    let hash = secret.stored_hash(TokenKind::PasswordReset);
+    let token = users::token_by_hash(conn, &hash)?.ok_or(AccountsError::BadLink)?;
+    let user = users::by_id(conn, token.user_id)?.ok_or(AccountsError::BadLink)?;
+    password::check_new(new_password, &user.email)?;
+    spend(conn, secret, TokenKind::PasswordReset, now)?;
+    users::set_password(conn, user.id, &password::hash(new_password, rand::random()))?;
+    users::set_verified(conn, user.id)?;
+    users::delete_tokens(conn, user.id, TokenKind::Session.as_str())?;
+    Ok(user.id)
 }
 
 /// Makes sure `email` has an admin account and stores `secret` as one of
@@ -171,6 +269,46 @@ pub fn authenticate(
 mod tests {
     use super::*;
     use caravan_accounts::throttle::FREE_FAILURES;
+
+    /// The token in a mail's link.
+    fn link_token(mail: &Mail) -> Secret {
+        let start = mail.body.find("token=").unwrap() + "token=".len();
+        Secret::parse(&mail.body[start..start + 64]).unwrap()
+    }
+
+    #[test]
+    fn register_verify_and_reset_with_single_use_links() {
+        let (_dir, conn) = db();
+        let now = Timestamp(1_900_000_000_000);
+        let mail = register(&conn, "ada@example.org", "a long enough phrase", "http://x", now).unwrap();
+        assert!(matches!(
+            login(&conn, "ada@example.org", "a long enough phrase", "c", now),
+            Err(AccountsError::Unverified)
+        ));
+        let again = register(&conn, "ada@example.org", "another long phrase", "http://x", now).unwrap();
+        assert!(!again.body.contains("token="), "a second registration reveals nothing and changes nothing");
+        let token = link_token(&mail);
+        verify_email(&conn, &token, now).unwrap();
+        assert!(matches!(verify_email(&conn, &token, now), Err(AccountsError::BadLink)), "a link works once");
+        let (_, session) = login(&conn, "ada@example.org", "a long enough phrase", "c", now).unwrap();
+
+        assert_eq!(request_reset(&conn, "nobody@example.org", "http://x", now).unwrap(), None);
+        let reset = link_token(&request_reset(&conn, "ada@example.org", "http://x", now).unwrap().unwrap());
+        assert!(matches!(reset_password(&conn, &reset, "short", now), Err(AccountsError::Invalid(_))));
+        reset_password(&conn, &reset, "a brand new phrase", now).unwrap();
+        assert!(
+            matches!(reset_password(&conn, &reset, "yet another phrase", now), Err(AccountsError::BadLink)),
+            "a reset token works once"
+        );
+        assert_eq!(authenticate(&conn, &session, TokenKind::Session, now).unwrap(), None, "old sessions end");
+        assert!(login(&conn, "ada@example.org", "a brand new phrase", "c", now).is_ok());
+        let late = link_token(&request_reset(&conn, "ada@example.org", "http://x", now).unwrap().unwrap());
+        let hour_later = now.saturating_add_ms(Timestamp::MS_PER_HOUR);
+        assert!(
+            matches!(reset_password(&conn, &late, "a third new phrase", hour_later), Err(AccountsError::BadLink)),
+            "reset links expire"
+        );
+    }
 
     fn db() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
