@@ -124,6 +124,8 @@ pub enum LoginRefusal {
     WrongCredentials,
     #[error("too many wrong passwords; try again in {0} s")]
     Throttled(i64),
+    #[error("confirm your email address first: follow the link we sent")]
+    Unverified,
     #[error("{0}")]
     Unavailable(String),
 }

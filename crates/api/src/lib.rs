@@ -99,6 +99,17 @@ pub trait Backend: Clone + Send + Sync + 'static {
         &self,
         session: &caravan_accounts::token::Secret,
     ) -> impl Future<Output = Result<Option<caravan_accounts::Principal>, String>> + Send;
+    /// Registers a traveller and mails the verification link; the error
+    /// is a message for the person.
+    fn register(&self, email: &str, password: &str) -> impl Future<Output = Result<(), String>> + Send;
+    fn verify_email(&self, token: &caravan_accounts::token::Secret) -> impl Future<Output = Result<(), String>> + Send;
+    /// Mails a reset link if the address has an account (says nothing either way).
+    fn request_reset(&self, email: &str) -> impl Future<Output = Result<(), String>> + Send;
+    fn reset_password(
+        &self,
+        token: &caravan_accounts::token::Secret,
+        password: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
     /// Ends a session.
     fn logout(&self, session: &caravan_accounts::token::Secret) -> impl Future<Output = Result<(), String>> + Send;
     /// Cancels a confirmed booking at every owner.

@@ -54,6 +54,52 @@ struct Home {
     trip: TripForm,
 }
 
+const FORM_EXPIRED: &str = "the form expired; please try again";
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct Register {
+    nav: Nav,
+    form_csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct Forgot {
+    nav: Nav,
+    form_csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct Reset {
+    nav: Nav,
+    form_csrf: String,
+    token: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct Notice {
+    nav: Nav,
+    heading: String,
+    message: String,
+    next: Option<(String, String)>,
+}
+
+fn notice(status: StatusCode, heading: &str, message: &str, next: Option<(&str, &str)>) -> Response {
+    let next = next.map(|(href, label)| (href.to_owned(), label.to_owned()));
+    let page = Notice { nav: Nav::default(), heading: heading.to_owned(), message: message.to_owned(), next };
+    let mut response = render(&page);
+    *response.status_mut() = status;
+    response
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct Login {
@@ -173,7 +219,8 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
 }
 
 const SESSION_COOKIE: &str = "caravan_session";
-const LOGIN_CSRF_COOKIE: &str = "caravan_csrf";
+/// The double-submit token of the forms one fills in before logging in.
+const FORM_CSRF_COOKIE: &str = "caravan_csrf";
 /// A session cookie lives as long as the session token (7 days).
 const SESSION_COOKIE_AGE_S: i64 = 7 * 24 * 3600;
 
@@ -213,6 +260,32 @@ fn set_cookie(response: &mut Response, value: String) {
     }
 }
 
+/// Renders a form page for someone not logged in: the form carries a
+/// token that must come back equal to a cookie's (double submit), set
+/// here when the browser has none yet.
+fn anonymous_form<B: Backend>(
+    backend: &B,
+    headers: &HeaderMap,
+    status: StatusCode,
+    page: impl FnOnce(String) -> Response,
+) -> Response {
+    let (form_csrf, fresh) = match cookie(headers, FORM_CSRF_COOKIE).filter(|v| v.len() == 32) {
+        Some(token) => (token, false),
+        None => (random_hex(backend), true),
+    };
+    let mut response = page(form_csrf.clone());
+    *response.status_mut() = status;
+    if fresh {
+        set_cookie(&mut response, format!("{FORM_CSRF_COOKIE}={form_csrf}; HttpOnly; SameSite=Strict; Path=/"));
+    }
+    response
+}
+
+/// Whether an anonymous form came back with its cookie's token.
+fn form_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
+    cookie(headers, FORM_CSRF_COOKIE).is_some_and(|expected| expected == sent)
+}
+
 fn login_page<B: Backend>(
     backend: &B,
     headers: &HeaderMap,
@@ -220,17 +293,9 @@ fn login_page<B: Backend>(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    // Double-submit: the form's token must equal this cookie's.
-    let (form_csrf, fresh) = match cookie(headers, LOGIN_CSRF_COOKIE).filter(|v| v.len() == 32) {
-        Some(token) => (token, false),
-        None => (random_hex(backend), true),
-    };
-    let mut response = render(&Login { nav: Nav::default(), form_csrf: form_csrf.clone(), email, error });
-    *response.status_mut() = status;
-    if fresh {
-        set_cookie(&mut response, format!("{LOGIN_CSRF_COOKIE}={form_csrf}; HttpOnly; SameSite=Strict; Path=/login"));
-    }
-    response
+    anonymous_form(backend, headers, status, |form_csrf| {
+        render(&Login { nav: Nav::default(), form_csrf, email, error })
+    })
 }
 
 pub(crate) async fn login_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
@@ -250,8 +315,8 @@ pub(crate) async fn login<B: Backend>(
     headers: HeaderMap,
     Form(input): Form<LoginInput>,
 ) -> Response {
-    if cookie(&headers, LOGIN_CSRF_COOKIE).is_none_or(|expected| expected != input.csrf) {
-        let error = Some("the form expired; please try again".to_owned());
+    if !form_csrf_ok(&headers, &input.csrf) {
+        let error = Some(FORM_EXPIRED.to_owned());
         return login_page(&backend, &headers, input.email, error, StatusCode::FORBIDDEN);
     }
     let client =
@@ -269,7 +334,7 @@ pub(crate) async fn login<B: Backend>(
         }
         Err(refusal) => {
             let status = match refusal {
-                LoginRefusal::WrongCredentials => StatusCode::UNAUTHORIZED,
+                LoginRefusal::WrongCredentials | LoginRefusal::Unverified => StatusCode::UNAUTHORIZED,
                 LoginRefusal::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
                 LoginRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
@@ -300,4 +365,142 @@ pub(crate) async fn logout<B: Backend>(
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     set_cookie(&mut response, format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"));
     response
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AccountInput {
+    email: String,
+    #[serde(default)]
+    password: String,
+    csrf: String,
+}
+
+pub(crate) async fn register_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
+    anonymous_form(&backend, &headers, StatusCode::OK, |form_csrf| {
+        render(&Register { nav: Nav::default(), form_csrf, email: String::new(), error: None })
+    })
+}
+
+pub(crate) async fn register<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(input): Form<AccountInput>,
+) -> Response {
+    let refused = |status, error: String, email: String| {
+        anonymous_form(&backend, &headers, status, |form_csrf| {
+            render(&Register { nav: Nav::default(), form_csrf, email, error: Some(error) })
+        })
+    };
+    if !form_csrf_ok(&headers, &input.csrf) {
+        return refused(StatusCode::FORBIDDEN, FORM_EXPIRED.into(), input.email);
+    }
+    match backend.register(&input.email, &input.password).await {
+        Ok(()) => notice(
+            StatusCode::OK,
+            "Check your mail",
+            &format!("We sent a link to {} to confirm the address. Follow it, then log in.", input.email.trim()),
+            None,
+        ),
+        Err(message) => refused(StatusCode::UNPROCESSABLE_ENTITY, message, input.email),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenQuery {
+    token: Option<String>,
+}
+
+pub(crate) async fn verify<B: Backend>(State(backend): State<B>, Query(query): Query<TokenQuery>) -> Response {
+    let Some(token) = query.token.as_deref().and_then(Secret::parse) else {
+        return notice(
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "This link is incomplete; copy it whole from the mail.",
+            None,
+        );
+    };
+    match backend.verify_email(&token).await {
+        Ok(()) => {
+            notice(StatusCode::OK, "Address confirmed", "Thank you. You can log in now.", Some(("/login", "Log in")))
+        }
+        Err(message) => notice(StatusCode::BAD_REQUEST, "Link not valid", &message, None),
+    }
+}
+
+pub(crate) async fn forgot_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
+    anonymous_form(&backend, &headers, StatusCode::OK, |form_csrf| {
+        render(&Forgot { nav: Nav::default(), form_csrf, email: String::new(), error: None })
+    })
+}
+
+pub(crate) async fn forgot<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(input): Form<AccountInput>,
+) -> Response {
+    if !form_csrf_ok(&headers, &input.csrf) {
+        return anonymous_form(&backend, &headers, StatusCode::FORBIDDEN, |form_csrf| {
+            render(&Forgot { nav: Nav::default(), form_csrf, email: input.email, error: Some(FORM_EXPIRED.into()) })
+        });
+    }
+    match backend.request_reset(&input.email).await {
+        // The same answer whether or not the address has an account.
+        Ok(()) => notice(
+            StatusCode::OK,
+            "Check your mail",
+            "If that address has an account, a reset link is on its way; it works once, within the hour.",
+            None,
+        ),
+        Err(message) => notice(StatusCode::SERVICE_UNAVAILABLE, "Not sent", &message, None),
+    }
+}
+
+pub(crate) async fn reset_form<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let token = query.token.unwrap_or_default();
+    anonymous_form(&backend, &headers, StatusCode::OK, |form_csrf| {
+        render(&Reset { nav: Nav::default(), form_csrf, token, error: None })
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetInput {
+    token: String,
+    password: String,
+    csrf: String,
+}
+
+pub(crate) async fn reset<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(input): Form<ResetInput>,
+) -> Response {
+    let refused = |status, error: String, token: String| {
+        anonymous_form(&backend, &headers, status, |form_csrf| {
+            render(&Reset { nav: Nav::default(), form_csrf, token, error: Some(error) })
+        })
+    };
+    if !form_csrf_ok(&headers, &input.csrf) {
+        return refused(StatusCode::FORBIDDEN, FORM_EXPIRED.into(), input.token);
+    }
+    let Some(token) = Secret::parse(&input.token) else {
+        return notice(
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "This link is incomplete; ask for a new one.",
+            Some(("/forgot", "New link")),
+        );
+    };
+    match backend.reset_password(&token, &input.password).await {
+        Ok(()) => notice(
+            StatusCode::OK,
+            "Password changed",
+            "Your other sessions have ended. Log in with the new password.",
+            Some(("/login", "Log in")),
+        ),
+        Err(message) => refused(StatusCode::UNPROCESSABLE_ENTITY, message, input.token),
+    }
 }

@@ -13,6 +13,9 @@ pub struct Config {
     /// Where the HTTP API listens. Loopback by default: put a TLS proxy in
     /// front before exposing it.
     pub http: SocketAddr,
+    /// The address people reach this node's pages at, for links in mails
+    /// (default: `http://` + `http`).
+    pub public_url: Option<String>,
     pub ledger: LedgerConfig,
     pub p2p: P2pConfig,
     pub search: SearchConfig,
@@ -76,6 +79,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             http: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            public_url: None,
             ledger: LedgerConfig::default(),
             p2p: P2pConfig::default(),
             search: SearchConfig::default(),

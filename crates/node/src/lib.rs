@@ -80,6 +80,8 @@ pub struct NodeOptions {
     /// How long a hold lasts when the request does not say.
     pub hold_ms_default: i64,
     pub search: config::SearchConfig,
+    /// Where people reach the pages, for links in mails.
+    pub public_url: String,
 }
 
 impl Default for NodeOptions {
@@ -96,6 +98,7 @@ impl From<&Config> for NodeOptions {
             replication: caravan_replication::Config::default(),
             hold_ms_default: config.ledger.hold_seconds_default as i64 * 1000,
             search: config.search.clone(),
+            public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.http)),
         }
     }
 }
@@ -136,6 +139,7 @@ struct Inner {
     /// Bookings whose saga task is running.
     running_bookings: Mutex<std::collections::HashSet<u64>>,
     hold_ms_default: i64,
+    public_url: String,
     /// Becomes true at shutdown: saga tasks stop at their next step (their
     /// state is durable) and resume at the next start.
     saga_stop: tokio::sync::watch::Sender<bool>,
@@ -225,6 +229,7 @@ impl Node {
             next_booking_id: next_booking_id.into(),
             running_bookings: Mutex::default(),
             hold_ms_default: options.hold_ms_default,
+            public_url: options.public_url.clone(),
             saga_stop: tokio::sync::watch::channel(false).0,
         };
         Ok(Node { inner: Arc::new(inner) })
@@ -384,6 +389,39 @@ impl Node {
         }
     }
 }
+
+/// What a person may read of an account error; storage failures are
+/// logged, not shown.
+fn user_message(error: accounts::AccountsError) -> String {
+    match error {
+        accounts::AccountsError::Store(error) => {
+            tracing::error!(%error, "account storage failed");
+            "the service is unavailable; try again".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl Node {
+    /// Sends a mail: written to the data directory's `outbox/` (one file
+    /// each) and logged; SMTP delivery is not built yet.
+    fn deliver(&self, mail: Result<Option<accounts::Mail>, accounts::AccountsError>) -> Result<(), String> {
+        let Some(mail) = mail.map_err(user_message)? else { return Ok(()) };
+        let outbox = self.inner.db_path.parent().expect("the database lives in the data directory").join(OUTBOX_DIR);
+        let name = format!("{}-{:08x}.eml", self.now().ms(), rand::random::<u32>());
+        let text = format!("To: {}\nSubject: {}\n\n{}", mail.to, mail.subject, mail.body);
+        let written = std::fs::create_dir_all(&outbox).and_then(|()| std::fs::write(outbox.join(&name), text));
+        if let Err(error) = written {
+            tracing::error!(%error, "mail not written to the outbox");
+            return Err("the mail could not be sent; try again".into());
+        }
+        tracing::info!(to = %mail.to, subject = %mail.subject, file = %name, "mail written to the outbox");
+        Ok(())
+    }
+}
+
+/// Mails wait here, one file each, when no SMTP server is configured.
+pub const OUTBOX_DIR: &str = "outbox";
 
 struct StoppedOnDrop(tokio::sync::watch::Sender<bool>);
 
@@ -641,6 +679,7 @@ impl Backend for Node {
             }
             Err(accounts::AccountsError::Throttled(seconds)) => Err(LoginRefusal::Throttled(seconds)),
             Err(accounts::AccountsError::WrongCredentials) => Err(LoginRefusal::WrongCredentials),
+            Err(accounts::AccountsError::Unverified) => Err(LoginRefusal::Unverified),
             Err(other) => Err(LoginRefusal::Unavailable(other.to_string())),
         }
     }
@@ -659,6 +698,31 @@ impl Backend for Node {
             Ok(Some(caravan_accounts::Principal { user: user.id, email: user.email, role }))
         };
         tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+    }
+
+    async fn register(&self, email: &str, password: &str) -> Result<(), String> {
+        let (email, password, url, now) =
+            (email.to_owned(), password.to_owned(), self.inner.public_url.clone(), self.now());
+        let mail = self.write(move |conn| accounts::register(conn, &email, &password, &url, now)).await;
+        self.deliver(mail.map(Some))
+    }
+
+    async fn verify_email(&self, token: &caravan_accounts::token::Secret) -> Result<(), String> {
+        let (token, now) = (token.clone(), self.now());
+        let verified = self.write(move |conn| accounts::verify_email(conn, &token, now)).await;
+        verified.map(|_| ()).map_err(user_message)
+    }
+
+    async fn request_reset(&self, email: &str) -> Result<(), String> {
+        let (email, url, now) = (email.to_owned(), self.inner.public_url.clone(), self.now());
+        let mail = self.write(move |conn| accounts::request_reset(conn, &email, &url, now)).await;
+        self.deliver(mail)
+    }
+
+    async fn reset_password(&self, token: &caravan_accounts::token::Secret, password: &str) -> Result<(), String> {
+        let (token, password, now) = (token.clone(), password.to_owned(), self.now());
+        let reset = self.write(move |conn| accounts::reset_password(conn, &token, &password, now)).await;
+        reset.map(|_| ()).map_err(user_message)
     }
 
     async fn logout(&self, session: &caravan_accounts::token::Secret) -> Result<(), String> {

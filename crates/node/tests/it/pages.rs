@@ -161,3 +161,58 @@ async fn repeated_wrong_passwords_are_throttled() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{html}");
     assert!(html.contains("try again in"), "{html}");
 }
+
+/// The link token of the newest mail in the node's outbox to `to`.
+fn mailed_token(t: &TestNode, to: &str) -> String {
+    let outbox = t.dir.path().join(caravan_node::OUTBOX_DIR);
+    let mut mails: Vec<_> = std::fs::read_dir(&outbox).unwrap().map(|e| e.unwrap().path()).collect();
+    mails.sort();
+    let text = mails
+        .iter()
+        .rev()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .find(|m| m.contains(&format!("To: {to}")))
+        .unwrap();
+    let start = text.find("token=").expect("a link") + "token=".len();
+    text[start..start + 64].to_owned()
+}
+
+#[tokio::test]
+async fn register_verify_log_in_and_reset_a_password_once() {
+    let t = TestNode::start();
+    let (_, set, html) = browse(&t, "GET", "/register", "", None).await;
+    let (cookie, csrf) = (pair(&set[0]), hidden_csrf(&html));
+    let form = format!("email=grace%40example.org&password=a+long+enough+phrase&csrf={csrf}");
+    let (status, _, html) = browse(&t, "POST", "/register", "", Some(&form)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF cookie: {html}");
+    let (status, _, html) = browse(&t, "POST", "/register", &cookie, Some(&form)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Check your mail"), "{html}");
+
+    let login = format!("email=grace%40example.org&password=a+long+enough+phrase&csrf={csrf}");
+    let (status, _, html) = browse(&t, "POST", "/login", &cookie, Some(&login)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("confirm your email address first"), "{html}");
+    let token = mailed_token(&t, "grace@example.org");
+    let (status, _, html) = browse(&t, "GET", &format!("/verify?token={token}"), "", None).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let (status, _, _) = browse(&t, "GET", &format!("/verify?token={token}"), "", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a verification link works once");
+    assert_eq!(browse(&t, "POST", "/login", &cookie, Some(&login)).await.0, StatusCode::SEE_OTHER);
+
+    // Forgotten password: the same answer for a stranger's address.
+    let (_, _, stranger) =
+        browse(&t, "POST", "/forgot", &cookie, Some(&format!("email=nobody%40example.org&csrf={csrf}"))).await;
+    let (_, _, grace) =
+        browse(&t, "POST", "/forgot", &cookie, Some(&format!("email=grace%40example.org&csrf={csrf}"))).await;
+    assert_eq!(stranger, grace);
+    let reset = mailed_token(&t, "grace@example.org");
+    let new = format!("token={reset}&password=a+brand+new+phrase&csrf={csrf}");
+    let (status, _, html) = browse(&t, "POST", "/reset", &cookie, Some(&new)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let (status, _, html) = browse(&t, "POST", "/reset", &cookie, Some(&new)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a reset token works once");
+    assert!(html.contains("used up or expired"), "{html}");
+    let relogin = format!("email=grace%40example.org&password=a+brand+new+phrase&csrf={csrf}");
+    assert_eq!(browse(&t, "POST", "/login", &cookie, Some(&relogin)).await.0, StatusCode::SEE_OTHER);
+}
