@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use caravan_accounts::{Principal, Role};
-use caravan_booking::agency::{Booking, BookingError, NewBooking, Traveller};
+use caravan_booking::agency::{Booking, BookingError, Decision, NewBooking, Traveller};
 use caravan_booking::{HoldSpec, PartStatus, Phase};
 use caravan_model::{Date, GeoPoint, ListingDetails, Money, Timestamp};
 use caravan_records::Origin;
@@ -299,6 +299,10 @@ pub async fn search_trips<B: Backend>(
 pub struct BookingInput {
     traveller: Traveller,
     parts: Vec<BookingPartInput>,
+    /// Hold every part and wait for `POST …/confirm` (before the holds
+    /// expire) instead of confirming at once.
+    #[serde(default)]
+    hold_only: bool,
 }
 
 /// One part: the owner's origin (hex) and a hold as `POST /api/v1/holds` takes it.
@@ -312,7 +316,7 @@ pub struct BookingPartInput {
 #[derive(Debug, Serialize)]
 pub struct BookingView {
     id: u64,
-    /// holding, confirming, releasing, confirmed, failed, cancelling, cancelled.
+    /// holding, held (waiting for confirm), confirming, releasing, confirmed, failed, cancelling, cancelled.
     state: &'static str,
     traveller: Traveller,
     parts: Vec<BookingPartView>,
@@ -321,6 +325,9 @@ pub struct BookingView {
     penalties: Vec<MoneyView>,
     created_at: String,
     updated_at: String,
+    /// While held: when the first hold expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_until: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -399,6 +406,7 @@ fn booking_view(booking: &Booking) -> BookingView {
         penalties: views(penalties),
         created_at: rfc3339(saga.created_at),
         updated_at: rfc3339(saga.updated_at),
+        held_until: (saga.phase == Phase::Held).then(|| saga.held_until().map(rfc3339)).flatten(),
     }
 }
 
@@ -446,7 +454,13 @@ pub async fn create_booking<B: Backend>(
         };
         parts.push((origin, spec));
     }
-    let new = NewBooking { client_key, user: Some(caller.user), traveller: input.traveller, parts };
+    let new = NewBooking {
+        client_key,
+        user: Some(caller.user),
+        traveller: input.traveller,
+        parts,
+        wait_to_confirm: input.hold_only,
+    };
     let booking = backend.create_booking(new).await?;
     Ok(booking_response(&booking))
 }
@@ -494,7 +508,22 @@ pub async fn cancel_booking<B: Backend>(
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Response> {
     let Path(id) = path?;
-    own_booking(&backend, &caller, id).await?;
+    // A booking still held is let go; a confirmed one is cancelled at every owner.
+    if own_booking(&backend, &caller, id).await?.saga.phase == Phase::Held {
+        let booking = backend.decide_booking(id, Decision::Release).await?;
+        return Ok((StatusCode::OK, Json(booking_view(&booking))).into_response());
+    }
     let booking = backend.cancel_booking(id).await?;
     Ok((StatusCode::OK, Json(booking_view(&booking))).into_response())
+}
+
+pub async fn confirm_booking<B: Backend>(
+    State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
+    path: std::result::Result<Path<u64>, PathRejection>,
+) -> Result<Response> {
+    let Path(id) = path?;
+    own_booking(&backend, &caller, id).await?;
+    let booking = backend.decide_booking(id, Decision::Confirm).await?;
+    Ok(booking_response(&booking))
 }

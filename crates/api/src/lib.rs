@@ -112,6 +112,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), String>> + Send;
     /// Ends a session.
     fn logout(&self, session: &caravan_accounts::token::Secret) -> impl Future<Output = Result<(), String>> + Send;
+    /// The traveller confirms (or lets go of) a booking held for them.
+    fn decide_booking(
+        &self,
+        id: u64,
+        decision: caravan_booking::agency::Decision,
+    ) -> impl Future<Output = Result<Booking, BookingError>> + Send;
     /// Cancels a confirmed booking at every owner.
     fn cancel_booking(&self, id: u64) -> impl Future<Output = Result<Booking, BookingError>> + Send;
     /// This node's own records with a version above `after_version`, oldest first.

@@ -117,8 +117,16 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/bookings/{id}", "One booking with each part's status and receipt", None, 200, "Booking"),
     op(
         "post",
+        "/api/v1/bookings/{id}/confirm",
+        "Confirm a booking made with hold_only, before its holds expire",
+        None,
+        201,
+        "Booking",
+    ),
+    op(
+        "post",
         "/api/v1/bookings/{id}/cancel",
-        "Cancel a confirmed booking at every owner; penalties are in the answer",
+        "Cancel a confirmed booking at every owner (penalties in the answer), or let a held one go",
         None,
         200,
         "Booking",

@@ -69,6 +69,7 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/api/v1/search/trips", get(agency::search_trips::<B>))
         .route("/api/v1/bookings", get(agency::list_bookings::<B>).post(agency::create_booking::<B>))
         .route("/api/v1/bookings/{id}", get(agency::get_booking::<B>))
+        .route("/api/v1/bookings/{id}/confirm", post(agency::confirm_booking::<B>))
         .route("/api/v1/bookings/{id}/cancel", post(agency::cancel_booking::<B>))
         .route("/api/v1/records", get(export_records::<B>))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })

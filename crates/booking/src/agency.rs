@@ -14,6 +14,16 @@ pub struct NewBooking {
     pub user: Option<u64>,
     pub traveller: Traveller,
     pub parts: Vec<(Origin, HoldSpec)>,
+    /// Hold every part, then wait for [`Decision::Confirm`] (a traveller
+    /// watching a countdown) instead of confirming at once.
+    pub wait_to_confirm: bool,
+}
+
+/// What a traveller decides about a held booking.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Decision {
+    Confirm,
+    Release,
 }
 
 /// A booking as the API shows it.

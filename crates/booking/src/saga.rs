@@ -9,6 +9,10 @@
 //!   Holding ──all held──► Confirming ──all confirmed──► Confirmed ──traveller cancels──► Cancelling ──► Cancelled
 //!      │ a part refused        │ a confirmation failed
 //!      └──────────────► Releasing ◄───┘  (cancel every held or confirmed part) ──► Failed
+//!
+//! A saga made to wait (`Saga::waiting`) stops in `Held` once every part
+//! is held, until the traveller confirms (→ `Confirming`) or lets go, or
+//! a hold expires (→ `Releasing`).
 //! ```
 //!
 //! Every request carries an idempotency key derived from the saga id, the
@@ -35,6 +39,8 @@ const RETRY_MS_MAX: i64 = 10_000;
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Phase {
     Holding,
+    /// Every part held; waiting for the traveller to confirm.
+    Held,
     Confirming,
     Releasing,
     Confirmed,
@@ -47,6 +53,7 @@ impl Phase {
     pub fn name(self) -> &'static str {
         match self {
             Phase::Holding => "holding",
+            Phase::Held => "held",
             Phase::Confirming => "confirming",
             Phase::Releasing => "releasing",
             Phase::Confirmed => "confirmed",
@@ -147,6 +154,8 @@ pub struct Saga {
     pub parts: Vec<Part>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Stop in `Held` and wait for the traveller instead of confirming at once.
+    pub wait_to_confirm: bool,
 }
 
 /// One request to send: to the owner of `part`.
@@ -171,7 +180,39 @@ const NOT_LIVE: [&str; 3] = ["hold_expired", "hold_not_live", "unknown_hold"];
 
 impl Saga {
     pub fn new(id: u64, nonce: u64, parts: Vec<Part>, now: Timestamp) -> Saga {
-        Saga { id, nonce, phase: Phase::Holding, parts, created_at: now, updated_at: now }
+        Saga { id, nonce, phase: Phase::Holding, parts, created_at: now, updated_at: now, wait_to_confirm: false }
+    }
+
+    /// A saga that holds every part, then waits in `Held` for
+    /// [`Saga::confirm`] (a traveller watching a countdown).
+    pub fn waiting(id: u64, nonce: u64, parts: Vec<Part>, now: Timestamp) -> Saga {
+        Saga { wait_to_confirm: true, ..Saga::new(id, nonce, parts, now) }
+    }
+
+    /// The traveller confirms a held booking. False unless it is `Held`.
+    pub fn confirm(&mut self, now: Timestamp) -> bool {
+        self.advance(now);
+        if self.phase != Phase::Held {
+            return false;
+        }
+        self.phase = Phase::Confirming;
+        self.updated_at = now;
+        true
+    }
+
+    /// The traveller lets a held booking go. False unless it is `Held`.
+    pub fn release(&mut self, now: Timestamp) -> bool {
+        if self.phase != Phase::Held {
+            return false;
+        }
+        self.phase = Phase::Releasing;
+        self.updated_at = now;
+        true
+    }
+
+    /// When the first hold of a held booking expires.
+    pub fn held_until(&self) -> Option<Timestamp> {
+        self.parts.iter().filter(|p| p.status == PartStatus::Held).filter_map(|p| p.expires_at).min()
     }
 
     fn key(&self, part: usize, op: &str) -> String {
@@ -294,7 +335,10 @@ impl Saga {
         let none_pending = self.parts.iter().all(|p| p.status != PartStatus::New);
         let none_holding = self.parts.iter().all(|p| !p.status.holds_something());
         self.phase = match self.phase {
+            Phase::Holding if all(PartStatus::Held) && self.wait_to_confirm => Phase::Held,
             Phase::Holding if all(PartStatus::Held) => Phase::Confirming,
+            // A hold ran out while the traveller was deciding.
+            Phase::Held if any_failed => Phase::Releasing,
             Phase::Holding if any_failed && none_pending => Phase::Releasing,
             Phase::Confirming if all(PartStatus::Confirmed) => Phase::Confirmed,
             Phase::Confirming if any_failed && !self.parts.iter().any(|p| p.status == PartStatus::Held) => {

@@ -138,6 +138,8 @@ struct Inner {
     next_booking_id: std::sync::atomic::AtomicU64,
     /// Bookings whose saga task is running.
     running_bookings: Mutex<std::collections::HashSet<u64>>,
+    /// Held bookings waiting for their traveller: how to reach their task.
+    deciders: Mutex<std::collections::HashMap<u64, mpsc::Sender<sagas::DecisionCall>>>,
     hold_ms_default: i64,
     public_url: String,
     /// Becomes true at shutdown: saga tasks stop at their next step (their
@@ -228,6 +230,7 @@ impl Node {
             calls_in_flight: tokio::sync::Semaphore::new(booking::CALLS_IN_FLIGHT_MAX),
             next_booking_id: next_booking_id.into(),
             running_bookings: Mutex::default(),
+            deciders: Mutex::default(),
             hold_ms_default: options.hold_ms_default,
             public_url: options.public_url.clone(),
             saga_stop: tokio::sync::watch::channel(false).0,
@@ -738,6 +741,14 @@ impl Backend for Node {
             caravan_store::users::managed_by(&conn, user).map_err(|e| e.to_string())
         };
         tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+    }
+
+    async fn decide_booking(
+        &self,
+        id: u64,
+        decision: agency::Decision,
+    ) -> Result<agency::Booking, agency::BookingError> {
+        self.decide_agency_booking(id, decision).await
     }
 
     async fn cancel_booking(&self, id: u64) -> Result<agency::Booking, agency::BookingError> {

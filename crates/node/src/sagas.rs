@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use caravan_booking::agency::{Booking, BookingError, NewBooking, Traveller};
+use caravan_booking::agency::{Booking, BookingError, Decision, NewBooking, Traveller};
 use caravan_booking::saga::PARTS_MAX;
 use caravan_booking::{Part, Phase, Saga};
 use caravan_model::Timestamp;
 use caravan_store::agency::BookingRow;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::Node;
 use caravan_api::Backend;
@@ -86,7 +86,10 @@ impl Node {
         }
         let id = self.inner.next_booking_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let parts = new.parts.into_iter().map(|(origin, spec)| Part::new(origin, spec)).collect();
-        let saga = Saga::new(id, rand::random(), parts, self.now());
+        let saga = match new.wait_to_confirm {
+            true => Saga::waiting(id, rand::random(), parts, self.now()),
+            false => Saga::new(id, rand::random(), parts, self.now()),
+        };
         let holder = Holder { traveller: new.traveller, client_key: new.client_key, user: new.user };
         if let Err(error) = self.save_booking(encode(&saga, &holder)).await {
             // The same key sent twice at once: the first one made it.
@@ -100,6 +103,20 @@ impl Node {
         let (done, finished) = oneshot::channel();
         self.inner.running_bookings.lock().expect("running lock").insert(id);
         tokio::spawn(drive(self.clone(), saga, holder, Some(done)));
+        self.wait_for(id, finished).await
+    }
+
+    /// Hands the traveller's decision to a held booking's task and waits
+    /// (up to [`BOOKING_WAIT_MS`]) for the booking to end.
+    pub async fn decide_agency_booking(&self, id: u64, decision: Decision) -> Result<Booking, BookingError> {
+        let decider = self.inner.deciders.lock().expect("deciders lock").get(&id).cloned();
+        let Some(decider) = decider else {
+            let booking = self.agency_booking(id).await?.ok_or(BookingError::NotFound(id))?;
+            return Err(BookingError::Conflict(format!("booking {id} is {}, not held", booking.saga.phase.name())));
+        };
+        let (reply, finished) = oneshot::channel();
+        let stopping = || BookingError::Unavailable("the booking's task is stopping".into());
+        decider.send(DecisionCall { decision, reply }).await.map_err(|_| stopping())?;
         self.wait_for(id, finished).await
     }
 
@@ -200,6 +217,17 @@ impl Node {
     }
 }
 
+/// A traveller's decision on its way to a held booking's task.
+#[derive(Debug)]
+pub(crate) struct DecisionCall {
+    decision: Decision,
+    /// Gets the booking once it has ended (or at once, if it could not be decided).
+    reply: oneshot::Sender<Booking>,
+}
+
+/// Waiting bookings that may be decided at once.
+const DECISIONS_MAX: usize = 4;
+
 enum BookingKey {
     Id(u64),
     Client(String),
@@ -207,8 +235,10 @@ enum BookingKey {
 
 /// Runs a saga to its end: the steps due now in parallel, their outcomes
 /// applied, the new state made durable before the next steps go out.
-async fn drive(node: Node, mut saga: Saga, holder: Holder, done: Option<oneshot::Sender<Booking>>) {
+async fn drive(node: Node, mut saga: Saga, holder: Holder, mut done: Option<oneshot::Sender<Booking>>) {
     let id = saga.id;
+    // While `Held`, the traveller's decisions arrive here.
+    let mut decisions: Option<mpsc::Receiver<DecisionCall>> = None;
     let mut stop = node.inner.saga_stop.subscribe();
     // Whether the saga changed since it was last made durable.
     let mut dirty = false;
@@ -228,6 +258,7 @@ async fn drive(node: Node, mut saga: Saga, holder: Holder, done: Option<oneshot:
             // at the next start, with the same idempotency keys).
             tracing::info!(booking = id, phase = saga.phase.name(), "booking paused for shutdown");
             node.inner.running_bookings.lock().expect("running lock").remove(&id);
+            node.inner.deciders.lock().expect("deciders lock").remove(&id);
             return;
         }
         if dirty {
@@ -237,12 +268,43 @@ async fn drive(node: Node, mut saga: Saga, holder: Holder, done: Option<oneshot:
         let before = saga.clone();
         let now = node.now();
         saga.advance(now);
+        if saga.phase == Phase::Held {
+            // The traveller sees the hold now; their decision comes later.
+            if let Some(waiter) = done.take() {
+                let _ = waiter.send(booking(saga.clone(), holder.clone()));
+            }
+            if decisions.is_none() {
+                let (sender, receiver) = mpsc::channel(DECISIONS_MAX);
+                node.inner.deciders.lock().expect("deciders lock").insert(id, sender);
+                decisions = Some(receiver);
+            }
+        } else if decisions.take().is_some() {
+            node.inner.deciders.lock().expect("deciders lock").remove(&id);
+        }
         let steps = saga.next_steps(now);
-        if steps.is_empty() && !saga.phase.is_terminal() {
+        if steps.is_empty() && !saga.phase.is_terminal() && saga == before {
             let wait = saga.next_wakeup().map_or(IDLE_MS as i64, |at| at.ms() - now.ms()).clamp(1, IDLE_MS as i64);
+            let decided = async {
+                match decisions.as_mut() {
+                    Some(receiver) => receiver.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
                 _ = stop.changed() => {}
+                Some(call) = decided => {
+                    let now = node.now();
+                    let taken = match call.decision {
+                        Decision::Confirm => saga.confirm(now),
+                        Decision::Release => saga.release(now),
+                    };
+                    if taken {
+                        done = Some(call.reply);
+                    } else {
+                        let _ = call.reply.send(booking(saga.clone(), holder.clone()));
+                    }
+                }
             }
         }
         let mut calls = tokio::task::JoinSet::new();
@@ -261,6 +323,7 @@ async fn drive(node: Node, mut saga: Saga, holder: Holder, done: Option<oneshot:
         dirty = saga != before;
     }
     node.inner.running_bookings.lock().expect("running lock").remove(&id);
+    node.inner.deciders.lock().expect("deciders lock").remove(&id);
     tracing::debug!(booking = id, phase = saga.phase.name(), "booking ended");
     if let Some(done) = done {
         let _ = done.send(booking(saga, holder));

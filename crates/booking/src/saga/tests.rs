@@ -249,3 +249,30 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_waiting_saga_holds_then_confirms_on_request_or_lets_go_at_expiry() {
+    let mut owners = owners(2);
+    let parts = owners.iter().enumerate().map(|(i, o)| Part::new(o.origin(), spec(i))).collect();
+    let now = 1_000i64;
+    let mut saga = Saga::waiting(3, 3, parts, Timestamp(now));
+    let drive = |saga: &mut Saga, owners: &mut [FakeOwner], now: i64| {
+        for step in saga.next_steps(Timestamp(now)) {
+            let outcome = owners[step.part].handle(&step.request, &saga.parts[step.part].spec, now);
+            saga.apply(step.part, &step.request.op, outcome, Timestamp(now));
+        }
+    };
+    drive(&mut saga, &mut owners, now);
+    assert_eq!(saga.phase, Phase::Held);
+    assert_eq!(saga.held_until(), Some(Timestamp(now + TTL_MS)));
+    assert!(saga.next_steps(Timestamp(now)).is_empty(), "nothing happens while the traveller decides");
+    let mut expired = saga.clone();
+    assert!(saga.confirm(Timestamp(now + 10)));
+    drive(&mut saga, &mut owners, now + 10);
+    assert_eq!(saga.phase, Phase::Confirmed);
+
+    // Too late: the holds ran out, so confirming is refused and they are released.
+    let late = Timestamp(now + TTL_MS);
+    assert!(!expired.confirm(late));
+    assert_eq!(expired.phase, Phase::Failed);
+}

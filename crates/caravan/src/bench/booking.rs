@@ -149,7 +149,16 @@ pub fn run(args: &BookingBench) -> anyhow::Result<Map<String, Value>> {
                         phone: None,
                     };
                     let one = Instant::now();
-                    match agency.create_booking(NewBooking { client_key: None, user: None, traveller, parts }).await {
+                    match agency
+                        .create_booking(NewBooking {
+                            client_key: None,
+                            user: None,
+                            traveller,
+                            parts,
+                            wait_to_confirm: false,
+                        })
+                        .await
+                    {
                         Ok(booking) if booking.saga.phase == Phase::Confirmed => {
                             latencies.push(one.elapsed().as_secs_f64() * 1000.0)
                         }

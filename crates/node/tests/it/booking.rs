@@ -469,3 +469,36 @@ async fn bad_bookings_get_clear_answers() {
     let (status, body) = net.agency.call("GET", "/api/v1/search/trips?from=GVA&to=ANC&date=tomorrow", None).await;
     assert_eq!(status.as_u16() / 100, 4, "{body}");
 }
+
+#[tokio::test]
+async fn a_held_booking_waits_for_its_traveller() {
+    let t = TestNode::start();
+    let id = t.hotel(2).await;
+    let origin = caravan_api::Backend::origin(&t.node).to_hex();
+    let booking = |hold_only: bool| {
+        json!({
+            "traveller": { "name": "Ada", "email": "ada@example.org" },
+            "parts": [{ "origin": origin, "listing": id, "check_in": day(2), "check_out": day(3) }],
+            "hold_only": hold_only
+        })
+    };
+    let (status, held) = t.call("POST", "/api/v1/bookings", Some(booking(true))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{held}");
+    assert_eq!(held["state"], "held");
+    assert!(held["held_until"].as_str().is_some(), "{held}");
+    let path = format!("/api/v1/bookings/{}", held["id"]);
+    let (status, confirmed) = t.call("POST", &format!("{path}/confirm"), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{confirmed}");
+    assert_eq!(confirmed["state"], "confirmed");
+    let (status, body) = t.call("POST", &format!("{path}/confirm"), None).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+
+    // Letting a held booking go releases its holds at once.
+    let (_, held) = t.call("POST", "/api/v1/bookings", Some(booking(true))).await;
+    let (status, released) = t.call("POST", &format!("/api/v1/bookings/{}/cancel", held["id"]), None).await;
+    assert_eq!(status, StatusCode::OK, "{released}");
+    assert_eq!(released["state"], "failed");
+    assert_eq!(released["parts"][0]["status"], "released", "{released}");
+    let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(2), day(3)), None).await;
+    assert_eq!((ari["days"][0]["held"].as_u64(), ari["days"][0]["booked"].as_u64()), (Some(0), Some(1)), "{ari}");
+}
