@@ -120,6 +120,9 @@ pub struct StayOfferView {
     pub(crate) nights: Vec<MoneyView>,
     pub(crate) units_left: u32,
     pub(crate) cancellation: CancellationView,
+    /// The parts to book this offer, as the pages' booking form carries them.
+    #[serde(skip)]
+    pub(crate) book_parts: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,6 +163,15 @@ pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option
         nights: offer.price.nights.iter().map(|m| (*m).into()).collect(),
         units_left: offer.price.units_left,
         cancellation: cancellation_view(&offer.listing, offer.listing.start_on(query.check_in)),
+        book_parts: crate::pages::BookPart::Stay {
+            origin: offer.origin,
+            listing: offer.listing.id.to_string(),
+            check_in: query.check_in,
+            check_out: query.check_out,
+            units: query.units.max(1),
+            guests: query.guests,
+        }
+        .encode(),
     })
 }
 
@@ -193,6 +205,9 @@ pub struct ItineraryView {
     pub(crate) duration_minutes: i64,
     pub(crate) totals: Vec<MoneyView>,
     pub(crate) legs: Vec<TripLegView>,
+    /// The parts to book this itinerary, as the pages' booking form carries them.
+    #[serde(skip)]
+    pub(crate) book_parts: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -215,7 +230,7 @@ pub struct TripLegView {
     pub(crate) cancellation: CancellationView,
 }
 
-pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>) -> ItineraryView {
+pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>, seats: u32) -> ItineraryView {
     let legs = itinerary
         .legs
         .iter()
@@ -252,6 +267,12 @@ pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>) -> ItineraryView {
         duration_minutes: (itinerary.arrives.ms() - itinerary.departs.ms()) / 60_000,
         totals: itinerary.totals.iter().map(|m| (*m).into()).collect(),
         legs,
+        book_parts: crate::pages::BookPart::encode_all(itinerary.legs.iter().map(|leg| crate::pages::BookPart::Trip {
+            origin: leg.origin,
+            listing: leg.listing.id.to_string(),
+            departure: leg.departure_date,
+            seats,
+        })),
     }
 }
 
@@ -291,7 +312,8 @@ pub async fn search_trips<B: Backend>(
 ) -> Result<Json<serde_json::Value>> {
     let Query(params) = params?;
     let query = params.query()?;
-    let views: Vec<ItineraryView> = backend.search_trips(&query).iter().map(itinerary_view).collect();
+    let views: Vec<ItineraryView> =
+        backend.search_trips(&query).iter().map(|i| itinerary_view(i, query.seats)).collect();
     Ok(Json(json!({ "itineraries": views })))
 }
 
@@ -315,52 +337,52 @@ pub struct BookingPartInput {
 
 #[derive(Debug, Serialize)]
 pub struct BookingView {
-    id: u64,
+    pub(crate) id: u64,
     /// holding, held (waiting for confirm), confirming, releasing, confirmed, failed, cancelling, cancelled.
-    state: &'static str,
-    traveller: Traveller,
-    parts: Vec<BookingPartView>,
-    totals: Vec<MoneyView>,
+    pub(crate) state: &'static str,
+    pub(crate) traveller: Traveller,
+    pub(crate) parts: Vec<BookingPartView>,
+    pub(crate) totals: Vec<MoneyView>,
     /// Penalties charged by cancellations, per currency.
-    penalties: Vec<MoneyView>,
-    created_at: String,
-    updated_at: String,
+    pub(crate) penalties: Vec<MoneyView>,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
     /// While held: when the first hold expires.
     #[serde(skip_serializing_if = "Option::is_none")]
-    held_until: Option<String>,
+    pub(crate) held_until: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct BookingPartView {
-    origin: String,
-    listing: String,
+    pub(crate) origin: String,
+    pub(crate) listing: String,
     /// new, held, confirmed, released, refused, abandoned, cancelled.
-    status: &'static str,
+    pub(crate) status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    hold_id: Option<u64>,
+    pub(crate) hold_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    total: Option<MoneyView>,
+    pub(crate) total: Option<MoneyView>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    penalty: Option<MoneyView>,
+    pub(crate) penalty: Option<MoneyView>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
+    pub(crate) expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    refusal: Option<RefusalView>,
+    pub(crate) refusal: Option<RefusalView>,
     /// The owner's signed receipt (hex of the encoded `SignedReceipt` parts).
     #[serde(skip_serializing_if = "Option::is_none")]
-    receipt: Option<ReceiptView>,
+    pub(crate) receipt: Option<ReceiptView>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct RefusalView {
-    code: String,
-    message: String,
+    pub(crate) code: String,
+    pub(crate) message: String,
 }
 
 #[derive(Debug, Serialize)]
 pub struct ReceiptView {
-    receipt: String,
-    signature: String,
+    pub(crate) receipt: String,
+    pub(crate) signature: String,
 }
 
 fn money(currency: &Option<String>, amount: i64) -> Option<MoneyView> {
@@ -368,7 +390,7 @@ fn money(currency: &Option<String>, amount: i64) -> Option<MoneyView> {
     Some(Money::new(amount, currency).into())
 }
 
-fn booking_view(booking: &Booking) -> BookingView {
+pub(crate) fn booking_view(booking: &Booking) -> BookingView {
     let saga = &booking.saga;
     let parts = saga
         .parts

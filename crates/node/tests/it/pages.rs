@@ -216,3 +216,67 @@ async fn register_verify_log_in_and_reset_a_password_once() {
     let relogin = format!("email=grace%40example.org&password=a+brand+new+phrase&csrf={csrf}");
     assert_eq!(browse(&t, "POST", "/login", &cookie, Some(&relogin)).await.0, StatusCode::SEE_OTHER);
 }
+
+/// Logs Ada in; her session cookie.
+async fn ada_session(t: &TestNode) -> String {
+    make_traveller(t).await;
+    let (_, set, html) = browse(t, "GET", "/login", "", None).await;
+    let (cookie, csrf) = (pair(&set[0]), hidden_csrf(&html));
+    let form = format!("email=ada%40example.org&password=a+long+enough+phrase&csrf={csrf}");
+    let (status, set, _) = browse(t, "POST", "/login", &cookie, Some(&form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    pair(&set[0])
+}
+
+#[tokio::test]
+async fn a_traveller_holds_sees_the_countdown_confirms_and_finds_the_booking() {
+    let t = TestNode::start();
+    t.hotel(3).await;
+    let session = ada_session(&t).await;
+    let search = format!("/stays?city=annecy&check_in={}&check_out={}&guests=2", day(2), day(4));
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = browse(&t, "GET", &search, &session, None).await.2;
+        if html.contains("/book?parts=") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let start = html.find("/book?parts=").expect("a Book link");
+    let book_link = html[start..].split('"').next().unwrap().to_owned();
+    assert_eq!(browse(&t, "GET", &book_link, "", None).await.0, StatusCode::SEE_OTHER, "booking needs a login");
+
+    let (status, _, form) = browse(&t, "GET", &book_link, &session, None).await;
+    assert_eq!(status, StatusCode::OK, "{form}");
+    let csrf = hidden_csrf(&form);
+    let parts = &book_link["/book?parts=".len()..];
+    let details = format!("csrf={csrf}&parts={parts}&name=Ada+Lovelace&email=ada%40example.org&phone=");
+    let (status, _, body) =
+        browse(&t, "POST", "/book", &session, Some(&format!("csrf=forged&parts={parts}&name=A&email=a%40b.c"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let response = {
+        let request = Request::post("/book")
+            .header("authorization", "anonymous")
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(details))
+            .unwrap();
+        caravan_api::router(t.node.clone()).oneshot(request).await.unwrap()
+    };
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let page_path = response.headers()["location"].to_str().unwrap().to_owned();
+    let (_, _, held) = browse(&t, "GET", &page_path, &session, None).await;
+    assert!(held.contains("Held for you until") && held.contains("Confirm and book"), "{held}");
+
+    let csrf = hidden_csrf(&held);
+    let (status, _, _) =
+        browse(&t, "POST", &format!("{page_path}/confirm"), &session, Some(&format!("csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, confirmed) = browse(&t, "GET", &page_path, &session, None).await;
+    assert!(confirmed.contains(": confirmed") && confirmed.contains("200.00 EUR"), "{confirmed}");
+    let (_, _, mine) = browse(&t, "GET", "/bookings", &session, None).await;
+    assert!(mine.contains(&format!("href=\"{page_path}\"")), "{mine}");
+    // Someone else's booking is not there for another account.
+    let (status, _, _) = browse(&t, "GET", &page_path, "caravan_session=00", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "no session: log in first");
+}
