@@ -32,6 +32,18 @@ pub enum Command {
     /// Manage the node's accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// A small travel network on this machine: two agencies, four providers, sample services and logins.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where the first agency's pages are served; the other nodes take the ports after it.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub http: SocketAddr,
+    /// The nodes' data directories go here (kept between runs).
+    #[arg(long, default_value = "caravan-demo")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@
 mod bench;
 mod cli;
 mod cluster;
+mod demo;
 mod load;
 
 use anyhow::Context;
@@ -48,6 +49,7 @@ fn run(args: cli::Args) -> anyhow::Result<()> {
         cli::Command::Bench(bench) => bench::run(bench),
         cli::Command::User(cli::UserCommand::Add(args)) => user_add(args),
         cli::Command::User(cli::UserCommand::Token(args)) => user_token(args),
+        cli::Command::Demo(args) => demo::run(args.http, args.dir),
     }
 }
 
