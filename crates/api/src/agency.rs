@@ -364,6 +364,9 @@ pub struct BookingPartView {
     pub(crate) total: Option<MoneyView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) penalty: Option<MoneyView>,
+    /// For a confirmed part: what cancelling now would cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) penalty_if_cancelled_now: Option<MoneyView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -390,6 +393,19 @@ fn money(currency: &Option<String>, amount: i64) -> Option<MoneyView> {
     Some(Money::new(amount, currency).into())
 }
 
+/// The booking's view with what cancelling each confirmed part now would
+/// cost, from the listings in the local catalog.
+pub(crate) fn booking_view_now<B: Backend>(backend: &B, booking: &Booking) -> BookingView {
+    let mut view = booking_view(booking);
+    let now = backend.now();
+    for (part, shown) in booking.saga.parts.iter().zip(view.parts.iter_mut()) {
+        let listing = backend.catalog_listing(&part.owner(), part.spec.request.listing().as_str());
+        shown.penalty_if_cancelled_now =
+            listing.and_then(|l| caravan_booking::agency::cancellation_penalty(part, &l, now)).map(Into::into);
+    }
+    view
+}
+
 pub(crate) fn booking_view(booking: &Booking) -> BookingView {
     let saga = &booking.saga;
     let parts = saga
@@ -402,6 +418,7 @@ pub(crate) fn booking_view(booking: &Booking) -> BookingView {
             hold_id: part.hold.map(|h| h.hold.0),
             total: part.total_minor.and_then(|t| money(&part.currency, t)),
             penalty: (part.penalty_minor != 0).then(|| money(&part.currency, part.penalty_minor)).flatten(),
+            penalty_if_cancelled_now: None,
             expires_at: (part.status == PartStatus::Held).then(|| part.expires_at.map(rfc3339)).flatten(),
             refusal: part.refusal.as_ref().map(|r| RefusalView { code: r.code.clone(), message: r.message.clone() }),
             receipt: part
@@ -500,7 +517,7 @@ pub async fn get_booking<B: Backend>(
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<BookingView>> {
     let Path(id) = path?;
-    Ok(Json(booking_view(&own_booking(&backend, &caller, id).await?)))
+    Ok(Json(booking_view_now(&backend, &own_booking(&backend, &caller, id).await?)))
 }
 
 #[derive(Debug, Deserialize)]

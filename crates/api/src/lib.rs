@@ -58,6 +58,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn status(&self, with_digest: bool) -> impl Future<Output = Result<dto::NodeStatus, String>> + Send;
     /// Stays in the local catalog that can be sold for the query.
     fn search_stays(&self, query: &caravan_search::StayQuery) -> Vec<caravan_search::StayOffer<Origin>>;
+    /// A listing of the local catalog.
+    fn catalog_listing(&self, origin: &Origin, id: &str) -> Option<std::sync::Arc<caravan_model::Listing>>;
     /// Itineraries over the local catalog's trips.
     fn search_trips(&self, query: &caravan_search::TripQuery) -> Vec<caravan_search::Itinerary<Origin>>;
     /// Books every part at its owner, all or nothing; waits a while for the end.

@@ -745,7 +745,7 @@ pub(crate) async fn booking_page<B: Backend>(
     };
     let minutes_left = booking.saga.held_until().map_or(0, |at| ((at.ms() - backend.now().ms()) / 60_000).max(0));
     let nav = Nav { user: Some(principal.email), csrf: session.csrf() };
-    render(&BookingPage { nav, booking: crate::agency::booking_view(&booking), minutes_left })
+    render(&BookingPage { nav, booking: crate::agency::booking_view_now(&backend, &booking), minutes_left })
 }
 
 pub(crate) async fn bookings_page<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {

@@ -34,6 +34,25 @@ pub struct Booking {
     pub user: Option<u64>,
 }
 
+/// What cancelling a confirmed part now would cost, by the listing's
+/// policy and the prices the owner booked (the owner computes the same
+/// when it cancels). `None` unless the part is confirmed.
+pub fn cancellation_penalty(
+    part: &crate::Part,
+    listing: &caravan_model::Listing,
+    now: caravan_model::Timestamp,
+) -> Option<caravan_model::Money> {
+    if part.status != crate::PartStatus::Confirmed {
+        return None;
+    }
+    let currency = caravan_model::Currency::parse(part.currency.as_deref()?).ok()?;
+    let total = caravan_model::Money::new(part.total_minor?, currency);
+    let nights: Vec<caravan_model::Money> =
+        part.day_prices_minor.iter().map(|&m| caravan_model::Money::new(m, currency)).collect();
+    let start = listing.start_on(part.spec.request.start());
+    Some(listing.cancellation.penalty(total, &nights, start.ms() - now.ms()))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookingError {
     #[error("{0}")]
@@ -44,4 +63,38 @@ pub enum BookingError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Part, PartStatus};
+    use caravan_ledger::HoldRequest;
+    use caravan_model::{Date, ListingId, Money, Timestamp};
+
+    #[test]
+    fn the_penalty_follows_the_policy_and_the_booked_nights() {
+        // Free until 48 hours before a 15:00 (UTC+1) check-in, then the first night.
+        let listing = caravan_test_utils::stay("room", "Lyon", 3);
+        let check_in = Date::from_days(20_500);
+        let request = HoldRequest::Stay {
+            listing: ListingId::parse("room").unwrap(),
+            check_in,
+            check_out: check_in.add_days(2),
+            units: 1,
+            guests: 1,
+        };
+        let spec = HoldSpec { request, hold_seconds: 0, expected_total_minor: None, traveller: None };
+        let mut part = Part::new(Origin([1; 32]), spec);
+        (part.status, part.currency, part.total_minor) = (PartStatus::Confirmed, Some("EUR".into()), Some(250));
+        part.day_prices_minor = vec![100, 150];
+        let start = listing.start_on(check_in);
+        let early = Timestamp(start.ms() - 49 * Timestamp::MS_PER_HOUR);
+        let late = Timestamp(start.ms() - 47 * Timestamp::MS_PER_HOUR);
+        let eur = caravan_model::Currency::parse("EUR").unwrap();
+        assert_eq!(cancellation_penalty(&part, &listing, early), Some(Money::new(0, eur)));
+        assert_eq!(cancellation_penalty(&part, &listing, late), Some(Money::new(100, eur)));
+        part.status = PartStatus::Held;
+        assert_eq!(cancellation_penalty(&part, &listing, late), None, "only bookings have a penalty");
+    }
 }

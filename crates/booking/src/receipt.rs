@@ -57,6 +57,8 @@ pub struct Receipt {
     pub state_at: Timestamp,
     pub penalty_minor: i64,
     pub issued_at: Timestamp,
+    /// Each day's price for all units or seats.
+    pub day_prices_minor: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +107,7 @@ impl Receipt {
             state_at,
             penalty_minor,
             issued_at: now,
+            day_prices_minor: hold.day_prices.iter().map(|m| m.amount_minor).collect(),
         }
     }
 
@@ -121,6 +124,7 @@ impl Receipt {
             state_at_ms: self.state_at.ms(),
             penalty_minor: self.penalty_minor,
             issued_at_ms: self.issued_at.ms(),
+            day_prices_minor: self.day_prices_minor.clone(),
         }
         .encode_to_vec();
         let signature = signing_key.sign(&[RECEIPT_DOMAIN, &receipt].concat()).to_bytes();
@@ -153,6 +157,7 @@ impl SignedReceipt {
             state_at: Timestamp(msg.state_at_ms),
             penalty_minor: msg.penalty_minor,
             issued_at: Timestamp(msg.issued_at_ms),
+            day_prices_minor: msg.day_prices_minor,
         })
     }
 }

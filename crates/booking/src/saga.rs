@@ -114,6 +114,8 @@ pub struct Part {
     pub currency: Option<String>,
     pub total_minor: Option<i64>,
     pub penalty_minor: i64,
+    /// Each day's price, from the owner's receipt.
+    pub day_prices_minor: Vec<i64>,
     pub expires_at: Option<Timestamp>,
     /// Why the part failed, when it did.
     pub refusal: Option<Refusal>,
@@ -132,6 +134,7 @@ impl Part {
             currency: None,
             total_minor: None,
             penalty_minor: 0,
+            day_prices_minor: Vec::new(),
             expires_at: None,
             refusal: None,
             attempts: 0,
@@ -264,6 +267,7 @@ impl Saga {
                 part.currency = Some(receipt.currency.clone());
                 part.total_minor = Some(receipt.total_minor);
                 part.penalty_minor = receipt.penalty_minor;
+                part.day_prices_minor = receipt.day_prices_minor.clone();
                 part.expires_at = Some(receipt.expires_at);
                 part.receipt = Some(signed);
                 part.status = match receipt.state.as_str() {

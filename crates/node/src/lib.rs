@@ -604,6 +604,10 @@ impl Backend for Node {
         self.read_search(|catalog| catalog.index.search_stays(query))
     }
 
+    fn catalog_listing(&self, origin: &Origin, id: &str) -> Option<Arc<caravan_model::Listing>> {
+        self.read_search(|catalog| catalog.index.listing(origin, id))
+    }
+
     fn search_trips(&self, query: &caravan_search::TripQuery) -> Vec<caravan_search::Itinerary<Origin>> {
         self.read_search(|catalog| catalog.index.search_trips(query))
     }

@@ -166,6 +166,12 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         }
     }
 
+    /// The listing `(origin, key)` as last published, if known.
+    pub fn listing(&self, origin: &O, key: &str) -> Option<Arc<Listing>> {
+        let idx = *self.by_key.get(&(origin.clone(), key.to_owned()))?;
+        self.entries[idx as usize].as_ref()?.listing.clone()
+    }
+
     /// Stays that can be sold for the query, ranked by its sort.
     pub fn search_stays(&self, query: &StayQuery) -> Vec<StayOffer<O>> {
         let candidates: Vec<u32> = match &query.place {

@@ -97,6 +97,7 @@ impl FakeOwner {
             state_at: Timestamp(now),
             penalty_minor: 0,
             issued_at: Timestamp(now),
+            day_prices_minor: vec![100],
         };
         let signed = receipt.sign(&self.key);
         Outcome::Receipt(Box::new(receipt), signed)

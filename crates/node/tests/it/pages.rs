@@ -274,6 +274,7 @@ async fn a_traveller_holds_sees_the_countdown_confirms_and_finds_the_booking() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, _, confirmed) = browse(&t, "GET", &page_path, &session, None).await;
     assert!(confirmed.contains(": confirmed") && confirmed.contains("200.00 EUR"), "{confirmed}");
+    assert!(confirmed.contains("cancelling now costs"), "the penalty is shown before cancelling: {confirmed}");
     let (_, _, mine) = browse(&t, "GET", "/bookings", &session, None).await;
     assert!(mine.contains(&format!("href=\"{page_path}\"")), "{mine}");
     // Someone else's booking is not there for another account.
