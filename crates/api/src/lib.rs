@@ -60,6 +60,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn search_stays(&self, query: &caravan_search::StayQuery) -> Vec<caravan_search::StayOffer<Origin>>;
     /// A listing of the local catalog.
     fn catalog_listing(&self, origin: &Origin, id: &str) -> Option<std::sync::Arc<caravan_model::Listing>>;
+    /// A listing's availability in the local catalog.
+    fn catalog_runs(&self, origin: &Origin, id: &str) -> Option<std::sync::Arc<Vec<caravan_model::AriRun>>>;
     /// Itineraries over the local catalog's trips.
     fn search_trips(&self, query: &caravan_search::TripQuery) -> Vec<caravan_search::Itinerary<Origin>>;
     /// Books every part at its owner, all or nothing; waits a while for the end.

@@ -793,3 +793,79 @@ pub(crate) async fn booking_action<B: Backend>(
         ),
     }
 }
+
+/// One row of a listing's calendar.
+#[derive(Debug)]
+struct CalendarDay {
+    date: String,
+    open: bool,
+    price: String,
+    left: u32,
+}
+
+#[derive(Template)]
+#[template(path = "listing.html")]
+struct ListingPage {
+    nav: Nav,
+    title: String,
+    place: String,
+    description: String,
+    policy: String,
+    currency: String,
+    days: Vec<CalendarDay>,
+}
+
+/// Days a listing's page shows.
+const CALENDAR_DAYS: i32 = 30;
+
+pub(crate) async fn listing_page<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Path((origin, id)): Path<(String, String)>,
+) -> Response {
+    let not_found = || {
+        notice(StatusCode::NOT_FOUND, "No such listing", "This listing is not in the catalog.", Some(("/", "Search")))
+    };
+    let Some(origin) = caravan_records::Origin::from_hex(&origin) else { return not_found() };
+    let Some(listing) = backend.catalog_listing(&origin, &id) else { return not_found() };
+    let runs = backend.catalog_runs(&origin, &id).unwrap_or_default();
+    let today = backend.now().date();
+    let days = (0..CALENDAR_DAYS)
+        .map(|offset| {
+            let date = today.add_days(offset);
+            let day = caravan_model::AriRun::find(&runs, date).filter(|d| !d.stop_sell && d.available > 0);
+            CalendarDay {
+                date: date.to_string(),
+                open: day.is_some(),
+                price: day
+                    .map(|d| caravan_model::Money::new(d.price_minor, listing.currency).to_string())
+                    .unwrap_or_default(),
+                left: day.map_or(0, |d| d.available),
+            }
+        })
+        .collect();
+    let place = match &listing.details {
+        caravan_model::ListingDetails::Stay(stay) => {
+            format!("{}, {} · up to {} guests", stay.city, stay.country.as_str(), stay.max_guests)
+        }
+        caravan_model::ListingDetails::Trip(trip) => {
+            let codes: Vec<&str> = trip.stops.iter().map(|s| s.code.as_str()).collect();
+            format!("{} {}: {}", trip.operator, trip.service_number, codes.join(" → "))
+        }
+    };
+    let policy = listing.cancellation;
+    let penalty = match policy.penalty {
+        caravan_model::Penalty::Percent(p) => format!("{p}% of the total"),
+        caravan_model::Penalty::Nights(n) => format!("the first {n} night(s)"),
+    };
+    let page = ListingPage {
+        nav: nav(&backend, &headers).await,
+        title: listing.title.clone(),
+        place,
+        description: listing.description.clone(),
+        policy: format!("Free cancellation until {} hours before; later, {penalty}.", policy.free_until_hours),
+        currency: listing.currency.as_str().to_owned(),
+        days,
+    };
+    render(&page)
+}

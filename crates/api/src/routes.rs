@@ -45,6 +45,7 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/logout", post(pages::logout::<B>))
         .route("/register", get(pages::register_form::<B>).post(pages::register::<B>))
         .route("/book", get(pages::book_form::<B>).post(pages::book::<B>))
+        .route("/listings/{origin}/{id}", get(pages::listing_page::<B>))
         .route("/bookings", get(pages::bookings_page::<B>))
         .route("/bookings/{id}", get(pages::booking_page::<B>))
         .route("/bookings/{id}/{action}", post(pages::booking_action::<B>))

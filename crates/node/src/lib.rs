@@ -608,6 +608,10 @@ impl Backend for Node {
         self.read_search(|catalog| catalog.index.listing(origin, id))
     }
 
+    fn catalog_runs(&self, origin: &Origin, id: &str) -> Option<Arc<Vec<caravan_model::AriRun>>> {
+        self.read_search(|catalog| catalog.index.runs(origin, id))
+    }
+
     fn search_trips(&self, query: &caravan_search::TripQuery) -> Vec<caravan_search::Itinerary<Origin>> {
         self.read_search(|catalog| catalog.index.search_trips(query))
     }

@@ -172,6 +172,12 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         self.entries[idx as usize].as_ref()?.listing.clone()
     }
 
+    /// The availability `(origin, key)` last published, if known.
+    pub fn runs(&self, origin: &O, key: &str) -> Option<Arc<Vec<AriRun>>> {
+        let idx = *self.by_key.get(&(origin.clone(), key.to_owned()))?;
+        Some(self.entries[idx as usize].as_ref()?.runs.clone())
+    }
+
     /// Stays that can be sold for the query, ranked by its sort.
     pub fn search_stays(&self, query: &StayQuery) -> Vec<StayOffer<O>> {
         let candidates: Vec<u32> = match &query.place {

@@ -281,3 +281,25 @@ async fn a_traveller_holds_sees_the_countdown_confirms_and_finds_the_booking() {
     let (status, _, _) = browse(&t, "GET", &page_path, "caravan_session=00", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "no session: log in first");
 }
+
+#[tokio::test]
+async fn a_listing_page_shows_its_calendar_and_terms() {
+    let t = TestNode::start();
+    let id = t.hotel(3).await;
+    let origin = caravan_api::Backend::origin(&t.node).to_hex();
+    let path = format!("/listings/{origin}/{id}");
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = page(&t, &path).await.2;
+        if html.contains("100.00 EUR") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(html.contains("Hôtel du Lac — Double") && html.contains("Annecy, FR"), "{html}");
+    assert!(html.contains("Free cancellation until 48 hours before"), "{html}");
+    assert!(html.contains(&day(1)) && html.contains("100.00 EUR"), "{html}");
+    assert!(html.contains("closed"), "today is not for sale: {html}");
+    assert_eq!(page(&t, &format!("/listings/{origin}/nope")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(page(&t, "/listings/zz/nope").await.0, StatusCode::NOT_FOUND);
+}
