@@ -46,6 +46,8 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/register", get(pages::register_form::<B>).post(pages::register::<B>))
         .route("/book", get(pages::book_form::<B>).post(pages::book::<B>))
         .route("/listings/{origin}/{id}", get(pages::listing_page::<B>))
+        .route("/provider", get(pages::provider_page::<B>))
+        .route("/provider/ari", post(pages::provider_ari::<B>))
         .route("/bookings", get(pages::bookings_page::<B>))
         .route("/bookings/{id}", get(pages::booking_page::<B>))
         .route("/bookings/{id}/{action}", post(pages::booking_action::<B>))

@@ -303,3 +303,46 @@ async fn a_listing_page_shows_its_calendar_and_terms() {
     assert_eq!(page(&t, &format!("/listings/{origin}/nope")).await.0, StatusCode::NOT_FOUND);
     assert_eq!(page(&t, "/listings/zz/nope").await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_provider_sets_prices_of_their_own_services_only() {
+    let t = TestNode::start();
+    let id = t.hotel(3).await;
+    let other = t.hotel(1).await;
+    let managed = id.clone();
+    t.node
+        .write(move |conn| -> Result<_, caravan_node::accounts::AccountsError> {
+            let now = caravan_model::Timestamp(0);
+            let role = caravan_accounts::Role::Provider;
+            let user =
+                caravan_node::accounts::add_user(conn, "ada@example.org", "a long enough phrase", role, true, now)?;
+            caravan_store::users::add_manager(conn, &managed, user)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (_, set, html) = browse(&t, "GET", "/login", "", None).await;
+    let (cookie, csrf) = (pair(&set[0]), hidden_csrf(&html));
+    let form = format!("email=ada%40example.org&password=a+long+enough+phrase&csrf={csrf}");
+    let session = pair(&browse(&t, "POST", "/login", &cookie, Some(&form)).await.1[0]);
+
+    let (status, _, html) = browse(&t, "GET", "/provider", &session, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&id) && !html.contains(&other), "only the services she manages: {html}");
+    let csrf = hidden_csrf(&html);
+    let change =
+        |listing: &str| format!("csrf={csrf}&listing={listing}&from={}&to={}&available=2&price=150.50", day(5), day(7));
+    let (status, _, _) = browse(&t, "POST", "/provider/ari", &session, Some(&change(&id))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(5), day(6)), None).await;
+    assert_eq!(
+        (ari["days"][0]["price_minor"].as_i64(), ari["days"][0]["allotment"].as_u64()),
+        (Some(15_050), Some(2)),
+        "{ari}"
+    );
+    let (status, _, html) = browse(&t, "POST", "/provider/ari", &session, Some(&change(&other))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    let (status, _, _) =
+        browse(&t, "POST", "/provider/ari", &session, Some(&change(&id).replace(&csrf, "forged"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
