@@ -114,6 +114,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
         token: &caravan_accounts::token::Secret,
         password: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
+    /// Accounts in id order after `after_id`: (id, email, role, verified).
+    fn accounts(
+        &self,
+        after_id: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(u64, String, caravan_accounts::Role, bool)>, String>> + Send;
+    /// Gives account `user` another role; false when there is no such account.
+    fn set_role(&self, user: u64, role: caravan_accounts::Role) -> impl Future<Output = Result<bool, String>> + Send;
     /// Ends a session.
     fn logout(&self, session: &caravan_accounts::token::Secret) -> impl Future<Output = Result<(), String>> + Send;
     /// The traveller confirms (or lets go of) a booking held for them.

@@ -46,6 +46,8 @@ pub(crate) struct Nav {
     csrf: String,
     /// Whether to link the provider's pages.
     provider: bool,
+    /// Whether to link the admin's pages.
+    admin: bool,
 }
 
 impl Nav {
@@ -54,6 +56,7 @@ impl Nav {
             user: Some(principal.email.clone()),
             csrf: session.csrf(),
             provider: principal.role.allows(caravan_accounts::Role::Provider),
+            admin: principal.role == caravan_accounts::Role::Admin,
         }
     }
 }
@@ -1022,5 +1025,82 @@ pub(crate) async fn provider_ari<B: Backend>(
             let error = ApiError::from(error);
             notice(error.status, "Not saved", &error.message, back)
         }
+    }
+}
+
+#[derive(Debug)]
+struct AccountRow {
+    id: u64,
+    email: String,
+    role: &'static str,
+    verified: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    nav: Nav,
+    accounts: Vec<AccountRow>,
+    message: Option<String>,
+}
+
+/// Accounts the admin page lists.
+const ACCOUNTS_SHOWN: u32 = 500;
+
+pub(crate) async fn admin_page<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Query(query): Query<MessageQuery>,
+) -> Response {
+    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
+    if principal.role != caravan_accounts::Role::Admin {
+        return notice(StatusCode::FORBIDDEN, "Admins only", "This page is for the node's administrators.", None);
+    }
+    let accounts = match backend.accounts(0, ACCOUNTS_SHOWN).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(id, email, role, verified)| AccountRow { id, email, role: role.as_str(), verified })
+            .collect(),
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    let message = query.done.map(|who| format!("Saved: {who} has a new role."));
+    render(&AdminPage { nav: Nav::of(&principal, &session), accounts, message })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RoleForm {
+    csrf: String,
+    user: u64,
+    role: String,
+}
+
+pub(crate) async fn admin_role<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(form): Form<RoleForm>,
+) -> Response {
+    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
+    if form.csrf != session.csrf() {
+        return (StatusCode::FORBIDDEN, FORM_EXPIRED).into_response();
+    }
+    let back = Some(("/admin", "Back to the accounts"));
+    if principal.role != caravan_accounts::Role::Admin {
+        return notice(StatusCode::FORBIDDEN, "Admins only", "Only an administrator changes roles.", None);
+    }
+    let Ok(role) = caravan_accounts::Role::parse(&form.role) else {
+        return notice(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", "A role is traveller, provider or admin.", back);
+    };
+    if form.user == principal.user && role != caravan_accounts::Role::Admin {
+        return notice(
+            StatusCode::CONFLICT,
+            "Not saved",
+            "You cannot take your own admin role away; ask another admin.",
+            back,
+        );
+    }
+    match backend.set_role(form.user, role).await {
+        Ok(true) => (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/admin?done={}", form.user))]).into_response(),
+        Ok(false) => notice(StatusCode::NOT_FOUND, "Not saved", "There is no such account.", back),
+        Err(error) => ApiError::internal(error).into_response(),
     }
 }

@@ -47,6 +47,8 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/book", get(pages::book_form::<B>).post(pages::book::<B>))
         .route("/listings/{origin}/{id}", get(pages::listing_page::<B>))
         .route("/provider", get(pages::provider_page::<B>))
+        .route("/admin", get(pages::admin_page::<B>))
+        .route("/admin/role", post(pages::admin_role::<B>))
         .route("/provider/ari", post(pages::provider_ari::<B>))
         .route("/bookings", get(pages::bookings_page::<B>))
         .route("/bookings/{id}", get(pages::booking_page::<B>))

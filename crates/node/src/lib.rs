@@ -736,6 +736,29 @@ impl Backend for Node {
         reset.map(|_| ()).map_err(user_message)
     }
 
+    async fn accounts(
+        &self,
+        after_id: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, String, caravan_accounts::Role, bool)>, String> {
+        let inner = self.inner.clone();
+        let read = move || -> Result<_, String> {
+            let conn = inner.reader.lock().expect("reader lock");
+            let rows = caravan_store::users::list(&conn, after_id, limit).map_err(|e| e.to_string())?;
+            rows.into_iter()
+                .map(|u| {
+                    Ok((u.id, u.email, caravan_accounts::Role::parse(&u.role).map_err(|e| e.to_string())?, u.verified))
+                })
+                .collect()
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+    }
+
+    async fn set_role(&self, user: u64, role: caravan_accounts::Role) -> Result<bool, String> {
+        let changed = self.write(move |conn| caravan_store::users::set_role(conn, user, role.as_str())).await;
+        changed.map_err(|e: caravan_store::StoreError| e.to_string())
+    }
+
     async fn logout(&self, session: &caravan_accounts::token::Secret) -> Result<(), String> {
         let hash = session.stored_hash(caravan_accounts::token::TokenKind::Session);
         let ended = self.write(move |conn| caravan_store::users::take_token(conn, &hash).map(|_| ())).await;

@@ -346,3 +346,49 @@ async fn a_provider_sets_prices_of_their_own_services_only() {
         browse(&t, "POST", "/provider/ari", &session, Some(&change(&id).replace(&csrf, "forged"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// Logs `email` (password "a long enough phrase") in; the session cookie.
+async fn log_in(t: &TestNode, email: &str) -> String {
+    let (_, set, html) = browse(t, "GET", "/login", "", None).await;
+    let (cookie, csrf) = (pair(&set[0]), hidden_csrf(&html));
+    let form = format!("email={}&password=a+long+enough+phrase&csrf={csrf}", email.replace('@', "%40"));
+    let (status, set, _) = browse(t, "POST", "/login", &cookie, Some(&form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    pair(&set[0])
+}
+
+#[tokio::test]
+async fn an_admin_changes_a_users_role() {
+    let t = TestNode::start();
+    make_traveller(&t).await;
+    t.node
+        .write(|conn| {
+            let now = caravan_model::Timestamp(0);
+            let role = caravan_accounts::Role::Admin;
+            caravan_node::accounts::add_user(conn, "root@example.org", "a long enough phrase", role, true, now)
+        })
+        .await
+        .unwrap();
+    let traveller = log_in(&t, "ada@example.org").await;
+    assert_eq!(browse(&t, "GET", "/admin", &traveller, None).await.0, StatusCode::FORBIDDEN);
+    let admin = log_in(&t, "root@example.org").await;
+    let (status, _, html) = browse(&t, "GET", "/admin", &admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("ada@example.org") && html.contains("Role of ada@example.org"), "{html}");
+    let csrf = hidden_csrf(&html);
+    let ada_id = t
+        .node
+        .write(|conn| caravan_store::users::by_email(conn, "ada@example.org").map(|u| u.unwrap().id))
+        .await
+        .unwrap();
+    // Ada, with her own valid form token, may not promote herself.
+    let her_csrf = hidden_csrf(&browse(&t, "GET", "/", &traveller, None).await.2);
+    let hers = format!("csrf={her_csrf}&user={ada_id}&role=provider");
+    let (status, _, html) = browse(&t, "POST", "/admin/role", &traveller, Some(&hers)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("Only an administrator"), "{html}");
+    let form = format!("csrf={csrf}&user={ada_id}&role=provider");
+    assert_eq!(browse(&t, "POST", "/admin/role", &admin, Some(&form)).await.0, StatusCode::SEE_OTHER);
+    // The new role counts at once: Ada now sees her provider pages.
+    assert_eq!(browse(&t, "GET", "/provider", &traveller, None).await.0, StatusCode::OK);
+}
