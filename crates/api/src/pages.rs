@@ -1040,6 +1040,7 @@ struct AccountRow {
 #[template(path = "admin.html")]
 struct AdminPage {
     nav: Nav,
+    status: Option<crate::dto::NodeStatus>,
     accounts: Vec<AccountRow>,
     message: Option<String>,
 }
@@ -1064,7 +1065,8 @@ pub(crate) async fn admin_page<B: Backend>(
         Err(error) => return ApiError::internal(error).into_response(),
     };
     let message = query.done.map(|who| format!("Saved: {who} has a new role."));
-    render(&AdminPage { nav: Nav::of(&principal, &session), accounts, message })
+    let status = backend.status(false).await.ok();
+    render(&AdminPage { nav: Nav::of(&principal, &session), status, accounts, message })
 }
 
 #[derive(Debug, Deserialize)]

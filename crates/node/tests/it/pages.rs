@@ -375,6 +375,7 @@ async fn an_admin_changes_a_users_role() {
     let (status, _, html) = browse(&t, "GET", "/admin", &admin, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("ada@example.org") && html.contains("Role of ada@example.org"), "{html}");
+    assert!(html.contains("Peers connected") && html.contains("Replication lag"), "node status: {html}");
     let csrf = hidden_csrf(&html);
     let ada_id = t
         .node
