@@ -122,6 +122,16 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<(u64, String, caravan_accounts::Role, bool)>, String>> + Send;
     /// Gives account `user` another role; false when there is no such account.
     fn set_role(&self, user: u64, role: caravan_accounts::Role) -> impl Future<Output = Result<bool, String>> + Send;
+    /// A user's API tokens: (hex of the stored hash, name, created).
+    fn api_tokens(&self, user: u64) -> impl Future<Output = Result<Vec<(String, String, Timestamp)>, String>> + Send;
+    /// Issues an API token for `user`; the secret, shown once.
+    fn issue_api_token(
+        &self,
+        user: u64,
+        name: &str,
+    ) -> impl Future<Output = Result<caravan_accounts::token::Secret, String>> + Send;
+    /// Revokes the user's API token whose stored hash is `hash`.
+    fn revoke_api_token(&self, user: u64, hash: [u8; 32]) -> impl Future<Output = Result<bool, String>> + Send;
     /// Ends a session.
     fn logout(&self, session: &caravan_accounts::token::Secret) -> impl Future<Output = Result<(), String>> + Send;
     /// The traveller confirms (or lets go of) a booking held for them.

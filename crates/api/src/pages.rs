@@ -1106,3 +1106,89 @@ pub(crate) async fn admin_role<B: Backend>(
         Err(error) => ApiError::internal(error).into_response(),
     }
 }
+
+#[derive(Debug)]
+struct TokenRow {
+    hash: String,
+    name: String,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    nav: Nav,
+    tokens: Vec<TokenRow>,
+    new_secret: Option<String>,
+    error: Option<String>,
+}
+
+async fn tokens_page<B: Backend>(
+    backend: &B,
+    principal: &Principal,
+    session: &Secret,
+    new_secret: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let tokens = match backend.api_tokens(principal.user).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(hash, name, created)| TokenRow { hash, name, created: crate::dto::rfc3339(created) })
+            .collect(),
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    render(&TokensPage { nav: Nav::of(principal, session), tokens, new_secret, error })
+}
+
+pub(crate) async fn tokens<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
+    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
+    tokens_page(&backend, &principal, &session, None, None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewToken {
+    csrf: String,
+    name: String,
+}
+
+pub(crate) async fn create_token<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(form): Form<NewToken>,
+) -> Response {
+    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
+    if form.csrf != session.csrf() {
+        return (StatusCode::FORBIDDEN, FORM_EXPIRED).into_response();
+    }
+    match backend.issue_api_token(principal.user, &form.name).await {
+        Ok(secret) => tokens_page(&backend, &principal, &session, Some(secret.reveal()), None).await,
+        Err(message) => tokens_page(&backend, &principal, &session, None, Some(message)).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RevokeToken {
+    csrf: String,
+    hash: String,
+}
+
+pub(crate) async fn revoke_token<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(form): Form<RevokeToken>,
+) -> Response {
+    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
+    if form.csrf != session.csrf() {
+        return (StatusCode::FORBIDDEN, FORM_EXPIRED).into_response();
+    }
+    let hash = hex::decode(&form.hash).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+    let outcome = match hash {
+        Some(hash) => backend.revoke_api_token(principal.user, hash).await,
+        None => Ok(false),
+    };
+    match outcome {
+        Ok(true) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/tokens")]).into_response(),
+        Ok(false) => tokens_page(&backend, &principal, &session, None, Some("no such token of yours".into())).await,
+        Err(error) => ApiError::internal(error).into_response(),
+    }
+}

@@ -48,6 +48,8 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/listings/{origin}/{id}", get(pages::listing_page::<B>))
         .route("/provider", get(pages::provider_page::<B>))
         .route("/admin", get(pages::admin_page::<B>))
+        .route("/tokens", get(pages::tokens::<B>).post(pages::create_token::<B>))
+        .route("/tokens/revoke", post(pages::revoke_token::<B>))
         .route("/admin/role", post(pages::admin_role::<B>))
         .route("/provider/ari", post(pages::provider_ari::<B>))
         .route("/bookings", get(pages::bookings_page::<B>))

@@ -217,6 +217,20 @@ pub fn reset_password(
     Ok(user.id)
 }
 
+/// A new API token for account `user`, named so its owner can tell it apart.
+pub fn issue_api_token_for(conn: &Connection, user: u64, name: &str, now: Timestamp) -> Result<Secret, AccountsError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > TOKEN_NAME_BYTES_MAX || name.chars().any(char::is_control) {
+        return Err(AccountsError::Invalid(AccountError::Password(format!(
+            "a token's name is 1-{TOKEN_NAME_BYTES_MAX} printable bytes"
+        ))));
+    }
+    Ok(issue(conn, TokenKind::Api, user, Some(name.to_owned()), now)?)
+}
+
+/// The longest name of an API token.
+pub const TOKEN_NAME_BYTES_MAX: usize = 80;
+
 /// Makes sure `email` has an admin account and stores `secret` as one of
 /// its API tokens. `caravan cluster up` gives every member the same
 /// token this way, so one client can drive the whole cluster. A new

@@ -759,6 +759,31 @@ impl Backend for Node {
         changed.map_err(|e: caravan_store::StoreError| e.to_string())
     }
 
+    async fn api_tokens(&self, user: u64) -> Result<Vec<(String, String, Timestamp)>, String> {
+        let inner = self.inner.clone();
+        let read = move || -> Result<_, String> {
+            let conn = inner.reader.lock().expect("reader lock");
+            let rows = caravan_store::users::tokens_of(&conn, user, caravan_accounts::token::TokenKind::Api.as_str())
+                .map_err(|e| e.to_string())?;
+            Ok(rows
+                .into_iter()
+                .map(|t| (hex::encode(t.hash), t.name.unwrap_or_default(), Timestamp(t.created_ms)))
+                .collect())
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+    }
+
+    async fn issue_api_token(&self, user: u64, name: &str) -> Result<caravan_accounts::token::Secret, String> {
+        let (name, now) = (name.to_owned(), self.now());
+        let issued = self.write(move |conn| accounts::issue_api_token_for(conn, user, &name, now)).await;
+        issued.map_err(user_message)
+    }
+
+    async fn revoke_api_token(&self, user: u64, hash: [u8; 32]) -> Result<bool, String> {
+        let revoked = self.write(move |conn| caravan_store::users::delete_token_of(conn, user, &hash)).await;
+        revoked.map_err(|e: caravan_store::StoreError| e.to_string())
+    }
+
     async fn logout(&self, session: &caravan_accounts::token::Secret) -> Result<(), String> {
         let hash = session.stored_hash(caravan_accounts::token::TokenKind::Session);
         let ended = self.write(move |conn| caravan_store::users::take_token(conn, &hash).map(|_| ())).await;

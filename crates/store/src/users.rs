@@ -184,3 +184,20 @@ pub fn managed_by(conn: &Connection, user_id: u64) -> Result<Vec<String>, StoreE
     let rows = stmt.query_map([user_id as i64], |row| row.get(0))?.collect::<Result<_, _>>()?;
     Ok(rows)
 }
+
+/// A user's tokens of one kind, newest first.
+pub fn tokens_of(conn: &Connection, user_id: u64, kind: &str) -> Result<Vec<TokenRow>, StoreError> {
+    let sql =
+        format!("SELECT {TOKEN_COLUMNS} FROM user_tokens WHERE user_id = ?1 AND kind = ?2 ORDER BY created_ms DESC");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![user_id as i64, kind], token)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Deletes one of a user's tokens; whether it existed.
+pub fn delete_token_of(conn: &Connection, user_id: u64, hash: &[u8; 32]) -> Result<bool, StoreError> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM user_tokens WHERE user_id = ?1 AND hash = ?2")?
+        .execute(params![user_id as i64, &hash[..]])?;
+    Ok(deleted == 1)
+}

@@ -393,3 +393,30 @@ async fn an_admin_changes_a_users_role() {
     // The new role counts at once: Ada now sees her provider pages.
     assert_eq!(browse(&t, "GET", "/provider", &traveller, None).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn api_tokens_are_made_and_revoked_in_the_browser() {
+    let t = TestNode::start();
+    make_traveller(&t).await;
+    let session = log_in(&t, "ada@example.org").await;
+    let (_, _, html) = browse(&t, "GET", "/tokens", &session, None).await;
+    let csrf = hidden_csrf(&html);
+    let (status, _, html) = browse(&t, "POST", "/tokens", &session, Some(&format!("csrf={csrf}&name=pms"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let start = html.find("shown this once: <code>").expect("the new token") + "shown this once: <code>".len();
+    let token = html[start..start + 64].to_owned();
+    let bearer = format!("Bearer {token}");
+    assert_eq!(t.call_with("GET", "/api/v1/bookings", None, &[("authorization", &bearer)]).await.0, StatusCode::OK);
+
+    let (_, _, html) = browse(&t, "GET", "/tokens", &session, None).await;
+    assert!(!html.contains(&token), "a token is shown once only");
+    let hash_at = html.find("name=\"hash\" value=\"").unwrap() + "name=\"hash\" value=\"".len();
+    let hash = &html[hash_at..hash_at + 64];
+    let (status, _, _) =
+        browse(&t, "POST", "/tokens/revoke", &session, Some(&format!("csrf={csrf}&hash={hash}"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        t.call_with("GET", "/api/v1/bookings", None, &[("authorization", &bearer)]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
