@@ -264,7 +264,9 @@ async fn two_hundred_travellers_never_oversell_and_every_booking_is_all_or_nothi
     }
     eprintln!("{confirmed} of 200 travellers confirmed");
     assert_eq!(ids.len(), 200);
-    assert!((1..=10).contains(&confirmed), "{confirmed} travellers got all three parts");
+    // How many win depends on the interleaving (each resource's ten units
+    // may go to different travellers, who then all let go); never more than ten.
+    assert!(confirmed <= 10, "{confirmed} travellers got all three parts");
     // At every owner: exactly the confirmed bookings are sold, nothing is left held.
     let mut counts = Vec::new();
     wait_until("failed bookings' holds are released", Duration::from_secs(30), async || {
@@ -273,6 +275,14 @@ async fn two_hundred_travellers_never_oversell_and_every_booking_is_all_or_nothi
     })
     .await;
     assert!(counts.iter().all(|&(booked, _)| booked == confirmed), "{counts:?} vs {confirmed} confirmed");
+    // What the race left is still for sale: one more traveller gets all three.
+    if confirmed < 10 {
+        let (status, booking) =
+            call(&net.client, "POST", net.agencies[0].url("/api/v1/bookings"), Some(three_parts(&net, 200))).await;
+        assert_eq!((status, booking["state"].as_str()), (201, Some("confirmed")), "{booking}");
+        let counts = owner_counts(&net).await;
+        assert!(counts.iter().all(|&(booked, held)| booked == confirmed + 1 && held == 0), "{counts:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
