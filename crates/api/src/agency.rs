@@ -132,14 +132,18 @@ pub struct CancellationView {
     pub(crate) penalty: String,
 }
 
+/// A cancellation penalty in words.
+pub(crate) fn penalty_text(penalty: caravan_model::Penalty) -> String {
+    match penalty {
+        caravan_model::Penalty::Percent(p) => format!("{p}% of the total"),
+        caravan_model::Penalty::Nights(n) => format!("the first {n} night(s)"),
+    }
+}
+
 fn cancellation_view(listing: &caravan_model::Listing, start: Timestamp) -> CancellationView {
     let policy = listing.cancellation;
     let free_until = start.saturating_add_ms(-(policy.free_until_hours as i64) * Timestamp::MS_PER_HOUR);
-    let penalty = match policy.penalty {
-        caravan_model::Penalty::Percent(p) => format!("{p}% of the total"),
-        caravan_model::Penalty::Nights(n) => format!("the first {n} night(s)"),
-    };
-    CancellationView { free_until: rfc3339(free_until), penalty }
+    CancellationView { free_until: rfc3339(free_until), penalty: penalty_text(policy.penalty) }
 }
 
 pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option<StayOfferView> {
@@ -506,7 +510,7 @@ pub async fn create_booking<B: Backend>(
 
 /// Booking `id` if `caller` made it or is an admin; otherwise, as if it
 /// did not exist.
-async fn own_booking<B: Backend>(backend: &B, caller: &Principal, id: u64) -> Result<Booking> {
+pub(crate) async fn own_booking<B: Backend>(backend: &B, caller: &Principal, id: u64) -> Result<Booking> {
     let booking = backend.booking(id).await?.filter(|b| caller.role == Role::Admin || b.user == Some(caller.user));
     booking.ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
 }

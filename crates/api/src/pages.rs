@@ -7,7 +7,8 @@
 use askama::Template;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Form};
@@ -259,6 +260,61 @@ pub(crate) async fn current<B: Backend>(backend: &B, headers: &HeaderMap) -> Opt
     let principal = backend.session(&session).await.ok()??;
     Some((principal, session))
 }
+
+/// The signed-in account and its session; a request without one is
+/// sent to the login page.
+pub(crate) struct SignedIn {
+    principal: Principal,
+    session: Secret,
+}
+
+impl<B: Backend> FromRequestParts<B> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, backend: &B) -> Result<SignedIn, Response> {
+        match current(backend, &parts.headers).await {
+            Some((principal, session)) => Ok(SignedIn { principal, session }),
+            None => Err(to_login()),
+        }
+    }
+}
+
+/// A form posted by a signed-in account, with the CSRF token of its session.
+pub(crate) trait SessionForm {
+    fn csrf(&self) -> &str;
+}
+
+/// A signed-in account's form whose CSRF token matched; anything else is
+/// refused before the handler runs.
+pub(crate) struct SignedInForm<T>(SignedIn, T);
+
+impl<B: Backend, T: SessionForm + serde::de::DeserializeOwned + Send> FromRequest<B> for SignedInForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, backend: &B) -> Result<SignedInForm<T>, Response> {
+        let (mut parts, body) = request.into_parts();
+        let signed_in = SignedIn::from_request_parts(&mut parts, backend).await?;
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), backend)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if form.csrf() != signed_in.session.csrf() {
+            return Err((StatusCode::FORBIDDEN, FORM_EXPIRED).into_response());
+        }
+        Ok(SignedInForm(signed_in, form))
+    }
+}
+
+macro_rules! session_forms {
+    ($($form:ty),*) => {
+        $(impl SessionForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+
+session_forms!(BookInput, CsrfOnly, AriForm, RoleForm, NewToken, RevokeToken);
 
 async fn nav<B: Backend>(backend: &B, headers: &HeaderMap) -> Nav {
     match current(backend, headers).await {
@@ -660,12 +716,7 @@ pub(crate) struct PartsQuery {
     parts: String,
 }
 
-pub(crate) async fn book_form<B: Backend>(
-    State(backend): State<B>,
-    headers: HeaderMap,
-    Query(query): Query<PartsQuery>,
-) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
+pub(crate) async fn book_form(SignedIn { principal, session }: SignedIn, Query(query): Query<PartsQuery>) -> Response {
     let Some(parts) = BookPart::decode_all(&query.parts) else {
         return notice(
             StatusCode::BAD_REQUEST,
@@ -691,13 +742,8 @@ pub(crate) struct BookInput {
 
 pub(crate) async fn book<B: Backend>(
     State(backend): State<B>,
-    headers: HeaderMap,
-    Form(input): Form<BookInput>,
+    SignedInForm(SignedIn { principal, session }, input): SignedInForm<BookInput>,
 ) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
-    if input.csrf != session.csrf() {
-        return (StatusCode::FORBIDDEN, FORM_EXPIRED).into_response();
-    }
     let Some(parts) = BookPart::decode_all(&input.parts) else {
         return notice(
             StatusCode::BAD_REQUEST,
@@ -740,16 +786,14 @@ pub(crate) async fn book<B: Backend>(
 
 /// The signed-in traveller's booking `id` (another's is "not found").
 async fn own<B: Backend>(backend: &B, principal: &Principal, id: u64) -> Option<caravan_booking::agency::Booking> {
-    let booking = backend.booking(id).await.ok()??;
-    (booking.user == Some(principal.user) || principal.role == caravan_accounts::Role::Admin).then_some(booking)
+    crate::agency::own_booking(backend, principal, id).await.ok()
 }
 
 pub(crate) async fn booking_page<B: Backend>(
     State(backend): State<B>,
-    headers: HeaderMap,
+    SignedIn { principal, session }: SignedIn,
     Path(id): Path<u64>,
 ) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
     let Some(booking) = own(&backend, &principal, id).await else {
         return notice(
             StatusCode::NOT_FOUND,
@@ -763,8 +807,10 @@ pub(crate) async fn booking_page<B: Backend>(
     render(&BookingPage { nav, booking: crate::agency::booking_view_now(&backend, &booking), minutes_left })
 }
 
-pub(crate) async fn bookings_page<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
+pub(crate) async fn bookings_page<B: Backend>(
+    State(backend): State<B>,
+    SignedIn { principal, session }: SignedIn,
+) -> Response {
     let bookings = match backend.bookings(Some(principal.user), None, crate::routes::PAGE_DEFAULT).await {
         Ok(bookings) => bookings.iter().map(crate::agency::booking_view).collect(),
         Err(error) => return ApiError::from(error).into_response(),
@@ -775,14 +821,9 @@ pub(crate) async fn bookings_page<B: Backend>(State(backend): State<B>, headers:
 /// Confirm (or let go of, or cancel) a booking from its page.
 pub(crate) async fn booking_action<B: Backend>(
     State(backend): State<B>,
-    headers: HeaderMap,
     Path((id, action)): Path<(u64, String)>,
-    Form(input): Form<CsrfOnly>,
+    SignedInForm(SignedIn { principal, .. }, _): SignedInForm<CsrfOnly>,
 ) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
-    if input.csrf != session.csrf() {
-        return (StatusCode::FORBIDDEN, FORM_EXPIRED).into_response();
-    }
     let Some(booking) = own(&backend, &principal, id).await else {
         return notice(
             StatusCode::NOT_FOUND,
@@ -869,10 +910,7 @@ pub(crate) async fn listing_page<B: Backend>(
         }
     };
     let policy = listing.cancellation;
-    let penalty = match policy.penalty {
-        caravan_model::Penalty::Percent(p) => format!("{p}% of the total"),
-        caravan_model::Penalty::Nights(n) => format!("the first {n} night(s)"),
-    };
+    let penalty = crate::agency::penalty_text(policy.penalty);
     let page = ListingPage {
         nav: nav(&backend, &headers).await,
         title: listing.title.clone(),
@@ -915,10 +953,9 @@ const SUMMARY_DAYS: i32 = 7;
 
 pub(crate) async fn provider_page<B: Backend>(
     State(backend): State<B>,
-    headers: HeaderMap,
+    SignedIn { principal, session }: SignedIn,
     Query(query): Query<MessageQuery>,
 ) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
     if !principal.role.allows(caravan_accounts::Role::Provider) {
         return notice(
             StatusCode::FORBIDDEN,
@@ -990,13 +1027,8 @@ fn minor_units(price: &str) -> Option<i64> {
 
 pub(crate) async fn provider_ari<B: Backend>(
     State(backend): State<B>,
-    headers: HeaderMap,
-    Form(form): Form<AriForm>,
+    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<AriForm>,
 ) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
-    if form.csrf != session.csrf() {
-        return (StatusCode::FORBIDDEN, FORM_EXPIRED).into_response();
-    }
     let back = Some(("/provider", "Back to my services"));
     let Ok(listing) = caravan_model::ListingId::parse(&form.listing) else {
         return notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", back);
@@ -1050,10 +1082,9 @@ const ACCOUNTS_SHOWN: u32 = 500;
 
 pub(crate) async fn admin_page<B: Backend>(
     State(backend): State<B>,
-    headers: HeaderMap,
+    SignedIn { principal, session }: SignedIn,
     Query(query): Query<MessageQuery>,
 ) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
     if principal.role != caravan_accounts::Role::Admin {
         return notice(StatusCode::FORBIDDEN, "Admins only", "This page is for the node's administrators.", None);
     }
@@ -1078,13 +1109,8 @@ pub(crate) struct RoleForm {
 
 pub(crate) async fn admin_role<B: Backend>(
     State(backend): State<B>,
-    headers: HeaderMap,
-    Form(form): Form<RoleForm>,
+    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<RoleForm>,
 ) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
-    if form.csrf != session.csrf() {
-        return (StatusCode::FORBIDDEN, FORM_EXPIRED).into_response();
-    }
     let back = Some(("/admin", "Back to the accounts"));
     if principal.role != caravan_accounts::Role::Admin {
         return notice(StatusCode::FORBIDDEN, "Admins only", "Only an administrator changes roles.", None);
@@ -1140,8 +1166,10 @@ async fn tokens_page<B: Backend>(
     render(&TokensPage { nav: Nav::of(principal, session), tokens, new_secret, error })
 }
 
-pub(crate) async fn tokens<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
+pub(crate) async fn tokens<B: Backend>(
+    State(backend): State<B>,
+    SignedIn { principal, session }: SignedIn,
+) -> Response {
     tokens_page(&backend, &principal, &session, None, None).await
 }
 
@@ -1153,13 +1181,8 @@ pub(crate) struct NewToken {
 
 pub(crate) async fn create_token<B: Backend>(
     State(backend): State<B>,
-    headers: HeaderMap,
-    Form(form): Form<NewToken>,
+    SignedInForm(SignedIn { principal, session }, form): SignedInForm<NewToken>,
 ) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
-    if form.csrf != session.csrf() {
-        return (StatusCode::FORBIDDEN, FORM_EXPIRED).into_response();
-    }
     match backend.issue_api_token(principal.user, &form.name).await {
         Ok(secret) => tokens_page(&backend, &principal, &session, Some(secret.reveal()), None).await,
         Err(message) => tokens_page(&backend, &principal, &session, None, Some(message)).await,
@@ -1174,13 +1197,8 @@ pub(crate) struct RevokeToken {
 
 pub(crate) async fn revoke_token<B: Backend>(
     State(backend): State<B>,
-    headers: HeaderMap,
-    Form(form): Form<RevokeToken>,
+    SignedInForm(SignedIn { principal, session }, form): SignedInForm<RevokeToken>,
 ) -> Response {
-    let Some((principal, session)) = current(&backend, &headers).await else { return to_login() };
-    if form.csrf != session.csrf() {
-        return (StatusCode::FORBIDDEN, FORM_EXPIRED).into_response();
-    }
     let hash = hex::decode(&form.hash).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
     let outcome = match hash {
         Some(hash) => backend.revoke_api_token(principal.user, hash).await,

@@ -44,7 +44,7 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/login", get(pages::login_form::<B>).post(pages::login::<B>))
         .route("/logout", post(pages::logout::<B>))
         .route("/register", get(pages::register_form::<B>).post(pages::register::<B>))
-        .route("/book", get(pages::book_form::<B>).post(pages::book::<B>))
+        .route("/book", get(pages::book_form).post(pages::book::<B>))
         .route("/listings/{origin}/{id}", get(pages::listing_page::<B>))
         .route("/provider", get(pages::provider_page::<B>))
         .route("/admin", get(pages::admin_page::<B>))

@@ -249,8 +249,7 @@ fn load_state(dir: &Path) -> anyhow::Result<State> {
 fn install_token(data_dir: &Path, token: &str) -> anyhow::Result<()> {
     let secret = caravan_accounts::token::Secret::parse(token).context("a cluster token is 64 hex characters")?;
     let conn = caravan_store::open_writer(&data_dir.join(caravan_store::DB_FILE))?;
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let now = caravan_model::Timestamp(since_epoch.as_millis() as i64);
+    let now = crate::now();
     let already =
         caravan_store::users::token_by_hash(&conn, &secret.stored_hash(caravan_accounts::token::TokenKind::Api))?;
     if already.is_none() {

@@ -100,11 +100,6 @@ fn catalog() -> Vec<(usize, Value, i64)> {
     ]
 }
 
-fn today() -> caravan_model::Date {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    caravan_model::Timestamp(since_epoch.as_millis() as i64).date()
-}
-
 /// Adds a verified account with the demo password (and, for providers,
 /// the services they manage) to a member's database; an existing account
 /// is kept.
@@ -115,9 +110,7 @@ fn add_login(
     manages: &[&str],
 ) -> anyhow::Result<()> {
     let conn = caravan_store::open_writer(&member.data_dir.join(caravan_store::DB_FILE))?;
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let now = caravan_model::Timestamp(since_epoch.as_millis() as i64);
-    let user = match caravan_node::accounts::add_user(&conn, email, DEMO_PASSWORD, role, true, now) {
+    let user = match caravan_node::accounts::add_user(&conn, email, DEMO_PASSWORD, role, true, crate::now()) {
         Ok(user) => user,
         Err(caravan_node::accounts::AccountsError::Exists(_)) => {
             caravan_store::users::by_email(&conn, email)?.context("the account just existed")?.id
@@ -160,7 +153,8 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
         let mut running = Cluster::up(&graph, &options)?;
         running.wait_ready(&client, &graph, READY_TIMEOUT).await?;
         let members = running.members().to_vec();
-        let (from, to) = (today(), today().add_days(SALE_DAYS));
+        let today = crate::now().date();
+        let (from, to) = (today, today.add_days(SALE_DAYS));
         for (owner, listing, price_minor) in catalog() {
             let id = listing["id"].as_str().unwrap_or_default().to_owned();
             let units = listing["stay"]["units"].as_u64().or(listing["trip"]["seats"].as_u64()).unwrap_or(1);

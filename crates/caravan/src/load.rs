@@ -265,8 +265,7 @@ fn ari_update(listing: &str, from_day: u32, to_day: u32, available: Option<u32>,
 }
 
 fn today() -> caravan_model::Date {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    caravan_model::Timestamp(since_epoch.as_millis() as i64).date()
+    crate::now().date()
 }
 
 /// Sends one batch; returns the messages of the updates the node refused.

@@ -53,7 +53,8 @@ fn run(args: cli::Args) -> anyhow::Result<()> {
     }
 }
 
-fn now() -> caravan_model::Timestamp {
+/// The wall clock, as the node's types read it.
+pub(crate) fn now() -> caravan_model::Timestamp {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     caravan_model::Timestamp(since_epoch.as_millis() as i64)
 }

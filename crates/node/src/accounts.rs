@@ -8,7 +8,7 @@
 
 use caravan_accounts::throttle::Throttle;
 use caravan_accounts::token::{Secret, StoredToken, TokenKind};
-use caravan_accounts::{password, AccountError, Email, Role};
+use caravan_accounts::{password, AccountError, Email, LoginRefusal, Role};
 use caravan_model::Timestamp;
 use caravan_store::rusqlite::Connection;
 use caravan_store::users::{self, TokenRow, UserRow};
@@ -22,13 +22,9 @@ pub enum AccountsError {
     Exists(String),
     #[error("no account with email {0}")]
     Unknown(String),
-    /// Wrong email or password; which one is not said.
-    #[error("wrong email or password")]
-    WrongCredentials,
-    #[error("too many wrong passwords; try again in {0} s")]
-    Throttled(i64),
-    #[error("confirm your email address first: follow the link we sent")]
-    Unverified,
+    /// A login refused, for the person to read.
+    #[error(transparent)]
+    Refused(#[from] LoginRefusal),
     #[error("this link is used up or expired; ask for a new one")]
     BadLink,
     #[error(transparent)]
@@ -92,13 +88,15 @@ pub fn login(
     client: &str,
     now: Timestamp,
 ) -> Result<(UserRow, Secret), AccountsError> {
-    let email = Email::parse(email).map_err(|_| AccountsError::WrongCredentials)?;
+    let email = Email::parse(email).map_err(|_| AccountsError::Refused(LoginRefusal::WrongCredentials))?;
     let keys = [format!("email:{email}"), format!("client:{client}")];
     let mut throttles = Vec::with_capacity(keys.len());
     for key in &keys {
         let (failures, locked_until_ms) = users::throttle(conn, key)?;
         let throttle = Throttle { failures, locked_until: Timestamp(locked_until_ms) };
-        throttle.check(now).map_err(|wait_ms| AccountsError::Throttled((wait_ms + 999) / 1000))?;
+        throttle
+            .check(now)
+            .map_err(|wait_ms| AccountsError::Refused(LoginRefusal::Throttled((wait_ms + 999) / 1000)))?;
         throttles.push(throttle);
     }
     let user = users::by_email(conn, email.as_str())?;
@@ -115,12 +113,12 @@ pub fn login(
         users::set_throttle(conn, key, throttle.failures, throttle.locked_until.ms())?;
     }
     match user {
-        Some(user) if matches && !user.verified => Err(AccountsError::Unverified),
+        Some(user) if matches && !user.verified => Err(AccountsError::Refused(LoginRefusal::Unverified)),
         Some(user) if matches => {
             let session = issue(conn, TokenKind::Session, user.id, None, now)?;
             Ok((user, session))
         }
-        _ => Err(AccountsError::WrongCredentials),
+        _ => Err(AccountsError::Refused(LoginRefusal::WrongCredentials)),
     }
 }
 
@@ -297,7 +295,7 @@ mod tests {
         let mail = register(&conn, "ada@example.org", "a long enough phrase", "http://x", now).unwrap();
         assert!(matches!(
             login(&conn, "ada@example.org", "a long enough phrase", "c", now),
-            Err(AccountsError::Unverified)
+            Err(AccountsError::Refused(LoginRefusal::Unverified))
         ));
         let again = register(&conn, "ada@example.org", "another long phrase", "http://x", now).unwrap();
         assert!(!again.body.contains("token="), "a second registration reveals nothing and changes nothing");
@@ -362,18 +360,18 @@ mod tests {
         add_user(&conn, "ada@example.org", "a long enough phrase", Role::Traveller, true, now).unwrap();
         assert!(matches!(
             login(&conn, "nobody@example.org", "whatever it is", "10.0.0.9", now),
-            Err(AccountsError::WrongCredentials)
+            Err(AccountsError::Refused(LoginRefusal::WrongCredentials))
         ));
         for _ in 0..FREE_FAILURES {
             assert!(matches!(
                 login(&conn, "ada@example.org", "wrong guess!!", "10.0.0.1", now),
-                Err(AccountsError::WrongCredentials)
+                Err(AccountsError::Refused(LoginRefusal::WrongCredentials))
             ));
         }
         // Even the right password waits now, from any address.
         assert!(matches!(
             login(&conn, "ada@example.org", "a long enough phrase", "10.0.0.2", now),
-            Err(AccountsError::Throttled(30))
+            Err(AccountsError::Refused(LoginRefusal::Throttled(30)))
         ));
         let later = now.saturating_add_ms(30_000);
         assert!(login(&conn, "ada@example.org", "a long enough phrase", "10.0.0.2", later).is_ok());

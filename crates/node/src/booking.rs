@@ -97,23 +97,6 @@ impl Node {
         }
     }
 
-    /// Asks the owner for a price without holding anything.
-    pub async fn quote(&self, origin: Origin, request: &BookRequest) -> Result<caravan_booking::Quote, Refusal> {
-        let response = if origin == self.origin() {
-            self.answer_request(SELF_PEER, request).await
-        } else {
-            let contact = self.read_search(|catalog| catalog.contact(&origin).cloned());
-            let contact =
-                contact.ok_or_else(|| Refusal::new("owner_unknown", format!("no contact for origin {origin}")))?;
-            self.call_remote(&contact, request).await.map_err(Refusal::unreachable)?
-        };
-        match response {
-            BookResponse::Quote(quote) => Ok(quote),
-            BookResponse::Refusal(refusal) => Err(refusal),
-            BookResponse::Receipt(_) => Err(Refusal::new("bad_response", "a receipt for a quote")),
-        }
-    }
-
     async fn call_remote(
         &self,
         contact: &caravan_model::Contact,

@@ -19,7 +19,6 @@ pub use caravan_booking::agency;
 pub use caravan_net::NetConfig;
 pub use config::Config;
 pub use identity::NodeKey;
-pub use sagas::BOOKING_WAIT_MS;
 pub use writer::{Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 
 use std::future::Future;
@@ -688,9 +687,7 @@ impl Backend for Node {
                     caravan_accounts::Role::parse(&user.role).map_err(|e| LoginRefusal::Unavailable(e.to_string()))?;
                 Ok((caravan_accounts::Principal { user: user.id, email: user.email, role }, session))
             }
-            Err(accounts::AccountsError::Throttled(seconds)) => Err(LoginRefusal::Throttled(seconds)),
-            Err(accounts::AccountsError::WrongCredentials) => Err(LoginRefusal::WrongCredentials),
-            Err(accounts::AccountsError::Unverified) => Err(LoginRefusal::Unverified),
+            Err(accounts::AccountsError::Refused(refusal)) => Err(refusal),
             Err(other) => Err(LoginRefusal::Unavailable(other.to_string())),
         }
     }

@@ -141,10 +141,6 @@ impl<O: Clone> Timetable<O> {
         Timetable { trips, stops, stop_offsets, hops }
     }
 
-    pub fn trip_count(&self) -> usize {
-        self.trips.len()
-    }
-
     /// The itineraries for `query`, ranked by its sort, at most `query.limit`.
     /// `runs_of` gives a trip's *current* availability by its handle: ARI
     /// changes (every booking) do not rebuild the timetable.

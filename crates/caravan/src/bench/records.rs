@@ -52,7 +52,7 @@ pub fn run(args: &RecordsBench) -> anyhow::Result<Map<String, Value>> {
         "all counts must be positive"
     );
     anyhow::ensure!(args.bundle_size <= caravan_records::limits::BUNDLE_LEAVES_MAX as usize, "bundle too large");
-    let now = Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64);
+    let now = crate::now();
     let keys: Vec<SigningKey> = (0..args.origins).map(key).collect();
 
     eprintln!("signing {} records one by one and {} in bundles of {}", args.records, args.records, args.bundle_size);

@@ -139,8 +139,7 @@ pub fn run(args: &SearchBench) -> anyhow::Result<Map<String, Value>> {
         args.cities > 0 && args.stations > 1 && args.queries > 0,
         "cities, stations and queries must be positive"
     );
-    let today =
-        Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64).date();
+    let today = crate::now().date();
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let rss_before = proc_stats::peak_rss_mb(std::process::id()).unwrap_or(0.0);
     let started = Instant::now();
