@@ -153,6 +153,14 @@ fn render(template: &impl Template) -> Response {
     }
 }
 
+/// A search page's parameters, or empty ones and why the query did not parse.
+fn query_or_default<T: Default>(params: Result<Query<T>, QueryRejection>) -> (T, Option<String>) {
+    match params {
+        Ok(Query(params)) => (params, None),
+        Err(rejection) => (T::default(), Some(rejection.body_text())),
+    }
+}
+
 pub(crate) async fn home<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
     let nav = nav(&backend, &headers).await;
     let stay = StayForm { guests: "2".into(), ..StayForm::default() };
@@ -165,10 +173,7 @@ pub(crate) async fn stays<B: Backend>(
     headers: HeaderMap,
     params: Result<Query<StaySearchParams>, QueryRejection>,
 ) -> Response {
-    let (params, bad_query) = match params {
-        Ok(Query(params)) => (params, None),
-        Err(rejection) => (StaySearchParams::default(), Some(rejection.body_text())),
-    };
+    let (params, bad_query) = query_or_default(params);
     let stay = StayForm {
         city: params.city.clone().unwrap_or_default(),
         check_in: params.check_in.clone().unwrap_or_default(),
@@ -194,10 +199,7 @@ pub(crate) async fn trips<B: Backend>(
     headers: HeaderMap,
     params: Result<Query<TripSearchParams>, QueryRejection>,
 ) -> Response {
-    let (params, bad_query) = match params {
-        Ok(Query(params)) => (params, None),
-        Err(rejection) => (TripSearchParams::default(), Some(rejection.body_text())),
-    };
+    let (params, bad_query) = query_or_default(params);
     let trip = TripForm {
         from: params.from.clone().unwrap_or_default(),
         to: params.to.clone().unwrap_or_default(),
