@@ -15,6 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::dto::*;
+use crate::pages::{account, admin, booking, provider, search};
 use crate::{agency, auth, openapi, pages, ApiError, Backend, SubmitError};
 use axum::Extension;
 use caravan_accounts::{Principal, Role};
@@ -40,26 +41,26 @@ type Result<T> = std::result::Result<T, ApiError>;
 /// without a socket.
 pub fn router<B: Backend>(backend: B) -> Router {
     Router::new()
-        .route("/", get(pages::home::<B>))
-        .route("/login", get(pages::login_form::<B>).post(pages::login::<B>))
-        .route("/logout", post(pages::logout::<B>))
-        .route("/register", get(pages::register_form::<B>).post(pages::register::<B>))
-        .route("/book", get(pages::book_form).post(pages::book::<B>))
-        .route("/listings/{origin}/{id}", get(pages::listing_page::<B>))
-        .route("/provider", get(pages::provider_page::<B>))
-        .route("/admin", get(pages::admin_page::<B>))
-        .route("/tokens", get(pages::tokens::<B>).post(pages::create_token::<B>))
-        .route("/tokens/revoke", post(pages::revoke_token::<B>))
-        .route("/admin/role", post(pages::admin_role::<B>))
-        .route("/provider/ari", post(pages::provider_ari::<B>))
-        .route("/bookings", get(pages::bookings_page::<B>))
-        .route("/bookings/{id}", get(pages::booking_page::<B>))
-        .route("/bookings/{id}/{action}", post(pages::booking_action::<B>))
-        .route("/verify", get(pages::verify::<B>))
-        .route("/forgot", get(pages::forgot_form::<B>).post(pages::forgot::<B>))
-        .route("/reset", get(pages::reset_form::<B>).post(pages::reset::<B>))
-        .route("/stays", get(pages::stays::<B>))
-        .route("/trips", get(pages::trips::<B>))
+        .route("/", get(search::home::<B>))
+        .route("/login", get(account::login_form::<B>).post(account::login::<B>))
+        .route("/logout", post(account::logout::<B>))
+        .route("/register", get(account::register_form::<B>).post(account::register::<B>))
+        .route("/book", get(booking::book_form).post(booking::book::<B>))
+        .route("/listings/{origin}/{id}", get(search::listing_page::<B>))
+        .route("/provider", get(provider::provider_page::<B>))
+        .route("/admin", get(admin::admin_page::<B>))
+        .route("/tokens", get(account::tokens::<B>).post(account::create_token::<B>))
+        .route("/tokens/revoke", post(account::revoke_token::<B>))
+        .route("/admin/role", post(admin::admin_role::<B>))
+        .route("/provider/ari", post(provider::provider_ari::<B>))
+        .route("/bookings", get(booking::bookings_page::<B>))
+        .route("/bookings/{id}", get(booking::booking_page::<B>))
+        .route("/bookings/{id}/{action}", post(booking::booking_action::<B>))
+        .route("/verify", get(account::verify::<B>))
+        .route("/forgot", get(account::forgot_form::<B>).post(account::forgot::<B>))
+        .route("/reset", get(account::reset_form::<B>).post(account::reset::<B>))
+        .route("/stays", get(search::stays::<B>))
+        .route("/trips", get(search::trips::<B>))
         .route("/assets/{name}", get(pages::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::<B>))

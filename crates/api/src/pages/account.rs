@@ -1,0 +1,350 @@
+//! Accounts in the browser: log in and out, register, confirm the address,
+//! recover a password, and the API tokens one makes for scripts.
+
+use askama::Template;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
+use caravan_accounts::token::Secret;
+use caravan_accounts::{LoginRefusal, Principal};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+use super::session::{
+    anonymous_form, current, form_csrf_ok, set_cookie, SignedIn, SignedInForm, SESSION_COOKIE, SESSION_COOKIE_AGE_S,
+};
+use super::{notice, render, CsrfOnly, Nav, FORM_EXPIRED};
+use crate::{ApiError, Backend};
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct Register {
+    nav: Nav,
+    form_csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct Forgot {
+    nav: Nav,
+    form_csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct Reset {
+    nav: Nav,
+    form_csrf: String,
+    token: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct Login {
+    nav: Nav,
+    /// The login form's CSRF token (double-submitted: also in a cookie).
+    form_csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+fn login_page<B: Backend>(
+    backend: &B,
+    headers: &HeaderMap,
+    email: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    anonymous_form(backend, headers, status, |form_csrf| {
+        render(&Login { nav: Nav::default(), form_csrf, email, error })
+    })
+}
+
+pub(crate) async fn login_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
+    login_page(&backend, &headers, String::new(), None, StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginInput {
+    email: String,
+    password: String,
+    csrf: String,
+}
+
+pub(crate) async fn login<B: Backend>(
+    State(backend): State<B>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Form(input): Form<LoginInput>,
+) -> Response {
+    if !form_csrf_ok(&headers, &input.csrf) {
+        let error = Some(FORM_EXPIRED.to_owned());
+        return login_page(&backend, &headers, input.email, error, StatusCode::FORBIDDEN);
+    }
+    let client =
+        connect.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(address))| address.ip().to_string());
+    match backend.login(&input.email, &input.password, &client).await {
+        Ok((_, session)) => {
+            // A new session id at every login: a fixated cookie is worthless.
+            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_COOKIE_AGE_S}",
+                session.reveal()
+            );
+            set_cookie(&mut response, cookie);
+            response
+        }
+        Err(refusal) => {
+            let status = match refusal {
+                LoginRefusal::WrongCredentials | LoginRefusal::Unverified => StatusCode::UNAUTHORIZED,
+                LoginRefusal::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+                LoginRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            login_page(&backend, &headers, input.email, Some(refusal.to_string()), status)
+        }
+    }
+}
+
+pub(crate) async fn logout<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(input): Form<CsrfOnly>,
+) -> Response {
+    let Some((_, session)) = current(&backend, &headers).await else {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    };
+    if input.csrf != session.csrf() {
+        return (StatusCode::FORBIDDEN, "the form expired; reload the page").into_response();
+    }
+    if let Err(error) = backend.logout(&session).await {
+        return ApiError::internal(error).into_response();
+    }
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    set_cookie(&mut response, format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AccountInput {
+    email: String,
+    #[serde(default)]
+    password: String,
+    csrf: String,
+}
+
+pub(crate) async fn register_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
+    anonymous_form(&backend, &headers, StatusCode::OK, |form_csrf| {
+        render(&Register { nav: Nav::default(), form_csrf, email: String::new(), error: None })
+    })
+}
+
+pub(crate) async fn register<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(input): Form<AccountInput>,
+) -> Response {
+    let refused = |status, error: String, email: String| {
+        anonymous_form(&backend, &headers, status, |form_csrf| {
+            render(&Register { nav: Nav::default(), form_csrf, email, error: Some(error) })
+        })
+    };
+    if !form_csrf_ok(&headers, &input.csrf) {
+        return refused(StatusCode::FORBIDDEN, FORM_EXPIRED.into(), input.email);
+    }
+    match backend.register(&input.email, &input.password).await {
+        Ok(()) => notice(
+            StatusCode::OK,
+            "Check your mail",
+            &format!("We sent a link to {} to confirm the address. Follow it, then log in.", input.email.trim()),
+            None,
+        ),
+        Err(message) => refused(StatusCode::UNPROCESSABLE_ENTITY, message, input.email),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenQuery {
+    token: Option<String>,
+}
+
+pub(crate) async fn verify<B: Backend>(State(backend): State<B>, Query(query): Query<TokenQuery>) -> Response {
+    let Some(token) = query.token.as_deref().and_then(Secret::parse) else {
+        return notice(
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "This link is incomplete; copy it whole from the mail.",
+            None,
+        );
+    };
+    match backend.verify_email(&token).await {
+        Ok(()) => {
+            notice(StatusCode::OK, "Address confirmed", "Thank you. You can log in now.", Some(("/login", "Log in")))
+        }
+        Err(message) => notice(StatusCode::BAD_REQUEST, "Link not valid", &message, None),
+    }
+}
+
+pub(crate) async fn forgot_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
+    anonymous_form(&backend, &headers, StatusCode::OK, |form_csrf| {
+        render(&Forgot { nav: Nav::default(), form_csrf, email: String::new(), error: None })
+    })
+}
+
+pub(crate) async fn forgot<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(input): Form<AccountInput>,
+) -> Response {
+    if !form_csrf_ok(&headers, &input.csrf) {
+        return anonymous_form(&backend, &headers, StatusCode::FORBIDDEN, |form_csrf| {
+            render(&Forgot { nav: Nav::default(), form_csrf, email: input.email, error: Some(FORM_EXPIRED.into()) })
+        });
+    }
+    match backend.request_reset(&input.email).await {
+        // The same answer whether or not the address has an account.
+        Ok(()) => notice(
+            StatusCode::OK,
+            "Check your mail",
+            "If that address has an account, a reset link is on its way; it works once, within the hour.",
+            None,
+        ),
+        Err(message) => notice(StatusCode::SERVICE_UNAVAILABLE, "Not sent", &message, None),
+    }
+}
+
+pub(crate) async fn reset_form<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let token = query.token.unwrap_or_default();
+    anonymous_form(&backend, &headers, StatusCode::OK, |form_csrf| {
+        render(&Reset { nav: Nav::default(), form_csrf, token, error: None })
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetInput {
+    token: String,
+    password: String,
+    csrf: String,
+}
+
+pub(crate) async fn reset<B: Backend>(
+    State(backend): State<B>,
+    headers: HeaderMap,
+    Form(input): Form<ResetInput>,
+) -> Response {
+    let refused = |status, error: String, token: String| {
+        anonymous_form(&backend, &headers, status, |form_csrf| {
+            render(&Reset { nav: Nav::default(), form_csrf, token, error: Some(error) })
+        })
+    };
+    if !form_csrf_ok(&headers, &input.csrf) {
+        return refused(StatusCode::FORBIDDEN, FORM_EXPIRED.into(), input.token);
+    }
+    let Some(token) = Secret::parse(&input.token) else {
+        return notice(
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "This link is incomplete; ask for a new one.",
+            Some(("/forgot", "New link")),
+        );
+    };
+    match backend.reset_password(&token, &input.password).await {
+        Ok(()) => notice(
+            StatusCode::OK,
+            "Password changed",
+            "Your other sessions have ended. Log in with the new password.",
+            Some(("/login", "Log in")),
+        ),
+        Err(message) => refused(StatusCode::UNPROCESSABLE_ENTITY, message, input.token),
+    }
+}
+
+#[derive(Debug)]
+struct TokenRow {
+    hash: String,
+    name: String,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    nav: Nav,
+    tokens: Vec<TokenRow>,
+    new_secret: Option<String>,
+    error: Option<String>,
+}
+
+async fn tokens_page<B: Backend>(
+    backend: &B,
+    principal: &Principal,
+    session: &Secret,
+    new_secret: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let tokens = match backend.api_tokens(principal.user).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(hash, name, created)| TokenRow { hash, name, created: crate::dto::rfc3339(created) })
+            .collect(),
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    render(&TokensPage { nav: Nav::of(principal, session), tokens, new_secret, error })
+}
+
+pub(crate) async fn tokens<B: Backend>(
+    State(backend): State<B>,
+    SignedIn { principal, session }: SignedIn,
+) -> Response {
+    tokens_page(&backend, &principal, &session, None, None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewToken {
+    csrf: String,
+    name: String,
+}
+
+pub(crate) async fn create_token<B: Backend>(
+    State(backend): State<B>,
+    SignedInForm(SignedIn { principal, session }, form): SignedInForm<NewToken>,
+) -> Response {
+    match backend.issue_api_token(principal.user, &form.name).await {
+        Ok(secret) => tokens_page(&backend, &principal, &session, Some(secret.reveal()), None).await,
+        Err(message) => tokens_page(&backend, &principal, &session, None, Some(message)).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RevokeToken {
+    csrf: String,
+    hash: String,
+}
+
+pub(crate) async fn revoke_token<B: Backend>(
+    State(backend): State<B>,
+    SignedInForm(SignedIn { principal, session }, form): SignedInForm<RevokeToken>,
+) -> Response {
+    let hash = hex::decode(&form.hash).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+    let outcome = match hash {
+        Some(hash) => backend.revoke_api_token(principal.user, hash).await,
+        None => Ok(false),
+    };
+    match outcome {
+        Ok(true) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/tokens")]).into_response(),
+        Ok(false) => tokens_page(&backend, &principal, &session, None, Some("no such token of yours".into())).await,
+        Err(error) => ApiError::internal(error).into_response(),
+    }
+}
+
+session_forms!(NewToken, RevokeToken);

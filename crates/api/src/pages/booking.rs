@@ -1,0 +1,284 @@
+//! Booking from the browser: a search result's parts are held, the
+//! traveller's details taken, and the booking confirmed, let go or
+//! cancelled from its page.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use caravan_accounts::Principal;
+use serde::Deserialize;
+
+use super::session::{SignedIn, SignedInForm};
+use super::{notice, render, CsrfOnly, Nav};
+use crate::{ApiError, Backend};
+
+/// One part of a booking as the pages carry it from a search result to the
+/// booking form: `stay~origin~listing~check_in~check_out~units~guests` or
+/// `trip~origin~listing~departure~seats`, parts joined by `!` (characters
+/// no listing id, date or hex origin contains, and that need no escaping
+/// in a URL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BookPart {
+    Stay {
+        origin: caravan_records::Origin,
+        listing: String,
+        check_in: caravan_model::Date,
+        check_out: caravan_model::Date,
+        units: u32,
+        guests: u32,
+    },
+    Trip {
+        origin: caravan_records::Origin,
+        listing: String,
+        departure: caravan_model::Date,
+        seats: u32,
+    },
+}
+
+impl BookPart {
+    pub(crate) fn encode(&self) -> String {
+        match self {
+            BookPart::Stay { origin, listing, check_in, check_out, units, guests } => {
+                format!("stay~{}~{listing}~{check_in}~{check_out}~{units}~{guests}", origin.to_hex())
+            }
+            BookPart::Trip { origin, listing, departure, seats } => {
+                format!("trip~{}~{listing}~{departure}~{seats}", origin.to_hex())
+            }
+        }
+    }
+
+    pub(crate) fn encode_all(parts: impl Iterator<Item = BookPart>) -> String {
+        parts.map(|p| p.encode()).collect::<Vec<_>>().join("!")
+    }
+
+    fn decode_all(text: &str) -> Option<Vec<BookPart>> {
+        let parts: Option<Vec<BookPart>> = text.split('!').map(BookPart::decode).collect();
+        parts.filter(|p| !p.is_empty() && p.len() <= caravan_booking::saga::PARTS_MAX)
+    }
+
+    fn decode(text: &str) -> Option<BookPart> {
+        let fields: Vec<&str> = text.split('~').collect();
+        let origin = caravan_records::Origin::from_hex(fields.get(1)?)?;
+        let date = |i: usize| caravan_model::Date::parse(fields.get(i)?).ok();
+        let number = |i: usize| fields.get(i)?.parse::<u32>().ok();
+        let listing = caravan_model::ListingId::parse(fields.get(2)?).ok()?.to_string();
+        match (fields[0], fields.len()) {
+            ("stay", 7) => Some(BookPart::Stay {
+                origin,
+                listing,
+                check_in: date(3)?,
+                check_out: date(4)?,
+                units: number(5)?,
+                guests: number(6)?,
+            }),
+            ("trip", 5) => Some(BookPart::Trip { origin, listing, departure: date(3)?, seats: number(4)? }),
+            _ => None,
+        }
+    }
+
+    fn spec(&self) -> (caravan_records::Origin, caravan_booking::HoldSpec) {
+        let listing = caravan_model::ListingId::parse(match self {
+            BookPart::Stay { listing, .. } | BookPart::Trip { listing, .. } => listing,
+        })
+        .expect("checked when decoded");
+        let (origin, request) = match self {
+            BookPart::Stay { origin, check_in, check_out, units, guests, .. } => (
+                *origin,
+                caravan_ledger::HoldRequest::Stay {
+                    listing,
+                    check_in: *check_in,
+                    check_out: *check_out,
+                    units: *units,
+                    guests: *guests,
+                },
+            ),
+            BookPart::Trip { origin, departure, seats, .. } => (
+                *origin,
+                caravan_ledger::HoldRequest::Trip {
+                    listing,
+                    departure: *departure,
+                    seats: *seats,
+                    seat_numbers: Vec::new(),
+                },
+            ),
+        };
+        (origin, caravan_booking::HoldSpec { request, hold_seconds: 0, expected_total_minor: None, traveller: None })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            BookPart::Stay { listing, check_in, check_out, units, guests, .. } => {
+                format!("{listing}: {units} room(s) for {guests} guest(s), {check_in} to {check_out}")
+            }
+            BookPart::Trip { listing, departure, seats, .. } => format!("{listing}: {seats} seat(s) on {departure}"),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "book.html")]
+struct Book {
+    nav: Nav,
+    summary: String,
+    parts: String,
+    name: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "booking.html")]
+struct BookingPage {
+    nav: Nav,
+    booking: crate::agency::BookingView,
+    minutes_left: i64,
+}
+
+#[derive(Template)]
+#[template(path = "bookings.html")]
+struct BookingsPage {
+    nav: Nav,
+    bookings: Vec<crate::agency::BookingView>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PartsQuery {
+    parts: String,
+}
+
+pub(crate) async fn book_form(SignedIn { principal, session }: SignedIn, Query(query): Query<PartsQuery>) -> Response {
+    let Some(parts) = BookPart::decode_all(&query.parts) else {
+        return notice(
+            StatusCode::BAD_REQUEST,
+            "Nothing to book",
+            "This link does not name what to book; search again.",
+            Some(("/", "Search")),
+        );
+    };
+    let summary = parts.iter().map(BookPart::describe).collect::<Vec<_>>().join("; ");
+    let nav = Nav::of(&principal, &session);
+    render(&Book { nav, summary, parts: query.parts, name: String::new(), email: principal.email, error: None })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct BookInput {
+    csrf: String,
+    parts: String,
+    name: String,
+    email: String,
+    #[serde(default)]
+    phone: String,
+}
+
+pub(crate) async fn book<B: Backend>(
+    State(backend): State<B>,
+    SignedInForm(SignedIn { principal, session }, input): SignedInForm<BookInput>,
+) -> Response {
+    let Some(parts) = BookPart::decode_all(&input.parts) else {
+        return notice(
+            StatusCode::BAD_REQUEST,
+            "Nothing to book",
+            "The form does not name what to book; search again.",
+            Some(("/", "Search")),
+        );
+    };
+    let phone = Some(input.phone.trim().to_owned()).filter(|p| !p.is_empty());
+    let traveller =
+        caravan_model::Traveller { name: input.name.trim().to_owned(), email: input.email.trim().to_owned(), phone };
+    let new = caravan_booking::agency::NewBooking {
+        client_key: None,
+        user: Some(principal.user),
+        traveller,
+        parts: parts.iter().map(BookPart::spec).collect(),
+        wait_to_confirm: true,
+    };
+    match backend.create_booking(new).await {
+        Ok(booking) => {
+            (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/bookings/{}", booking.saga.id))]).into_response()
+        }
+        Err(error) => {
+            let summary = parts.iter().map(BookPart::describe).collect::<Vec<_>>().join("; ");
+            let nav = Nav::of(&principal, &session);
+            let page = Book {
+                nav,
+                summary,
+                parts: input.parts,
+                name: input.name,
+                email: input.email,
+                error: Some(error.to_string()),
+            };
+            let mut response = render(&page);
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            response
+        }
+    }
+}
+
+/// The signed-in traveller's booking `id` (another's is "not found").
+async fn own<B: Backend>(backend: &B, principal: &Principal, id: u64) -> Option<caravan_booking::agency::Booking> {
+    crate::agency::own_booking(backend, principal, id).await.ok()
+}
+
+pub(crate) async fn booking_page<B: Backend>(
+    State(backend): State<B>,
+    SignedIn { principal, session }: SignedIn,
+    Path(id): Path<u64>,
+) -> Response {
+    let Some(booking) = own(&backend, &principal, id).await else {
+        return notice(
+            StatusCode::NOT_FOUND,
+            "No such booking",
+            "There is no booking of yours with that number.",
+            Some(("/bookings", "My bookings")),
+        );
+    };
+    let minutes_left = booking.saga.held_until().map_or(0, |at| ((at.ms() - backend.now().ms()) / 60_000).max(0));
+    let nav = Nav::of(&principal, &session);
+    render(&BookingPage { nav, booking: crate::agency::booking_view_now(&backend, &booking), minutes_left })
+}
+
+pub(crate) async fn bookings_page<B: Backend>(
+    State(backend): State<B>,
+    SignedIn { principal, session }: SignedIn,
+) -> Response {
+    let bookings = match backend.bookings(Some(principal.user), None, crate::routes::PAGE_DEFAULT).await {
+        Ok(bookings) => bookings.iter().map(crate::agency::booking_view).collect(),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    render(&BookingsPage { nav: Nav::of(&principal, &session), bookings })
+}
+
+/// Confirm (or let go of, or cancel) a booking from its page.
+pub(crate) async fn booking_action<B: Backend>(
+    State(backend): State<B>,
+    Path((id, action)): Path<(u64, String)>,
+    SignedInForm(SignedIn { principal, .. }, _): SignedInForm<CsrfOnly>,
+) -> Response {
+    let Some(booking) = own(&backend, &principal, id).await else {
+        return notice(
+            StatusCode::NOT_FOUND,
+            "No such booking",
+            "There is no booking of yours with that number.",
+            None,
+        );
+    };
+    use caravan_booking::agency::Decision;
+    let outcome = match (action.as_str(), booking.saga.phase) {
+        ("confirm", _) => backend.decide_booking(id, Decision::Confirm).await,
+        ("cancel", caravan_booking::Phase::Held) => backend.decide_booking(id, Decision::Release).await,
+        ("cancel", _) => backend.cancel_booking(id).await,
+        _ => return notice(StatusCode::NOT_FOUND, "Not found", "No such action.", None),
+    };
+    match outcome {
+        Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/bookings/{id}"))]).into_response(),
+        Err(error) => notice(
+            StatusCode::CONFLICT,
+            "Not done",
+            &error.to_string(),
+            Some((&format!("/bookings/{id}"), "Back to the booking")),
+        ),
+    }
+}
+
+session_forms!(BookInput);

@@ -1,0 +1,118 @@
+//! Pages for people, server-rendered with askama and made lively with htmx
+//! (a search form replaces only its results, a held booking counts down).
+//! Assets are embedded in the binary; no JavaScript build step.
+//!
+//! One module per audience: `search` and `booking` for travellers,
+//! `account` for signing in and API tokens, `provider` for the back
+//! office, `admin` for the console; `session` holds the cookies, CSRF
+//! checks and the extractors every signed-in page takes.
+
+use askama::Template;
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use caravan_accounts::token::Secret;
+use caravan_accounts::Principal;
+use serde::Deserialize;
+
+use crate::ApiError;
+
+/// Implements [`session::SessionForm`] for forms whose CSRF field is `csrf`.
+macro_rules! session_forms {
+    ($($form:ty),*) => {
+        $(impl crate::pages::session::SessionForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+
+pub(crate) mod account;
+pub(crate) mod admin;
+pub(crate) mod booking;
+pub(crate) mod provider;
+pub(crate) mod search;
+pub(crate) mod session;
+
+pub(crate) use booking::BookPart;
+
+/// The account part of every page's header.
+#[derive(Debug, Default)]
+pub(crate) struct Nav {
+    /// The signed-in account's email.
+    user: Option<String>,
+    /// The session's CSRF token, for the log-out form.
+    csrf: String,
+    /// Whether to link the provider's pages.
+    provider: bool,
+    /// Whether to link the admin's pages.
+    admin: bool,
+}
+
+impl Nav {
+    fn of(principal: &Principal, session: &Secret) -> Nav {
+        Nav {
+            user: Some(principal.email.clone()),
+            csrf: session.csrf(),
+            provider: principal.role.allows(caravan_accounts::Role::Provider),
+            admin: principal.role == caravan_accounts::Role::Admin,
+        }
+    }
+}
+
+const FORM_EXPIRED: &str = "the form expired; please try again";
+
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct Notice {
+    nav: Nav,
+    heading: String,
+    message: String,
+    next: Option<(String, String)>,
+}
+
+fn notice(status: StatusCode, heading: &str, message: &str, next: Option<(&str, &str)>) -> Response {
+    let next = next.map(|(href, label)| (href.to_owned(), label.to_owned()));
+    let page = Notice { nav: Nav::default(), heading: heading.to_owned(), message: message.to_owned(), next };
+    let mut response = render(&page);
+    *response.status_mut() = status;
+    response
+}
+
+fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => ApiError::internal(format!("rendering a page: {error}")).into_response(),
+    }
+}
+
+/// The embedded assets, by name.
+const ASSETS: [(&str, &str, &[u8]); 2] = [
+    ("app.css", "text/css; charset=utf-8", include_bytes!("../../assets/app.css")),
+    ("htmx-2.0.4.min.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/htmx-2.0.4.min.js")),
+];
+
+pub(crate) async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(asset, _, _)| *asset == name) {
+        Some((_, content_type, bytes)) => {
+            // Names carry versions, so browsers may keep them for a day.
+            ([(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "public, max-age=86400")], *bytes)
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MessageQuery {
+    done: Option<String>,
+}
+
+/// A form that carries nothing but its CSRF token (a button).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfOnly {
+    csrf: String,
+}
+
+session_forms!(CsrfOnly);
