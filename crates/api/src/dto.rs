@@ -29,6 +29,11 @@ pub struct ListingInput {
     /// GOT; withdrawing is `DELETE`, so `true` is refused on writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub withdrawn: Option<bool>,
+    /// Shown on reads (off sale for now). Read-only: accepted on writes so
+    /// a client can PUT back what it GOT, and ignored there; pausing is
+    /// `PUT /api/v1/listings/{id}/paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,6 +151,7 @@ impl ListingInput {
             stay,
             trip,
             withdrawn: None,
+            paused: None,
         }
     }
 }
@@ -263,7 +269,11 @@ pub type ListingView = ListingInput;
 
 impl ListingInput {
     pub fn view(state: &ListingState) -> ListingView {
-        ListingInput { withdrawn: Some(state.withdrawn), ..ListingInput::from_listing(&state.listing) }
+        ListingInput {
+            withdrawn: Some(state.withdrawn),
+            paused: Some(state.paused),
+            ..ListingInput::from_listing(&state.listing)
+        }
     }
 }
 

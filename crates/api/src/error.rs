@@ -53,6 +53,7 @@ impl From<Rejection> for ApiError {
             }
             ListingExists(_)
             | ListingWithdrawn(_)
+            | ListingPaused(_)
             | NotForSale { .. }
             | SoldOut { .. }
             | Restriction(_)

@@ -86,6 +86,30 @@ pub trait Backend: Clone + Send + Sync + 'static {
         listing: &caravan_model::ListingId,
         user: u64,
     ) -> impl Future<Output = Result<(), String>> + Send;
+    /// The accounts that manage `listing`, with their emails.
+    fn manager_accounts(
+        &self,
+        listing: &caravan_model::ListingId,
+    ) -> impl Future<Output = Result<Vec<(u64, String)>, String>> + Send;
+    /// Whether `user` managed `listing` (and no longer does).
+    fn remove_manager(
+        &self,
+        listing: &caravan_model::ListingId,
+        user: u64,
+    ) -> impl Future<Output = Result<bool, String>> + Send;
+    /// The account with `email` and its role, if there is one.
+    fn account_by_email(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<(u64, caravan_accounts::Role)>, String>> + Send;
+    /// Checks a signed-in account's password again before a grave step,
+    /// throttled as a login is.
+    fn confirm_password(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+    ) -> impl Future<Output = Result<(), caravan_accounts::LoginRefusal>> + Send;
     /// The listings `user` manages.
     fn managed_listings(&self, user: u64) -> impl Future<Output = Result<Vec<String>, String>> + Send;
     /// Checks a password (throttled per email and per `client` address) and

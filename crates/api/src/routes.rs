@@ -4,7 +4,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use caravan_ledger::{Command, HoldId, HoldState, IdempotencyKey, Rejection, Reply};
 use caravan_model::{limits::HORIZON_DAYS_MAX, Date, ListingId};
@@ -53,6 +53,14 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/tokens/revoke", post(account::revoke_token::<B>))
         .route("/admin/role", post(admin::admin_role::<B>))
         .route("/provider/ari", post(provider::provider_ari::<B>))
+        .route("/provider/new", get(provider::new_service_form).post(provider::create_service::<B>))
+        .route("/provider/sales", get(provider::sales_page::<B>))
+        .route("/provider/services/{id}", get(provider::service_page::<B>))
+        .route("/provider/services/{id}/edit", get(provider::edit_service_form::<B>).post(provider::edit_service::<B>))
+        .route("/provider/services/{id}/sale", post(provider::set_sale::<B>))
+        .route("/provider/services/{id}/withdraw", post(provider::withdraw::<B>))
+        .route("/provider/services/{id}/managers", post(provider::add_manager::<B>))
+        .route("/provider/services/{id}/managers/remove", post(provider::remove_manager::<B>))
         .route("/bookings", get(booking::bookings_page::<B>))
         .route("/bookings/{id}", get(booking::booking_page::<B>))
         .route("/bookings/{id}/{action}", post(booking::booking_action::<B>))
@@ -67,6 +75,7 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/api/v1/listings", get(list_listings::<B>).post(create_listing::<B>))
         .route("/api/v1/listings/{id}", get(get_listing::<B>).put(update_listing::<B>).delete(withdraw_listing::<B>))
+        .route("/api/v1/listings/{id}/paused", put(set_paused::<B>))
         .route("/api/v1/listings/{id}/ari", get(get_ari::<B>).put(set_ari::<B>))
         .route("/api/v1/ari", post(set_ari_batch::<B>))
         .route("/api/v1/status", get(status::<B>))
@@ -189,13 +198,24 @@ async fn create_listing<B: Backend>(
     Extension(caller): Extension<Principal>,
     body: std::result::Result<Json<ListingInput>, JsonRejection>,
 ) -> Result<Response> {
-    auth::need_role(&caller, Role::Provider)?;
     let Json(input) = body?;
+    let id = create_listing_as(&backend, &caller, input).await?;
+    Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response())
+}
+
+/// Creates a listing for a provider, who then manages it. Without an id
+/// in the input, one is made from the title.
+pub(crate) async fn create_listing_as<B: Backend>(
+    backend: &B,
+    caller: &Principal,
+    input: ListingInput,
+) -> Result<ListingId> {
+    auth::need_role(caller, Role::Provider)?;
     if let Some(text) = input.id.clone() {
         let id = ListingId::parse(&text)?;
         backend.submit(Command::CreateListing(input.into_listing(id.clone())?)).await?;
         backend.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
-        return Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response());
+        return Ok(id);
     }
     // A generated id may, rarely, be taken: draw another suffix.
     for _ in 0..GENERATED_ID_ATTEMPTS {
@@ -206,7 +226,7 @@ async fn create_listing<B: Backend>(
             result => result?,
         };
         backend.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
-        return Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response());
+        return Ok(id);
     }
     Err(ApiError::internal("no free listing id after several random draws"))
 }
@@ -243,6 +263,26 @@ async fn withdraw_listing<B: Backend>(
     let id = listing_id(path)?;
     auth::need_manager(&backend, &caller, &id).await?;
     backend.submit(Command::WithdrawListing(id.clone())).await?;
+    Ok(Json(listing_view(&backend, &id)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PausedInput {
+    paused: bool,
+}
+
+/// Takes a listing off sale for now, or puts it back on sale.
+async fn set_paused<B: Backend>(
+    State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
+    path: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<PausedInput>, JsonRejection>,
+) -> Result<Json<ListingView>> {
+    let id = listing_id(path)?;
+    auth::need_manager(&backend, &caller, &id).await?;
+    let Json(input) = body?;
+    backend.submit(Command::SetPaused { listing: id.clone(), paused: input.paused }).await?;
     Ok(Json(listing_view(&backend, &id)?))
 }
 

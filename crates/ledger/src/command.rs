@@ -137,6 +137,13 @@ pub enum Command {
         expected_total_minor: Option<i64>,
         traveller: Traveller,
     },
+    /// Takes a listing off sale for now (`paused`), or puts it back. While
+    /// paused, nothing of it is for sale and its published availability
+    /// says so; bookings already made stay valid.
+    SetPaused {
+        listing: ListingId,
+        paused: bool,
+    },
 }
 
 impl Command {
@@ -154,6 +161,7 @@ impl Command {
             Command::SetContact(_) => "set_contact",
             Command::Publish => "publish",
             Command::HoldFor { .. } => "hold",
+            Command::SetPaused { .. } => "set_paused",
         }
     }
 }
@@ -179,6 +187,8 @@ pub enum Rejection {
     ListingExists(ListingId),
     #[error("listing {0} was withdrawn")]
     ListingWithdrawn(ListingId),
+    #[error("listing {0} is off sale for now")]
+    ListingPaused(ListingId),
     #[error("invalid listing: {0}")]
     InvalidListing(String),
     #[error("listing {listing} is not a {expected}")]
@@ -218,6 +228,7 @@ impl Rejection {
             Rejection::UnknownListing(_) => "unknown_listing",
             Rejection::ListingExists(_) => "listing_exists",
             Rejection::ListingWithdrawn(_) => "listing_withdrawn",
+            Rejection::ListingPaused(_) => "listing_paused",
             Rejection::InvalidListing(_) => "invalid_listing",
             Rejection::WrongKind { .. } => "wrong_kind",
             Rejection::InvalidRequest(_) => "invalid_request",

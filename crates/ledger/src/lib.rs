@@ -75,6 +75,8 @@ impl DayState {
 pub struct ListingState {
     pub listing: Listing,
     pub withdrawn: bool,
+    /// Taken off sale by its provider for now ([`Command::SetPaused`]).
+    pub paused: bool,
     pub days: BTreeMap<Date, DayState>,
 }
 
@@ -162,6 +164,7 @@ impl Ledger {
                     Ok(reply)
                 })
             }
+            Command::SetPaused { listing, paused } => self.set_paused(listing, *paused),
             Command::Publish => {
                 publications = self.take_publications(now);
                 Ok(Reply::Done)
@@ -256,7 +259,7 @@ impl Ledger {
         if self.listings.len() >= LISTINGS_MAX {
             return Err(Rejection::LimitReached(format!("at most {LISTINGS_MAX} listings per owner")));
         }
-        let state = ListingState { listing: listing.clone(), withdrawn: false, days: BTreeMap::new() };
+        let state = ListingState { listing: listing.clone(), withdrawn: false, paused: false, days: BTreeMap::new() };
         self.listings.insert(listing.id.clone(), state);
         self.mark_unpublished(&listing.id, Unpublished { listing: true, ari: true });
         Ok(Reply::Listing(listing.id.clone()))
@@ -310,6 +313,15 @@ impl Ledger {
         self.live_listing(id)?;
         self.listings.get_mut(id).expect("checked live").withdrawn = true;
         self.mark_unpublished(id, Unpublished { listing: true, ari: true });
+        Ok(Reply::Listing(id.clone()))
+    }
+
+    fn set_paused(&mut self, id: &ListingId, paused: bool) -> Result<Reply, Rejection> {
+        let state = self.live_listing(id)?;
+        if state.paused != paused {
+            self.listings.get_mut(id).expect("checked live").paused = paused;
+            self.mark_unpublished(id, Unpublished { listing: false, ari: true });
+        }
         Ok(Reply::Listing(id.clone()))
     }
 
@@ -376,6 +388,9 @@ impl Ledger {
     /// the total), or why it would be refused. Changes nothing.
     pub fn quote(&self, request: &HoldRequest, now: Timestamp) -> Result<(Vec<Money>, Money), Rejection> {
         let state = self.live_listing(request.listing())?;
+        if state.paused {
+            return Err(Rejection::ListingPaused(request.listing().clone()));
+        }
         let day_prices = match request {
             HoldRequest::Stay { check_in, check_out, units, guests, .. } => {
                 check_stay(state, *check_in, *check_out, *units, *guests, now)?

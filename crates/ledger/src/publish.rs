@@ -1,7 +1,7 @@
 //! What a [`Command::Publish`](crate::Command::Publish) hands to the signer:
 //! the current public state of every listing changed since the last one.
 
-use caravan_model::{AriRun, Contact, Listing, ListingId, Timestamp};
+use caravan_model::{AriDay, AriRun, Contact, Listing, ListingId, Timestamp};
 use std::ops::Bound::{Excluded, Unbounded};
 
 use crate::{Ledger, DAYS_BEFORE_TODAY_MAX};
@@ -62,7 +62,12 @@ impl Ledger {
                 out.push(Publication::Listing(state.listing.clone()));
             }
             if what.ari {
-                let days = state.days.range(first_day..).map(|(date, day)| (*date, day.public_terms()));
+                // A paused listing publishes every day closed: agencies
+                // stop offering it without forgetting its terms.
+                let days = state.days.range(first_day..).map(|(date, day)| {
+                    let terms = day.public_terms();
+                    (*date, if state.paused { AriDay { stop_sell: true, ..terms } } else { terms })
+                });
                 let mut runs = AriRun::encode(days);
                 runs.truncate(PUBLISHED_RUNS_MAX);
                 out.push(Publication::Availability { listing: id, runs });

@@ -78,9 +78,8 @@ pub fn issue_api_token(conn: &Connection, email: &str, name: &str, now: Timestam
     Ok(issue(conn, TokenKind::Api, user.id, Some(name.to_owned()), now)?)
 }
 
-/// Checks a password, throttled per email and per client (an address):
-/// while either waits, the attempt is refused unjudged. A success returns
-/// the account and a new session secret.
+/// Checks a password and, if it is right, returns the account and a new
+/// session secret. Throttled as [`check_password`].
 pub fn login(
     conn: &Connection,
     email: &str,
@@ -88,6 +87,22 @@ pub fn login(
     client: &str,
     now: Timestamp,
 ) -> Result<(UserRow, Secret), AccountsError> {
+    let user = check_password(conn, email, given_password, client, now)?;
+    let session = issue(conn, TokenKind::Session, user.id, None, now)?;
+    Ok((user, session))
+}
+
+/// Checks a password, throttled per email and per client (an address):
+/// while either waits, the attempt is refused unjudged. Also asked before
+/// a grave step (withdrawing a service), so a borrowed session is not
+/// enough for it.
+pub fn check_password(
+    conn: &Connection,
+    email: &str,
+    given_password: &str,
+    client: &str,
+    now: Timestamp,
+) -> Result<UserRow, AccountsError> {
     let email = Email::parse(email).map_err(|_| AccountsError::Refused(LoginRefusal::WrongCredentials))?;
     let keys = [format!("email:{email}"), format!("client:{client}")];
     let mut throttles = Vec::with_capacity(keys.len());
@@ -114,10 +129,7 @@ pub fn login(
     }
     match user {
         Some(user) if matches && !user.verified => Err(AccountsError::Refused(LoginRefusal::Unverified)),
-        Some(user) if matches => {
-            let session = issue(conn, TokenKind::Session, user.id, None, now)?;
-            Ok((user, session))
-        }
+        Some(user) if matches => Ok(user),
         _ => Err(AccountsError::Refused(LoginRefusal::WrongCredentials)),
     }
 }

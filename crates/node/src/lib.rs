@@ -664,6 +664,55 @@ impl Backend for Node {
         added.map_err(|e: caravan_store::StoreError| e.to_string())
     }
 
+    async fn manager_accounts(&self, listing: &caravan_model::ListingId) -> Result<Vec<(u64, String)>, String> {
+        let (inner, listing) = (self.inner.clone(), listing.to_string());
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            caravan_store::users::manager_accounts(&conn, &listing).map_err(|e| e.to_string())
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+    }
+
+    async fn remove_manager(&self, listing: &caravan_model::ListingId, user: u64) -> Result<bool, String> {
+        let listing = listing.to_string();
+        let removed = self.write(move |conn| caravan_store::users::remove_manager(conn, &listing, user)).await;
+        removed.map_err(|e: caravan_store::StoreError| e.to_string())
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Option<(u64, caravan_accounts::Role)>, String> {
+        let Ok(email) = caravan_accounts::Email::parse(email) else { return Ok(None) };
+        let inner = self.inner.clone();
+        let read = move || {
+            let conn = inner.reader.lock().expect("reader lock");
+            let user = caravan_store::users::by_email(&conn, email.as_str()).map_err(|e| e.to_string())?;
+            user.map(|u| Ok((u.id, caravan_accounts::Role::parse(&u.role).map_err(|e| e.to_string())?))).transpose()
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+    }
+
+    async fn confirm_password(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<(), caravan_accounts::LoginRefusal> {
+        use caravan_accounts::LoginRefusal;
+        let (email, password, client, now) = (email.to_owned(), password.to_owned(), client.to_owned(), self.now());
+        // As at login, a refusal's throttle writes are kept.
+        let result = self
+            .write(move |conn| match accounts::check_password(conn, &email, &password, &client, now) {
+                Err(accounts::AccountsError::Store(error)) => Err(error),
+                outcome => Ok(outcome),
+            })
+            .await
+            .unwrap_or_else(|error: caravan_store::StoreError| Err(error.into()));
+        match result {
+            Ok(_) => Ok(()),
+            Err(accounts::AccountsError::Refused(refusal)) => Err(refusal),
+            Err(other) => Err(LoginRefusal::Unavailable(other.to_string())),
+        }
+    }
+
     async fn login(
         &self,
         email: &str,

@@ -156,6 +156,16 @@ pub fn managers(conn: &Connection, listing: &str) -> Result<Vec<u64>, StoreError
     Ok(rows)
 }
 
+/// The accounts that manage `listing`, with their emails, by id.
+pub fn manager_accounts(conn: &Connection, listing: &str) -> Result<Vec<(u64, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.email FROM listing_managers m JOIN users u ON u.id = m.user_id \
+         WHERE m.listing = ?1 ORDER BY u.id",
+    )?;
+    let rows = stmt.query_map([listing], |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A login throttle's state: failures and the time before which no
 /// attempt is judged.
 pub fn throttle(conn: &Connection, key: &str) -> Result<(u32, i64), StoreError> {

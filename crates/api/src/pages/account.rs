@@ -2,18 +2,17 @@
 //! recover a password, and the API tokens one makes for scripts.
 
 use askama::Template;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Form};
+use axum::Form;
 use caravan_accounts::token::Secret;
 use caravan_accounts::{LoginRefusal, Principal};
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 use super::session::{
-    anonymous_form, current, form_csrf_ok, set_cookie, SignedIn, SignedInForm, SESSION_COOKIE, SESSION_COOKIE_AGE_S,
+    anonymous_form, current, form_csrf_ok, set_cookie, ClientAddress, SignedIn, SignedInForm, SESSION_COOKIE,
+    SESSION_COOKIE_AGE_S,
 };
 use super::{notice, render, CsrfOnly, Nav, FORM_EXPIRED};
 use crate::{ApiError, Backend};
@@ -80,7 +79,7 @@ pub(crate) struct LoginInput {
 
 pub(crate) async fn login<B: Backend>(
     State(backend): State<B>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     Form(input): Form<LoginInput>,
 ) -> Response {
@@ -88,8 +87,6 @@ pub(crate) async fn login<B: Backend>(
         let error = Some(FORM_EXPIRED.to_owned());
         return login_page(&backend, &headers, input.email, error, StatusCode::FORBIDDEN);
     }
-    let client =
-        connect.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(address))| address.ip().to_string());
     match backend.login(&input.email, &input.password, &client).await {
         Ok((_, session)) => {
             // A new session id at every login: a fixated cookie is worthless.

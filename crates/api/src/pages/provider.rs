@@ -1,13 +1,22 @@
-//! The provider's back office: the services one manages and their terms.
+//! The provider's back office: the services one manages (create, edit,
+//! take off sale, withdraw), their calendar of availability, prices and
+//! restrictions, their sales, and who else manages them.
+//!
+//! Every change goes through the same ledger commands and checks as the
+//! REST API; the forms only turn fields into those commands.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use caravan_accounts::{Principal, Role};
+use caravan_ledger::{Command, ListingState};
+use caravan_model::{AriPatch, Date, ListingId, Money};
 use serde::Deserialize;
 
-use super::session::{SignedIn, SignedInForm};
+use super::session::{ClientAddress, SignedIn, SignedInForm};
 use super::{notice, render, MessageQuery, Nav};
+use crate::dto::{CancellationInput, HoldView, ListingInput, StayInput, StopInput, TripInput};
 use crate::{ApiError, Backend};
 
 /// One service in the provider's list.
@@ -16,8 +25,7 @@ struct ServiceRow {
     id: String,
     title: String,
     kind: &'static str,
-    currency: String,
-    withdrawn: bool,
+    status: &'static str,
     /// What is left and at what price over the next days, in short.
     week: String,
 }
@@ -30,28 +38,63 @@ struct ProviderPage {
     message: Option<String>,
 }
 
-/// Days of terms summarized per service.
+/// Days of terms summarized per service in the list.
 const SUMMARY_DAYS: i32 = 7;
+/// Days the service page's calendar shows.
+const CALENDAR_DAYS: i32 = 30;
+
+fn status(state: &ListingState) -> &'static str {
+    match (state.withdrawn, state.paused) {
+        (true, _) => "withdrawn",
+        (false, true) => "off sale",
+        (false, false) => "on sale",
+    }
+}
+
+fn kind(state: &ListingState) -> &'static str {
+    match &state.listing.details {
+        caravan_model::ListingDetails::Stay(stay) => match stay.stay_type {
+            caravan_model::StayType::HotelRoom => "hotel room",
+            caravan_model::StayType::VacationRental => "vacation rental",
+        },
+        caravan_model::ListingDetails::Trip(trip) => match trip.mode {
+            caravan_model::TripMode::Bus => "bus",
+            caravan_model::TripMode::Train => "train",
+            caravan_model::TripMode::Ferry => "ferry",
+            caravan_model::TripMode::Flight => "flight",
+        },
+    }
+}
+
+fn providers_only() -> Response {
+    notice(StatusCode::FORBIDDEN, "Providers only", "This page is for accounts that manage services.", None)
+}
+
+/// The listings `principal` manages (`None`: all, for an admin).
+async fn managed<B: Backend>(
+    backend: &B,
+    principal: &Principal,
+) -> Result<Option<std::collections::BTreeSet<String>>, Response> {
+    match principal.role {
+        Role::Admin => Ok(None),
+        _ => match backend.managed_listings(principal.user).await {
+            Ok(ids) => Ok(Some(ids.into_iter().collect())),
+            Err(error) => Err(ApiError::internal(error).into_response()),
+        },
+    }
+}
 
 pub(crate) async fn provider_page<B: Backend>(
     State(backend): State<B>,
     SignedIn { principal, session }: SignedIn,
     Query(query): Query<MessageQuery>,
 ) -> Response {
-    if !principal.role.allows(caravan_accounts::Role::Provider) {
-        return notice(
-            StatusCode::FORBIDDEN,
-            "Providers only",
-            "This page is for accounts that manage services.",
-            None,
-        );
+    if !principal.role.allows(Role::Provider) {
+        return providers_only();
     }
-    let managed: Option<std::collections::BTreeSet<String>> = match principal.role {
-        caravan_accounts::Role::Admin => None,
-        _ => match backend.managed_listings(principal.user).await {
-            Ok(ids) => Some(ids.into_iter().collect()),
-            Err(error) => return ApiError::internal(error).into_response(),
-        },
+    let managed = match managed(&backend, &principal).await {
+        Ok(managed) => managed,
+        Err(response) => return response,
     };
     let today = backend.now().date();
     let services = backend.read_ledger(|ledger| {
@@ -65,7 +108,7 @@ pub(crate) async fn provider_page<B: Backend>(
                             format!(
                                 "{} left at {}",
                                 day.free(),
-                                caravan_model::Money::new(day.terms.price_minor, state.listing.currency)
+                                Money::new(day.terms.price_minor, state.listing.currency)
                             )
                         }
                         _ => "closed".to_owned(),
@@ -74,16 +117,507 @@ pub(crate) async fn provider_page<B: Backend>(
                 ServiceRow {
                     id: state.listing.id.to_string(),
                     title: state.listing.title.clone(),
-                    kind: if state.listing.stay().is_some() { "stay" } else { "trip" },
-                    currency: state.listing.currency.as_str().to_owned(),
-                    withdrawn: state.withdrawn,
+                    kind: kind(state),
+                    status: status(state),
                     week: week.join(", "),
                 }
             })
             .collect()
     });
-    let message = query.done.map(|id| format!("Saved: {id} has its new prices and availability."));
+    let message = query.done.map(|what| format!("Saved: {what}."));
     render(&ProviderPage { nav: Nav::of(&principal, &session), services, message })
+}
+
+/// The service form's fields, all as typed, so a mistake comes back on
+/// the page with the rest of what was typed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ServiceForm {
+    csrf: String,
+    /// `stay` or `trip`.
+    kind: String,
+    id: String,
+    title: String,
+    description: String,
+    currency: String,
+    free_until_hours: String,
+    /// `percent` or `nights`.
+    penalty_kind: String,
+    penalty: String,
+    stay_type: String,
+    address: String,
+    city: String,
+    country: String,
+    lat: String,
+    lon: String,
+    /// Comma-separated.
+    amenities: String,
+    max_guests: String,
+    check_in: String,
+    check_out: String,
+    utc_offset_min: String,
+    units: String,
+    mode: String,
+    operator: String,
+    service_number: String,
+    seats: String,
+    /// Comma-separated seat names; empty for unnamed seats.
+    seat_map: String,
+    /// One stop per line: `CODE | Name | arrival | departure | UTC offset`,
+    /// a time followed by `+1` on the next day.
+    stops: String,
+}
+
+fn number<T: std::str::FromStr>(field: &str, text: &str) -> Result<T, String> {
+    text.trim().parse().map_err(|_| format!("{field}: give a number (not {:?})", text.trim()))
+}
+
+/// `HH:MM` or `HH:MM+N` (N days after the departure date).
+fn stop_time(field: &str, text: &str) -> Result<(Option<String>, u8), String> {
+    let text = text.trim();
+    if text.is_empty() || text == "-" {
+        return Ok((None, 0));
+    }
+    match text.split_once('+') {
+        Some((time, days)) => Ok((Some(time.trim().to_owned()), number(field, days)?)),
+        None => Ok((Some(text.to_owned()), 0)),
+    }
+}
+
+fn format_stop_time(time: &Option<String>, day: u8) -> String {
+    match (time, day) {
+        (None, _) => String::new(),
+        (Some(time), 0) => time.clone(),
+        (Some(time), day) => format!("{time}+{day}"),
+    }
+}
+
+/// Parses the stops box: one stop per line, `|`-separated fields.
+fn parse_stops(text: &str) -> Result<Vec<StopInput>, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .enumerate()
+        .map(|(index, line)| {
+            let fields: Vec<&str> = line.split('|').map(str::trim).collect();
+            let [code, name, arrival, departure, offset] = fields[..] else {
+                return Err(format!(
+                    "stop {}: write CODE | Name | arrival | departure | UTC offset (minutes), got {line:?}",
+                    index + 1
+                ));
+            };
+            let (arrival, arrival_day) = stop_time("arrival", arrival)?;
+            let (departure, departure_day) = stop_time("departure", departure)?;
+            Ok(StopInput {
+                code: code.to_owned(),
+                name: name.to_owned(),
+                arrival,
+                arrival_day,
+                departure,
+                departure_day,
+                utc_offset_min: if offset.is_empty() { 0 } else { number("UTC offset", offset)? },
+            })
+        })
+        .collect()
+}
+
+fn format_stops(stops: &[StopInput]) -> String {
+    stops
+        .iter()
+        .map(|stop| {
+            format!(
+                "{} | {} | {} | {} | {}",
+                stop.code,
+                stop.name,
+                format_stop_time(&stop.arrival, stop.arrival_day),
+                format_stop_time(&stop.departure, stop.departure_day),
+                stop.utc_offset_min
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+}
+
+impl ServiceForm {
+    /// A blank form for a new stay or trip, with sensible defaults.
+    fn blank(kind: &str) -> ServiceForm {
+        ServiceForm {
+            kind: if kind == "trip" { "trip" } else { "stay" }.to_owned(),
+            currency: "EUR".into(),
+            free_until_hours: "48".into(),
+            penalty_kind: "nights".into(),
+            penalty: "1".into(),
+            stay_type: "hotel_room".into(),
+            max_guests: "2".into(),
+            check_in: "15:00".into(),
+            check_out: "11:00".into(),
+            utc_offset_min: "60".into(),
+            units: "1".into(),
+            mode: "bus".into(),
+            seats: "50".into(),
+            ..ServiceForm::default()
+        }
+    }
+
+    fn is_trip(&self) -> bool {
+        self.kind == "trip"
+    }
+
+    /// The form as the API's listing input; a field that does not parse is
+    /// named in the error. The ledger checks the rest.
+    fn to_input(&self) -> Result<ListingInput, String> {
+        let penalty = number::<u16>("penalty", &self.penalty)?;
+        let (penalty_percent, penalty_nights) = match self.penalty_kind.as_str() {
+            "percent" => (Some(u8::try_from(penalty).map_err(|_| "penalty: a percentage up to 100")?), None),
+            _ => (None, Some(penalty)),
+        };
+        let (stay, trip) = if self.is_trip() {
+            let trip = TripInput {
+                mode: self.mode.trim().to_owned(),
+                operator: self.operator.trim().to_owned(),
+                service_number: self.service_number.trim().to_owned(),
+                stops: parse_stops(&self.stops)?,
+                seats: number("seats", &self.seats)?,
+                seat_map: comma_list(&self.seat_map),
+            };
+            (None, Some(trip))
+        } else {
+            let stay = StayInput {
+                stay_type: self.stay_type.clone(),
+                address: self.address.trim().to_owned(),
+                city: self.city.trim().to_owned(),
+                country: self.country.trim().to_uppercase(),
+                lat: number("latitude", &self.lat)?,
+                lon: number("longitude", &self.lon)?,
+                amenities: comma_list(&self.amenities),
+                max_guests: number("guests per unit", &self.max_guests)?,
+                check_in: self.check_in.trim().to_owned(),
+                check_out: self.check_out.trim().to_owned(),
+                utc_offset_min: number("UTC offset", &self.utc_offset_min)?,
+                units: number("units", &self.units)?,
+            };
+            (Some(stay), None)
+        };
+        Ok(ListingInput {
+            id: Some(self.id.trim().to_owned()).filter(|id| !id.is_empty()),
+            title: self.title.trim().to_owned(),
+            description: self.description.trim().to_owned(),
+            currency: self.currency.trim().to_uppercase(),
+            cancellation: CancellationInput {
+                free_until_hours: number("free cancellation hours", &self.free_until_hours)?,
+                penalty_percent,
+                penalty_nights,
+            },
+            stay,
+            trip,
+            withdrawn: None,
+            paused: None,
+        })
+    }
+
+    /// The form filled in from a listing, for editing it.
+    fn from_input(input: &ListingInput) -> ServiceForm {
+        let (penalty_kind, penalty) = match (input.cancellation.penalty_percent, input.cancellation.penalty_nights) {
+            (Some(percent), _) => ("percent", percent.to_string()),
+            (None, nights) => ("nights", nights.unwrap_or(0).to_string()),
+        };
+        let mut form = ServiceForm {
+            id: input.id.clone().unwrap_or_default(),
+            title: input.title.clone(),
+            description: input.description.clone(),
+            currency: input.currency.clone(),
+            free_until_hours: input.cancellation.free_until_hours.to_string(),
+            penalty_kind: penalty_kind.to_owned(),
+            penalty,
+            ..ServiceForm::default()
+        };
+        if let Some(stay) = &input.stay {
+            form.kind = "stay".into();
+            form.stay_type = stay.stay_type.clone();
+            form.address = stay.address.clone();
+            form.city = stay.city.clone();
+            form.country = stay.country.clone();
+            form.lat = stay.lat.to_string();
+            form.lon = stay.lon.to_string();
+            form.amenities = stay.amenities.join(", ");
+            form.max_guests = stay.max_guests.to_string();
+            form.check_in = stay.check_in.clone();
+            form.check_out = stay.check_out.clone();
+            form.utc_offset_min = stay.utc_offset_min.to_string();
+            form.units = stay.units.to_string();
+        }
+        if let Some(trip) = &input.trip {
+            form.kind = "trip".into();
+            form.mode = trip.mode.clone();
+            form.operator = trip.operator.clone();
+            form.service_number = trip.service_number.clone();
+            form.seats = trip.seats.to_string();
+            form.seat_map = trip.seat_map.join(", ");
+            form.stops = format_stops(&trip.stops);
+        }
+        form
+    }
+}
+
+#[derive(Template)]
+#[template(path = "service_form.html")]
+struct ServiceFormPage {
+    nav: Nav,
+    /// Where the form posts.
+    action: String,
+    /// Editing an existing service (its id and kind are fixed).
+    editing: bool,
+    form: ServiceForm,
+    error: Option<String>,
+}
+
+fn service_form_page(
+    principal: &Principal,
+    session: &caravan_accounts::token::Secret,
+    action: String,
+    editing: bool,
+    form: ServiceForm,
+    error: Option<(StatusCode, String)>,
+) -> Response {
+    let (status, error) = error.map_or((StatusCode::OK, None), |(status, message)| (status, Some(message)));
+    let mut response = render(&ServiceFormPage { nav: Nav::of(principal, session), action, editing, form, error });
+    *response.status_mut() = status;
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct KindQuery {
+    kind: Option<String>,
+}
+
+pub(crate) async fn new_service_form(
+    SignedIn { principal, session }: SignedIn,
+    Query(query): Query<KindQuery>,
+) -> Response {
+    if !principal.role.allows(Role::Provider) {
+        return providers_only();
+    }
+    let form = ServiceForm::blank(query.kind.as_deref().unwrap_or("stay"));
+    service_form_page(&principal, &session, "/provider/new".into(), false, form, None)
+}
+
+pub(crate) async fn create_service<B: Backend>(
+    State(backend): State<B>,
+    SignedInForm(SignedIn { principal, session }, form): SignedInForm<ServiceForm>,
+) -> Response {
+    if !principal.role.allows(Role::Provider) {
+        return providers_only();
+    }
+    let refused = |form, status, message| {
+        service_form_page(&principal, &session, "/provider/new".into(), false, form, Some((status, message)))
+    };
+    let input = match form.to_input() {
+        Ok(input) => input,
+        Err(message) => return refused(form, StatusCode::UNPROCESSABLE_ENTITY, message),
+    };
+    match crate::routes::create_listing_as(&backend, &principal, input).await {
+        Ok(id) => to_service(&id, "created; now open some dates for sale"),
+        Err(error) => refused(form, error.status, error.message),
+    }
+}
+
+/// Back to a service's page with a message.
+fn to_service(id: &ListingId, done: &str) -> Response {
+    let done: String = url_escape(done);
+    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/provider/services/{id}?done={done}"))]).into_response()
+}
+
+/// Escapes a short message for a query string.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The listing named in a path, if `principal` may manage it; otherwise
+/// the page that says why not.
+async fn managed_listing<B: Backend>(backend: &B, principal: &Principal, id: &str) -> Result<ListingId, Response> {
+    let back = Some(("/provider", "Back to my services"));
+    if !principal.role.allows(Role::Provider) {
+        return Err(providers_only());
+    }
+    let missing = || notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", back);
+    let Ok(id) = ListingId::parse(id) else { return Err(missing()) };
+    if !backend.read_ledger(|ledger| ledger.listing(&id).is_some()) {
+        return Err(missing());
+    }
+    match crate::auth::need_manager(backend, principal, &id).await {
+        Ok(()) => Ok(id),
+        Err(refused) => Err(notice(refused.status, "Not yours", &refused.message, back)),
+    }
+}
+
+pub(crate) async fn edit_service_form<B: Backend>(
+    State(backend): State<B>,
+    SignedIn { principal, session }: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    let id = match managed_listing(&backend, &principal, &id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let Some(input) = backend.read_ledger(|ledger| ledger.listing(&id).map(ListingInput::view)) else {
+        return notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", None);
+    };
+    let form = ServiceForm::from_input(&input);
+    service_form_page(&principal, &session, format!("/provider/services/{id}/edit"), true, form, None)
+}
+
+pub(crate) async fn edit_service<B: Backend>(
+    State(backend): State<B>,
+    Path(id): Path<String>,
+    SignedInForm(SignedIn { principal, session }, mut form): SignedInForm<ServiceForm>,
+) -> Response {
+    let id = match managed_listing(&backend, &principal, &id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    // The id and kind are the listing's own, whatever the form says.
+    form.id = id.to_string();
+    let kind = backend.read_ledger(|ledger| ledger.listing(&id).map(|s| s.listing.trip().is_some()));
+    form.kind = if kind == Some(true) { "trip" } else { "stay" }.into();
+    let action = format!("/provider/services/{id}/edit");
+    let outcome = match form.to_input() {
+        Ok(input) => match input.into_listing(id.clone()) {
+            Ok(listing) => backend.submit(Command::UpdateListing(listing)).await.map_err(ApiError::from),
+            Err(error) => Err(error),
+        },
+        Err(message) => Err(ApiError::invalid(message)),
+    };
+    match outcome {
+        Ok(_) => to_service(&id, "the description is saved and will be published"),
+        Err(error) => service_form_page(&principal, &session, action, true, form, Some((error.status, error.message))),
+    }
+}
+
+/// One day of a service's calendar, as its provider sees it.
+#[derive(Debug)]
+struct ProviderDay {
+    date: String,
+    open: bool,
+    allotment: u32,
+    held: u32,
+    booked: u32,
+    left: u32,
+    price: String,
+    /// Restrictions in short ("min 2 nights, no arrival").
+    rules: String,
+}
+
+#[derive(Debug)]
+struct ManagerRow {
+    id: u64,
+    email: String,
+}
+
+#[derive(Template)]
+#[template(path = "service.html")]
+struct ServicePage {
+    nav: Nav,
+    id: String,
+    title: String,
+    kind: &'static str,
+    status: &'static str,
+    paused: bool,
+    withdrawn: bool,
+    is_stay: bool,
+    currency: String,
+    days: Vec<ProviderDay>,
+    managers: Vec<ManagerRow>,
+    me: u64,
+    message: Option<String>,
+    /// The ARI form's range, prefilled with the next week.
+    from: String,
+    to: String,
+}
+
+fn rules(day: &caravan_model::AriDay, is_stay: bool) -> String {
+    let mut rules = Vec::new();
+    if is_stay && day.min_stay > 1 {
+        rules.push(format!("min {} nights", day.min_stay));
+    }
+    if is_stay && day.max_stay > 0 {
+        rules.push(format!("max {} nights", day.max_stay));
+    }
+    if day.closed_to_arrival {
+        rules.push("no arrival".to_owned());
+    }
+    if day.closed_to_departure {
+        rules.push("no departure".to_owned());
+    }
+    rules.join(", ")
+}
+
+pub(crate) async fn service_page<B: Backend>(
+    State(backend): State<B>,
+    SignedIn { principal, session }: SignedIn,
+    Path(id): Path<String>,
+    Query(query): Query<MessageQuery>,
+) -> Response {
+    let id = match managed_listing(&backend, &principal, &id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let managers = match backend.manager_accounts(&id).await {
+        Ok(rows) => rows.into_iter().map(|(id, email)| ManagerRow { id, email }).collect(),
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    let today = backend.now().date();
+    let page = backend.read_ledger(|ledger| {
+        let state = ledger.listing(&id)?;
+        let is_stay = state.listing.stay().is_some();
+        let days = (0..CALENDAR_DAYS)
+            .map(|offset| {
+                let date = today.add_days(offset);
+                let day = state.days.get(&date);
+                let terms = day.map(|d| d.terms).unwrap_or_default();
+                ProviderDay {
+                    date: date.to_string(),
+                    open: day.is_some_and(|d| !d.terms.stop_sell),
+                    allotment: terms.available,
+                    held: day.map_or(0, |d| d.held),
+                    booked: day.map_or(0, |d| d.booked),
+                    left: day.map_or(0, |d| d.free()),
+                    price: Money::new(terms.price_minor, state.listing.currency).to_string(),
+                    rules: rules(&terms, is_stay),
+                }
+            })
+            .collect();
+        Some(ServicePage {
+            nav: Nav::of(&principal, &session),
+            id: id.to_string(),
+            title: state.listing.title.clone(),
+            kind: kind(state),
+            status: status(state),
+            paused: state.paused,
+            withdrawn: state.withdrawn,
+            is_stay,
+            currency: state.listing.currency.as_str().to_owned(),
+            days,
+            managers,
+            me: principal.user,
+            message: query.done.clone(),
+            from: today.add_days(1).to_string(),
+            to: today.add_days(8).to_string(),
+        })
+    });
+    match page {
+        Some(page) => render(&page),
+        None => notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", None),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,49 +626,92 @@ pub(crate) struct AriForm {
     listing: String,
     from: String,
     to: String,
-    available: u32,
+    /// Each field below left empty (or "keep") leaves the days' value as is.
+    #[serde(default)]
+    available: String,
     /// In major units ("120.50").
+    #[serde(default)]
     price: String,
+    #[serde(default)]
+    min_stay: String,
+    #[serde(default)]
+    max_stay: String,
+    /// `keep`, `yes` or `no`.
+    #[serde(default)]
+    closed_to_arrival: String,
+    #[serde(default)]
+    closed_to_departure: String,
+    #[serde(default)]
+    stop_sell: String,
 }
 
 /// A price in major units as minor units, for a currency with two decimals.
 fn minor_units(price: &str) -> Option<i64> {
     let (whole, cents) = price.trim().split_once('.').unwrap_or((price.trim(), "0"));
     let cents = format!("{cents:0<2}");
-    if cents.len() > 2 {
+    if cents.len() > 2 || whole.starts_with('-') {
         return None;
     }
     whole.parse::<i64>().ok()?.checked_mul(100)?.checked_add(cents.parse::<i64>().ok()?)
+}
+
+fn optional<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        text => number(field, text).map(Some),
+    }
+}
+
+fn switch(field: &str, text: &str) -> Result<Option<bool>, String> {
+    match text {
+        "" | "keep" => Ok(None),
+        "yes" => Ok(Some(true)),
+        "no" => Ok(Some(false)),
+        other => Err(format!("{field}: keep, yes or no (not {other:?})")),
+    }
+}
+
+impl AriForm {
+    /// The change the form asks for, or what is wrong with it.
+    fn change(&self) -> Result<(Date, Date, AriPatch), String> {
+        let from = Date::parse(&self.from).map_err(|_| "give the first day")?;
+        let to = Date::parse(&self.to).map_err(|_| "give the day after the last")?;
+        let price_minor = match self.price.trim() {
+            "" => None,
+            price => Some(minor_units(price).ok_or("a price such as 120 or 120.50")?),
+        };
+        let patch = AriPatch {
+            available: optional("available", &self.available)?,
+            price_minor,
+            min_stay: optional("minimum stay", &self.min_stay)?,
+            max_stay: optional("maximum stay", &self.max_stay)?,
+            closed_to_arrival: switch("closed to arrival", &self.closed_to_arrival)?,
+            closed_to_departure: switch("closed to departure", &self.closed_to_departure)?,
+            stop_sell: switch("stop sell", &self.stop_sell)?,
+        };
+        if patch == AriPatch::default() {
+            return Err("nothing to change: fill in at least one field".into());
+        }
+        Ok((from, to, patch))
+    }
 }
 
 pub(crate) async fn provider_ari<B: Backend>(
     State(backend): State<B>,
     SignedInForm(SignedIn { principal, .. }, form): SignedInForm<AriForm>,
 ) -> Response {
-    let back = Some(("/provider", "Back to my services"));
-    let Ok(listing) = caravan_model::ListingId::parse(&form.listing) else {
-        return notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", back);
+    let listing = match managed_listing(&backend, &principal, &form.listing).await {
+        Ok(id) => id,
+        Err(response) => return response,
     };
-    if let Err(refused) = crate::auth::need_manager(&backend, &principal, &listing).await {
-        return notice(refused.status, "Not yours", &refused.message, back);
-    }
-    let dates =
-        caravan_model::Date::parse(&form.from).and_then(|from| Ok((from, caravan_model::Date::parse(&form.to)?)));
-    let (Ok((from, to)), Some(price_minor)) = (dates, minor_units(&form.price)) else {
-        return notice(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Not saved",
-            "Give both dates and a price such as 120 or 120.50.",
-            back,
-        );
+    let back = format!("/provider/services/{listing}");
+    let back = Some((back.as_str(), "Back to the service"));
+    let (from, to, patch) = match form.change() {
+        Ok(change) => change,
+        Err(message) => return notice(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &message, back),
     };
-    let patch = caravan_model::AriPatch {
-        available: Some(form.available),
-        price_minor: Some(price_minor),
-        ..Default::default()
-    };
-    match backend.submit(caravan_ledger::Command::SetAri { listing: listing.clone(), from, to, patch }).await {
-        Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/provider?done={listing}"))]).into_response(),
+    match backend.submit(Command::SetAri { listing: listing.clone(), from, to, patch }).await {
+        Ok(_) => to_service(&listing, &format!("{from} to {to} changed")),
         Err(error) => {
             let error = ApiError::from(error);
             notice(error.status, "Not saved", &error.message, back)
@@ -142,4 +719,246 @@ pub(crate) async fn provider_ari<B: Backend>(
     }
 }
 
-session_forms!(AriForm);
+#[derive(Debug, Deserialize)]
+pub(crate) struct SaleForm {
+    csrf: String,
+    /// `true` takes the service off sale; `false` puts it back.
+    paused: bool,
+}
+
+pub(crate) async fn set_sale<B: Backend>(
+    State(backend): State<B>,
+    Path(id): Path<String>,
+    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<SaleForm>,
+) -> Response {
+    let id = match managed_listing(&backend, &principal, &id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    match backend.submit(Command::SetPaused { listing: id.clone(), paused: form.paused }).await {
+        Ok(_) if form.paused => to_service(&id, "taken off sale; bookings made stay valid"),
+        Ok(_) => to_service(&id, "on sale again"),
+        Err(error) => {
+            let error = ApiError::from(error);
+            notice(error.status, "Not changed", &error.message, None)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WithdrawForm {
+    csrf: String,
+    password: String,
+}
+
+/// Withdraws a service for good, once its manager has typed their
+/// password again.
+pub(crate) async fn withdraw<B: Backend>(
+    State(backend): State<B>,
+    Path(id): Path<String>,
+    ClientAddress(client): ClientAddress,
+    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<WithdrawForm>,
+) -> Response {
+    let id = match managed_listing(&backend, &principal, &id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let back = format!("/provider/services/{id}");
+    let back = Some((back.as_str(), "Back to the service"));
+    if let Err(refusal) = backend.confirm_password(&principal.email, &form.password, &client).await {
+        let status = match refusal {
+            caravan_accounts::LoginRefusal::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            caravan_accounts::LoginRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        return notice(status, "Not withdrawn", &format!("{refusal}; the service is unchanged."), back);
+    }
+    match backend.submit(Command::WithdrawListing(id.clone())).await {
+        Ok(_) => {
+            (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/provider?done={id}+withdrawn"))]).into_response()
+        }
+        Err(error) => {
+            let error = ApiError::from(error);
+            notice(error.status, "Not withdrawn", &error.message, back)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ManagerForm {
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    user: Option<u64>,
+}
+
+/// Adds a co-manager by email.
+pub(crate) async fn add_manager<B: Backend>(
+    State(backend): State<B>,
+    Path(id): Path<String>,
+    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<ManagerForm>,
+) -> Response {
+    let id = match managed_listing(&backend, &principal, &id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let back = format!("/provider/services/{id}");
+    let back = Some((back.as_str(), "Back to the service"));
+    let (user, role) = match backend.account_by_email(&form.email).await {
+        Ok(Some(account)) => account,
+        Ok(None) => {
+            return notice(
+                StatusCode::NOT_FOUND,
+                "Not added",
+                "There is no account with that email on this node; ask them to register first.",
+                back,
+            )
+        }
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    if !role.allows(Role::Provider) {
+        return notice(
+            StatusCode::CONFLICT,
+            "Not added",
+            "That account is a traveller's; an administrator must make it a provider first.",
+            back,
+        );
+    }
+    match backend.add_manager(&id, user).await {
+        Ok(()) => to_service(&id, &format!("{} now manages it too", form.email.trim())),
+        Err(error) => ApiError::internal(error).into_response(),
+    }
+}
+
+pub(crate) async fn remove_manager<B: Backend>(
+    State(backend): State<B>,
+    Path(id): Path<String>,
+    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<ManagerForm>,
+) -> Response {
+    let id = match managed_listing(&backend, &principal, &id).await {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let back = format!("/provider/services/{id}");
+    let back = Some((back.as_str(), "Back to the service"));
+    let Some(user) = form.user else {
+        return notice(StatusCode::UNPROCESSABLE_ENTITY, "Not removed", "Say whom to remove.", back);
+    };
+    // A service keeps at least one manager, or nobody but an admin could
+    // reach it again.
+    match backend.managers(&id).await {
+        Ok(managers) if managers == [user] => {
+            return notice(StatusCode::CONFLICT, "Not removed", "A service keeps at least one manager.", back)
+        }
+        Ok(_) => {}
+        Err(error) => return ApiError::internal(error).into_response(),
+    }
+    match backend.remove_manager(&id, user).await {
+        Ok(true) => to_service(&id, "manager removed"),
+        Ok(false) => notice(StatusCode::NOT_FOUND, "Not removed", "That account does not manage this service.", back),
+        Err(error) => ApiError::internal(error).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sales.html")]
+struct SalesPage {
+    nav: Nav,
+    sales: Vec<HoldView>,
+}
+
+/// Sales the page lists, newest first.
+const SALES_SHOWN: usize = 200;
+
+/// Bookings of the services one manages, newest first, with who travels.
+pub(crate) async fn sales_page<B: Backend>(
+    State(backend): State<B>,
+    SignedIn { principal, session }: SignedIn,
+) -> Response {
+    if !principal.role.allows(Role::Provider) {
+        return providers_only();
+    }
+    let managed = match managed(&backend, &principal).await {
+        Ok(managed) => managed,
+        Err(response) => return response,
+    };
+    let sales = backend.read_ledger(|ledger| {
+        let mut sales: Vec<HoldView> = ledger
+            .holds()
+            .filter(|hold| hold.state.is_booking() || hold.state == caravan_ledger::HoldState::Held)
+            .filter(|hold| managed.as_ref().is_none_or(|m| m.contains(hold.request.listing().as_str())))
+            .map(|hold| HoldView::from_ledger(ledger, hold))
+            .collect();
+        sales.reverse();
+        sales.truncate(SALES_SHOWN);
+        sales
+    });
+    render(&SalesPage { nav: Nav::of(&principal, &session), sales })
+}
+
+session_forms!(AriForm, ServiceForm, SaleForm, WithdrawForm, ManagerForm);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_read_back_as_written() {
+        let text = "GVA | Geneva |  | 08:00 | 60\nCDG | Paris | 07:10+1 | - | 60\n";
+        let stops = parse_stops(text).unwrap();
+        assert_eq!(stops.len(), 2);
+        assert_eq!((stops[0].departure.as_deref(), stops[0].arrival.as_deref()), (Some("08:00"), None));
+        assert_eq!((stops[1].arrival.as_deref(), stops[1].arrival_day), (Some("07:10"), 1));
+        assert_eq!(parse_stops(&format_stops(&stops)).unwrap().len(), 2);
+        assert_eq!(format_stops(&stops), "GVA | Geneva |  | 08:00 | 60\nCDG | Paris | 07:10+1 |  | 60");
+        assert!(parse_stops("GVA Geneva 08:00").unwrap_err().contains("stop 1"));
+        assert!(parse_stops("GVA | Geneva | | 8h | x").unwrap_err().contains("UTC offset"));
+    }
+
+    #[test]
+    fn a_blank_stay_form_needs_its_place_and_then_makes_a_listing() {
+        let mut form = ServiceForm::blank("stay");
+        form.title = "Sea view".into();
+        assert!(form.to_input().unwrap_err().contains("latitude"));
+        (form.city, form.country, form.lat, form.lon) = ("Nice".into(), "fr".into(), "43.7".into(), "7.26".into());
+        let input = form.to_input().unwrap();
+        let listing = input.clone().into_listing(ListingId::parse("sea-view").unwrap()).unwrap();
+        assert_eq!(listing.stay().unwrap().country.as_str(), "FR");
+        let again = ServiceForm::from_input(&ListingInput::from_listing(&listing));
+        assert_eq!((again.kind.as_str(), again.city.as_str(), again.penalty.as_str()), ("stay", "Nice", "1"));
+    }
+
+    #[test]
+    fn the_ari_form_changes_only_what_is_filled_in() {
+        let form = |price: &str, stop_sell: &str| AriForm {
+            csrf: String::new(),
+            listing: "x".into(),
+            from: "2030-01-01".into(),
+            to: "2030-01-08".into(),
+            available: String::new(),
+            price: price.into(),
+            min_stay: "2".into(),
+            max_stay: String::new(),
+            closed_to_arrival: "keep".into(),
+            closed_to_departure: String::new(),
+            stop_sell: stop_sell.into(),
+        };
+        let (_, _, patch) = form("99.5", "no").change().unwrap();
+        assert_eq!(
+            patch,
+            AriPatch { price_minor: Some(9_950), min_stay: Some(2), stop_sell: Some(false), ..AriPatch::default() }
+        );
+        assert!(form("-1", "").change().is_err(), "no negative prices");
+        assert!(form("", "maybe").change().unwrap_err().contains("stop sell"));
+    }
+
+    #[test]
+    fn prices_in_major_units() {
+        assert_eq!(minor_units("120"), Some(12_000));
+        assert_eq!(minor_units("120.5"), Some(12_050));
+        assert_eq!(minor_units("0.05"), Some(5));
+        assert_eq!(minor_units("1.234"), None);
+        assert_eq!(minor_units("abc"), None);
+    }
+}

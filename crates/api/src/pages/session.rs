@@ -2,6 +2,7 @@
 //! forms one fills in before logging in, and the extractors that check a
 //! signed-in page's session and a form's CSRF token before its handler runs.
 
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use caravan_accounts::token::Secret;
 use caravan_accounts::Principal;
+use std::net::SocketAddr;
 
 use super::{Nav, FORM_EXPIRED};
 use crate::Backend;
@@ -126,4 +128,17 @@ pub(super) fn form_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
 
 pub(super) fn to_login() -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response()
+}
+
+/// The client's IP address, which password checks are throttled by
+/// ("unknown" when the server runs without connection info, as in tests).
+pub(crate) struct ClientAddress(pub(super) String);
+
+impl<B: Send + Sync> FromRequestParts<B> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &B) -> Result<ClientAddress, Self::Rejection> {
+        let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(ClientAddress(connect.map_or_else(|| "unknown".to_owned(), |ConnectInfo(address)| address.ip().to_string())))
+    }
 }

@@ -287,3 +287,22 @@ fn a_hold_for_a_traveller_keeps_them_and_publishes_nothing_of_them() {
         Command::HoldFor { idempotency_key: None, request, ttl_ms, expected_total_minor: None, traveller: nobody };
     assert!(matches!(h.err(bad), Rejection::InvalidRequest(_)));
 }
+
+#[test]
+fn a_paused_listing_sells_nothing_and_publishes_every_day_closed_until_resumed() {
+    let mut h = hotel();
+    let booked = h.hold(hold_stay("room", 1, 2, 1));
+    h.confirm(booked.id).unwrap();
+    h.apply(Command::Publish);
+    h.ok(Command::SetPaused { listing: id("room"), paused: true });
+    assert_eq!(h.err(hold_stay("room", 1, 2, 1)), Rejection::ListingPaused(id("room")));
+    let paused = h.apply(Command::Publish).publications;
+    let [Publication::Availability { runs, .. }] = paused.as_slice() else { panic!("{paused:?}") };
+    assert!(runs.iter().all(|run| run.day.stop_sell), "every day closed: {runs:?}");
+    assert!(h.cancel(booked.id).is_ok(), "a booking made before the pause stays valid");
+    h.ok(Command::SetPaused { listing: id("room"), paused: false });
+    let resumed = h.apply(Command::Publish).publications;
+    let [Publication::Availability { runs, .. }] = resumed.as_slice() else { panic!("{resumed:?}") };
+    assert!(runs.iter().any(|run| !run.day.stop_sell), "open again: {runs:?}");
+    h.hold(hold_stay("room", 1, 2, 1));
+}

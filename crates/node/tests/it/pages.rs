@@ -420,3 +420,112 @@ async fn api_tokens_are_made_and_revoked_in_the_browser() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Adds a verified provider (password "a long enough phrase").
+async fn make_provider(t: &TestNode, email: &'static str) {
+    t.node
+        .write(move |conn| {
+            let role = caravan_accounts::Role::Provider;
+            let now = caravan_model::Timestamp(0);
+            caravan_node::accounts::add_user(conn, email, "a long enough phrase", role, true, now)
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_provider_runs_a_service_from_the_back_office() {
+    use caravan_api::Backend;
+    let t = TestNode::start();
+    make_provider(&t, "ada@example.org").await;
+    make_provider(&t, "bob@example.org").await;
+    let ada = log_in(&t, "ada@example.org").await;
+    let (status, _, html) = browse(&t, "GET", "/provider/new?kind=stay", &ada, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = hidden_csrf(&html);
+    let post = |path: &'static str, session: String, form: String| {
+        let t = &t;
+        async move { browse(t, "POST", path, &session, Some(&form)).await }
+    };
+    let stay = |lat: &str| {
+        format!(
+            "csrf={csrf}&kind=stay&id=sea-view&title=Sea+view&description=&currency=EUR&free_until_hours=48\
+             &penalty_kind=nights&penalty=1&stay_type=hotel_room&address=&city=Nice&country=fr&lat={lat}&lon=7.26\
+             &amenities=wifi%2C+sea&max_guests=2&check_in=15%3A00&check_out=11%3A00&utc_offset_min=60&units=3"
+        )
+    };
+
+    // A field that does not parse comes back named, with what was typed.
+    let (status, _, html) = post("/provider/new", ada.clone(), stay("north")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("latitude") && html.contains("value=\"Nice\""), "{html}");
+    assert_eq!(post("/provider/new", ada.clone(), stay("43.7")).await.0, StatusCode::SEE_OTHER);
+    let (_, listing) = t.call("GET", "/api/v1/listings/sea-view", None).await;
+    assert_eq!((listing["stay"]["country"].as_str(), listing["stay"]["units"].as_u64()), (Some("FR"), Some(3)));
+
+    // Prices, availability and restrictions over a range of days.
+    let ari = format!(
+        "csrf={csrf}&listing=sea-view&from={}&to={}&available=2&price=99.50&min_stay=2&max_stay=\
+         &closed_to_arrival=keep&closed_to_departure=keep&stop_sell=no",
+        day(1),
+        day(8)
+    );
+    assert_eq!(post("/provider/ari", ada.clone(), ari).await.0, StatusCode::SEE_OTHER);
+    let (_, days) = t.call("GET", &format!("/api/v1/listings/sea-view/ari?from={}&to={}", day(1), day(2)), None).await;
+    let first = &days["days"][0];
+    assert_eq!((first["price_minor"].as_i64(), first["min_stay"].as_u64()), (Some(9_950), Some(2)), "{days}");
+    let (status, _, html) = browse(&t, "GET", "/provider/services/sea-view", &ada, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("99.50 EUR") && html.contains("min 2 nights"), "{html}");
+
+    // Edit the description; the kind and id stay the listing's own.
+    let edited = stay("43.7").replace("title=Sea+view", "title=Sea+view+deluxe").replace("kind=stay", "kind=trip");
+    assert_eq!(post("/provider/services/sea-view/edit", ada.clone(), edited).await.0, StatusCode::SEE_OTHER);
+    let (_, listing) = t.call("GET", "/api/v1/listings/sea-view", None).await;
+    assert_eq!(listing["title"], "Sea view deluxe");
+
+    // A booking shows among her sales, with who travels.
+    let (status, hold) = t.call("POST", "/api/v1/holds", Some(stay_hold("sea-view", 1, 3, 1))).await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let hold_id = hold["id"].as_u64().unwrap();
+    t.call("POST", &format!("/api/v1/holds/{hold_id}/confirm"), None).await;
+    let (_, _, html) = browse(&t, "GET", "/provider/sales", &ada, None).await;
+    assert!(html.contains(&format!("<td>{hold_id}</td>")) && html.contains("confirmed"), "{html}");
+
+    // Off sale: nothing can be held until it is back on sale.
+    let sale = |paused: bool| format!("csrf={csrf}&paused={paused}");
+    assert_eq!(post("/provider/services/sea-view/sale", ada.clone(), sale(true)).await.0, StatusCode::SEE_OTHER);
+    let (status, refused) = t.call("POST", "/api/v1/holds", Some(stay_hold("sea-view", 3, 5, 1))).await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::CONFLICT, Some("listing_paused")));
+    assert_eq!(post("/provider/services/sea-view/sale", ada.clone(), sale(false)).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(t.call("POST", "/api/v1/holds", Some(stay_hold("sea-view", 3, 5, 1))).await.0, StatusCode::CREATED);
+
+    // A co-manager sees and changes it; the last manager cannot be removed.
+    let bob = log_in(&t, "bob@example.org").await;
+    assert_eq!(browse(&t, "GET", "/provider/services/sea-view", &bob, None).await.0, StatusCode::FORBIDDEN);
+    let add = format!("csrf={csrf}&email=bob%40example.org");
+    assert_eq!(post("/provider/services/sea-view/managers", ada.clone(), add).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(browse(&t, "GET", "/provider/services/sea-view", &bob, None).await.0, StatusCode::OK);
+    let bob_id = t.node.account_by_email("bob@example.org").await.unwrap().unwrap().0;
+    let ada_id = t.node.account_by_email("ada@example.org").await.unwrap().unwrap().0;
+    let remove = |user: u64| format!("csrf={csrf}&user={user}");
+    assert_eq!(
+        post("/provider/services/sea-view/managers/remove", ada.clone(), remove(bob_id)).await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(browse(&t, "GET", "/provider/services/sea-view", &bob, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        post("/provider/services/sea-view/managers/remove", ada.clone(), remove(ada_id)).await.0,
+        StatusCode::CONFLICT
+    );
+
+    // Withdrawing asks for the password again.
+    let withdraw = |password: &str| format!("csrf={csrf}&password={password}");
+    let (status, _, html) = post("/provider/services/sea-view/withdraw", ada.clone(), withdraw("guess")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{html}");
+    assert_eq!(t.call("GET", "/api/v1/listings/sea-view", None).await.1["withdrawn"], false);
+    let (status, _, _) =
+        post("/provider/services/sea-view/withdraw", ada.clone(), withdraw("a+long+enough+phrase")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(t.call("GET", "/api/v1/listings/sea-view", None).await.1["withdrawn"], true);
+}

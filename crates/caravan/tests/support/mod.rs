@@ -1,0 +1,85 @@
+//! A `caravan demo` run for the end-to-end tests: started on free ports,
+//! ready once it prints its URL, stopped with Ctrl-C when dropped.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Demo {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The first agency's web address, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Each member's web address by the name the demo prints.
+    pub members: BTreeMap<String, String>,
+}
+
+/// Ports a demo of six members takes from its base.
+const DEMO_PORTS: u16 = 12;
+
+impl Demo {
+    pub fn start() -> Demo {
+        let base = (20_000u16..40_000)
+            .step_by(97)
+            .find(|&base| (0..DEMO_PORTS).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()))
+            .expect("free ports");
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_caravan"))
+            .args(["demo", "--http", &format!("127.0.0.1:{base}"), "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut members = BTreeMap::new();
+        let mut url = None;
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            // "  Alpine Hotels     http://127.0.0.1:PORT/"
+            if let Some((name, address)) = line.trim().rsplit_once(' ').filter(|(_, a)| a.starts_with("http://")) {
+                members.insert(name.trim().to_owned(), address.trim_end_matches('/').to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("Open ") {
+                url = rest.split_whitespace().next().map(|u| u.trim_end_matches('/').to_owned());
+                break;
+            }
+            assert!(Instant::now() < deadline, "the demo did not come up");
+        }
+        let url = url.expect("the demo ended before it was ready");
+        Demo { child, dir, url, members }
+    }
+
+    /// The web address of the member the demo names `name`.
+    pub fn member(&self, name: &str) -> &str {
+        self.members.get(name).unwrap_or_else(|| panic!("no member {name:?} in {:?}", self.members))
+    }
+
+    /// The mails the first agency has written to its outbox.
+    pub fn agency_mails(&self) -> Vec<String> {
+        let outbox: PathBuf = self.dir.path().join("node-0").join(caravan_node::OUTBOX_DIR);
+        let mut files: Vec<_> =
+            std::fs::read_dir(outbox).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        files.sort();
+        files.iter().filter_map(|path| std::fs::read_to_string(path).ok()).collect()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let _ = self.child.wait();
+    }
+}
+
+/// Tomorrow's date, as the demo's calendar has it.
+pub fn tomorrow() -> caravan_model::Date {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    caravan_model::Timestamp(now_ms).date().add_days(1)
+}
