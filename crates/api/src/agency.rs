@@ -212,6 +212,13 @@ pub struct ItineraryView {
     /// The parts to book this itinerary, as the pages' booking form carries them.
     #[serde(skip)]
     pub(crate) book_parts: String,
+    /// Where and on which local day it arrives, to offer a stay there.
+    #[serde(skip)]
+    pub(crate) arrival_place: String,
+    #[serde(skip)]
+    pub(crate) arrival_date: String,
+    #[serde(skip)]
+    pub(crate) arrival_next_date: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -265,7 +272,19 @@ pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>, seats: u32) -> Itine
             })
         })
         .collect();
+    let arrival = itinerary.legs.last().and_then(|leg| match &leg.listing.details {
+        ListingDetails::Trip(trip) => {
+            let stop = &trip.stops[leg.alight_stop];
+            let local = Timestamp(leg.arrives.ms() + i64::from(stop.utc_offset_min) * 60_000);
+            Some((stop.name.clone(), local.date()))
+        }
+        ListingDetails::Stay(_) => None,
+    });
+    let (arrival_place, arrival_date) = arrival.unwrap_or((String::new(), itinerary.arrives.date()));
     ItineraryView {
+        arrival_place,
+        arrival_date: arrival_date.to_string(),
+        arrival_next_date: arrival_date.add_days(1).to_string(),
         departs: rfc3339(itinerary.departs),
         arrives: rfc3339(itinerary.arrives),
         duration_minutes: (itinerary.arrives.ms() - itinerary.departs.ms()) / 60_000,

@@ -30,6 +30,7 @@ const CATALOG_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub const TRAVELLER_EMAIL: &str = "traveller@demo.caravan";
 pub const PROVIDER_EMAIL: &str = "provider@demo.caravan";
+pub const ADMIN_EMAIL: &str = "admin@demo.caravan";
 pub const DEMO_PASSWORD: &str = "caravan demo password";
 
 /// A stay: `place` is (city, country, latitude, longitude).
@@ -85,6 +86,11 @@ fn catalog() -> Vec<(usize, Value, i64)> {
                 10,
             ),
             21_000,
+        ),
+        (
+            2,
+            stay("opera-double", "Hôtel de l'Opéra — Double room", "hotel_room", ("Paris", "FR", 48.871, 2.332), 10),
+            19_000,
         ),
         (3, stay("lyon-loft", "Old town loft", "vacation_rental", ("Lyon", "FR", 45.762, 4.827), 1), 9_500),
         (3, stay("annecy-chalet", "Lake view chalet", "vacation_rental", ("Annecy", "FR", 45.87, 6.17), 1), 18_000),
@@ -163,6 +169,7 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
             post(&client, members[owner].http, &format!("/api/v1/listings/{id}/ari"), &ari).await?;
         }
         for (index, member) in members.iter().enumerate() {
+            add_login(member, ADMIN_EMAIL, caravan_accounts::Role::Admin, &[])?;
             if index < AGENCIES {
                 add_login(member, TRAVELLER_EMAIL, caravan_accounts::Role::Traveller, &[])?;
             } else {
@@ -189,8 +196,9 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
         println!("Open http://{}/ to search and book.", members[0].http);
         println!("  traveller login (agencies):  {TRAVELLER_EMAIL} / {DEMO_PASSWORD}");
         println!("  provider login (providers):  {PROVIDER_EMAIL} / {DEMO_PASSWORD}");
+        println!("  admin login (every node):    {ADMIN_EMAIL} / {DEMO_PASSWORD}");
         println!("  API token (admin on every node): {token}");
-        println!("Try Geneva → Annecy by bus, a night in Annecy, or Lyon → Geneva via Paris. Ctrl-C stops the demo.");
+        println!("Try Geneva → Annecy by bus, Geneva → Paris by bus and plane with a night in Paris, or Lyon → Geneva via Paris. Ctrl-C stops the demo.");
         let mut watch = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {

@@ -52,7 +52,7 @@ impl BookPart {
         parts.map(|p| p.encode()).collect::<Vec<_>>().join("!")
     }
 
-    fn decode_all(text: &str) -> Option<Vec<BookPart>> {
+    pub(crate) fn decode_all(text: &str) -> Option<Vec<BookPart>> {
         let parts: Option<Vec<BookPart>> = text.split('!').map(BookPart::decode).collect();
         parts.filter(|p| !p.is_empty() && p.len() <= caravan_booking::saga::PARTS_MAX)
     }
@@ -106,6 +106,10 @@ impl BookPart {
         (origin, caravan_booking::HoldSpec { request, hold_seconds: 0, expected_total_minor: None, traveller: None })
     }
 
+    pub(crate) fn describe_all(parts: &[BookPart]) -> String {
+        parts.iter().map(BookPart::describe).collect::<Vec<_>>().join("; ")
+    }
+
     fn describe(&self) -> String {
         match self {
             BookPart::Stay { listing, check_in, check_out, units, guests, .. } => {
@@ -156,7 +160,7 @@ pub(crate) async fn book_form(SignedIn { principal, session }: SignedIn, Query(q
             Some(("/", "Search")),
         );
     };
-    let summary = parts.iter().map(BookPart::describe).collect::<Vec<_>>().join("; ");
+    let summary = BookPart::describe_all(&parts);
     let nav = Nav::of(&principal, &session);
     render(&Book { nav, summary, parts: query.parts, name: String::new(), email: principal.email, error: None })
 }
@@ -198,7 +202,7 @@ pub(crate) async fn book<B: Backend>(
             (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/bookings/{}", booking.saga.id))]).into_response()
         }
         Err(error) => {
-            let summary = parts.iter().map(BookPart::describe).collect::<Vec<_>>().join("; ");
+            let summary = BookPart::describe_all(&parts);
             let nav = Nav::of(&principal, &session);
             let page = Book {
                 nav,

@@ -6,8 +6,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use serde::Deserialize;
 
 use super::session::nav;
+use super::BookPart;
 use super::{notice, render, Nav};
 use crate::agency::{itinerary_view, offer_view, ItineraryView, StayOfferView, StaySearchParams, TripSearchParams};
 use crate::Backend;
@@ -19,6 +21,10 @@ pub(crate) struct StayForm {
     check_in: String,
     check_out: String,
     guests: String,
+    /// Parts of a trip this stay is added to, encoded as [`BookPart`]s.
+    with: String,
+    /// Those parts, described.
+    with_summary: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -73,17 +79,30 @@ pub(crate) async fn home<B: Backend>(State(backend): State<B>, headers: HeaderMa
     render(&Home { nav, stay, trip })
 }
 
+/// Parts already chosen (a trip) that a stay is being added to.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WithParts {
+    #[serde(default)]
+    with: String,
+}
+
 pub(crate) async fn stays<B: Backend>(
     State(backend): State<B>,
     headers: HeaderMap,
     params: Result<Query<StaySearchParams>, QueryRejection>,
+    with: Result<Query<WithParts>, QueryRejection>,
 ) -> Response {
     let (params, bad_query) = query_or_default(params);
+    // Only parts that decode are carried on; anything else is dropped.
+    let with = query_or_default(with).0.with;
+    let with_parts = BookPart::decode_all(&with).filter(|parts| parts.len() < caravan_booking::saga::PARTS_MAX);
     let stay = StayForm {
         city: params.city.clone().unwrap_or_default(),
         check_in: params.check_in.clone().unwrap_or_default(),
         check_out: params.check_out.clone().unwrap_or_default(),
         guests: params.guests.unwrap_or(2).to_string(),
+        with: if with_parts.is_some() { with } else { String::new() },
+        with_summary: with_parts.map(|parts| BookPart::describe_all(&parts)),
     };
     let searched = params.check_in.is_some() || params.city.is_some();
     let nav = nav(&backend, &headers).await;
