@@ -579,13 +579,30 @@ pub async fn cancel_booking<B: Backend>(
     Ok((StatusCode::OK, Json(booking_view(&booking))).into_response())
 }
 
+/// `POST /api/v1/bookings/{id}/confirm`'s optional body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmInput {
+    /// Who travels, when the booking was held before they were known (or
+    /// they changed); every owner gets it with the confirmation.
+    traveller: Option<Traveller>,
+}
+
 pub async fn confirm_booking<B: Backend>(
     State(backend): State<B>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Response> {
     let Path(id) = path?;
+    let input: ConfirmInput = match body.iter().all(u8::is_ascii_whitespace) {
+        true => ConfirmInput { traveller: None },
+        false => serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body: {e}")))?,
+    };
+    if let Some(traveller) = &input.traveller {
+        traveller.validate().map_err(ApiError::invalid)?;
+    }
     own_booking(&backend, &caller, id).await?;
-    let booking = backend.decide_booking(id, Decision::Confirm).await?;
+    let booking = backend.decide_booking(id, Decision::Confirm(input.traveller)).await?;
     Ok(booking_response(&booking))
 }

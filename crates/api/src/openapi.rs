@@ -126,8 +126,8 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "post",
         "/api/v1/bookings/{id}/confirm",
-        "Confirm a booking made with hold_only, before its holds expire",
-        None,
+        "Confirm a booking made with hold_only, before its holds expire; optionally with who travels",
+        Some("ConfirmInput"),
         201,
         "Booking",
     ),
@@ -162,8 +162,10 @@ pub fn document() -> Value {
             }
         });
         if let Some(body) = body {
+            // Bodies are required but for a confirmation's (who travels, if new).
+            let required = *body != "ConfirmInput";
             operation["requestBody"] =
-                json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
+                json!({ "required": required, "content": { "application/json": { "schema": schema_ref(body) } } });
         }
         let method_upper: axum::http::Method = method.to_uppercase().parse().expect("a valid method");
         if !crate::auth::is_public(&method_upper, path) {
@@ -286,6 +288,9 @@ fn schemas() -> Value {
             "description": "origin, listing, title, kind, city, country, address, amenities, check_in, check_out, distance_m, total, nights, units_left, cancellation {free_until, penalty}" } } } },
         "Itineraries": { "type": "object", "properties": { "itineraries": { "type": "array", "items": { "type": "object",
             "description": "departs, arrives, duration_minutes, totals, legs [{origin, listing, mode, operator, service_number, departure, from, to, departs, arrives, fare, seats_left, cancellation}]" } } } },
+        "ConfirmInput": { "type": "object", "properties": {
+            "traveller": { "type": "object", "required": ["name", "email"], "properties": {
+                "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" } } } } },
         "BookingInput": { "type": "object", "required": ["traveller", "parts"], "properties": {
             "traveller": { "type": "object", "required": ["name", "email"], "properties": {
                 "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" } } },

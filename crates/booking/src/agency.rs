@@ -20,9 +20,10 @@ pub struct NewBooking {
 }
 
 /// What a traveller decides about a held booking.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Decision {
-    Confirm,
+    /// Book it; with who travels, when they give their details now.
+    Confirm(Option<Traveller>),
     Release,
 }
 

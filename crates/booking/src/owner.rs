@@ -61,7 +61,10 @@ pub fn plan(
                 None => Command::Hold { idempotency_key, request, ttl_ms, expected_total_minor },
             })
         }
-        Op::Confirm(hold) => LedgerStep::Submit(Command::Confirm { idempotency_key: key()?, hold: owned(hold)? }),
+        Op::Confirm { hold, traveller } => LedgerStep::Submit(match traveller.clone() {
+            Some(traveller) => Command::ConfirmFor { idempotency_key: key()?, hold: owned(hold)?, traveller },
+            None => Command::Confirm { idempotency_key: key()?, hold: owned(hold)? },
+        }),
         Op::Cancel(hold) => LedgerStep::Submit(Command::Cancel { idempotency_key: key()?, hold: owned(hold)? }),
         Op::Status(hold) => LedgerStep::Status(owned(hold)?),
     })

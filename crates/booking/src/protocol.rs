@@ -35,7 +35,12 @@ pub struct HoldRef {
 pub enum Op {
     Quote(HoldSpec),
     Hold(HoldSpec),
-    Confirm(HoldRef),
+    /// Confirms a hold; `traveller`, when given, is who travels (given
+    /// after the hold, or changed since).
+    Confirm {
+        hold: HoldRef,
+        traveller: Option<Traveller>,
+    },
     Cancel(HoldRef),
     Status(HoldRef),
 }
@@ -45,7 +50,7 @@ impl Op {
         match self {
             Op::Quote(_) => "quote",
             Op::Hold(_) => "hold",
-            Op::Confirm(_) => "confirm",
+            Op::Confirm { .. } => "confirm",
             Op::Cancel(_) => "cancel",
             Op::Status(_) => "status",
         }
@@ -125,11 +130,7 @@ pub(crate) fn spec_to_proto(spec: &HoldSpec) -> proto::HoldSpec {
         what: Some(what),
         hold_seconds: spec.hold_seconds,
         expected_total_minor: spec.expected_total_minor,
-        traveller: spec.traveller.as_ref().map(|t| proto::Traveller {
-            name: t.name.clone(),
-            email: t.email.clone(),
-            phone: t.phone.clone(),
-        }),
+        traveller: spec.traveller.as_ref().map(traveller_to_proto),
     }
 }
 
@@ -166,10 +167,7 @@ pub(crate) fn spec_from_proto(spec: proto::HoldSpec) -> Result<HoldSpec, Refusal
         }
         None => return Err(Refusal::bad_request("a hold names a stay or a trip")),
     };
-    let traveller = spec.traveller.map(|t| Traveller { name: t.name, email: t.email, phone: t.phone });
-    if let Some(traveller) = &traveller {
-        traveller.validate().map_err(Refusal::bad_request)?;
-    }
+    let traveller = spec.traveller.map(traveller_from_proto).transpose()?;
     Ok(HoldSpec {
         request,
         hold_seconds: spec.hold_seconds,
@@ -179,7 +177,18 @@ pub(crate) fn spec_from_proto(spec: proto::HoldSpec) -> Result<HoldSpec, Refusal
 }
 
 fn ref_to_proto(hold: &HoldRef) -> proto::HoldRef {
-    proto::HoldRef { hold_id: hold.hold.0, token: hold.token.to_vec() }
+    proto::HoldRef { hold_id: hold.hold.0, token: hold.token.to_vec(), traveller: None }
+}
+
+fn traveller_to_proto(t: &Traveller) -> proto::Traveller {
+    proto::Traveller { name: t.name.clone(), email: t.email.clone(), phone: t.phone.clone() }
+}
+
+/// Who travels, checked as the ledger would.
+fn traveller_from_proto(t: proto::Traveller) -> Result<Traveller, Refusal> {
+    let traveller = Traveller { name: t.name, email: t.email, phone: t.phone };
+    traveller.validate().map_err(Refusal::bad_request)?;
+    Ok(traveller)
 }
 
 fn ref_from_proto(hold: proto::HoldRef) -> Result<HoldRef, Refusal> {
@@ -193,7 +202,10 @@ impl BookRequest {
         let op = match &self.op {
             Op::Quote(spec) => P::Quote(spec_to_proto(spec)),
             Op::Hold(spec) => P::Hold(spec_to_proto(spec)),
-            Op::Confirm(hold) => P::Confirm(ref_to_proto(hold)),
+            Op::Confirm { hold, traveller } => P::Confirm(proto::HoldRef {
+                traveller: traveller.as_ref().map(traveller_to_proto),
+                ..ref_to_proto(hold)
+            }),
             Op::Cancel(hold) => P::Cancel(ref_to_proto(hold)),
             Op::Status(hold) => P::Status(ref_to_proto(hold)),
         };
@@ -209,7 +221,10 @@ impl BookRequest {
         let op = match msg.op {
             Some(P::Quote(spec)) => Op::Quote(spec_from_proto(spec)?),
             Some(P::Hold(spec)) => Op::Hold(spec_from_proto(spec)?),
-            Some(P::Confirm(hold)) => Op::Confirm(ref_from_proto(hold)?),
+            Some(P::Confirm(mut hold)) => {
+                let traveller = hold.traveller.take().map(traveller_from_proto).transpose()?;
+                Op::Confirm { hold: ref_from_proto(hold)?, traveller }
+            }
             Some(P::Cancel(hold)) => Op::Cancel(ref_from_proto(hold)?),
             Some(P::Status(hold)) => Op::Status(ref_from_proto(hold)?),
             None => return Err(Refusal::bad_request("no operation")),
@@ -285,7 +300,9 @@ mod tests {
     #[test]
     fn requests_round_trip() {
         let hold = HoldRef { hold: HoldId(7), token: [9; 32] };
-        for op in [Op::Quote(spec()), Op::Hold(spec()), Op::Confirm(hold), Op::Cancel(hold), Op::Status(hold)] {
+        let named = Op::Confirm { hold, traveller: spec().traveller };
+        let ops = [Op::Quote(spec()), Op::Hold(spec()), Op::Confirm { hold, traveller: None }, named];
+        for op in ops.into_iter().chain([Op::Cancel(hold), Op::Status(hold)]) {
             let request = BookRequest { idempotency_key: "k-1".into(), op };
             assert_eq!(BookRequest::decode(&request.encode()), Ok(request));
         }
@@ -301,6 +318,23 @@ mod tests {
                 .as_slice(),
         )
         .unwrap();
+        let mut nameless = proto::BookRequest::decode(
+            BookRequest {
+                idempotency_key: "k".into(),
+                op: Op::Confirm { hold: HoldRef { hold: HoldId(1), token: [0; 32] }, traveller: spec().traveller },
+            }
+            .encode()
+            .as_slice(),
+        )
+        .unwrap();
+        if let Some(proto::book_request::Op::Confirm(hold)) = &mut nameless.op {
+            hold.traveller.as_mut().unwrap().name.clear();
+        }
+        assert_eq!(
+            BookRequest::decode(&nameless.encode_to_vec()).unwrap_err().code,
+            "bad_request",
+            "a traveller needs a name"
+        );
         if let Some(proto::book_request::Op::Status(hold)) = &mut wrong_token.op {
             hold.token.truncate(5);
         }

@@ -203,6 +203,20 @@ impl Saga {
         true
     }
 
+    /// Who travels, given while the booking is held: every owner gets it
+    /// with the confirmation. False unless it is `Held` (a hold still
+    /// being placed must be sent again exactly as it was).
+    pub fn name_traveller(&mut self, traveller: &crate::agency::Traveller, now: Timestamp) -> bool {
+        if self.phase != Phase::Held {
+            return false;
+        }
+        for part in &mut self.parts {
+            part.spec.traveller = Some(traveller.clone());
+        }
+        self.updated_at = now;
+        true
+    }
+
     /// The traveller lets a held booking go. False unless it is `Held`.
     pub fn release(&mut self, now: Timestamp) -> bool {
         if self.phase != Phase::Held {
@@ -231,7 +245,9 @@ impl Saga {
             }
             let op = match (self.phase, part.status, part.hold) {
                 (Phase::Holding, PartStatus::New, _) => Op::Hold(part.spec.clone()),
-                (Phase::Confirming, PartStatus::Held, Some(hold)) => Op::Confirm(hold),
+                (Phase::Confirming, PartStatus::Held, Some(hold)) => {
+                    Op::Confirm { hold, traveller: part.spec.traveller.clone() }
+                }
                 (Phase::Releasing | Phase::Cancelling, PartStatus::Held | PartStatus::Confirmed, Some(hold)) => {
                     Op::Cancel(hold)
                 }
@@ -282,7 +298,7 @@ impl Saga {
                 part.next_attempt = Timestamp(0);
                 match op {
                     Op::Hold(_) => part.status = PartStatus::Refused,
-                    Op::Confirm(_) => part.status = PartStatus::Released,
+                    Op::Confirm { .. } => part.status = PartStatus::Released,
                     Op::Cancel(_) if NOT_LIVE.contains(&refusal.code.as_str()) => {
                         part.status = if part.status == PartStatus::Confirmed && phase == Phase::Cancelling {
                             PartStatus::Cancelled

@@ -213,11 +213,12 @@ async fn traveller_registers_books_and_cancels(driver: &Driver, demo: &support::
     browser.screenshot("stays").await;
     browser.press("Book with the trip").await;
 
-    browser.wait_for("Who travels?").await;
-    browser.fill("name", "Nora Newcomer").await;
+    // Held first, with a countdown; who travels is asked while it runs.
+    browser.wait_for("Hold it for you?").await;
     browser.press("Hold it for me").await;
     let held = browser.wait_for("Held for you until").await;
     assert!(held.contains("min left"), "a countdown: {held}");
+    browser.fill("name", "Nora Newcomer").await;
     browser.screenshot("booking-held").await;
     browser.press("Confirm and book").await;
     let confirmed = browser.wait_for("confirmed").await;

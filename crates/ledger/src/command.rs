@@ -144,6 +144,13 @@ pub enum Command {
         listing: ListingId,
         paused: bool,
     },
+    /// Confirms a hold with who travels (given after the hold, or changed
+    /// since); kept beside the booking as [`Command::HoldFor`]'s are.
+    ConfirmFor {
+        idempotency_key: Option<IdempotencyKey>,
+        hold: HoldId,
+        traveller: Traveller,
+    },
 }
 
 impl Command {
@@ -162,6 +169,7 @@ impl Command {
             Command::Publish => "publish",
             Command::HoldFor { .. } => "hold",
             Command::SetPaused { .. } => "set_paused",
+            Command::ConfirmFor { .. } => "confirm",
         }
     }
 }

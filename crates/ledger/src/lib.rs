@@ -165,6 +165,14 @@ impl Ledger {
                 })
             }
             Command::SetPaused { listing, paused } => self.set_paused(listing, *paused),
+            Command::ConfirmFor { idempotency_key, hold, traveller } => {
+                self.idempotent(idempotency_key, command, now, |ledger| {
+                    traveller.validate().map_err(Rejection::InvalidRequest)?;
+                    let reply = ledger.confirm(*hold, now)?;
+                    ledger.travellers.insert(*hold, traveller.clone());
+                    Ok(reply)
+                })
+            }
             Command::Publish => {
                 publications = self.take_publications(now);
                 Ok(Reply::Done)

@@ -109,6 +109,9 @@ impl Node {
     /// Hands the traveller's decision to a held booking's task and waits
     /// (up to [`BOOKING_WAIT_MS`]) for the booking to end.
     pub async fn decide_agency_booking(&self, id: u64, decision: Decision) -> Result<Booking, BookingError> {
+        if let Decision::Confirm(Some(traveller)) = &decision {
+            traveller.validate().map_err(BookingError::Invalid)?;
+        }
         let decider = self.inner.deciders.lock().expect("deciders lock").get(&id).cloned();
         let Some(decider) = decider else {
             let booking = self.agency_booking(id).await?.ok_or(BookingError::NotFound(id))?;
@@ -235,7 +238,7 @@ enum BookingKey {
 
 /// Runs a saga to its end: the steps due now in parallel, their outcomes
 /// applied, the new state made durable before the next steps go out.
-async fn drive(node: Node, mut saga: Saga, holder: Holder, mut done: Option<oneshot::Sender<Booking>>) {
+async fn drive(node: Node, mut saga: Saga, mut holder: Holder, mut done: Option<oneshot::Sender<Booking>>) {
     let id = saga.id;
     // While `Held`, the traveller's decisions arrive here.
     let mut decisions: Option<mpsc::Receiver<DecisionCall>> = None;
@@ -296,7 +299,15 @@ async fn drive(node: Node, mut saga: Saga, holder: Holder, mut done: Option<ones
                 Some(call) = decided => {
                     let now = node.now();
                     let taken = match call.decision {
-                        Decision::Confirm => saga.confirm(now),
+                        Decision::Confirm(traveller) => {
+                            // The details first: they go with every confirmation.
+                            if let Some(traveller) = traveller {
+                                if saga.name_traveller(&traveller, now) {
+                                    holder.traveller = traveller;
+                                }
+                            }
+                            saga.confirm(now)
+                        }
                         Decision::Release => saga.release(now),
                     };
                     if taken {

@@ -126,8 +126,6 @@ struct Book {
     nav: Nav,
     summary: String,
     parts: String,
-    name: String,
-    email: String,
     error: Option<String>,
 }
 
@@ -137,6 +135,41 @@ struct BookingPage {
     nav: Nav,
     booking: crate::agency::BookingView,
     minutes_left: i64,
+    /// The details form while held: what was typed, and why it was refused.
+    details: TravellerForm,
+    error: Option<String>,
+}
+
+/// Who travels, as typed on a held booking's page.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TravellerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    phone: String,
+}
+
+impl TravellerForm {
+    /// The form prefilled from a booking: its traveller, unless that is
+    /// still the booking account (then only the email).
+    fn of(traveller: &caravan_model::Traveller) -> TravellerForm {
+        let named = traveller.name != traveller.email;
+        TravellerForm {
+            csrf: String::new(),
+            name: if named { traveller.name.clone() } else { String::new() },
+            email: traveller.email.clone(),
+            phone: traveller.phone.clone().unwrap_or_default(),
+        }
+    }
+
+    fn traveller(&self) -> caravan_model::Traveller {
+        let phone = Some(self.phone.trim().to_owned()).filter(|p| !p.is_empty());
+        caravan_model::Traveller { name: self.name.trim().to_owned(), email: self.email.trim().to_owned(), phone }
+    }
 }
 
 #[derive(Template)]
@@ -162,19 +195,16 @@ pub(crate) async fn book_form(SignedIn { principal, session }: SignedIn, Query(q
     };
     let summary = BookPart::describe_all(&parts);
     let nav = Nav::of(&principal, &session);
-    render(&Book { nav, summary, parts: query.parts, name: String::new(), email: principal.email, error: None })
+    render(&Book { nav, summary, parts: query.parts, error: None })
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct BookInput {
     csrf: String,
     parts: String,
-    name: String,
-    email: String,
-    #[serde(default)]
-    phone: String,
 }
 
+/// Holds every part at once; who travels is asked while the holds run.
 pub(crate) async fn book<B: Backend>(
     State(backend): State<B>,
     SignedInForm(SignedIn { principal, session }, input): SignedInForm<BookInput>,
@@ -187,13 +217,14 @@ pub(crate) async fn book<B: Backend>(
             Some(("/", "Search")),
         );
     };
-    let phone = Some(input.phone.trim().to_owned()).filter(|p| !p.is_empty());
-    let traveller =
-        caravan_model::Traveller { name: input.name.trim().to_owned(), email: input.email.trim().to_owned(), phone };
+    // Until the traveller gives their details (with the confirmation),
+    // owners know the hold by the account that placed it.
+    let booker =
+        caravan_model::Traveller { name: principal.email.clone(), email: principal.email.clone(), phone: None };
     let new = caravan_booking::agency::NewBooking {
         client_key: None,
         user: Some(principal.user),
-        traveller,
+        traveller: booker,
         parts: parts.iter().map(BookPart::spec).collect(),
         wait_to_confirm: true,
     };
@@ -204,14 +235,7 @@ pub(crate) async fn book<B: Backend>(
         Err(error) => {
             let summary = BookPart::describe_all(&parts);
             let nav = Nav::of(&principal, &session);
-            let page = Book {
-                nav,
-                summary,
-                parts: input.parts,
-                name: input.name,
-                email: input.email,
-                error: Some(error.to_string()),
-            };
+            let page = Book { nav, summary, parts: input.parts, error: Some(error.to_string()) };
             let mut response = render(&page);
             *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             response
@@ -224,22 +248,73 @@ async fn own<B: Backend>(backend: &B, principal: &Principal, id: u64) -> Option<
     crate::agency::own_booking(backend, principal, id).await.ok()
 }
 
+fn no_such_booking() -> Response {
+    notice(
+        StatusCode::NOT_FOUND,
+        "No such booking",
+        "There is no booking of yours with that number.",
+        Some(("/bookings", "My bookings")),
+    )
+}
+
+async fn show_booking<B: Backend>(
+    backend: &B,
+    principal: &Principal,
+    session: &caravan_accounts::token::Secret,
+    booking: &caravan_booking::agency::Booking,
+    refused: Option<(TravellerForm, String)>,
+) -> Response {
+    let minutes_left = booking.saga.held_until().map_or(0, |at| ((at.ms() - backend.now().ms()) / 60_000).max(0));
+    let (details, error) = match refused {
+        Some((form, error)) => (form, Some(error)),
+        None => (TravellerForm::of(&booking.traveller), None),
+    };
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let page = BookingPage {
+        nav: Nav::of(principal, session),
+        booking: crate::agency::booking_view_now(backend, booking),
+        minutes_left,
+        details,
+        error,
+    };
+    let mut response = render(&page);
+    *response.status_mut() = status;
+    response
+}
+
 pub(crate) async fn booking_page<B: Backend>(
     State(backend): State<B>,
     SignedIn { principal, session }: SignedIn,
     Path(id): Path<u64>,
 ) -> Response {
-    let Some(booking) = own(&backend, &principal, id).await else {
-        return notice(
-            StatusCode::NOT_FOUND,
-            "No such booking",
-            "There is no booking of yours with that number.",
-            Some(("/bookings", "My bookings")),
-        );
-    };
-    let minutes_left = booking.saga.held_until().map_or(0, |at| ((at.ms() - backend.now().ms()) / 60_000).max(0));
-    let nav = Nav::of(&principal, &session);
-    render(&BookingPage { nav, booking: crate::agency::booking_view_now(&backend, &booking), minutes_left })
+    match own(&backend, &principal, id).await {
+        Some(booking) => show_booking(&backend, &principal, &session, &booking, None).await,
+        None => no_such_booking(),
+    }
+}
+
+/// Confirms a held booking with who travels: every owner gets the details
+/// with the confirmation.
+pub(crate) async fn confirm<B: Backend>(
+    State(backend): State<B>,
+    Path(id): Path<u64>,
+    SignedInForm(SignedIn { principal, session }, form): SignedInForm<TravellerForm>,
+) -> Response {
+    let Some(booking) = own(&backend, &principal, id).await else { return no_such_booking() };
+    let traveller = form.traveller();
+    if let Err(problem) = traveller.validate() {
+        return show_booking(&backend, &principal, &session, &booking, Some((form, problem))).await;
+    }
+    let decision = caravan_booking::agency::Decision::Confirm(Some(traveller));
+    match backend.decide_booking(id, decision).await {
+        Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/bookings/{id}"))]).into_response(),
+        Err(error) => notice(
+            StatusCode::CONFLICT,
+            "Not booked",
+            &error.to_string(),
+            Some((&format!("/bookings/{id}"), "Back to the booking")),
+        ),
+    }
 }
 
 pub(crate) async fn bookings_page<B: Backend>(
@@ -253,26 +328,16 @@ pub(crate) async fn bookings_page<B: Backend>(
     render(&BookingsPage { nav: Nav::of(&principal, &session), bookings })
 }
 
-/// Confirm (or let go of, or cancel) a booking from its page.
-pub(crate) async fn booking_action<B: Backend>(
+/// Lets go of a held booking, or cancels a confirmed one, from its page.
+pub(crate) async fn cancel<B: Backend>(
     State(backend): State<B>,
-    Path((id, action)): Path<(u64, String)>,
+    Path(id): Path<u64>,
     SignedInForm(SignedIn { principal, .. }, _): SignedInForm<CsrfOnly>,
 ) -> Response {
-    let Some(booking) = own(&backend, &principal, id).await else {
-        return notice(
-            StatusCode::NOT_FOUND,
-            "No such booking",
-            "There is no booking of yours with that number.",
-            None,
-        );
-    };
-    use caravan_booking::agency::Decision;
-    let outcome = match (action.as_str(), booking.saga.phase) {
-        ("confirm", _) => backend.decide_booking(id, Decision::Confirm).await,
-        ("cancel", caravan_booking::Phase::Held) => backend.decide_booking(id, Decision::Release).await,
-        ("cancel", _) => backend.cancel_booking(id).await,
-        _ => return notice(StatusCode::NOT_FOUND, "Not found", "No such action.", None),
+    let Some(booking) = own(&backend, &principal, id).await else { return no_such_booking() };
+    let outcome = match booking.saga.phase {
+        caravan_booking::Phase::Held => backend.decide_booking(id, caravan_booking::agency::Decision::Release).await,
+        _ => backend.cancel_booking(id).await,
     };
     match outcome {
         Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/bookings/{id}"))]).into_response(),
@@ -285,4 +350,4 @@ pub(crate) async fn booking_action<B: Backend>(
     }
 }
 
-session_forms!(BookInput);
+session_forms!(BookInput, TravellerForm);

@@ -60,11 +60,13 @@ impl FakeOwner {
                 self.state = Some(OwnerState::Held { expires_at: now + TTL_MS });
                 self.receipt(spec, "held", now)
             }
-            (Op::Confirm(_), Some(OwnerState::Held { .. })) => {
+            (Op::Confirm { .. }, Some(OwnerState::Held { .. })) => {
                 self.state = Some(OwnerState::Confirmed);
                 self.receipt(spec, "confirmed", now)
             }
-            (Op::Confirm(_), Some(OwnerState::Released)) => Outcome::Refused(Refusal::new("hold_expired", "expired")),
+            (Op::Confirm { .. }, Some(OwnerState::Released)) => {
+                Outcome::Refused(Refusal::new("hold_expired", "expired"))
+            }
             (Op::Cancel(_), Some(OwnerState::Held { .. })) => {
                 self.state = Some(OwnerState::Released);
                 self.receipt(spec, "cancelled", now)

@@ -306,3 +306,18 @@ fn a_paused_listing_sells_nothing_and_publishes_every_day_closed_until_resumed()
     assert!(runs.iter().any(|run| !run.day.stop_sell), "open again: {runs:?}");
     h.hold(hold_stay("room", 1, 2, 1));
 }
+
+#[test]
+fn a_confirmation_may_name_the_traveller_after_the_hold() {
+    let mut h = hotel();
+    let hold = h.hold(hold_stay("room", 3, 5, 1));
+    assert_eq!(h.ledger.traveller(hold.id), None);
+    let ada = Traveller { name: "Ada".into(), email: "ada@example.org".into(), phone: None };
+    let nameless = Traveller { name: String::new(), ..ada.clone() };
+    let refused = h.err(Command::ConfirmFor { idempotency_key: None, hold: hold.id, traveller: nameless });
+    assert!(matches!(refused, Rejection::InvalidRequest(_)));
+    assert_eq!(h.ledger.hold(hold.id).unwrap().state, HoldState::Held, "a refused confirmation confirms nothing");
+    h.ok(Command::ConfirmFor { idempotency_key: None, hold: hold.id, traveller: ada.clone() });
+    assert!(matches!(h.ledger.hold(hold.id).unwrap().state, HoldState::Confirmed { .. }));
+    assert_eq!(h.ledger.traveller(hold.id), Some(&ada));
+}

@@ -250,16 +250,15 @@ async fn a_traveller_holds_sees_the_countdown_confirms_and_finds_the_booking() {
     assert_eq!(status, StatusCode::OK, "{form}");
     let csrf = hidden_csrf(&form);
     let parts = &book_link["/book?parts=".len()..];
-    let details = format!("csrf={csrf}&parts={parts}&name=Ada+Lovelace&email=ada%40example.org&phone=");
-    let (status, _, body) =
-        browse(&t, "POST", "/book", &session, Some(&format!("csrf=forged&parts={parts}&name=A&email=a%40b.c"))).await;
+    let hold_it = format!("csrf={csrf}&parts={parts}");
+    let (status, _, body) = browse(&t, "POST", "/book", &session, Some(&format!("csrf=forged&parts={parts}"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let response = {
         let request = Request::post("/book")
             .header("authorization", "anonymous")
             .header("cookie", &session)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(details))
+            .body(Body::from(hold_it))
             .unwrap();
         caravan_api::router(t.node.clone()).oneshot(request).await.unwrap()
     };
@@ -268,10 +267,20 @@ async fn a_traveller_holds_sees_the_countdown_confirms_and_finds_the_booking() {
     let (_, _, held) = browse(&t, "GET", &page_path, &session, None).await;
     assert!(held.contains("Held for you until") && held.contains("Confirm and book"), "{held}");
 
+    assert!(held.contains("Traveller's full name"), "who travels is asked while held: {held}");
+
+    // Details that do not check out come back on the page; the hold stays.
     let csrf = hidden_csrf(&held);
+    let confirm = |name: &str| format!("csrf={csrf}&name={name}&email=ada%40example.org&phone=");
+    let (status, _, refused) = browse(&t, "POST", &format!("{page_path}/confirm"), &session, Some(&confirm(""))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.contains("Held for you until") && refused.contains("role=\"alert\""), "{refused}");
     let (status, _, _) =
-        browse(&t, "POST", &format!("{page_path}/confirm"), &session, Some(&format!("csrf={csrf}"))).await;
+        browse(&t, "POST", &format!("{page_path}/confirm"), &session, Some(&confirm("Ada+Lovelace"))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+    // The owner (this node) keeps who travels, given with the confirmation.
+    let (_, sales) = t.call("GET", "/api/v1/sales", None).await;
+    assert_eq!(sales["bookings"][0]["traveller"]["name"], "Ada Lovelace", "{sales}");
     let (_, _, confirmed) = browse(&t, "GET", &page_path, &session, None).await;
     assert!(confirmed.contains(": confirmed") && confirmed.contains("200.00 EUR"), "{confirmed}");
     assert!(confirmed.contains("cancelling now costs"), "the penalty is shown before cancelling: {confirmed}");
