@@ -362,6 +362,41 @@ pub struct NodeStatus {
     pub catalog_digest: Option<String>,
 }
 
+/// One connected peer, for operators.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerView {
+    pub peer_id: String,
+    /// The connection's remote address (empty if not known yet).
+    pub address: String,
+    /// Whether this node dialled it.
+    pub dialled: bool,
+    /// The last ping's round trip.
+    pub rtt_ms: Option<u64>,
+    pub connected_at: String,
+    /// Records it sent that verified, and of those, new here.
+    pub records_in: u64,
+    pub records_new: u64,
+    /// Records sent to it when it fetched what it missed.
+    pub records_out: u64,
+}
+
+/// Records held of one origin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OriginView {
+    pub origin: String,
+    pub records: u64,
+    /// When the newest of them was signed.
+    pub newest: String,
+}
+
+/// An origin frozen because it signed two different records for one slot
+/// and version: its records are dropped and refused from then on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EquivocationView {
+    pub origin: String,
+    pub detected_at: String,
+}
+
 /// From a record's signing at its origin to its storing here, over the
 /// records new here since the node started. Quantiles are the upper bounds
 /// of histogram buckets.

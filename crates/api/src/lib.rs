@@ -114,6 +114,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
         password: &str,
         client: &str,
     ) -> impl Future<Output = Result<(), caravan_accounts::LoginRefusal>> + Send;
+    /// Connected peers with their links and what they exchanged.
+    fn peers(&self) -> Vec<dto::PeerView>;
+    /// Records held per origin (the `limit` largest) and the frozen origins.
+    fn origins(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<(Vec<dto::OriginView>, Vec<dto::EquivocationView>), String>> + Send;
     /// The listings `user` manages.
     fn managed_listings(&self, user: u64) -> impl Future<Output = Result<Vec<String>, String>> + Send;
     /// Checks a password (throttled per email and per `client` address) and

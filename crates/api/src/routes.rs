@@ -80,6 +80,8 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/api/v1/listings/{id}/ari", get(get_ari::<B>).put(set_ari::<B>))
         .route("/api/v1/ari", post(set_ari_batch::<B>))
         .route("/api/v1/status", get(status::<B>))
+        .route("/api/v1/peers", get(peers::<B>))
+        .route("/api/v1/origins", get(origins::<B>))
         .route("/api/v1/holds", post(create_hold::<B>))
         .route("/api/v1/holds/{id}", get(get_hold::<B>))
         .route("/api/v1/holds/{id}/confirm", post(confirm_hold::<B>))
@@ -416,6 +418,22 @@ async fn status<B: Backend>(
     let Query(query) = query?;
     Ok(Json(backend.status(query.digest).await.map_err(ApiError::internal)?))
 }
+
+/// Connected peers: address, latency and records exchanged (admins).
+async fn peers<B: Backend>(State(backend): State<B>, Extension(caller): Extension<Principal>) -> Result<Response> {
+    auth::need_role(&caller, Role::Admin)?;
+    Ok(Json(json!({ "peers": backend.peers() })).into_response())
+}
+
+/// Records held per origin and the frozen origins (admins).
+async fn origins<B: Backend>(State(backend): State<B>, Extension(caller): Extension<Principal>) -> Result<Response> {
+    auth::need_role(&caller, Role::Admin)?;
+    let (origins, frozen) = backend.origins(ORIGINS_MAX).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({ "origins": origins, "equivocations": frozen })).into_response())
+}
+
+/// Origins `GET /api/v1/origins` lists, those with the most records first.
+const ORIGINS_MAX: u32 = 1_000;
 
 fn hold_reply(reply: Reply) -> Result<HoldView> {
     match reply {

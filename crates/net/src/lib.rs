@@ -31,8 +31,10 @@
 //! `peers_target` peers. Local clusters turn it off to keep the graph they
 //! were given.
 
+mod links;
 mod traffic;
 
+pub use links::{PeerLink, PeerLinks};
 pub use traffic::Traffic;
 
 use std::future::Future;
@@ -106,6 +108,8 @@ pub struct NetConfig {
     pub bootstrap: Vec<String>,
     /// Where TCP connections count their bytes.
     pub traffic: Arc<Traffic>,
+    /// Where the swarm notes each connected peer's address and ping.
+    pub links: Arc<PeerLinks>,
     /// Kademlia discovery; off, the node talks only to bootstrap peers and
     /// to those that dial it.
     pub discovery: bool,
@@ -119,6 +123,7 @@ impl Default for NetConfig {
             listen: Vec::new(),
             bootstrap: Vec::new(),
             traffic: Arc::default(),
+            links: Arc::default(),
             discovery: true,
             peers_target: PEERS_TARGET_DEFAULT,
         }
@@ -316,6 +321,7 @@ pub async fn run(
             },
             event = swarm.select_next_some() => {
                 track_bootstrap(&mut bootstrap, &event);
+                track_links(&config.links, &event);
                 let event = match event {
                     SwarmEvent::Behaviour(BehaviourEvent::Book(event)) => {
                         on_book_event(event, &mut calls_in_flight, &mut answers, &booking_inbound);
@@ -396,6 +402,25 @@ impl Bootstrap {
     fn schedule_redial(&mut self) {
         self.next_dial = Instant::now() + Duration::from_millis(self.backoff_ms);
         self.backoff_ms = (self.backoff_ms * 2).min(REDIAL_MS_MAX);
+    }
+}
+
+/// Notes each peer's address when it connects, its pings, and its leaving.
+fn track_links(links: &PeerLinks, event: &SwarmEvent<BehaviourEvent>) {
+    match event {
+        SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            let link = PeerLink {
+                address: endpoint.get_remote_address().to_string(),
+                dialled: endpoint.is_dialer(),
+                rtt_ms: None,
+            };
+            links.connected(peer_id.to_string(), link);
+        }
+        SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => links.disconnected(&peer_id.to_string()),
+        SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
+            links.pinged(&peer.to_string(), rtt.as_millis() as u64);
+        }
+        _ => {}
     }
 }
 

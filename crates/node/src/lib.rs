@@ -126,6 +126,8 @@ struct Inner {
     network: Mutex<Option<Network>>,
     /// Bytes on the network's TCP connections.
     traffic: Arc<caravan_net::Traffic>,
+    /// Connected peers' addresses and pings, as the network task saw them.
+    links: Arc<caravan_net::PeerLinks>,
     /// The catalog in memory (search, contacts, frozen origins), kept in
     /// step by the writer.
     search: Arc<RwLock<search::Catalog>>,
@@ -223,6 +225,7 @@ impl Node {
             writer_stopped,
             network: Mutex::new(None),
             traffic: Arc::default(),
+            links: Arc::default(),
             search,
             key: booking_key,
             booking_calls: Mutex::new(None),
@@ -307,6 +310,7 @@ impl Node {
     /// the node listens on, if it listens at all.
     pub async fn start_network(&self, mut config: caravan_net::NetConfig) -> Result<Option<String>, NodeError> {
         config.traffic = self.inner.traffic.clone();
+        config.links = self.inner.links.clone();
         let actions =
             self.take_replication_actions().ok_or_else(|| NodeError::Setup("the network is already running".into()))?;
         let listens = !config.listen.is_empty();
@@ -662,6 +666,55 @@ impl Backend for Node {
         let listing = listing.to_string();
         let added = self.write(move |conn| caravan_store::users::add_manager(conn, &listing, user)).await;
         added.map_err(|e: caravan_store::StoreError| e.to_string())
+    }
+
+    fn peers(&self) -> Vec<caravan_api::dto::PeerView> {
+        let links = self.inner.links.snapshot();
+        let stats = self.inner.stats.peer_stats.lock().expect("stats lock").clone();
+        stats
+            .into_iter()
+            .map(|(peer, stats)| {
+                let link = links.get(&peer);
+                caravan_api::dto::PeerView {
+                    address: link.map(|l| l.address.clone()).unwrap_or_default(),
+                    dialled: link.is_some_and(|l| l.dialled),
+                    rtt_ms: link.and_then(|l| l.rtt_ms),
+                    connected_at: caravan_api::dto::rfc3339(stats.connected_at),
+                    records_in: stats.records_in,
+                    records_new: stats.records_new,
+                    records_out: stats.records_out,
+                    peer_id: peer,
+                }
+            })
+            .collect()
+    }
+
+    async fn origins(
+        &self,
+        limit: u32,
+    ) -> Result<(Vec<caravan_api::dto::OriginView>, Vec<caravan_api::dto::EquivocationView>), String> {
+        use caravan_api::dto::{rfc3339, EquivocationView, OriginView};
+        let inner = self.inner.clone();
+        let read = move || -> Result<_, caravan_store::StoreError> {
+            let conn = inner.reader.lock().expect("reader lock");
+            let origins = caravan_store::records::per_origin(&conn, limit)?;
+            let frozen = caravan_store::records::frozen_origins(&conn)?;
+            Ok((
+                origins
+                    .into_iter()
+                    .map(|(origin, records, newest)| OriginView {
+                        origin: origin.to_hex(),
+                        records,
+                        newest: rfc3339(newest),
+                    })
+                    .collect(),
+                frozen
+                    .into_iter()
+                    .map(|(origin, at)| EquivocationView { origin: origin.to_hex(), detected_at: rfc3339(at) })
+                    .collect(),
+            ))
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
     }
 
     async fn manager_accounts(&self, listing: &caravan_model::ListingId) -> Result<Vec<(u64, String)>, String> {

@@ -97,6 +97,8 @@ pub struct WriterStats {
     pub peers: AtomicU64,
     /// The replication core's counters, as of its last step.
     pub replication: std::sync::Mutex<caravan_replication::Counters>,
+    /// What each connected peer exchanged, as of the core's last step.
+    pub peer_stats: std::sync::Mutex<Vec<(String, caravan_replication::PeerStats)>>,
 }
 
 pub struct Writer {
@@ -196,6 +198,8 @@ impl Writer {
         self.send_actions();
         self.stats.peers.store(self.replica.peer_count() as u64, Ordering::Relaxed);
         *self.stats.replication.lock().expect("stats lock") = self.replica.counters().clone();
+        *self.stats.peer_stats.lock().expect("stats lock") =
+            self.replica.peer_stats().map(|(peer, stats)| (peer.clone(), *stats)).collect();
     }
 
     /// Runs writes in one transaction (one fsync), each in a savepoint so

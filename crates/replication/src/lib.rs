@@ -153,6 +153,19 @@ pub struct Counters {
     pub lag: LagHistogram,
 }
 
+/// What one connected peer and this node have exchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerStats {
+    pub connected_at: Timestamp,
+    /// Records from it that verified (gossiped or fetched), duplicates included.
+    pub records_in: u64,
+    /// Of those, records that were new here.
+    pub records_new: u64,
+    /// Records sent to it when it fetched what it missed. (Our gossip goes
+    /// to the topic, not to one peer, so it is not counted here.)
+    pub records_out: u64,
+}
+
 struct Session {
     id: u64,
     negentropy: Negentropy<'static, SharedIndex>,
@@ -166,6 +179,7 @@ struct PeerState {
     wanted: VecDeque<RecordId>,
     /// When the fetch in flight was sent.
     fetching_since: Option<Timestamp>,
+    stats: PeerStats,
 }
 
 pub struct Replica<P> {
@@ -223,9 +237,16 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.peers.len()
     }
 
+    /// Each connected peer with what it exchanged since it connected.
+    pub fn peer_stats(&self) -> impl Iterator<Item = (&P, &PeerStats)> {
+        self.peers.iter().map(|(peer, state)| (peer, &state.stats))
+    }
+
     /// A peer connected: reconcile with it at once.
     pub fn handle_connected(&mut self, peer: P, now: Timestamp) {
-        let state = PeerState { next_reconcile: now, session: None, wanted: VecDeque::new(), fetching_since: None };
+        let stats = PeerStats { connected_at: now, records_in: 0, records_new: 0, records_out: 0 };
+        let state =
+            PeerState { next_reconcile: now, session: None, wanted: VecDeque::new(), fetching_since: None, stats };
         self.peers.insert(peer, state);
     }
 
@@ -354,6 +375,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                     bytes += encoded.len();
                     records.push(encoded);
                 }
+                if let Some(peer) = self.peers.get_mut(&from) {
+                    peer.stats.records_out += records.len() as u64;
+                }
                 self.actions.push_back(Action::Send(from, Message::Records { records }));
             }
             Message::Records { records } => {
@@ -462,11 +486,14 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         store: &mut S,
     ) -> Result<(), S::Error> {
         self.counters.records_in += records.len() as u64;
+        let mut new = 0;
+        let total = records.len() as u64;
         for record in records {
             let origin = record.origin;
             let signed_at = record.time;
             match store.put(record, now)? {
                 Put::New => {
+                    new += 1;
                     self.counters.records_new += 1;
                     self.counters.lag.record(now.ms() - signed_at.ms());
                     self.index = None;
@@ -485,6 +512,10 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                     self.flush();
                 }
             }
+        }
+        if let Some(peer) = self.peers.get_mut(from) {
+            peer.stats.records_in += total;
+            peer.stats.records_new += new;
         }
         Ok(())
     }

@@ -143,6 +143,33 @@ pub fn equivocations(conn: &Connection) -> Result<Vec<(Origin, Vec<u8>)>, StoreE
     .collect()
 }
 
+/// The frozen origins and when each was frozen here, newest first.
+pub fn frozen_origins(conn: &Connection) -> Result<Vec<(Origin, Timestamp)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT origin, detected_ms FROM equivocations ORDER BY detected_ms DESC")?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?)))?;
+    rows.map(|row| {
+        let (origin, at) = row?;
+        Ok((Origin(to_array(&origin, "origin")?), Timestamp(at)))
+    })
+    .collect()
+}
+
+/// Records held per origin, with the newest record's signing time: the
+/// `limit` origins with the most records. Walks the slot index once, so
+/// it is an operator's query, not one to run per request.
+pub fn per_origin(conn: &Connection, limit: u32) -> Result<Vec<(Origin, u64, Timestamp)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT origin, COUNT(*) AS n, MAX(time_ms) FROM records GROUP BY origin ORDER BY n DESC, origin LIMIT ?1",
+    )?;
+    let rows =
+        stmt.query_map([limit], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)))?;
+    rows.map(|row| {
+        let (origin, count, newest) = row?;
+        Ok((Origin(to_array(&origin, "origin")?), count as u64, Timestamp(newest)))
+    })
+    .collect()
+}
+
 /// Re-verifies a stored record: the pair of the check made before storing.
 pub fn read_back(signed: &[u8], now: Timestamp) -> Result<Verified<Record>, StoreError> {
     let decoded = decode_signed(signed).map_err(|e| StoreError::Corrupt(e.to_string()))?;

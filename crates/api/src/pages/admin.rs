@@ -23,9 +23,15 @@ struct AccountRow {
 struct AdminPage {
     nav: Nav,
     status: Option<crate::dto::NodeStatus>,
+    peers: Vec<crate::dto::PeerView>,
+    origins: Vec<crate::dto::OriginView>,
+    frozen: Vec<crate::dto::EquivocationView>,
     accounts: Vec<AccountRow>,
     message: Option<String>,
 }
+
+/// Origins the admin page lists, those with the most records first.
+const ORIGINS_SHOWN: u32 = 50;
 
 /// Accounts the admin page lists.
 const ACCOUNTS_SHOWN: u32 = 500;
@@ -47,7 +53,12 @@ pub(crate) async fn admin_page<B: Backend>(
     };
     let message = query.done.map(|who| format!("Saved: {who} has a new role."));
     let status = backend.status(false).await.ok();
-    render(&AdminPage { nav: Nav::of(&principal, &session), status, accounts, message })
+    let (origins, frozen) = match backend.origins(ORIGINS_SHOWN).await {
+        Ok(found) => found,
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    let peers = backend.peers();
+    render(&AdminPage { nav: Nav::of(&principal, &session), status, peers, origins, frozen, accounts, message })
 }
 
 #[derive(Debug, Deserialize)]

@@ -79,6 +79,15 @@ fn origin(t: &TestNode) -> String {
 async fn a_traveller_books_a_bus_a_flight_and_a_hotel_of_three_owners_as_one() {
     let net = network(2, 3).await;
 
+    // The operator sees the three owners connected, where they are and
+    // what each sent.
+    let (_, peers) = net.agency.call("GET", "/api/v1/peers", None).await;
+    let peers = peers["peers"].as_array().unwrap().clone();
+    assert_eq!(peers.len(), 3, "{peers:?}");
+    assert!(peers.iter().all(|p| p["address"].as_str().is_some_and(|a| a.contains("/ip4/127.0.0.1/"))), "{peers:?}");
+    let records_in: u64 = peers.iter().map(|p| p["records_in"].as_u64().unwrap()).sum();
+    assert!(records_in >= 9, "three listings, their availability and contacts came from them: {peers:?}");
+
     // Search the agency's local catalog.
     let stays = format!("/api/v1/search/stays?city=annecy&check_in={}&check_out={}&guests=2", day(2), day(4));
     let (status, found) = net.agency.call("GET", &stays, None).await;

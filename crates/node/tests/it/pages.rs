@@ -538,3 +538,53 @@ async fn a_provider_runs_a_service_from_the_back_office() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(t.call("GET", "/api/v1/listings/sea-view", None).await.1["withdrawn"], true);
 }
+
+#[tokio::test]
+async fn the_admin_console_shows_records_by_origin_and_equivocation_alerts() {
+    use caravan_records::{sign_one, verify, Draft, EquivocationProof, Payload};
+    let t = TestNode::start();
+    t.hotel(2).await;
+    t.node
+        .write(|conn| {
+            let role = caravan_accounts::Role::Admin;
+            let now = caravan_model::Timestamp(0);
+            caravan_node::accounts::add_user(conn, "root@example.org", "a long enough phrase", role, true, now)
+        })
+        .await
+        .unwrap();
+    // A hostile owner signs two different records for one slot and version.
+    let now = caravan_api::Backend::now(&t.node);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let draft = |title: &str| Draft {
+        key: "room-1".into(),
+        version: 1,
+        time: now,
+        payload: Payload::Listing(caravan_model::Listing {
+            title: title.into(),
+            ..caravan_test_utils::stay("room-1", "Lisbon", 1)
+        }),
+    };
+    let (a, b) =
+        (verify(sign_one(&key, &draft("One")), now).unwrap(), verify(sign_one(&key, &draft("Two")), now).unwrap());
+    let proof = EquivocationProof::detect(&a, &b).unwrap();
+    let hostile = a.origin.to_hex();
+    t.node.write(move |conn| caravan_store::records::freeze(conn, &proof, now)).await.unwrap();
+
+    let (status, origins) = t.call("GET", "/api/v1/origins", None).await;
+    assert_eq!(status, StatusCode::OK, "{origins}");
+    let own = caravan_api::Backend::origin(&t.node).to_hex();
+    assert_eq!(origins["origins"][0]["origin"], own, "{origins}");
+    assert!(origins["origins"][0]["records"].as_u64().unwrap() >= 2, "a listing and its availability: {origins}");
+    assert_eq!(origins["equivocations"][0]["origin"], hostile, "{origins}");
+    let (status, peers) = t.call("GET", "/api/v1/peers", None).await;
+    assert_eq!((status, peers["peers"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "no network here");
+
+    let root = log_in(&t, "root@example.org").await;
+    let (status, _, html) = browse(&t, "GET", "/admin", &root, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Equivocation alerts") && html.contains(&hostile), "{html}");
+    assert!(html.contains("Records by origin") && html.contains(&own), "{html}");
+    assert!(html.contains("No peer is connected"), "{html}");
+    let (status, _) = t.call_with("GET", "/api/v1/peers", None, &[("authorization", "anonymous")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "operators only");
+}

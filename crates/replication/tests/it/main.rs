@@ -131,6 +131,10 @@ fn reconciliation_fetches_what_is_missing_in_pages() {
     assert_eq!(ok(store_a.items()), ok(store_b.items()));
     assert_eq!(ok(store_a.items()).len(), 55);
     assert!(b.counters().fetched >= 50);
+    // Each side counts what it exchanged with the other.
+    let (a_saw, b_saw) = (*a.peer_stats().next().unwrap().1, *b.peer_stats().next().unwrap().1);
+    assert_eq!((b_saw.records_in, b_saw.records_new, a_saw.records_out), (50, 50, 50));
+    assert_eq!((a_saw.records_new, b_saw.records_out), (5, 5));
     let next = b.poll_timeout().unwrap();
     assert!(next >= NOW.saturating_add_ms(30_000) && next < NOW.saturating_add_ms(60_000), "jittered 30-60 s");
 }
