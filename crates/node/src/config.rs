@@ -19,6 +19,7 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub p2p: P2pConfig,
     pub search: SearchConfig,
+    pub mail: crate::mail::MailConfig,
 }
 
 /// Trip search rules.
@@ -83,6 +84,7 @@ impl Default for Config {
             ledger: LedgerConfig::default(),
             p2p: P2pConfig::default(),
             search: SearchConfig::default(),
+            mail: crate::mail::MailConfig::default(),
         }
     }
 }

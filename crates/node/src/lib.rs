@@ -10,6 +10,7 @@ pub mod accounts;
 mod booking;
 pub mod config;
 pub mod identity;
+pub mod mail;
 pub mod replica_store;
 mod sagas;
 pub mod search;
@@ -81,6 +82,8 @@ pub struct NodeOptions {
     pub search: config::SearchConfig,
     /// Where people reach the pages, for links in mails.
     pub public_url: String,
+    /// How account mails leave the node.
+    pub mail: mail::MailConfig,
 }
 
 impl Default for NodeOptions {
@@ -98,6 +101,7 @@ impl From<&Config> for NodeOptions {
             hold_ms_default: config.ledger.hold_seconds_default as i64 * 1000,
             search: config.search.clone(),
             public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.http)),
+            mail: config.mail.clone(),
         }
     }
 }
@@ -143,6 +147,7 @@ struct Inner {
     deciders: Mutex<std::collections::HashMap<u64, mpsc::Sender<sagas::DecisionCall>>>,
     hold_ms_default: i64,
     public_url: String,
+    mailer: mail::Mailer,
     /// Becomes true at shutdown: saga tasks stop at their next step (their
     /// state is durable) and resume at the next start.
     saga_stop: tokio::sync::watch::Sender<bool>,
@@ -172,6 +177,7 @@ impl Node {
         let key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
         let origin = key.origin();
         let db_path = data_dir.join(caravan_store::DB_FILE);
+        let mailer = mail::Mailer::new(&options.mail, data_dir.join(mail::OUTBOX_DIR)).map_err(NodeError::Setup)?;
         let conn = caravan_store::open_writer(&db_path)?;
         let started = std::time::Instant::now();
         let (ledger, next_index) = writer::replay(&conn)?;
@@ -235,6 +241,7 @@ impl Node {
             deciders: Mutex::default(),
             hold_ms_default: options.hold_ms_default,
             public_url: options.public_url.clone(),
+            mailer,
             saga_stop: tokio::sync::watch::channel(false).0,
         };
         Ok(Node { inner: Arc::new(inner) })
@@ -409,25 +416,14 @@ fn user_message(error: accounts::AccountsError) -> String {
 }
 
 impl Node {
-    /// Sends a mail: written to the data directory's `outbox/` (one file
-    /// each) and logged; SMTP delivery is not built yet.
-    fn deliver(&self, mail: Result<Option<accounts::Mail>, accounts::AccountsError>) -> Result<(), String> {
+    /// Sends an account mail (see [`mail::Mailer`]).
+    async fn deliver(&self, mail: Result<Option<accounts::Mail>, accounts::AccountsError>) -> Result<(), String> {
         let Some(mail) = mail.map_err(user_message)? else { return Ok(()) };
-        let outbox = self.inner.db_path.parent().expect("the database lives in the data directory").join(OUTBOX_DIR);
-        let name = format!("{}-{:08x}.eml", self.now().ms(), rand::random::<u32>());
-        let text = format!("To: {}\nSubject: {}\n\n{}", mail.to, mail.subject, mail.body);
-        let written = std::fs::create_dir_all(&outbox).and_then(|()| std::fs::write(outbox.join(&name), text));
-        if let Err(error) = written {
-            tracing::error!(%error, "mail not written to the outbox");
-            return Err("the mail could not be sent; try again".into());
-        }
-        tracing::info!(to = %mail.to, subject = %mail.subject, file = %name, "mail written to the outbox");
-        Ok(())
+        self.inner.mailer.send(&mail, self.now().ms()).await
     }
 }
 
-/// Mails wait here, one file each, when no SMTP server is configured.
-pub const OUTBOX_DIR: &str = "outbox";
+pub use mail::OUTBOX_DIR;
 
 struct StoppedOnDrop(tokio::sync::watch::Sender<bool>);
 
@@ -814,7 +810,7 @@ impl Backend for Node {
         let (email, password, url, now) =
             (email.to_owned(), password.to_owned(), self.inner.public_url.clone(), self.now());
         let mail = self.write(move |conn| accounts::register(conn, &email, &password, &url, now)).await;
-        self.deliver(mail.map(Some))
+        self.deliver(mail.map(Some)).await
     }
 
     async fn verify_email(&self, token: &caravan_accounts::token::Secret) -> Result<(), String> {
@@ -826,7 +822,7 @@ impl Backend for Node {
     async fn request_reset(&self, email: &str) -> Result<(), String> {
         let (email, url, now) = (email.to_owned(), self.inner.public_url.clone(), self.now());
         let mail = self.write(move |conn| accounts::request_reset(conn, &email, &url, now)).await;
-        self.deliver(mail)
+        self.deliver(mail).await
     }
 
     async fn reset_password(&self, token: &caravan_accounts::token::Secret, password: &str) -> Result<(), String> {

@@ -8,6 +8,7 @@ mod booking;
 mod concurrency;
 mod durability;
 mod flow;
+mod mail;
 mod network;
 mod pages;
 mod replication;
