@@ -379,6 +379,11 @@ pub struct BookingView {
 pub struct BookingPartView {
     pub(crate) origin: String,
     pub(crate) listing: String,
+    /// The listing's title, from the local catalog (on one booking's view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) title: Option<String>,
+    /// The first night or the departure day.
+    pub(crate) starts_on: String,
     /// new, held, confirmed, released, refused, abandoned, cancelled.
     pub(crate) status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -423,6 +428,7 @@ pub(crate) fn booking_view_now<B: Backend>(backend: &B, booking: &Booking) -> Bo
     let now = backend.now();
     for (part, shown) in booking.saga.parts.iter().zip(view.parts.iter_mut()) {
         let listing = backend.catalog_listing(&part.owner(), part.spec.request.listing().as_str());
+        shown.title = listing.as_ref().map(|l| l.title.clone());
         shown.penalty_if_cancelled_now =
             listing.and_then(|l| caravan_booking::agency::cancellation_penalty(part, &l, now)).map(Into::into);
     }
@@ -437,6 +443,8 @@ pub(crate) fn booking_view(booking: &Booking) -> BookingView {
         .map(|part| BookingPartView {
             origin: part.owner().to_hex(),
             listing: part.spec.request.listing().to_string(),
+            title: None,
+            starts_on: part.spec.request.start().to_string(),
             status: part.status.name(),
             hold_id: part.hold.map(|h| h.hold.0),
             total: part.total_minor.and_then(|t| money(&part.currency, t)),

@@ -238,6 +238,28 @@ async fn traveller_registers_books_and_cancels(driver: &Driver, demo: &support::
     browser.wait_for("cancelling now costs").await;
     browser.press("Cancel this booking").await;
     browser.wait_for(&format!("Booking {id}: cancelled")).await;
+
+    // On a phone the pages fit the screen: one column, nothing to scroll sideways.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    for path in ["/", &format!("/trips?from=GVA&to=CDG&date={tomorrow}"), "/bookings"] {
+        browser.go(path).await;
+        browser.wait_for("Caravan").await;
+        // The elements that reach past the screen's right edge, if any.
+        let wider = browser
+            .client
+            .execute(
+                "return [...document.querySelectorAll('body *')]
+                   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+                   .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))
+                   .slice(0, 5).join(', ') + ' / ' + window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let wider = wider.as_str().unwrap_or_default().to_owned();
+        assert!(wider.starts_with(" / "), "{path} scrolls sideways on a phone: {wider}");
+    }
+    browser.screenshot("phone-bookings").await;
     browser.close().await;
 }
 

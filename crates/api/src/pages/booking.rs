@@ -176,7 +176,10 @@ impl TravellerForm {
 #[template(path = "bookings.html")]
 struct BookingsPage {
     nav: Nav,
-    bookings: Vec<crate::agency::BookingView>,
+    /// Held or booked, starting today or later; soonest first.
+    upcoming: Vec<crate::agency::BookingView>,
+    /// Started already, or failed, let go or cancelled; newest first.
+    past: Vec<crate::agency::BookingView>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,11 +324,18 @@ pub(crate) async fn bookings_page<B: Backend>(
     State(backend): State<B>,
     SignedIn { principal, session }: SignedIn,
 ) -> Response {
-    let bookings = match backend.bookings(Some(principal.user), None, crate::routes::PAGE_DEFAULT).await {
-        Ok(bookings) => bookings.iter().map(crate::agency::booking_view).collect(),
-        Err(error) => return ApiError::from(error).into_response(),
-    };
-    render(&BookingsPage { nav: Nav::of(&principal, &session), bookings })
+    let bookings: Vec<crate::agency::BookingView> =
+        match backend.bookings(Some(principal.user), None, crate::routes::PAGE_DEFAULT).await {
+            Ok(bookings) => bookings.iter().map(crate::agency::booking_view).collect(),
+            Err(error) => return ApiError::from(error).into_response(),
+        };
+    let today = backend.now().date().to_string();
+    // Dates are `YYYY-MM-DD`, so they compare as text.
+    let starts = |b: &crate::agency::BookingView| b.parts.iter().map(|p| p.starts_on.clone()).min().unwrap_or_default();
+    let live = |b: &crate::agency::BookingView| !matches!(b.state, "failed" | "cancelled");
+    let (mut upcoming, past): (Vec<_>, Vec<_>) = bookings.into_iter().partition(|b| live(b) && starts(b) >= today);
+    upcoming.sort_by_key(starts);
+    render(&BookingsPage { nav: Nav::of(&principal, &session), upcoming, past })
 }
 
 /// Lets go of a held booking, or cancels a confirmed one, from its page.

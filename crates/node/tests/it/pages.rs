@@ -286,6 +286,7 @@ async fn a_traveller_holds_sees_the_countdown_confirms_and_finds_the_booking() {
     assert!(confirmed.contains("cancelling now costs"), "the penalty is shown before cancelling: {confirmed}");
     let (_, _, mine) = browse(&t, "GET", "/bookings", &session, None).await;
     assert!(mine.contains(&format!("href=\"{page_path}\"")), "{mine}");
+    assert!(mine.contains("Upcoming") && !mine.contains("Past, let go"), "a stay from day 2 is upcoming: {mine}");
     // Someone else's booking is not there for another account.
     let (status, _, _) = browse(&t, "GET", &page_path, "caravan_session=00", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "no session: log in first");
