@@ -7,14 +7,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use caravan_accounts::token::Secret;
-use caravan_accounts::{LoginRefusal, Principal};
+use caravan_accounts::Principal;
 use serde::Deserialize;
 
 use super::session::{
     anonymous_form, current, form_csrf_ok, set_cookie, ClientAddress, SignedIn, SignedInForm, SESSION_COOKIE,
     SESSION_COOKIE_AGE_S,
 };
-use super::{notice, render, CsrfOnly, Nav, FORM_EXPIRED};
+use super::{notice, refusal_status, render, CsrfOnly, Nav, FORM_EXPIRED};
 use crate::{ApiError, Backend};
 
 #[derive(Template)]
@@ -99,12 +99,7 @@ pub(crate) async fn login<B: Backend>(
             response
         }
         Err(refusal) => {
-            let status = match refusal {
-                LoginRefusal::WrongCredentials | LoginRefusal::Unverified => StatusCode::UNAUTHORIZED,
-                LoginRefusal::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-                LoginRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            login_page(&backend, &headers, input.email, Some(refusal.to_string()), status)
+            login_page(&backend, &headers, input.email, Some(refusal.to_string()), refusal_status(&refusal))
         }
     }
 }

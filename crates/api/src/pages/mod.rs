@@ -87,6 +87,16 @@ fn render(template: &impl Template) -> Response {
     }
 }
 
+/// The status a refused password check answers with.
+fn refusal_status(refusal: &caravan_accounts::LoginRefusal) -> StatusCode {
+    use caravan_accounts::LoginRefusal;
+    match refusal {
+        LoginRefusal::WrongCredentials | LoginRefusal::Unverified => StatusCode::UNAUTHORIZED,
+        LoginRefusal::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+        LoginRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 /// The embedded assets, by name.
 const ASSETS: [(&str, &str, &[u8]); 2] = [
     ("app.css", "text/css; charset=utf-8", include_bytes!("../../assets/app.css")),

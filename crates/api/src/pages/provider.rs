@@ -420,15 +420,9 @@ pub(crate) async fn create_service<B: Backend>(
         Err(message) => return refused(form, StatusCode::UNPROCESSABLE_ENTITY, message),
     };
     match crate::routes::create_listing_as(&backend, &principal, input).await {
-        Ok(id) => to_service(&id, "created; now open some dates for sale"),
+        Ok(id) => Service { id }.done("created; now open some dates for sale"),
         Err(error) => refused(form, error.status, error.message),
     }
-}
-
-/// Back to a service's page with a message.
-fn to_service(id: &ListingId, done: &str) -> Response {
-    let done: String = url_escape(done);
-    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/provider/services/{id}?done={done}"))]).into_response()
 }
 
 /// Escapes a short message for a query string.
@@ -442,21 +436,47 @@ fn url_escape(text: &str) -> String {
         .collect()
 }
 
-/// The listing named in a path, if `principal` may manage it; otherwise
-/// the page that says why not.
-async fn managed_listing<B: Backend>(backend: &B, principal: &Principal, id: &str) -> Result<ListingId, Response> {
-    let back = Some(("/provider", "Back to my services"));
-    if !principal.role.allows(Role::Provider) {
-        return Err(providers_only());
+/// A service the signed-in provider manages, and the way back to its page
+/// for the notices of what was not done.
+struct Service {
+    id: ListingId,
+}
+
+impl Service {
+    /// The listing named `id`, if `principal` may manage it; otherwise the
+    /// page that says why not.
+    async fn of<B: Backend>(backend: &B, principal: &Principal, id: &str) -> Result<Service, Response> {
+        let back = Some(("/provider", "Back to my services"));
+        if !principal.role.allows(Role::Provider) {
+            return Err(providers_only());
+        }
+        let missing = || notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", back);
+        let Ok(id) = ListingId::parse(id) else { return Err(missing()) };
+        if !backend.read_ledger(|ledger| ledger.listing(&id).is_some()) {
+            return Err(missing());
+        }
+        match crate::auth::need_manager(backend, principal, &id).await {
+            Ok(()) => Ok(Service { id }),
+            Err(refused) => Err(notice(refused.status, "Not yours", &refused.message, back)),
+        }
     }
-    let missing = || notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", back);
-    let Ok(id) = ListingId::parse(id) else { return Err(missing()) };
-    if !backend.read_ledger(|ledger| ledger.listing(&id).is_some()) {
-        return Err(missing());
+
+    /// A notice that something was not done, with a link back to the service.
+    fn not_done(&self, status: StatusCode, heading: &str, message: &str) -> Response {
+        let page = format!("/provider/services/{}", self.id);
+        notice(status, heading, message, Some((&page, "Back to the service")))
     }
-    match crate::auth::need_manager(backend, principal, &id).await {
-        Ok(()) => Ok(id),
-        Err(refused) => Err(notice(refused.status, "Not yours", &refused.message, back)),
+
+    /// The ledger's (or the store's) refusal, as a notice.
+    fn refused(&self, heading: &str, error: impl Into<ApiError>) -> Response {
+        let error = error.into();
+        self.not_done(error.status, heading, &error.message)
+    }
+
+    /// Back to the service's page, saying what was done.
+    fn done(&self, what: &str) -> Response {
+        let location = format!("/provider/services/{}?done={}", self.id, url_escape(what));
+        (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
     }
 }
 
@@ -465,10 +485,11 @@ pub(crate) async fn edit_service_form<B: Backend>(
     SignedIn { principal, session }: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let id = match managed_listing(&backend, &principal, &id).await {
-        Ok(id) => id,
+    let service = match Service::of(&backend, &principal, &id).await {
+        Ok(service) => service,
         Err(response) => return response,
     };
+    let id = service.id.clone();
     let Some(input) = backend.read_ledger(|ledger| ledger.listing(&id).map(ListingInput::view)) else {
         return notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", None);
     };
@@ -481,10 +502,11 @@ pub(crate) async fn edit_service<B: Backend>(
     Path(id): Path<String>,
     SignedInForm(SignedIn { principal, session }, mut form): SignedInForm<ServiceForm>,
 ) -> Response {
-    let id = match managed_listing(&backend, &principal, &id).await {
-        Ok(id) => id,
+    let service = match Service::of(&backend, &principal, &id).await {
+        Ok(service) => service,
         Err(response) => return response,
     };
+    let id = service.id.clone();
     // The id and kind are the listing's own, whatever the form says.
     form.id = id.to_string();
     let kind = backend.read_ledger(|ledger| ledger.listing(&id).map(|s| s.listing.trip().is_some()));
@@ -498,7 +520,7 @@ pub(crate) async fn edit_service<B: Backend>(
         Err(message) => Err(ApiError::invalid(message)),
     };
     match outcome {
-        Ok(_) => to_service(&id, "the description is saved and will be published"),
+        Ok(_) => service.done("the description is saved and will be published"),
         Err(error) => service_form_page(&principal, &session, action, true, form, Some((error.status, error.message))),
     }
 }
@@ -567,10 +589,11 @@ pub(crate) async fn service_page<B: Backend>(
     Path(id): Path<String>,
     Query(query): Query<MessageQuery>,
 ) -> Response {
-    let id = match managed_listing(&backend, &principal, &id).await {
-        Ok(id) => id,
+    let service = match Service::of(&backend, &principal, &id).await {
+        Ok(service) => service,
         Err(response) => return response,
     };
+    let id = service.id.clone();
     let managers = match backend.manager_accounts(&id).await {
         Ok(rows) => rows.into_iter().map(|(id, email)| ManagerRow { id, email }).collect(),
         Err(error) => return ApiError::internal(error).into_response(),
@@ -700,22 +723,18 @@ pub(crate) async fn provider_ari<B: Backend>(
     State(backend): State<B>,
     SignedInForm(SignedIn { principal, .. }, form): SignedInForm<AriForm>,
 ) -> Response {
-    let listing = match managed_listing(&backend, &principal, &form.listing).await {
-        Ok(id) => id,
+    let service = match Service::of(&backend, &principal, &form.listing).await {
+        Ok(service) => service,
         Err(response) => return response,
     };
-    let back = format!("/provider/services/{listing}");
-    let back = Some((back.as_str(), "Back to the service"));
+    let listing = service.id.clone();
     let (from, to, patch) = match form.change() {
         Ok(change) => change,
-        Err(message) => return notice(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &message, back),
+        Err(message) => return service.not_done(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &message),
     };
-    match backend.submit(Command::SetAri { listing: listing.clone(), from, to, patch }).await {
-        Ok(_) => to_service(&listing, &format!("{from} to {to} changed")),
-        Err(error) => {
-            let error = ApiError::from(error);
-            notice(error.status, "Not saved", &error.message, back)
-        }
+    match backend.submit(Command::SetAri { listing, from, to, patch }).await {
+        Ok(_) => service.done(&format!("{from} to {to} changed")),
+        Err(error) => service.refused("Not saved", error),
     }
 }
 
@@ -731,17 +750,15 @@ pub(crate) async fn set_sale<B: Backend>(
     Path(id): Path<String>,
     SignedInForm(SignedIn { principal, .. }, form): SignedInForm<SaleForm>,
 ) -> Response {
-    let id = match managed_listing(&backend, &principal, &id).await {
-        Ok(id) => id,
+    let service = match Service::of(&backend, &principal, &id).await {
+        Ok(service) => service,
         Err(response) => return response,
     };
-    match backend.submit(Command::SetPaused { listing: id.clone(), paused: form.paused }).await {
-        Ok(_) if form.paused => to_service(&id, "taken off sale; bookings made stay valid"),
-        Ok(_) => to_service(&id, "on sale again"),
-        Err(error) => {
-            let error = ApiError::from(error);
-            notice(error.status, "Not changed", &error.message, None)
-        }
+    let id = service.id.clone();
+    match backend.submit(Command::SetPaused { listing: id, paused: form.paused }).await {
+        Ok(_) if form.paused => service.done("taken off sale; bookings made stay valid"),
+        Ok(_) => service.done("on sale again"),
+        Err(error) => service.refused("Not changed", error),
     }
 }
 
@@ -759,28 +776,20 @@ pub(crate) async fn withdraw<B: Backend>(
     ClientAddress(client): ClientAddress,
     SignedInForm(SignedIn { principal, .. }, form): SignedInForm<WithdrawForm>,
 ) -> Response {
-    let id = match managed_listing(&backend, &principal, &id).await {
-        Ok(id) => id,
+    let service = match Service::of(&backend, &principal, &id).await {
+        Ok(service) => service,
         Err(response) => return response,
     };
-    let back = format!("/provider/services/{id}");
-    let back = Some((back.as_str(), "Back to the service"));
+    let id = service.id.clone();
     if let Err(refusal) = backend.confirm_password(&principal.email, &form.password, &client).await {
-        let status = match refusal {
-            caravan_accounts::LoginRefusal::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-            caravan_accounts::LoginRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        return notice(status, "Not withdrawn", &format!("{refusal}; the service is unchanged."), back);
+        let message = format!("{refusal}; the service is unchanged.");
+        return service.not_done(super::refusal_status(&refusal), "Not withdrawn", &message);
     }
     match backend.submit(Command::WithdrawListing(id.clone())).await {
         Ok(_) => {
             (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/provider?done={id}+withdrawn"))]).into_response()
         }
-        Err(error) => {
-            let error = ApiError::from(error);
-            notice(error.status, "Not withdrawn", &error.message, back)
-        }
+        Err(error) => service.refused("Not withdrawn", error),
     }
 }
 
@@ -799,34 +808,31 @@ pub(crate) async fn add_manager<B: Backend>(
     Path(id): Path<String>,
     SignedInForm(SignedIn { principal, .. }, form): SignedInForm<ManagerForm>,
 ) -> Response {
-    let id = match managed_listing(&backend, &principal, &id).await {
-        Ok(id) => id,
+    let service = match Service::of(&backend, &principal, &id).await {
+        Ok(service) => service,
         Err(response) => return response,
     };
-    let back = format!("/provider/services/{id}");
-    let back = Some((back.as_str(), "Back to the service"));
+    let id = service.id.clone();
     let (user, role) = match backend.account_by_email(&form.email).await {
         Ok(Some(account)) => account,
         Ok(None) => {
-            return notice(
+            return service.not_done(
                 StatusCode::NOT_FOUND,
                 "Not added",
                 "There is no account with that email on this node; ask them to register first.",
-                back,
             )
         }
         Err(error) => return ApiError::internal(error).into_response(),
     };
     if !role.allows(Role::Provider) {
-        return notice(
+        return service.not_done(
             StatusCode::CONFLICT,
             "Not added",
             "That account is a traveller's; an administrator must make it a provider first.",
-            back,
         );
     }
     match backend.add_manager(&id, user).await {
-        Ok(()) => to_service(&id, &format!("{} now manages it too", form.email.trim())),
+        Ok(()) => service.done(&format!("{} now manages it too", form.email.trim())),
         Err(error) => ApiError::internal(error).into_response(),
     }
 }
@@ -836,27 +842,28 @@ pub(crate) async fn remove_manager<B: Backend>(
     Path(id): Path<String>,
     SignedInForm(SignedIn { principal, .. }, form): SignedInForm<ManagerForm>,
 ) -> Response {
-    let id = match managed_listing(&backend, &principal, &id).await {
-        Ok(id) => id,
+    let service = match Service::of(&backend, &principal, &id).await {
+        Ok(service) => service,
         Err(response) => return response,
     };
-    let back = format!("/provider/services/{id}");
-    let back = Some((back.as_str(), "Back to the service"));
+    let id = service.id.clone();
     let Some(user) = form.user else {
-        return notice(StatusCode::UNPROCESSABLE_ENTITY, "Not removed", "Say whom to remove.", back);
+        return service.not_done(StatusCode::UNPROCESSABLE_ENTITY, "Not removed", "Say whom to remove.");
     };
     // A service keeps at least one manager, or nobody but an admin could
     // reach it again.
     match backend.managers(&id).await {
         Ok(managers) if managers == [user] => {
-            return notice(StatusCode::CONFLICT, "Not removed", "A service keeps at least one manager.", back)
+            return service.not_done(StatusCode::CONFLICT, "Not removed", "A service keeps at least one manager.")
         }
         Ok(_) => {}
         Err(error) => return ApiError::internal(error).into_response(),
     }
     match backend.remove_manager(&id, user).await {
-        Ok(true) => to_service(&id, "manager removed"),
-        Ok(false) => notice(StatusCode::NOT_FOUND, "Not removed", "That account does not manage this service.", back),
+        Ok(true) => service.done("manager removed"),
+        Ok(false) => {
+            service.not_done(StatusCode::NOT_FOUND, "Not removed", "That account does not manage this service.")
+        }
         Err(error) => ApiError::internal(error).into_response(),
     }
 }
