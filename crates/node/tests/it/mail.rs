@@ -3,13 +3,14 @@
 
 use super::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
 
 /// Serves SMTP sessions on loopback, each mail's DATA sent to `mails`;
 /// with `refuse`, every recipient is refused.
-async fn smtp_server(refuse: bool) -> (u16, tokio::sync::mpsc::Receiver<String>) {
+async fn smtp_server(refuse: bool) -> (u16, mpsc::Receiver<String>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (mails, received) = tokio::sync::mpsc::channel(8);
+    let (mails, received) = mpsc::channel(8);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let mails = mails.clone();
