@@ -154,6 +154,20 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether two commands sent under one idempotency key ask for the same
+    /// thing. Confirming a hold is one decision whether or not it names the
+    /// traveller: an agency that retries a `Confirm` as a `ConfirmFor` (say,
+    /// across an upgrade) gets the first answer, not a refusal.
+    pub fn same_request(&self, other: &Command) -> bool {
+        match (self, other) {
+            (
+                Command::Confirm { hold: a, .. } | Command::ConfirmFor { hold: a, .. },
+                Command::Confirm { hold: b, .. } | Command::ConfirmFor { hold: b, .. },
+            ) => a == b,
+            _ => self == other,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {

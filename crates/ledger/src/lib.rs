@@ -549,7 +549,7 @@ impl Ledger {
     ) -> Result<Reply, Rejection> {
         let Some(key) = key else { return run(self) };
         if let Some(remembered) = self.idempotency.get(key) {
-            return match remembered.command == *command {
+            return match remembered.command.same_request(command) {
                 true => remembered.reply.clone(),
                 false => Err(Rejection::IdempotencyKeyReused),
             };

@@ -321,3 +321,18 @@ fn a_confirmation_may_name_the_traveller_after_the_hold() {
     assert!(matches!(h.ledger.hold(hold.id).unwrap().state, HoldState::Confirmed { .. }));
     assert_eq!(h.ledger.traveller(hold.id), Some(&ada));
 }
+
+#[test]
+fn a_confirmation_retried_with_the_traveller_gets_the_first_answer() {
+    let mut h = hotel();
+    let hold = h.hold(hold_stay("room", 3, 5, 1));
+    let key = Some(IdempotencyKey::parse("saga-1-0-confirm").unwrap());
+    let first = h.apply(Command::Confirm { idempotency_key: key.clone(), hold: hold.id }).reply;
+    let ada = Traveller { name: "Ada".into(), email: "ada@example.org".into(), phone: None };
+    let again = h.apply(Command::ConfirmFor { idempotency_key: key.clone(), hold: hold.id, traveller: ada }).reply;
+    assert!(first.is_ok());
+    assert_eq!(again, first, "the same decision, the same answer");
+    let other = h.hold(hold_stay("room", 3, 5, 1));
+    let reused = h.apply(Command::Confirm { idempotency_key: key, hold: other.id }).reply;
+    assert_eq!(reused, Err(Rejection::IdempotencyKeyReused), "another hold under the key is refused");
+}
