@@ -124,8 +124,13 @@ impl Browser {
         panic!("no button or link {text:?} on:\n{}", self.text().await);
     }
 
+    /// The page's text; empty while a new page is loading (between a
+    /// click and the next page there may be no body yet).
     async fn text(&self) -> String {
-        self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap_or_default()
+        match self.client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     /// Waits until the page shows `needle`; the page's text otherwise.
