@@ -44,14 +44,18 @@ pub(crate) async fn admin_page<B: Backend>(
     if principal.role != caravan_accounts::Role::Admin {
         return notice(StatusCode::FORBIDDEN, "Admins only", "This page is for the node's administrators.", None);
     }
-    let accounts = match backend.accounts(0, ACCOUNTS_SHOWN).await {
+    let accounts: Vec<AccountRow> = match backend.accounts(0, ACCOUNTS_SHOWN).await {
         Ok(rows) => rows
             .into_iter()
             .map(|(id, email, role, verified)| AccountRow { id, email, role: role.as_str(), verified })
             .collect(),
         Err(error) => return ApiError::internal(error).into_response(),
     };
-    let message = query.done.map(|who| format!("Saved: {who} has a new role."));
+    // Only a number comes back in the query, so a crafted link cannot put
+    // its own words on the page.
+    let changed = query.done.as_deref().and_then(|user| user.parse::<u64>().ok());
+    let message = changed.and_then(|user| accounts.iter().find(|a| a.id == user).map(|a| a.email.clone()));
+    let message = message.map(|email| format!("Saved: {email} has a new role."));
     let status = backend.status(false).await.ok();
     let (origins, frozen) = match backend.origins(ORIGINS_SHOWN).await {
         Ok(found) => found,

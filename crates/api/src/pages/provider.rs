@@ -124,7 +124,7 @@ pub(crate) async fn provider_page<B: Backend>(
             })
             .collect()
     });
-    let message = query.done.map(|what| format!("Saved: {what}."));
+    let message = Done::message(&query);
     render(&ProviderPage { nav: Nav::of(&principal, &session), services, message })
 }
 
@@ -420,20 +420,9 @@ pub(crate) async fn create_service<B: Backend>(
         Err(message) => return refused(form, StatusCode::UNPROCESSABLE_ENTITY, message),
     };
     match crate::routes::create_listing_as(&backend, &principal, input).await {
-        Ok(id) => Service { id }.done("created; now open some dates for sale"),
+        Ok(id) => Service { id }.done(Done::Created),
         Err(error) => refused(form, error.status, error.message),
     }
-}
-
-/// Escapes a short message for a query string.
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            b' ' => "+".to_owned(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A service the signed-in provider manages, and the way back to its page
@@ -474,9 +463,68 @@ impl Service {
     }
 
     /// Back to the service's page, saying what was done.
-    fn done(&self, what: &str) -> Response {
-        let location = format!("/provider/services/{}?done={}", self.id, url_escape(what));
+    fn done(&self, what: Done) -> Response {
+        let location = format!("/provider/services/{}?done={}", self.id, what.code());
         (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+    }
+}
+
+/// What a change on a service's page did, named in the redirect's query by
+/// a code, so a crafted link cannot put its own words on the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Done {
+    Created,
+    Described,
+    Ari,
+    Paused,
+    Resumed,
+    ManagerAdded,
+    ManagerRemoved,
+    Withdrawn,
+}
+
+impl Done {
+    const ALL: [Done; 8] = [
+        Done::Created,
+        Done::Described,
+        Done::Ari,
+        Done::Paused,
+        Done::Resumed,
+        Done::ManagerAdded,
+        Done::ManagerRemoved,
+        Done::Withdrawn,
+    ];
+
+    fn code(self) -> &'static str {
+        match self {
+            Done::Created => "created",
+            Done::Described => "described",
+            Done::Ari => "ari",
+            Done::Paused => "paused",
+            Done::Resumed => "resumed",
+            Done::ManagerAdded => "manager-added",
+            Done::ManagerRemoved => "manager-removed",
+            Done::Withdrawn => "withdrawn",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Done::Created => "the service is created; now open some dates for sale",
+            Done::Described => "the description is saved and will be published",
+            Done::Ari => "the days are changed and will be published",
+            Done::Paused => "taken off sale; bookings made stay valid",
+            Done::Resumed => "on sale again",
+            Done::ManagerAdded => "the manager is added",
+            Done::ManagerRemoved => "the manager is removed",
+            Done::Withdrawn => "the service is withdrawn; bookings made stay valid",
+        }
+    }
+
+    /// The message for a `done` query, if it names something done.
+    fn message(query: &MessageQuery) -> Option<String> {
+        let code = query.done.as_deref()?;
+        Done::ALL.iter().find(|done| done.code() == code).map(|done| format!("Saved: {}.", done.text()))
     }
 }
 
@@ -520,7 +568,7 @@ pub(crate) async fn edit_service<B: Backend>(
         Err(message) => Err(ApiError::invalid(message)),
     };
     match outcome {
-        Ok(_) => service.done("the description is saved and will be published"),
+        Ok(_) => service.done(Done::Described),
         Err(error) => service_form_page(&principal, &session, action, true, form, Some((error.status, error.message))),
     }
 }
@@ -632,7 +680,7 @@ pub(crate) async fn service_page<B: Backend>(
             days,
             managers,
             me: principal.user,
-            message: query.done.clone(),
+            message: Done::message(&query),
             from: today.add_days(1).to_string(),
             to: today.add_days(8).to_string(),
         })
@@ -733,7 +781,7 @@ pub(crate) async fn provider_ari<B: Backend>(
         Err(message) => return service.not_done(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &message),
     };
     match backend.submit(Command::SetAri { listing, from, to, patch }).await {
-        Ok(_) => service.done(&format!("{from} to {to} changed")),
+        Ok(_) => service.done(Done::Ari),
         Err(error) => service.refused("Not saved", error),
     }
 }
@@ -756,8 +804,8 @@ pub(crate) async fn set_sale<B: Backend>(
     };
     let id = service.id.clone();
     match backend.submit(Command::SetPaused { listing: id, paused: form.paused }).await {
-        Ok(_) if form.paused => service.done("taken off sale; bookings made stay valid"),
-        Ok(_) => service.done("on sale again"),
+        Ok(_) if form.paused => service.done(Done::Paused),
+        Ok(_) => service.done(Done::Resumed),
         Err(error) => service.refused("Not changed", error),
     }
 }
@@ -787,7 +835,8 @@ pub(crate) async fn withdraw<B: Backend>(
     }
     match backend.submit(Command::WithdrawListing(id.clone())).await {
         Ok(_) => {
-            (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/provider?done={id}+withdrawn"))]).into_response()
+            let location = format!("/provider?done={}", Done::Withdrawn.code());
+            (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
         }
         Err(error) => service.refused("Not withdrawn", error),
     }
@@ -832,7 +881,7 @@ pub(crate) async fn add_manager<B: Backend>(
         );
     }
     match backend.add_manager(&id, user).await {
-        Ok(()) => service.done(&format!("{} now manages it too", form.email.trim())),
+        Ok(()) => service.done(Done::ManagerAdded),
         Err(error) => ApiError::internal(error).into_response(),
     }
 }
@@ -860,7 +909,7 @@ pub(crate) async fn remove_manager<B: Backend>(
         Err(error) => return ApiError::internal(error).into_response(),
     }
     match backend.remove_manager(&id, user).await {
-        Ok(true) => service.done("manager removed"),
+        Ok(true) => service.done(Done::ManagerRemoved),
         Ok(false) => {
             service.not_done(StatusCode::NOT_FOUND, "Not removed", "That account does not manage this service.")
         }

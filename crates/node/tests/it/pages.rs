@@ -487,6 +487,11 @@ async fn a_provider_runs_a_service_from_the_back_office() {
     let (status, _, html) = browse(&t, "GET", "/provider/services/sea-view", &ada, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("99.50 EUR") && html.contains("min 2 nights"), "{html}");
+    // The notice after a change is chosen by a code; a crafted link's words are not shown.
+    let (_, _, crafted) = browse(&t, "GET", "/provider/services/sea-view?done=call+us+now", &ada, None).await;
+    assert!(!crafted.contains("call us now"), "{crafted}");
+    let (_, _, saved) = browse(&t, "GET", "/provider/services/sea-view?done=ari", &ada, None).await;
+    assert!(saved.contains("Saved: the days are changed"), "{saved}");
 
     // Edit the description; the kind and id stay the listing's own.
     let edited = stay("43.7").replace("title=Sea+view", "title=Sea+view+deluxe").replace("kind=stay", "kind=trip");
