@@ -496,9 +496,19 @@ async fn a_held_booking_waits_for_its_traveller() {
     assert_eq!(held["state"], "held");
     assert!(held["held_until"].as_str().is_some(), "{held}");
     let path = format!("/api/v1/bookings/{}", held["id"]);
-    let (status, confirmed) = t.call("POST", &format!("{path}/confirm"), None).await;
+    // Who travels may be named with the confirmation; bad details change nothing.
+    let nameless = json!({ "traveller": { "name": "", "email": "grace@example.org" } });
+    let (status, body) = t.call("POST", &format!("{path}/confirm"), Some(nameless)).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (status, body) = t.call("POST", &format!("{path}/confirm"), Some(json!({ "who": "Grace" }))).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let grace = json!({ "traveller": { "name": "Grace Hopper", "email": "grace@example.org" } });
+    let (status, confirmed) = t.call("POST", &format!("{path}/confirm"), Some(grace)).await;
     assert_eq!(status, StatusCode::CREATED, "{confirmed}");
     assert_eq!(confirmed["state"], "confirmed");
+    assert_eq!(confirmed["traveller"]["name"], "Grace Hopper", "{confirmed}");
+    let (_, sales) = t.call("GET", "/api/v1/sales", None).await;
+    assert_eq!(sales["bookings"][0]["traveller"]["name"], "Grace Hopper", "the owner has it: {sales}");
     let (status, body) = t.call("POST", &format!("{path}/confirm"), None).await;
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
 
