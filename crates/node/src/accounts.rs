@@ -154,7 +154,19 @@ pub fn register(
 ) -> Result<Mail, AccountsError> {
     let email = Email::parse(email)?;
     password::check_new(new_password, email.as_str())?;
-    if users::by_email(conn, email.as_str())?.is_some() {
+    if let Some(user) = users::by_email(conn, email.as_str())? {
+        if !user.verified {
+            // The first mail may have been lost (or refused): a new link.
+            // The password stays the one chosen first, so whoever registers
+            // an address again cannot set the password of its owner.
+            let secret = issue(conn, TokenKind::EmailVerification, user.id, None, now)?;
+            return Ok(verification_mail(
+                &email,
+                base_url,
+                &secret,
+                "If you registered twice, log in with the password you chose first, or reset it.",
+            ));
+        }
         return Ok(Mail {
             to: email.to_string(),
             subject: "Your Caravan account".into(),
@@ -163,14 +175,18 @@ pub fn register(
     }
     let user = add_user(conn, email.as_str(), new_password, Role::Traveller, false, now)?;
     let secret = issue(conn, TokenKind::EmailVerification, user, None, now)?;
-    Ok(Mail {
+    Ok(verification_mail(&email, base_url, &secret, ""))
+}
+
+fn verification_mail(email: &Email, base_url: &str, secret: &Secret, note: &str) -> Mail {
+    Mail {
         to: email.to_string(),
         subject: "Confirm your email address".into(),
         body: format!(
-            "Welcome to Caravan. Confirm your address within 48 hours: {base_url}/verify?token={}\n",
+            "Welcome to Caravan. Confirm your address within 48 hours: {base_url}/verify?token={}\n{note}\n",
             secret.reveal()
         ),
-    })
+    }
 }
 
 /// Spends a single-use token of `kind`; the account it was for.

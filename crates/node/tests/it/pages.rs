@@ -193,11 +193,18 @@ async fn register_verify_log_in_and_reset_a_password_once() {
     let (status, _, html) = browse(&t, "POST", "/login", &cookie, Some(&login)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(html.contains("confirm your email address first"), "{html}");
+    // Registering again before confirming sends a new link (the first mail
+    // may be lost) but keeps the password chosen first.
+    let again = format!("email=grace%40example.org&password=someone+else+typed+this&csrf={csrf}");
+    let (status, _, html) = browse(&t, "POST", "/register", &cookie, Some(&again)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
     let token = mailed_token(&t, "grace@example.org");
     let (status, _, html) = browse(&t, "GET", &format!("/verify?token={token}"), "", None).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     let (status, _, _) = browse(&t, "GET", &format!("/verify?token={token}"), "", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a verification link works once");
+    let intruder = format!("email=grace%40example.org&password=someone+else+typed+this&csrf={csrf}");
+    assert_eq!(browse(&t, "POST", "/login", &cookie, Some(&intruder)).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(browse(&t, "POST", "/login", &cookie, Some(&login)).await.0, StatusCode::SEE_OTHER);
 
     // Forgotten password: the same answer for a stranger's address.
