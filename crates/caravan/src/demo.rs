@@ -13,6 +13,15 @@ use serde_json::{json, Value};
 use crate::cluster::{self, Cluster};
 use crate::load;
 
+/// Prints a line for the person running the demo. A closed stdout (the
+/// terminal or the reading process went away) must not stop the network.
+macro_rules! say {
+    ($($line:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($line)*);
+    }};
+}
+
 /// The members, in port order: the first serves the address asked for.
 const MEMBERS: [&str; 6] = [
     "Caravan Travel (agency)",
@@ -155,7 +164,7 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let client = load::client(Some(&token))?;
-        println!("starting {} nodes in {} ...", MEMBERS.len(), dir.display());
+        say!("starting {} nodes in {} ...", MEMBERS.len(), dir.display());
         let mut running = Cluster::up(&graph, &options)?;
         running.wait_ready(&client, &graph, READY_TIMEOUT).await?;
         let members = running.members().to_vec();
@@ -188,17 +197,17 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
             anyhow::ensure!(std::time::Instant::now() < deadline, "the agencies did not receive the catalog; see the node.log files in {}", dir.display());
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        println!();
+        say!();
         for (member, name) in members.iter().zip(MEMBERS) {
-            println!("  {name:<26} http://{}/", member.http);
+            say!("  {name:<26} http://{}/", member.http);
         }
-        println!();
-        println!("Open http://{}/ to search and book.", members[0].http);
-        println!("  traveller login (agencies):  {TRAVELLER_EMAIL} / {DEMO_PASSWORD}");
-        println!("  provider login (providers):  {PROVIDER_EMAIL} / {DEMO_PASSWORD}");
-        println!("  admin login (every node):    {ADMIN_EMAIL} / {DEMO_PASSWORD}");
-        println!("  API token (admin on every node): {token}");
-        println!("Try Geneva → Annecy by bus, Geneva → Paris by bus and plane with a night in Paris, or Lyon → Geneva via Paris. Ctrl-C stops the demo.");
+        say!();
+        say!("Open http://{}/ to search and book.", members[0].http);
+        say!("  traveller login (agencies):  {TRAVELLER_EMAIL} / {DEMO_PASSWORD}");
+        say!("  provider login (providers):  {PROVIDER_EMAIL} / {DEMO_PASSWORD}");
+        say!("  admin login (every node):    {ADMIN_EMAIL} / {DEMO_PASSWORD}");
+        say!("  API token (admin on every node): {token}");
+        say!("Try Geneva → Annecy by bus, Geneva → Paris by bus and plane with a night in Paris, or Lyon → Geneva via Paris. Ctrl-C stops the demo.");
         let mut watch = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -210,7 +219,7 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
                 }
             }
         }
-        println!("stopping ...");
+        say!("stopping ...");
         running.down()?;
         Ok(())
     })
