@@ -151,6 +151,23 @@ impl Browser {
         }
     }
 
+    /// Checks the page with axe-core (WCAG 2 A and AA rules and axe's best
+    /// practices: labels, names, contrast, landmarks, heading order, …) and
+    /// fails on any violation. axe comes from npm (`.ci/run` installs it and sets
+    /// `CARAVAN_AXE`); without it the check is skipped, except under CI.
+    async fn check_accessibility(&self, page: &str) {
+        let Some(axe) = axe_source() else { return };
+        self.client.execute(&axe, vec![]).await.expect("axe loads");
+        let script = "const done = arguments[arguments.length - 1];
+            axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'best-practice'] })
+              .then(r => done(r.violations
+                .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', '))))
+              .catch(e => done(['axe failed: ' + e]));";
+        let found = self.client.execute_async(script, vec![]).await.expect("axe runs");
+        let found: Vec<String> = serde_json::from_value(found).unwrap_or_default();
+        assert!(found.is_empty(), "{page}: accessibility violations: {found:#?}");
+    }
+
     async fn screenshot(&self, name: &str) {
         if let Some(dir) = &self.shots {
             std::fs::create_dir_all(dir).unwrap();
@@ -169,6 +186,15 @@ impl Browser {
     async fn close(self) {
         self.client.close().await.unwrap();
     }
+}
+
+/// axe-core's script, from the file `CARAVAN_AXE` names.
+fn axe_source() -> Option<String> {
+    let Some(path) = std::env::var_os("CARAVAN_AXE") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI checks accessibility: set CARAVAN_AXE");
+        return None;
+    };
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading axe-core from {path:?}: {e}")))
 }
 
 #[test]
@@ -190,6 +216,7 @@ async fn traveller_registers_books_and_cancels(driver: &Driver, demo: &support::
     browser.go("/").await;
     browser.wait_for("Caravan").await;
     browser.screenshot("home").await;
+    browser.check_accessibility("home").await;
 
     browser.go("/register").await;
     browser.fill("email", NEWCOMER).await;
@@ -217,10 +244,12 @@ async fn traveller_registers_books_and_cancels(driver: &Driver, demo: &support::
     let trips = browser.wait_for("1 itinerary").await;
     assert!(trips.contains("Rhône Lines") && trips.contains("Skyway"), "bus then flight: {trips}");
     browser.screenshot("trips").await;
+    browser.check_accessibility("trips").await;
     browser.press("Add a stay in Paris").await;
     browser.wait_for("Adding a stay to your trip").await;
     browser.wait_for("Hôtel de l'Opéra").await;
     browser.screenshot("stays").await;
+    browser.check_accessibility("stays").await;
     browser.press("Book with the trip").await;
 
     // Held first, with a countdown; who travels is asked while it runs.
@@ -230,6 +259,7 @@ async fn traveller_registers_books_and_cancels(driver: &Driver, demo: &support::
     assert!(held.contains("min left"), "a countdown: {held}");
     browser.fill("name", "Nora Newcomer").await;
     browser.screenshot("booking-held").await;
+    browser.check_accessibility("booking-held").await;
     browser.press("Confirm and book").await;
     let confirmed = browser.wait_for("confirmed").await;
     let id: String = confirmed
@@ -244,6 +274,7 @@ async fn traveller_registers_books_and_cancels(driver: &Driver, demo: &support::
     browser.go("/bookings").await;
     browser.wait_for(&format!("Booking {id}")).await;
     browser.screenshot("my-bookings").await;
+    browser.check_accessibility("my-bookings").await;
     browser.go(&format!("/bookings/{id}")).await;
     browser.wait_for("cancelling now costs").await;
     browser.press("Cancel this booking").await;
@@ -279,6 +310,7 @@ async fn provider_creates_a_service_and_sets_prices(driver: &Driver, demo: &supp
     browser.go("/provider").await;
     browser.wait_for("Hôtel du Lac").await;
     browser.screenshot("provider-services").await;
+    browser.check_accessibility("provider-services").await;
 
     browser.press("New room or rental").await;
     browser.wait_for("New room or rental").await;
@@ -297,6 +329,7 @@ async fn provider_creates_a_service_and_sets_prices(driver: &Driver, demo: &supp
     let page = browser.wait_for("changed").await;
     assert!(page.contains("150.00 EUR") && page.contains("min 2 nights"), "{page}");
     browser.screenshot("provider-calendar").await;
+    browser.check_accessibility("provider-calendar").await;
 
     browser.press("Edit title, description and terms").await;
     browser.fill("description", "A suite under the old town's plane trees.").await;
@@ -316,6 +349,7 @@ async fn admin_changes_a_role(driver: &Driver, demo: &support::Demo) {
     browser.client.find(Locator::XPath(&format!("{row}//button"))).await.unwrap().click().await.unwrap();
     browser.wait_for("has a new role").await;
     browser.screenshot("admin").await;
+    browser.check_accessibility("admin").await;
     browser.close().await;
 
     // The newcomer now reaches the provider's pages.
