@@ -325,12 +325,18 @@ mod tests {
             login(&conn, "ada@example.org", "a long enough phrase", "c", now),
             Err(AccountsError::Refused(LoginRefusal::Unverified))
         ));
+        // Unconfirmed, a second registration mails the owner a new link and
+        // changes nothing else: the first password stays.
         let again = register(&conn, "ada@example.org", "another long phrase", "http://x", now).unwrap();
-        assert!(!again.body.contains("token="), "a second registration reveals nothing and changes nothing");
+        assert!(again.to == "ada@example.org" && again.body.contains("token="), "{again:?}");
         let token = link_token(&mail);
         verify_email(&conn, &token, now).unwrap();
         assert!(matches!(verify_email(&conn, &token, now), Err(AccountsError::BadLink)), "a link works once");
+        let taken = login(&conn, "ada@example.org", "another long phrase", "c", now);
+        assert!(matches!(taken, Err(AccountsError::Refused(LoginRefusal::WrongCredentials))));
         let (_, session) = login(&conn, "ada@example.org", "a long enough phrase", "c", now).unwrap();
+        let confirmed = register(&conn, "ada@example.org", "another long phrase", "http://x", now).unwrap();
+        assert!(!confirmed.body.contains("token="), "once confirmed, registering again sends no link");
 
         assert_eq!(request_reset(&conn, "nobody@example.org", "http://x", now).unwrap(), None);
         let reset = link_token(&request_reset(&conn, "ada@example.org", "http://x", now).unwrap().unwrap());
