@@ -87,6 +87,15 @@ fn render(template: &impl Template) -> Response {
     }
 }
 
+/// An RFC 3339 instant as people read it: `2026-11-22 09:17 UTC` (anything
+/// else as it is).
+pub(crate) fn when(instant: &str) -> String {
+    match (instant.get(..10), instant.get(10..11), instant.get(11..16)) {
+        (Some(day), Some("T"), Some(time)) if instant.ends_with('Z') => format!("{day} {time} UTC"),
+        _ => instant.to_owned(),
+    }
+}
+
 /// The status a refused password check answers with.
 fn refusal_status(refusal: &caravan_accounts::LoginRefusal) -> StatusCode {
     use caravan_accounts::LoginRefusal;
@@ -126,3 +135,13 @@ pub(crate) struct CsrfOnly {
 }
 
 session_forms!(CsrfOnly);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn instants_read_as_people_read_them() {
+        assert_eq!(super::when("2026-11-22T09:17:49.677Z"), "2026-11-22 09:17 UTC");
+        assert_eq!(super::when("soon"), "soon");
+        assert_eq!(super::when("2026-11-22 09:17"), "2026-11-22 09:17");
+    }
+}
