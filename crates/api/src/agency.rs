@@ -236,9 +236,21 @@ pub struct TripLegView {
     pub(crate) to_name: String,
     pub(crate) departs: String,
     pub(crate) arrives: String,
+    /// The same in each stop's local time, `YYYY-MM-DD HH:MM`, as timetables show them.
+    pub(crate) departs_local: String,
+    pub(crate) arrives_local: String,
     pub(crate) fare: MoneyView,
     pub(crate) seats_left: u32,
     pub(crate) cancellation: CancellationView,
+}
+
+/// An instant in a place's local time, `YYYY-MM-DD HH:MM`.
+fn local_time(at: Timestamp, utc_offset_min: i16) -> String {
+    let local = rfc3339(Timestamp(at.ms() + i64::from(utc_offset_min) * 60_000));
+    match (local.get(..10), local.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time}"),
+        _ => local,
+    }
 }
 
 pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>, seats: u32) -> ItineraryView {
@@ -266,6 +278,8 @@ pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>, seats: u32) -> Itine
                 to_name: alight.name.clone(),
                 departs: rfc3339(leg.departs),
                 arrives: rfc3339(leg.arrives),
+                departs_local: local_time(leg.departs, board.utc_offset_min),
+                arrives_local: local_time(leg.arrives, alight.utc_offset_min),
                 fare: leg.fare.into(),
                 seats_left: leg.seats_left,
                 cancellation: cancellation_view(&leg.listing, leg.listing.start_on(leg.departure_date)),

@@ -296,7 +296,7 @@ fn schemas() -> Value {
         "StayOffers": { "type": "object", "properties": { "offers": { "type": "array", "items": { "type": "object",
             "description": "origin, listing, title, kind, city, country, address, amenities, check_in, check_out, distance_m, total, nights, units_left, cancellation {free_until, penalty}" } } } },
         "Itineraries": { "type": "object", "properties": { "itineraries": { "type": "array", "items": { "type": "object",
-            "description": "departs, arrives, duration_minutes, totals, legs [{origin, listing, mode, operator, service_number, departure, from, to, departs, arrives, fare, seats_left, cancellation}]" } } } },
+            "description": "departs, arrives, duration_minutes, totals, legs [{origin, listing, mode, operator, service_number, departure, from, to, departs, arrives, departs_local, arrives_local (the stops' own time, YYYY-MM-DD HH:MM), fare, seats_left, cancellation}]" } } } },
         "ConfirmInput": { "type": "object", "properties": {
             "traveller": { "type": "object", "required": ["name", "email"], "properties": {
                 "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" } } } } },

@@ -103,6 +103,12 @@ async fn a_traveller_books_a_bus_a_flight_and_a_hotel_of_three_owners_as_one() {
     let legs: Vec<&str> =
         itinerary["legs"].as_array().unwrap().iter().map(|l| l["listing"].as_str().unwrap()).collect();
     assert_eq!(legs, vec!["bus-1", "fl-1"]);
+    let bus = &itinerary["legs"][0];
+    assert_eq!(
+        (bus["departs_local"].as_str(), bus["arrives_local"].as_str()),
+        (Some(format!("{} 08:00", day(2)).as_str()), Some(format!("{} 10:00", day(2)).as_str())),
+        "timetable times, in the stops' own time: {bus}"
+    );
     assert_eq!(itinerary["totals"][0]["amount_minor"], 11_500);
 
     // Book all three as one.
