@@ -129,6 +129,8 @@ pub struct StayOfferView {
 pub struct CancellationView {
     /// Free until this instant; later, the penalty applies.
     pub(crate) free_until: String,
+    /// The same in the place's own time, `YYYY-MM-DD HH:MM`.
+    pub(crate) free_until_local: String,
     pub(crate) penalty: String,
 }
 
@@ -140,10 +142,16 @@ pub(crate) fn penalty_text(penalty: caravan_model::Penalty) -> String {
     }
 }
 
-fn cancellation_view(listing: &caravan_model::Listing, start: Timestamp) -> CancellationView {
+/// The listing's cancellation terms for a stay or trip starting at `start`,
+/// in a place `utc_offset_min` from UTC.
+fn cancellation_view(listing: &caravan_model::Listing, start: Timestamp, utc_offset_min: i16) -> CancellationView {
     let policy = listing.cancellation;
     let free_until = start.saturating_add_ms(-(policy.free_until_hours as i64) * Timestamp::MS_PER_HOUR);
-    CancellationView { free_until: rfc3339(free_until), penalty: penalty_text(policy.penalty) }
+    CancellationView {
+        free_until: rfc3339(free_until),
+        free_until_local: local_time(free_until, utc_offset_min),
+        penalty: penalty_text(policy.penalty),
+    }
 }
 
 pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option<StayOfferView> {
@@ -166,7 +174,7 @@ pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option
         total: offer.price.total.into(),
         nights: offer.price.nights.iter().map(|m| (*m).into()).collect(),
         units_left: offer.price.units_left,
-        cancellation: cancellation_view(&offer.listing, offer.listing.start_on(query.check_in)),
+        cancellation: cancellation_view(&offer.listing, offer.listing.start_on(query.check_in), stay.utc_offset_min),
         book_parts: crate::pages::BookPart::Stay {
             origin: offer.origin,
             listing: offer.listing.id.to_string(),
@@ -282,7 +290,11 @@ pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>, seats: u32) -> Itine
                 arrives_local: local_time(leg.arrives, alight.utc_offset_min),
                 fare: leg.fare.into(),
                 seats_left: leg.seats_left,
-                cancellation: cancellation_view(&leg.listing, leg.listing.start_on(leg.departure_date)),
+                cancellation: cancellation_view(
+                    &leg.listing,
+                    leg.listing.start_on(leg.departure_date),
+                    board.utc_offset_min,
+                ),
             })
         })
         .collect();

@@ -96,6 +96,8 @@ async fn a_traveller_books_a_bus_a_flight_and_a_hotel_of_three_owners_as_one() {
     assert_eq!(offer["listing"], net.hotel_id.as_str());
     assert_eq!(offer["total"]["amount_minor"], 20_000, "two nights at 100.00");
     assert!(offer["cancellation"]["free_until"].as_str().is_some());
+    let free_until = offer["cancellation"]["free_until_local"].as_str();
+    assert_eq!(free_until, Some(format!("{} 15:00", day(0)).as_str()), "48 h before a 15:00 check-in: {offer}");
     let trips = format!("/api/v1/search/trips?from=GVA&to=ANC&date={}", day(2));
     let (status, found) = net.agency.call("GET", &trips, None).await;
     assert_eq!(status, StatusCode::OK, "{found}");
