@@ -416,6 +416,21 @@ fn user_message(error: accounts::AccountsError) -> String {
 }
 
 impl Node {
+    /// Runs `query` on the node's reader connection on a blocking thread;
+    /// its error (or a panicked task's) comes back as text.
+    pub(crate) async fn read<R, E>(
+        &self,
+        query: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, String>
+    where
+        R: Send + 'static,
+        E: std::fmt::Display,
+    {
+        let inner = self.inner.clone();
+        let run = move || query(&inner.reader.lock().expect("reader lock")).map_err(|e| e.to_string());
+        tokio::task::spawn_blocking(run).await.map_err(|e| e.to_string())?
+    }
+
     /// Sends an account mail (see [`mail::Mailer`]).
     async fn deliver(&self, mail: Result<Option<accounts::Mail>, accounts::AccountsError>) -> Result<(), String> {
         let Some(mail) = mail.map_err(user_message)? else { return Ok(()) };
@@ -424,6 +439,20 @@ impl Node {
 }
 
 pub use mail::OUTBOX_DIR;
+
+/// The account a live token of `kind` stands for.
+fn principal_of(
+    conn: &Connection,
+    token: &caravan_accounts::token::Secret,
+    kind: caravan_accounts::token::TokenKind,
+    now: Timestamp,
+) -> Result<Option<caravan_accounts::Principal>, String> {
+    let Some(user) = accounts::authenticate(conn, token, kind, now).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let role = caravan_accounts::Role::parse(&user.role).map_err(|e| e.to_string())?;
+    Ok(Some(caravan_accounts::Principal { user: user.id, email: user.email, role }))
+}
 
 struct StoppedOnDrop(tokio::sync::watch::Sender<bool>);
 
@@ -564,16 +593,14 @@ impl Backend for Node {
 
     async fn status(&self, with_digest: bool) -> Result<caravan_api::dto::NodeStatus, String> {
         use std::sync::atomic::Ordering::Relaxed;
-        let inner = self.inner.clone();
-        let read = move || -> Result<_, caravan_store::StoreError> {
-            let conn = inner.reader.lock().expect("reader lock");
-            let records_held = caravan_store::records::count(&conn)?;
-            let catalog_listings = caravan_catalog::db::listing_count(&conn)?;
-            let digest = if with_digest { Some(hex::encode(caravan_catalog::db::digest(&conn)?)) } else { None };
-            Ok((records_held, catalog_listings, digest))
-        };
-        let (records_held, catalog_listings, catalog_digest) =
-            tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let (records_held, catalog_listings, catalog_digest) = self
+            .read(move |conn| -> Result<_, caravan_store::StoreError> {
+                let records_held = caravan_store::records::count(conn)?;
+                let catalog_listings = caravan_catalog::db::listing_count(conn)?;
+                let digest = if with_digest { Some(hex::encode(caravan_catalog::db::digest(conn)?)) } else { None };
+                Ok((records_held, catalog_listings, digest))
+            })
+            .await?;
         let stats = &self.inner.stats;
         let replication = stats.replication.lock().expect("stats lock").clone();
         let lag = &replication.lag;
@@ -636,26 +663,13 @@ impl Backend for Node {
         &self,
         token: &caravan_accounts::token::Secret,
     ) -> Result<Option<caravan_accounts::Principal>, String> {
-        let (inner, token) = (self.inner.clone(), token.clone());
-        let read = move || -> Result<_, String> {
-            let conn = inner.reader.lock().expect("reader lock");
-            let now = (inner.clock)();
-            let kind = caravan_accounts::token::TokenKind::Api;
-            let user = accounts::authenticate(&conn, &token, kind, now).map_err(|e| e.to_string())?;
-            let Some(user) = user else { return Ok(None) };
-            let role = caravan_accounts::Role::parse(&user.role).map_err(|e| e.to_string())?;
-            Ok(Some(caravan_accounts::Principal { user: user.id, email: user.email, role }))
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+        let (token, now) = (token.clone(), self.now());
+        self.read(move |conn| principal_of(conn, &token, caravan_accounts::token::TokenKind::Api, now)).await
     }
 
     async fn managers(&self, listing: &caravan_model::ListingId) -> Result<Vec<u64>, String> {
-        let (inner, listing) = (self.inner.clone(), listing.to_string());
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            caravan_store::users::managers(&conn, &listing).map_err(|e| e.to_string())
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+        let listing = listing.to_string();
+        self.read(move |conn| caravan_store::users::managers(conn, &listing)).await
     }
 
     async fn add_manager(&self, listing: &caravan_model::ListingId, user: u64) -> Result<(), String> {
@@ -690,11 +704,9 @@ impl Backend for Node {
         limit: u32,
     ) -> Result<(Vec<caravan_api::dto::OriginView>, Vec<caravan_api::dto::EquivocationView>), String> {
         use caravan_api::dto::{rfc3339, EquivocationView, OriginView};
-        let inner = self.inner.clone();
-        let read = move || -> Result<_, caravan_store::StoreError> {
-            let conn = inner.reader.lock().expect("reader lock");
-            let origins = caravan_store::records::per_origin(&conn, limit)?;
-            let frozen = caravan_store::records::frozen_origins(&conn)?;
+        let read = move |conn: &Connection| -> Result<_, caravan_store::StoreError> {
+            let origins = caravan_store::records::per_origin(conn, limit)?;
+            let frozen = caravan_store::records::frozen_origins(conn)?;
             Ok((
                 origins
                     .into_iter()
@@ -710,16 +722,12 @@ impl Backend for Node {
                     .collect(),
             ))
         };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+        self.read(read).await
     }
 
     async fn manager_accounts(&self, listing: &caravan_model::ListingId) -> Result<Vec<(u64, String)>, String> {
-        let (inner, listing) = (self.inner.clone(), listing.to_string());
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            caravan_store::users::manager_accounts(&conn, &listing).map_err(|e| e.to_string())
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+        let listing = listing.to_string();
+        self.read(move |conn| caravan_store::users::manager_accounts(conn, &listing)).await
     }
 
     async fn remove_manager(&self, listing: &caravan_model::ListingId, user: u64) -> Result<bool, String> {
@@ -730,13 +738,8 @@ impl Backend for Node {
 
     async fn account_by_email(&self, email: &str) -> Result<Option<(u64, caravan_accounts::Role)>, String> {
         let Ok(email) = caravan_accounts::Email::parse(email) else { return Ok(None) };
-        let inner = self.inner.clone();
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            let user = caravan_store::users::by_email(&conn, email.as_str()).map_err(|e| e.to_string())?;
-            user.map(|u| Ok((u.id, caravan_accounts::Role::parse(&u.role).map_err(|e| e.to_string())?))).transpose()
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+        let user = self.read(move |conn| caravan_store::users::by_email(conn, email.as_str())).await?;
+        user.map(|u| Ok((u.id, caravan_accounts::Role::parse(&u.role).map_err(|e| e.to_string())?))).transpose()
     }
 
     async fn confirm_password(
@@ -794,16 +797,8 @@ impl Backend for Node {
         &self,
         session: &caravan_accounts::token::Secret,
     ) -> Result<Option<caravan_accounts::Principal>, String> {
-        let (inner, session) = (self.inner.clone(), session.clone());
-        let read = move || -> Result<_, String> {
-            let conn = inner.reader.lock().expect("reader lock");
-            let kind = caravan_accounts::token::TokenKind::Session;
-            let user = accounts::authenticate(&conn, &session, kind, (inner.clock)()).map_err(|e| e.to_string())?;
-            let Some(user) = user else { return Ok(None) };
-            let role = caravan_accounts::Role::parse(&user.role).map_err(|e| e.to_string())?;
-            Ok(Some(caravan_accounts::Principal { user: user.id, email: user.email, role }))
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+        let (session, now) = (session.clone(), self.now());
+        self.read(move |conn| principal_of(conn, &session, caravan_accounts::token::TokenKind::Session, now)).await
     }
 
     async fn register(&self, email: &str, password: &str) -> Result<(), String> {
@@ -836,17 +831,12 @@ impl Backend for Node {
         after_id: u64,
         limit: u32,
     ) -> Result<Vec<(u64, String, caravan_accounts::Role, bool)>, String> {
-        let inner = self.inner.clone();
-        let read = move || -> Result<_, String> {
-            let conn = inner.reader.lock().expect("reader lock");
-            let rows = caravan_store::users::list(&conn, after_id, limit).map_err(|e| e.to_string())?;
-            rows.into_iter()
-                .map(|u| {
-                    Ok((u.id, u.email, caravan_accounts::Role::parse(&u.role).map_err(|e| e.to_string())?, u.verified))
-                })
-                .collect()
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+        let rows = self.read(move |conn| caravan_store::users::list(conn, after_id, limit)).await?;
+        rows.into_iter()
+            .map(|u| {
+                Ok((u.id, u.email, caravan_accounts::Role::parse(&u.role).map_err(|e| e.to_string())?, u.verified))
+            })
+            .collect()
     }
 
     async fn set_role(&self, user: u64, role: caravan_accounts::Role) -> Result<bool, String> {
@@ -855,17 +845,12 @@ impl Backend for Node {
     }
 
     async fn api_tokens(&self, user: u64) -> Result<Vec<(String, String, Timestamp)>, String> {
-        let inner = self.inner.clone();
-        let read = move || -> Result<_, String> {
-            let conn = inner.reader.lock().expect("reader lock");
-            let rows = caravan_store::users::tokens_of(&conn, user, caravan_accounts::token::TokenKind::Api.as_str())
-                .map_err(|e| e.to_string())?;
-            Ok(rows
-                .into_iter()
-                .map(|t| (hex::encode(t.hash), t.name.unwrap_or_default(), Timestamp(t.created_ms)))
-                .collect())
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+        let kind = caravan_accounts::token::TokenKind::Api.as_str();
+        let rows = self.read(move |conn| caravan_store::users::tokens_of(conn, user, kind)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|t| (hex::encode(t.hash), t.name.unwrap_or_default(), Timestamp(t.created_ms)))
+            .collect())
     }
 
     async fn issue_api_token(&self, user: u64, name: &str) -> Result<caravan_accounts::token::Secret, String> {
@@ -886,12 +871,7 @@ impl Backend for Node {
     }
 
     async fn managed_listings(&self, user: u64) -> Result<Vec<String>, String> {
-        let inner = self.inner.clone();
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            caravan_store::users::managed_by(&conn, user).map_err(|e| e.to_string())
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?
+        self.read(move |conn| caravan_store::users::managed_by(conn, user)).await
     }
 
     async fn decide_booking(
@@ -907,14 +887,12 @@ impl Backend for Node {
     }
 
     async fn own_records(&self, after_version: u64, limit: u32) -> Result<Vec<Verified<Record>>, String> {
-        let inner = self.inner.clone();
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            let stored = caravan_store::records::by_origin(&conn, inner.origin, after_version, limit)?;
-            let now = (inner.clock)();
+        let (origin, now) = (self.inner.origin, self.now());
+        self.read(move |conn| {
+            let stored = caravan_store::records::by_origin(conn, origin, after_version, limit)?;
             stored.iter().map(|s| caravan_store::records::read_back(&s.signed, now)).collect::<Result<Vec<_>, _>>()
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+        })
+        .await
     }
 }
 

@@ -164,29 +164,15 @@ impl Node {
         before_id: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Booking>, BookingError> {
-        let inner = self.inner.clone();
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            caravan_store::agency::list(&conn, user, before_id, limit)
-        };
-        let rows = tokio::task::spawn_blocking(read)
-            .await
-            .map_err(|e| BookingError::Unavailable(e.to_string()))?
-            .map_err(|e| BookingError::Unavailable(e.to_string()))?;
+        let read = move |conn: &_| caravan_store::agency::list(conn, user, before_id, limit);
+        let rows = self.read(read).await.map_err(BookingError::Unavailable)?;
         rows.iter().map(decode_booking).collect()
     }
 
     /// Picks up every saga that had not ended when the node stopped.
     pub async fn resume_bookings(&self) -> Result<usize, BookingError> {
-        let inner = self.inner.clone();
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            caravan_store::agency::unfinished(&conn, &TERMINAL)
-        };
-        let rows = tokio::task::spawn_blocking(read)
-            .await
-            .map_err(|e| BookingError::Unavailable(e.to_string()))?
-            .map_err(|e| BookingError::Unavailable(e.to_string()))?;
+        let rows = self.read(|conn| caravan_store::agency::unfinished(conn, &TERMINAL)).await;
+        let rows = rows.map_err(BookingError::Unavailable)?;
         let mut resumed = 0;
         for row in rows {
             let (saga, holder) = decode(&row)?;
@@ -205,18 +191,11 @@ impl Node {
     }
 
     async fn read_booking_row(&self, key: BookingKey) -> Result<Option<BookingRow>, BookingError> {
-        let inner = self.inner.clone();
-        let read = move || {
-            let conn = inner.reader.lock().expect("reader lock");
-            match key {
-                BookingKey::Id(id) => caravan_store::agency::get(&conn, id),
-                BookingKey::Client(key) => caravan_store::agency::by_client_key(&conn, &key),
-            }
+        let read = move |conn: &_| match key {
+            BookingKey::Id(id) => caravan_store::agency::get(conn, id),
+            BookingKey::Client(key) => caravan_store::agency::by_client_key(conn, &key),
         };
-        tokio::task::spawn_blocking(read)
-            .await
-            .map_err(|e| BookingError::Unavailable(e.to_string()))?
-            .map_err(|e| BookingError::Unavailable(e.to_string()))
+        self.read(read).await.map_err(BookingError::Unavailable)
     }
 }
 
