@@ -6,7 +6,8 @@
 //! REST API; the forms only turn fields into those commands.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use caravan_accounts::{Principal, Role};
@@ -14,7 +15,7 @@ use caravan_ledger::{Command, ListingState};
 use caravan_model::{AriPatch, Date, ListingId, Money};
 use serde::Deserialize;
 
-use super::session::{ClientAddress, SignedIn, SignedInForm};
+use super::session::{ClientAddress, SessionForm, SignedIn, SignedInForm};
 use super::{notice, render, MessageQuery, Nav};
 use crate::dto::{CancellationInput, HoldView, ListingInput, StayInput, StopInput, TripInput};
 use crate::{ApiError, Backend};
@@ -427,8 +428,48 @@ pub(crate) async fn create_service<B: Backend>(
 
 /// A service the signed-in provider manages, and the way back to its page
 /// for the notices of what was not done.
-struct Service {
+pub(crate) struct Service {
     id: ListingId,
+}
+
+/// A signed-in provider on the page of a service they manage (the path's
+/// `{id}`); anyone else is answered, before the handler runs, with the page
+/// that says why not.
+pub(crate) struct OnService {
+    signed_in: SignedIn,
+    service: Service,
+}
+
+impl<B: Backend> FromRequestParts<B> for OnService {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, backend: &B) -> Result<OnService, Response> {
+        let signed_in = SignedIn::from_request_parts(parts, backend).await?;
+        let Path(id) = Path::<String>::from_request_parts(parts, backend).await.map_err(IntoResponse::into_response)?;
+        let service = Service::of(backend, &signed_in.principal, &id).await?;
+        Ok(OnService { signed_in, service })
+    }
+}
+
+/// A form posted on a service's page: CSRF checked, then the manager.
+pub(crate) struct ServiceAction<T> {
+    signed_in: SignedIn,
+    service: Service,
+    form: T,
+}
+
+impl<B: Backend, T: SessionForm + serde::de::DeserializeOwned + Send> FromRequest<B> for ServiceAction<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, backend: &B) -> Result<ServiceAction<T>, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Path(id) =
+            Path::<String>::from_request_parts(&mut parts, backend).await.map_err(IntoResponse::into_response)?;
+        let SignedInForm(signed_in, form) =
+            SignedInForm::from_request(Request::from_parts(parts, body), backend).await?;
+        let service = Service::of(backend, &signed_in.principal, &id).await?;
+        Ok(ServiceAction { signed_in, service, form })
+    }
 }
 
 impl Service {
@@ -530,15 +571,10 @@ impl Done {
 
 pub(crate) async fn edit_service_form<B: Backend>(
     State(backend): State<B>,
-    SignedIn { principal, session }: SignedIn,
-    Path(id): Path<String>,
+    OnService { signed_in: SignedIn { principal, session }, service }: OnService,
 ) -> Response {
-    let service = match Service::of(&backend, &principal, &id).await {
-        Ok(service) => service,
-        Err(response) => return response,
-    };
-    let id = service.id.clone();
-    let Some(input) = backend.read_ledger(|ledger| ledger.listing(&id).map(ListingInput::view)) else {
+    let id = &service.id;
+    let Some(input) = backend.read_ledger(|ledger| ledger.listing(id).map(ListingInput::view)) else {
         return notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", None);
     };
     let form = ServiceForm::from_input(&input);
@@ -547,13 +583,8 @@ pub(crate) async fn edit_service_form<B: Backend>(
 
 pub(crate) async fn edit_service<B: Backend>(
     State(backend): State<B>,
-    Path(id): Path<String>,
-    SignedInForm(SignedIn { principal, session }, mut form): SignedInForm<ServiceForm>,
+    ServiceAction { signed_in: SignedIn { principal, session }, service, mut form }: ServiceAction<ServiceForm>,
 ) -> Response {
-    let service = match Service::of(&backend, &principal, &id).await {
-        Ok(service) => service,
-        Err(response) => return response,
-    };
     let id = service.id.clone();
     // The id and kind are the listing's own, whatever the form says.
     form.id = id.to_string();
@@ -633,15 +664,10 @@ fn rules(day: &caravan_model::AriDay, is_stay: bool) -> String {
 
 pub(crate) async fn service_page<B: Backend>(
     State(backend): State<B>,
-    SignedIn { principal, session }: SignedIn,
-    Path(id): Path<String>,
+    OnService { signed_in: SignedIn { principal, session }, service }: OnService,
     Query(query): Query<MessageQuery>,
 ) -> Response {
-    let service = match Service::of(&backend, &principal, &id).await {
-        Ok(service) => service,
-        Err(response) => return response,
-    };
-    let id = service.id.clone();
+    let id = service.id;
     let managers = match backend.manager_accounts(&id).await {
         Ok(rows) => rows.into_iter().map(|(id, email)| ManagerRow { id, email }).collect(),
         Err(error) => return ApiError::internal(error).into_response(),
@@ -795,15 +821,9 @@ pub(crate) struct SaleForm {
 
 pub(crate) async fn set_sale<B: Backend>(
     State(backend): State<B>,
-    Path(id): Path<String>,
-    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<SaleForm>,
+    ServiceAction { service, form, .. }: ServiceAction<SaleForm>,
 ) -> Response {
-    let service = match Service::of(&backend, &principal, &id).await {
-        Ok(service) => service,
-        Err(response) => return response,
-    };
-    let id = service.id.clone();
-    match backend.submit(Command::SetPaused { listing: id, paused: form.paused }).await {
+    match backend.submit(Command::SetPaused { listing: service.id.clone(), paused: form.paused }).await {
         Ok(_) if form.paused => service.done(Done::Paused),
         Ok(_) => service.done(Done::Resumed),
         Err(error) => service.refused("Not changed", error),
@@ -820,20 +840,14 @@ pub(crate) struct WithdrawForm {
 /// password again.
 pub(crate) async fn withdraw<B: Backend>(
     State(backend): State<B>,
-    Path(id): Path<String>,
     ClientAddress(client): ClientAddress,
-    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<WithdrawForm>,
+    ServiceAction { signed_in: SignedIn { principal, .. }, service, form }: ServiceAction<WithdrawForm>,
 ) -> Response {
-    let service = match Service::of(&backend, &principal, &id).await {
-        Ok(service) => service,
-        Err(response) => return response,
-    };
-    let id = service.id.clone();
     if let Err(refusal) = backend.confirm_password(&principal.email, &form.password, &client).await {
         let message = format!("{refusal}; the service is unchanged.");
         return service.not_done(super::refusal_status(&refusal), "Not withdrawn", &message);
     }
-    match backend.submit(Command::WithdrawListing(id.clone())).await {
+    match backend.submit(Command::WithdrawListing(service.id.clone())).await {
         Ok(_) => {
             let location = format!("/provider?done={}", Done::Withdrawn.code());
             (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
@@ -854,14 +868,8 @@ pub(crate) struct ManagerForm {
 /// Adds a co-manager by email.
 pub(crate) async fn add_manager<B: Backend>(
     State(backend): State<B>,
-    Path(id): Path<String>,
-    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<ManagerForm>,
+    ServiceAction { service, form, .. }: ServiceAction<ManagerForm>,
 ) -> Response {
-    let service = match Service::of(&backend, &principal, &id).await {
-        Ok(service) => service,
-        Err(response) => return response,
-    };
-    let id = service.id.clone();
     let (user, role) = match backend.account_by_email(&form.email).await {
         Ok(Some(account)) => account,
         Ok(None) => {
@@ -880,7 +888,7 @@ pub(crate) async fn add_manager<B: Backend>(
             "That account is a traveller's; an administrator must make it a provider first.",
         );
     }
-    match backend.add_manager(&id, user).await {
+    match backend.add_manager(&service.id, user).await {
         Ok(()) => service.done(Done::ManagerAdded),
         Err(error) => ApiError::internal(error).into_response(),
     }
@@ -888,27 +896,22 @@ pub(crate) async fn add_manager<B: Backend>(
 
 pub(crate) async fn remove_manager<B: Backend>(
     State(backend): State<B>,
-    Path(id): Path<String>,
-    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<ManagerForm>,
+    ServiceAction { service, form, .. }: ServiceAction<ManagerForm>,
 ) -> Response {
-    let service = match Service::of(&backend, &principal, &id).await {
-        Ok(service) => service,
-        Err(response) => return response,
-    };
-    let id = service.id.clone();
+    let id = &service.id;
     let Some(user) = form.user else {
         return service.not_done(StatusCode::UNPROCESSABLE_ENTITY, "Not removed", "Say whom to remove.");
     };
     // A service keeps at least one manager, or nobody but an admin could
     // reach it again.
-    match backend.managers(&id).await {
+    match backend.managers(id).await {
         Ok(managers) if managers == [user] => {
             return service.not_done(StatusCode::CONFLICT, "Not removed", "A service keeps at least one manager.")
         }
         Ok(_) => {}
         Err(error) => return ApiError::internal(error).into_response(),
     }
-    match backend.remove_manager(&id, user).await {
+    match backend.remove_manager(id, user).await {
         Ok(true) => service.done(Done::ManagerRemoved),
         Ok(false) => {
             service.not_done(StatusCode::NOT_FOUND, "Not removed", "That account does not manage this service.")
