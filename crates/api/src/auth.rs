@@ -63,6 +63,19 @@ pub fn need_role(principal: &Principal, role: Role) -> Result<(), ApiError> {
 }
 
 /// An admin, or a provider who manages `listing`.
+/// The listings a provider manages, for filtering what they see; `None`
+/// for an admin, who sees all. Anyone else is refused.
+pub async fn managed_by<B: Backend>(
+    backend: &B,
+    principal: &Principal,
+) -> Result<Option<std::collections::BTreeSet<String>>, ApiError> {
+    need_role(principal, Role::Provider)?;
+    if principal.role == Role::Admin {
+        return Ok(None);
+    }
+    Ok(Some(backend.managed_listings(principal.user).await.map_err(ApiError::internal)?.into_iter().collect()))
+}
+
 pub async fn need_manager<B: Backend>(backend: &B, principal: &Principal, listing: &ListingId) -> Result<(), ApiError> {
     if principal.role == Role::Admin {
         return Ok(());

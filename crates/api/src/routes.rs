@@ -521,13 +521,9 @@ async fn list_sales<B: Backend>(
     query: std::result::Result<Query<BookingsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(query) = query?;
-    auth::need_role(&caller, Role::Provider)?;
-    let listing = query.listing.as_deref().map(ListingId::parse).transpose()?;
     // A provider sees the sales of what they manage; an admin sees all.
-    let managed: Option<std::collections::BTreeSet<String>> = match caller.role {
-        Role::Admin => None,
-        _ => Some(backend.managed_listings(caller.user).await.map_err(ApiError::internal)?.into_iter().collect()),
-    };
+    let managed = auth::managed_by(&backend, &caller).await?;
+    let listing = query.listing.as_deref().map(ListingId::parse).transpose()?;
     let wanted = |state: &HoldState| match query.state.as_deref() {
         None | Some("all") => state.is_booking(),
         Some("confirmed") => matches!(state, HoldState::Confirmed { .. }),

@@ -72,17 +72,15 @@ fn providers_only() -> Response {
 }
 
 /// The listings `principal` manages (`None`: all, for an admin).
+/// A non-provider gets the page that says so.
 async fn managed<B: Backend>(
     backend: &B,
     principal: &Principal,
 ) -> Result<Option<std::collections::BTreeSet<String>>, Response> {
-    match principal.role {
-        Role::Admin => Ok(None),
-        _ => match backend.managed_listings(principal.user).await {
-            Ok(ids) => Ok(Some(ids.into_iter().collect())),
-            Err(error) => Err(ApiError::internal(error).into_response()),
-        },
-    }
+    crate::auth::managed_by(backend, principal).await.map_err(|error| match error.status {
+        StatusCode::FORBIDDEN => providers_only(),
+        _ => error.into_response(),
+    })
 }
 
 pub(crate) async fn provider_page<B: Backend>(
@@ -90,9 +88,6 @@ pub(crate) async fn provider_page<B: Backend>(
     SignedIn { principal, session }: SignedIn,
     Query(query): Query<MessageQuery>,
 ) -> Response {
-    if !principal.role.allows(Role::Provider) {
-        return providers_only();
-    }
     let managed = match managed(&backend, &principal).await {
         Ok(managed) => managed,
         Err(response) => return response,
@@ -935,9 +930,6 @@ pub(crate) async fn sales_page<B: Backend>(
     State(backend): State<B>,
     SignedIn { principal, session }: SignedIn,
 ) -> Response {
-    if !principal.role.allows(Role::Provider) {
-        return providers_only();
-    }
     let managed = match managed(&backend, &principal).await {
         Ok(managed) => managed,
         Err(response) => return response,
