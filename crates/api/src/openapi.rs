@@ -12,9 +12,18 @@ pub struct Operation {
     pub summary: &'static str,
     /// The request body's schema, if it takes one.
     pub body: Option<&'static str>,
+    /// Whether a request may leave the body out.
+    pub body_optional: bool,
     pub status: u16,
     /// The success response's schema.
     pub response: &'static str,
+}
+
+impl Operation {
+    /// The same operation, its body optional.
+    const fn body_optional(self) -> Operation {
+        Operation { body_optional: true, ..self }
+    }
 }
 
 const fn op(
@@ -25,7 +34,7 @@ const fn op(
     status: u16,
     response: &'static str,
 ) -> Operation {
-    Operation { method, path, summary, body, status, response }
+    Operation { method, path, summary, body, body_optional: false, status, response }
 }
 
 pub const OPERATIONS: &[Operation] = &[
@@ -139,7 +148,8 @@ pub const OPERATIONS: &[Operation] = &[
         Some("ConfirmInput"),
         201,
         "Booking",
-    ),
+    )
+    .body_optional(),
     op(
         "post",
         "/api/v1/bookings/{id}/cancel",
@@ -161,7 +171,7 @@ pub const OPERATIONS: &[Operation] = &[
 
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
-    for Operation { method, path, summary, body, status, response } in OPERATIONS {
+    for Operation { method, path, summary, body, body_optional, status, response } in OPERATIONS {
         let mut operation = json!({
             "summary": summary,
             "responses": {
@@ -171,10 +181,10 @@ pub fn document() -> Value {
             }
         });
         if let Some(body) = body {
-            // Bodies are required but for a confirmation's (who travels, if new).
-            let required = *body != "ConfirmInput";
-            operation["requestBody"] =
-                json!({ "required": required, "content": { "application/json": { "schema": schema_ref(body) } } });
+            operation["requestBody"] = json!({
+                "required": !body_optional,
+                "content": { "application/json": { "schema": schema_ref(body) } }
+            });
         }
         let method_upper: axum::http::Method = method.to_uppercase().parse().expect("a valid method");
         if !crate::auth::is_public(&method_upper, path) {

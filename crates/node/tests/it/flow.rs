@@ -147,6 +147,9 @@ async fn every_documented_operation_is_routed() {
             || body["message"].as_str().is_some_and(|m| m.starts_with("no such endpoint"));
         assert!(!unrouted, "{method} {path} is documented but not routed: {status} {body}");
     }
+    let required = |path: &str| doc["paths"][path]["post"]["requestBody"]["required"].as_bool();
+    assert_eq!(required("/api/v1/bookings"), Some(true));
+    assert_eq!(required("/api/v1/bookings/{id}/confirm"), Some(false), "who travels may be left out");
 }
 
 #[tokio::test(flavor = "multi_thread")]
