@@ -67,6 +67,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-booking", &["caravan-model", "caravan-records", "caravan-ledger"]),
     ("caravan-replication", &["caravan-model", "caravan-records"]),
     ("caravan-net", &["caravan-replication"]),
+    ("caravan-group", &["caravan-model", "caravan-ledger"]),
     (
         "caravan-sim",
         &["caravan-model", "caravan-records", "caravan-replication", "caravan-catalog", "caravan-topology"],

@@ -1,0 +1,222 @@
+//! The ledger as Raft's state machine.
+//!
+//! `apply` runs each committed command through [`Ledger::apply`] at the
+//! time the leader stamped (never earlier than the last command's, so a
+//! new leader whose clock is behind cannot move time backwards), then
+//! hands the outcomes to the node's [`Effects`] and answers only once they
+//! are durable. The ledger itself is not written on every apply: the Raft
+//! log is the ledger's log, and a restart re-applies it from the last
+//! snapshot.
+
+use std::future::Future;
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use caravan_ledger::{Applied, Command, Ledger, Reply};
+use caravan_model::Timestamp;
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, Snapshot, SnapshotMeta};
+
+use crate::snapshot::{SnapshotImage, SnapshotStore};
+use crate::{io_error, Entry, GroupConfig, LogId, Member, MemberId, Outcome, StorageError, StoredMembership};
+
+/// One command as applied at `index`, for the node's effects.
+#[derive(Clone, Debug)]
+pub struct AppliedCommand {
+    pub index: u64,
+    pub now: Timestamp,
+    pub command: Command,
+    pub applied: Applied,
+}
+
+/// What applying commands means outside the ledger.
+pub trait Effects: Send + Sync + 'static {
+    /// Makes what `applied` produced durable (the records its publishing
+    /// points sign) before the replies go out. An error stops this member
+    /// (fail-stop); a restart re-applies the log.
+    fn persist(&self, applied: Vec<AppliedCommand>) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Effects for a ledger with nothing beside it (tests, simulations).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoEffects;
+
+impl Effects for NoEffects {
+    async fn persist(&self, _applied: Vec<AppliedCommand>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct LedgerMachine<E> {
+    ledger: Arc<RwLock<Ledger>>,
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    snapshots: SnapshotStore,
+    effects: Arc<E>,
+}
+
+impl<E: Effects> LedgerMachine<E> {
+    /// Opens the machine at its last snapshot, if it has one.
+    pub fn open(snapshots: SnapshotStore, effects: Arc<E>) -> Result<LedgerMachine<E>, String> {
+        let image = match snapshots.load()? {
+            Some(bytes) => SnapshotImage::decode(&bytes)?,
+            None => SnapshotImage::default(),
+        };
+        Ok(LedgerMachine {
+            ledger: Arc::new(RwLock::new(image.ledger)),
+            applied: image.applied,
+            membership: image.membership,
+            snapshots,
+            effects,
+        })
+    }
+
+    /// Seeds an empty machine with a ledger rebuilt from outside Raft (a
+    /// data directory from before replica groups): it becomes a snapshot at
+    /// `applied` whose only member is `member`, so the log goes on from
+    /// there.
+    pub fn adopt(&mut self, ledger: Ledger, applied: LogId, member: (MemberId, Member)) -> Result<(), String> {
+        if self.applied.is_some() {
+            return Err("the state machine already has a snapshot".into());
+        }
+        let members = std::collections::BTreeMap::from([member]);
+        let voters = std::collections::BTreeSet::from_iter(members.keys().copied());
+        let membership = openraft::Membership::new(vec![voters], members);
+        let image = SnapshotImage {
+            applied: Some(applied),
+            membership: StoredMembership::new(Some(applied), membership),
+            ledger,
+        };
+        self.snapshots.save(&image.encode())?;
+        *self.ledger.write().expect("ledger lock") = image.ledger;
+        self.applied = image.applied;
+        self.membership = image.membership;
+        Ok(())
+    }
+
+    /// The ledger as applied so far, for readers.
+    pub fn ledger(&self) -> Arc<RwLock<Ledger>> {
+        self.ledger.clone()
+    }
+
+    fn apply_entries(&mut self, entries: impl IntoIterator<Item = Entry>) -> (Vec<Outcome>, Vec<AppliedCommand>) {
+        let mut ledger = self.ledger.write().expect("ledger lock");
+        let mut outcomes = Vec::new();
+        let mut applied_commands = Vec::new();
+        for entry in entries {
+            self.applied = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => outcomes.push(Ok(Reply::Done)),
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    outcomes.push(Ok(Reply::Done));
+                }
+                EntryPayload::Normal(proposal) => {
+                    let now = proposal.now.max(ledger.last_now());
+                    let applied = ledger.apply(&proposal.command, now);
+                    outcomes.push(applied.reply.clone());
+                    applied_commands.push(AppliedCommand {
+                        index: entry.log_id.index,
+                        now,
+                        command: proposal.command,
+                        applied,
+                    });
+                }
+            }
+        }
+        (outcomes, applied_commands)
+    }
+
+    fn image(&self) -> SnapshotImage {
+        SnapshotImage {
+            applied: self.applied,
+            membership: self.membership.clone(),
+            ledger: self.ledger.read().expect("ledger lock").clone(),
+        }
+    }
+}
+
+fn snapshot_of(image: &SnapshotImage, bytes: Vec<u8>) -> Snapshot<GroupConfig> {
+    Snapshot {
+        meta: SnapshotMeta {
+            last_log_id: image.applied,
+            last_membership: image.membership.clone(),
+            snapshot_id: SnapshotImage::id(image.applied, &bytes),
+        },
+        snapshot: Box::new(Cursor::new(bytes)),
+    }
+}
+
+/// Builds a snapshot from a copy of the ledger taken on the machine's task.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    image: SnapshotImage,
+    snapshots: SnapshotStore,
+}
+
+impl RaftSnapshotBuilder<GroupConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<GroupConfig>, StorageError> {
+        let bytes = self.image.encode();
+        let subject = ErrorSubject::Snapshot(None);
+        self.snapshots.save(&bytes).map_err(|e| io_error(ErrorVerb::Write, subject, e))?;
+        Ok(snapshot_of(&self.image, bytes))
+    }
+}
+
+impl<E: Effects> RaftStateMachine<GroupConfig> for LedgerMachine<E> {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let (outcomes, applied) = self.apply_entries(entries);
+        if !applied.is_empty() {
+            let subject = ErrorSubject::StateMachine;
+            self.effects.persist(applied).await.map_err(|e| io_error(ErrorVerb::Write, subject, e))?;
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder { image: self.image(), snapshots: self.snapshots.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<MemberId, Member>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let image = SnapshotImage::decode(&bytes).map_err(|e| io_error(ErrorVerb::Read, subject.clone(), e))?;
+        if image.applied != meta.last_log_id {
+            let why = format!("snapshot holds {:?}, its metadata says {:?}", image.applied, meta.last_log_id);
+            return Err(io_error(ErrorVerb::Read, subject, why));
+        }
+        self.snapshots.save(&bytes).map_err(|e| io_error(ErrorVerb::Write, subject, e))?;
+        *self.ledger.write().expect("ledger lock") = image.ledger;
+        self.applied = image.applied;
+        self.membership = image.membership;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<GroupConfig>>, StorageError> {
+        let subject = ErrorSubject::Snapshot(None);
+        let Some(bytes) = self.snapshots.load().map_err(|e| io_error(ErrorVerb::Read, subject.clone(), e))? else {
+            return Ok(None);
+        };
+        let image = SnapshotImage::decode(&bytes).map_err(|e| io_error(ErrorVerb::Read, subject, e))?;
+        Ok(Some(snapshot_of(&image, bytes)))
+    }
+}
