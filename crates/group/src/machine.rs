@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use caravan_ledger::{Applied, Command, Ledger, Reply};
@@ -50,6 +51,9 @@ impl Effects for NoEffects {
 #[derive(Debug)]
 pub struct LedgerMachine<E> {
     ledger: Arc<RwLock<Ledger>>,
+    /// The index of the last entry in `ledger`, changed only under its
+    /// write lock: a reader holding the read lock sees the two agree.
+    applied_index: Arc<AtomicU64>,
     applied: Option<LogId>,
     membership: StoredMembership,
     snapshots: SnapshotStore,
@@ -65,6 +69,7 @@ impl<E: Effects> LedgerMachine<E> {
         };
         Ok(LedgerMachine {
             ledger: Arc::new(RwLock::new(image.ledger)),
+            applied_index: Arc::new(AtomicU64::new(image.applied.map_or(0, |id| id.index))),
             applied: image.applied,
             membership: image.membership,
             snapshots,
@@ -90,6 +95,7 @@ impl<E: Effects> LedgerMachine<E> {
         };
         self.snapshots.save(&image.encode())?;
         *self.ledger.write().expect("ledger lock") = image.ledger;
+        self.applied_index.store(applied.index, Ordering::Release);
         self.applied = image.applied;
         self.membership = image.membership;
         Ok(())
@@ -98,6 +104,11 @@ impl<E: Effects> LedgerMachine<E> {
     /// The ledger as applied so far, for readers.
     pub fn ledger(&self) -> Arc<RwLock<Ledger>> {
         self.ledger.clone()
+    }
+
+    /// The log index the ledger stands at; read it under the ledger's lock.
+    pub fn applied_index(&self) -> Arc<AtomicU64> {
+        self.applied_index.clone()
     }
 
     fn apply_entries(&mut self, entries: impl IntoIterator<Item = Entry>) -> (Vec<Outcome>, Vec<AppliedCommand>) {
@@ -124,6 +135,9 @@ impl<E: Effects> LedgerMachine<E> {
                     });
                 }
             }
+        }
+        if let Some(applied) = self.applied {
+            self.applied_index.store(applied.index, Ordering::Release);
         }
         (outcomes, applied_commands)
     }
@@ -205,7 +219,9 @@ impl<E: Effects> RaftStateMachine<GroupConfig> for LedgerMachine<E> {
             return Err(io_error(ErrorVerb::Read, subject, why));
         }
         self.snapshots.save(&bytes).map_err(|e| io_error(ErrorVerb::Write, subject, e))?;
-        *self.ledger.write().expect("ledger lock") = image.ledger;
+        let mut ledger = self.ledger.write().expect("ledger lock");
+        *ledger = image.ledger;
+        self.applied_index.store(image.applied.map_or(0, |id| id.index), Ordering::Release);
         self.applied = image.applied;
         self.membership = image.membership;
         Ok(())

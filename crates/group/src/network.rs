@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{GroupConfig, Member, MemberId, Outcome, Proposal, Raft};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Rpc {
     Append(AppendEntriesRequest<GroupConfig>),
     Vote(VoteRequest<MemberId>),
@@ -32,7 +32,8 @@ pub enum RpcReply {
     Append(AppendEntriesResponse<MemberId>),
     Vote(VoteResponse<MemberId>),
     Snapshot(InstallSnapshotResponse<MemberId>),
-    Proposed(Outcome),
+    /// Applied at this log index, with this outcome.
+    Proposed(u64, Outcome),
     /// Not the leader; who is, if known.
     NotLeader(Option<MemberId>),
     /// The member could not handle the message (stopping, say).
@@ -72,7 +73,7 @@ pub async fn serve(raft: &Raft, rpc: Rpc) -> RpcReply {
         Rpc::Vote(request) => raft.vote(request).await.map_or_else(|e| failed(&e), RpcReply::Vote),
         Rpc::Snapshot(request) => raft.install_snapshot(request).await.map_or_else(|e| failed(&e), RpcReply::Snapshot),
         Rpc::Propose(proposal) => match raft.client_write(proposal).await {
-            Ok(written) => RpcReply::Proposed(written.data),
+            Ok(written) => RpcReply::Proposed(written.log_id.index, written.data),
             Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(forward))) => {
                 RpcReply::NotLeader(forward.leader_id)
             }
