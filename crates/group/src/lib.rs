@@ -30,7 +30,7 @@ pub use log_store::{read_local, write_local, GroupLog, LogContents, MemoryDisk};
 pub use machine::{AppliedCommand, Effects, LedgerMachine, NoEffects};
 pub use network::{serve, Link, Rpc, RpcReply, Transport, TransportFactory};
 pub use runtime::{seed_thread_rng, GroupRuntime};
-pub use snapshot::{SnapshotImage, SnapshotStore};
+pub use snapshot::{SnapshotImage, SnapshotSlot, SnapshotStore};
 pub use timers::{raft_config, Timers};
 
 use caravan_ledger::{Command, Rejection, Reply};

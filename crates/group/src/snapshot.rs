@@ -56,13 +56,16 @@ impl SnapshotImage {
     }
 }
 
+/// A snapshot kept in memory, shared with whoever made it.
+pub type SnapshotSlot = Arc<Mutex<Option<Vec<u8>>>>;
+
 /// Where the current snapshot is kept.
 #[derive(Clone, Debug)]
 pub enum SnapshotStore {
     /// A file replaced atomically (written beside, synced, renamed).
     File(PathBuf),
     /// Memory shared with whoever made it, so a simulated crash keeps it.
-    Memory(Arc<Mutex<Option<Vec<u8>>>>),
+    Memory(SnapshotSlot),
 }
 
 impl SnapshotStore {

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use caravan_group::{
     raft_config, seed_thread_rng, serve, AppliedCommand, Effects, GroupLog, LedgerMachine, Member, MemberId,
-    MemoryDisk, Outcome, Proposal, Raft, Rpc, RpcReply, SnapshotStore, Timers, Transport, TransportFactory,
+    MemoryDisk, Outcome, Proposal, Raft, Rpc, RpcReply, SnapshotSlot, SnapshotStore, Timers, Transport,
+    TransportFactory,
 };
 use caravan_ledger::{Command, HoldId, HoldRequest, HoldState, IdempotencyKey, Ledger, Reply};
 use caravan_model::{AriPatch, Date, ListingId, Timestamp};
@@ -111,7 +112,9 @@ impl Transport for SimTransport {
 
 /// What every member applied, by index; members must agree.
 #[derive(Clone, Default)]
-struct Applied(Arc<Mutex<BTreeMap<u64, (Command, Timestamp, Outcome)>>>);
+struct Applied(Arc<Mutex<AppliedLog>>);
+
+type AppliedLog = BTreeMap<u64, (Command, Timestamp, Outcome)>;
 
 impl Effects for Applied {
     async fn persist(&self, applied: Vec<AppliedCommand>) -> Result<(), String> {
@@ -135,7 +138,7 @@ struct Ack {
 
 struct Sim {
     world: Shared,
-    disks: BTreeMap<MemberId, (MemoryDisk, Arc<Mutex<Option<Vec<u8>>>>)>,
+    disks: BTreeMap<MemberId, (MemoryDisk, SnapshotSlot)>,
     applied: Applied,
     acks: Arc<Mutex<Vec<Ack>>>,
     config: Arc<caravan_group::openraft::Config>,
