@@ -42,6 +42,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-search",
             "caravan-booking",
             "caravan-accounts",
+            "caravan-group",
         ],
     ),
     (

@@ -151,6 +151,17 @@ pub enum Command {
         hold: HoldId,
         traveller: Traveller,
     },
+    /// Sets the replica group's heartbeat and election timeout for every
+    /// member. The node checks the full rules (including its disk's append
+    /// latency) before proposing; the ledger keeps the ratio.
+    SetGroupTimers(GroupTimers),
+}
+
+/// The replica group's timers as the group agreed on them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct GroupTimers {
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
 }
 
 impl Command {
@@ -184,6 +195,7 @@ impl Command {
             Command::HoldFor { .. } => "hold",
             Command::SetPaused { .. } => "set_paused",
             Command::ConfirmFor { .. } => "confirm",
+            Command::SetGroupTimers(_) => "set_group_timers",
         }
     }
 }

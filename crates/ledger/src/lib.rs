@@ -19,7 +19,7 @@ mod command;
 mod hold;
 mod publish;
 
-pub use command::{Command, HoldRequest, IdempotencyKey, Rejection, Reply};
+pub use command::{Command, GroupTimers, HoldRequest, IdempotencyKey, Rejection, Reply};
 pub use hold::{Hold, HoldId, HoldState};
 pub use publish::{Publication, PUBLISHED_LISTINGS_MAX, PUBLISHED_RUNS_MAX};
 
@@ -122,6 +122,8 @@ pub struct Ledger {
     contact_unpublished: bool,
     /// Who travels, for holds whose agency said (never published).
     travellers: BTreeMap<HoldId, Traveller>,
+    /// The replica group's timers, once an admin set them.
+    group_timers: Option<GroupTimers>,
 }
 
 impl Ledger {
@@ -173,6 +175,7 @@ impl Ledger {
                     Ok(reply)
                 })
             }
+            Command::SetGroupTimers(timers) => self.set_group_timers(*timers),
             Command::Publish => {
                 publications = self.take_publications(now);
                 Ok(Reply::Done)
@@ -215,6 +218,11 @@ impl Ledger {
     /// How agencies reach this owner, as last set.
     pub fn contact(&self) -> Option<&Contact> {
         self.contact.as_ref()
+    }
+
+    /// The replica group's timers, once set through the log.
+    pub fn group_timers(&self) -> Option<GroupTimers> {
+        self.group_timers
     }
 
     /// The clock of the last command.
@@ -322,6 +330,16 @@ impl Ledger {
         self.listings.get_mut(id).expect("checked live").withdrawn = true;
         self.mark_unpublished(id, Unpublished { listing: true, ari: true });
         Ok(Reply::Listing(id.clone()))
+    }
+
+    fn set_group_timers(&mut self, timers: GroupTimers) -> Result<Reply, Rejection> {
+        if timers.heartbeat_ms == 0 || timers.election_timeout_ms < timers.heartbeat_ms.saturating_mul(10) {
+            return Err(Rejection::InvalidRequest(
+                "the election timeout must be at least 10 × a non-zero heartbeat interval".into(),
+            ));
+        }
+        self.group_timers = Some(timers);
+        Ok(Reply::Done)
     }
 
     fn set_paused(&mut self, id: &ListingId, paused: bool) -> Result<Reply, Rejection> {

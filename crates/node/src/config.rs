@@ -20,6 +20,31 @@ pub struct Config {
     pub p2p: P2pConfig,
     pub search: SearchConfig,
     pub mail: crate::mail::MailConfig,
+    pub group: GroupSettings,
+}
+
+/// The owner's replica group (ARCHITECTURE decision 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupSettings {
+    /// How often the leader tells the other members it is alive, ms.
+    pub heartbeat_ms: u64,
+    /// How long a member waits without a heartbeat before it stands for
+    /// election, ms: at least 10 × `heartbeat_ms`.
+    pub election_timeout_ms: u64,
+}
+
+impl Default for GroupSettings {
+    fn default() -> GroupSettings {
+        let timers = caravan_group::Timers::default();
+        GroupSettings { heartbeat_ms: timers.heartbeat_ms, election_timeout_ms: timers.election_timeout_ms }
+    }
+}
+
+impl GroupSettings {
+    pub fn timers(&self) -> caravan_group::Timers {
+        caravan_group::Timers { heartbeat_ms: self.heartbeat_ms, election_timeout_ms: self.election_timeout_ms }
+    }
 }
 
 /// Trip search rules.
@@ -85,6 +110,7 @@ impl Default for Config {
             p2p: P2pConfig::default(),
             search: SearchConfig::default(),
             mail: crate::mail::MailConfig::default(),
+            group: GroupSettings::default(),
         }
     }
 }
@@ -140,6 +166,7 @@ impl Config {
         {
             return Err(format!("search.min_connection_minutes: at most {MIN_CONNECTION_MINUTES_MAX}"));
         }
+        self.group.timers().validate(None).map_err(|e| format!("group: {e}"))?;
         Ok(())
     }
 
@@ -165,5 +192,7 @@ mod tests {
         let rules: Config = toml::from_str("[search.min_connection_minutes]\nLHR = 90").unwrap();
         assert_eq!(rules.search.min_connection_minutes["LHR"], 90);
         assert!(rules.validate().is_ok());
+        let hasty: Config = toml::from_str("[group]\nheartbeat_ms = 200\nelection_timeout_ms = 1000").unwrap();
+        assert!(hasty.validate().unwrap_err().contains("10× the heartbeat"));
     }
 }

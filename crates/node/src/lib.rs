@@ -9,6 +9,7 @@
 pub mod accounts;
 mod booking;
 pub mod config;
+mod group;
 pub mod identity;
 pub mod mail;
 pub mod replica_store;
@@ -19,6 +20,7 @@ mod writer;
 pub use caravan_booking::agency;
 pub use caravan_net::NetConfig;
 pub use config::Config;
+pub use group::{GroupMember, GroupStatus};
 pub use identity::NodeKey;
 pub use writer::{Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 
@@ -84,6 +86,8 @@ pub struct NodeOptions {
     pub public_url: String,
     /// How account mails leave the node.
     pub mail: mail::MailConfig,
+    /// The replica group's heartbeat and election timeout.
+    pub group_timers: caravan_group::Timers,
 }
 
 impl Default for NodeOptions {
@@ -102,6 +106,7 @@ impl From<&Config> for NodeOptions {
             search: config.search.clone(),
             public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.http)),
             mail: config.mail.clone(),
+            group_timers: config.group.timers(),
         }
     }
 }
@@ -117,6 +122,9 @@ struct Inner {
     origin: Origin,
     db_path: PathBuf,
     ledger: Arc<RwLock<Ledger>>,
+    /// This node's member of its owner's replica group.
+    group: Arc<group::OwnerGroup>,
+    group_timers: Mutex<Option<tokio::task::JoinHandle<()>>>,
     queue: mpsc::Sender<writer::Job>,
     /// The replication core's actions, for the network task to take.
     actions: Mutex<Option<mpsc::Receiver<caravan_replication::Action<Peer>>>>,
@@ -173,15 +181,13 @@ const NET_EVENTS_MAX: usize = 4_096;
 impl Node {
     /// Opens an initialized data directory, replays the ledger log and
     /// starts the writer. Call from within a tokio runtime.
-    pub fn open(data_dir: &Path, options: NodeOptions) -> Result<Node, NodeError> {
+    pub async fn open(data_dir: &Path, options: NodeOptions) -> Result<Node, NodeError> {
         let key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
         let origin = key.origin();
         let db_path = data_dir.join(caravan_store::DB_FILE);
         let mailer = mail::Mailer::new(&options.mail, data_dir.join(mail::OUTBOX_DIR)).map_err(NodeError::Setup)?;
+        options.group_timers.validate(None).map_err(NodeError::Setup)?;
         let conn = caravan_store::open_writer(&db_path)?;
-        let started = std::time::Instant::now();
-        let (ledger, next_index) = writer::replay(&conn)?;
-        tracing::info!(%origin, entries = next_index - 1, replay_ms = started.elapsed().as_millis() as u64, "ledger loaded");
         let started = std::time::Instant::now();
         let mut catalog = search::load(&conn, (options.clock)())?;
         let rules = &options.search;
@@ -191,7 +197,7 @@ impl Node {
         tracing::info!(listings, load_ms = started.elapsed().as_millis() as u64, "search index loaded");
         let next_booking_id = caravan_store::agency::last_id(&conn)? + 1;
         let booking_key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
-        let ledger = Arc::new(RwLock::new(ledger));
+        let legacy = writer::legacy_ledger(&conn)?;
         let stats = Arc::new(WriterStats::default());
         let (queue, receiver) = mpsc::channel(QUEUE_MAX);
         let (actions_tx, actions) = mpsc::channel(ACTIONS_MAX);
@@ -200,10 +206,7 @@ impl Node {
             replica: caravan_replication::Replica::new(options.replication.clone(), replica_seed),
             actions: actions_tx,
             conn,
-            ledger: ledger.clone(),
             key,
-            next_index,
-            publish_interval_ms: options.publish_interval_ms as i64,
             stats: stats.clone(),
             clock: options.clock,
             search: search.clone(),
@@ -215,6 +218,18 @@ impl Node {
             let _stopped = StoppedOnDrop(stopped_tx);
             writer.run(receiver, runtime)
         })?;
+        let net_key = NodeKey::load_or_create_net_key(data_dir).map_err(NodeError::Setup)?;
+        let peer_id = caravan_net::peer_id(&caravan_net::keypair_from_seed(net_key.seed()));
+        let member = caravan_group::Member { peer_id, addrs: Vec::new() };
+        let effects = group::WriterEffects { queue: queue.clone() };
+        let started = std::time::Instant::now();
+        let group =
+            group::OwnerGroup::open(data_dir, member, options.group_timers, options.clock, effects, || Ok(legacy))
+                .await?;
+        let group = Arc::new(group);
+        tracing::info!(%origin, status = ?group.status(), start_ms = started.elapsed().as_millis() as u64, "replica group running");
+        let group_timers = Mutex::new(Some(group.run_timers(options.publish_interval_ms as i64)));
+        let ledger = group.ledger();
         let reader = Mutex::new(caravan_store::open_reader(&db_path)?);
         let writer_thread = Mutex::new(Some(writer_thread));
         let actions = Mutex::new(Some(actions));
@@ -222,6 +237,8 @@ impl Node {
             origin,
             db_path,
             ledger,
+            group,
+            group_timers,
             queue,
             actions,
             reader,
@@ -247,11 +264,21 @@ impl Node {
         Ok(Node { inner: Arc::new(inner) })
     }
 
-    /// Resolves when the writer thread has ended. Outside a shutdown that
-    /// means it died of a bug: the node cannot take commands any more.
+    /// Resolves when the writer thread has ended or the replica group has
+    /// stopped on a fatal error. Outside a shutdown that means storage
+    /// failed (or a bug): the node cannot take commands any more, and a
+    /// restart re-applies the Raft log.
     pub async fn writer_stopped(&self) {
         let mut stopped = self.inner.writer_stopped.clone();
-        let _ = stopped.wait_for(|stopped| *stopped).await;
+        tokio::select! {
+            _ = stopped.wait_for(|stopped| *stopped) => {}
+            () = self.inner.group.stopped() => {}
+        }
+    }
+
+    /// The replica group as this member sees it.
+    pub fn group_status(&self) -> GroupStatus {
+        self.inner.group.status()
     }
 
     /// Hands an event from the network to the replication core. Waits when
@@ -384,6 +411,12 @@ impl Node {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        // Raft applies through the writer: stop it (and its timers) first.
+        self.inner.group.shutdown().await;
+        let timers = self.inner.group_timers.lock().expect("timers lock").take();
+        if let Some(timers) = timers {
+            let _ = timers.await;
+        }
         // The network's tasks hold senders to the writer: stop them first.
         let network = self.inner.network.lock().expect("network lock").take();
         if let Some(network) = network {
@@ -469,14 +502,10 @@ fn wall_clock() -> Timestamp {
 
 impl Backend for Node {
     async fn submit(&self, command: Command) -> Result<Reply, SubmitError> {
-        let (reply, answer) = oneshot::channel();
-        let unavailable = || SubmitError::Unavailable("the ledger is shutting down".into());
-        let job = writer::Job::Ledger(writer::Request { command, reply });
-        self.inner.queue.send(job).await.map_err(|_| unavailable())?;
-        match answer.await.map_err(|_| unavailable())? {
+        match self.inner.group.propose(command).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(rejection)) => Err(SubmitError::Rejected(rejection)),
-            Err(storage) => Err(SubmitError::Unavailable(storage)),
+            Err(why) => Err(SubmitError::Unavailable(why)),
         }
     }
 
@@ -904,7 +933,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let node = Node::open(data_dir, config.into())?;
+    let node = Node::open(data_dir, config.into()).await?;
     tracing::info!(origin = %node.origin(), http = %listener.local_addr()?, "node running");
     if !config.p2p.listen.is_empty() || !config.p2p.bootstrap.is_empty() {
         let net = caravan_net::NetConfig {

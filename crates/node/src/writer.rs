@@ -1,27 +1,20 @@
-//! The single writer: the one thread that changes the ledger and writes the
-//! database.
+//! The single writer: the one thread that writes the node's database.
 //!
-//! Group commit: the writer takes every command queued while it was busy
-//! (up to [`BATCH_MAX`]), applies them in order, appends them to the ledger
-//! log together with the records they produced, and commits once — one
-//! fsync for the whole batch. Only then are the replies sent, so an
-//! acknowledged hold is durable. Under load, batches grow by themselves:
-//! the commands that arrive during one fsync make up the next batch.
-//!
-//! Expected cost per hold: ~1 µs to apply, ~2 µs to encode and insert its
-//! log row; a batch pays one WAL fsync (~1-5 ms here). At 512 queued
-//! clients that is ~50-100 k holds/s on one core.
-//!
-//! The writer also runs two timers as ledger commands, so they are in the
-//! log like everything else: `ExpireHolds` when a hold's time is up and
-//! nothing else is happening, and `Publish` every publish interval when
-//! something changed.
+//! The ledger itself lives under Raft (see `group`): a command is
+//! committed in the Raft log and applied by the state machine, which
+//! hands the writer what it produced (`Job::Apply`). The writer signs
+//! the records of publishing points with the version of their log index,
+//! stores them with the catalog in one transaction (one fsync per batch),
+//! and only then lets the state machine answer. It also runs the
+//! replication core's events and the node's other writes (accounts,
+//! agency bookings), batching whatever queued while it was busy.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use caravan_ledger::{Applied, Command, Ledger, Rejection, Reply};
+use caravan_group::AppliedCommand;
+use caravan_ledger::{Command, Ledger};
 use caravan_model::Timestamp;
 use caravan_records::{Record, Verified};
 use caravan_replication::{Action, Replica};
@@ -44,13 +37,6 @@ const SLOW_COMMIT_MS: u64 = 20;
 /// The longest the writer sleeps without looking at its timers.
 const IDLE_WAKE_MS: u64 = 1_000;
 
-pub type ReplyTx = oneshot::Sender<Result<Result<Reply, Rejection>, String>>;
-
-pub struct Request {
-    pub command: Command,
-    pub reply: ReplyTx,
-}
-
 /// The id of a replication peer: libp2p's `PeerId` in text.
 pub type Peer = String;
 
@@ -60,12 +46,19 @@ pub type ReplicationEvent = caravan_replication::Event<Peer>;
 
 /// What the writer's queue carries.
 pub enum Job {
-    Ledger(Request),
+    /// Commands the ledger applied: store what they published, then say so.
+    Apply {
+        applied: Vec<AppliedCommand>,
+        done: oneshot::Sender<Result<(), String>>,
+    },
     Replication(ReplicationEvent),
     /// Any other write (an agency booking's state, an account, a token),
     /// done in the next transaction; see [`Write`].
     Write(Write),
 }
+
+/// Told whether what the state machine applied is stored.
+pub type Done = oneshot::Sender<Result<(), String>>;
 
 /// A write to run inside the writer's transaction, in a savepoint of its
 /// own: `run` returns whether to keep its changes; `deliver` is called
@@ -103,11 +96,7 @@ pub struct WriterStats {
 
 pub struct Writer {
     pub conn: Connection,
-    pub ledger: Arc<RwLock<Ledger>>,
     pub key: NodeKey,
-    /// The index the next command gets in the ledger log.
-    pub next_index: u64,
-    pub publish_interval_ms: i64,
     pub stats: Arc<WriterStats>,
     pub clock: fn() -> Timestamp,
     pub replica: Replica<Peer>,
@@ -118,10 +107,9 @@ pub struct Writer {
 impl Writer {
     /// Runs until every sender is gone, then returns.
     pub fn run(mut self, mut queue: mpsc::Receiver<Job>, runtime: tokio::runtime::Handle) {
-        let mut last_publish = Timestamp(0);
         let mut jobs: Vec<Job> = Vec::with_capacity(BATCH_MAX);
         loop {
-            let wait_ms = self.next_timer_ms(last_publish);
+            let wait_ms = self.next_timer_ms();
             let first =
                 runtime.block_on(async { tokio::time::timeout(Duration::from_millis(wait_ms), queue.recv()).await });
             match first {
@@ -135,12 +123,12 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut batch = Vec::new();
+            let mut applies = Vec::new();
             let mut events = Vec::new();
             let mut writes = Vec::new();
             for job in jobs.drain(..) {
                 match job {
-                    Job::Ledger(request) => batch.push(request),
+                    Job::Apply { applied, done } => applies.push((applied, done)),
                     Job::Replication(event) => events.push(event),
                     Job::Write(write) => writes.push(write),
                 }
@@ -148,23 +136,7 @@ impl Writer {
             let now = self.now();
             self.replicate(events, now);
             self.run_writes(writes);
-            let expire_due =
-                batch.is_empty() && self.ledger.read().expect("ledger lock").next_expiry().is_some_and(|at| at <= now);
-            let publish_due = now.ms() - last_publish.ms() >= self.publish_interval_ms;
-            if batch.is_empty() && !expire_due && !(publish_due && self.has_unpublished()) {
-                continue;
-            }
-            // A point that left changes behind (it is bounded) is followed
-            // by the next one at once, so a busy node publishes every change
-            // instead of falling behind at one point per interval.
-            if self.commit(batch, expire_due, publish_due, now) && !self.has_unpublished() {
-                last_publish = now;
-            }
-        }
-        // Publish what the last commands changed before stopping.
-        if self.has_unpublished() {
-            let now = self.now();
-            self.commit(Vec::new(), false, true, now);
+            self.store_applied(applies, now);
         }
     }
 
@@ -246,169 +218,102 @@ impl Writer {
         }
     }
 
-    fn has_unpublished(&self) -> bool {
-        self.ledger.read().expect("ledger lock").has_unpublished()
-    }
-
     fn now(&self) -> Timestamp {
-        // Stamped times never go backwards, whatever the wall clock does.
-        (self.clock)().max(self.ledger.read().expect("ledger lock").last_now())
+        (self.clock)()
     }
 
-    fn next_timer_ms(&self, last_publish: Timestamp) -> u64 {
+    fn next_timer_ms(&self) -> u64 {
         let now = self.now();
-        let ledger = self.ledger.read().expect("ledger lock");
         let mut wait = IDLE_WAKE_MS as i64;
-        if let Some(at) = ledger.next_expiry() {
-            wait = wait.min(at.ms() - now.ms());
-        }
-        if ledger.has_unpublished() {
-            wait = wait.min(last_publish.ms() + self.publish_interval_ms - now.ms());
-        }
         if let Some(at) = self.replica.poll_timeout() {
             wait = wait.min(at.ms() - now.ms());
         }
         wait.max(0) as u64
     }
 
-    /// In one transaction: applies `batch`, then `ExpireHolds` if
-    /// `expire`, then one publishing point if `publish_due` and anything
-    /// changed; answers the batch once it is durable. Returns whether it
-    /// published.
-    ///
-    /// If the database fails, the batch is answered "unavailable" and the
-    /// ledger reloaded from the log. If that fails too, the writer panics
-    /// while holding the ledger's lock: fail-stop. The poisoned lock keeps
-    /// readers from state that was never committed, the node sees the
-    /// writer gone and shuts down, and a restart replays the log.
-    fn commit(&mut self, batch: Vec<Request>, expire: bool, publish_due: bool, now: Timestamp) -> bool {
+    /// Signs and stores the records the applied commands published, in
+    /// one transaction, then tells each batch's sender how it went. On a
+    /// failure nothing is kept: the state machine tries again, then stops
+    /// its member, and a restart re-applies the Raft log.
+    fn store_applied(&mut self, applies: Vec<(Vec<AppliedCommand>, Done)>, now: Timestamp) {
+        if applies.is_empty() {
+            return;
+        }
         let started = std::time::Instant::now();
-        let mut ledger = self.ledger.write().expect("ledger lock");
-        let mut step = Step { index: self.next_index, now, published: Vec::new() };
-        let result = (|| -> Result<(Vec<Result<Reply, Rejection>>, bool), StoreError> {
+        let mut published = Vec::new();
+        let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;
             let key = self.key.signing_key();
-            let mut replies = Vec::with_capacity(batch.len());
-            for request in &batch {
-                replies.push(step.apply(&mut ledger, &tx, key, &request.command)?);
-            }
-            if expire {
-                step.apply(&mut ledger, &tx, key, &Command::ExpireHolds)?.expect("timers are never refused");
-            }
-            // One publishing point per commit: a point is bounded
-            // (PUBLISHED_LISTINGS_MAX), and so is the wait behind it.
-            let publish = publish_due && ledger.has_unpublished();
-            if publish {
-                step.apply(&mut ledger, &tx, key, &Command::Publish)?.expect("timers are never refused");
+            for (applied, _) in &applies {
+                for command in applied {
+                    store_publications(&tx, key, command, now, &mut published)?;
+                }
             }
             tx.commit()?;
-            Ok((replies, publish))
+            Ok(())
         })();
         let elapsed_ms = started.elapsed().as_millis() as u64;
         if elapsed_ms >= SLOW_COMMIT_MS {
-            tracing::debug!(elapsed_ms, commands = batch.len(), records = step.published.len(), "slow commit");
+            tracing::debug!(elapsed_ms, records = published.len(), "slow commit");
         }
-        match result {
-            Ok((replies, published)) => {
-                drop(ledger);
-                self.next_index = step.index;
-                self.stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                self.stats.publishing_points.fetch_add(published as u64, Ordering::Relaxed);
-                self.stats.records_published.fetch_add(step.published.len() as u64, Ordering::Relaxed);
-                for (request, reply) in batch.into_iter().zip(replies) {
-                    // The client may have gone away; the command stands.
-                    let _ = request.reply.send(Ok(reply));
-                }
-                // Durable now: our peers may have them.
-                let records = std::mem::take(&mut step.published);
-                self.update_index(records.iter().map(|r| IndexChange::Put(Box::new((**r).clone()))).collect());
-                self.replica.handle_published(records, now);
-                self.send_actions();
-                published
-            }
-            Err(error) => {
-                // The transaction rolled back but memory moved on: reload the
-                // ledger from the log so both agree again. The batch's
-                // clients hear "unavailable" and may retry with their keys.
-                tracing::error!(%error, commands = batch.len(), "ledger commit failed; reloading from the log");
-                for request in batch {
-                    let _ = request.reply.send(Err(format!("storage failure: {error}")));
-                }
-                match replay(&self.conn) {
-                    Ok((reloaded, next_index)) => {
-                        *ledger = reloaded;
-                        self.next_index = next_index;
-                        false
-                    }
-                    Err(reload_error) => panic!("ledger commit failed ({error}) and reloading failed ({reload_error})"),
-                }
-            }
+        let commands: usize = applies.iter().map(|(applied, _)| applied.len()).sum();
+        let outcome = result.map_err(|e| e.to_string());
+        if outcome.is_ok() {
+            self.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            let points = applies.iter().flat_map(|(a, _)| a).filter(|c| !c.applied.publications.is_empty()).count();
+            self.stats.publishing_points.fetch_add(points as u64, Ordering::Relaxed);
+            self.stats.records_published.fetch_add(published.len() as u64, Ordering::Relaxed);
+        }
+        for (_, done) in applies {
+            let _ = done.send(outcome.clone());
+        }
+        if outcome.is_ok() && !published.is_empty() {
+            // Durable now: our peers may have them.
+            self.update_index(published.iter().map(|r| IndexChange::Put(Box::new((**r).clone()))).collect());
+            self.replica.handle_published(published, now);
+            self.send_actions();
         }
     }
 }
 
-/// The position of the next command within a commit.
-struct Step {
-    index: u64,
+/// Signs what one applied command published, versioned by its log index
+/// (so every member of the group signs the same bytes), and stores it.
+fn store_publications(
+    tx: &Connection,
+    key: &ed25519_dalek::SigningKey,
+    command: &AppliedCommand,
     now: Timestamp,
-    /// Our own records stored by this commit, for the replication core.
-    published: Vec<Verified<Record>>,
-}
-
-impl Step {
-    /// Applies one command, logs it, and stores the records it publishes.
-    fn apply(
-        &mut self,
-        ledger: &mut Ledger,
-        tx: &Connection,
-        key: &ed25519_dalek::SigningKey,
-        command: &Command,
-    ) -> Result<Result<Reply, Rejection>, StoreError> {
-        let (index, now) = (self.index, self.now);
-        self.index += 1;
-        let applied = ledger.apply(command, now);
-        append(tx, index, now, command, &applied)?;
-        if applied.publications.is_empty() {
-            return Ok(applied.reply);
-        }
-        let signed = caravan_publish::sign(key, applied.publications, index, now);
-        for record in caravan_records::verify_batch(signed, now) {
-            let record = record.expect("our own records verify");
-            let outcome = records::put(tx, &record, now)?;
-            if !outcome.is_new() {
-                // Only if someone else signed with our key: the operator
-                // must rotate it. Bookings go on.
-                tracing::error!(key = %record.key, version = record.version, ?outcome, "own record not stored");
-            }
-            caravan_catalog::db::on_put(tx, &record, &outcome)?;
-            if outcome.is_new() {
-                self.published.push(record);
-            }
-        }
-        Ok(applied.reply)
-    }
-}
-
-fn append(
-    conn: &Connection,
-    index: u64,
-    now: Timestamp,
-    command: &Command,
-    applied: &Applied,
+    published: &mut Vec<Verified<Record>>,
 ) -> Result<(), StoreError> {
-    let entry = ledger_log::Entry {
-        index,
-        now_ms: now.ms(),
-        command: postcard::to_stdvec(command).expect("commands serialize"),
-        reply: postcard::to_stdvec(&applied.reply).expect("replies serialize"),
-    };
-    ledger_log::append(conn, &entry)
+    if command.applied.publications.is_empty() {
+        return Ok(());
+    }
+    let signed = caravan_publish::sign(key, command.applied.publications.clone(), command.index, command.now);
+    for record in caravan_records::verify_batch(signed, now) {
+        let record = record.expect("our own records verify");
+        let outcome = records::put(tx, &record, now)?;
+        caravan_catalog::db::on_put(tx, &record, &outcome)?;
+        if outcome.is_new() {
+            published.push(record);
+        } else if matches!(outcome, records::PutOutcome::Equivocation(_) | records::PutOutcome::Frozen) {
+            // Only if someone else signed with our key: the operator must
+            // rotate it. Bookings go on. (A re-applied log entry finds its
+            // records already stored: a duplicate or stale, as it should.)
+            tracing::error!(key = %record.key, version = record.version, ?outcome, "own record not stored");
+        }
+    }
+    Ok(())
 }
 
-/// Rebuilds the ledger from the log, checking that every command gives the
-/// reply it gave the first time. Returns the ledger and the next index.
-pub fn replay(conn: &Connection) -> Result<(Ledger, u64), StoreError> {
+/// Rebuilds the ledger from the ledger log a node kept before replica
+/// groups, checking that every command gives the reply it gave the first
+/// time; `None` if there is no such log. The group adopts it as its first
+/// snapshot.
+pub fn legacy_ledger(conn: &Connection) -> Result<Option<(Ledger, u64)>, StoreError> {
+    if caravan_store::ledger_log::last_index(conn)? == 0 {
+        return Ok(None);
+    }
     let mut ledger = Ledger::new();
     let mut next_index = 1;
     ledger_log::for_each(conn, 0, |entry| {
@@ -423,5 +328,5 @@ pub fn replay(conn: &Connection) -> Result<(Ledger, u64), StoreError> {
         Ok(())
     })?;
     ledger.check_invariants();
-    Ok((ledger, next_index))
+    Ok(Some((ledger, next_index - 1)))
 }

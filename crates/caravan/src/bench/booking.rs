@@ -55,7 +55,7 @@ async fn open_owner(
 ) -> anyhow::Result<Node> {
     let dir = root.join(name);
     caravan_node::init(&dir)?;
-    let node = Node::open(&dir, NodeOptions { publish_interval_ms: 250, ..NodeOptions::default() })?;
+    let node = Node::open(&dir, NodeOptions { publish_interval_ms: 250, ..NodeOptions::default() }).await?;
     let net = caravan_net_config(bootstrap);
     node.start_network(net).await?;
     let today = node.now().date();
@@ -83,7 +83,7 @@ pub fn run(args: &BookingBench) -> anyhow::Result<Map<String, Value>> {
     runtime.block_on(async {
         let agency_dir = root.path().join("agency");
         caravan_node::init(&agency_dir)?;
-        let agency = Node::open(&agency_dir, NodeOptions::default())?;
+        let agency = Node::open(&agency_dir, NodeOptions::default()).await?;
         let address = agency.start_network(caravan_net_config(vec![])).await?.context("the agency listens")?;
         let hotel = open_owner(root.path(), "hotel", hotel(), vec![address.clone()]).await?;
         let bus = open_owner(root.path(), "bus", bus(), vec![address]).await?;

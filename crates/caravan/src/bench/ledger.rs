@@ -50,7 +50,7 @@ pub fn run(args: &LedgerBench) -> anyhow::Result<Map<String, Value>> {
     caravan_node::init(dir.path()).context("initializing the bench node")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 250, ..NodeOptions::default() })?;
+        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 250, ..NodeOptions::default() }).await?;
         setup(&node, args.listings).await?;
         eprintln!("{} listings open; {} clients holding for {} s", args.listings, args.clients, args.seconds);
 

@@ -1,7 +1,7 @@
 //! One scenario per rule.
 
 use super::*;
-use caravan_ledger::{HoldState, Publication};
+use caravan_ledger::{GroupTimers, HoldState, Publication};
 
 fn hotel() -> Harness {
     let mut h = Harness::new();
@@ -335,4 +335,15 @@ fn a_confirmation_retried_with_the_traveller_gets_the_first_answer() {
     let other = h.hold(hold_stay("room", 3, 5, 1));
     let reused = h.apply(Command::Confirm { idempotency_key: key, hold: other.id }).reply;
     assert_eq!(reused, Err(Rejection::IdempotencyKeyReused), "another hold under the key is refused");
+}
+
+#[test]
+fn group_timers_keep_the_election_timeout_ten_heartbeats_long() {
+    let mut h = Harness::new();
+    assert_eq!(h.ledger.group_timers(), None);
+    let hasty = GroupTimers { heartbeat_ms: 200, election_timeout_ms: 1_000 };
+    assert!(matches!(h.err(Command::SetGroupTimers(hasty)), Rejection::InvalidRequest(_)));
+    let sane = GroupTimers { heartbeat_ms: 50, election_timeout_ms: 800 };
+    h.ok(Command::SetGroupTimers(sane));
+    assert_eq!(h.ledger.group_timers(), Some(sane));
 }

@@ -7,7 +7,7 @@ use crate::{assert_error, day, hotel_json, TestNode};
 
 #[tokio::test]
 async fn a_batch_applies_each_change_in_order_and_reports_each_outcome() {
-    let node = TestNode::start();
+    let node = TestNode::start().await;
     let (status, listing) = node.call("POST", "/api/v1/listings", Some(hotel_json(4))).await;
     assert_eq!(status, StatusCode::CREATED, "{listing}");
     let id = listing["id"].as_str().unwrap();
@@ -36,7 +36,7 @@ async fn a_batch_applies_each_change_in_order_and_reports_each_outcome() {
 
 #[tokio::test]
 async fn a_batch_must_hold_one_to_a_thousand_changes() {
-    let node = TestNode::start();
+    let node = TestNode::start().await;
     let (status, body) = node.call("POST", "/api/v1/ari", Some(json!({ "updates": [] }))).await;
     assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     let update = json!({ "listing": "x", "from": day(1), "to": day(2), "price_minor": 1 });
@@ -47,7 +47,7 @@ async fn a_batch_must_hold_one_to_a_thousand_changes() {
 
 #[tokio::test]
 async fn the_path_and_the_body_must_name_the_same_listing() {
-    let node = TestNode::start();
+    let node = TestNode::start().await;
     let id = node.hotel(2).await;
     let change = json!({ "listing": "another", "from": day(1), "to": day(2), "price_minor": 5 });
     let (status, body) = node.call("PUT", &format!("/api/v1/listings/{id}/ari"), Some(change)).await;
@@ -56,7 +56,7 @@ async fn the_path_and_the_body_must_name_the_same_listing() {
 
 #[tokio::test]
 async fn status_counts_records_and_gives_the_digest_on_request() {
-    let node = TestNode::start();
+    let node = TestNode::start().await;
     node.hotel(2).await;
     // Wait for the publishing point (every 5 ms in tests); the counter is
     // bumped just after the commit that readers already see. A point that

@@ -4,7 +4,7 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_bad_request_gets_a_clear_4xx() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(2).await;
     let listing = |patch: &dyn Fn(&mut Value)| {
         let mut body = hotel_json(1);
@@ -242,7 +242,7 @@ async fn every_bad_request_gets_a_clear_4xx() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_bodies_and_headers() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let raw = |body: &'static str, content_type: Option<&str>| {
         let mut request = Request::builder().method("POST").uri("/api/v1/listings");
         if let Some(ct) = content_type {

@@ -44,9 +44,10 @@ struct Network {
 /// Three owners and an agency, every owner dialling the agency; returns
 /// once the agency's catalog holds everything and every owner's contact.
 async fn network(rooms: u32, seats: u32) -> Network {
-    let agency = node_with_fast_rounds();
+    let agency = node_with_fast_rounds().await;
     let address = agency.node.start_network(super::network::loopback(vec![])).await.unwrap().expect("listening");
-    let (hotel, bus, airline) = (node_with_fast_rounds(), node_with_fast_rounds(), node_with_fast_rounds());
+    let (hotel, bus, airline) =
+        (node_with_fast_rounds().await, node_with_fast_rounds().await, node_with_fast_rounds().await);
     for owner in [&hotel, &bus, &airline] {
         owner.node.start_network(super::network::loopback(vec![address.clone()])).await.unwrap();
     }
@@ -344,7 +345,7 @@ fn stored_part_status(agency: &TestNode, part: usize) -> Option<String> {
 async fn restart(t: TestNode, port: u16, bootstrap: Vec<String>) -> TestNode {
     let TestNode { dir, node } = t;
     node.shutdown().await;
-    let t = super::network::open_with_fast_rounds(dir);
+    let t = super::network::open_with_fast_rounds(dir).await;
     t.node.start_network(at_port(port, bootstrap)).await.unwrap();
     t
 }
@@ -353,9 +354,9 @@ async fn restart(t: TestNode, port: u16, bootstrap: Vec<String>) -> TestNode {
 async fn an_agency_stopped_mid_saga_resumes_it_and_ends_all_or_nothing() {
     let agency_port = free_port();
     let agency_address = format!("/ip4/127.0.0.1/tcp/{agency_port}");
-    let agency = node_with_fast_rounds();
+    let agency = node_with_fast_rounds().await;
     agency.node.start_network(at_port(agency_port, vec![])).await.unwrap();
-    let (hotel, bus) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let (hotel, bus) = (node_with_fast_rounds().await, node_with_fast_rounds().await);
     let bus_port = free_port();
     hotel.node.start_network(super::network::loopback(vec![agency_address.clone()])).await.unwrap();
     bus.node.start_network(at_port(bus_port, vec![agency_address.clone()])).await.unwrap();
@@ -388,7 +389,7 @@ async fn an_agency_stopped_mid_saga_resumes_it_and_ends_all_or_nothing() {
     // The agency stops mid-saga; the bus company comes back; the agency restarts.
     let agency = restart(agency, agency_port, vec![]).await;
     let _ = pending.await;
-    let bus = super::network::open_with_fast_rounds(bus_dir);
+    let bus = super::network::open_with_fast_rounds(bus_dir).await;
     bus.node.start_network(at_port(bus_port, vec![agency_address])).await.unwrap();
     assert_eq!(agency.node.resume_bookings().await.unwrap(), 1);
 
@@ -426,7 +427,7 @@ async fn an_owner_killed_mid_saga_leaves_no_hold_alive_after_its_expiry() {
     let state = last_booking_ends(&agency).await;
     assert_eq!(state, "failed");
     // Back up after the expiry, the hotel has nothing held.
-    let hotel = super::network::open_with_fast_rounds(hotel_dir);
+    let hotel = super::network::open_with_fast_rounds(hotel_dir).await;
     let held = |t: &TestNode| {
         caravan_api::Backend::read_ledger(&t.node, |ledger| {
             ledger.holds().filter(|h| h.state == caravan_ledger::HoldState::Held).count()
@@ -489,7 +490,7 @@ async fn bad_bookings_get_clear_answers() {
 
 #[tokio::test]
 async fn a_held_booking_waits_for_its_traveller() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(2).await;
     let origin = caravan_api::Backend::origin(&t.node).to_hex();
     let booking = |hold_only: bool| {

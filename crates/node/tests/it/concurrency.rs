@@ -4,7 +4,7 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_holds_on_five_units_grant_exactly_five() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(5).await;
     let mut clients = tokio::task::JoinSet::new();
     for client in 0..50 {
@@ -47,7 +47,7 @@ async fn fifty_concurrent_holds_on_five_units_grant_exactly_five() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_confirms_and_cancels_resolve_each_hold_once() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(10).await;
     let mut holds = Vec::new();
     for _ in 0..10 {

@@ -4,7 +4,7 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_holds_and_bookings_survive_a_restart() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(4).await;
     let (_, hold) = t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 3, 1))).await;
     let (_, booking) = t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 2, 4, 2))).await;
@@ -42,7 +42,7 @@ async fn an_idle_node_expires_holds_and_republishes_on_its_own() {
     crate::init_node(dir.path());
     let options =
         caravan_node::NodeOptions { publish_interval_ms: 5, clock: test_clock, ..caravan_node::NodeOptions::default() };
-    let t = TestNode { node: Node::open(dir.path(), options).unwrap(), dir };
+    let t = TestNode { node: Node::open(dir.path(), options).await.unwrap(), dir };
     let id = t.hotel(2).await;
     let mut hold = stay_hold(&id, 1, 2, 2);
     hold["hold_seconds"] = json!(60);

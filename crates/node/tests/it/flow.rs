@@ -5,7 +5,7 @@ use caravan_records::{decode_signed, verify, Kind};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_price_hold_confirm_cancel_and_export() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(5).await;
 
     let (status, listings) = t.call("GET", "/api/v1/listings", None).await;
@@ -69,7 +69,7 @@ async fn create_price_hold_confirm_cancel_and_export() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn availability_records_follow_holds() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(3).await;
     t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 2, 3, 2))).await;
     let mut left_on_day_2 = None;
@@ -93,7 +93,7 @@ async fn availability_records_follow_holds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idempotency_key_over_http() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(5).await;
     let key = [("idempotency-key", "agency-7/booking-42")];
     let (s1, first) = t.call_with("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 2, 1)), &key).await;
@@ -108,7 +108,7 @@ async fn idempotency_key_over_http() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn trips_sell_named_seats_once() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let trip = json!({
         "title": "Lyon → Turin night bus", "currency": "EUR",
         "cancellation": { "free_until_hours": 24, "penalty_percent": 50 },
@@ -136,7 +136,7 @@ async fn trips_sell_named_seats_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_operation_is_routed() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let (status, doc) = t.call("GET", "/api/v1/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     for caravan_api::openapi::Operation { method, path, .. } in caravan_api::openapi::OPERATIONS {
@@ -155,7 +155,7 @@ async fn every_documented_operation_is_routed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn publishing_points_are_bounded() {
     use caravan_api::Backend;
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let n = caravan_ledger::PUBLISHED_LISTINGS_MAX + 44;
     let mut creates = tokio::task::JoinSet::new();
     for idx in 0..n {
@@ -187,7 +187,7 @@ fn room(idx: usize) -> caravan_model::Listing {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listing_read_can_be_written_back_and_listings_page() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(t.hotel(2).await);

@@ -53,7 +53,7 @@ async fn smtp_server(refuse: bool) -> (u16, mpsc::Receiver<String>) {
     (port, received)
 }
 
-fn node_mailing_to(port: u16) -> TestNode {
+async fn node_mailing_to(port: u16) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     crate::init_node(dir.path());
     let mail = caravan_node::mail::MailConfig {
@@ -61,7 +61,7 @@ fn node_mailing_to(port: u16) -> TestNode {
         from: Some("Caravan <noreply@example.org>".into()),
     };
     let options = NodeOptions { publish_interval_ms: 5, mail, ..NodeOptions::default() };
-    let node = Node::open(dir.path(), options).unwrap();
+    let node = Node::open(dir.path(), options).await.unwrap();
     TestNode { dir, node }
 }
 
@@ -73,7 +73,7 @@ fn outbox(t: &TestNode) -> usize {
 async fn a_registration_mail_goes_out_over_smtp() {
     use caravan_api::Backend;
     let (port, mut mails) = smtp_server(false).await;
-    let t = node_mailing_to(port);
+    let t = node_mailing_to(port).await;
     t.node.register("ada@example.org", "a long enough phrase").await.unwrap();
     let mail = tokio::time::timeout(std::time::Duration::from_secs(10), mails.recv()).await.unwrap().unwrap();
     assert!(mail.contains("To: ada@example.org") && mail.contains("From: Caravan <noreply@example.org>"), "{mail}");
@@ -85,18 +85,18 @@ async fn a_registration_mail_goes_out_over_smtp() {
 async fn a_refused_mail_stays_in_the_outbox_and_the_person_is_told() {
     use caravan_api::Backend;
     let (port, _mails) = smtp_server(true).await;
-    let t = node_mailing_to(port);
+    let t = node_mailing_to(port).await;
     let refused = t.node.request_reset("nobody-yet@example.org").await;
     assert_eq!(refused, Ok(()), "no account: no mail, and nothing revealed");
     t.node.register("ada@example.org", "a long enough phrase").await.unwrap_err();
     assert_eq!(outbox(&t), 1, "the mail is kept for the operator");
 }
 
-#[test]
-fn a_bad_smtp_url_stops_the_node_at_start() {
+#[tokio::test]
+async fn a_bad_smtp_url_stops_the_node_at_start() {
     let dir = tempfile::tempdir().unwrap();
     crate::init_node(dir.path());
     let mail = caravan_node::mail::MailConfig { smtp_url: Some("gopher://mail".into()), from: None };
-    let error = Node::open(dir.path(), NodeOptions { mail, ..NodeOptions::default() }).unwrap_err();
+    let error = Node::open(dir.path(), NodeOptions { mail, ..NodeOptions::default() }).await.unwrap_err();
     assert!(error.to_string().contains("mail.smtp_url"), "{error}");
 }

@@ -29,17 +29,19 @@ pub struct TestNode {
 }
 
 impl TestNode {
-    pub fn start() -> TestNode {
+    pub async fn start() -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         crate::init_node(dir.path());
-        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5, ..NodeOptions::default() }).unwrap();
+        let node =
+            Node::open(dir.path(), NodeOptions { publish_interval_ms: 5, ..NodeOptions::default() }).await.unwrap();
         TestNode { dir, node }
     }
 
     pub async fn reopen(self) -> TestNode {
         let TestNode { dir, node } = self;
         node.shutdown().await;
-        let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5, ..NodeOptions::default() }).unwrap();
+        let node =
+            Node::open(dir.path(), NodeOptions { publish_interval_ms: 5, ..NodeOptions::default() }).await.unwrap();
         TestNode { dir, node }
     }
 

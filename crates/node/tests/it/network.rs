@@ -4,17 +4,17 @@
 use super::*;
 use caravan_model::AriRun;
 
-pub fn node_with_fast_rounds() -> TestNode {
+pub async fn node_with_fast_rounds() -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     crate::init_node(dir.path());
-    open_with_fast_rounds(dir)
+    open_with_fast_rounds(dir).await
 }
 
 /// Opens an initialized data directory with reconciliation every second.
-pub fn open_with_fast_rounds(dir: tempfile::TempDir) -> TestNode {
+pub async fn open_with_fast_rounds(dir: tempfile::TempDir) -> TestNode {
     let replication = caravan_replication::Config { reconcile_interval_ms: 1_000, ..Default::default() };
     let options = NodeOptions { publish_interval_ms: 5, replication, ..NodeOptions::default() };
-    TestNode { node: Node::open(dir.path(), options).unwrap(), dir }
+    TestNode { node: Node::open(dir.path(), options).await.unwrap(), dir }
 }
 
 /// Polls `condition` every 20 ms for up to 10 s; whether it came true.
@@ -34,7 +34,7 @@ pub fn loopback(bootstrap: Vec<String>) -> caravan_net::NetConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_owners_changes_reach_an_agency_over_libp2p() {
-    let (owner, agency) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let (owner, agency) = (node_with_fast_rounds().await, node_with_fast_rounds().await);
     let address = owner.node.start_network(loopback(vec![])).await.unwrap().expect("listening");
     agency.node.start_network(loopback(vec![address])).await.unwrap();
 
@@ -79,7 +79,7 @@ async fn an_owners_changes_reach_an_agency_over_libp2p() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn peers_find_each_other_through_kademlia() {
-    let (hub, b, c) = (node_with_fast_rounds(), node_with_fast_rounds(), node_with_fast_rounds());
+    let (hub, b, c) = (node_with_fast_rounds().await, node_with_fast_rounds().await, node_with_fast_rounds().await);
     let address = hub.node.start_network(loopback(vec![])).await.unwrap().expect("listening");
     b.node.start_network(loopback(vec![address.clone()])).await.unwrap();
     c.node.start_network(loopback(vec![address])).await.unwrap();
@@ -89,7 +89,7 @@ async fn peers_find_each_other_through_kademlia() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_discovery_a_node_keeps_to_its_bootstrap_peers() {
-    let (hub, b, c) = (node_with_fast_rounds(), node_with_fast_rounds(), node_with_fast_rounds());
+    let (hub, b, c) = (node_with_fast_rounds().await, node_with_fast_rounds().await, node_with_fast_rounds().await);
     let alone = |bootstrap| caravan_net::NetConfig { discovery: false, ..loopback(bootstrap) };
     let address = hub.node.start_network(alone(vec![])).await.unwrap().expect("listening");
     b.node.start_network(alone(vec![address.clone()])).await.unwrap();
@@ -103,7 +103,7 @@ async fn without_discovery_a_node_keeps_to_its_bootstrap_peers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_network_identity_survives_a_restart() {
-    let t = node_with_fast_rounds();
+    let t = node_with_fast_rounds().await;
     t.node.start_network(loopback(vec![])).await.unwrap();
     let key_file = t.dir.path().join(caravan_node::identity::NET_KEY_FILE);
     let first = std::fs::read(&key_file).unwrap();
@@ -116,7 +116,7 @@ async fn the_network_identity_survives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_with_its_network_running_shuts_down() {
-    let TestNode { node, dir } = node_with_fast_rounds();
+    let TestNode { node, dir } = node_with_fast_rounds().await;
     node.start_network(loopback(vec![])).await.unwrap();
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), node.shutdown()).await;
     assert!(stopped.is_ok(), "shutdown hung");
@@ -130,7 +130,7 @@ fn catalog_listings(t: &TestNode) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_that_was_offline_catches_up() {
-    let (owner, agency) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let (owner, agency) = (node_with_fast_rounds().await, node_with_fast_rounds().await);
     let address = owner.node.start_network(loopback(vec![])).await.unwrap().expect("listening");
     agency.node.start_network(loopback(vec![address.clone()])).await.unwrap();
     owner.hotel(2).await;
@@ -151,7 +151,7 @@ async fn a_node_that_was_offline_catches_up() {
         replication: caravan_replication::Config { reconcile_interval_ms: 1_000, ..Default::default() },
         ..NodeOptions::default()
     };
-    let agency = TestNode { node: Node::open(dir.path(), options).unwrap(), dir };
+    let agency = TestNode { node: Node::open(dir.path(), options).await.unwrap(), dir };
     agency.node.start_network(loopback(vec![address])).await.unwrap();
     eventually(|| catalog_listings(&agency) == 6).await;
     assert_eq!(catalog_listings(&agency), 6);
@@ -163,7 +163,7 @@ async fn a_node_that_was_offline_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bootstrap_peer_that_restarts_is_redialled() {
-    let (owner, agency) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let (owner, agency) = (node_with_fast_rounds().await, node_with_fast_rounds().await);
     let address = owner.node.start_network(loopback(vec![])).await.unwrap().expect("listening");
     agency.node.start_network(loopback(vec![address.clone()])).await.unwrap();
     owner.hotel(2).await;
@@ -180,7 +180,7 @@ async fn a_bootstrap_peer_that_restarts_is_redialled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replication_works_over_quic() {
-    let (owner, agency) = (node_with_fast_rounds(), node_with_fast_rounds());
+    let (owner, agency) = (node_with_fast_rounds().await, node_with_fast_rounds().await);
     let quic = |bootstrap| caravan_net::NetConfig {
         listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".into()],
         bootstrap,

@@ -14,7 +14,7 @@ async fn page(t: &TestNode, path: &str) -> (StatusCode, String, String) {
 
 #[tokio::test]
 async fn home_and_assets_render_without_an_account() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let (status, content_type, html) = page(&t, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/html"), "{content_type}");
@@ -29,7 +29,7 @@ async fn home_and_assets_render_without_an_account() {
 
 #[tokio::test]
 async fn stay_search_shows_offers_with_price_and_policy() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     t.hotel(3).await;
     // The node's own listings reach its search index after a publishing point.
     let path = format!("/stays?city=annecy&check_in={}&check_out={}&guests=2", day(2), day(4));
@@ -49,7 +49,7 @@ async fn stay_search_shows_offers_with_price_and_policy() {
 
 #[tokio::test]
 async fn bad_searches_explain_themselves_on_the_page() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let (status, _, html) = page(&t, "/stays?city=annecy&check_in=2030-01-05&check_out=2030-01-01").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("role=\"alert\"") && html.contains("check_out must be after check_in"), "{html}");
@@ -111,7 +111,7 @@ async fn make_traveller(t: &TestNode) {
 
 #[tokio::test]
 async fn log_in_and_out_with_a_renewed_session_and_csrf() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     make_traveller(&t).await;
     let (status, set, html) = browse(&t, "GET", "/login", "", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -146,7 +146,7 @@ async fn log_in_and_out_with_a_renewed_session_and_csrf() {
 
 #[tokio::test]
 async fn repeated_wrong_passwords_are_throttled() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     make_traveller(&t).await;
     let (_, set, html) = browse(&t, "GET", "/login", "", None).await;
     let (cookie, csrf) = (pair(&set[0]), hidden_csrf(&html));
@@ -179,7 +179,7 @@ fn mailed_token(t: &TestNode, to: &str) -> String {
 
 #[tokio::test]
 async fn register_verify_log_in_and_reset_a_password_once() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let (_, set, html) = browse(&t, "GET", "/register", "", None).await;
     let (cookie, csrf) = (pair(&set[0]), hidden_csrf(&html));
     let form = format!("email=grace%40example.org&password=a+long+enough+phrase&csrf={csrf}");
@@ -237,7 +237,7 @@ async fn ada_session(t: &TestNode) -> String {
 
 #[tokio::test]
 async fn a_traveller_holds_sees_the_countdown_confirms_and_finds_the_booking() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     t.hotel(3).await;
     let session = ada_session(&t).await;
     let search = format!("/stays?city=annecy&check_in={}&check_out={}&guests=2", day(2), day(4));
@@ -301,7 +301,7 @@ async fn a_traveller_holds_sees_the_countdown_confirms_and_finds_the_booking() {
 
 #[tokio::test]
 async fn a_listing_page_shows_its_calendar_and_terms() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(3).await;
     let origin = caravan_api::Backend::origin(&t.node).to_hex();
     let path = format!("/listings/{origin}/{id}");
@@ -323,7 +323,7 @@ async fn a_listing_page_shows_its_calendar_and_terms() {
 
 #[tokio::test]
 async fn a_provider_sets_prices_of_their_own_services_only() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(3).await;
     let other = t.hotel(1).await;
     let managed = id.clone();
@@ -376,7 +376,7 @@ async fn log_in(t: &TestNode, email: &str) -> String {
 
 #[tokio::test]
 async fn an_admin_changes_a_users_role() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     make_traveller(&t).await;
     t.node
         .write(|conn| {
@@ -413,7 +413,7 @@ async fn an_admin_changes_a_users_role() {
 
 #[tokio::test]
 async fn api_tokens_are_made_and_revoked_in_the_browser() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     make_traveller(&t).await;
     let session = log_in(&t, "ada@example.org").await;
     let (_, _, html) = browse(&t, "GET", "/tokens", &session, None).await;
@@ -453,7 +453,7 @@ async fn make_provider(t: &TestNode, email: &'static str) {
 #[tokio::test]
 async fn a_provider_runs_a_service_from_the_back_office() {
     use caravan_api::Backend;
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     make_provider(&t, "ada@example.org").await;
     make_provider(&t, "bob@example.org").await;
     let ada = log_in(&t, "ada@example.org").await;
@@ -555,8 +555,15 @@ async fn a_provider_runs_a_service_from_the_back_office() {
 #[tokio::test]
 async fn the_admin_console_shows_records_by_origin_and_equivocation_alerts() {
     use caravan_records::{sign_one, verify, Draft, EquivocationProof, Payload};
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     t.hotel(2).await;
+    // The leader's next publishing point signs the listing and its days.
+    for _ in 0..500 {
+        if caravan_api::Backend::own_records(&t.node, 0, 10).await.unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     t.node
         .write(|conn| {
             let role = caravan_accounts::Role::Admin;

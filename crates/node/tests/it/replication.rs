@@ -109,7 +109,7 @@ fn carry(mut actions: tokio::sync::mpsc::Receiver<Action<String>>, from: &'stati
 async fn an_owners_changes_reach_another_node_through_its_writer() {
     use crate::{stay_hold, TestNode};
     use caravan_node::ReplicationEvent;
-    let (owner, agency) = (TestNode::start(), TestNode::start());
+    let (owner, agency) = (TestNode::start().await, TestNode::start().await);
     carry(owner.node.take_replication_actions().unwrap(), "owner", agency.node.clone());
     carry(agency.node.take_replication_actions().unwrap(), "agency", owner.node.clone());
     owner.node.replicate(ReplicationEvent::Connected("agency".into())).await.unwrap();

@@ -22,7 +22,7 @@ async fn account(t: &TestNode, email: &str, role: Role) -> String {
 
 #[tokio::test]
 async fn writes_need_a_live_token() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let anonymous = [("authorization", "anonymous")];
     let (status, body) = t.call_with("POST", "/api/v1/listings", Some(hotel_json(2)), &anonymous).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
@@ -45,7 +45,7 @@ async fn writes_need_a_live_token() {
 
 #[tokio::test]
 async fn providers_touch_only_the_services_they_manage() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let traveller = account(&t, "tom@example.org", Role::Traveller).await;
     let (alice, bob) =
         (account(&t, "alice@example.org", Role::Provider).await, account(&t, "bob@example.org", Role::Provider).await);
@@ -91,7 +91,7 @@ async fn providers_touch_only_the_services_they_manage() {
 
 #[tokio::test]
 async fn travellers_see_only_their_own_bookings() {
-    let t = TestNode::start();
+    let t = TestNode::start().await;
     let id = t.hotel(4).await;
     let origin = caravan_api::Backend::origin(&t.node).to_hex();
     let (ann, ben) =
