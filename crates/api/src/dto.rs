@@ -362,6 +362,46 @@ pub struct NodeStatus {
     pub catalog_digest: Option<String>,
 }
 
+/// The owner's replica group as this member sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupView {
+    pub member_id: u64,
+    /// "leader", "follower", "candidate", "learner" or "shutdown".
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub members: Vec<GroupMemberView>,
+    pub last_log_index: Option<u64>,
+    pub applied_index: u64,
+    pub snapshot_index: Option<u64>,
+    /// The timers this member runs with.
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+    /// The timers the group agreed on through its log, when they differ
+    /// from the running ones: members take them at their next start.
+    pub agreed_heartbeat_ms: Option<u64>,
+    pub agreed_election_timeout_ms: Option<u64>,
+    /// The Raft log's commit (fsync) time, 99th percentile of recent commits.
+    pub append_p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupMemberView {
+    pub id: u64,
+    pub peer_id: String,
+    pub voter: bool,
+    /// How far the leader knows this member's log to match its own.
+    pub matched_index: Option<u64>,
+}
+
+/// Sets the replica group's timers for every member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupTimersInput {
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+}
+
 /// One connected peer, for operators.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerView {

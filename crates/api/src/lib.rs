@@ -116,6 +116,15 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), caravan_accounts::LoginRefusal>> + Send;
     /// Connected peers with their links and what they exchanged.
     fn peers(&self) -> Vec<dto::PeerView>;
+    /// The owner's replica group as this member sees it.
+    fn group(&self) -> dto::GroupView;
+    /// Sets the group's heartbeat and election timeout for every member,
+    /// once they pass the rules (a refusal says which).
+    fn set_group_timers(
+        &self,
+        heartbeat_ms: u64,
+        election_timeout_ms: u64,
+    ) -> impl Future<Output = Result<(), SubmitError>> + Send;
     /// Records held per origin (the `limit` largest) and the frozen origins.
     fn origins(
         &self,

@@ -57,6 +57,15 @@ pub const OPERATIONS: &[Operation] = &[
         "AriBatchResults",
     ),
     op("get", "/api/v1/peers", "Connected peers: address, ping, records in and out (admins)", None, 200, "Any"),
+    op("get", "/api/v1/group", "The owner's replica group: members, leader, term, indexes, timers (admins)", None, 200, "GroupView"),
+    op(
+        "put",
+        "/api/v1/group/timers",
+        "Set the group's heartbeat and election timeout for every member (admins; election ≥ 10 × heartbeat)",
+        Some("GroupTimersInput"),
+        200,
+        "GroupView",
+    ),
     op(
         "get",
         "/api/v1/origins",
@@ -270,6 +279,17 @@ fn schemas() -> Value {
             "min_stay": { "type": "integer" }, "max_stay": { "type": "integer" },
             "closed_to_arrival": { "type": "boolean" }, "closed_to_departure": { "type": "boolean" }, "stop_sell": { "type": "boolean" } } },
         "AriChanged": { "type": "object", "properties": { "listing": { "type": "string" }, "days_changed": { "type": "integer" } } },
+        "GroupTimersInput": { "type": "object", "required": ["heartbeat_ms", "election_timeout_ms"], "properties": {
+            "heartbeat_ms": { "type": "integer" }, "election_timeout_ms": { "type": "integer" } } },
+        "GroupView": { "type": "object", "properties": {
+            "member_id": { "type": "integer" }, "role": { "type": "string" }, "term": { "type": "integer" },
+            "leader": { "type": "integer" }, "members": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "integer" }, "peer_id": { "type": "string" }, "voter": { "type": "boolean" },
+                "matched_index": { "type": "integer" } } } },
+            "last_log_index": { "type": "integer" }, "applied_index": { "type": "integer" },
+            "snapshot_index": { "type": "integer" }, "heartbeat_ms": { "type": "integer" },
+            "election_timeout_ms": { "type": "integer" }, "agreed_heartbeat_ms": { "type": "integer" },
+            "agreed_election_timeout_ms": { "type": "integer" }, "append_p99_ms": { "type": "number" } } },
         "AriBatchInput": { "type": "object", "required": ["updates"], "properties": {
             "updates": { "type": "array", "maxItems": 1000, "items": schema_ref("AriInput") } } },
         "AriBatchResults": { "type": "object", "properties": { "results": { "type": "array", "items": { "type": "object", "properties": {

@@ -52,6 +52,7 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/tokens", get(account::tokens::<B>).post(account::create_token::<B>))
         .route("/tokens/revoke", post(account::revoke_token::<B>))
         .route("/admin/role", post(admin::admin_role::<B>))
+        .route("/admin/group-timers", post(admin::admin_group_timers::<B>))
         .route("/provider/ari", post(provider::provider_ari::<B>))
         .route("/provider/new", get(provider::new_service_form).post(provider::create_service::<B>))
         .route("/provider/sales", get(provider::sales_page::<B>))
@@ -82,6 +83,8 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/api/v1/status", get(status::<B>))
         .route("/api/v1/peers", get(peers::<B>))
         .route("/api/v1/origins", get(origins::<B>))
+        .route("/api/v1/group", get(group::<B>))
+        .route("/api/v1/group/timers", put(group_timers::<B>))
         .route("/api/v1/holds", post(create_hold::<B>))
         .route("/api/v1/holds/{id}", get(get_hold::<B>))
         .route("/api/v1/holds/{id}/confirm", post(confirm_hold::<B>))
@@ -423,6 +426,24 @@ async fn status<B: Backend>(
 async fn peers<B: Backend>(State(backend): State<B>, Extension(caller): Extension<Principal>) -> Result<Response> {
     auth::need_role(&caller, Role::Admin)?;
     Ok(Json(json!({ "peers": backend.peers() })).into_response())
+}
+
+/// The owner's replica group as this member sees it (admins).
+async fn group<B: Backend>(State(backend): State<B>, Extension(caller): Extension<Principal>) -> Result<Response> {
+    auth::need_role(&caller, Role::Admin)?;
+    Ok(Json(backend.group()).into_response())
+}
+
+/// Sets the group's heartbeat and election timeout for every member (admins).
+async fn group_timers<B: Backend>(
+    State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
+    body: std::result::Result<Json<GroupTimersInput>, JsonRejection>,
+) -> Result<Response> {
+    auth::need_role(&caller, Role::Admin)?;
+    let Json(input) = body?;
+    backend.set_group_timers(input.heartbeat_ms, input.election_timeout_ms).await?;
+    Ok(Json(backend.group()).into_response())
 }
 
 /// Records held per origin and the frozen origins (admins).

@@ -41,7 +41,12 @@ const TIMER_IDLE_MS: i64 = 1_000;
 #[derive(Debug, Clone)]
 pub struct WriterEffects {
     pub queue: mpsc::Sender<Job>,
+    /// Where the timers the group agreed on are kept for the next start.
+    pub log_path: std::path::PathBuf,
 }
+
+/// The key under which a member keeps the group's agreed timers.
+const AGREED_TIMERS: &str = "group_timers";
 
 impl Effects for WriterEffects {
     async fn persist(&self, applied: Vec<AppliedCommand>) -> Result<(), String> {
@@ -51,7 +56,7 @@ impl Effects for WriterEffects {
             let job = Job::Apply { applied: applied.clone(), done };
             self.queue.send(job).await.map_err(|_| "the writer has stopped".to_string())?;
             match outcome.await.map_err(|_| "the writer has stopped".to_string())? {
-                Ok(()) => return Ok(()),
+                Ok(()) => return self.keep_agreed_timers(&applied).await,
                 Err(error) => {
                     tracing::error!(%error, attempt, "applied commands not stored; trying again");
                     last_error = error;
@@ -61,6 +66,21 @@ impl Effects for WriterEffects {
         }
         // Fail-stop: Raft stops this member, a restart re-applies the log.
         Err(last_error)
+    }
+}
+
+impl WriterEffects {
+    /// Keeps the last timers the group agreed on beside the log, so this
+    /// member starts with them next time (openraft's are fixed per start).
+    async fn keep_agreed_timers(&self, applied: &[AppliedCommand]) -> Result<(), String> {
+        let agreed = applied.iter().rev().find_map(|c| match (&c.command, &c.applied.reply) {
+            (Command::SetGroupTimers(timers), Ok(_)) => Some(*timers),
+            _ => None,
+        });
+        let Some(timers) = agreed else { return Ok(()) };
+        let path = self.log_path.clone();
+        let keep = move || caravan_group::write_local(&path, AGREED_TIMERS, &timers);
+        tokio::task::spawn_blocking(keep).await.map_err(|e| e.to_string())?
     }
 }
 
@@ -146,6 +166,15 @@ impl OwnerGroup {
                 id
             }
         };
+        // Timers the group agreed on through its log win over the file's.
+        let agreed =
+            caravan_group::read_local::<caravan_ledger::GroupTimers>(&log_path, AGREED_TIMERS).map_err(setup)?;
+        let timers = match agreed {
+            Some(agreed) => {
+                Timers { heartbeat_ms: agreed.heartbeat_ms, election_timeout_ms: agreed.election_timeout_ms }
+            }
+            None => timers,
+        };
         let snapshots = SnapshotStore::File(data_dir.join(SNAPSHOT_FILE));
         let mut machine = LedgerMachine::open(snapshots, Arc::new(effects)).map_err(setup)?;
         let fresh = log.last_log_id().is_none() && machine.applied_index().load(Ordering::Acquire) == 0;
@@ -211,6 +240,11 @@ impl OwnerGroup {
             }
             Ok(Err(error)) => Err(format!("the replica group failed: {error}")),
         }
+    }
+
+    /// The log store's recent commit time, p99.
+    pub fn append_p99_ms(&self) -> Option<f64> {
+        self.log.append_p99_ms()
     }
 
     /// Resolves when Raft has stopped on a fatal error (a failed persist).

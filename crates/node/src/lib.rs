@@ -221,7 +221,8 @@ impl Node {
         let net_key = NodeKey::load_or_create_net_key(data_dir).map_err(NodeError::Setup)?;
         let peer_id = caravan_net::peer_id(&caravan_net::keypair_from_seed(net_key.seed()));
         let member = caravan_group::Member { peer_id, addrs: Vec::new() };
-        let effects = group::WriterEffects { queue: queue.clone() };
+        let log_path = data_dir.join(group::LOG_FILE);
+        let effects = group::WriterEffects { queue: queue.clone(), log_path };
         let started = std::time::Instant::now();
         let group =
             group::OwnerGroup::open(data_dir, member, options.group_timers, options.clock, effects, || Ok(legacy))
@@ -726,6 +727,46 @@ impl Backend for Node {
                 }
             })
             .collect()
+    }
+
+    fn group(&self) -> caravan_api::dto::GroupView {
+        let status = self.inner.group.status();
+        let agreed = self.read_ledger(|ledger| ledger.group_timers());
+        let running = (status.heartbeat_ms, status.election_timeout_ms);
+        let pending = agreed.filter(|a| (a.heartbeat_ms, a.election_timeout_ms) != running);
+        caravan_api::dto::GroupView {
+            member_id: status.member_id,
+            role: status.role.into(),
+            term: status.term,
+            leader: status.leader,
+            members: status
+                .members
+                .into_iter()
+                .map(|m| caravan_api::dto::GroupMemberView {
+                    id: m.id,
+                    peer_id: m.peer_id,
+                    voter: m.voter,
+                    matched_index: m.matched_index,
+                })
+                .collect(),
+            last_log_index: status.last_log_index,
+            applied_index: status.applied_index,
+            snapshot_index: status.snapshot_index,
+            heartbeat_ms: status.heartbeat_ms,
+            election_timeout_ms: status.election_timeout_ms,
+            agreed_heartbeat_ms: pending.map(|t| t.heartbeat_ms),
+            agreed_election_timeout_ms: pending.map(|t| t.election_timeout_ms),
+            append_p99_ms: status.append_p99_ms,
+        }
+    }
+
+    async fn set_group_timers(&self, heartbeat_ms: u64, election_timeout_ms: u64) -> Result<(), SubmitError> {
+        let timers = caravan_group::Timers { heartbeat_ms, election_timeout_ms };
+        timers
+            .validate(self.inner.group.append_p99_ms())
+            .map_err(|why| SubmitError::Rejected(caravan_ledger::Rejection::InvalidRequest(why)))?;
+        let agreed = caravan_ledger::GroupTimers { heartbeat_ms, election_timeout_ms };
+        self.submit(Command::SetGroupTimers(agreed)).await.map(|_| ())
     }
 
     async fn origins(

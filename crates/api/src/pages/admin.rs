@@ -26,6 +26,7 @@ struct AdminPage {
     peers: Vec<crate::dto::PeerView>,
     origins: Vec<crate::dto::OriginView>,
     frozen: Vec<crate::dto::EquivocationView>,
+    group: crate::dto::GroupView,
     accounts: Vec<AccountRow>,
     message: Option<String>,
 }
@@ -56,13 +57,19 @@ pub(crate) async fn admin_page<B: Backend>(
     let changed = query.done.as_deref().and_then(|user| user.parse::<u64>().ok());
     let message = changed.and_then(|user| accounts.iter().find(|a| a.id == user).map(|a| a.email.clone()));
     let message = message.map(|email| format!("Saved: {email} has a new role."));
+    let message = match query.done.as_deref() {
+        Some("timers") => Some("Saved: every member of the group takes the new timers at its next start.".into()),
+        _ => message,
+    };
     let status = backend.status(false).await.ok();
     let (origins, frozen) = match backend.origins(ORIGINS_SHOWN).await {
         Ok(found) => found,
         Err(error) => return ApiError::internal(error).into_response(),
     };
     let peers = backend.peers();
-    render(&AdminPage { nav: Nav::of(&principal, &session), status, peers, origins, frozen, accounts, message })
+    let group = backend.group();
+    let nav = Nav::of(&principal, &session);
+    render(&AdminPage { nav, status, peers, origins, frozen, group, accounts, message })
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,4 +105,38 @@ pub(crate) async fn admin_role<B: Backend>(
     }
 }
 
-session_forms!(RoleForm);
+#[derive(Debug, Deserialize)]
+pub(crate) struct TimersForm {
+    csrf: String,
+    heartbeat_ms: String,
+    election_timeout_ms: String,
+}
+
+/// Sets the replica group's heartbeat and election timeout.
+pub(crate) async fn admin_group_timers<B: Backend>(
+    State(backend): State<B>,
+    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<TimersForm>,
+) -> Response {
+    let back = Some(("/admin", "Back to the console"));
+    if principal.role != caravan_accounts::Role::Admin {
+        return notice(StatusCode::FORBIDDEN, "Admins only", "Only an administrator sets the group's timers.", None);
+    }
+    let parse = |field: &str, text: &str| {
+        text.trim().parse::<u64>().map_err(|_| format!("{field} must be a whole number of milliseconds, not {text:?}."))
+    };
+    let parsed = parse("The heartbeat interval", &form.heartbeat_ms)
+        .and_then(|heartbeat| Ok((heartbeat, parse("The election timeout", &form.election_timeout_ms)?)));
+    let (heartbeat_ms, election_timeout_ms) = match parsed {
+        Ok(timers) => timers,
+        Err(why) => return notice(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &why, back),
+    };
+    match backend.set_group_timers(heartbeat_ms, election_timeout_ms).await {
+        Ok(()) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/admin?done=timers")]).into_response(),
+        Err(crate::SubmitError::Rejected(rejection)) => {
+            notice(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &rejection.to_string(), back)
+        }
+        Err(crate::SubmitError::Unavailable(why)) => notice(StatusCode::SERVICE_UNAVAILABLE, "Not saved", &why, back),
+    }
+}
+
+session_forms!(RoleForm, TimersForm);

@@ -8,6 +8,7 @@ mod booking;
 mod concurrency;
 mod durability;
 mod flow;
+mod group;
 mod mail;
 mod network;
 mod pages;
