@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use caravan_api::dto::{GroupMemberView, GroupView};
 use caravan_group::openraft::error::{ClientWriteError, RaftError};
 use caravan_group::openraft::{CommittedLeaderId, ServerState};
 use caravan_group::{
@@ -20,7 +21,6 @@ use caravan_group::{
 };
 use caravan_ledger::{Command, Ledger};
 use caravan_model::Timestamp;
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::writer::Job;
@@ -93,33 +93,6 @@ impl Transport for NoTransport {
     async fn call(&self, _to: MemberId, member: &Member, _rpc: Rpc) -> Result<RpcReply, String> {
         Err(format!("no transport to group member {member} yet"))
     }
-}
-
-/// What the admin console and `GET /api/v1/group` show.
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupStatus {
-    pub member_id: MemberId,
-    /// "leader", "follower", "candidate", "learner" or "shutdown".
-    pub role: &'static str,
-    pub term: u64,
-    pub leader: Option<MemberId>,
-    pub members: Vec<GroupMember>,
-    pub last_log_index: Option<u64>,
-    pub applied_index: u64,
-    pub snapshot_index: Option<u64>,
-    pub heartbeat_ms: u64,
-    pub election_timeout_ms: u64,
-    /// The log store's commit time, 99th percentile of recent commits.
-    pub append_p99_ms: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupMember {
-    pub id: MemberId,
-    pub peer_id: String,
-    pub voter: bool,
-    /// The leader's view of how far this member's log matches its own.
-    pub matched_index: Option<u64>,
 }
 
 pub struct OwnerGroup {
@@ -253,21 +226,23 @@ impl OwnerGroup {
         let _ = metrics.wait_for(|m| m.state == ServerState::Shutdown || m.running_state.is_err()).await;
     }
 
-    pub fn status(&self) -> GroupStatus {
+    /// The group as this member sees it (the agreed timers left for the
+    /// caller, who reads the ledger).
+    pub fn status(&self) -> GroupView {
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: std::collections::BTreeSet<MemberId> = membership.voter_ids().collect();
         let replication = metrics.replication.clone().unwrap_or_default();
         let members = membership
             .nodes()
-            .map(|(id, member)| GroupMember {
+            .map(|(id, member)| GroupMemberView {
                 id: *id,
                 peer_id: member.peer_id.clone(),
                 voter: voters.contains(id),
                 matched_index: replication.get(id).copied().flatten().map(|log_id| log_id.index),
             })
             .collect();
-        GroupStatus {
+        GroupView {
             member_id: self.member_id,
             role: match metrics.state {
                 ServerState::Leader => "leader",
@@ -275,7 +250,8 @@ impl OwnerGroup {
                 ServerState::Candidate => "candidate",
                 ServerState::Learner => "learner",
                 ServerState::Shutdown => "shutdown",
-            },
+            }
+            .into(),
             term: metrics.current_term,
             leader: metrics.current_leader,
             members,
@@ -284,6 +260,8 @@ impl OwnerGroup {
             snapshot_index: metrics.snapshot.map(|log_id| log_id.index),
             heartbeat_ms: self.timers.heartbeat_ms,
             election_timeout_ms: self.timers.election_timeout_ms,
+            agreed_heartbeat_ms: None,
+            agreed_election_timeout_ms: None,
             append_p99_ms: self.log.append_p99_ms(),
         }
     }

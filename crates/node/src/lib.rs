@@ -20,7 +20,6 @@ mod writer;
 pub use caravan_booking::agency;
 pub use caravan_net::NetConfig;
 pub use config::Config;
-pub use group::{GroupMember, GroupStatus};
 pub use identity::NodeKey;
 pub use writer::{Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 
@@ -275,11 +274,6 @@ impl Node {
             _ = stopped.wait_for(|stopped| *stopped) => {}
             () = self.inner.group.stopped() => {}
         }
-    }
-
-    /// The replica group as this member sees it.
-    pub fn group_status(&self) -> GroupStatus {
-        self.inner.group.status()
     }
 
     /// Hands an event from the network to the replication core. Waits when
@@ -730,34 +724,13 @@ impl Backend for Node {
     }
 
     fn group(&self) -> caravan_api::dto::GroupView {
-        let status = self.inner.group.status();
+        let mut view = self.inner.group.status();
         let agreed = self.read_ledger(|ledger| ledger.group_timers());
-        let running = (status.heartbeat_ms, status.election_timeout_ms);
+        let running = (view.heartbeat_ms, view.election_timeout_ms);
         let pending = agreed.filter(|a| (a.heartbeat_ms, a.election_timeout_ms) != running);
-        caravan_api::dto::GroupView {
-            member_id: status.member_id,
-            role: status.role.into(),
-            term: status.term,
-            leader: status.leader,
-            members: status
-                .members
-                .into_iter()
-                .map(|m| caravan_api::dto::GroupMemberView {
-                    id: m.id,
-                    peer_id: m.peer_id,
-                    voter: m.voter,
-                    matched_index: m.matched_index,
-                })
-                .collect(),
-            last_log_index: status.last_log_index,
-            applied_index: status.applied_index,
-            snapshot_index: status.snapshot_index,
-            heartbeat_ms: status.heartbeat_ms,
-            election_timeout_ms: status.election_timeout_ms,
-            agreed_heartbeat_ms: pending.map(|t| t.heartbeat_ms),
-            agreed_election_timeout_ms: pending.map(|t| t.election_timeout_ms),
-            append_p99_ms: status.append_p99_ms,
-        }
+        view.agreed_heartbeat_ms = pending.map(|t| t.heartbeat_ms);
+        view.agreed_election_timeout_ms = pending.map(|t| t.election_timeout_ms);
+        view
     }
 
     async fn set_group_timers(&self, heartbeat_ms: u64, election_timeout_ms: u64) -> Result<(), SubmitError> {
