@@ -366,6 +366,9 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupView {
     pub member_id: u64,
+    /// This member's libp2p peer id and where it listens for peers.
+    pub peer_id: String,
+    pub addrs: Vec<String>,
     /// "leader", "follower", "candidate", "learner" or "shutdown".
     pub role: String,
     pub term: u64,
@@ -392,6 +395,19 @@ pub struct GroupMemberView {
     pub voter: bool,
     /// How far the leader knows this member's log to match its own.
     pub matched_index: Option<u64>,
+    /// Where the member listens for peers (multiaddrs).
+    #[serde(default)]
+    pub addrs: Vec<String>,
+}
+
+/// A node to add to the owner's replica group (`caravan group join`
+/// sends it): its member id, peer id and where it listens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMemberInput {
+    pub member_id: u64,
+    pub peer_id: String,
+    pub addrs: Vec<String>,
 }
 
 /// Sets the replica group's timers for every member.

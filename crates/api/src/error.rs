@@ -68,6 +68,17 @@ impl From<Rejection> for ApiError {
     }
 }
 
+impl From<crate::GroupChangeError> for ApiError {
+    fn from(error: crate::GroupChangeError) -> ApiError {
+        match error {
+            crate::GroupChangeError::Refused(why) => ApiError::new(StatusCode::CONFLICT, "group_change_refused", why),
+            crate::GroupChangeError::Unavailable(why) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("try again: {why}"))
+            }
+        }
+    }
+}
+
 impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> ApiError {
         match error {

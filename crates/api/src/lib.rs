@@ -40,6 +40,15 @@ pub enum SubmitError {
     Unavailable(String),
 }
 
+/// Why a membership change did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupChangeError {
+    /// It makes no sense for this group (an unknown member, the last voter).
+    Refused(String),
+    /// The group could not do it now (no leader reachable); try again.
+    Unavailable(String),
+}
+
 /// What the API needs from a running node.
 pub trait Backend: Clone + Send + Sync + 'static {
     /// Runs a command through the ledger; resolves once it is durable.
@@ -125,6 +134,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
         heartbeat_ms: u64,
         election_timeout_ms: u64,
     ) -> impl Future<Output = Result<(), SubmitError>> + Send;
+    /// Adds a node to the owner's replica group: a learner until it has
+    /// caught up, then a voter. Any member takes it (the leader acts).
+    fn add_group_member(
+        &self,
+        member: dto::GroupMemberInput,
+    ) -> impl Future<Output = Result<(), GroupChangeError>> + Send;
+    /// Takes a member out of the owner's replica group.
+    fn remove_group_member(&self, member_id: u64) -> impl Future<Output = Result<(), GroupChangeError>> + Send;
     /// Records held per origin (the `limit` largest) and the frozen origins.
     fn origins(
         &self,

@@ -67,6 +67,15 @@ pub const OPERATIONS: &[Operation] = &[
         "GroupView",
     ),
     op(
+        "post",
+        "/api/v1/group/members",
+        "Add a node to the replica group: learner until caught up, then voter (admins; any member takes it)",
+        Some("GroupMemberInput"),
+        200,
+        "GroupView",
+    ),
+    op("delete", "/api/v1/group/members/{id}", "Take a member out of the replica group (admins)", None, 200, "GroupView"),
+    op(
         "get",
         "/api/v1/origins",
         "Records held per origin (the 1,000 largest) and equivocation alerts (admins)",
@@ -281,11 +290,17 @@ fn schemas() -> Value {
         "AriChanged": { "type": "object", "properties": { "listing": { "type": "string" }, "days_changed": { "type": "integer" } } },
         "GroupTimersInput": { "type": "object", "required": ["heartbeat_ms", "election_timeout_ms"], "properties": {
             "heartbeat_ms": { "type": "integer" }, "election_timeout_ms": { "type": "integer" } } },
+        "GroupMemberInput": { "type": "object", "required": ["member_id", "peer_id", "addrs"], "properties": {
+            "member_id": { "type": "integer" }, "peer_id": { "type": "string" },
+            "addrs": { "type": "array", "items": { "type": "string" } } } },
         "GroupView": { "type": "object", "properties": {
-            "member_id": { "type": "integer" }, "role": { "type": "string" }, "term": { "type": "integer" },
+            "member_id": { "type": "integer" }, "peer_id": { "type": "string" },
+            "addrs": { "type": "array", "items": { "type": "string" } },
+            "role": { "type": "string" }, "term": { "type": "integer" },
             "leader": { "type": "integer" }, "members": { "type": "array", "items": { "type": "object", "properties": {
                 "id": { "type": "integer" }, "peer_id": { "type": "string" }, "voter": { "type": "boolean" },
-                "matched_index": { "type": "integer" } } } },
+                "matched_index": { "type": "integer" },
+                "addrs": { "type": "array", "items": { "type": "string" } } } } },
             "last_log_index": { "type": "integer" }, "applied_index": { "type": "integer" },
             "snapshot_index": { "type": "integer" }, "heartbeat_ms": { "type": "integer" },
             "election_timeout_ms": { "type": "integer" }, "agreed_heartbeat_ms": { "type": "integer" },

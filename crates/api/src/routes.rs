@@ -4,7 +4,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use caravan_ledger::{Command, HoldId, HoldState, IdempotencyKey, Rejection, Reply};
 use caravan_model::{limits::HORIZON_DAYS_MAX, Date, ListingId};
@@ -85,6 +85,8 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/api/v1/origins", get(origins::<B>))
         .route("/api/v1/group", get(group::<B>))
         .route("/api/v1/group/timers", put(group_timers::<B>))
+        .route("/api/v1/group/members", post(add_group_member::<B>))
+        .route("/api/v1/group/members/{id}", delete(remove_group_member::<B>))
         .route("/api/v1/holds", post(create_hold::<B>))
         .route("/api/v1/holds/{id}", get(get_hold::<B>))
         .route("/api/v1/holds/{id}/confirm", post(confirm_hold::<B>))
@@ -443,6 +445,30 @@ async fn group_timers<B: Backend>(
     auth::need_role(&caller, Role::Admin)?;
     let Json(input) = body?;
     backend.set_group_timers(input.heartbeat_ms, input.election_timeout_ms).await?;
+    Ok(Json(backend.group()).into_response())
+}
+
+/// Adds a node to the replica group (admins); answers once it votes.
+async fn add_group_member<B: Backend>(
+    State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
+    body: std::result::Result<Json<GroupMemberInput>, JsonRejection>,
+) -> Result<Response> {
+    auth::need_role(&caller, Role::Admin)?;
+    let Json(input) = body?;
+    backend.add_group_member(input).await?;
+    Ok(Json(backend.group()).into_response())
+}
+
+/// Takes a member out of the replica group (admins).
+async fn remove_group_member<B: Backend>(
+    State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
+    id: std::result::Result<Path<u64>, PathRejection>,
+) -> Result<Response> {
+    auth::need_role(&caller, Role::Admin)?;
+    let Path(id) = id?;
+    backend.remove_group_member(id).await?;
     Ok(Json(backend.group()).into_response())
 }
 

@@ -21,6 +21,7 @@
 
 mod log_store;
 mod machine;
+mod membership;
 mod network;
 mod runtime;
 mod snapshot;
@@ -28,7 +29,8 @@ mod timers;
 
 pub use log_store::{read_local, write_local, GroupLog, LogContents, MemoryDisk};
 pub use machine::{AppliedCommand, Effects, LedgerMachine, NoEffects};
-pub use network::{serve, Link, Rpc, RpcReply, Transport, TransportFactory};
+pub use membership::{change_members, ChangeError, MembershipChange};
+pub use network::{serve, CallError, Link, Rpc, RpcReply, Transport, TransportFactory};
 pub use runtime::{seed_thread_rng, GroupRuntime};
 pub use snapshot::{SnapshotImage, SnapshotSlot, SnapshotStore};
 pub use timers::{raft_config, Timers};

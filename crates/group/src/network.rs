@@ -4,11 +4,12 @@
 //! simulation over channels that lose, repeat and cut; both implement
 //! [`Transport`]. A failed call is "unreachable" to openraft, which backs
 //! off and retries: a remote error is no different from a lost message.
-//! [`Rpc::Propose`] carries a command a follower received to the leader.
+//! [`Rpc::Propose`] carries a command a follower received to the leader,
+//! [`Rpc::ChangeMembers`] a membership change.
 
 use std::future::Future;
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use openraft::error::{InstallSnapshotError, PayloadTooLarge, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -16,6 +17,7 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::membership::{change_members, ChangeError, MembershipChange};
 use crate::{GroupConfig, Member, MemberId, Outcome, Proposal, Raft};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -25,6 +27,8 @@ pub enum Rpc {
     Snapshot(InstallSnapshotRequest<GroupConfig>),
     /// A command for the leader, from a member that is not.
     Propose(Proposal),
+    /// A membership change for the leader, from a member that is not.
+    ChangeMembers(MembershipChange),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,6 +38,10 @@ pub enum RpcReply {
     Snapshot(InstallSnapshotResponse<MemberId>),
     /// Applied at this log index, with this outcome.
     Proposed(u64, Outcome),
+    /// The membership change is committed.
+    Changed,
+    /// The leader refused the membership change, and why.
+    Refused(String),
     /// Not the leader; who is, if known.
     NotLeader(Option<MemberId>),
     /// The member could not handle the message (stopping, say).
@@ -60,9 +68,21 @@ impl RpcReply {
     }
 }
 
+/// Why a message brought no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// Lost, refused, timed out: openraft backs off and sends again.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Larger than the transport carries: openraft sends fewer entries.
+    #[error("the message is too large for the transport")]
+    TooLarge,
+}
+
 /// Carries one message to a member and brings its reply back.
 pub trait Transport: Clone + Send + Sync + 'static {
-    fn call(&self, to: MemberId, member: &Member, rpc: Rpc) -> impl Future<Output = Result<RpcReply, String>> + Send;
+    fn call(&self, to: MemberId, member: &Member, rpc: Rpc)
+        -> impl Future<Output = Result<RpcReply, CallError>> + Send;
 }
 
 /// Hands a message that reached this member to its Raft.
@@ -78,6 +98,12 @@ pub async fn serve(raft: &Raft, rpc: Rpc) -> RpcReply {
                 RpcReply::NotLeader(forward.leader_id)
             }
             Err(e) => failed(&e),
+        },
+        Rpc::ChangeMembers(change) => match change_members(raft, change).await {
+            Ok(()) => RpcReply::Changed,
+            Err(ChangeError::NotLeader(leader, _)) => RpcReply::NotLeader(leader),
+            Err(ChangeError::Refused(why)) => RpcReply::Refused(why),
+            Err(e @ ChangeError::Failed(_)) => failed(&e),
         },
     }
 }
@@ -107,8 +133,17 @@ struct LinkError(String);
 
 impl<T: Transport> Link<T> {
     async fn call<E: std::error::Error>(&self, rpc: Rpc) -> Result<RpcReply, RPCError<MemberId, Member, E>> {
+        let entries = match &rpc {
+            Rpc::Append(request) => request.entries.len() as u64,
+            _ => 0,
+        };
+        let unreachable = |why: String| RPCError::Unreachable(Unreachable::new(&LinkError(why)));
         match self.transport.call(self.target, &self.member, rpc).await {
-            Ok(RpcReply::Failed(why)) | Err(why) => Err(RPCError::Unreachable(Unreachable::new(&LinkError(why)))),
+            Ok(RpcReply::Failed(why)) | Err(CallError::Unreachable(why)) => Err(unreachable(why)),
+            Err(CallError::TooLarge) if entries > 1 => {
+                Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2)))
+            }
+            Err(error @ CallError::TooLarge) => Err(unreachable(error.to_string())),
             Ok(reply) => Ok(reply),
         }
     }

@@ -73,6 +73,8 @@ pub const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 20_000;
 /// run far ahead of the write rate, small enough to stay well under the
 /// transport's message cap.
 pub const ENTRIES_PER_MESSAGE: u64 = 2_000;
+/// Bytes of snapshot in one message, well under the transport's cap.
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
 
 /// openraft's configuration for these timers.
 pub fn raft_config(timers: Timers) -> Result<openraft::Config, String> {
@@ -84,6 +86,7 @@ pub fn raft_config(timers: Timers) -> Result<openraft::Config, String> {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
         max_in_snapshot_log_to_keep: LOG_KEPT_BEHIND_SNAPSHOT,
         max_payload_entries: ENTRIES_PER_MESSAGE,
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
         replication_lag_threshold: LOG_KEPT_BEHIND_SNAPSHOT,
         ..openraft::Config::default()
     };

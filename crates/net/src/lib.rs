@@ -12,11 +12,14 @@
 //! length, then `caravan.v1.ReconcileMessage`) answered by an empty
 //! acknowledgement. identify and ping keep peers described and alive.
 //!
-//! Bookings use the request-response protocol [`BOOK_PROTOCOL`]: each
-//! request and each answer is one length-prefixed frame whose content the
-//! node encodes (`caravan.v1.BookRequest` / `BookResponse`). Outbound calls
-//! arrive as [`BookingCall`]s with the owner's addresses; inbound requests
-//! leave as [`BookingInbound`]s and their answers come back on a oneshot.
+//! Bookings use the request-response protocol [`BOOK_PROTOCOL`], and the
+//! members of an owner's replica group talk Raft over [`RAFT_PROTOCOL`]:
+//! each request and each answer is one length-prefixed frame whose content
+//! the node encodes (`caravan.v1.BookRequest` / `BookResponse`, the group's
+//! `Rpc` / `RpcReply`). Outbound calls arrive as [`Call`]s with the peer's
+//! addresses; inbound requests leave as [`Inbound`]s, one queue per
+//! protocol so bookings never hold up heartbeats, and their answers come
+//! back on a oneshot.
 //!
 //! [`run`] only translates: swarm events become [`Event`]s for the node,
 //! the core's [`Action`]s become swarm operations.
@@ -62,14 +65,22 @@ pub const TOPIC: &str = "caravan/records/1";
 pub const RECONCILE_PROTOCOL: &str = "/caravan/reconcile/1";
 pub const KAD_PROTOCOL: &str = "/caravan/kad/1";
 pub const BOOK_PROTOCOL: &str = "/caravan/book/1";
+pub const RAFT_PROTOCOL: &str = "/caravan/raft/1";
 /// The largest booking frame (a receipt is well under 4 KiB).
 pub const BOOK_FRAME_BYTES_MAX: usize = 64 * 1024;
+/// The largest Raft frame: a batch of log entries or a snapshot chunk.
+pub const RAFT_FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// A booking request unanswered for this long fails as unreachable.
 const BOOK_TIMEOUT_S: u64 = 5;
+/// Raft gives up on a call much earlier (its own timeouts); this bounds
+/// the slowest message, a snapshot chunk.
+const RAFT_TIMEOUT_S: u64 = 10;
 /// Booking requests in flight on one connection, both ways (request-response
 /// allows 100 by default); below yamux's 512 streams, which the other
 /// protocols share.
 pub const BOOK_STREAMS_MAX: usize = 384;
+/// Raft requests in flight on one connection (appends are pipelined).
+const RAFT_STREAMS_MAX: usize = 64;
 /// How often a random walk looks for more peers.
 const DISCOVERY_INTERVAL_S: u64 = 30;
 const FIRST_WALK_S: u64 = 2;
@@ -130,30 +141,42 @@ impl Default for NetConfig {
     }
 }
 
-/// A booking request to send to an owner's node.
+/// The request-response protocols whose content the node encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// [`BOOK_PROTOCOL`]: agencies asking owners.
+    Book,
+    /// [`RAFT_PROTOCOL`]: members of a replica group.
+    Raft,
+}
+
+/// A request to send to a peer.
 #[derive(Debug)]
-pub struct BookingCall {
+pub struct Call {
+    pub protocol: Protocol,
     pub peer: String,
-    /// Where the peer listens, from its contact record.
+    /// Where the peer listens (a contact record, a group's membership).
     pub addrs: Vec<String>,
     pub request: Vec<u8>,
     /// The answer's bytes, or why there is none.
     pub reply: oneshot::Sender<Result<Vec<u8>, String>>,
 }
 
-/// A booking request from a peer, for the node to answer.
+/// A request from a peer, for the node to answer.
 #[derive(Debug)]
-pub struct BookingInbound {
+pub struct Inbound {
     pub from: String,
     pub request: Vec<u8>,
     pub reply: oneshot::Sender<Vec<u8>>,
 }
 
-/// The booking side of the network task.
+/// The node's side of the request-response protocols: calls out, and one
+/// queue of peers' requests per protocol.
 #[derive(Debug)]
-pub struct BookingChannels {
-    pub calls: mpsc::Receiver<BookingCall>,
-    pub inbound: mpsc::Sender<BookingInbound>,
+pub struct CallChannels {
+    pub calls: mpsc::Receiver<Call>,
+    pub book: mpsc::Sender<Inbound>,
+    pub raft: mpsc::Sender<Inbound>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -161,7 +184,8 @@ struct Behaviour {
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     reconcile: request_response::Behaviour<ReconcileCodec>,
-    book: request_response::Behaviour<BookCodec>,
+    book: request_response::Behaviour<FrameCodec>,
+    raft: request_response::Behaviour<FrameCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     kademlia: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
@@ -175,10 +199,10 @@ pub async fn run(
     events: mpsc::Sender<Event>,
     mut actions: mpsc::Receiver<Action>,
     listening: mpsc::Sender<String>,
-    booking: BookingChannels,
+    channels: CallChannels,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NetError> {
-    let BookingChannels { calls: mut booking_calls, inbound: booking_inbound } = booking;
+    let CallChannels { mut calls, book: book_inbound, raft: raft_inbound } = channels;
     let parse = |text: &String| text.parse::<Multiaddr>().map_err(|e| NetError::Address(text.clone(), e.to_string()));
     let listen: Vec<Multiaddr> = config.listen.iter().map(parse).collect::<Result<_, _>>()?;
     let bootstrap: Vec<Multiaddr> = config.bootstrap.iter().map(parse).collect::<Result<_, _>>()?;
@@ -214,13 +238,17 @@ pub async fn run(
                 [(StreamProtocol::new(RECONCILE_PROTOCOL), request_response::ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_S)),
             );
-            let book = request_response::Behaviour::with_codec(
-                BookCodec,
-                [(StreamProtocol::new(BOOK_PROTOCOL), request_response::ProtocolSupport::Full)],
-                request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(BOOK_TIMEOUT_S))
-                    .with_max_concurrent_streams(BOOK_STREAMS_MAX),
-            );
+            let frames = |protocol: &'static str, max_bytes: usize, timeout_s: u64, streams: usize| {
+                request_response::Behaviour::with_codec(
+                    FrameCodec { max_bytes },
+                    [(StreamProtocol::new(protocol), request_response::ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(timeout_s))
+                        .with_max_concurrent_streams(streams),
+                )
+            };
+            let book = frames(BOOK_PROTOCOL, BOOK_FRAME_BYTES_MAX, BOOK_TIMEOUT_S, BOOK_STREAMS_MAX);
+            let raft = frames(RAFT_PROTOCOL, RAFT_FRAME_BYTES_MAX, RAFT_TIMEOUT_S, RAFT_STREAMS_MAX);
             let identify = identify::Behaviour::new(identify::Config::new("/caravan/1".into(), key.public()));
             let limits = connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
@@ -244,6 +272,7 @@ pub async fn run(
                 gossipsub,
                 reconcile,
                 book,
+                raft,
                 identify,
                 ping: ping::Behaviour::default(),
                 kademlia: kademlia.into(),
@@ -271,33 +300,33 @@ pub async fn run(
     let first_walk = Instant::now() + Duration::from_secs(FIRST_WALK_S);
     let mut discovery_tick = tokio::time::interval_at(first_walk, Duration::from_secs(DISCOVERY_INTERVAL_S));
     let peers_target = config.peers_target;
-    let mut calls_in_flight: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> =
-        HashMap::new();
+    let mut calls_in_flight = CallsInFlight::new();
     let mut answers = FuturesUnordered::new();
 
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => return Ok(()),
-            Some(call) = booking_calls.recv() => {
+            Some(call) = calls.recv() => {
                 match call.peer.parse::<PeerId>() {
                     Ok(peer) => {
                         for address in call.addrs.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
                             swarm.add_peer_address(peer, address);
                         }
-                        let id = swarm.behaviour_mut().book.send_request(&peer, call.request);
-                        calls_in_flight.insert(id, call.reply);
+                        let behaviour = swarm.behaviour_mut().frames(call.protocol);
+                        let id = behaviour.send_request(&peer, call.request);
+                        calls_in_flight.insert((call.protocol, id), call.reply);
                     }
                     Err(error) => {
                         let _ = call.reply.send(Err(format!("bad peer id {}: {error}", call.peer)));
                     }
                 }
             }
-            Some((answer, channel)) = answers.next(), if !answers.is_empty() => {
+            Some((protocol, answer, channel)) = answers.next(), if !answers.is_empty() => {
                 let answer: Result<Vec<u8>, _> = answer;
                 // No answer (the node is stopping): an empty frame, which
                 // the caller reads as unreachable and retries.
-                let _ = swarm.behaviour_mut().book.send_response(channel, answer.unwrap_or_default());
+                let _ = swarm.behaviour_mut().frames(protocol).send_response(channel, answer.unwrap_or_default());
             }
             _ = redial_tick.tick() => {
                 for peer in bootstrap.iter_mut().filter(|b| b.dialing.is_none() && b.peer.is_none() && b.next_dial <= Instant::now()) {
@@ -324,7 +353,11 @@ pub async fn run(
                 track_links(&config.links, &event);
                 let event = match event {
                     SwarmEvent::Behaviour(BehaviourEvent::Book(event)) => {
-                        on_book_event(event, &mut calls_in_flight, &mut answers, &booking_inbound);
+                        on_frames_event(Protocol::Book, event, &mut calls_in_flight, &mut answers, &book_inbound);
+                        continue;
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Raft(event)) => {
+                        on_frames_event(Protocol::Raft, event, &mut calls_in_flight, &mut answers, &raft_inbound);
                         continue;
                     }
                     event => event,
@@ -341,47 +374,67 @@ pub async fn run(
     }
 }
 
+impl Behaviour {
+    fn frames(&mut self, protocol: Protocol) -> &mut request_response::Behaviour<FrameCodec> {
+        match protocol {
+            Protocol::Book => &mut self.book,
+            Protocol::Raft => &mut self.raft,
+        }
+    }
+}
+
+/// Our calls waiting for their answers; request ids are per behaviour.
+type CallsInFlight = HashMap<(Protocol, request_response::OutboundRequestId), oneshot::Sender<Result<Vec<u8>, String>>>;
+
 type PendingAnswer = std::pin::Pin<
     Box<
-        dyn Future<Output = (Result<Vec<u8>, oneshot::error::RecvError>, request_response::ResponseChannel<Vec<u8>>)>
-            + Send,
+        dyn Future<
+                Output = (
+                    Protocol,
+                    Result<Vec<u8>, oneshot::error::RecvError>,
+                    request_response::ResponseChannel<Vec<u8>>,
+                ),
+            > + Send,
     >,
 >;
 
-/// Routes booking traffic: answers to our calls go to their callers;
-/// peers' requests go to the node, and its answers are queued in `answers`.
-fn on_book_event(
+/// Routes one protocol's traffic: answers to our calls go to their
+/// callers; peers' requests go to the node, and its answers are queued in
+/// `answers`.
+fn on_frames_event(
+    protocol: Protocol,
     event: request_response::Event<Vec<u8>, Vec<u8>>,
-    calls_in_flight: &mut HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>,
+    calls_in_flight: &mut CallsInFlight,
     answers: &mut FuturesUnordered<PendingAnswer>,
-    inbound: &mpsc::Sender<BookingInbound>,
+    inbound: &mpsc::Sender<Inbound>,
 ) {
     match event {
         request_response::Event::Message { peer, message, .. } => match message {
             request_response::Message::Request { request, channel, .. } => {
                 let (reply, answer) = oneshot::channel();
-                let call = BookingInbound { from: peer.to_string(), request, reply };
+                let call = Inbound { from: peer.to_string(), request, reply };
                 if let Err(error) = inbound.try_send(call) {
-                    // Too busy: no answer now (the peer retries with the same key).
-                    tracing::debug!(%peer, %error, "booking request dropped");
+                    // Too busy: no answer now (the peer retries: a booking
+                    // with the same key, Raft at its next beat).
+                    tracing::debug!(%peer, ?protocol, %error, "request dropped");
                     drop(error);
                 }
-                answers.push(Box::pin(async move { (answer.await, channel) }));
+                answers.push(Box::pin(async move { (protocol, answer.await, channel) }));
             }
             request_response::Message::Response { request_id, response } => {
-                if let Some(reply) = calls_in_flight.remove(&request_id) {
+                if let Some(reply) = calls_in_flight.remove(&(protocol, request_id)) {
                     let _ = reply.send(Ok(response));
                 }
             }
         },
         request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
-            tracing::debug!(%peer, %error, "booking request failed");
-            if let Some(reply) = calls_in_flight.remove(&request_id) {
+            tracing::debug!(%peer, ?protocol, %error, "request failed");
+            if let Some(reply) = calls_in_flight.remove(&(protocol, request_id)) {
                 let _ = reply.send(Err(error.to_string()));
             }
         }
         request_response::Event::InboundFailure { peer, error, .. } => {
-            tracing::debug!(%peer, %error, "booking answer not delivered");
+            tracing::debug!(%peer, ?protocol, %error, "answer not delivered");
         }
         request_response::Event::ResponseSent { .. } => {}
     }
@@ -574,8 +627,8 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> std:
     Ok(frame)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, frame: &[u8]) -> std::io::Result<()> {
-    if frame.len() > FRAME_BYTES_MAX {
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, frame: &[u8], max: usize) -> std::io::Result<()> {
+    if frame.len() > max {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"));
     }
     io.write_all(&(frame.len() as u32).to_be_bytes()).await?;
@@ -610,7 +663,7 @@ impl request_response::Codec for ReconcileCodec {
         io: &mut T,
         request: Vec<u8>,
     ) -> std::io::Result<()> {
-        write_frame(io, &request).await
+        write_frame(io, &request, FRAME_BYTES_MAX).await
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -619,16 +672,18 @@ impl request_response::Codec for ReconcileCodec {
         io: &mut T,
         (): (),
     ) -> std::io::Result<()> {
-        write_frame(io, &[]).await
+        write_frame(io, &[], FRAME_BYTES_MAX).await
     }
 }
 
-/// Booking frames: length-prefixed bytes both ways, at most
-/// [`BOOK_FRAME_BYTES_MAX`].
-#[derive(Clone, Default)]
-struct BookCodec;
+/// Frames the node encodes: length-prefixed bytes both ways, at most
+/// `max_bytes` (bookings and Raft differ).
+#[derive(Clone)]
+struct FrameCodec {
+    max_bytes: usize,
+}
 
-impl request_response::Codec for BookCodec {
+impl request_response::Codec for FrameCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
     type Response = Vec<u8>;
@@ -638,7 +693,7 @@ impl request_response::Codec for BookCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_frame(io, BOOK_FRAME_BYTES_MAX).await
+        read_frame(io, self.max_bytes).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -646,7 +701,7 @@ impl request_response::Codec for BookCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_frame(io, BOOK_FRAME_BYTES_MAX).await
+        read_frame(io, self.max_bytes).await
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
@@ -655,7 +710,7 @@ impl request_response::Codec for BookCodec {
         io: &mut T,
         request: Vec<u8>,
     ) -> std::io::Result<()> {
-        write_frame(io, &request).await
+        write_frame(io, &request, self.max_bytes).await
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -664,7 +719,7 @@ impl request_response::Codec for BookCodec {
         io: &mut T,
         response: Vec<u8>,
     ) -> std::io::Result<()> {
-        write_frame(io, &response).await
+        write_frame(io, &response, self.max_bytes).await
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use caravan_booking::owner::{self, LedgerStep};
 use caravan_booking::{BookRequest, BookResponse, Outcome, Refusal};
-use caravan_net::{BookingCall, BookingInbound};
+use caravan_net::{Call, Inbound, Protocol};
 use caravan_records::Origin;
 use tokio::sync::{mpsc, oneshot};
 
@@ -102,7 +102,7 @@ impl Node {
         contact: &caravan_model::Contact,
         request: &BookRequest,
     ) -> Result<BookResponse, String> {
-        let calls = self.inner.booking_calls.lock().expect("booking calls lock").clone();
+        let calls = self.inner.calls.lock().expect("calls lock").clone();
         let calls = calls.ok_or("this node is not on the network")?;
         let bytes = request.encode();
         let _turn = self.inner.calls_in_flight.acquire().await.map_err(|_| "the node is stopping".to_owned())?;
@@ -110,8 +110,8 @@ impl Node {
         // A replica group lists several members: any of them may answer.
         for peer in &contact.peers {
             let (reply, answer) = oneshot::channel();
-            let call =
-                BookingCall { peer: peer.peer_id.clone(), addrs: peer.addrs.clone(), request: bytes.clone(), reply };
+            let (peer_id, addrs, request) = (peer.peer_id.clone(), peer.addrs.clone(), bytes.clone());
+            let call = Call { protocol: Protocol::Book, peer: peer_id, addrs, request, reply };
             calls.send(call).await.map_err(|_| "the network is stopping".to_owned())?;
             match tokio::time::timeout(Duration::from_millis(CALL_TIMEOUT_MS), answer).await {
                 Ok(Ok(Ok(bytes))) => return Ok(BookResponse::decode(&bytes)),
@@ -126,7 +126,7 @@ impl Node {
 
 /// Answers peers' booking requests, each in its own task, until the
 /// network task drops its sender.
-pub(crate) async fn serve(node: Node, mut inbound: mpsc::Receiver<BookingInbound>) {
+pub(crate) async fn serve(node: Node, mut inbound: mpsc::Receiver<Inbound>) {
     let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(INBOUND_MAX));
     while let Some(call) = inbound.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };

@@ -4,8 +4,11 @@
 //! and runs the ledger's timers — expiring holds, publishing points — as
 //! commands proposed by the leader, so they are in the log like the rest.
 //!
-//! A node is a group of one until it is told otherwise; the group's
-//! members, leader and indexes are in [`GroupStatus`].
+//! A node is a group of one until it is told otherwise (`caravan group
+//! join`); the group's members, leader and indexes are in its status. Any
+//! member takes commands: a follower forwards them to the leader over
+//! `/caravan/raft/1` and answers once it has applied them itself, so a
+//! client reads its own writes from the member it asked.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +19,12 @@ use caravan_api::dto::{GroupMemberView, GroupView};
 use caravan_group::openraft::error::{ClientWriteError, RaftError};
 use caravan_group::openraft::{CommittedLeaderId, ServerState};
 use caravan_group::{
-    AppliedCommand, Effects, GroupLog, LedgerMachine, LogId, Member, MemberId, Outcome, Proposal, Raft, Rpc, RpcReply,
-    SnapshotStore, Timers, Transport, TransportFactory,
+    AppliedCommand, CallError, ChangeError, Effects, GroupLog, LedgerMachine, LogId, Member, MemberId,
+    MembershipChange, Outcome, Proposal, Raft, Rpc, RpcReply, SnapshotStore, Timers, Transport, TransportFactory,
 };
 use caravan_ledger::{Command, Ledger};
 use caravan_model::Timestamp;
+use caravan_net::{Call, Protocol};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::writer::Job;
@@ -33,6 +37,8 @@ pub const SNAPSHOT_FILE: &str = "ledger.snapshot";
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a failed persist is tried again before the member stops.
 const PERSIST_TRIES: u32 = 3;
+/// How long a follower waits to apply what it forwarded before answering.
+const APPLY_WAIT: Duration = Duration::from_secs(2);
 /// The longest the timer task sleeps without looking at the ledger.
 const TIMER_IDLE_MS: i64 = 1_000;
 
@@ -84,16 +90,45 @@ impl WriterEffects {
     }
 }
 
-/// Carries group messages to other members. Members on other machines
-/// arrive with `caravan group join`, which needs the libp2p transport.
-#[derive(Debug, Clone, Default)]
-pub struct NoTransport;
+/// Where the network task takes calls to peers, once it runs.
+pub type CallSlot = Arc<std::sync::Mutex<Option<mpsc::Sender<Call>>>>;
 
-impl Transport for NoTransport {
-    async fn call(&self, _to: MemberId, member: &Member, _rpc: Rpc) -> Result<RpcReply, String> {
-        Err(format!("no transport to group member {member} yet"))
+/// Carries group messages to other members over libp2p.
+#[derive(Debug, Clone, Default)]
+pub struct NetTransport(pub CallSlot);
+
+/// A call the network task has not answered in this long is lost.
+const CALL_TIMEOUT: Duration = Duration::from_secs(11);
+
+impl Transport for NetTransport {
+    async fn call(&self, _to: MemberId, member: &Member, rpc: Rpc) -> Result<RpcReply, CallError> {
+        let unreachable = |why: &str| CallError::Unreachable(why.to_owned());
+        let calls = self.0.lock().expect("calls lock").clone().ok_or_else(|| unreachable("not on the network"))?;
+        let request = rpc.encode();
+        if request.len() > caravan_net::RAFT_FRAME_BYTES_MAX {
+            return Err(CallError::TooLarge);
+        }
+        let (reply, answer) = oneshot::channel();
+        let call = Call {
+            protocol: Protocol::Raft,
+            peer: member.peer_id.clone(),
+            addrs: member.addrs.clone(),
+            request,
+            reply,
+        };
+        calls.send(call).await.map_err(|_| unreachable("the network is stopping"))?;
+        match tokio::time::timeout(CALL_TIMEOUT, answer).await {
+            Ok(Ok(Ok(bytes))) => RpcReply::decode(&bytes).map_err(CallError::Unreachable),
+            Ok(Ok(Err(why))) => Err(CallError::Unreachable(why)),
+            Ok(Err(_)) => Err(unreachable("the network is stopping")),
+            Err(_) => Err(unreachable("no answer in time")),
+        }
     }
 }
+
+/// Local keys beside the log: the peers a joining member accepts Raft
+/// messages from until it has a membership of its own.
+const JOINING: &str = "joining";
 
 pub struct OwnerGroup {
     raft: Raft,
@@ -101,6 +136,11 @@ pub struct OwnerGroup {
     applied_index: Arc<AtomicU64>,
     log: GroupLog,
     member_id: MemberId,
+    peer_id: String,
+    transport: NetTransport,
+    /// Peers a joining member takes Raft messages from before it has a
+    /// membership (the group's members when it asked to join).
+    joining: Vec<String>,
     timers: Timers,
     clock: fn() -> Timestamp,
     stop_timers: watch::Sender<bool>,
@@ -116,6 +156,36 @@ impl std::fmt::Debug for OwnerGroup {
 /// the index of its last command.
 pub type LegacyLedger = Option<(Ledger, u64)>;
 
+/// Readies a data directory to join a group instead of starting one: it
+/// takes Raft messages only from `peers` (the group's members) until the
+/// group has added it. Returns the member id to ask the group to add.
+pub fn prepare_join(data_dir: &Path, peers: &[String]) -> Result<MemberId, NodeError> {
+    let setup = NodeError::Setup;
+    let log_path = data_dir.join(LOG_FILE);
+    let log = GroupLog::open(&log_path).map_err(setup)?;
+    if log.last_log_id().is_some() || data_dir.join(SNAPSHOT_FILE).exists() {
+        return Err(setup(format!(
+            "{} already belongs to a replica group; run it with `caravan node run`",
+            data_dir.display()
+        )));
+    }
+    drop(log);
+    caravan_group::write_local(&log_path, JOINING, &peers.to_vec()).map_err(setup)?;
+    member_id(&log_path)
+}
+
+/// This member's id, drawn on first use and kept beside the log.
+fn member_id(log_path: &Path) -> Result<MemberId, NodeError> {
+    let setup = NodeError::Setup;
+    if let Some(id) = caravan_group::read_local::<MemberId>(log_path, "member_id").map_err(setup)? {
+        return Ok(id);
+    }
+    // Random, never reused: a replaced machine gets a new one.
+    let id = rand::random::<u64>() >> 1 | 1;
+    caravan_group::write_local(log_path, "member_id", &id).map_err(setup)?;
+    Ok(id)
+}
+
 impl OwnerGroup {
     /// Opens this node's member of its group, a group of one on first
     /// start (or adopting a pre-group ledger log as its first snapshot).
@@ -125,20 +195,13 @@ impl OwnerGroup {
         timers: Timers,
         clock: fn() -> Timestamp,
         effects: WriterEffects,
+        transport: NetTransport,
         legacy: impl FnOnce() -> Result<LegacyLedger, NodeError>,
     ) -> Result<OwnerGroup, NodeError> {
         let setup = NodeError::Setup;
         let log_path = data_dir.join(LOG_FILE);
         let log = GroupLog::open(&log_path).map_err(setup)?;
-        let member_id = match caravan_group::read_local::<MemberId>(&log_path, "member_id").map_err(setup)? {
-            Some(id) => id,
-            None => {
-                // Random, never reused: a replaced machine gets a new one.
-                let id = rand::random::<u64>() >> 1 | 1;
-                caravan_group::write_local(&log_path, "member_id", &id).map_err(setup)?;
-                id
-            }
-        };
+        let member_id = member_id(&log_path)?;
         // Timers the group agreed on through its log win over the file's.
         let agreed =
             caravan_group::read_local::<caravan_ledger::GroupTimers>(&log_path, AGREED_TIMERS).map_err(setup)?;
@@ -149,10 +212,12 @@ impl OwnerGroup {
             None => timers,
         };
         let snapshots = SnapshotStore::File(data_dir.join(SNAPSHOT_FILE));
+        let joining = caravan_group::read_local::<Vec<String>>(&log_path, JOINING).map_err(setup)?;
         let mut machine = LedgerMachine::open(snapshots, Arc::new(effects)).map_err(setup)?;
         let fresh = log.last_log_id().is_none() && machine.applied_index().load(Ordering::Acquire) == 0;
         let mut adopted = false;
-        if fresh {
+        // A joining member waits for the leader to send it the group.
+        if fresh && joining.is_none() {
             if let Some((ledger, last_index)) = legacy()? {
                 let applied = LogId::new(CommittedLeaderId::new(0, member_id), last_index);
                 machine.adopt(ledger, applied, (member_id, member.clone())).map_err(setup)?;
@@ -162,11 +227,19 @@ impl OwnerGroup {
         }
         let (ledger, applied_index) = (machine.ledger(), machine.applied_index());
         let config = caravan_group::raft_config(timers).map_err(setup)?;
-        let raft = Raft::new(member_id, Arc::new(config), TransportFactory(NoTransport), log.clone(), machine)
+        let factory = TransportFactory(transport.clone());
+        let raft = Raft::new(member_id, Arc::new(config), factory, log.clone(), machine)
             .await
             .map_err(|e| setup(format!("starting the replica group: {e}")))?;
-        if fresh && !adopted {
-            let members = std::collections::BTreeMap::from([(member_id, member)]);
+        let membership = raft.metrics().borrow().membership_config.membership().clone();
+        if membership.nodes().next().is_some() && membership.get_node(&member_id).is_none() {
+            return Err(setup(format!(
+                "member {member_id} was removed from its replica group; start from a fresh data directory \
+                 (member ids are never reused) and join again"
+            )));
+        }
+        if fresh && !adopted && joining.is_none() {
+            let members = std::collections::BTreeMap::from([(member_id, member.clone())]);
             raft.initialize(members).await.map_err(|e| setup(format!("initializing the replica group: {e}")))?;
         }
         let group = OwnerGroup {
@@ -175,6 +248,9 @@ impl OwnerGroup {
             applied_index,
             log,
             member_id,
+            peer_id: member.peer_id.clone(),
+            transport,
+            joining: joining.unwrap_or_default(),
             timers,
             clock,
             stop_timers: watch::channel(false).0,
@@ -199,19 +275,109 @@ impl OwnerGroup {
     }
 
     /// Runs `command` through the group; the ledger's answer once it is
-    /// committed and applied, or why the group could not take it.
+    /// committed and applied here, or why the group could not take it.
+    ///
+    /// On a follower the command goes to the leader. It is sent again only
+    /// when the leader surely did not take it (no leader yet, or "not the
+    /// leader"): a lost answer is reported, and the client retries with its
+    /// idempotency key, so nothing runs twice.
     pub async fn propose(&self, command: Command) -> Result<Outcome, String> {
         let proposal = Proposal { now: (self.clock)(), command };
-        let write = tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(proposal));
-        match write.await {
+        let attempt = async {
+            loop {
+                let forward = match self.raft.client_write(proposal.clone()).await {
+                    Ok(written) => return Ok(written.data),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => forward,
+                    Err(error) => return Err(format!("the replica group failed: {error}")),
+                };
+                if let (Some(leader), Some(member)) = (forward.leader_id, forward.leader_node) {
+                    match self.transport.call(leader, &member, Rpc::Propose(proposal.clone())).await {
+                        Ok(RpcReply::Proposed(index, outcome)) => {
+                            self.wait_applied(index).await;
+                            return Ok(outcome);
+                        }
+                        Ok(RpcReply::NotLeader(_)) => {}
+                        Ok(RpcReply::Failed(why)) | Err(CallError::Unreachable(why)) => {
+                            return Err(format!(
+                                "the group's leader did not answer ({why}); retry with the same idempotency key"
+                            ));
+                        }
+                        Ok(other) => return Err(format!("the group's leader answered {other:?}")),
+                        Err(CallError::TooLarge) => return Err("the command is too large to forward".into()),
+                    }
+                }
+                // An election is on: wait a beat for its outcome.
+                tokio::time::sleep(Duration::from_millis(self.timers.heartbeat_ms)).await;
+            }
+        };
+        match tokio::time::timeout(PROPOSE_TIMEOUT, attempt).await {
+            Ok(outcome) => outcome,
             Err(_elapsed) => {
                 Err("the replica group did not commit in time; retry with the same idempotency key".into())
             }
-            Ok(Ok(written)) => Ok(written.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(format!("this member does not lead its group (leader: {:?})", forward.leader_id))
+        }
+    }
+
+    /// Waits (briefly) until this member has applied `index`, so what a
+    /// client wrote through it can be read from it.
+    async fn wait_applied(&self, index: u64) {
+        let wait = self.raft.wait(Some(APPLY_WAIT));
+        if let Err(error) = wait.applied_index_at_least(Some(index), "forwarded command applied here").await {
+            tracing::debug!(%error, index, "a forwarded command is not applied here yet");
+        }
+    }
+
+    /// Adds, removes or re-addresses a member, through the leader.
+    pub async fn change_members(&self, change: MembershipChange) -> Result<(), ChangeError> {
+        match caravan_group::change_members(&self.raft, change.clone()).await {
+            Err(ChangeError::NotLeader(Some(leader), Some(member))) if leader != self.member_id => {
+                let not_led = |why: String| ChangeError::Failed(format!("the group's leader did not answer: {why}"));
+                match self.transport.call(leader, &member, Rpc::ChangeMembers(change)).await {
+                    Ok(RpcReply::Changed) => Ok(()),
+                    Ok(RpcReply::Refused(why)) => Err(ChangeError::Refused(why)),
+                    Ok(RpcReply::NotLeader(leader)) => Err(ChangeError::NotLeader(leader, None)),
+                    Ok(RpcReply::Failed(why)) => Err(not_led(why)),
+                    Ok(other) => Err(not_led(format!("{other:?}"))),
+                    Err(error) => Err(not_led(error.to_string())),
+                }
             }
-            Ok(Err(error)) => Err(format!("the replica group failed: {error}")),
+            outcome => outcome,
+        }
+    }
+
+    /// Records where this member listens in the group's membership, so the
+    /// others can dial it after a restart.
+    pub async fn announce(&self, addrs: Vec<String>) -> Result<(), ChangeError> {
+        let member = self.raft.metrics().borrow().membership_config.membership().get_node(&self.member_id).cloned();
+        let Some(mut member) = member else { return Ok(()) }; // Not in yet (joining).
+        if member.addrs == addrs {
+            return Ok(());
+        }
+        member.addrs = addrs;
+        self.change_members(MembershipChange::SetAddrs(self.member_id, member)).await
+    }
+
+    /// The members as the group knows them: peer ids and addresses.
+    pub fn members(&self) -> Vec<Member> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.membership_config.membership().nodes().map(|(_, member)| member.clone()).collect()
+    }
+
+    /// Answers a Raft message from `peer`: only members (and, while this
+    /// member joins, the group it asked to join) may send them.
+    pub async fn serve(&self, peer: &str, request: &[u8]) -> RpcReply {
+        let members = self.members();
+        let allowed = if members.is_empty() {
+            self.joining.iter().any(|p| p == peer)
+        } else {
+            members.iter().any(|m| m.peer_id == peer)
+        };
+        if !allowed {
+            return RpcReply::Failed(format!("peer {peer} is not a member of this replica group"));
+        }
+        match Rpc::decode(request) {
+            Ok(rpc) => caravan_group::serve(&self.raft, rpc).await,
+            Err(why) => RpcReply::Failed(why),
         }
     }
 
@@ -240,10 +406,13 @@ impl OwnerGroup {
                 peer_id: member.peer_id.clone(),
                 voter: voters.contains(id),
                 matched_index: replication.get(id).copied().flatten().map(|log_id| log_id.index),
+                addrs: member.addrs.clone(),
             })
             .collect();
         GroupView {
             member_id: self.member_id,
+            peer_id: self.peer_id.clone(),
+            addrs: Vec::new(),
             role: match metrics.state {
                 ServerState::Leader => "leader",
                 ServerState::Follower => "follower",

@@ -20,6 +20,7 @@ mod writer;
 pub use caravan_booking::agency;
 pub use caravan_net::NetConfig;
 pub use config::Config;
+pub use group::prepare_join;
 pub use identity::NodeKey;
 pub use writer::{Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 
@@ -27,7 +28,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use caravan_api::{Backend, SubmitError};
+use caravan_api::{Backend, GroupChangeError, SubmitError};
 use caravan_ledger::{Command, Ledger, Reply};
 use caravan_model::Timestamp;
 use caravan_records::{Origin, Record, Verified};
@@ -145,7 +146,11 @@ struct Inner {
     /// The origin key, for signing booking receipts.
     key: NodeKey,
     /// Booking calls to owners, once the network runs.
-    booking_calls: Mutex<Option<mpsc::Sender<caravan_net::BookingCall>>>,
+    /// Calls to peers (bookings, and the group's Raft messages), once the
+    /// network runs.
+    calls: group::CallSlot,
+    /// How peers reach this node, once it listens.
+    contact: Mutex<Option<caravan_model::PeerContact>>,
     calls_in_flight: tokio::sync::Semaphore,
     next_booking_id: std::sync::atomic::AtomicU64,
     /// Bookings whose saga task is running.
@@ -223,9 +228,11 @@ impl Node {
         let log_path = data_dir.join(group::LOG_FILE);
         let effects = group::WriterEffects { queue: queue.clone(), log_path };
         let started = std::time::Instant::now();
+        let calls = group::CallSlot::default();
+        let transport = group::NetTransport(calls.clone());
+        let timers = options.group_timers;
         let group =
-            group::OwnerGroup::open(data_dir, member, options.group_timers, options.clock, effects, || Ok(legacy))
-                .await?;
+            group::OwnerGroup::open(data_dir, member, timers, options.clock, effects, transport, || Ok(legacy)).await?;
         let group = Arc::new(group);
         tracing::info!(%origin, status = ?group.status(), start_ms = started.elapsed().as_millis() as u64, "replica group running");
         let group_timers = Mutex::new(Some(group.run_timers(options.publish_interval_ms as i64)));
@@ -251,7 +258,8 @@ impl Node {
             links: Arc::default(),
             search,
             key: booking_key,
-            booking_calls: Mutex::new(None),
+            calls,
+            contact: Mutex::default(),
             calls_in_flight: tokio::sync::Semaphore::new(booking::CALLS_IN_FLIGHT_MAX),
             next_booking_id: next_booking_id.into(),
             running_bookings: Mutex::default(),
@@ -352,20 +360,22 @@ impl Node {
         let peer_id = caravan_net::peer_id(&keypair);
         tracing::info!(%peer_id, "starting the network");
         let (calls_tx, calls) = mpsc::channel(booking::CALLS_MAX);
-        let (inbound, inbound_rx) = mpsc::channel(booking::INBOUND_MAX);
-        *self.inner.booking_calls.lock().expect("booking calls lock") = Some(calls_tx);
-        let booking = caravan_net::BookingChannels { calls, inbound };
+        let (book, book_rx) = mpsc::channel(booking::INBOUND_MAX);
+        let (raft, raft_rx) = mpsc::channel(RAFT_INBOUND_MAX);
+        *self.inner.calls.lock().expect("calls lock") = Some(calls_tx);
+        let channels = caravan_net::CallChannels { calls, book, raft };
         let net = tokio::spawn(async move {
             let stopped = async {
                 let _ = stopped.await;
             };
             if let Err(error) =
-                caravan_net::run(keypair, config, events_tx, actions, listening_tx, booking, stopped).await
+                caravan_net::run(keypair, config, events_tx, actions, listening_tx, channels, stopped).await
             {
                 tracing::error!(%error, "the network stopped");
             }
         });
-        let serve_bookings = tokio::spawn(booking::serve(self.clone(), inbound_rx));
+        let serve_bookings = tokio::spawn(booking::serve(self.clone(), book_rx));
+        let serve_group = tokio::spawn(serve_group(self.inner.group.clone(), raft_rx));
         let queue = self.inner.queue.clone();
         let forward = tokio::spawn(async move {
             while let Some(event) = events_rx.recv().await {
@@ -375,7 +385,7 @@ impl Node {
             }
         });
         *self.inner.network.lock().expect("network lock") =
-            Some(Network { stop, tasks: vec![net, forward, serve_bookings] });
+            Some(Network { stop, tasks: vec![net, forward, serve_bookings, serve_group] });
         if !listens {
             return Ok(None);
         }
@@ -386,13 +396,46 @@ impl Node {
             addrs.push(address);
         }
         addrs.truncate(caravan_model::contact::CONTACT_ADDRS_MAX);
-        let contact = caravan_model::Contact { peers: vec![caravan_model::PeerContact { peer_id, addrs }] };
+        if let Err(error) = self.inner.group.announce(addrs.clone()).await {
+            tracing::warn!(%error, "this member's addresses are not in its group's membership");
+        }
+        self.publish_contact(caravan_model::PeerContact { peer_id, addrs }).await;
+        Ok(first)
+    }
+
+    /// Changes the group's membership, then tells agencies the new members.
+    async fn change_group(&self, change: caravan_group::MembershipChange) -> Result<(), GroupChangeError> {
+        use caravan_group::ChangeError;
+        match self.inner.group.change_members(change).await {
+            Ok(()) => {}
+            Err(ChangeError::Refused(why)) => return Err(GroupChangeError::Refused(why)),
+            Err(error) => return Err(GroupChangeError::Unavailable(error.to_string())),
+        }
+        let this = self.inner.contact.lock().expect("contact lock").clone();
+        if let Some(this) = this {
+            self.publish_contact(this).await;
+        }
+        Ok(())
+    }
+
+    /// Publishes how agencies reach this owner: every member of its
+    /// replica group (this one first, as it listens now), so an agency
+    /// that cannot reach one asks the next with the same idempotency key.
+    async fn publish_contact(&self, this: caravan_model::PeerContact) {
+        *self.inner.contact.lock().expect("contact lock") = Some(this.clone());
+        let mut peers = vec![this];
+        for member in self.inner.group.members() {
+            if peers.iter().all(|p| p.peer_id != member.peer_id) && !member.addrs.is_empty() {
+                peers.push(caravan_model::PeerContact { peer_id: member.peer_id, addrs: member.addrs });
+            }
+        }
+        peers.truncate(caravan_model::contact::CONTACT_PEERS_MAX);
+        let contact = caravan_model::Contact { peers };
         if self.read_ledger(|ledger| ledger.contact() != Some(&contact)) {
             if let Err(error) = self.submit(Command::SetContact(contact)).await {
                 tracing::warn!(?error, "contact not published; agencies cannot book here");
             }
         }
-        Ok(first)
     }
 
     /// Stops taking commands, lets the writer finish what is queued, and
@@ -428,6 +471,22 @@ impl Node {
             // elsewhere (e.g. in a finished router) must have been dropped.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+    }
+}
+
+/// Raft messages from peers waiting for the group.
+const RAFT_INBOUND_MAX: usize = 1_024;
+
+/// Answers the group's Raft messages, each in its own task (a member's
+/// append and a vote must not wait for each other), until the network
+/// task drops its sender.
+async fn serve_group(group: Arc<group::OwnerGroup>, mut inbound: mpsc::Receiver<caravan_net::Inbound>) {
+    while let Some(call) = inbound.recv().await {
+        let group = group.clone();
+        tokio::spawn(async move {
+            let reply = group.serve(&call.from, &call.request).await;
+            let _ = call.reply.send(reply.encode());
+        });
     }
 }
 
@@ -725,6 +784,9 @@ impl Backend for Node {
 
     fn group(&self) -> caravan_api::dto::GroupView {
         let mut view = self.inner.group.status();
+        if let Some(this) = self.inner.contact.lock().expect("contact lock").as_ref() {
+            view.addrs = this.addrs.clone();
+        }
         let agreed = self.read_ledger(|ledger| ledger.group_timers());
         let running = (view.heartbeat_ms, view.election_timeout_ms);
         let pending = agreed.filter(|a| (a.heartbeat_ms, a.election_timeout_ms) != running);
@@ -740,6 +802,22 @@ impl Backend for Node {
             .map_err(|why| SubmitError::Rejected(caravan_ledger::Rejection::InvalidRequest(why)))?;
         let agreed = caravan_ledger::GroupTimers { heartbeat_ms, election_timeout_ms };
         self.submit(Command::SetGroupTimers(agreed)).await.map(|_| ())
+    }
+
+    async fn add_group_member(&self, input: caravan_api::dto::GroupMemberInput) -> Result<(), GroupChangeError> {
+        let limits = caravan_model::Contact {
+            peers: vec![caravan_model::PeerContact { peer_id: input.peer_id.clone(), addrs: input.addrs.clone() }],
+        };
+        limits.validate().map_err(GroupChangeError::Refused)?;
+        if input.member_id == 0 {
+            return Err(GroupChangeError::Refused("member id 0 is not a member id".into()));
+        }
+        let member = caravan_group::Member { peer_id: input.peer_id, addrs: input.addrs };
+        self.change_group(caravan_group::MembershipChange::Add(input.member_id, member)).await
+    }
+
+    async fn remove_group_member(&self, member_id: u64) -> Result<(), GroupChangeError> {
+        self.change_group(caravan_group::MembershipChange::Remove(member_id)).await
     }
 
     async fn origins(

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use caravan_group::{
-    raft_config, seed_thread_rng, serve, AppliedCommand, Effects, GroupLog, LedgerMachine, Member, MemberId,
+    raft_config, seed_thread_rng, serve, AppliedCommand, CallError, Effects, GroupLog, LedgerMachine, Member, MemberId,
     MemoryDisk, Outcome, Proposal, Raft, Rpc, RpcReply, SnapshotSlot, SnapshotStore, Timers, Transport,
     TransportFactory,
 };
@@ -84,7 +84,8 @@ impl SimTransport {
 }
 
 impl Transport for SimTransport {
-    async fn call(&self, to: MemberId, _member: &Member, rpc: Rpc) -> Result<RpcReply, String> {
+    async fn call(&self, to: MemberId, _member: &Member, rpc: Rpc) -> Result<RpcReply, CallError> {
+        let lost = |why: &str| Err(CallError::Unreachable(why.into()));
         let (delay_ms, lose_request, lose_reply, duplicate) = {
             let mut world = self.world.lock().unwrap();
             let (loss, duplication) = (world.faults.loss, world.faults.duplication);
@@ -94,19 +95,19 @@ impl Transport for SimTransport {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let Some(target) = self.reachable(to).filter(|_| !lose_request) else {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            return Err("lost".into());
+            return lost("lost");
         };
         // Every message crosses the wire format, as on the network.
-        let rpc = Rpc::decode(&rpc.encode())?;
+        let rpc = Rpc::decode(&rpc.encode()).map_err(CallError::Unreachable)?;
         if duplicate {
             let (again, raft) = (rpc.clone(), target.clone());
             tokio::spawn(async move { serve(&raft, again).await });
         }
         let reply = serve(&target, rpc).await;
         if lose_reply || self.reachable(to).is_none() {
-            return Err("reply lost".into());
+            return lost("reply lost");
         }
-        RpcReply::decode(&reply.encode())
+        RpcReply::decode(&reply.encode()).map_err(CallError::Unreachable)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The owner's replica group as an operator sees it: a node is a group of
 //! one that leads itself, its ledger survives restarts through the Raft
 //! log and snapshot, and the heartbeat and election timeout are set for
-//! the whole group (validated) and taken at the next start.
+//! the whole group (validated) and taken at the next start. Three members
+//! over libp2p: any of them serves, all sign the same records, and the
+//! group outlives its leader.
 
 use super::*;
 
@@ -51,4 +53,93 @@ async fn group_timers_are_validated_agreed_through_the_log_and_taken_at_the_next
     let (_, group) = t.call("GET", "/api/v1/group", None).await;
     assert_eq!((group["heartbeat_ms"].as_u64(), group["election_timeout_ms"].as_u64()), (Some(50), Some(800)));
     assert_eq!(group["agreed_heartbeat_ms"], Value::Null, "nothing left to take: {group}");
+}
+
+/// A member of `leader`'s group: a fresh node with the owner's key,
+/// listening on loopback, added through the leader's API.
+async fn join(leader: &TestNode, leader_peer: &str) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    crate::init_node(dir.path());
+    let key = caravan_node::identity::KEY_FILE;
+    std::fs::copy(leader.dir.path().join(key), dir.path().join(key)).unwrap();
+    caravan_node::prepare_join(dir.path(), &[leader_peer.to_owned()]).unwrap();
+    let options = caravan_node::NodeOptions { publish_interval_ms: 5, ..Default::default() };
+    let node = caravan_node::Node::open(dir.path(), options).await.unwrap();
+    node.start_network(super::network::loopback(vec![])).await.unwrap();
+    let joiner = TestNode { dir, node };
+    let (_, me) = joiner.call("GET", "/api/v1/group", None).await;
+    assert_eq!(me["members"], json!([]), "not a member before the leader adds it: {me}");
+    let input = json!({ "member_id": me["member_id"], "peer_id": me["peer_id"], "addrs": me["addrs"] });
+    let (status, group) = leader.call("POST", "/api/v1/group/members", Some(input)).await;
+    assert_eq!(status, StatusCode::OK, "{group}");
+    let added = group["members"].as_array().unwrap().iter().find(|m| m["id"] == me["member_id"]).cloned();
+    assert_eq!(added.map(|m| m["voter"].clone()), Some(json!(true)), "{group}");
+    joiner
+}
+
+async fn group_of(t: &TestNode) -> Value {
+    t.call("GET", "/api/v1/group", None).await.1
+}
+
+/// Every record a member holds: kind, key, version and the signed bytes.
+fn records_of(t: &TestNode) -> Vec<(i64, String, i64, Vec<u8>)> {
+    let conn = caravan_store::open_reader(t.node.db_path()).unwrap();
+    let query = "SELECT kind, key, version, signed FROM records ORDER BY origin, kind, key";
+    let mut rows = conn.prepare(query).unwrap();
+    rows.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_members_serve_alike_sign_identical_records_and_survive_their_leader() {
+    let first = TestNode::start().await;
+    first.node.start_network(super::network::loopback(vec![])).await.unwrap();
+    let first_peer = group_of(&first).await["peer_id"].as_str().unwrap().to_owned();
+    let second = join(&first, &first_peer).await;
+    let third = join(&first, &first_peer).await;
+    let group = group_of(&first).await;
+    assert_eq!(group["members"].as_array().map(Vec::len), Some(3), "{group}");
+
+    // Any member takes commands; a follower reads its own writes.
+    let listing = second.hotel(4).await;
+    let (status, hold) = third.call("POST", "/api/v1/holds", Some(stay_hold(&listing, 2, 4, 1))).await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let hold_path = format!("/api/v1/holds/{}", hold["id"]);
+    let (status, confirmed) = third.call("POST", &format!("{hold_path}/confirm"), None).await;
+    assert_eq!((status, &confirmed["state"]), (StatusCode::OK, &json!("confirmed")), "{confirmed}");
+
+    // Every member signs the same records: same key, version, bytes.
+    let members = [&first, &second, &third];
+    let converged = super::network::eventually(|| {
+        let records: Vec<_> = members.iter().map(|t| records_of(t)).collect();
+        !records[0].is_empty() && records.iter().all(|r| r == &records[0])
+    })
+    .await;
+    assert!(converged, "members' records differ");
+    for t in members {
+        let (_, origins) = t.call("GET", "/api/v1/origins", None).await;
+        assert_eq!(origins["equivocations"], json!([]), "{origins}");
+    }
+
+    // The leader goes; the others elect one and keep every booking.
+    let TestNode { dir: _kept, node } = first;
+    node.shutdown().await;
+    let mut new_leader = None;
+    for _ in 0..100 {
+        let (a, b) = (group_of(&second).await, group_of(&third).await);
+        if a["role"] == "leader" || b["role"] == "leader" {
+            new_leader = Some(a["leader"].clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(new_leader.is_some(), "no new leader within 10 s");
+    for t in [&second, &third] {
+        let (status, kept) = t.call("GET", &hold_path, None).await;
+        assert_eq!((status, &kept["state"]), (StatusCode::OK, &json!("confirmed")), "{kept}");
+        let (status, more) = t.call("POST", "/api/v1/holds", Some(stay_hold(&listing, 5, 6, 1))).await;
+        assert_eq!(status, StatusCode::CREATED, "{more}");
+    }
 }
