@@ -34,6 +34,62 @@ pub enum Command {
     User(UserCommand),
     /// A small travel network on this machine: two agencies, four providers, sample services and logins.
     Demo(DemoArgs),
+    /// Run an owner as a replica group of nodes (Raft): one leads, the others follow and take over.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Initialize a node (a replica group of one when it runs) and print its origin, peer id and member id.
+    Init(Init),
+    /// Join a running group from a data directory holding a copy of the owner's node.key, then run the node.
+    Join(GroupJoin),
+    /// Show a member's view of its group: role, term, leader, members and log indexes.
+    Status(GroupApi),
+    /// Take a member out of its group (by default the member asked).
+    Leave(GroupLeave),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GroupJoin {
+    /// The new member's data directory.
+    #[arg(long, env = "CARAVAN_DATA_DIR", default_value = "caravan-data")]
+    pub data_dir: PathBuf,
+    /// A member of the group to join: its HTTP API, e.g. http://10.0.0.1:7070.
+    #[arg(long)]
+    pub via: String,
+    /// An admin API token of that member.
+    #[arg(long, env = "CARAVAN_TOKEN")]
+    pub token: Option<String>,
+    /// A copy of the owner's node.key, installed in the data directory if it has none.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Address for this node's HTTP API; overrides `http` in caravan.toml.
+    #[arg(long, env = "CARAVAN_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// Multiaddr this member listens on, which the group dials, e.g. /ip4/10.0.0.2/tcp/7171; repeatable.
+    #[arg(long = "p2p", value_name = "MULTIADDR")]
+    pub p2p: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GroupApi {
+    /// The member's HTTP API.
+    #[arg(long, env = "CARAVAN_API", default_value = "http://127.0.0.1:7070")]
+    pub api: String,
+    /// An admin API token of that member.
+    #[arg(long, env = "CARAVAN_TOKEN")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GroupLeave {
+    #[command(flatten)]
+    pub api: GroupApi,
+    /// The member to take out (its id, as `group status` shows); the asked member by default.
+    #[arg(long)]
+    pub member: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod demo;
+mod group;
 mod load;
 
 use anyhow::Context;
@@ -50,6 +51,7 @@ fn run(args: cli::Args) -> anyhow::Result<()> {
         cli::Command::User(cli::UserCommand::Add(args)) => user_add(args),
         cli::Command::User(cli::UserCommand::Token(args)) => user_token(args),
         cli::Command::Demo(args) => demo::run(args.http, args.dir),
+        cli::Command::Group(command) => group::run(command),
     }
 }
 

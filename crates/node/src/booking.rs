@@ -114,7 +114,13 @@ impl Node {
             let call = Call { protocol: Protocol::Book, peer: peer_id, addrs, request, reply };
             calls.send(call).await.map_err(|_| "the network is stopping".to_owned())?;
             match tokio::time::timeout(Duration::from_millis(CALL_TIMEOUT_MS), answer).await {
-                Ok(Ok(Ok(bytes))) => return Ok(BookResponse::decode(&bytes)),
+                Ok(Ok(Ok(bytes))) => match BookResponse::decode(&bytes) {
+                    // This member cannot reach its group's leader; another may.
+                    BookResponse::Refusal(refusal) if refusal.code == "unavailable" => {
+                        last_error = format!("owner node {}: {}", peer.peer_id, refusal.message)
+                    }
+                    response => return Ok(response),
+                },
                 Ok(Ok(Err(error))) => last_error = format!("owner node {}: {error}", peer.peer_id),
                 Ok(Err(_)) => last_error = "the network is stopping".into(),
                 Err(_) => last_error = format!("owner node {} did not answer in time", peer.peer_id),

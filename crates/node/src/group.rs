@@ -174,6 +174,11 @@ pub fn prepare_join(data_dir: &Path, peers: &[String]) -> Result<MemberId, NodeE
     member_id(&log_path)
 }
 
+/// The member id of the node at `data_dir`, drawn now if it has none.
+pub fn member_id_of(data_dir: &Path) -> Result<MemberId, NodeError> {
+    member_id(&data_dir.join(LOG_FILE))
+}
+
 /// This member's id, drawn on first use and kept beside the log.
 fn member_id(log_path: &Path) -> Result<MemberId, NodeError> {
     let setup = NodeError::Setup;

@@ -72,6 +72,26 @@ pub fn init(data_dir: &Path) -> Result<Initialized, NodeError> {
     Ok(Initialized { origin: key.origin(), created: true })
 }
 
+/// Who a data directory is in the network and in its replica group.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The owner's signing key: every member of a group shares it.
+    pub origin: Origin,
+    /// This machine's libp2p peer id: its own, never copied.
+    pub peer_id: String,
+    /// This machine's member id in its replica group, never reused.
+    pub member_id: u64,
+}
+
+/// The identity of the node at `data_dir` (which must be initialized),
+/// drawing its peer and member ids if it has none yet.
+pub fn identity(data_dir: &Path) -> Result<Identity, NodeError> {
+    let key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
+    let net_key = NodeKey::load_or_create_net_key(data_dir).map_err(NodeError::Setup)?;
+    let peer_id = caravan_net::peer_id(&caravan_net::keypair_from_seed(net_key.seed()));
+    Ok(Identity { origin: key.origin(), peer_id, member_id: group::member_id_of(data_dir)? })
+}
+
 /// Settings `Node::open` takes beside the data directory.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {

@@ -1,0 +1,244 @@
+//! `caravan group`: run an owner as a replica group of nodes.
+//!
+//! Every node starts as a group of one. Another machine joins with a
+//! fresh data directory holding a copy of the owner's `node.key` (all
+//! members sign as the owner) and its own peer and member ids: `join`
+//! checks it is the same owner, readies the directory to take the group's
+//! log, starts the node and asks the group (through the member given with
+//! `--via`) to add it. `status` and `leave` talk to a running member's API.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use caravan_api::dto::{GroupMemberInput, GroupView, NodeStatus};
+use serde::de::DeserializeOwned;
+
+use crate::cli;
+
+/// How long `join` waits for its own node to answer before asking to be added.
+const LOCAL_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Adding a member waits until it has caught up with the group's log.
+const ADD_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn run(command: cli::GroupCommand) -> anyhow::Result<()> {
+    match command {
+        cli::GroupCommand::Init(args) => init(&args.data_dir),
+        cli::GroupCommand::Join(args) => join(args),
+        cli::GroupCommand::Status(args) => crate::runtime()?.block_on(async {
+            let client = crate::load::client(args.token.as_deref())?;
+            let group: GroupView = get(&client, &format!("{}/api/v1/group", base(&args.api))).await?;
+            print!("{}", describe(&group));
+            Ok(())
+        }),
+        cli::GroupCommand::Leave(args) => leave(args),
+    }
+}
+
+fn init(data_dir: &Path) -> anyhow::Result<()> {
+    let done = caravan_node::init(data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
+    let me = caravan_node::identity(data_dir)?;
+    let verb = if done.created { "created" } else { "already initialized" };
+    println!("{}: {verb}", data_dir.display());
+    println!("origin (public key): {}", me.origin);
+    println!("peer id:             {}", me.peer_id);
+    println!("member id:           {}", me.member_id);
+    println!(
+        "a replica group of one once it runs (`caravan node run --data-dir {0}`); to add a machine, copy {0}/{1} \
+         to it and run `caravan group join --via http://<this node> --key <the copy> --p2p <its address>` there",
+        data_dir.display(),
+        caravan_node::identity::KEY_FILE,
+    );
+    Ok(())
+}
+
+fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
+    let data_dir = args.data_dir;
+    install_key(&data_dir, args.key.as_deref())?;
+    caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
+    let me = caravan_node::identity(&data_dir)?;
+    let mut config = caravan_node::Config::load(&data_dir).map_err(anyhow::Error::msg)?;
+    if let Some(http) = args.http {
+        config.http = http;
+    }
+    config.p2p.listen.extend(args.p2p);
+    ensure!(
+        !config.p2p.listen.is_empty(),
+        "a member must listen for its group: give --p2p /ip4/<address>/tcp/<port> (or p2p.listen in caravan.toml)"
+    );
+    if let Some(vague) = config.p2p.listen.iter().find(|a| a.contains("/0.0.0.0/") || a.ends_with("/tcp/0")) {
+        bail!("the group dials members where they listen: {vague} is not an address it can dial");
+    }
+    let via = base(&args.via).to_owned();
+    crate::runtime()?.block_on(async move {
+        let client = crate::load::client(args.token.as_deref())?;
+        let theirs: NodeStatus = get(&client, &format!("{via}/api/v1/status")).await?;
+        ensure!(
+            theirs.origin == me.origin.to_string(),
+            "{via} runs owner {} but {} holds owner {}'s key: copy that node's {}",
+            theirs.origin,
+            data_dir.display(),
+            me.origin,
+            caravan_node::identity::KEY_FILE
+        );
+        let group: GroupView = get(&client, &format!("{via}/api/v1/group")).await?;
+        let member = group.members.iter().any(|m| m.id == me.member_id);
+        if !member {
+            let peers: Vec<String> = group.members.iter().map(|m| m.peer_id.clone()).collect();
+            caravan_node::prepare_join(&data_dir, &peers)?;
+        }
+        // Replicate the catalog from the group's members too.
+        for m in &group.members {
+            config.p2p.bootstrap.extend(m.addrs.iter().cloned());
+        }
+        let listener =
+            tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
+        let local = listener.local_addr()?;
+        println!("caravan node: http://{local} (data in {}), joining the group of {via}", data_dir.display());
+        let (give_up, gave_up) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = gave_up => {}
+            }
+        };
+        let node = {
+            let (data_dir, config) = (data_dir.clone(), config.clone());
+            tokio::spawn(async move { caravan_node::run(&data_dir, &config, listener, shutdown).await })
+        };
+        if !member {
+            let input = GroupMemberInput { member_id: me.member_id, peer_id: me.peer_id, addrs: config.p2p.listen };
+            match ask_to_join(&client, local, &via, &input).await {
+                Ok(group) => {
+                    print!("{}", describe(&group));
+                    println!(
+                        "member {} joined; this node keeps running (Ctrl-C stops it; `caravan node run --data-dir {}` \
+                         starts it again)",
+                        input.member_id,
+                        data_dir.display()
+                    );
+                }
+                Err(error) => {
+                    let _ = give_up.send(());
+                    let _ = node.await;
+                    return Err(error.context("the group did not add this node; its data directory can try again"));
+                }
+            }
+        }
+        node.await.context("the node task failed")?.context("running the node")
+    })
+}
+
+/// Puts the owner's key into a new member's data directory (mode 0600).
+fn install_key(data_dir: &Path, key: Option<&Path>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = data_dir.join(caravan_node::identity::KEY_FILE);
+    match key {
+        _ if target.exists() => Ok(()),
+        None => bail!(
+            "{} has no {}: every member signs as the owner, so give --key with a copy of the group's",
+            data_dir.display(),
+            caravan_node::identity::KEY_FILE
+        ),
+        Some(key) => {
+            std::fs::create_dir_all(data_dir)?;
+            std::fs::copy(key, &target).with_context(|| format!("copying {}", key.display()))?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
+            Ok(())
+        }
+    }
+}
+
+/// Waits for the local node to answer, then asks the group to add it.
+async fn ask_to_join(
+    client: &reqwest::Client,
+    local: SocketAddr,
+    via: &str,
+    input: &GroupMemberInput,
+) -> anyhow::Result<GroupView> {
+    let deadline = Instant::now() + LOCAL_READY_TIMEOUT;
+    while get::<NodeStatus>(client, &format!("http://{local}/api/v1/status")).await.is_err() {
+        ensure!(Instant::now() < deadline, "this node did not start within {LOCAL_READY_TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let request = client.post(format!("{via}/api/v1/group/members")).json(input).timeout(ADD_TIMEOUT);
+    answer(request.send().await.with_context(|| format!("asking {via} to add this node"))?).await
+}
+
+fn leave(args: cli::GroupLeave) -> anyhow::Result<()> {
+    let api = base(&args.api.api).to_owned();
+    crate::runtime()?.block_on(async move {
+        let client = crate::load::client(args.api.token.as_deref())?;
+        let group: GroupView = get(&client, &format!("{api}/api/v1/group")).await?;
+        let id = args.member.unwrap_or(group.member_id);
+        let request = client.delete(format!("{api}/api/v1/group/members/{id}"));
+        let after: GroupView = answer(request.send().await.with_context(|| format!("reaching {api}"))?).await?;
+        print!("{}", describe(&after));
+        println!("member {id} left its group");
+        if id == group.member_id {
+            println!(
+                "stop the node at {api}: it no longer belongs to the group, and its data directory cannot join \
+                 again (member ids are never reused; a fresh directory can)"
+            );
+        }
+        Ok(())
+    })
+}
+
+/// `url` without a trailing slash.
+fn base(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+async fn get<T: DeserializeOwned>(client: &reqwest::Client, url: &str) -> anyhow::Result<T> {
+    let response = client.get(url).timeout(Duration::from_secs(10)).send().await;
+    answer(response.with_context(|| format!("reaching {url}"))?).await
+}
+
+/// The body of a successful answer, or the API's error message.
+async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
+    let (status, url) = (response.status(), response.url().clone());
+    if status.is_success() {
+        return response.json().await.with_context(|| format!("reading the answer of {url}"));
+    }
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    match body["message"].as_str() {
+        Some(message) => bail!("{url}: {status}: {message}"),
+        None => bail!("{url}: {status}"),
+    }
+}
+
+/// A member's view of its group, for people.
+fn describe(group: &GroupView) -> String {
+    use std::fmt::Write;
+    let dash = |index: Option<u64>| index.map_or("-".to_owned(), |i| i.to_string());
+    let mut out = String::new();
+    let leader = group.leader.map_or("none".to_owned(), |id| id.to_string());
+    let line = format!(
+        "member {} ({}), term {}, leader {leader}\nlog {}, applied {}, snapshot {}; heartbeat {} ms, election \
+         timeout {} ms\n",
+        group.member_id,
+        group.role,
+        group.term,
+        dash(group.last_log_index),
+        group.applied_index,
+        dash(group.snapshot_index),
+        group.heartbeat_ms,
+        group.election_timeout_ms,
+    );
+    out.push_str(&line);
+    writeln!(out, "{:>20} {:<8} {:>8}  {:<52} addrs", "id", "role", "matched", "peer").expect("writing to a String");
+    for member in &group.members {
+        let role = match (Some(member.id) == group.leader, member.voter) {
+            (true, _) => "leader",
+            (false, true) => "voter",
+            (false, false) => "learner",
+        };
+        let addrs = member.addrs.join(" ");
+        let matched = dash(member.matched_index);
+        writeln!(out, "{:>20} {role:<8} {matched:>8}  {:<52} {addrs}", member.id, member.peer_id)
+            .expect("writing to a String");
+    }
+    out
+}
