@@ -155,6 +155,9 @@ pub struct ClusterUp {
     pub graph: PathBuf,
     #[command(flatten)]
     pub cluster: ClusterOptions,
+    /// Run each peer as an owner's replica group of this many nodes (Raft; 3 survives the loss of one).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=7))]
+    pub replicas: u32,
 }
 
 #[derive(Debug, Clone, clap::Args)]

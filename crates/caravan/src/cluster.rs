@@ -6,6 +6,10 @@
 //! `node.log`) and `cluster.json`, which `cluster status` reads. Members
 //! are stopped with SIGINT, as Ctrl-C would, so each finishes its queued
 //! work and closes its database cleanly.
+//!
+//! With replicas, each peer of the graph is an owner run as a replica
+//! group: `node-<i>` starts it, and `node-<i>-<r>` (a copy of its key,
+//! its own peer and member ids) join it, as `caravan group join` would.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +17,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use caravan_api::dto::NodeStatus;
+use caravan_api::dto::{GroupMemberInput, GroupView, NodeStatus};
 use caravan_topology::Graph;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +34,8 @@ pub struct Options {
     pub publish_interval_ms: u64,
     /// An admin API token every member accepts (see [`new_token`]).
     pub token: String,
+    /// Nodes per peer of the graph: 1, or a replica group of this many.
+    pub replicas: u32,
 }
 
 /// The admin every cluster member has; its API token is the cluster's.
@@ -43,11 +49,25 @@ pub fn new_token() -> String {
 /// One member as `cluster.json` records it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Member {
+    /// The peer of the graph this node runs.
     pub index: u32,
+    /// Which of the peer's replicas it is: 0 started the group.
+    #[serde(default)]
+    pub replica: u32,
     pub pid: u32,
     pub http: SocketAddr,
     pub p2p: String,
     pub data_dir: PathBuf,
+}
+
+impl Member {
+    /// `i` for a peer's first node, `i.r` for its replicas.
+    pub fn name(&self) -> String {
+        match self.replica {
+            0 => self.index.to_string(),
+            r => format!("{}.{r}", self.index),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -72,40 +92,83 @@ impl Cluster {
     /// starts them all. Data from an earlier run in `dir` is kept.
     pub fn up(graph: &Graph, options: &Options) -> anyhow::Result<Cluster> {
         let peers = graph.peers();
-        let last_port = options.base_port as u32 + 2 * peers;
+        let replicas = options.replicas.max(1);
+        let last_port = options.base_port as u32 + 2 * peers * replicas;
         if last_port > u16::MAX as u32 {
-            bail!("{peers} peers need ports up to {last_port}: lower --base-port");
+            bail!("{} nodes need ports up to {last_port}: lower --base-port", peers * replicas);
         }
-        let port = |i: u32, offset: u32| (options.base_port as u32 + 2 * i + offset) as u16;
-        let p2p = |i: u32| format!("/ip4/127.0.0.1/tcp/{}", port(i, 1));
-        let mut members = Vec::with_capacity(peers as usize);
-        for i in 0..peers {
-            let http = SocketAddr::from(([127, 0, 0, 1], port(i, 0)));
-            for address in [http, SocketAddr::from(([127, 0, 0, 1], port(i, 1)))] {
-                std::net::TcpListener::bind(address)
-                    .with_context(|| format!("port {} is taken: choose another --base-port", address.port()))?;
+        // Peers' first nodes take the first ports, their replicas the rest.
+        let slot = |i: u32, r: u32| if r == 0 { i } else { peers + i * (replicas - 1) + r - 1 };
+        let port = |slot: u32, offset: u32| (options.base_port as u32 + 2 * slot + offset) as u16;
+        let p2p = |slot: u32| format!("/ip4/127.0.0.1/tcp/{}", port(slot, 1));
+        let mut members = Vec::with_capacity((peers * replicas) as usize);
+        for r in 0..replicas {
+            for i in 0..peers {
+                let http = SocketAddr::from(([127, 0, 0, 1], port(slot(i, r), 0)));
+                for address in [http, SocketAddr::from(([127, 0, 0, 1], port(slot(i, r), 1)))] {
+                    std::net::TcpListener::bind(address)
+                        .with_context(|| format!("port {} is taken: choose another --base-port", address.port()))?;
+                }
+                let first = options.dir.join(format!("node-{i}"));
+                let data_dir = if r == 0 { first.clone() } else { options.dir.join(format!("node-{i}-{r}")) };
+                let joins = r > 0 && !data_dir.join(caravan_node::identity::KEY_FILE).exists();
+                if joins {
+                    // A new replica: the owner's key, its own ids.
+                    std::fs::create_dir_all(&data_dir)?;
+                    let key = caravan_node::identity::KEY_FILE;
+                    std::fs::copy(first.join(key), data_dir.join(key)).context("copying the owner's key")?;
+                }
+                caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
+                if joins {
+                    let leader = caravan_node::identity(&first)?.peer_id;
+                    caravan_node::prepare_join(&data_dir, &[leader])?;
+                }
+                install_token(&data_dir, &options.token)?;
+                let mut config = caravan_node::Config::load(&data_dir).map_err(anyhow::Error::msg)?;
+                config.http = http;
+                config.ledger.publish_interval_ms = options.publish_interval_ms;
+                config.p2p.listen = vec![p2p(slot(i, r))];
+                config.p2p.bootstrap = match r {
+                    // Each edge is dialled once, by its higher end.
+                    0 => graph.neighbours(i).into_iter().filter(|&j| j < i).map(p2p).collect(),
+                    // A replica follows its group's first node.
+                    _ => vec![p2p(i)],
+                };
+                // The graph is the experiment: no peers beyond its edges.
+                config.p2p.discovery = false;
+                config.validate().map_err(anyhow::Error::msg)?;
+                std::fs::write(data_dir.join(caravan_node::config::CONFIG_FILE), config.to_toml())?;
+                members.push(Member { index: i, replica: r, pid: 0, http, p2p: p2p(slot(i, r)), data_dir });
             }
-            let data_dir = options.dir.join(format!("node-{i}"));
-            caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
-            install_token(&data_dir, &options.token)?;
-            let mut config = caravan_node::Config::load(&data_dir).map_err(anyhow::Error::msg)?;
-            config.http = http;
-            config.ledger.publish_interval_ms = options.publish_interval_ms;
-            config.p2p.listen = vec![p2p(i)];
-            // Each edge is dialled once, by its higher end.
-            config.p2p.bootstrap = graph.neighbours(i).into_iter().filter(|&j| j < i).map(p2p).collect();
-            // The graph is the experiment: no peers beyond its edges.
-            config.p2p.discovery = false;
-            config.validate().map_err(anyhow::Error::msg)?;
-            std::fs::write(data_dir.join(caravan_node::config::CONFIG_FILE), config.to_toml())?;
-            members.push(Member { index: i, pid: 0, http, p2p: p2p(i), data_dir });
         }
         let children = members.iter().map(|_| None).collect();
         let mut cluster = Cluster { dir: options.dir.clone(), members, children, token: options.token.clone() };
-        for i in 0..peers as usize {
+        for i in 0..cluster.members.len() {
             cluster.start(i)?;
         }
         Ok(cluster)
+    }
+
+    /// Adds every replica its group does not have yet, one at a time (each
+    /// answer waits until the new member has caught up and votes).
+    pub async fn form_groups(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+        for replica in self.members.iter().filter(|m| m.replica > 0) {
+            let first = &self.members[replica.index as usize];
+            let url = format!("http://{}/api/v1/group", first.http);
+            let group: GroupView = client.get(&url).send().await?.error_for_status()?.json().await?;
+            let me = caravan_node::identity(&replica.data_dir)?;
+            if group.members.iter().any(|m| m.id == me.member_id) {
+                continue;
+            }
+            let input =
+                GroupMemberInput { member_id: me.member_id, peer_id: me.peer_id, addrs: vec![replica.p2p.clone()] };
+            let response = client.post(format!("{url}/members")).json(&input).send().await?;
+            if !response.status().is_success() {
+                let body = response.text().await.unwrap_or_default();
+                bail!("node {} did not join the group of node {}: {body}", replica.name(), replica.index);
+            }
+        }
+        Ok(())
     }
 
     pub fn members(&self) -> &[Member] {
@@ -116,7 +179,8 @@ impl Cluster {
         self.members.iter().map(|m| m.http).collect()
     }
 
-    /// Starts member `i` (again), logging to its `node.log`.
+    /// Starts member `i` (again), logging to its `node.log`; `i` counts
+    /// every node, peers' first nodes first.
     pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
         let member = &mut self.members[i];
         let log_path = member.data_dir.join("node.log");
@@ -166,12 +230,12 @@ impl Cluster {
     }
 
     /// Members whose process has ended, with how it ended.
-    pub fn exited(&mut self) -> Vec<(u32, String)> {
+    pub fn exited(&mut self) -> Vec<(Member, String)> {
         let mut exited = Vec::new();
         for (member, slot) in self.members.iter().zip(self.children.iter_mut()) {
             if let Some(child) = slot {
                 if let Ok(Some(status)) = child.try_wait() {
-                    exited.push((member.index, status.to_string()));
+                    exited.push((member.clone(), status.to_string()));
                     *slot = None;
                 }
             }
@@ -185,15 +249,16 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         loop {
             let statuses = statuses(client, &self.members, false).await;
-            let waiting: Vec<u32> = self
+            let waiting: Vec<String> = self
                 .members
                 .iter()
                 .zip(&statuses)
                 .filter(|(m, s)| match s {
+                    Ok(status) if m.replica > 0 => status.peers == 0,
                     Ok(status) => status.peers < graph.neighbours(m.index).len() as u64,
                     Err(_) => true,
                 })
-                .map(|(m, _)| m.index)
+                .map(|(m, _)| m.name())
                 .collect();
             if waiting.is_empty() {
                 return Ok(());
@@ -301,7 +366,7 @@ pub fn status_table(members: &[Member], statuses: &[anyhow::Result<NodeStatus>])
         let line = match status {
             Ok(s) => format!(
                 "{:>4} {:>8} {:<21} {:>5} {:>9} {:>9} {:>7} {:>11} {:>10}",
-                member.index,
+                member.name(),
                 member.pid,
                 member.http,
                 s.peers,
@@ -311,7 +376,7 @@ pub fn status_table(members: &[Member], statuses: &[anyhow::Result<NodeStatus>])
                 s.replication_lag.last_ms,
                 s.replication_lag.p99_ms
             ),
-            Err(error) => format!("{:>4} {:>8} {:<21} down: {error:#}", member.index, member.pid, member.http),
+            Err(error) => format!("{:>4} {:>8} {:<21} down: {error:#}", member.name(), member.pid, member.http),
         };
         writeln!(out, "{line}").expect("writing to a String");
     }

@@ -159,8 +159,13 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
     anyhow::ensure!(http.ip().is_loopback(), "the demo runs on loopback; give --http 127.0.0.1:PORT");
     let graph = caravan_topology::generate(MEMBERS.len() as u32, MEMBERS.len() as u32 - 1, 1)?;
     let token = cluster::new_token();
-    let options =
-        cluster::Options { dir: dir.clone(), base_port: http.port(), publish_interval_ms: 100, token: token.clone() };
+    let options = cluster::Options {
+        dir: dir.clone(),
+        base_port: http.port(),
+        publish_interval_ms: 100,
+        token: token.clone(),
+        replicas: 1,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let client = load::client(Some(&token))?;
@@ -213,8 +218,8 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = watch.tick() => {
-                    for (index, how) in running.exited() {
-                        eprintln!("{} exited ({how}); see its node.log", MEMBERS[index as usize]);
+                    for (member, how) in running.exited() {
+                        eprintln!("{} exited ({how}); see its node.log", MEMBERS[member.index as usize]);
                     }
                 }
             }

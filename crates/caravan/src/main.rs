@@ -135,17 +135,22 @@ fn cluster_up(args: cli::ClusterUp) -> anyhow::Result<()> {
         base_port: args.cluster.base_port,
         publish_interval_ms: args.cluster.publish_interval_ms,
         token: token.clone(),
+        replicas: args.replicas,
     };
     runtime()?.block_on(async {
         let client = load::client(Some(&token))?;
         let mut running = cluster::Cluster::up(&graph, &options)?;
-        println!("starting {} nodes in {} ...", graph.peers(), options.dir.display());
+        let nodes = running.members().len();
+        println!("starting {nodes} nodes in {} ...", options.dir.display());
         running.wait_ready(&client, &graph, CLUSTER_READY_TIMEOUT).await?;
+        if args.replicas > 1 {
+            println!("forming replica groups of {} ...", args.replicas);
+            running.form_groups(&client).await?;
+        }
         let statuses = cluster::statuses(&client, running.members(), false).await;
         print!("{}", cluster::status_table(running.members(), &statuses));
         println!(
-            "all {} nodes ready; `caravan cluster status --dir {}` shows them; Ctrl-C stops them",
-            graph.peers(),
+            "all {nodes} nodes ready; `caravan cluster status --dir {}` shows them; Ctrl-C stops them",
             options.dir.display()
         );
         let mut watch = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -153,13 +158,13 @@ fn cluster_up(args: cli::ClusterUp) -> anyhow::Result<()> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = watch.tick() => {
-                    for (index, how) in running.exited() {
-                        eprintln!("node {index} exited ({how}); see its node.log");
+                    for (member, how) in running.exited() {
+                        eprintln!("node {} exited ({how}); see its node.log", member.name());
                     }
                 }
             }
         }
-        println!("stopping {} nodes ...", graph.peers());
+        println!("stopping {nodes} nodes ...");
         running.down()?;
         println!("stopped");
         Ok(())

@@ -153,6 +153,7 @@ impl BenchNet {
             base_port: spec.base_port,
             publish_interval_ms,
             token: token.to_owned(),
+            replicas: 1,
         };
         let cluster = Cluster::up(&graph, &options)?;
         cluster.wait_ready(client, &graph, READY_TIMEOUT).await?;
