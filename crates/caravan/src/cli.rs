@@ -293,6 +293,25 @@ pub enum Scenario {
     Search(SearchBench),
     /// Multi-part bookings per second across owners over libp2p, and their latency.
     Booking(BookingBench),
+    /// Holds through an owner's replica group of three processes; the leader is killed halfway.
+    Failover(FailoverBench),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FailoverBench {
+    /// Where to write the JSON result (fields holds_per_s, latency_p99_ms,
+    /// failover_s, acked_lost, oversold).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Concurrent travellers holding rooms back to back over HTTP.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds to run; the leader is killed halfway.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// The three members take the six ports from this one.
+    #[arg(long, default_value_t = 21_000)]
+    pub base_port: u16,
 }
 
 #[derive(Debug, clap::Args)]

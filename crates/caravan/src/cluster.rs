@@ -218,6 +218,15 @@ impl Cluster {
         Ok(())
     }
 
+    /// Kills member `i` with SIGKILL, as a machine that loses power.
+    pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        if let Some(mut child) = self.children[i].take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
     /// Stops every member: all are interrupted first, so they stop in parallel.
     pub fn down(&mut self) -> anyhow::Result<()> {
         for child in self.children.iter().flatten() {

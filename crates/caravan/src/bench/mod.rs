@@ -7,6 +7,7 @@
 
 mod booking;
 mod catchup;
+mod failover;
 mod ledger;
 mod proc_stats;
 mod records;
@@ -27,6 +28,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Scenario::Catchup(args) => ("catchup", args.json.clone(), catchup::run(&args)?),
         Scenario::Search(args) => ("search", args.json.clone(), search::run(&args)?),
         Scenario::Booking(args) => ("booking", args.json.clone(), booking::run(&args)?),
+        Scenario::Failover(args) => ("failover", args.json.clone(), failover::run(&args)?),
     };
     print_table(name, &result);
     if let Some(path) = json_path {
