@@ -312,6 +312,12 @@ pub struct FailoverBench {
     /// The three members take the six ports from this one.
     #[arg(long, default_value_t = 21_000)]
     pub base_port: u16,
+    /// Rooms of the hotel; few rooms make travellers race for the last ones.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rooms: u32,
+    /// Nights the holds spread over, from tomorrow.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(i32).range(1..=700))]
+    pub nights: i32,
 }
 
 #[derive(Debug, clap::Args)]

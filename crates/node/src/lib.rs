@@ -443,6 +443,9 @@ impl Node {
     /// that cannot reach one asks the next with the same idempotency key.
     async fn publish_contact(&self, this: caravan_model::PeerContact) {
         *self.inner.contact.lock().expect("contact lock") = Some(this.clone());
+        if self.inner.group.members().is_empty() {
+            return; // Joining: the group publishes it once it has added this member.
+        }
         let mut peers = vec![this];
         for member in self.inner.group.members() {
             if peers.iter().all(|p| p.peer_id != member.peer_id) && !member.addrs.is_empty() {

@@ -21,9 +21,6 @@ use super::{quantile, XorShift};
 use crate::cli::FailoverBench;
 use crate::cluster::{self, Cluster};
 
-const ROOMS: u32 = 1_000;
-/// Nights the holds spread over, from tomorrow.
-const NIGHTS: i32 = 200;
 const LISTING: &str = "failover-room";
 /// A traveller whose hold no member answers for this long gives up on it.
 const GIVE_UP: Duration = Duration::from_secs(30);
@@ -61,7 +58,7 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
         group.wait_ready(&client, &graph, READY_TIMEOUT).await?;
         group.form_groups(&client).await?;
         let urls: Vec<String> = group.members().iter().map(|m| format!("http://{}", m.http)).collect();
-        create_rooms(&client, &urls[0]).await?;
+        create_rooms(&client, &urls[0], args.rooms, args.nights).await?;
 
         eprintln!(
             "{} travellers hold rooms for {} s; the leader is killed after {} s",
@@ -75,7 +72,8 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
         let mut travellers = tokio::task::JoinSet::new();
         for traveller in 0..args.clients {
             let (client, urls, killed_at) = (client.clone(), urls.clone(), killed_at.clone());
-            travellers.spawn(async move { hold_rooms(traveller, &client, &urls, end, &killed_at).await });
+            let nights = args.nights;
+            travellers.spawn(async move { hold_rooms(traveller, &client, &urls, nights, end, &killed_at).await });
         }
         tokio::time::sleep_until((started + Duration::from_secs(args.seconds / 2)).into()).await;
         let leader = leader_position(&client, &group).await?;
@@ -97,7 +95,7 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
             urls.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, url)| url.clone()).collect();
         wait_in_step(&client, &survivors).await?;
         let lost = acked_lost(&client, &survivors, &tally.acked).await?;
-        let (held, oversold) = rooms_held(&client, &survivors[0]).await?;
+        let (held, oversold) = rooms_held(&client, &survivors[0], args.rooms, args.nights).await?;
         drop(group);
 
         let before_kill = tally.acked.iter().filter(|(_, at)| *at < kill).count();
@@ -128,19 +126,19 @@ fn day(offset: i32) -> String {
     crate::now().date().add_days(offset).to_string()
 }
 
-async fn create_rooms(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+async fn create_rooms(client: &reqwest::Client, url: &str, rooms: u32, nights: i32) -> anyhow::Result<()> {
     let listing = json!({
         "id": LISTING, "title": "Failover Hotel — Double", "currency": "EUR",
         "cancellation": { "free_until_hours": 48, "penalty_nights": 1 },
         "stay": {
             "type": "hotel_room", "address": "1 Rue du Bench", "city": "Lyon", "country": "FR",
             "lat": 45.76, "lon": 4.83, "amenities": [], "max_guests": 2,
-            "check_in": "15:00", "check_out": "11:00", "units": ROOMS
+            "check_in": "15:00", "check_out": "11:00", "units": rooms
         }
     });
     let created = client.post(format!("{url}/api/v1/listings")).json(&listing).send().await?;
     ensure!(created.status().is_success(), "creating the hotel: {}", created.text().await?);
-    let ari = json!({ "from": day(1), "to": day(NIGHTS + 1), "available": ROOMS, "price_minor": 10_000 });
+    let ari = json!({ "from": day(1), "to": day(nights + 1), "available": rooms, "price_minor": 10_000 });
     let set = client.put(format!("{url}/api/v1/listings/{LISTING}/ari")).json(&ari).send().await?;
     ensure!(set.status().is_success(), "setting its availability: {}", set.text().await?);
     Ok(())
@@ -152,6 +150,7 @@ async fn hold_rooms(
     traveller: usize,
     client: &reqwest::Client,
     urls: &[String],
+    nights: i32,
     end: Instant,
     killed_at: &Mutex<Option<Instant>>,
 ) -> Tally {
@@ -162,7 +161,7 @@ async fn hold_rooms(
     while Instant::now() < end {
         sequence += 1;
         let key = format!("failover-{traveller}-{sequence}");
-        let night = 1 + rng.below(NIGHTS as u64) as i32;
+        let night = 1 + rng.below(nights as u64) as i32;
         let hold = json!({
             "listing": LISTING, "check_in": day(night), "check_out": day(night + 1),
             "units": 1, "guests": 1, "hold_seconds": 3_600
@@ -264,12 +263,12 @@ async fn acked_lost(client: &reqwest::Client, urls: &[String], acked: &[(u64, In
 }
 
 /// Rooms held or booked over the nights, and how many beyond the rooms.
-async fn rooms_held(client: &reqwest::Client, url: &str) -> anyhow::Result<(u64, u64)> {
-    let path = format!("{url}/api/v1/listings/{LISTING}/ari?from={}&to={}", day(1), day(NIGHTS + 1));
+async fn rooms_held(client: &reqwest::Client, url: &str, rooms: u32, nights: i32) -> anyhow::Result<(u64, u64)> {
+    let path = format!("{url}/api/v1/listings/{LISTING}/ari?from={}&to={}", day(1), day(nights + 1));
     let ari: Value = client.get(path).send().await?.error_for_status()?.json().await?;
     let days = ari["days"].as_array().context("the ARI answer has no days")?;
     let taken = |d: &Value| d["held"].as_u64().unwrap_or(0) + d["booked"].as_u64().unwrap_or(0);
     let held = days.iter().map(taken).sum();
-    let oversold = days.iter().map(|d| taken(d).saturating_sub(ROOMS as u64)).sum();
+    let oversold = days.iter().map(|d| taken(d).saturating_sub(rooms as u64)).sum();
     Ok((held, oversold))
 }
