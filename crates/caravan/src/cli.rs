@@ -318,6 +318,10 @@ pub struct FailoverBench {
     /// Nights the holds spread over, from tomorrow.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(i32).range(1..=700))]
     pub nights: i32,
+    /// The group's election timeout, ms, with a heartbeat of a tenth of it
+    /// (the node's default, 1,000 ms, when not given).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub election_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]

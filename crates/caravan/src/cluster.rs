@@ -36,6 +36,9 @@ pub struct Options {
     pub token: String,
     /// Nodes per peer of the graph: 1, or a replica group of this many.
     pub replicas: u32,
+    /// The groups' election timeout, ms (heartbeat a tenth of it); the
+    /// node's default when `None`.
+    pub election_timeout_ms: Option<u64>,
 }
 
 /// The admin every cluster member has; its API token is the cluster's.
@@ -127,6 +130,10 @@ impl Cluster {
                 let mut config = caravan_node::Config::load(&data_dir).map_err(anyhow::Error::msg)?;
                 config.http = http;
                 config.ledger.publish_interval_ms = options.publish_interval_ms;
+                if let Some(election_timeout_ms) = options.election_timeout_ms {
+                    config.group.election_timeout_ms = election_timeout_ms;
+                    config.group.heartbeat_ms = election_timeout_ms / 10;
+                }
                 config.p2p.listen = vec![p2p(slot(i, r))];
                 config.p2p.bootstrap = match r {
                     // Each edge is dialled once, by its higher end.

@@ -165,6 +165,7 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
         publish_interval_ms: 100,
         token: token.clone(),
         replicas: 1,
+        election_timeout_ms: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

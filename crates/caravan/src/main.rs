@@ -136,6 +136,7 @@ fn cluster_up(args: cli::ClusterUp) -> anyhow::Result<()> {
         publish_interval_ms: args.cluster.publish_interval_ms,
         token: token.clone(),
         replicas: args.replicas,
+        election_timeout_ms: None,
     };
     runtime()?.block_on(async {
         let client = load::client(Some(&token))?;

@@ -52,6 +52,7 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
             publish_interval_ms: 250,
             token: token.clone(),
             replicas: 3,
+            election_timeout_ms: args.election_timeout_ms,
         };
         let graph = caravan_topology::generate(1, 0, 1)?;
         let mut group = Cluster::up(&graph, &options)?;
@@ -105,6 +106,7 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
         let mut result = Map::new();
         result.insert("members".into(), json!(3));
         result.insert("clients".into(), json!(args.clients));
+        result.insert("election_timeout_ms".into(), json!(args.election_timeout_ms));
         result.insert("holds_per_s".into(), json!(before_kill as f64 / (kill - started).as_secs_f64()));
         result.insert("latency_p50_ms".into(), json!(quantile(&latencies, 0.50)));
         result.insert("latency_p99_ms".into(), json!(quantile(&latencies, 0.99)));

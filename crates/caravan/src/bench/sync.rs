@@ -154,6 +154,7 @@ impl BenchNet {
             publish_interval_ms,
             token: token.to_owned(),
             replicas: 1,
+            election_timeout_ms: None,
         };
         let cluster = Cluster::up(&graph, &options)?;
         cluster.wait_ready(client, &graph, READY_TIMEOUT).await?;
