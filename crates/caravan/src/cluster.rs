@@ -162,7 +162,7 @@ impl Cluster {
         for replica in self.members.iter().filter(|m| m.replica > 0) {
             let first = &self.members[replica.index as usize];
             let url = format!("http://{}/api/v1/group", first.http);
-            let group: GroupView = client.get(&url).send().await?.error_for_status()?.json().await?;
+            let group: GroupView = crate::group::get(client, &url).await?;
             let me = caravan_node::identity(&replica.data_dir)?;
             if group.members.iter().any(|m| m.id == me.member_id) {
                 continue;
@@ -170,10 +170,8 @@ impl Cluster {
             let input =
                 GroupMemberInput { member_id: me.member_id, peer_id: me.peer_id, addrs: vec![replica.p2p.clone()] };
             let response = client.post(format!("{url}/members")).json(&input).send().await?;
-            if !response.status().is_success() {
-                let body = response.text().await.unwrap_or_default();
-                bail!("node {} did not join the group of node {}: {body}", replica.name(), replica.index);
-            }
+            let joined: anyhow::Result<GroupView> = crate::group::answer(response).await;
+            joined.with_context(|| format!("node {} joining the group of node {}", replica.name(), replica.index))?;
         }
         Ok(())
     }

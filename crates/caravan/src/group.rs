@@ -191,13 +191,13 @@ fn base(url: &str) -> &str {
     url.trim_end_matches('/')
 }
 
-async fn get<T: DeserializeOwned>(client: &reqwest::Client, url: &str) -> anyhow::Result<T> {
+pub(crate) async fn get<T: DeserializeOwned>(client: &reqwest::Client, url: &str) -> anyhow::Result<T> {
     let response = client.get(url).timeout(Duration::from_secs(10)).send().await;
     answer(response.with_context(|| format!("reaching {url}"))?).await
 }
 
 /// The body of a successful answer, or the API's error message.
-async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
+pub(crate) async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
     let (status, url) = (response.status(), response.url().clone());
     if status.is_success() {
         return response.json().await.with_context(|| format!("reading the answer of {url}"));

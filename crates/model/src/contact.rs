@@ -29,20 +29,25 @@ pub struct PeerContact {
 impl Contact {
     /// Checks the limits; the reason when one is broken.
     pub fn validate(&self) -> Result<(), String> {
-        let printable = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic());
         if self.peers.is_empty() || self.peers.len() > CONTACT_PEERS_MAX {
             return Err(format!("a contact lists 1-{CONTACT_PEERS_MAX} peers"));
         }
-        for peer in &self.peers {
-            if peer.peer_id.len() > PEER_ID_BYTES_MAX || !printable(&peer.peer_id) {
-                return Err(format!("peer id: 1-{PEER_ID_BYTES_MAX} printable ASCII characters"));
-            }
-            if peer.addrs.len() > CONTACT_ADDRS_MAX {
-                return Err(format!("at most {CONTACT_ADDRS_MAX} addresses per peer"));
-            }
-            if let Some(bad) = peer.addrs.iter().find(|a| a.len() > ADDRESS_BYTES_MAX || !printable(a)) {
-                return Err(format!("address {bad:?}: 1-{ADDRESS_BYTES_MAX} printable ASCII characters"));
-            }
+        self.peers.iter().try_for_each(PeerContact::validate)
+    }
+}
+
+impl PeerContact {
+    /// Checks one peer's limits (a contact's, or a replica group member's).
+    pub fn validate(&self) -> Result<(), String> {
+        let printable = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic());
+        if self.peer_id.len() > PEER_ID_BYTES_MAX || !printable(&self.peer_id) {
+            return Err(format!("peer id: 1-{PEER_ID_BYTES_MAX} printable ASCII characters"));
+        }
+        if self.addrs.len() > CONTACT_ADDRS_MAX {
+            return Err(format!("at most {CONTACT_ADDRS_MAX} addresses per peer"));
+        }
+        if let Some(bad) = self.addrs.iter().find(|a| a.len() > ADDRESS_BYTES_MAX || !printable(a)) {
+            return Err(format!("address {bad:?}: 1-{ADDRESS_BYTES_MAX} printable ASCII characters"));
         }
         Ok(())
     }

@@ -246,6 +246,15 @@ impl OwnerGroup {
         if fresh && !adopted && joining.is_none() {
             let members = std::collections::BTreeMap::from([(member_id, member.clone())]);
             raft.initialize(members).await.map_err(|e| setup(format!("initializing the replica group: {e}")))?;
+            // Metrics follow the core: wait until they show the new group,
+            // so what reads them (membership changes, status) sees it.
+            let wait = raft.wait(Some(PROPOSE_TIMEOUT));
+            let shown = |m: &caravan_group::openraft::RaftMetrics<MemberId, Member>| {
+                m.membership_config.membership().get_node(&member_id).is_some()
+            };
+            wait.metrics(shown, "the new group's membership")
+                .await
+                .map_err(|e| setup(format!("starting the replica group: {e}")))?;
         }
         let group = OwnerGroup {
             raft,
@@ -371,11 +380,14 @@ impl OwnerGroup {
     /// Answers a Raft message from `peer`: only members (and, while this
     /// member joins, the group it asked to join) may send them.
     pub async fn serve(&self, peer: &str, request: &[u8]) -> RpcReply {
-        let members = self.members();
-        let allowed = if members.is_empty() {
-            self.joining.iter().any(|p| p == peer)
-        } else {
-            members.iter().any(|m| m.peer_id == peer)
+        let allowed = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let mut members = metrics.membership_config.membership().nodes().peekable();
+            match members.peek() {
+                None => self.joining.iter().any(|p| p == peer),
+                Some(_) => members.any(|(_, m)| m.peer_id == peer),
+            }
         };
         if !allowed {
             return RpcReply::Failed(format!("peer {peer} is not a member of this replica group"));

@@ -828,14 +828,12 @@ impl Backend for Node {
     }
 
     async fn add_group_member(&self, input: caravan_api::dto::GroupMemberInput) -> Result<(), GroupChangeError> {
-        let limits = caravan_model::Contact {
-            peers: vec![caravan_model::PeerContact { peer_id: input.peer_id.clone(), addrs: input.addrs.clone() }],
-        };
-        limits.validate().map_err(GroupChangeError::Refused)?;
         if input.member_id == 0 {
             return Err(GroupChangeError::Refused("member id 0 is not a member id".into()));
         }
-        let member = caravan_group::Member { peer_id: input.peer_id, addrs: input.addrs };
+        let peer = caravan_model::PeerContact { peer_id: input.peer_id, addrs: input.addrs };
+        peer.validate().map_err(GroupChangeError::Refused)?;
+        let member = caravan_group::Member { peer_id: peer.peer_id, addrs: peer.addrs };
         self.change_group(caravan_group::MembershipChange::Add(input.member_id, member)).await
     }
 

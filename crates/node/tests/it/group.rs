@@ -55,6 +55,35 @@ async fn group_timers_are_validated_agreed_through_the_log_and_taken_at_the_next
     assert_eq!(group["agreed_heartbeat_ms"], Value::Null, "nothing left to take: {group}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn membership_changes_that_make_no_sense_are_refused_and_only_admins_make_them() {
+    let t = TestNode::start().await;
+    let me = group_of(&t).await["member_id"].as_u64().unwrap();
+    let (status, body) = t.call("DELETE", &format!("/api/v1/group/members/{me}"), None).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "group_change_refused");
+    assert!(body["message"].as_str().unwrap().contains("last voter"), "{body}");
+    let (status, body) = t.call("DELETE", "/api/v1/group/members/12345", None).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "group_change_refused");
+    let (status, body) = t.call("DELETE", "/api/v1/group/members/not-a-number", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let bad_peer = json!({ "member_id": 7, "peer_id": "has spaces", "addrs": [] });
+    let (status, body) = t.call("POST", "/api/v1/group/members", Some(bad_peer)).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "group_change_refused");
+    let zero = json!({ "member_id": 0, "peer_id": "12D3KooW", "addrs": [] });
+    let (status, body) = t.call("POST", "/api/v1/group/members", Some(zero)).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "group_change_refused");
+    let typo = json!({ "member": 7, "peer_id": "12D3KooW", "addrs": [] });
+    let (status, body) = t.call("POST", "/api/v1/group/members", Some(typo)).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+
+    let anonymous = [("authorization", "anonymous")];
+    let (status, _) = t.call_with("DELETE", &format!("/api/v1/group/members/{me}"), None, &anonymous).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, group) = t.call("GET", "/api/v1/group", None).await;
+    assert_eq!(group["members"].as_array().map(Vec::len), Some(1), "nothing changed: {group}");
+}
+
 /// A member of `leader`'s group: a fresh node with the owner's key,
 /// listening on loopback, added through the leader's API.
 async fn join(leader: &TestNode, leader_peer: &str) -> TestNode {
