@@ -400,6 +400,15 @@ pub struct GroupMemberView {
     pub addrs: Vec<String>,
 }
 
+/// The replica group members this one no longer talks to: a fault
+/// injected for tests (`[group] fault_hooks = true` only). Empty heals.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPartitionInput {
+    /// Peer ids whose Raft messages are dropped, both ways.
+    pub cut_off: Vec<String>,
+}
+
 /// A node to add to the owner's replica group (`caravan group join`
 /// sends it): its member id, peer id and where it listens.
 #[derive(Debug, Clone, Serialize, Deserialize)]

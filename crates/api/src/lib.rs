@@ -142,6 +142,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), GroupChangeError>> + Send;
     /// Takes a member out of the owner's replica group.
     fn remove_group_member(&self, member_id: u64) -> impl Future<Output = Result<(), GroupChangeError>> + Send;
+    /// Drops Raft messages to and from these peers (a fault hook for
+    /// tests); `Err` when the node's fault hooks are off.
+    fn cut_off_group_peers(&self, peers: Vec<String>) -> Result<(), String>;
     /// Records held per origin (the `limit` largest) and the frozen origins.
     fn origins(
         &self,

@@ -76,6 +76,14 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op("delete", "/api/v1/group/members/{id}", "Take a member out of the replica group (admins)", None, 200, "GroupView"),
     op(
+        "put",
+        "/api/v1/group/partition",
+        "Fault tests: drop Raft messages to and from these peers; [] heals (admins; 404 unless [group] fault_hooks)",
+        Some("GroupPartitionInput"),
+        200,
+        "GroupView",
+    ),
+    op(
         "get",
         "/api/v1/origins",
         "Records held per origin (the 1,000 largest) and equivocation alerts (admins)",
@@ -290,6 +298,8 @@ fn schemas() -> Value {
         "AriChanged": { "type": "object", "properties": { "listing": { "type": "string" }, "days_changed": { "type": "integer" } } },
         "GroupTimersInput": { "type": "object", "required": ["heartbeat_ms", "election_timeout_ms"], "properties": {
             "heartbeat_ms": { "type": "integer" }, "election_timeout_ms": { "type": "integer" } } },
+        "GroupPartitionInput": { "type": "object", "required": ["cut_off"], "properties": {
+            "cut_off": { "type": "array", "items": { "type": "string" } } } },
         "GroupMemberInput": { "type": "object", "required": ["member_id", "peer_id", "addrs"], "properties": {
             "member_id": { "type": "integer" }, "peer_id": { "type": "string" },
             "addrs": { "type": "array", "items": { "type": "string" } } } },

@@ -87,6 +87,7 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/api/v1/group/timers", put(group_timers::<B>))
         .route("/api/v1/group/members", post(add_group_member::<B>))
         .route("/api/v1/group/members/{id}", delete(remove_group_member::<B>))
+        .route("/api/v1/group/partition", put(group_partition::<B>))
         .route("/api/v1/holds", post(create_hold::<B>))
         .route("/api/v1/holds/{id}", get(get_hold::<B>))
         .route("/api/v1/holds/{id}/confirm", post(confirm_hold::<B>))
@@ -469,6 +470,19 @@ async fn remove_group_member<B: Backend>(
     auth::need_role(&caller, Role::Admin)?;
     let Path(id) = id?;
     backend.remove_group_member(id).await?;
+    Ok(Json(backend.group()).into_response())
+}
+
+/// Cuts this member off from some others, for fault tests (admins; only
+/// with `[group] fault_hooks = true`).
+async fn group_partition<B: Backend>(
+    State(backend): State<B>,
+    Extension(caller): Extension<Principal>,
+    body: std::result::Result<Json<GroupPartitionInput>, JsonRejection>,
+) -> Result<Response> {
+    auth::need_role(&caller, Role::Admin)?;
+    let Json(input) = body?;
+    backend.cut_off_group_peers(input.cut_off).map_err(ApiError::not_found)?;
     Ok(Json(backend.group()).into_response())
 }
 

@@ -46,7 +46,7 @@ impl Proc {
 }
 
 /// Readies `dir` as a node with the tests' admin token.
-fn prepare(dir: &Path, key: Option<&Path>) {
+fn prepare(dir: &Path, key: Option<&Path>, fault_hooks: bool) {
     if let Some(key) = key {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::copy(key, dir.join(caravan_node::identity::KEY_FILE)).unwrap();
@@ -56,6 +56,9 @@ fn prepare(dir: &Path, key: Option<&Path>) {
     let secret = caravan_accounts::token::Secret::from_bytes(TOKEN);
     let now = caravan_model::Timestamp(0);
     caravan_node::accounts::install_admin_token(&conn, "admin@example.org", &secret, "tests", now).unwrap();
+    let mut config = caravan_node::Config::load(dir).unwrap();
+    config.group.fault_hooks = fault_hooks;
+    std::fs::write(dir.join(caravan_node::config::CONFIG_FILE), config.to_toml()).unwrap();
 }
 
 fn spawn(dir: &Path, args: &[&str]) -> Proc {
@@ -101,37 +104,46 @@ fn voters(group: &Value) -> usize {
     group["members"].as_array().map_or(0, |members| members.iter().filter(|m| m["voter"] == true).count())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn machines_join_a_running_node_with_the_cli_and_leave_it() {
-    let root = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
-    let first_dir = root.path().join("first");
-    prepare(&first_dir, None);
+/// A node, then two machines that join it with `caravan group join`;
+/// returns the three once all follow the first.
+async fn group_of_three(root: &Path, client: &reqwest::Client, fault_hooks: bool) -> Vec<Proc> {
+    let first_dir = root.join("first");
+    prepare(&first_dir, None, fault_hooks);
     let first = spawn(&first_dir, &["node", "run"]);
     wait_until("the first node answers", Duration::from_secs(30), async || {
-        group_of(&client, &first).await["role"] == "leader"
+        group_of(client, &first).await["role"] == "leader"
     })
     .await;
 
     let key = first_dir.join(caravan_node::identity::KEY_FILE);
-    let mut joined = Vec::new();
+    let mut members = vec![first];
     for name in ["second", "third"] {
-        let dir = root.path().join(name);
-        prepare(&dir, Some(&key));
-        joined.push(spawn(&dir, &["group", "join", "--via", &first.url()]));
-        let want = joined.len() + 1;
+        let dir = root.join(name);
+        prepare(&dir, Some(&key), fault_hooks);
+        members.push(spawn(&dir, &["group", "join", "--via", &members[0].url()]));
+        let want = members.len();
         wait_until("the group adds the new member", Duration::from_secs(60), async || {
-            voters(&group_of(&client, &first).await) == want
+            voters(&group_of(client, &members[0]).await) == want
         })
         .await;
     }
-    for node in &joined {
+    for node in &members[1..] {
         wait_until("a joined member follows", Duration::from_secs(30), async || {
-            let group = group_of(&client, node).await;
+            let group = group_of(client, node).await;
             group["role"] == "follower" && voters(&group) == 3
         })
         .await;
     }
+    members
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machines_join_a_running_node_with_the_cli_and_leave_it() {
+    let root = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut members = group_of_three(root.path(), &client, false).await;
+    let joined = members.split_off(1);
+    let first = members.pop().unwrap();
 
     let status = caravan(&["group", "status", "--api", &first.url()]);
     let shown = String::from_utf8_lossy(&status.stdout);
@@ -143,7 +155,7 @@ async fn machines_join_a_running_node_with_the_cli_and_leave_it() {
 
     // A node of another owner cannot join: it holds another key.
     let stranger = root.path().join("stranger");
-    prepare(&stranger, None);
+    prepare(&stranger, None, false);
     let refused = caravan(&[
         "group",
         "join",
@@ -200,4 +212,115 @@ fn killing_the_leader_under_a_race_for_the_last_rooms_loses_and_oversells_nothin
     assert_eq!(result["rooms_held"], result["holds_acked"], "{result}");
     // Holds are taken again after the kill, unless the rooms sold out first.
     assert!(result["failover_s"].is_number() || result["rooms_held"] == 4_000, "{result}");
+}
+
+/// Sends `body` as the tests' admin, with an Idempotency-Key if given.
+async fn call(client: &reqwest::Client, method: &str, url: String, body: Value, key: Option<&str>) -> (u16, Value) {
+    let mut request = client.request(method.parse().unwrap(), url).bearer_auth(token()).json(&body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    match request.timeout(Duration::from_secs(60)).send().await {
+        Ok(response) => (response.status().as_u16(), response.json().await.unwrap_or(Value::Null)),
+        Err(error) => (0, Value::String(error.to_string())),
+    }
+}
+
+fn day(offset: i32) -> String {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    caravan_model::Timestamp(now_ms).date().add_days(offset).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_others_acknowledges_nothing_and_the_majority_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let members = group_of_three(root.path(), &client, true).await;
+    let hotel = serde_json::json!({
+        "id": "island", "title": "Island Hotel", "currency": "EUR",
+        "cancellation": { "free_until_hours": 48, "penalty_nights": 1 },
+        "stay": {
+            "type": "hotel_room", "address": "1 Harbour Road", "city": "Split", "country": "HR",
+            "lat": 43.5, "lon": 16.44, "amenities": [], "max_guests": 2,
+            "check_in": "15:00", "check_out": "11:00", "units": 5
+        }
+    });
+    let (status, body) = call(&client, "POST", format!("{}/api/v1/listings", members[0].url()), hotel, None).await;
+    assert_eq!(status, 201, "{body}");
+    let ari = serde_json::json!({ "from": day(1), "to": day(3), "available": 5, "price_minor": 9_000 });
+    let path = "/api/v1/listings/island/ari";
+    let (status, body) = call(&client, "PUT", format!("{}{path}", members[0].url()), ari, None).await;
+    assert_eq!(status, 200, "{body}");
+    let hold =
+        serde_json::json!({ "listing": "island", "check_in": day(1), "check_out": day(2), "units": 1, "guests": 1 });
+
+    // The leader (the first node) loses the others; they lose it.
+    let peer_of = async |node: &Proc| group_of(&client, node).await["peer_id"].as_str().unwrap().to_owned();
+    let (leader, others) = (&members[0], &members[1..]);
+    let leader_peer = peer_of(leader).await;
+    let other_peers = vec![peer_of(&others[0]).await, peer_of(&others[1]).await];
+    let cut = |peers: &[String]| serde_json::json!({ "cut_off": peers });
+    let (status, body) =
+        call(&client, "PUT", format!("{}/api/v1/group/partition", leader.url()), cut(&other_peers), None).await;
+    assert_eq!(status, 200, "{body}");
+    for node in others {
+        let url = format!("{}/api/v1/group/partition", node.url());
+        let (status, body) = call(&client, "PUT", url, cut(std::slice::from_ref(&leader_peer)), None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // The minority cannot commit: its answer is no acknowledgement.
+    let holds = |node: &Proc| format!("{}/api/v1/holds", node.url());
+    let (status, body) = call(&client, "POST", holds(leader), hold.clone(), Some("minority-1")).await;
+    assert_eq!(status, 503, "a leader without its majority acknowledged a hold: {body}");
+
+    // The majority elects a leader of its own and takes holds.
+    wait_until("the majority elects a leader", Duration::from_secs(30), async || {
+        let group = group_of(&client, &others[0]).await;
+        group["leader"].is_u64() && group["leader"] != group_of(&client, leader).await["member_id"]
+    })
+    .await;
+    let (status, majority) = call(&client, "POST", holds(&others[0]), hold.clone(), Some("majority-1")).await;
+    assert_eq!(status, 201, "{majority}");
+
+    // Healed, the old leader follows and has what the majority did.
+    for node in &members {
+        let url = format!("{}/api/v1/group/partition", node.url());
+        let (status, body) = call(&client, "PUT", url, cut(&[]), None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    wait_until("the old leader follows the new one", Duration::from_secs(30), async || {
+        let views = [
+            group_of(&client, &members[0]).await,
+            group_of(&client, &members[1]).await,
+            group_of(&client, &members[2]).await,
+        ];
+        views[0]["role"] == "follower"
+            && views
+                .iter()
+                .all(|v| v["applied_index"] == views[1]["applied_index"] && v["leader"] == views[1]["leader"])
+    })
+    .await;
+    for node in &members {
+        let url = format!("{}/api/v1/holds/{}", node.url(), majority["id"]);
+        let (status, kept) = call(&client, "GET", url, Value::Null, None).await;
+        assert_eq!((status, &kept["state"]), (200, &majority["state"]), "{kept}");
+    }
+
+    // The client retries its unacknowledged hold with the same key: it is
+    // taken once, so two rooms are held in all, on every member.
+    let (status, retried) = call(&client, "POST", holds(&others[1]), hold.clone(), Some("minority-1")).await;
+    assert_eq!(status, 201, "{retried}");
+    let (status, again) = call(&client, "POST", holds(leader), hold, Some("minority-1")).await;
+    assert!((200..300).contains(&status) && again["id"] == retried["id"], "the same key, the same hold: {again}");
+    for node in &members {
+        wait_until("every member holds two rooms", Duration::from_secs(10), async || {
+            let url = format!("{}/api/v1/listings/island/ari?from={}&to={}", node.url(), day(1), day(2));
+            let (_, ari) = call(&client, "GET", url, Value::Null, None).await;
+            ari["days"][0]["held"] == 2
+        })
+        .await;
+        let (_, origins) = call(&client, "GET", format!("{}/api/v1/origins", node.url()), Value::Null, None).await;
+        assert_eq!(origins["equivocations"], serde_json::json!([]), "{origins}");
+    }
 }

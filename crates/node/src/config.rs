@@ -32,12 +32,19 @@ pub struct GroupSettings {
     /// How long a member waits without a heartbeat before it stands for
     /// election, ms: at least 10 × `heartbeat_ms`.
     pub election_timeout_ms: u64,
+    /// Lets admins cut this member off from others
+    /// (`PUT /api/v1/group/partition`): for fault tests, never in service.
+    pub fault_hooks: bool,
 }
 
 impl Default for GroupSettings {
     fn default() -> GroupSettings {
         let timers = caravan_group::Timers::default();
-        GroupSettings { heartbeat_ms: timers.heartbeat_ms, election_timeout_ms: timers.election_timeout_ms }
+        GroupSettings {
+            heartbeat_ms: timers.heartbeat_ms,
+            election_timeout_ms: timers.election_timeout_ms,
+            fault_hooks: false,
+        }
     }
 }
 

@@ -93,9 +93,16 @@ impl WriterEffects {
 /// Where the network task takes calls to peers, once it runs.
 pub type CallSlot = Arc<std::sync::Mutex<Option<mpsc::Sender<Call>>>>;
 
+/// Peers this member drops Raft messages to and from: a fault injected
+/// by tests (`PUT /api/v1/group/partition`), empty in service.
+pub type CutOff = Arc<std::sync::RwLock<std::collections::HashSet<String>>>;
+
 /// Carries group messages to other members over libp2p.
 #[derive(Debug, Clone, Default)]
-pub struct NetTransport(pub CallSlot);
+pub struct NetTransport {
+    pub calls: CallSlot,
+    pub cut_off: CutOff,
+}
 
 /// A call the network task has not answered in this long is lost.
 const CALL_TIMEOUT: Duration = Duration::from_secs(11);
@@ -103,7 +110,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(11);
 impl Transport for NetTransport {
     async fn call(&self, _to: MemberId, member: &Member, rpc: Rpc) -> Result<RpcReply, CallError> {
         let unreachable = |why: &str| CallError::Unreachable(why.to_owned());
-        let calls = self.0.lock().expect("calls lock").clone().ok_or_else(|| unreachable("not on the network"))?;
+        if self.cut_off.read().expect("cut-off lock").contains(&member.peer_id) {
+            return Err(unreachable("cut off (fault hook)"));
+        }
+        let calls = self.calls.lock().expect("calls lock").clone().ok_or_else(|| unreachable("not on the network"))?;
         let request = rpc.encode();
         if request.len() > caravan_net::RAFT_FRAME_BYTES_MAX {
             return Err(CallError::TooLarge);
@@ -392,10 +402,18 @@ impl OwnerGroup {
         if !allowed {
             return RpcReply::Failed(format!("peer {peer} is not a member of this replica group"));
         }
+        if self.transport.cut_off.read().expect("cut-off lock").contains(peer) {
+            return RpcReply::Failed("cut off (fault hook)".into());
+        }
         match Rpc::decode(request) {
             Ok(rpc) => caravan_group::serve(&self.raft, rpc).await,
             Err(why) => RpcReply::Failed(why),
         }
+    }
+
+    /// Drops Raft messages to and from `peers` from now on (none heals).
+    pub fn cut_off(&self, peers: std::collections::HashSet<String>) {
+        *self.transport.cut_off.write().expect("cut-off lock") = peers;
     }
 
     /// The log store's recent commit time, p99.

@@ -108,6 +108,8 @@ pub struct NodeOptions {
     pub mail: mail::MailConfig,
     /// The replica group's heartbeat and election timeout.
     pub group_timers: caravan_group::Timers,
+    /// Whether admins may cut this member off from others (fault tests).
+    pub group_fault_hooks: bool,
 }
 
 impl Default for NodeOptions {
@@ -127,6 +129,7 @@ impl From<&Config> for NodeOptions {
             public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.http)),
             mail: config.mail.clone(),
             group_timers: config.group.timers(),
+            group_fault_hooks: config.group.fault_hooks,
         }
     }
 }
@@ -165,6 +168,8 @@ struct Inner {
     search: Arc<RwLock<search::Catalog>>,
     /// The origin key, for signing booking receipts.
     key: NodeKey,
+    /// Whether admins may cut this member off from others (fault tests).
+    fault_hooks: bool,
     /// Booking calls to owners, once the network runs.
     /// Calls to peers (bookings, and the group's Raft messages), once the
     /// network runs.
@@ -249,7 +254,7 @@ impl Node {
         let effects = group::WriterEffects { queue: queue.clone(), log_path };
         let started = std::time::Instant::now();
         let calls = group::CallSlot::default();
-        let transport = group::NetTransport(calls.clone());
+        let transport = group::NetTransport { calls: calls.clone(), cut_off: group::CutOff::default() };
         let timers = options.group_timers;
         let group =
             group::OwnerGroup::open(data_dir, member, timers, options.clock, effects, transport, || Ok(legacy)).await?;
@@ -278,6 +283,7 @@ impl Node {
             links: Arc::default(),
             search,
             key: booking_key,
+            fault_hooks: options.group_fault_hooks,
             calls,
             contact: Mutex::default(),
             calls_in_flight: tokio::sync::Semaphore::new(booking::CALLS_IN_FLIGHT_MAX),
@@ -839,6 +845,15 @@ impl Backend for Node {
 
     async fn remove_group_member(&self, member_id: u64) -> Result<(), GroupChangeError> {
         self.change_group(caravan_group::MembershipChange::Remove(member_id)).await
+    }
+
+    fn cut_off_group_peers(&self, peers: Vec<String>) -> Result<(), String> {
+        if !self.inner.fault_hooks {
+            return Err("fault hooks are off on this node ([group] fault_hooks in caravan.toml)".into());
+        }
+        tracing::warn!(?peers, "fault hook: Raft messages to and from these peers are dropped");
+        self.inner.group.cut_off(peers.into_iter().collect());
+        Ok(())
     }
 
     async fn origins(
