@@ -10,6 +10,10 @@
 //! - `acked_lost`: acknowledged holds a survivor does not have, counted
 //!   per survivor (goal 0).
 //! - `oversold`: rooms held beyond the rooms there are (goal 0).
+//! - `catchup_entries_per_s`: the killed member, restarted afterwards,
+//!   applies what it missed from the new leader: entries it was behind
+//!   when it answered again, over the time until it had them all (no
+//!   write load then; compare with `holds_per_s`, about one entry each).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +29,8 @@ const LISTING: &str = "failover-room";
 /// A traveller whose hold no member answers for this long gives up on it.
 const GIVE_UP: Duration = Duration::from_secs(30);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest a restarted member gets to catch up.
+const CATCHUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the travellers saw.
 #[derive(Default)]
@@ -97,6 +103,8 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
         wait_in_step(&client, &survivors).await?;
         let lost = acked_lost(&client, &survivors, &tally.acked).await?;
         let (held, oversold) = rooms_held(&client, &survivors[0], args.rooms, args.nights).await?;
+        group.start(leader)?;
+        let catchup = catch_up(&client, &urls[leader], &survivors[0]).await?;
         drop(group);
 
         let before_kill = tally.acked.iter().filter(|(_, at)| *at < kill).count();
@@ -117,6 +125,9 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
         result.insert("rooms_held".into(), json!(held));
         result.insert("acked_lost".into(), json!(lost));
         result.insert("oversold".into(), json!(oversold));
+        result.insert("catchup_entries".into(), json!(catchup.entries));
+        result.insert("catchup_s".into(), json!(catchup.seconds));
+        result.insert("catchup_entries_per_s".into(), json!(catchup.entries as f64 / catchup.seconds.max(1e-3)));
         if let Some(why) = tally.first_refusal {
             result.insert("first_refusal".into(), json!(why));
         }
@@ -220,6 +231,38 @@ async fn leader_position(client: &reqwest::Client, group: &Cluster) -> anyhow::R
         }
     }
     bail!("leader {leader} is not one of the cluster's nodes")
+}
+
+/// How the killed member caught up once restarted.
+struct CatchUp {
+    /// Entries it applied from the group after it answered again.
+    entries: u64,
+    /// From its first answer until it had applied all of them.
+    seconds: f64,
+}
+
+/// Waits for the restarted member at `url` to answer, then until it has
+/// applied what the group has (`survivor`'s applied index).
+async fn catch_up(client: &reqwest::Client, url: &str, survivor: &str) -> anyhow::Result<CatchUp> {
+    let applied = async |url: &str| -> Option<u64> {
+        let view: Value = client.get(format!("{url}/api/v1/group")).send().await.ok()?.json().await.ok()?;
+        view["applied_index"].as_u64()
+    };
+    let target = applied(survivor).await.context("a survivor did not answer")?;
+    let deadline = Instant::now() + CATCHUP_TIMEOUT;
+    let first = loop {
+        if let Some(index) = applied(url).await {
+            break index;
+        }
+        ensure!(Instant::now() < deadline, "the restarted member did not answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let answered = Instant::now();
+    while applied(url).await.is_none_or(|index| index < target) {
+        ensure!(Instant::now() < deadline, "the restarted member did not catch up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(CatchUp { entries: target.saturating_sub(first), seconds: answered.elapsed().as_secs_f64() })
 }
 
 /// Waits until the survivors have applied the same log.
