@@ -3,7 +3,7 @@
 //! log and snapshot, and the heartbeat and election timeout are set for
 //! the whole group (validated) and taken at the next start. Three members
 //! over libp2p: any of them serves, all sign the same records, and the
-//! group outlives its leader.
+//! group outlives its leader; an agency then books through another member.
 
 use super::*;
 
@@ -124,7 +124,7 @@ fn records_of(t: &TestNode) -> Vec<(i64, String, i64, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_members_serve_alike_sign_identical_records_and_survive_their_leader() {
     let first = TestNode::start().await;
-    first.node.start_network(super::network::loopback(vec![])).await.unwrap();
+    let address = first.node.start_network(super::network::loopback(vec![])).await.unwrap().expect("listening");
     let first_peer = group_of(&first).await["peer_id"].as_str().unwrap().to_owned();
     let second = join(&first, &first_peer).await;
     let third = join(&first, &first_peer).await;
@@ -152,6 +152,24 @@ async fn three_members_serve_alike_sign_identical_records_and_survive_their_lead
         assert_eq!(origins["equivocations"], json!([]), "{origins}");
     }
 
+    // An agency learns the three members from the owner's contact record.
+    let agency = super::network::node_with_fast_rounds().await;
+    agency.node.start_network(super::network::loopback(vec![address])).await.unwrap();
+    let contact_version = |t: &TestNode| {
+        records_of(t).into_iter().find(|(kind, ..)| *kind == caravan_records::Kind::Contact as i64).map(|r| r.2)
+    };
+    let published = contact_version(&first).expect("the owner publishes its contact");
+    let agency_db = agency.node.db_path().to_owned();
+    let learned = super::network::eventually(|| {
+        let reader = caravan_store::open_reader(&agency_db).unwrap();
+        let version: Option<i64> =
+            reader.query_row("SELECT MAX(version) FROM catalog_contacts", [], |r| r.get(0)).unwrap_or(None);
+        let listings: i64 = reader.query_row("SELECT COUNT(*) FROM catalog_listings", [], |r| r.get(0)).unwrap();
+        version >= Some(published) && listings == 1
+    })
+    .await;
+    assert!(learned, "the agency has the owner's listing and latest contact");
+
     // The leader goes; the others elect one and keep every booking.
     let TestNode { dir: _kept, node } = first;
     node.shutdown().await;
@@ -170,5 +188,28 @@ async fn three_members_serve_alike_sign_identical_records_and_survive_their_lead
         assert_eq!((status, &kept["state"]), (StatusCode::OK, &json!("confirmed")), "{kept}");
         let (status, more) = t.call("POST", "/api/v1/holds", Some(stay_hold(&listing, 5, 6, 1))).await;
         assert_eq!(status, StatusCode::CREATED, "{more}");
+    }
+
+    // The agency's first choice is gone: it books through another member.
+    let origin = caravan_api::Backend::origin(&second.node).to_hex();
+    let booking = json!({
+        "traveller": { "name": "Ada Lovelace", "email": "ada@example.org" },
+        "parts": [{ "origin": origin, "listing": listing, "check_in": day(7), "check_out": day(8), "units": 1, "guests": 1 }]
+    });
+    let key = [("idempotency-key", "after-the-leader")];
+    let (status, booked) = agency.call_with("POST", "/api/v1/bookings", Some(booking), &key).await;
+    assert_eq!((status, &booked["state"]), (StatusCode::CREATED, &json!("confirmed")), "{booked}");
+    for t in [&second, &third] {
+        let mut sales = Value::Null;
+        for _ in 0..100 {
+            sales = t.call("GET", "/api/v1/sales?state=confirmed", None).await.1;
+            let sold = sales["bookings"].as_array().unwrap().iter().any(|b| b["traveller"]["name"] == "Ada Lovelace");
+            if sold {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let sold = sales["bookings"].as_array().unwrap().iter().any(|b| b["traveller"]["name"] == "Ada Lovelace");
+        assert!(sold, "both survivors sold the room: {sales}");
     }
 }
