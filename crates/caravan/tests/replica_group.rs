@@ -2,10 +2,13 @@
 //!
 //! - Two machines join a running node with `caravan group join` (a copy
 //!   of its key, their own ids); `caravan group status` shows the three;
-//!   one leaves with `caravan group leave`.
+//!   one leaves with `caravan group leave` and a fresh machine replaces it,
+//!   joining through a follower.
 //! - Under a race for the last rooms, the leader is killed with SIGKILL
 //!   (`caravan bench failover`): every acknowledged hold survives on both
 //!   survivors, nothing is sold twice, and holds are taken again.
+//! - A leader cut off from the others (the node's fault hook) acknowledges
+//!   nothing; the majority elects a leader and goes on; healed, all agree.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -177,6 +180,18 @@ async fn machines_join_a_running_node_with_the_cli_and_leave_it() {
     let group = group_of(&client, &first).await;
     assert_eq!(voters(&group), 2, "{group}");
     assert!(group["members"].as_array().unwrap().iter().all(|m| m["id"] != third), "{group}");
+
+    // A fresh machine replaces it, with a new member id.
+    let fourth_dir = root.path().join("fourth");
+    let key = root.path().join("first").join(caravan_node::identity::KEY_FILE);
+    prepare(&fourth_dir, Some(&key), false);
+    let fourth = spawn(&fourth_dir, &["group", "join", "--via", &joined[0].url()]);
+    wait_until("the replacement votes", Duration::from_secs(60), async || {
+        voters(&group_of(&client, &first).await) == 3
+    })
+    .await;
+    let replacement = group_of(&client, &fourth).await["member_id"].as_u64().unwrap();
+    assert_ne!(replacement, third, "member ids are never reused");
 }
 
 #[test]
