@@ -39,6 +39,8 @@ const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const PERSIST_TRIES: u32 = 3;
 /// How long a follower waits to apply what it forwarded before answering.
 const APPLY_WAIT: Duration = Duration::from_secs(2);
+/// How long shutting down waits to publish what is pending.
+const FINAL_PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// The longest the timer task sleeps without looking at the ledger.
 const TIMER_IDLE_MS: i64 = 1_000;
 
@@ -527,9 +529,23 @@ impl OwnerGroup {
         })
     }
 
-    /// Stops the timers and Raft; what is committed stays in the log.
+    /// Stops the timers, signs what is pending (on the leader), then stops
+    /// Raft; what is committed stays in the log.
     pub async fn shutdown(&self) {
         self.stop_timers.send_replace(true);
+        // Signed now, not at the next start: a restarted node serves its
+        // records at once. Bounded, as a group without quorum cannot.
+        let publish_pending = async {
+            while self.leads() && self.ledger.read().expect("ledger lock").has_unpublished() {
+                if let Err(error) = self.propose(Command::Publish).await {
+                    tracing::warn!(%error, "pending changes not published at shutdown");
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(FINAL_PUBLISH_WAIT, publish_pending).await.is_err() {
+            tracing::warn!("pending changes not published at shutdown: the group did not commit in time");
+        }
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "the replica group did not stop cleanly");
         }
