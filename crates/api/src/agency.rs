@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::dto::{rfc3339, HoldInput, MoneyView};
-use crate::{ApiError, Backend};
+use crate::{ApiError, AppState};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -187,13 +187,13 @@ pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option
     })
 }
 
-pub async fn search_stays<B: Backend>(
-    State(backend): State<B>,
+pub async fn search_stays(
+    State(app): State<AppState>,
     params: std::result::Result<Query<StaySearchParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(params) = params?;
     let query = params.query()?;
-    let offers = backend.search_stays(&query);
+    let offers = app.catalog.search_stays(&query);
     let views: Vec<StayOfferView> = offers.iter().filter_map(|o| offer_view(o, &query)).collect();
     Ok(Json(json!({ "offers": views })))
 }
@@ -355,14 +355,14 @@ impl TripSearchParams {
     }
 }
 
-pub async fn search_trips<B: Backend>(
-    State(backend): State<B>,
+pub async fn search_trips(
+    State(app): State<AppState>,
     params: std::result::Result<Query<TripSearchParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(params) = params?;
     let query = params.query()?;
     let views: Vec<ItineraryView> =
-        backend.search_trips(&query).iter().map(|i| itinerary_view(i, query.seats)).collect();
+        app.catalog.search_trips(&query).iter().map(|i| itinerary_view(i, query.seats)).collect();
     Ok(Json(json!({ "itineraries": views })))
 }
 
@@ -449,11 +449,11 @@ fn money(currency: &Option<String>, amount: i64) -> Option<MoneyView> {
 
 /// The booking's view with what cancelling each confirmed part now would
 /// cost, from the listings in the local catalog.
-pub(crate) fn booking_view_now<B: Backend>(backend: &B, booking: &Booking) -> BookingView {
+pub(crate) fn booking_view_now(app: &AppState, booking: &Booking) -> BookingView {
     let mut view = booking_view(booking);
-    let now = backend.now();
+    let now = app.now();
     for (part, shown) in booking.saga.parts.iter().zip(view.parts.iter_mut()) {
-        let listing = backend.catalog_listing(&part.owner(), part.spec.request.listing().as_str());
+        let listing = app.catalog.listing(&part.owner(), part.spec.request.listing().as_str());
         shown.title = listing.as_ref().map(|l| l.title.clone());
         shown.penalty_if_cancelled_now =
             listing.and_then(|l| caravan_booking::agency::cancellation_penalty(part, &l, now)).map(Into::into);
@@ -530,8 +530,8 @@ fn booking_response(booking: &Booking) -> Response {
     (status, Json(booking_view(booking))).into_response()
 }
 
-pub async fn create_booking<B: Backend>(
-    State(backend): State<B>,
+pub async fn create_booking(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: std::result::Result<Json<BookingInput>, JsonRejection>,
@@ -557,24 +557,24 @@ pub async fn create_booking<B: Backend>(
         parts,
         wait_to_confirm: input.hold_only,
     };
-    let booking = backend.create_booking(new).await?;
+    let booking = app.agency.create_booking(new).await?;
     Ok(booking_response(&booking))
 }
 
 /// Booking `id` if `caller` made it or is an admin; otherwise, as if it
 /// did not exist.
-pub(crate) async fn own_booking<B: Backend>(backend: &B, caller: &Principal, id: u64) -> Result<Booking> {
-    let booking = backend.booking(id).await?.filter(|b| caller.role == Role::Admin || b.user == Some(caller.user));
+pub(crate) async fn own_booking(app: &AppState, caller: &Principal, id: u64) -> Result<Booking> {
+    let booking = app.agency.booking(id).await?.filter(|b| caller.role == Role::Admin || b.user == Some(caller.user));
     booking.ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
 }
 
-pub async fn get_booking<B: Backend>(
-    State(backend): State<B>,
+pub async fn get_booking(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<BookingView>> {
     let Path(id) = path?;
-    Ok(Json(booking_view_now(&backend, &own_booking(&backend, &caller, id).await?)))
+    Ok(Json(booking_view_now(&app, &own_booking(&app, &caller, id).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -583,8 +583,8 @@ pub struct BookingsPage {
     limit: Option<u32>,
 }
 
-pub async fn list_bookings<B: Backend>(
-    State(backend): State<B>,
+pub async fn list_bookings(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     query: std::result::Result<Query<BookingsPage>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
@@ -592,24 +592,24 @@ pub async fn list_bookings<B: Backend>(
     let limit = page.limit.unwrap_or(crate::routes::PAGE_DEFAULT).clamp(1, crate::routes::PAGE_MAX);
     // A traveller sees their own bookings; an admin sees all.
     let user = (caller.role != Role::Admin).then_some(caller.user);
-    let bookings = backend.bookings(user, page.before_id, limit).await?;
+    let bookings = app.agency.bookings(user, page.before_id, limit).await?;
     let next_before_id = (bookings.len() == limit as usize).then(|| bookings.last().map(|b| b.saga.id)).flatten();
     let views: Vec<BookingView> = bookings.iter().map(booking_view).collect();
     Ok(Json(json!({ "bookings": views, "next_before_id": next_before_id })))
 }
 
-pub async fn cancel_booking<B: Backend>(
-    State(backend): State<B>,
+pub async fn cancel_booking(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Response> {
     let Path(id) = path?;
     // A booking still held is let go; a confirmed one is cancelled at every owner.
-    if own_booking(&backend, &caller, id).await?.saga.phase == Phase::Held {
-        let booking = backend.decide_booking(id, Decision::Release).await?;
+    if own_booking(&app, &caller, id).await?.saga.phase == Phase::Held {
+        let booking = app.agency.decide_booking(id, Decision::Release).await?;
         return Ok((StatusCode::OK, Json(booking_view(&booking))).into_response());
     }
-    let booking = backend.cancel_booking(id).await?;
+    let booking = app.agency.cancel_booking(id).await?;
     Ok((StatusCode::OK, Json(booking_view(&booking))).into_response())
 }
 
@@ -622,8 +622,8 @@ pub struct ConfirmInput {
     traveller: Option<Traveller>,
 }
 
-pub async fn confirm_booking<B: Backend>(
-    State(backend): State<B>,
+pub async fn confirm_booking(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
     body: axum::body::Bytes,
@@ -636,7 +636,7 @@ pub async fn confirm_booking<B: Backend>(
     if let Some(traveller) = &input.traveller {
         traveller.validate().map_err(ApiError::invalid)?;
     }
-    own_booking(&backend, &caller, id).await?;
-    let booking = backend.decide_booking(id, Decision::Confirm(input.traveller)).await?;
+    own_booking(&app, &caller, id).await?;
+    let booking = app.agency.decide_booking(id, Decision::Confirm(input.traveller)).await?;
     Ok(booking_response(&booking))
 }

@@ -13,7 +13,7 @@ use caravan_accounts::token::Secret;
 use caravan_accounts::{may_manage, Principal, Role};
 use caravan_model::ListingId;
 
-use crate::{ApiError, Backend};
+use crate::{ApiError, AppState};
 
 /// Reads that anyone may make.
 pub(crate) fn is_public(method: &Method, path: &str) -> bool {
@@ -30,7 +30,7 @@ fn unauthorized(message: &str) -> Response {
 }
 
 /// The middleware: resolves the bearer token, or refuses the request.
-pub async fn require<B: Backend>(State(backend): State<B>, mut request: Request, next: Next) -> Response {
+pub async fn require(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     if is_public(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
@@ -39,7 +39,7 @@ pub async fn require<B: Backend>(State(backend): State<B>, mut request: Request,
     };
     let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).and_then(Secret::parse);
     let Some(token) = token else { return unauthorized("the Authorization header is not 'Bearer <64 hex>'") };
-    match backend.principal(&token).await {
+    match app.accounts.principal(&token).await {
         Ok(Some(principal)) => {
             request.extensions_mut().insert(principal);
             next.run(request).await
@@ -65,22 +65,22 @@ pub fn need_role(principal: &Principal, role: Role) -> Result<(), ApiError> {
 /// An admin, or a provider who manages `listing`.
 /// The listings a provider manages, for filtering what they see; `None`
 /// for an admin, who sees all. Anyone else is refused.
-pub async fn managed_by<B: Backend>(
-    backend: &B,
+pub async fn managed_by(
+    app: &AppState,
     principal: &Principal,
 ) -> Result<Option<std::collections::BTreeSet<String>>, ApiError> {
     need_role(principal, Role::Provider)?;
     if principal.role == Role::Admin {
         return Ok(None);
     }
-    Ok(Some(backend.managed_listings(principal.user).await.map_err(ApiError::internal)?.into_iter().collect()))
+    Ok(Some(app.accounts.managed_listings(principal.user).await.map_err(ApiError::internal)?.into_iter().collect()))
 }
 
-pub async fn need_manager<B: Backend>(backend: &B, principal: &Principal, listing: &ListingId) -> Result<(), ApiError> {
+pub async fn need_manager(app: &AppState, principal: &Principal, listing: &ListingId) -> Result<(), ApiError> {
     if principal.role == Role::Admin {
         return Ok(());
     }
-    let managers = backend.managers(listing).await.map_err(ApiError::internal)?;
+    let managers = app.accounts.managers(listing).await.map_err(ApiError::internal)?;
     if may_manage(principal.user, principal.role, &managers) {
         Ok(())
     } else {

@@ -363,7 +363,7 @@ pub struct NodeStatus {
 }
 
 /// The owner's replica group as this member sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GroupView {
     pub member_id: u64,
     /// This member's libp2p peer id and where it listens for peers.

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use caravan_ledger::Rejection;
 
-use crate::SubmitError;
+use crate::services::{AccountsError, FaultHooksOff, GroupChangeError, Internal, SubmitError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -33,6 +33,12 @@ impl ApiError {
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(%detail, "internal error");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the operator's log has details")
+    }
+
+    /// The service cannot answer now; the client may retry (with the same
+    /// idempotency key, where it sent one).
+    pub fn unavailable(reason: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("try again: {reason}"))
     }
 }
 
@@ -68,13 +74,11 @@ impl From<Rejection> for ApiError {
     }
 }
 
-impl From<crate::GroupChangeError> for ApiError {
-    fn from(error: crate::GroupChangeError) -> ApiError {
+impl From<GroupChangeError> for ApiError {
+    fn from(error: GroupChangeError) -> ApiError {
         match error {
-            crate::GroupChangeError::Refused(why) => ApiError::new(StatusCode::CONFLICT, "group_change_refused", why),
-            crate::GroupChangeError::Unavailable(why) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("try again: {why}"))
-            }
+            GroupChangeError::Refused(why) => ApiError::new(StatusCode::CONFLICT, "group_change_refused", why),
+            GroupChangeError::Unavailable(why) => ApiError::unavailable(why),
         }
     }
 }
@@ -83,10 +87,31 @@ impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> ApiError {
         match error {
             SubmitError::Rejected(rejection) => rejection.into(),
-            SubmitError::Unavailable(reason) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("try again: {reason}"))
-            }
+            SubmitError::Unavailable(reason) => ApiError::unavailable(reason),
         }
+    }
+}
+
+impl From<Internal> for ApiError {
+    fn from(error: Internal) -> ApiError {
+        ApiError::internal(error)
+    }
+}
+
+impl From<AccountsError> for ApiError {
+    fn from(error: AccountsError) -> ApiError {
+        match error {
+            AccountsError::Invalid(invalid) => ApiError::invalid(invalid.to_string()),
+            AccountsError::BadLink => ApiError::new(StatusCode::BAD_REQUEST, "bad_link", error.to_string()),
+            AccountsError::MailNotSent => ApiError::unavailable("the mail could not be sent"),
+            AccountsError::Internal(internal) => internal.into(),
+        }
+    }
+}
+
+impl From<FaultHooksOff> for ApiError {
+    fn from(error: FaultHooksOff) -> ApiError {
+        ApiError::not_found(error.to_string())
     }
 }
 

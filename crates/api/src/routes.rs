@@ -16,7 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::dto::*;
 use crate::pages::{account, admin, booking, provider, search};
-use crate::{agency, auth, openapi, pages, ApiError, Backend, SubmitError};
+use crate::{agency, auth, openapi, pages, ApiError, AppState, SubmitError};
 use axum::Extension;
 use caravan_accounts::{Principal, Role};
 
@@ -37,76 +37,76 @@ const ARI_DAYS_DEFAULT: i32 = 31;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// The whole HTTP surface over a backend. A function, so tests can drive it
+/// The whole HTTP surface over a app. A function, so tests can drive it
 /// without a socket.
-pub fn router<B: Backend>(backend: B) -> Router {
+pub fn router(app: AppState) -> Router {
     Router::new()
-        .route("/", get(search::home::<B>))
-        .route("/login", get(account::login_form::<B>).post(account::login::<B>))
-        .route("/logout", post(account::logout::<B>))
-        .route("/register", get(account::register_form::<B>).post(account::register::<B>))
-        .route("/book", get(booking::book_form).post(booking::book::<B>))
-        .route("/listings/{origin}/{id}", get(search::listing_page::<B>))
-        .route("/provider", get(provider::provider_page::<B>))
-        .route("/admin", get(admin::admin_page::<B>))
-        .route("/tokens", get(account::tokens::<B>).post(account::create_token::<B>))
-        .route("/tokens/revoke", post(account::revoke_token::<B>))
-        .route("/admin/role", post(admin::admin_role::<B>))
-        .route("/admin/group-timers", post(admin::admin_group_timers::<B>))
-        .route("/provider/ari", post(provider::provider_ari::<B>))
-        .route("/provider/new", get(provider::new_service_form).post(provider::create_service::<B>))
-        .route("/provider/sales", get(provider::sales_page::<B>))
-        .route("/provider/services/{id}", get(provider::service_page::<B>))
-        .route("/provider/services/{id}/edit", get(provider::edit_service_form::<B>).post(provider::edit_service::<B>))
-        .route("/provider/services/{id}/sale", post(provider::set_sale::<B>))
-        .route("/provider/services/{id}/withdraw", post(provider::withdraw::<B>))
-        .route("/provider/services/{id}/managers", post(provider::add_manager::<B>))
-        .route("/provider/services/{id}/managers/remove", post(provider::remove_manager::<B>))
-        .route("/bookings", get(booking::bookings_page::<B>))
-        .route("/bookings/{id}", get(booking::booking_page::<B>))
-        .route("/bookings/{id}/confirm", post(booking::confirm::<B>))
-        .route("/bookings/{id}/cancel", post(booking::cancel::<B>))
-        .route("/verify", get(account::verify::<B>))
-        .route("/forgot", get(account::forgot_form::<B>).post(account::forgot::<B>))
-        .route("/reset", get(account::reset_form::<B>).post(account::reset::<B>))
-        .route("/stays", get(search::stays::<B>))
-        .route("/trips", get(search::trips::<B>))
+        .route("/", get(search::home))
+        .route("/login", get(account::login_form).post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/register", get(account::register_form).post(account::register))
+        .route("/book", get(booking::book_form).post(booking::book))
+        .route("/listings/{origin}/{id}", get(search::listing_page))
+        .route("/provider", get(provider::provider_page))
+        .route("/admin", get(admin::admin_page))
+        .route("/tokens", get(account::tokens).post(account::create_token))
+        .route("/tokens/revoke", post(account::revoke_token))
+        .route("/admin/role", post(admin::admin_role))
+        .route("/admin/group-timers", post(admin::admin_group_timers))
+        .route("/provider/ari", post(provider::provider_ari))
+        .route("/provider/new", get(provider::new_service_form).post(provider::create_service))
+        .route("/provider/sales", get(provider::sales_page))
+        .route("/provider/services/{id}", get(provider::service_page))
+        .route("/provider/services/{id}/edit", get(provider::edit_service_form).post(provider::edit_service))
+        .route("/provider/services/{id}/sale", post(provider::set_sale))
+        .route("/provider/services/{id}/withdraw", post(provider::withdraw))
+        .route("/provider/services/{id}/managers", post(provider::add_manager))
+        .route("/provider/services/{id}/managers/remove", post(provider::remove_manager))
+        .route("/bookings", get(booking::bookings_page))
+        .route("/bookings/{id}", get(booking::booking_page))
+        .route("/bookings/{id}/confirm", post(booking::confirm))
+        .route("/bookings/{id}/cancel", post(booking::cancel))
+        .route("/verify", get(account::verify))
+        .route("/forgot", get(account::forgot_form).post(account::forgot))
+        .route("/reset", get(account::reset_form).post(account::reset))
+        .route("/stays", get(search::stays))
+        .route("/trips", get(search::trips))
         .route("/assets/{name}", get(pages::asset))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics::<B>))
+        .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
-        .route("/api/v1/listings", get(list_listings::<B>).post(create_listing::<B>))
-        .route("/api/v1/listings/{id}", get(get_listing::<B>).put(update_listing::<B>).delete(withdraw_listing::<B>))
-        .route("/api/v1/listings/{id}/paused", put(set_paused::<B>))
-        .route("/api/v1/listings/{id}/ari", get(get_ari::<B>).put(set_ari::<B>))
-        .route("/api/v1/ari", post(set_ari_batch::<B>))
-        .route("/api/v1/status", get(status::<B>))
-        .route("/api/v1/peers", get(peers::<B>))
-        .route("/api/v1/origins", get(origins::<B>))
-        .route("/api/v1/group", get(group::<B>))
-        .route("/api/v1/group/timers", put(group_timers::<B>))
-        .route("/api/v1/group/members", post(add_group_member::<B>))
-        .route("/api/v1/group/members/{id}", delete(remove_group_member::<B>))
-        .route("/api/v1/group/partition", put(group_partition::<B>))
-        .route("/api/v1/holds", post(create_hold::<B>))
-        .route("/api/v1/holds/{id}", get(get_hold::<B>))
-        .route("/api/v1/holds/{id}/confirm", post(confirm_hold::<B>))
-        .route("/api/v1/holds/{id}/cancel", post(cancel_hold::<B>))
-        .route("/api/v1/sales", get(list_sales::<B>))
-        .route("/api/v1/sales/{id}", get(get_sale::<B>))
-        .route("/api/v1/sales/{id}/cancel", post(cancel_sale::<B>))
-        .route("/api/v1/search/stays", get(agency::search_stays::<B>))
-        .route("/api/v1/search/trips", get(agency::search_trips::<B>))
-        .route("/api/v1/bookings", get(agency::list_bookings::<B>).post(agency::create_booking::<B>))
-        .route("/api/v1/bookings/{id}", get(agency::get_booking::<B>))
-        .route("/api/v1/bookings/{id}/confirm", post(agency::confirm_booking::<B>))
-        .route("/api/v1/bookings/{id}/cancel", post(agency::cancel_booking::<B>))
-        .route("/api/v1/records", get(export_records::<B>))
+        .route("/api/v1/listings", get(list_listings).post(create_listing))
+        .route("/api/v1/listings/{id}", get(get_listing).put(update_listing).delete(withdraw_listing))
+        .route("/api/v1/listings/{id}/paused", put(set_paused))
+        .route("/api/v1/listings/{id}/ari", get(get_ari).put(set_ari))
+        .route("/api/v1/ari", post(set_ari_batch))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/peers", get(peers))
+        .route("/api/v1/origins", get(origins))
+        .route("/api/v1/group", get(group))
+        .route("/api/v1/group/timers", put(group_timers))
+        .route("/api/v1/group/members", post(add_group_member))
+        .route("/api/v1/group/members/{id}", delete(remove_group_member))
+        .route("/api/v1/group/partition", put(group_partition))
+        .route("/api/v1/holds", post(create_hold))
+        .route("/api/v1/holds/{id}", get(get_hold))
+        .route("/api/v1/holds/{id}/confirm", post(confirm_hold))
+        .route("/api/v1/holds/{id}/cancel", post(cancel_hold))
+        .route("/api/v1/sales", get(list_sales))
+        .route("/api/v1/sales/{id}", get(get_sale))
+        .route("/api/v1/sales/{id}/cancel", post(cancel_sale))
+        .route("/api/v1/search/stays", get(agency::search_stays))
+        .route("/api/v1/search/trips", get(agency::search_trips))
+        .route("/api/v1/bookings", get(agency::list_bookings).post(agency::create_booking))
+        .route("/api/v1/bookings/{id}", get(agency::get_booking))
+        .route("/api/v1/bookings/{id}/confirm", post(agency::confirm_booking))
+        .route("/api/v1/bookings/{id}/cancel", post(agency::cancel_booking))
+        .route("/api/v1/records", get(export_records))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
         })
-        .layer(axum::middleware::from_fn_with_state(backend.clone(), auth::require::<B>))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), auth::require))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(
             tower::ServiceBuilder::new()
@@ -123,11 +123,11 @@ pub fn router<B: Backend>(backend: B) -> Router {
             ApiError::internal("a request handler panicked").into_response()
         }))
         .layer(TraceLayer::new_for_http())
-        .with_state(backend)
+        .with_state(app)
 }
 
-async fn metrics<B: Backend>(State(backend): State<B>) -> Response {
-    let text = crate::metrics::render(&backend.metrics());
+async fn metrics(State(app): State<AppState>) -> Response {
+    let text = crate::metrics::render(&app.admin.metrics());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -152,9 +152,8 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyK
     Ok(Some(IdempotencyKey::parse(text)?))
 }
 
-fn listing_view<B: Backend>(backend: &B, id: &ListingId) -> Result<ListingView> {
-    backend
-        .read_ledger(|ledger| ledger.listing(id).map(ListingInput::view))
+fn listing_view(app: &AppState, id: &ListingId) -> Result<ListingView> {
+    app.read_ledger(|ledger| ledger.listing(id).map(ListingInput::view))
         .ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
 }
 
@@ -183,14 +182,14 @@ struct ListingsQuery {
     limit: Option<u32>,
 }
 
-async fn list_listings<B: Backend>(
-    State(backend): State<B>,
+async fn list_listings(
+    State(app): State<AppState>,
     query: std::result::Result<Query<ListingsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX) as usize;
     let after = query.after_id.unwrap_or_default();
-    let listings: Vec<ListingView> = backend.read_ledger(|ledger| {
+    let listings: Vec<ListingView> = app.read_ledger(|ledger| {
         ledger
             .listings()
             .filter(|state| state.listing.id.as_str() > after.as_str())
@@ -202,77 +201,73 @@ async fn list_listings<B: Backend>(
     Ok(Json(json!({ "listings": listings, "next_after_id": next_after_id })))
 }
 
-async fn create_listing<B: Backend>(
-    State(backend): State<B>,
+async fn create_listing(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     body: std::result::Result<Json<ListingInput>, JsonRejection>,
 ) -> Result<Response> {
     let Json(input) = body?;
-    let id = create_listing_as(&backend, &caller, input).await?;
-    Ok((StatusCode::CREATED, Json(listing_view(&backend, &id)?)).into_response())
+    let id = create_listing_as(&app, &caller, input).await?;
+    Ok((StatusCode::CREATED, Json(listing_view(&app, &id)?)).into_response())
 }
 
 /// Creates a listing for a provider, who then manages it. Without an id
 /// in the input, one is made from the title.
-pub(crate) async fn create_listing_as<B: Backend>(
-    backend: &B,
-    caller: &Principal,
-    input: ListingInput,
-) -> Result<ListingId> {
+pub(crate) async fn create_listing_as(app: &AppState, caller: &Principal, input: ListingInput) -> Result<ListingId> {
     auth::need_role(caller, Role::Provider)?;
     if let Some(text) = input.id.clone() {
         let id = ListingId::parse(&text)?;
-        backend.submit(Command::CreateListing(input.into_listing(id.clone())?)).await?;
-        backend.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
+        app.ledger.submit(Command::CreateListing(input.into_listing(id.clone())?)).await?;
+        app.accounts.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
         return Ok(id);
     }
     // A generated id may, rarely, be taken: draw another suffix.
     for _ in 0..GENERATED_ID_ATTEMPTS {
-        let id = new_listing_id(&input.title, backend.random_u32() & 0xFF_FFFF);
+        let id = new_listing_id(&input.title, (app.random_u32)() & 0xFF_FFFF);
         let listing = input.clone().into_listing(id.clone())?;
-        match backend.submit(Command::CreateListing(listing)).await {
+        match app.ledger.submit(Command::CreateListing(listing)).await {
             Err(SubmitError::Rejected(Rejection::ListingExists(_))) => continue,
             result => result?,
         };
-        backend.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
+        app.accounts.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
         return Ok(id);
     }
     Err(ApiError::internal("no free listing id after several random draws"))
 }
 
-async fn get_listing<B: Backend>(
-    State(backend): State<B>,
+async fn get_listing(
+    State(app): State<AppState>,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<ListingView>> {
-    Ok(Json(listing_view(&backend, &listing_id(path)?)?))
+    Ok(Json(listing_view(&app, &listing_id(path)?)?))
 }
 
-async fn update_listing<B: Backend>(
-    State(backend): State<B>,
+async fn update_listing(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<String>, PathRejection>,
     body: std::result::Result<Json<ListingInput>, JsonRejection>,
 ) -> Result<Json<ListingView>> {
     let id = listing_id(path)?;
-    auth::need_manager(&backend, &caller, &id).await?;
+    auth::need_manager(&app, &caller, &id).await?;
     let Json(input) = body?;
     if input.id.as_deref().is_some_and(|body_id| body_id != id.as_str()) {
         return Err(ApiError::invalid("the body's id differs from the path's"));
     }
     let listing = input.into_listing(id.clone())?;
-    backend.submit(Command::UpdateListing(listing)).await?;
-    Ok(Json(listing_view(&backend, &id)?))
+    app.ledger.submit(Command::UpdateListing(listing)).await?;
+    Ok(Json(listing_view(&app, &id)?))
 }
 
-async fn withdraw_listing<B: Backend>(
-    State(backend): State<B>,
+async fn withdraw_listing(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<ListingView>> {
     let id = listing_id(path)?;
-    auth::need_manager(&backend, &caller, &id).await?;
-    backend.submit(Command::WithdrawListing(id.clone())).await?;
-    Ok(Json(listing_view(&backend, &id)?))
+    auth::need_manager(&app, &caller, &id).await?;
+    app.ledger.submit(Command::WithdrawListing(id.clone())).await?;
+    Ok(Json(listing_view(&app, &id)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,17 +277,17 @@ struct PausedInput {
 }
 
 /// Takes a listing off sale for now, or puts it back on sale.
-async fn set_paused<B: Backend>(
-    State(backend): State<B>,
+async fn set_paused(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<String>, PathRejection>,
     body: std::result::Result<Json<PausedInput>, JsonRejection>,
 ) -> Result<Json<ListingView>> {
     let id = listing_id(path)?;
-    auth::need_manager(&backend, &caller, &id).await?;
+    auth::need_manager(&app, &caller, &id).await?;
     let Json(input) = body?;
-    backend.submit(Command::SetPaused { listing: id.clone(), paused: input.paused }).await?;
-    Ok(Json(listing_view(&backend, &id)?))
+    app.ledger.submit(Command::SetPaused { listing: id.clone(), paused: input.paused }).await?;
+    Ok(Json(listing_view(&app, &id)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,8 +296,8 @@ struct AriQuery {
     to: Option<String>,
 }
 
-async fn get_ari<B: Backend>(
-    State(backend): State<B>,
+async fn get_ari(
+    State(app): State<AppState>,
     path: std::result::Result<Path<String>, PathRejection>,
     query: std::result::Result<Query<AriQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
@@ -310,7 +305,7 @@ async fn get_ari<B: Backend>(
     let Query(query) = query?;
     let from = match &query.from {
         Some(text) => Date::parse(text)?,
-        None => backend.now().date(),
+        None => app.now().date(),
     };
     let to = match &query.to {
         Some(text) => Date::parse(text)?,
@@ -319,7 +314,7 @@ async fn get_ari<B: Backend>(
     if from >= to || from.days_until(to) > HORIZON_DAYS_MAX + 1 {
         return Err(ApiError::invalid(format!("'from' must be before 'to', at most {HORIZON_DAYS_MAX} days apart")));
     }
-    let view = backend.read_ledger(|ledger| {
+    let view = app.read_ledger(|ledger| {
         let state = ledger.listing(&id)?;
         let days: Vec<AriDayView> = state.days.range(from..to).map(|(date, day)| AriDayView::new(*date, day)).collect();
         Some(json!({ "listing": id.as_str(), "currency": state.listing.currency.as_str(), "days": days }))
@@ -327,26 +322,26 @@ async fn get_ari<B: Backend>(
     view.map(Json).ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
 }
 
-async fn set_ari<B: Backend>(
-    State(backend): State<B>,
+async fn set_ari(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<String>, PathRejection>,
     body: std::result::Result<Json<AriInput>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let id = listing_id(path)?;
-    auth::need_manager(&backend, &caller, &id).await?;
+    auth::need_manager(&app, &caller, &id).await?;
     let Json(input) = body?;
     if input.listing.as_deref().is_some_and(|named| named != id.as_str()) {
         return Err(ApiError::invalid("the body's listing differs from the path's"));
     }
-    let days = submit_ari(&backend, id.clone(), &input).await?;
+    let days = submit_ari(&app, id.clone(), &input).await?;
     Ok(Json(json!({ "listing": id.as_str(), "days_changed": days })))
 }
 
-async fn submit_ari<B: Backend>(backend: &B, listing: ListingId, input: &AriInput) -> Result<u32> {
+async fn submit_ari(app: &AppState, listing: ListingId, input: &AriInput) -> Result<u32> {
     let command =
         Command::SetAri { listing, from: Date::parse(&input.from)?, to: Date::parse(&input.to)?, patch: input.patch() };
-    match backend.submit(command).await? {
+    match app.ledger.submit(command).await? {
         Reply::Ari { days, .. } => Ok(days),
         other => Err(ApiError::internal(format!("set_ari answered {other:?}"))),
     }
@@ -355,8 +350,8 @@ async fn submit_ari<B: Backend>(backend: &B, listing: ListingId, input: &AriInpu
 /// The most changes one `POST /api/v1/ari` may carry.
 pub const ARI_BATCH_MAX: usize = 1_000;
 
-async fn set_ari_batch<B: Backend>(
-    State(backend): State<B>,
+async fn set_ari_batch(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     body: std::result::Result<Json<AriBatchInput>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>> {
@@ -372,11 +367,11 @@ async fn set_ari_batch<B: Backend>(
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (_, updates) in by_listing {
-        let (backend, caller) = (backend.clone(), caller.clone());
+        let (app, caller) = (app.clone(), caller.clone());
         tasks.spawn(async move {
             let mut results = Vec::with_capacity(updates.len());
             for (position, input) in updates {
-                results.push((position, apply_batched_ari(&backend, &caller, input).await));
+                results.push((position, apply_batched_ari(&app, &caller, input).await));
             }
             results
         });
@@ -390,13 +385,13 @@ async fn set_ari_batch<B: Backend>(
     Ok(Json(json!({ "results": results })))
 }
 
-async fn apply_batched_ari<B: Backend>(backend: &B, caller: &Principal, input: AriInput) -> AriBatchResult {
+async fn apply_batched_ari(app: &AppState, caller: &Principal, input: AriInput) -> AriBatchResult {
     let named = input.listing.clone().unwrap_or_default();
     let outcome = match input.listing.as_deref().map(ListingId::parse) {
         None => Err(ApiError::invalid("each update names its listing")),
         Some(Err(e)) => Err(ApiError::invalid(e.to_string())),
-        Some(Ok(id)) => match auth::need_manager(backend, caller, &id).await {
-            Ok(()) => submit_ari(backend, id, &input).await,
+        Some(Ok(id)) => match auth::need_manager(app, caller, &id).await {
+            Ok(()) => submit_ari(app, id, &input).await,
             Err(refused) => Err(refused),
         },
     };
@@ -417,79 +412,79 @@ struct StatusQuery {
     digest: bool,
 }
 
-async fn status<B: Backend>(
-    State(backend): State<B>,
+async fn status(
+    State(app): State<AppState>,
     query: std::result::Result<Query<StatusQuery>, QueryRejection>,
 ) -> Result<Json<NodeStatus>> {
     let Query(query) = query?;
-    Ok(Json(backend.status(query.digest).await.map_err(ApiError::internal)?))
+    Ok(Json(app.admin.status(query.digest).await.map_err(ApiError::internal)?))
 }
 
 /// Connected peers: address, latency and records exchanged (admins).
-async fn peers<B: Backend>(State(backend): State<B>, Extension(caller): Extension<Principal>) -> Result<Response> {
+async fn peers(State(app): State<AppState>, Extension(caller): Extension<Principal>) -> Result<Response> {
     auth::need_role(&caller, Role::Admin)?;
-    Ok(Json(json!({ "peers": backend.peers() })).into_response())
+    Ok(Json(json!({ "peers": app.admin.peers() })).into_response())
 }
 
 /// The owner's replica group as this member sees it (admins).
-async fn group<B: Backend>(State(backend): State<B>, Extension(caller): Extension<Principal>) -> Result<Response> {
+async fn group(State(app): State<AppState>, Extension(caller): Extension<Principal>) -> Result<Response> {
     auth::need_role(&caller, Role::Admin)?;
-    Ok(Json(backend.group()).into_response())
+    Ok(Json(app.admin.group()).into_response())
 }
 
 /// Sets the group's heartbeat and election timeout for every member (admins).
-async fn group_timers<B: Backend>(
-    State(backend): State<B>,
+async fn group_timers(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     body: std::result::Result<Json<GroupTimersInput>, JsonRejection>,
 ) -> Result<Response> {
     auth::need_role(&caller, Role::Admin)?;
     let Json(input) = body?;
-    backend.set_group_timers(input.heartbeat_ms, input.election_timeout_ms).await?;
-    Ok(Json(backend.group()).into_response())
+    app.admin.set_group_timers(input.heartbeat_ms, input.election_timeout_ms).await?;
+    Ok(Json(app.admin.group()).into_response())
 }
 
 /// Adds a node to the replica group (admins); answers once it votes.
-async fn add_group_member<B: Backend>(
-    State(backend): State<B>,
+async fn add_group_member(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     body: std::result::Result<Json<GroupMemberInput>, JsonRejection>,
 ) -> Result<Response> {
     auth::need_role(&caller, Role::Admin)?;
     let Json(input) = body?;
-    backend.add_group_member(input).await?;
-    Ok(Json(backend.group()).into_response())
+    app.admin.add_group_member(input).await?;
+    Ok(Json(app.admin.group()).into_response())
 }
 
 /// Takes a member out of the replica group (admins).
-async fn remove_group_member<B: Backend>(
-    State(backend): State<B>,
+async fn remove_group_member(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     id: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Response> {
     auth::need_role(&caller, Role::Admin)?;
     let Path(id) = id?;
-    backend.remove_group_member(id).await?;
-    Ok(Json(backend.group()).into_response())
+    app.admin.remove_group_member(id).await?;
+    Ok(Json(app.admin.group()).into_response())
 }
 
 /// Cuts this member off from some others, for fault tests (admins; only
 /// with `[group] fault_hooks = true`).
-async fn group_partition<B: Backend>(
-    State(backend): State<B>,
+async fn group_partition(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     body: std::result::Result<Json<GroupPartitionInput>, JsonRejection>,
 ) -> Result<Response> {
     auth::need_role(&caller, Role::Admin)?;
     let Json(input) = body?;
-    backend.cut_off_group_peers(input.cut_off).map_err(ApiError::not_found)?;
-    Ok(Json(backend.group()).into_response())
+    app.admin.cut_off_group_peers(input.cut_off)?;
+    Ok(Json(app.admin.group()).into_response())
 }
 
 /// Records held per origin and the frozen origins (admins).
-async fn origins<B: Backend>(State(backend): State<B>, Extension(caller): Extension<Principal>) -> Result<Response> {
+async fn origins(State(app): State<AppState>, Extension(caller): Extension<Principal>) -> Result<Response> {
     auth::need_role(&caller, Role::Admin)?;
-    let (origins, frozen) = backend.origins(ORIGINS_MAX).await.map_err(ApiError::internal)?;
+    let (origins, frozen) = app.admin.origins(ORIGINS_MAX).await.map_err(ApiError::internal)?;
     Ok(Json(json!({ "origins": origins, "equivocations": frozen })).into_response())
 }
 
@@ -503,8 +498,8 @@ fn hold_reply(reply: Reply) -> Result<HoldView> {
     }
 }
 
-async fn create_hold<B: Backend>(
-    State(backend): State<B>,
+async fn create_hold(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     body: std::result::Result<Json<HoldInput>, JsonRejection>,
@@ -512,59 +507,58 @@ async fn create_hold<B: Backend>(
     let key = idempotency_key(&headers)?;
     let Json(input) = body?;
     let request = input.request()?;
-    auth::need_manager(&backend, &caller, request.listing()).await?;
-    let ttl_ms = input.hold_seconds.map_or(backend.hold_ms_default(), |s| s as i64 * 1000);
+    auth::need_manager(&app, &caller, request.listing()).await?;
+    let ttl_ms = input.hold_seconds.map_or(app.ledger.hold_ms_default(), |s| s as i64 * 1000);
     let command =
         Command::Hold { idempotency_key: key, request, ttl_ms, expected_total_minor: input.expected_total_minor };
-    let view = hold_reply(backend.submit(command).await?)?;
+    let view = hold_reply(app.ledger.submit(command).await?)?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 /// Refuses unless `caller` manages the listing of hold `id` (an unknown
 /// hold passes: the ledger then answers "no hold").
-async fn need_hold_manager<B: Backend>(backend: &B, caller: &Principal, id: HoldId) -> Result<()> {
-    let listing = backend.read_ledger(|ledger| ledger.hold(id).map(|hold| hold.request.listing().clone()));
+async fn need_hold_manager(app: &AppState, caller: &Principal, id: HoldId) -> Result<()> {
+    let listing = app.read_ledger(|ledger| ledger.hold(id).map(|hold| hold.request.listing().clone()));
     match listing {
-        Some(listing) => auth::need_manager(backend, caller, &listing).await,
+        Some(listing) => auth::need_manager(app, caller, &listing).await,
         None => Ok(()),
     }
 }
 
-async fn get_hold<B: Backend>(
-    State(backend): State<B>,
+async fn get_hold(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
-    need_hold_manager(&backend, &caller, id).await?;
-    backend
-        .read_ledger(|ledger| ledger.hold(id).map(|hold| HoldView::from_ledger(ledger, hold)))
+    need_hold_manager(&app, &caller, id).await?;
+    app.read_ledger(|ledger| ledger.hold(id).map(|hold| HoldView::from_ledger(ledger, hold)))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no hold {id}")))
 }
 
-async fn confirm_hold<B: Backend>(
-    State(backend): State<B>,
+async fn confirm_hold(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
-    need_hold_manager(&backend, &caller, id).await?;
+    need_hold_manager(&app, &caller, id).await?;
     let command = Command::Confirm { idempotency_key: idempotency_key(&headers)?, hold: id };
-    Ok(Json(hold_reply(backend.submit(command).await?)?))
+    Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
 }
 
-async fn cancel_hold<B: Backend>(
-    State(backend): State<B>,
+async fn cancel_hold(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
-    need_hold_manager(&backend, &caller, id).await?;
+    need_hold_manager(&app, &caller, id).await?;
     let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: id };
-    Ok(Json(hold_reply(backend.submit(command).await?)?))
+    Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -576,14 +570,14 @@ struct BookingsQuery {
     limit: Option<u32>,
 }
 
-async fn list_sales<B: Backend>(
-    State(backend): State<B>,
+async fn list_sales(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     query: std::result::Result<Query<BookingsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(query) = query?;
     // A provider sees the sales of what they manage; an admin sees all.
-    let managed = auth::managed_by(&backend, &caller).await?;
+    let managed = auth::managed_by(&app, &caller).await?;
     let listing = query.listing.as_deref().map(ListingId::parse).transpose()?;
     let wanted = |state: &HoldState| match query.state.as_deref() {
         None | Some("all") => state.is_booking(),
@@ -596,7 +590,7 @@ async fn list_sales<B: Backend>(
     }
     let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX) as usize;
     let after = query.after_id.unwrap_or(0);
-    let bookings: Vec<HoldView> = backend.read_ledger(|ledger| {
+    let bookings: Vec<HoldView> = app.read_ledger(|ledger| {
         ledger
             .holds()
             .filter(|hold| hold.id.0 > after && wanted(&hold.state))
@@ -610,35 +604,34 @@ async fn list_sales<B: Backend>(
     Ok(Json(json!({ "bookings": bookings, "next_after_id": next_after_id })))
 }
 
-fn booking_view<B: Backend>(backend: &B, id: HoldId) -> Result<HoldView> {
-    backend
-        .read_ledger(|ledger| {
-            ledger.hold(id).filter(|h| h.state.is_booking()).map(|hold| HoldView::from_ledger(ledger, hold))
-        })
-        .ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
+fn booking_view(app: &AppState, id: HoldId) -> Result<HoldView> {
+    app.read_ledger(|ledger| {
+        ledger.hold(id).filter(|h| h.state.is_booking()).map(|hold| HoldView::from_ledger(ledger, hold))
+    })
+    .ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
 }
 
-async fn get_sale<B: Backend>(
-    State(backend): State<B>,
+async fn get_sale(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
-    need_hold_manager(&backend, &caller, id).await?;
-    Ok(Json(booking_view(&backend, id)?))
+    need_hold_manager(&app, &caller, id).await?;
+    Ok(Json(booking_view(&app, id)?))
 }
 
-async fn cancel_sale<B: Backend>(
-    State(backend): State<B>,
+async fn cancel_sale(
+    State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
-    need_hold_manager(&backend, &caller, id).await?;
-    booking_view(&backend, id)?;
+    need_hold_manager(&app, &caller, id).await?;
+    booking_view(&app, id)?;
     let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: id };
-    Ok(Json(hold_reply(backend.submit(command).await?)?))
+    Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -649,20 +642,20 @@ struct RecordsQuery {
     format: Option<String>,
 }
 
-async fn export_records<B: Backend>(
-    State(backend): State<B>,
+async fn export_records(
+    State(app): State<AppState>,
     query: std::result::Result<Query<RecordsQuery>, QueryRejection>,
 ) -> Result<Response> {
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
     let after = query.after_version.unwrap_or(0);
-    let records = backend.own_records(after, limit).await.map_err(ApiError::internal)?;
+    let records = app.ledger.own_records(after, limit).await.map_err(ApiError::internal)?;
     match query.format.as_deref() {
         None | Some("json") => {
             let next_after_version =
                 (records.len() == limit as usize).then(|| records.last().map(|r| r.version)).flatten();
             let views: Vec<RecordView> = records.iter().map(RecordView::new).collect();
-            let body = json!({ "origin": backend.origin().to_hex(), "records": views, "next_after_version": next_after_version });
+            let body = json!({ "origin": app.ledger.origin().to_hex(), "records": views, "next_after_version": next_after_version });
             Ok(Json(body).into_response())
         }
         Some("protobuf") => {

@@ -28,7 +28,7 @@ mod snapshot;
 mod timers;
 
 pub use log_store::{read_local, write_local, GroupLog, LogContents, MemoryDisk};
-pub use machine::{AppliedCommand, Effects, LedgerMachine, NoEffects};
+pub use machine::{AppliedCommand, Effects, EffectsError, LedgerMachine, NoEffects};
 pub use membership::{change_members, ChangeError, MembershipChange};
 pub use network::{serve, CallError, Link, Rpc, RpcReply, Transport, TransportFactory};
 pub use runtime::{seed_thread_rng, GroupRuntime};

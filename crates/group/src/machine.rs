@@ -35,15 +35,18 @@ pub trait Effects: Send + Sync + 'static {
     /// Makes what `applied` produced durable (the records its publishing
     /// points sign) before the replies go out. An error stops this member
     /// (fail-stop); a restart re-applies the log.
-    fn persist(&self, applied: Vec<AppliedCommand>) -> impl Future<Output = Result<(), String>> + Send;
+    fn persist(&self, applied: Vec<AppliedCommand>) -> impl Future<Output = Result<(), EffectsError>> + Send;
 }
+
+/// Why effects could not be made durable: the cause, for the log.
+pub type EffectsError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Effects for a ledger with nothing beside it (tests, simulations).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoEffects;
 
 impl Effects for NoEffects {
-    async fn persist(&self, _applied: Vec<AppliedCommand>) -> Result<(), String> {
+    async fn persist(&self, _applied: Vec<AppliedCommand>) -> Result<(), EffectsError> {
         Ok(())
     }
 }

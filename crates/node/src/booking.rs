@@ -15,7 +15,6 @@ use caravan_records::Origin;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Node;
-use caravan_api::{Backend, SubmitError};
 
 /// Booking requests from peers waiting for the node.
 pub const INBOUND_MAX: usize = 4_096;
@@ -50,12 +49,11 @@ impl Node {
         };
         match step {
             LedgerStep::Submit(command) => {
-                let reply = match self.submit(command).await {
-                    Ok(reply) => Ok(reply),
-                    Err(SubmitError::Rejected(rejection)) => Err(rejection),
-                    Err(SubmitError::Unavailable(why)) => {
-                        return BookResponse::Refusal(Refusal::new("unavailable", why));
-                    }
+                // Straight to the replica group: a peer's request is not an
+                // HTTP request, and its refusals keep the ledger's codes.
+                let reply = match self.inner.group.propose(command).await {
+                    Ok(reply) => reply,
+                    Err(why) => return BookResponse::Refusal(Refusal::new("unavailable", why.to_string())),
                 };
                 owner::answer(origin, key, reply, peer, self.now())
             }
@@ -81,7 +79,7 @@ impl Node {
             };
             match self.call_remote(&contact, request).await {
                 Ok(response) => response,
-                Err(why) => return Outcome::Unreachable(why),
+                Err(why) => return Outcome::Unreachable(why.to_string()),
             }
         };
         match response {
@@ -101,33 +99,48 @@ impl Node {
         &self,
         contact: &caravan_model::Contact,
         request: &BookRequest,
-    ) -> Result<BookResponse, String> {
+    ) -> Result<BookResponse, OwnerUnreachable> {
         let calls = self.inner.calls.lock().expect("calls lock").clone();
-        let calls = calls.ok_or("this node is not on the network")?;
+        let calls = calls.ok_or(OwnerUnreachable::Offline)?;
         let bytes = request.encode();
-        let _turn = self.inner.calls_in_flight.acquire().await.map_err(|_| "the node is stopping".to_owned())?;
-        let mut last_error = String::from("the owner lists no node");
+        let _turn = self.inner.calls_in_flight.acquire().await.map_err(|_| OwnerUnreachable::Stopping)?;
+        let mut last_error = OwnerUnreachable::NoNode;
         // A replica group lists several members: any of them may answer.
         for peer in &contact.peers {
             let (reply, answer) = oneshot::channel();
             let (peer_id, addrs, request) = (peer.peer_id.clone(), peer.addrs.clone(), bytes.clone());
             let call = Call { protocol: Protocol::Book, peer: peer_id, addrs, request, reply };
-            calls.send(call).await.map_err(|_| "the network is stopping".to_owned())?;
+            calls.send(call).await.map_err(|_| OwnerUnreachable::Stopping)?;
             match tokio::time::timeout(Duration::from_millis(CALL_TIMEOUT_MS), answer).await {
                 Ok(Ok(Ok(bytes))) => match BookResponse::decode(&bytes) {
                     // This member cannot reach its group's leader; another may.
                     BookResponse::Refusal(refusal) if refusal.code == "unavailable" => {
-                        last_error = format!("owner node {}: {}", peer.peer_id, refusal.message)
+                        last_error = OwnerUnreachable::Member { peer: peer.peer_id.clone(), why: refusal.message }
                     }
                     response => return Ok(response),
                 },
-                Ok(Ok(Err(error))) => last_error = format!("owner node {}: {error}", peer.peer_id),
-                Ok(Err(_)) => last_error = "the network is stopping".into(),
-                Err(_) => last_error = format!("owner node {} did not answer in time", peer.peer_id),
+                Ok(Ok(Err(why))) => last_error = OwnerUnreachable::Member { peer: peer.peer_id.clone(), why },
+                Ok(Err(_)) => last_error = OwnerUnreachable::Stopping,
+                Err(_) => last_error = OwnerUnreachable::Silent { peer: peer.peer_id.clone() },
             }
         }
         Err(last_error)
     }
+}
+
+/// Why no node of an owner answered a booking call; the saga tries again.
+#[derive(Debug, thiserror::Error)]
+enum OwnerUnreachable {
+    #[error("this node is not on the network")]
+    Offline,
+    #[error("the node is stopping")]
+    Stopping,
+    #[error("the owner lists no node")]
+    NoNode,
+    #[error("owner node {peer}: {why}")]
+    Member { peer: String, why: String },
+    #[error("owner node {peer} did not answer in time")]
+    Silent { peer: String },
 }
 
 /// Answers peers' booking requests, each in its own task, until the

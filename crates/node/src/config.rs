@@ -138,42 +138,56 @@ pub const MIN_CONNECTION_MINUTES_MAX: u16 = 1_440;
 pub const PUBLISH_INTERVAL_MS_MIN: u64 = 1;
 pub const PUBLISH_INTERVAL_MS_MAX: u64 = 60_000;
 
+/// Why `caravan.toml` cannot be used; the node does not start with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {}: {source}", path.display())]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    Parse { path: std::path::PathBuf, source: toml::de::Error },
+    /// A setting outside its bounds; the message names it and them.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 impl Config {
     /// Reads `caravan.toml` from `dir`; the defaults if there is none.
-    pub fn load(dir: &Path) -> Result<Config, String> {
+    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
         let path = dir.join(CONFIG_FILE);
         let config = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+            Ok(text) => toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
-            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+            Err(source) => return Err(ConfigError::Read { path, source }),
         };
         config.validate()?;
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let interval = self.ledger.publish_interval_ms;
         if !(PUBLISH_INTERVAL_MS_MIN..=PUBLISH_INTERVAL_MS_MAX).contains(&interval) {
-            return Err(format!(
+            return Err(ConfigError::Invalid(format!(
                 "ledger.publish_interval_ms = {interval}: must be {PUBLISH_INTERVAL_MS_MIN}-{PUBLISH_INTERVAL_MS_MAX}"
-            ));
+            )));
         }
         let hold_ms = self.ledger.hold_seconds_default as i64 * 1000;
         if !(caravan_ledger::HOLD_TTL_MS_MIN..=caravan_ledger::HOLD_TTL_MS_MAX).contains(&hold_ms) {
-            return Err(format!(
+            return Err(ConfigError::Invalid(format!(
                 "ledger.hold_seconds_default = {}: must be {}-{}",
                 self.ledger.hold_seconds_default,
                 caravan_ledger::HOLD_TTL_MS_MIN / 1000,
                 caravan_ledger::HOLD_TTL_MS_MAX / 1000
-            ));
+            )));
         }
         let too_long = |m: &u16| *m > MIN_CONNECTION_MINUTES_MAX;
         if too_long(&self.search.min_connection_minutes_default)
             || self.search.min_connection_minutes.values().any(too_long)
         {
-            return Err(format!("search.min_connection_minutes: at most {MIN_CONNECTION_MINUTES_MAX}"));
+            return Err(ConfigError::Invalid(format!(
+                "search.min_connection_minutes: at most {MIN_CONNECTION_MINUTES_MAX}"
+            )));
         }
-        self.group.timers().validate(None).map_err(|e| format!("group: {e}"))?;
+        self.group.timers().validate(None).map_err(|e| ConfigError::Invalid(format!("group: {e}")))?;
         Ok(())
     }
 
@@ -200,6 +214,6 @@ mod tests {
         assert_eq!(rules.search.min_connection_minutes["LHR"], 90);
         assert!(rules.validate().is_ok());
         let hasty: Config = toml::from_str("[group]\nheartbeat_ms = 200\nelection_timeout_ms = 1000").unwrap();
-        assert!(hasty.validate().unwrap_err().contains("10× the heartbeat"));
+        assert!(hasty.validate().unwrap_err().to_string().contains("10× the heartbeat"));
     }
 }

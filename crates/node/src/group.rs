@@ -19,7 +19,7 @@ use caravan_api::dto::{GroupMemberView, GroupView};
 use caravan_group::openraft::error::{ClientWriteError, RaftError};
 use caravan_group::openraft::{CommittedLeaderId, ServerState};
 use caravan_group::{
-    AppliedCommand, CallError, ChangeError, Effects, GroupLog, LedgerMachine, LogId, Member, MemberId,
+    AppliedCommand, CallError, ChangeError, Effects, EffectsError, GroupLog, LedgerMachine, LogId, Member, MemberId,
     MembershipChange, Outcome, Proposal, Raft, Rpc, RpcReply, SnapshotStore, Timers, Transport, TransportFactory,
 };
 use caravan_ledger::{Command, Ledger};
@@ -44,6 +44,25 @@ const FINAL_PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// The longest the timer task sleeps without looking at the ledger.
 const TIMER_IDLE_MS: i64 = 1_000;
 
+/// Why the replica group did not take a command. Each is "unavailable"
+/// to the client, who retries with the same idempotency key.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// openraft refused the write (the member is stopping or has failed).
+    #[error("the replica group failed: {0}")]
+    Group(String),
+    /// The leader did not answer a forwarded command: it may have taken it.
+    #[error("the group's leader did not answer ({0}); retry with the same idempotency key")]
+    LeaderSilent(String),
+    /// The leader answered a forwarded command with something else.
+    #[error("the group's leader answered {0}")]
+    LeaderConfused(String),
+    #[error("the command is too large to forward")]
+    TooLarge,
+    #[error("the replica group did not commit in time; retry with the same idempotency key")]
+    Timeout,
+}
+
 /// The writer makes applied commands durable: their records signed and
 /// stored, the catalog and the search index told.
 #[derive(Debug, Clone)]
@@ -57,30 +76,30 @@ pub struct WriterEffects {
 const AGREED_TIMERS: &str = "group_timers";
 
 impl Effects for WriterEffects {
-    async fn persist(&self, applied: Vec<AppliedCommand>) -> Result<(), String> {
-        let mut last_error = String::new();
+    async fn persist(&self, applied: Vec<AppliedCommand>) -> Result<(), EffectsError> {
+        let mut last_error = None;
         for attempt in 0..PERSIST_TRIES {
             let (done, outcome) = oneshot::channel();
             let job = Job::Apply { applied: applied.clone(), done };
-            self.queue.send(job).await.map_err(|_| "the writer has stopped".to_string())?;
-            match outcome.await.map_err(|_| "the writer has stopped".to_string())? {
+            self.queue.send(job).await.map_err(|_| "the writer has stopped")?;
+            match outcome.await.map_err(|_| "the writer has stopped")? {
                 Ok(()) => return self.keep_agreed_timers(&applied).await,
                 Err(error) => {
                     tracing::error!(%error, attempt, "applied commands not stored; trying again");
-                    last_error = error;
+                    last_error = Some(error);
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
             }
         }
         // Fail-stop: Raft stops this member, a restart re-applies the log.
-        Err(last_error)
+        Err(last_error.map_or_else(|| "no attempt to store".into(), EffectsError::from))
     }
 }
 
 impl WriterEffects {
     /// Keeps the last timers the group agreed on beside the log, so this
     /// member starts with them next time (openraft's are fixed per start).
-    async fn keep_agreed_timers(&self, applied: &[AppliedCommand]) -> Result<(), String> {
+    async fn keep_agreed_timers(&self, applied: &[AppliedCommand]) -> Result<(), EffectsError> {
         let agreed = applied.iter().rev().find_map(|c| match (&c.command, &c.applied.reply) {
             (Command::SetGroupTimers(timers), Ok(_)) => Some(*timers),
             _ => None,
@@ -88,7 +107,7 @@ impl WriterEffects {
         let Some(timers) = agreed else { return Ok(()) };
         let path = self.log_path.clone();
         let keep = move || caravan_group::write_local(&path, AGREED_TIMERS, &timers);
-        tokio::task::spawn_blocking(keep).await.map_err(|e| e.to_string())?
+        Ok(tokio::task::spawn_blocking(keep).await??)
     }
 }
 
@@ -307,14 +326,14 @@ impl OwnerGroup {
     /// when the leader surely did not take it (no leader yet, or "not the
     /// leader"): a lost answer is reported, and the client retries with its
     /// idempotency key, so nothing runs twice.
-    pub async fn propose(&self, command: Command) -> Result<Outcome, String> {
+    pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
         let proposal = Proposal { now: (self.clock)(), command };
         let attempt = async {
             loop {
                 let forward = match self.raft.client_write(proposal.clone()).await {
                     Ok(written) => return Ok(written.data),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => forward,
-                    Err(error) => return Err(format!("the replica group failed: {error}")),
+                    Err(error) => return Err(ProposeError::Group(error.to_string())),
                 };
                 if let (Some(leader), Some(member)) = (forward.leader_id, forward.leader_node) {
                     match self.transport.call(leader, &member, Rpc::Propose(proposal.clone())).await {
@@ -324,12 +343,10 @@ impl OwnerGroup {
                         }
                         Ok(RpcReply::NotLeader(_)) => {}
                         Ok(RpcReply::Failed(why)) | Err(CallError::Unreachable(why)) => {
-                            return Err(format!(
-                                "the group's leader did not answer ({why}); retry with the same idempotency key"
-                            ));
+                            return Err(ProposeError::LeaderSilent(why));
                         }
-                        Ok(other) => return Err(format!("the group's leader answered {other:?}")),
-                        Err(CallError::TooLarge) => return Err("the command is too large to forward".into()),
+                        Ok(other) => return Err(ProposeError::LeaderConfused(format!("{other:?}"))),
+                        Err(CallError::TooLarge) => return Err(ProposeError::TooLarge),
                     }
                 }
                 // An election is on: wait a beat for its outcome.
@@ -338,9 +355,7 @@ impl OwnerGroup {
         };
         match tokio::time::timeout(PROPOSE_TIMEOUT, attempt).await {
             Ok(outcome) => outcome,
-            Err(_elapsed) => {
-                Err("the replica group did not commit in time; retry with the same idempotency key".into())
-            }
+            Err(_elapsed) => Err(ProposeError::Timeout),
         }
     }
 

@@ -6,7 +6,7 @@ use ed25519_dalek::SigningKey;
 use std::fmt;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use caravan_records::Origin;
 
@@ -36,16 +36,17 @@ impl NodeKey {
     }
 
     /// Reads the key file, refusing one that others can read.
-    pub fn load(dir: &Path) -> Result<NodeKey, String> {
+    pub fn load(dir: &Path) -> Result<NodeKey, KeyError> {
         NodeKey::load_named(dir, KEY_FILE)
     }
 
     /// The network key: read, or created on first use.
-    pub fn load_or_create_net_key(dir: &Path) -> Result<NodeKey, String> {
+    pub fn load_or_create_net_key(dir: &Path) -> Result<NodeKey, KeyError> {
         if dir.join(NET_KEY_FILE).exists() {
             return NodeKey::load_named(dir, NET_KEY_FILE);
         }
-        NodeKey::create_named(dir, NET_KEY_FILE).map_err(|e| format!("creating {NET_KEY_FILE}: {e}"))
+        NodeKey::create_named(dir, NET_KEY_FILE)
+            .map_err(|source| KeyError::Create { path: dir.join(NET_KEY_FILE), source })
     }
 
     /// The 32-byte secret seed, for building the libp2p identity.
@@ -62,22 +63,35 @@ impl NodeKey {
         Ok(key)
     }
 
-    fn load_named(dir: &Path, name: &str) -> Result<NodeKey, String> {
+    fn load_named(dir: &Path, name: &str) -> Result<NodeKey, KeyError> {
         let path = dir.join(name);
-        let meta = std::fs::metadata(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let unreadable = |source| KeyError::Read { path: path.clone(), source };
+        let meta = std::fs::metadata(&path).map_err(unreadable)?;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(format!("{} is readable by other users; run: chmod 600 {}", path.display(), path.display()));
+            return Err(KeyError::Exposed { path });
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(unreadable)?;
         let text = text.trim();
         let bytes: Option<Vec<u8>> = (text.len() == 64)
             .then(|| (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()).collect())
             .flatten();
-        let seed: [u8; 32] = bytes
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| format!("{} does not hold a 64-hex-digit ed25519 seed", path.display()))?;
+        let seed: [u8; 32] = bytes.and_then(|b| b.try_into().ok()).ok_or(KeyError::Malformed { path })?;
         Ok(NodeKey(SigningKey::from_bytes(&seed)))
     }
+}
+
+/// Why a key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("reading {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("creating {}: {source}", path.display())]
+    Create { path: PathBuf, source: std::io::Error },
+    /// A secret key others can read is a secret no more.
+    #[error("{} is readable by other users; run: chmod 600 {}", path.display(), path.display())]
+    Exposed { path: PathBuf },
+    #[error("{} does not hold a 64-hex-digit ed25519 seed", path.display())]
+    Malformed { path: PathBuf },
 }
 
 impl fmt::Debug for NodeKey {
@@ -101,7 +115,7 @@ mod tests {
         assert!(!format!("{key:?}").contains(&hex_of(&key)), "Debug hides the secret");
 
         std::fs::set_permissions(dir.path().join(KEY_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(NodeKey::load(dir.path()).unwrap_err().contains("chmod 600"));
+        assert!(NodeKey::load(dir.path()).unwrap_err().to_string().contains("chmod 600"));
     }
 
     fn hex_of(key: &NodeKey) -> String {

@@ -15,6 +15,7 @@ pub mod mail;
 pub mod replica_store;
 mod sagas;
 pub mod search;
+mod services;
 mod writer;
 
 pub use caravan_booking::agency;
@@ -28,10 +29,10 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use caravan_api::{Backend, GroupChangeError, SubmitError};
+use caravan_api::{AppState, GroupChangeError, SubmitError};
 use caravan_ledger::{Command, Ledger, Reply};
 use caravan_model::Timestamp;
-use caravan_records::{Origin, Record, Verified};
+use caravan_records::Origin;
 use caravan_store::rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -45,6 +46,12 @@ pub enum NodeError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Net(#[from] caravan_net::NetError),
+    #[error(transparent)]
+    Mail(#[from] mail::MailConfigError),
+    #[error(transparent)]
+    Key(#[from] identity::KeyError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
 }
 
 /// What `init` found or made.
@@ -60,7 +67,7 @@ pub struct Initialized {
 pub fn init(data_dir: &Path) -> Result<Initialized, NodeError> {
     std::fs::create_dir_all(data_dir)?;
     if data_dir.join(identity::KEY_FILE).exists() {
-        let key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
+        let key = NodeKey::load(data_dir)?;
         return Ok(Initialized { origin: key.origin(), created: false });
     }
     let key = NodeKey::create(data_dir)?;
@@ -86,8 +93,8 @@ pub struct Identity {
 /// The identity of the node at `data_dir` (which must be initialized),
 /// drawing its peer and member ids if it has none yet.
 pub fn identity(data_dir: &Path) -> Result<Identity, NodeError> {
-    let key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
-    let net_key = NodeKey::load_or_create_net_key(data_dir).map_err(NodeError::Setup)?;
+    let key = NodeKey::load(data_dir)?;
+    let net_key = NodeKey::load_or_create_net_key(data_dir)?;
     let peer_id = caravan_net::peer_id(&caravan_net::keypair_from_seed(net_key.seed()));
     Ok(Identity { origin: key.origin(), peer_id, member_id: group::member_id_of(data_dir)? })
 }
@@ -211,10 +218,10 @@ impl Node {
     /// Opens an initialized data directory, replays the ledger log and
     /// starts the writer. Call from within a tokio runtime.
     pub async fn open(data_dir: &Path, options: NodeOptions) -> Result<Node, NodeError> {
-        let key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
+        let key = NodeKey::load(data_dir)?;
         let origin = key.origin();
         let db_path = data_dir.join(caravan_store::DB_FILE);
-        let mailer = mail::Mailer::new(&options.mail, data_dir.join(mail::OUTBOX_DIR)).map_err(NodeError::Setup)?;
+        let mailer = mail::Mailer::new(&options.mail, data_dir.join(mail::OUTBOX_DIR))?;
         options.group_timers.validate(None).map_err(NodeError::Setup)?;
         let conn = caravan_store::open_writer(&db_path)?;
         let started = std::time::Instant::now();
@@ -225,7 +232,7 @@ impl Node {
         let search = Arc::new(RwLock::new(catalog));
         tracing::info!(listings, load_ms = started.elapsed().as_millis() as u64, "search index loaded");
         let next_booking_id = caravan_store::agency::last_id(&conn)? + 1;
-        let booking_key = NodeKey::load(data_dir).map_err(NodeError::Setup)?;
+        let booking_key = NodeKey::load(data_dir)?;
         let legacy = writer::legacy_ledger(&conn)?;
         let stats = Arc::new(WriterStats::default());
         let (queue, receiver) = mpsc::channel(QUEUE_MAX);
@@ -247,7 +254,7 @@ impl Node {
             let _stopped = StoppedOnDrop(stopped_tx);
             writer.run(receiver, runtime)
         })?;
-        let net_key = NodeKey::load_or_create_net_key(data_dir).map_err(NodeError::Setup)?;
+        let net_key = NodeKey::load_or_create_net_key(data_dir)?;
         let peer_id = caravan_net::peer_id(&caravan_net::keypair_from_seed(net_key.seed()));
         let member = caravan_group::Member { peer_id, addrs: Vec::new() };
         let log_path = data_dir.join(group::LOG_FILE);
@@ -351,10 +358,10 @@ impl Node {
             *filled.lock().expect("write slot lock") = Some(result);
             keep
         });
-        let deliver = Box::new(move |outcome: Result<(), String>| {
+        let deliver = Box::new(move |outcome: Result<(), writer::WriteFailed>| {
             let result = match (outcome, slot.lock().expect("write slot lock").take()) {
                 (Ok(()), Some(result)) => result,
-                (Err(why), _) => Err(E::from(caravan_store::StoreError::Unavailable(why))),
+                (Err(why), _) => Err(E::from(caravan_store::StoreError::Unavailable(why.to_string()))),
                 (Ok(()), None) => Err(E::from(caravan_store::StoreError::Unavailable("the write did not run".into()))),
             };
             let _ = reply.send(result);
@@ -381,7 +388,7 @@ impl Node {
         let (listening_tx, mut listening_rx) = mpsc::channel(8);
         let (stop, stopped) = oneshot::channel::<()>();
         let data_dir = self.inner.db_path.parent().expect("the database lives in the data directory");
-        let net_key = NodeKey::load_or_create_net_key(data_dir).map_err(NodeError::Setup)?;
+        let net_key = NodeKey::load_or_create_net_key(data_dir)?;
         let keypair = caravan_net::keypair_from_seed(net_key.seed());
         let peer_id = caravan_net::peer_id(&keypair);
         tracing::info!(%peer_id, "starting the network");
@@ -519,56 +526,56 @@ async fn serve_group(group: Arc<group::OwnerGroup>, mut inbound: mpsc::Receiver<
     }
 }
 
-/// What a person may read of an account error; storage failures are
-/// logged, not shown.
-fn user_message(error: accounts::AccountsError) -> String {
-    match error {
-        accounts::AccountsError::Store(error) => {
-            tracing::error!(%error, "account storage failed");
-            "the service is unavailable; try again".into()
-        }
-        other => other.to_string(),
-    }
-}
-
 impl Node {
-    /// Runs `query` on the node's reader connection on a blocking thread;
-    /// its error (or a panicked task's) comes back as text.
+    /// Runs `query` on the node's reader connection on a blocking thread.
     pub(crate) async fn read<R, E>(
         &self,
         query: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static,
-    ) -> Result<R, String>
+    ) -> Result<R, E>
     where
         R: Send + 'static,
-        E: std::fmt::Display,
+        E: From<caravan_store::StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
-        let run = move || query(&inner.reader.lock().expect("reader lock")).map_err(|e| e.to_string());
-        tokio::task::spawn_blocking(run).await.map_err(|e| e.to_string())?
+        let run = move || query(&inner.reader.lock().expect("reader lock"));
+        let lost = |error: tokio::task::JoinError| {
+            E::from(caravan_store::StoreError::Unavailable(format!("the read task failed: {error}")))
+        };
+        tokio::task::spawn_blocking(run).await.map_err(lost)?
     }
 
-    /// Sends an account mail (see [`mail::Mailer`]).
-    async fn deliver(&self, mail: Result<Option<accounts::Mail>, accounts::AccountsError>) -> Result<(), String> {
-        let Some(mail) = mail.map_err(user_message)? else { return Ok(()) };
-        self.inner.mailer.send(&mail, self.now().ms()).await
+    /// Runs a command through the owner's replica group; resolves once it
+    /// is durable.
+    pub async fn submit(&self, command: Command) -> Result<Reply, SubmitError> {
+        match self.inner.group.propose(command).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(rejection)) => Err(SubmitError::Rejected(rejection)),
+            Err(why) => Err(SubmitError::Unavailable(why.to_string())),
+        }
+    }
+
+    /// Reads the ledger's committed state.
+    pub fn read_ledger<R>(&self, read: impl FnOnce(&Ledger) -> R) -> R {
+        read(&self.inner.ledger.read().expect("ledger lock"))
+    }
+
+    /// This node's publishing identity.
+    pub fn origin(&self) -> Origin {
+        self.inner.origin
+    }
+
+    /// The node's clock: the wall clock except in tests.
+    pub fn now(&self) -> Timestamp {
+        (self.inner.clock)()
+    }
+
+    /// The HTTP surface's services, all served by this node.
+    pub fn app_state(&self) -> AppState {
+        AppState::of(Arc::new(self.clone()), self.inner.clock, rand::random)
     }
 }
 
 pub use mail::OUTBOX_DIR;
-
-/// The account a live token of `kind` stands for.
-fn principal_of(
-    conn: &Connection,
-    token: &caravan_accounts::token::Secret,
-    kind: caravan_accounts::token::TokenKind,
-    now: Timestamp,
-) -> Result<Option<caravan_accounts::Principal>, String> {
-    let Some(user) = accounts::authenticate(conn, token, kind, now).map_err(|e| e.to_string())? else {
-        return Ok(None);
-    };
-    let role = caravan_accounts::Role::parse(&user.role).map_err(|e| e.to_string())?;
-    Ok(Some(caravan_accounts::Principal { user: user.id, email: user.email, role }))
-}
 
 struct StoppedOnDrop(tokio::sync::watch::Sender<bool>);
 
@@ -581,476 +588,6 @@ impl Drop for StoppedOnDrop {
 fn wall_clock() -> Timestamp {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp(since_epoch.as_millis() as i64)
-}
-
-impl Backend for Node {
-    async fn submit(&self, command: Command) -> Result<Reply, SubmitError> {
-        match self.inner.group.propose(command).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(rejection)) => Err(SubmitError::Rejected(rejection)),
-            Err(why) => Err(SubmitError::Unavailable(why)),
-        }
-    }
-
-    fn read_ledger<R>(&self, read: impl FnOnce(&Ledger) -> R) -> R {
-        read(&self.inner.ledger.read().expect("ledger lock"))
-    }
-
-    fn origin(&self) -> Origin {
-        self.inner.origin
-    }
-
-    fn now(&self) -> Timestamp {
-        (self.inner.clock)()
-    }
-
-    fn hold_ms_default(&self) -> i64 {
-        self.inner.hold_ms_default
-    }
-
-    fn random_u32(&self) -> u32 {
-        rand::random()
-    }
-
-    fn metrics(&self) -> Vec<caravan_api::Metric> {
-        use caravan_api::Metric;
-        use std::sync::atomic::Ordering::Relaxed;
-        let stats = &self.inner.stats;
-        let replication = stats.replication.lock().expect("stats lock").clone();
-        let mut metrics = vec![
-            Metric::gauge("caravan_peers", "Connected replication peers.", stats.peers.load(Relaxed) as f64),
-            Metric::counter("caravan_envelopes_received_total", "Gossip envelopes received.", replication.envelopes_in),
-            Metric::counter("caravan_envelopes_sent_total", "Gossip envelopes published.", replication.envelopes_out),
-            Metric::counter(
-                "caravan_records_received_total",
-                "Records received that verified.",
-                replication.records_in,
-            ),
-            Metric::counter(
-                "caravan_records_new_total",
-                "Received records that were newest in their slot.",
-                replication.records_new,
-            ),
-            Metric::counter(
-                "caravan_records_fetched_total",
-                "Records received by reconciliation fetches.",
-                replication.fetched,
-            ),
-            Metric::counter(
-                "caravan_reconcile_rounds_total",
-                "Reconciliation sessions started.",
-                replication.reconcile_rounds,
-            ),
-            Metric::counter(
-                "caravan_reconcile_bytes_total",
-                "Reconciliation frame bytes in and out.",
-                replication.reconcile_bytes,
-            ),
-            Metric::counter(
-                "caravan_replication_bytes_received_total",
-                "Replication payload bytes received: envelopes, reconciliation frames, fetched records.",
-                replication.bytes_in,
-            ),
-            Metric::counter(
-                "caravan_transport_bytes_received_total",
-                "Bytes read from peers' TCP connections (encryption, multiplexing and gossip overhead included).",
-                self.inner.traffic.bytes_in(),
-            ),
-            Metric::counter(
-                "caravan_transport_bytes_sent_total",
-                "Bytes written to peers' TCP connections.",
-                self.inner.traffic.bytes_out(),
-            ),
-            Metric::histogram(
-                "caravan_replication_lag_seconds",
-                "From a record's signing at its origin to its storing here, for records new here.",
-                replication.lag.cumulative().map(|(bound_ms, total)| (bound_ms as f64 / 1000.0, total)).collect(),
-                replication.lag.sum_ms() as f64 / 1000.0,
-                replication.lag.count(),
-            ),
-            Metric::gauge(
-                "caravan_replication_lag_last_seconds",
-                "The replication lag of the last record new here.",
-                replication.lag.last_ms() as f64 / 1000.0,
-            ),
-            Metric::counter(
-                "caravan_replication_actions_dropped_total",
-                "Replication actions dropped because the network lagged.",
-                stats.actions_dropped.load(Relaxed),
-            ),
-            Metric::counter(
-                "caravan_ledger_commands_total",
-                "Ledger commands committed.",
-                stats.commands.load(Relaxed),
-            ),
-            Metric::counter(
-                "caravan_ledger_commits_total",
-                "Ledger transactions (one fsync each).",
-                stats.commits.load(Relaxed),
-            ),
-            Metric::counter(
-                "caravan_publishing_points_total",
-                "Publishing points committed.",
-                stats.publishing_points.load(Relaxed),
-            ),
-        ];
-        for (reason, count) in replication.rejected {
-            metrics.push(
-                Metric::counter("caravan_rejected_total", "Records, envelopes and frames refused, by reason.", count)
-                    .with_label("reason", reason),
-            );
-        }
-        metrics
-    }
-
-    async fn status(&self, with_digest: bool) -> Result<caravan_api::dto::NodeStatus, String> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let (records_held, catalog_listings, catalog_digest) = self
-            .read(move |conn| -> Result<_, caravan_store::StoreError> {
-                let records_held = caravan_store::records::count(conn)?;
-                let catalog_listings = caravan_catalog::db::listing_count(conn)?;
-                let digest = if with_digest { Some(hex::encode(caravan_catalog::db::digest(conn)?)) } else { None };
-                Ok((records_held, catalog_listings, digest))
-            })
-            .await?;
-        let stats = &self.inner.stats;
-        let replication = stats.replication.lock().expect("stats lock").clone();
-        let lag = &replication.lag;
-        Ok(caravan_api::dto::NodeStatus {
-            origin: self.inner.origin.to_hex(),
-            peers: stats.peers.load(Relaxed),
-            records_held,
-            catalog_listings,
-            records_published: stats.records_published.load(Relaxed),
-            records_received: replication.records_in,
-            records_new: replication.records_new,
-            bytes_received: replication.bytes_in,
-            transport_bytes_received: self.inner.traffic.bytes_in(),
-            replication_lag: caravan_api::dto::LagView {
-                samples: lag.count(),
-                last_ms: lag.last_ms(),
-                p50_ms: lag.quantile_ms(0.5),
-                p99_ms: lag.quantile_ms(0.99),
-                max_ms: lag.max_ms(),
-                buckets: lag.cumulative().collect(),
-            },
-            catalog_digest,
-        })
-    }
-
-    fn search_stays(&self, query: &caravan_search::StayQuery) -> Vec<caravan_search::StayOffer<Origin>> {
-        self.read_search(|catalog| catalog.index.search_stays(query))
-    }
-
-    fn catalog_listing(&self, origin: &Origin, id: &str) -> Option<Arc<caravan_model::Listing>> {
-        self.read_search(|catalog| catalog.index.listing(origin, id))
-    }
-
-    fn catalog_runs(&self, origin: &Origin, id: &str) -> Option<Arc<Vec<caravan_model::AriRun>>> {
-        self.read_search(|catalog| catalog.index.runs(origin, id))
-    }
-
-    fn search_trips(&self, query: &caravan_search::TripQuery) -> Vec<caravan_search::Itinerary<Origin>> {
-        self.read_search(|catalog| catalog.index.search_trips(query))
-    }
-
-    async fn create_booking(&self, new: agency::NewBooking) -> Result<agency::Booking, agency::BookingError> {
-        Node::create_booking(self, new).await
-    }
-
-    async fn booking(&self, id: u64) -> Result<Option<agency::Booking>, agency::BookingError> {
-        self.agency_booking(id).await
-    }
-
-    async fn bookings(
-        &self,
-        user: Option<u64>,
-        before_id: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<agency::Booking>, agency::BookingError> {
-        self.agency_bookings(user, before_id, limit).await
-    }
-
-    async fn principal(
-        &self,
-        token: &caravan_accounts::token::Secret,
-    ) -> Result<Option<caravan_accounts::Principal>, String> {
-        let (token, now) = (token.clone(), self.now());
-        self.read(move |conn| principal_of(conn, &token, caravan_accounts::token::TokenKind::Api, now)).await
-    }
-
-    async fn managers(&self, listing: &caravan_model::ListingId) -> Result<Vec<u64>, String> {
-        let listing = listing.to_string();
-        self.read(move |conn| caravan_store::users::managers(conn, &listing)).await
-    }
-
-    async fn add_manager(&self, listing: &caravan_model::ListingId, user: u64) -> Result<(), String> {
-        let listing = listing.to_string();
-        let added = self.write(move |conn| caravan_store::users::add_manager(conn, &listing, user)).await;
-        added.map_err(|e: caravan_store::StoreError| e.to_string())
-    }
-
-    fn peers(&self) -> Vec<caravan_api::dto::PeerView> {
-        let links = self.inner.links.snapshot();
-        let stats = self.inner.stats.peer_stats.lock().expect("stats lock").clone();
-        stats
-            .into_iter()
-            .map(|(peer, stats)| {
-                let link = links.get(&peer);
-                caravan_api::dto::PeerView {
-                    address: link.map(|l| l.address.clone()).unwrap_or_default(),
-                    dialled: link.is_some_and(|l| l.dialled),
-                    rtt_ms: link.and_then(|l| l.rtt_ms),
-                    connected_at: caravan_api::dto::rfc3339(stats.connected_at),
-                    records_in: stats.records_in,
-                    records_new: stats.records_new,
-                    records_out: stats.records_out,
-                    peer_id: peer,
-                }
-            })
-            .collect()
-    }
-
-    fn group(&self) -> caravan_api::dto::GroupView {
-        let mut view = self.inner.group.status();
-        if let Some(this) = self.inner.contact.lock().expect("contact lock").as_ref() {
-            view.addrs = this.addrs.clone();
-        }
-        let agreed = self.read_ledger(|ledger| ledger.group_timers());
-        let running = (view.heartbeat_ms, view.election_timeout_ms);
-        let pending = agreed.filter(|a| (a.heartbeat_ms, a.election_timeout_ms) != running);
-        view.agreed_heartbeat_ms = pending.map(|t| t.heartbeat_ms);
-        view.agreed_election_timeout_ms = pending.map(|t| t.election_timeout_ms);
-        view
-    }
-
-    async fn set_group_timers(&self, heartbeat_ms: u64, election_timeout_ms: u64) -> Result<(), SubmitError> {
-        let timers = caravan_group::Timers { heartbeat_ms, election_timeout_ms };
-        timers
-            .validate(self.inner.group.append_p99_ms())
-            .map_err(|why| SubmitError::Rejected(caravan_ledger::Rejection::InvalidRequest(why)))?;
-        let agreed = caravan_ledger::GroupTimers { heartbeat_ms, election_timeout_ms };
-        self.submit(Command::SetGroupTimers(agreed)).await.map(|_| ())
-    }
-
-    async fn add_group_member(&self, input: caravan_api::dto::GroupMemberInput) -> Result<(), GroupChangeError> {
-        if input.member_id == 0 {
-            return Err(GroupChangeError::Refused("member id 0 is not a member id".into()));
-        }
-        let peer = caravan_model::PeerContact { peer_id: input.peer_id, addrs: input.addrs };
-        peer.validate().map_err(GroupChangeError::Refused)?;
-        let member = caravan_group::Member { peer_id: peer.peer_id, addrs: peer.addrs };
-        self.change_group(caravan_group::MembershipChange::Add(input.member_id, member)).await
-    }
-
-    async fn remove_group_member(&self, member_id: u64) -> Result<(), GroupChangeError> {
-        self.change_group(caravan_group::MembershipChange::Remove(member_id)).await
-    }
-
-    fn cut_off_group_peers(&self, peers: Vec<String>) -> Result<(), String> {
-        if !self.inner.fault_hooks {
-            return Err("fault hooks are off on this node ([group] fault_hooks in caravan.toml)".into());
-        }
-        tracing::warn!(?peers, "fault hook: Raft messages to and from these peers are dropped");
-        self.inner.group.cut_off(peers.into_iter().collect());
-        Ok(())
-    }
-
-    async fn origins(
-        &self,
-        limit: u32,
-    ) -> Result<(Vec<caravan_api::dto::OriginView>, Vec<caravan_api::dto::EquivocationView>), String> {
-        use caravan_api::dto::{rfc3339, EquivocationView, OriginView};
-        let read = move |conn: &Connection| -> Result<_, caravan_store::StoreError> {
-            let origins = caravan_store::records::per_origin(conn, limit)?;
-            let frozen = caravan_store::records::frozen_origins(conn)?;
-            Ok((
-                origins
-                    .into_iter()
-                    .map(|(origin, records, newest)| OriginView {
-                        origin: origin.to_hex(),
-                        records,
-                        newest: rfc3339(newest),
-                    })
-                    .collect(),
-                frozen
-                    .into_iter()
-                    .map(|(origin, at)| EquivocationView { origin: origin.to_hex(), detected_at: rfc3339(at) })
-                    .collect(),
-            ))
-        };
-        self.read(read).await
-    }
-
-    async fn manager_accounts(&self, listing: &caravan_model::ListingId) -> Result<Vec<(u64, String)>, String> {
-        let listing = listing.to_string();
-        self.read(move |conn| caravan_store::users::manager_accounts(conn, &listing)).await
-    }
-
-    async fn remove_manager(&self, listing: &caravan_model::ListingId, user: u64) -> Result<bool, String> {
-        let listing = listing.to_string();
-        let removed = self.write(move |conn| caravan_store::users::remove_manager(conn, &listing, user)).await;
-        removed.map_err(|e: caravan_store::StoreError| e.to_string())
-    }
-
-    async fn account_by_email(&self, email: &str) -> Result<Option<(u64, caravan_accounts::Role)>, String> {
-        let Ok(email) = caravan_accounts::Email::parse(email) else { return Ok(None) };
-        let user = self.read(move |conn| caravan_store::users::by_email(conn, email.as_str())).await?;
-        user.map(|u| Ok((u.id, caravan_accounts::Role::parse(&u.role).map_err(|e| e.to_string())?))).transpose()
-    }
-
-    async fn confirm_password(
-        &self,
-        email: &str,
-        password: &str,
-        client: &str,
-    ) -> Result<(), caravan_accounts::LoginRefusal> {
-        use caravan_accounts::LoginRefusal;
-        let (email, password, client, now) = (email.to_owned(), password.to_owned(), client.to_owned(), self.now());
-        // As at login, a refusal's throttle writes are kept.
-        let result = self
-            .write(move |conn| match accounts::check_password(conn, &email, &password, &client, now) {
-                Err(accounts::AccountsError::Store(error)) => Err(error),
-                outcome => Ok(outcome),
-            })
-            .await
-            .unwrap_or_else(|error: caravan_store::StoreError| Err(error.into()));
-        match result {
-            Ok(_) => Ok(()),
-            Err(accounts::AccountsError::Refused(refusal)) => Err(refusal),
-            Err(other) => Err(LoginRefusal::Unavailable(other.to_string())),
-        }
-    }
-
-    async fn login(
-        &self,
-        email: &str,
-        password: &str,
-        client: &str,
-    ) -> Result<(caravan_accounts::Principal, caravan_accounts::token::Secret), caravan_accounts::LoginRefusal> {
-        use caravan_accounts::LoginRefusal;
-        let (email, password, client, now) = (email.to_owned(), password.to_owned(), client.to_owned(), self.now());
-        // A refused login still counts against the throttle: keep its
-        // writes; only a storage error rolls them back.
-        let result = self
-            .write(move |conn| match accounts::login(conn, &email, &password, &client, now) {
-                Err(accounts::AccountsError::Store(error)) => Err(error),
-                outcome => Ok(outcome),
-            })
-            .await
-            .unwrap_or_else(|error: caravan_store::StoreError| Err(error.into()));
-        match result {
-            Ok((user, session)) => {
-                let role =
-                    caravan_accounts::Role::parse(&user.role).map_err(|e| LoginRefusal::Unavailable(e.to_string()))?;
-                Ok((caravan_accounts::Principal { user: user.id, email: user.email, role }, session))
-            }
-            Err(accounts::AccountsError::Refused(refusal)) => Err(refusal),
-            Err(other) => Err(LoginRefusal::Unavailable(other.to_string())),
-        }
-    }
-
-    async fn session(
-        &self,
-        session: &caravan_accounts::token::Secret,
-    ) -> Result<Option<caravan_accounts::Principal>, String> {
-        let (session, now) = (session.clone(), self.now());
-        self.read(move |conn| principal_of(conn, &session, caravan_accounts::token::TokenKind::Session, now)).await
-    }
-
-    async fn register(&self, email: &str, password: &str) -> Result<(), String> {
-        let (email, password, url, now) =
-            (email.to_owned(), password.to_owned(), self.inner.public_url.clone(), self.now());
-        let mail = self.write(move |conn| accounts::register(conn, &email, &password, &url, now)).await;
-        self.deliver(mail.map(Some)).await
-    }
-
-    async fn verify_email(&self, token: &caravan_accounts::token::Secret) -> Result<(), String> {
-        let (token, now) = (token.clone(), self.now());
-        let verified = self.write(move |conn| accounts::verify_email(conn, &token, now)).await;
-        verified.map(|_| ()).map_err(user_message)
-    }
-
-    async fn request_reset(&self, email: &str) -> Result<(), String> {
-        let (email, url, now) = (email.to_owned(), self.inner.public_url.clone(), self.now());
-        let mail = self.write(move |conn| accounts::request_reset(conn, &email, &url, now)).await;
-        self.deliver(mail).await
-    }
-
-    async fn reset_password(&self, token: &caravan_accounts::token::Secret, password: &str) -> Result<(), String> {
-        let (token, password, now) = (token.clone(), password.to_owned(), self.now());
-        let reset = self.write(move |conn| accounts::reset_password(conn, &token, &password, now)).await;
-        reset.map(|_| ()).map_err(user_message)
-    }
-
-    async fn accounts(
-        &self,
-        after_id: u64,
-        limit: u32,
-    ) -> Result<Vec<(u64, String, caravan_accounts::Role, bool)>, String> {
-        let rows = self.read(move |conn| caravan_store::users::list(conn, after_id, limit)).await?;
-        rows.into_iter()
-            .map(|u| {
-                Ok((u.id, u.email, caravan_accounts::Role::parse(&u.role).map_err(|e| e.to_string())?, u.verified))
-            })
-            .collect()
-    }
-
-    async fn set_role(&self, user: u64, role: caravan_accounts::Role) -> Result<bool, String> {
-        let changed = self.write(move |conn| caravan_store::users::set_role(conn, user, role.as_str())).await;
-        changed.map_err(|e: caravan_store::StoreError| e.to_string())
-    }
-
-    async fn api_tokens(&self, user: u64) -> Result<Vec<(String, String, Timestamp)>, String> {
-        let kind = caravan_accounts::token::TokenKind::Api.as_str();
-        let rows = self.read(move |conn| caravan_store::users::tokens_of(conn, user, kind)).await?;
-        Ok(rows
-            .into_iter()
-            .map(|t| (hex::encode(t.hash), t.name.unwrap_or_default(), Timestamp(t.created_ms)))
-            .collect())
-    }
-
-    async fn issue_api_token(&self, user: u64, name: &str) -> Result<caravan_accounts::token::Secret, String> {
-        let (name, now) = (name.to_owned(), self.now());
-        let issued = self.write(move |conn| accounts::issue_api_token_for(conn, user, &name, now)).await;
-        issued.map_err(user_message)
-    }
-
-    async fn revoke_api_token(&self, user: u64, hash: [u8; 32]) -> Result<bool, String> {
-        let revoked = self.write(move |conn| caravan_store::users::delete_token_of(conn, user, &hash)).await;
-        revoked.map_err(|e: caravan_store::StoreError| e.to_string())
-    }
-
-    async fn logout(&self, session: &caravan_accounts::token::Secret) -> Result<(), String> {
-        let hash = session.stored_hash(caravan_accounts::token::TokenKind::Session);
-        let ended = self.write(move |conn| caravan_store::users::take_token(conn, &hash).map(|_| ())).await;
-        ended.map_err(|e: caravan_store::StoreError| e.to_string())
-    }
-
-    async fn managed_listings(&self, user: u64) -> Result<Vec<String>, String> {
-        self.read(move |conn| caravan_store::users::managed_by(conn, user)).await
-    }
-
-    async fn decide_booking(
-        &self,
-        id: u64,
-        decision: agency::Decision,
-    ) -> Result<agency::Booking, agency::BookingError> {
-        self.decide_agency_booking(id, decision).await
-    }
-
-    async fn cancel_booking(&self, id: u64) -> Result<agency::Booking, agency::BookingError> {
-        self.cancel_agency_booking(id).await
-    }
-
-    async fn own_records(&self, after_version: u64, limit: u32) -> Result<Vec<Verified<Record>>, String> {
-        let (origin, now) = (self.inner.origin, self.now());
-        self.read(move |conn| {
-            let stored = caravan_store::records::by_origin(conn, origin, after_version, limit)?;
-            stored.iter().map(|s| caravan_store::records::read_back(&s.signed, now)).collect::<Result<Vec<_>, _>>()
-        })
-        .await
-    }
 }
 
 /// Runs a node on `listener` until `shutdown` resolves: serves the API,
@@ -1093,7 +630,7 @@ pub async fn run(
             }
         }
     };
-    caravan_api::serve(listener, caravan_api::router(node.clone()), stop).await?;
+    caravan_api::serve(listener, caravan_api::router(node.app_state()), stop).await?;
     tracing::info!("shutting down: finishing queued ledger commands");
     node.shutdown().await;
     match writer_died.await {

@@ -13,7 +13,6 @@ use caravan_store::agency::BookingRow;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Node;
-use caravan_api::Backend;
 
 /// How long `create_booking` and `cancel_booking` wait for the saga to end
 /// before answering with its state so far.
@@ -165,14 +164,14 @@ impl Node {
         limit: u32,
     ) -> Result<Vec<Booking>, BookingError> {
         let read = move |conn: &_| caravan_store::agency::list(conn, user, before_id, limit);
-        let rows = self.read(read).await.map_err(BookingError::Unavailable)?;
+        let rows = self.read(read).await.map_err(storage_unavailable)?;
         rows.iter().map(decode_booking).collect()
     }
 
     /// Picks up every saga that had not ended when the node stopped.
     pub async fn resume_bookings(&self) -> Result<usize, BookingError> {
         let rows = self.read(|conn| caravan_store::agency::unfinished(conn, &TERMINAL)).await;
-        let rows = rows.map_err(BookingError::Unavailable)?;
+        let rows = rows.map_err(storage_unavailable)?;
         let mut resumed = 0;
         for row in rows {
             let (saga, holder) = decode(&row)?;
@@ -195,7 +194,7 @@ impl Node {
             BookingKey::Id(id) => caravan_store::agency::get(conn, id),
             BookingKey::Client(key) => caravan_store::agency::by_client_key(conn, &key),
         };
-        self.read(read).await.map_err(BookingError::Unavailable)
+        self.read(read).await.map_err(storage_unavailable)
     }
 }
 
@@ -333,4 +332,11 @@ impl From<caravan_store::StoreError> for SaveError {
     fn from(error: caravan_store::StoreError) -> SaveError {
         SaveError(BookingError::Unavailable(error.to_string()))
     }
+}
+
+/// A storage failure while reading bookings: the agency answers
+/// "unavailable, try again", and nothing changed.
+fn storage_unavailable(error: caravan_store::StoreError) -> BookingError {
+    tracing::error!(%error, "reading bookings failed");
+    BookingError::Unavailable("bookings cannot be read now; try again".into())
 }

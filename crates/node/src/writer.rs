@@ -49,7 +49,7 @@ pub enum Job {
     /// Commands the ledger applied: store what they published, then say so.
     Apply {
         applied: Vec<AppliedCommand>,
-        done: oneshot::Sender<Result<(), String>>,
+        done: Done,
     },
     Replication(ReplicationEvent),
     /// Any other write (an agency booking's state, an account, a token),
@@ -58,7 +58,13 @@ pub enum Job {
 }
 
 /// Told whether what the state machine applied is stored.
-pub type Done = oneshot::Sender<Result<(), String>>;
+pub type Done = oneshot::Sender<Result<(), WriteFailed>>;
+
+/// A writer transaction that did not commit: every job in it hears the
+/// same cause.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct WriteFailed(Arc<StoreError>);
 
 /// A write to run inside the writer's transaction, in a savepoint of its
 /// own: `run` returns whether to keep its changes; `deliver` is called
@@ -66,7 +72,7 @@ pub type Done = oneshot::Sender<Result<(), String>>;
 /// the commit (or the failure), never before.
 pub struct Write {
     pub run: Box<dyn FnOnce(&Connection) -> bool + Send>,
-    pub deliver: Box<dyn FnOnce(Result<(), String>) + Send>,
+    pub deliver: Box<dyn FnOnce(Result<(), WriteFailed>) + Send>,
 }
 
 /// Replication actions waiting for the network task. When it lags, actions
@@ -194,7 +200,7 @@ impl Writer {
             tx.commit()?;
             Ok(())
         })();
-        let outcome = result.map_err(|e| e.to_string());
+        let outcome = result.map_err(|e| WriteFailed(Arc::new(e)));
         for deliver in delivers {
             deliver(outcome.clone());
         }
@@ -257,7 +263,7 @@ impl Writer {
             tracing::debug!(elapsed_ms, records = published.len(), "slow commit");
         }
         let commands: usize = applies.iter().map(|(applied, _)| applied.len()).sum();
-        let outcome = result.map_err(|e| e.to_string());
+        let outcome = result.map_err(|e| WriteFailed(Arc::new(e)));
         if outcome.is_ok() {
             self.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
             self.stats.commits.fetch_add(1, Ordering::Relaxed);

@@ -14,8 +14,8 @@ use super::session::{
     anonymous_form, current, form_csrf_ok, set_cookie, ClientAddress, SignedIn, SignedInForm, SESSION_COOKIE,
     SESSION_COOKIE_AGE_S,
 };
-use super::{notice, refusal_status, render, CsrfOnly, Nav, FORM_EXPIRED};
-use crate::{ApiError, Backend};
+use super::{account_refusal, notice, refusal_status, render, CsrfOnly, Nav, FORM_EXPIRED};
+use crate::{ApiError, AppState};
 
 #[derive(Template)]
 #[template(path = "register.html")]
@@ -54,20 +54,18 @@ struct Login {
     error: Option<String>,
 }
 
-fn login_page<B: Backend>(
-    backend: &B,
+fn login_page(
+    app: &AppState,
     headers: &HeaderMap,
     email: String,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    anonymous_form(backend, headers, status, |form_csrf| {
-        render(&Login { nav: Nav::default(), form_csrf, email, error })
-    })
+    anonymous_form(app, headers, status, |form_csrf| render(&Login { nav: Nav::default(), form_csrf, email, error }))
 }
 
-pub(crate) async fn login_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
-    login_page(&backend, &headers, String::new(), None, StatusCode::OK)
+pub(crate) async fn login_form(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    login_page(&app, &headers, String::new(), None, StatusCode::OK)
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,17 +75,17 @@ pub(crate) struct LoginInput {
     csrf: String,
 }
 
-pub(crate) async fn login<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn login(
+    State(app): State<AppState>,
     ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     Form(input): Form<LoginInput>,
 ) -> Response {
     if !form_csrf_ok(&headers, &input.csrf) {
         let error = Some(FORM_EXPIRED.to_owned());
-        return login_page(&backend, &headers, input.email, error, StatusCode::FORBIDDEN);
+        return login_page(&app, &headers, input.email, error, StatusCode::FORBIDDEN);
     }
-    match backend.login(&input.email, &input.password, &client).await {
+    match app.accounts.login(&input.email, &input.password, &client).await {
         Ok((_, session)) => {
             // A new session id at every login: a fixated cookie is worthless.
             let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
@@ -98,24 +96,18 @@ pub(crate) async fn login<B: Backend>(
             set_cookie(&mut response, cookie);
             response
         }
-        Err(refusal) => {
-            login_page(&backend, &headers, input.email, Some(refusal.to_string()), refusal_status(&refusal))
-        }
+        Err(refusal) => login_page(&app, &headers, input.email, Some(refusal.to_string()), refusal_status(&refusal)),
     }
 }
 
-pub(crate) async fn logout<B: Backend>(
-    State(backend): State<B>,
-    headers: HeaderMap,
-    Form(input): Form<CsrfOnly>,
-) -> Response {
-    let Some((_, session)) = current(&backend, &headers).await else {
+pub(crate) async fn logout(State(app): State<AppState>, headers: HeaderMap, Form(input): Form<CsrfOnly>) -> Response {
+    let Some((_, session)) = current(&app, &headers).await else {
         return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     };
     if input.csrf != session.csrf() {
         return (StatusCode::FORBIDDEN, "the form expired; reload the page").into_response();
     }
-    if let Err(error) = backend.logout(&session).await {
+    if let Err(error) = app.accounts.logout(&session).await {
         return ApiError::internal(error).into_response();
     }
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
@@ -131,33 +123,36 @@ pub(crate) struct AccountInput {
     csrf: String,
 }
 
-pub(crate) async fn register_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
-    anonymous_form(&backend, &headers, StatusCode::OK, |form_csrf| {
+pub(crate) async fn register_form(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    anonymous_form(&app, &headers, StatusCode::OK, |form_csrf| {
         render(&Register { nav: Nav::default(), form_csrf, email: String::new(), error: None })
     })
 }
 
-pub(crate) async fn register<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn register(
+    State(app): State<AppState>,
     headers: HeaderMap,
     Form(input): Form<AccountInput>,
 ) -> Response {
     let refused = |status, error: String, email: String| {
-        anonymous_form(&backend, &headers, status, |form_csrf| {
+        anonymous_form(&app, &headers, status, |form_csrf| {
             render(&Register { nav: Nav::default(), form_csrf, email, error: Some(error) })
         })
     };
     if !form_csrf_ok(&headers, &input.csrf) {
         return refused(StatusCode::FORBIDDEN, FORM_EXPIRED.into(), input.email);
     }
-    match backend.register(&input.email, &input.password).await {
+    match app.accounts.register(&input.email, &input.password).await {
         Ok(()) => notice(
             StatusCode::OK,
             "Check your mail",
             &format!("We sent a link to {} to confirm the address. Follow it, then log in.", input.email.trim()),
             None,
         ),
-        Err(message) => refused(StatusCode::UNPROCESSABLE_ENTITY, message, input.email),
+        Err(error) => {
+            let (status, message) = account_refusal(error);
+            refused(status, message, input.email)
+        }
     }
 }
 
@@ -166,7 +161,7 @@ pub(crate) struct TokenQuery {
     token: Option<String>,
 }
 
-pub(crate) async fn verify<B: Backend>(State(backend): State<B>, Query(query): Query<TokenQuery>) -> Response {
+pub(crate) async fn verify(State(app): State<AppState>, Query(query): Query<TokenQuery>) -> Response {
     let Some(token) = query.token.as_deref().and_then(Secret::parse) else {
         return notice(
             StatusCode::BAD_REQUEST,
@@ -175,31 +170,34 @@ pub(crate) async fn verify<B: Backend>(State(backend): State<B>, Query(query): Q
             None,
         );
     };
-    match backend.verify_email(&token).await {
+    match app.accounts.verify_email(&token).await {
         Ok(()) => {
             notice(StatusCode::OK, "Address confirmed", "Thank you. You can log in now.", Some(("/login", "Log in")))
         }
-        Err(message) => notice(StatusCode::BAD_REQUEST, "Link not valid", &message, None),
+        Err(error) => {
+            let (status, message) = account_refusal(error);
+            notice(status, "Link not valid", &message, None)
+        }
     }
 }
 
-pub(crate) async fn forgot_form<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
-    anonymous_form(&backend, &headers, StatusCode::OK, |form_csrf| {
+pub(crate) async fn forgot_form(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    anonymous_form(&app, &headers, StatusCode::OK, |form_csrf| {
         render(&Forgot { nav: Nav::default(), form_csrf, email: String::new(), error: None })
     })
 }
 
-pub(crate) async fn forgot<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn forgot(
+    State(app): State<AppState>,
     headers: HeaderMap,
     Form(input): Form<AccountInput>,
 ) -> Response {
     if !form_csrf_ok(&headers, &input.csrf) {
-        return anonymous_form(&backend, &headers, StatusCode::FORBIDDEN, |form_csrf| {
+        return anonymous_form(&app, &headers, StatusCode::FORBIDDEN, |form_csrf| {
             render(&Forgot { nav: Nav::default(), form_csrf, email: input.email, error: Some(FORM_EXPIRED.into()) })
         });
     }
-    match backend.request_reset(&input.email).await {
+    match app.accounts.request_reset(&input.email).await {
         // The same answer whether or not the address has an account.
         Ok(()) => notice(
             StatusCode::OK,
@@ -207,17 +205,20 @@ pub(crate) async fn forgot<B: Backend>(
             "If that address has an account, a reset link is on its way; it works once, within the hour.",
             None,
         ),
-        Err(message) => notice(StatusCode::SERVICE_UNAVAILABLE, "Not sent", &message, None),
+        Err(error) => {
+            let (status, message) = account_refusal(error);
+            notice(status, "Not sent", &message, None)
+        }
     }
 }
 
-pub(crate) async fn reset_form<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn reset_form(
+    State(app): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<TokenQuery>,
 ) -> Response {
     let token = query.token.unwrap_or_default();
-    anonymous_form(&backend, &headers, StatusCode::OK, |form_csrf| {
+    anonymous_form(&app, &headers, StatusCode::OK, |form_csrf| {
         render(&Reset { nav: Nav::default(), form_csrf, token, error: None })
     })
 }
@@ -229,13 +230,9 @@ pub(crate) struct ResetInput {
     csrf: String,
 }
 
-pub(crate) async fn reset<B: Backend>(
-    State(backend): State<B>,
-    headers: HeaderMap,
-    Form(input): Form<ResetInput>,
-) -> Response {
+pub(crate) async fn reset(State(app): State<AppState>, headers: HeaderMap, Form(input): Form<ResetInput>) -> Response {
     let refused = |status, error: String, token: String| {
-        anonymous_form(&backend, &headers, status, |form_csrf| {
+        anonymous_form(&app, &headers, status, |form_csrf| {
             render(&Reset { nav: Nav::default(), form_csrf, token, error: Some(error) })
         })
     };
@@ -250,14 +247,17 @@ pub(crate) async fn reset<B: Backend>(
             Some(("/forgot", "New link")),
         );
     };
-    match backend.reset_password(&token, &input.password).await {
+    match app.accounts.reset_password(&token, &input.password).await {
         Ok(()) => notice(
             StatusCode::OK,
             "Password changed",
             "Your other sessions have ended. Log in with the new password.",
             Some(("/login", "Log in")),
         ),
-        Err(message) => refused(StatusCode::UNPROCESSABLE_ENTITY, message, input.token),
+        Err(error) => {
+            let (status, message) = account_refusal(error);
+            refused(status, message, input.token)
+        }
     }
 }
 
@@ -277,28 +277,25 @@ struct TokensPage {
     error: Option<String>,
 }
 
-async fn tokens_page<B: Backend>(
-    backend: &B,
+async fn tokens_page(
+    app: &AppState,
     principal: &Principal,
     session: &Secret,
     new_secret: Option<String>,
     error: Option<String>,
 ) -> Response {
-    let tokens = match backend.api_tokens(principal.user).await {
+    let tokens = match app.accounts.api_tokens(principal.user).await {
         Ok(rows) => rows
             .into_iter()
-            .map(|(hash, name, created)| TokenRow { hash, name, created: crate::dto::rfc3339(created) })
+            .map(|token| TokenRow { hash: token.hash, name: token.name, created: crate::dto::rfc3339(token.created) })
             .collect(),
         Err(error) => return ApiError::internal(error).into_response(),
     };
     render(&TokensPage { nav: Nav::of(principal, session), tokens, new_secret, error })
 }
 
-pub(crate) async fn tokens<B: Backend>(
-    State(backend): State<B>,
-    SignedIn { principal, session }: SignedIn,
-) -> Response {
-    tokens_page(&backend, &principal, &session, None, None).await
+pub(crate) async fn tokens(State(app): State<AppState>, SignedIn { principal, session }: SignedIn) -> Response {
+    tokens_page(&app, &principal, &session, None, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,13 +304,16 @@ pub(crate) struct NewToken {
     name: String,
 }
 
-pub(crate) async fn create_token<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn create_token(
+    State(app): State<AppState>,
     SignedInForm(SignedIn { principal, session }, form): SignedInForm<NewToken>,
 ) -> Response {
-    match backend.issue_api_token(principal.user, &form.name).await {
-        Ok(secret) => tokens_page(&backend, &principal, &session, Some(secret.reveal()), None).await,
-        Err(message) => tokens_page(&backend, &principal, &session, None, Some(message)).await,
+    match app.accounts.issue_api_token(principal.user, &form.name).await {
+        Ok(secret) => tokens_page(&app, &principal, &session, Some(secret.reveal()), None).await,
+        Err(error) => {
+            let (_, message) = account_refusal(error);
+            tokens_page(&app, &principal, &session, None, Some(message)).await
+        }
     }
 }
 
@@ -323,18 +323,18 @@ pub(crate) struct RevokeToken {
     hash: String,
 }
 
-pub(crate) async fn revoke_token<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn revoke_token(
+    State(app): State<AppState>,
     SignedInForm(SignedIn { principal, session }, form): SignedInForm<RevokeToken>,
 ) -> Response {
     let hash = hex::decode(&form.hash).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
     let outcome = match hash {
-        Some(hash) => backend.revoke_api_token(principal.user, hash).await,
+        Some(hash) => app.accounts.revoke_api_token(principal.user, hash).await,
         None => Ok(false),
     };
     match outcome {
         Ok(true) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/tokens")]).into_response(),
-        Ok(false) => tokens_page(&backend, &principal, &session, None, Some("no such token of yours".into())).await,
+        Ok(false) => tokens_page(&app, &principal, &session, None, Some("no such token of yours".into())).await,
         Err(error) => ApiError::internal(error).into_response(),
     }
 }

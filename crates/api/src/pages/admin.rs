@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::session::{SignedIn, SignedInForm};
 use super::{notice, render, MessageQuery, Nav};
-use crate::{ApiError, Backend};
+use crate::{ApiError, AppState};
 
 #[derive(Debug)]
 struct AccountRow {
@@ -37,18 +37,18 @@ const ORIGINS_SHOWN: u32 = 50;
 /// Accounts the admin page lists.
 const ACCOUNTS_SHOWN: u32 = 500;
 
-pub(crate) async fn admin_page<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn admin_page(
+    State(app): State<AppState>,
     SignedIn { principal, session }: SignedIn,
     Query(query): Query<MessageQuery>,
 ) -> Response {
     if principal.role != caravan_accounts::Role::Admin {
         return notice(StatusCode::FORBIDDEN, "Admins only", "This page is for the node's administrators.", None);
     }
-    let accounts: Vec<AccountRow> = match backend.accounts(0, ACCOUNTS_SHOWN).await {
+    let accounts: Vec<AccountRow> = match app.accounts.accounts(0, ACCOUNTS_SHOWN).await {
         Ok(rows) => rows
             .into_iter()
-            .map(|(id, email, role, verified)| AccountRow { id, email, role: role.as_str(), verified })
+            .map(|a| AccountRow { id: a.id, email: a.email, role: a.role.as_str(), verified: a.verified })
             .collect(),
         Err(error) => return ApiError::internal(error).into_response(),
     };
@@ -61,13 +61,13 @@ pub(crate) async fn admin_page<B: Backend>(
         Some("timers") => Some("Saved: every member of the group takes the new timers at its next start.".into()),
         _ => message,
     };
-    let status = backend.status(false).await.ok();
-    let (origins, frozen) = match backend.origins(ORIGINS_SHOWN).await {
+    let status = app.admin.status(false).await.ok();
+    let (origins, frozen) = match app.admin.origins(ORIGINS_SHOWN).await {
         Ok(found) => found,
         Err(error) => return ApiError::internal(error).into_response(),
     };
-    let peers = backend.peers();
-    let group = backend.group();
+    let peers = app.admin.peers();
+    let group = app.admin.group();
     let nav = Nav::of(&principal, &session);
     render(&AdminPage { nav, status, peers, origins, frozen, group, accounts, message })
 }
@@ -79,8 +79,8 @@ pub(crate) struct RoleForm {
     role: String,
 }
 
-pub(crate) async fn admin_role<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn admin_role(
+    State(app): State<AppState>,
     SignedInForm(SignedIn { principal, .. }, form): SignedInForm<RoleForm>,
 ) -> Response {
     let back = Some(("/admin", "Back to the accounts"));
@@ -98,7 +98,7 @@ pub(crate) async fn admin_role<B: Backend>(
             back,
         );
     }
-    match backend.set_role(form.user, role).await {
+    match app.accounts.set_role(form.user, role).await {
         Ok(true) => (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/admin?done={}", form.user))]).into_response(),
         Ok(false) => notice(StatusCode::NOT_FOUND, "Not saved", "There is no such account.", back),
         Err(error) => ApiError::internal(error).into_response(),
@@ -113,8 +113,8 @@ pub(crate) struct TimersForm {
 }
 
 /// Sets the replica group's heartbeat and election timeout.
-pub(crate) async fn admin_group_timers<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn admin_group_timers(
+    State(app): State<AppState>,
     SignedInForm(SignedIn { principal, .. }, form): SignedInForm<TimersForm>,
 ) -> Response {
     let back = Some(("/admin", "Back to the console"));
@@ -130,7 +130,7 @@ pub(crate) async fn admin_group_timers<B: Backend>(
         Ok(timers) => timers,
         Err(why) => return notice(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &why, back),
     };
-    match backend.set_group_timers(heartbeat_ms, election_timeout_ms).await {
+    match app.admin.set_group_timers(heartbeat_ms, election_timeout_ms).await {
         Ok(()) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/admin?done=timers")]).into_response(),
         Err(crate::SubmitError::Rejected(rejection)) => {
             notice(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &rejection.to_string(), back)

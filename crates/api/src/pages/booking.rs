@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::session::{SignedIn, SignedInForm};
 use super::{notice, render, CsrfOnly, Nav};
-use crate::{ApiError, Backend};
+use crate::{ApiError, AppState};
 
 /// One part of a booking as the pages carry it from a search result to the
 /// booking form: `stay~origin~listing~check_in~check_out~units~guests` or
@@ -208,8 +208,8 @@ pub(crate) struct BookInput {
 }
 
 /// Holds every part at once; who travels is asked while the holds run.
-pub(crate) async fn book<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn book(
+    State(app): State<AppState>,
     SignedInForm(SignedIn { principal, session }, input): SignedInForm<BookInput>,
 ) -> Response {
     let Some(parts) = BookPart::decode_all(&input.parts) else {
@@ -231,7 +231,7 @@ pub(crate) async fn book<B: Backend>(
         parts: parts.iter().map(BookPart::spec).collect(),
         wait_to_confirm: true,
     };
-    match backend.create_booking(new).await {
+    match app.agency.create_booking(new).await {
         Ok(booking) => {
             (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/bookings/{}", booking.saga.id))]).into_response()
         }
@@ -247,8 +247,8 @@ pub(crate) async fn book<B: Backend>(
 }
 
 /// The signed-in traveller's booking `id` (another's is "not found").
-async fn own<B: Backend>(backend: &B, principal: &Principal, id: u64) -> Option<caravan_booking::agency::Booking> {
-    crate::agency::own_booking(backend, principal, id).await.ok()
+async fn own(app: &AppState, principal: &Principal, id: u64) -> Option<caravan_booking::agency::Booking> {
+    crate::agency::own_booking(app, principal, id).await.ok()
 }
 
 fn no_such_booking() -> Response {
@@ -260,14 +260,14 @@ fn no_such_booking() -> Response {
     )
 }
 
-async fn show_booking<B: Backend>(
-    backend: &B,
+async fn show_booking(
+    app: &AppState,
     principal: &Principal,
     session: &caravan_accounts::token::Secret,
     booking: &caravan_booking::agency::Booking,
     refused: Option<(TravellerForm, String)>,
 ) -> Response {
-    let minutes_left = booking.saga.held_until().map_or(0, |at| ((at.ms() - backend.now().ms()) / 60_000).max(0));
+    let minutes_left = booking.saga.held_until().map_or(0, |at| ((at.ms() - app.now().ms()) / 60_000).max(0));
     let (details, error) = match refused {
         Some((form, error)) => (form, Some(error)),
         None => (TravellerForm::of(&booking.traveller), None),
@@ -275,7 +275,7 @@ async fn show_booking<B: Backend>(
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = BookingPage {
         nav: Nav::of(principal, session),
-        booking: crate::agency::booking_view_now(backend, booking),
+        booking: crate::agency::booking_view_now(app, booking),
         minutes_left,
         details,
         error,
@@ -285,31 +285,31 @@ async fn show_booking<B: Backend>(
     response
 }
 
-pub(crate) async fn booking_page<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn booking_page(
+    State(app): State<AppState>,
     SignedIn { principal, session }: SignedIn,
     Path(id): Path<u64>,
 ) -> Response {
-    match own(&backend, &principal, id).await {
-        Some(booking) => show_booking(&backend, &principal, &session, &booking, None).await,
+    match own(&app, &principal, id).await {
+        Some(booking) => show_booking(&app, &principal, &session, &booking, None).await,
         None => no_such_booking(),
     }
 }
 
 /// Confirms a held booking with who travels: every owner gets the details
 /// with the confirmation.
-pub(crate) async fn confirm<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn confirm(
+    State(app): State<AppState>,
     Path(id): Path<u64>,
     SignedInForm(SignedIn { principal, session }, form): SignedInForm<TravellerForm>,
 ) -> Response {
-    let Some(booking) = own(&backend, &principal, id).await else { return no_such_booking() };
+    let Some(booking) = own(&app, &principal, id).await else { return no_such_booking() };
     let traveller = form.traveller();
     if let Err(problem) = traveller.validate() {
-        return show_booking(&backend, &principal, &session, &booking, Some((form, problem))).await;
+        return show_booking(&app, &principal, &session, &booking, Some((form, problem))).await;
     }
     let decision = caravan_booking::agency::Decision::Confirm(Some(traveller));
-    match backend.decide_booking(id, decision).await {
+    match app.agency.decide_booking(id, decision).await {
         Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/bookings/{id}"))]).into_response(),
         Err(error) => notice(
             StatusCode::CONFLICT,
@@ -320,16 +320,13 @@ pub(crate) async fn confirm<B: Backend>(
     }
 }
 
-pub(crate) async fn bookings_page<B: Backend>(
-    State(backend): State<B>,
-    SignedIn { principal, session }: SignedIn,
-) -> Response {
+pub(crate) async fn bookings_page(State(app): State<AppState>, SignedIn { principal, session }: SignedIn) -> Response {
     let bookings: Vec<crate::agency::BookingView> =
-        match backend.bookings(Some(principal.user), None, crate::routes::PAGE_DEFAULT).await {
+        match app.agency.bookings(Some(principal.user), None, crate::routes::PAGE_DEFAULT).await {
             Ok(bookings) => bookings.iter().map(crate::agency::booking_view).collect(),
             Err(error) => return ApiError::from(error).into_response(),
         };
-    let today = backend.now().date().to_string();
+    let today = app.now().date().to_string();
     // Dates are `YYYY-MM-DD`, so they compare as text.
     let starts = |b: &crate::agency::BookingView| b.parts.iter().map(|p| p.starts_on.clone()).min().unwrap_or_default();
     let live = |b: &crate::agency::BookingView| !matches!(b.state, "failed" | "cancelled");
@@ -339,15 +336,15 @@ pub(crate) async fn bookings_page<B: Backend>(
 }
 
 /// Lets go of a held booking, or cancels a confirmed one, from its page.
-pub(crate) async fn cancel<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn cancel(
+    State(app): State<AppState>,
     Path(id): Path<u64>,
     SignedInForm(SignedIn { principal, .. }, _): SignedInForm<CsrfOnly>,
 ) -> Response {
-    let Some(booking) = own(&backend, &principal, id).await else { return no_such_booking() };
+    let Some(booking) = own(&app, &principal, id).await else { return no_such_booking() };
     let outcome = match booking.saga.phase {
-        caravan_booking::Phase::Held => backend.decide_booking(id, caravan_booking::agency::Decision::Release).await,
-        _ => backend.cancel_booking(id).await,
+        caravan_booking::Phase::Held => app.agency.decide_booking(id, caravan_booking::agency::Decision::Release).await,
+        _ => app.agency.cancel_booking(id).await,
     };
     match outcome {
         Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/bookings/{id}"))]).into_response(),

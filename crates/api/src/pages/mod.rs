@@ -106,6 +106,22 @@ fn refusal_status(refusal: &caravan_accounts::LoginRefusal) -> StatusCode {
     }
 }
 
+/// The status and the words a person reads when an account step fails.
+/// Our own failures are logged here, once, and shown without details.
+fn account_refusal(error: crate::AccountsError) -> (StatusCode, String) {
+    use crate::AccountsError;
+    let message = error.to_string();
+    match error {
+        AccountsError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, message),
+        AccountsError::BadLink => (StatusCode::BAD_REQUEST, message),
+        AccountsError::MailNotSent => (StatusCode::SERVICE_UNAVAILABLE, message),
+        AccountsError::Internal(cause) => {
+            tracing::error!(%cause, "account step failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side; please try again later.".into())
+        }
+    }
+}
+
 /// The embedded assets, by name.
 const ASSETS: [(&str, &str, &[u8]); 2] = [
     ("app.css", "text/css; charset=utf-8", include_bytes!("../../assets/app.css")),

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::session::{ClientAddress, SessionForm, SignedIn, SignedInForm};
 use super::{notice, render, MessageQuery, Nav};
 use crate::dto::{CancellationInput, HoldView, ListingInput, StayInput, StopInput, TripInput};
-use crate::{ApiError, Backend};
+use crate::{ApiError, AppState};
 
 /// One service in the provider's list.
 #[derive(Debug)]
@@ -73,27 +73,27 @@ fn providers_only() -> Response {
 
 /// The listings `principal` manages (`None`: all, for an admin).
 /// A non-provider gets the page that says so.
-async fn managed<B: Backend>(
-    backend: &B,
+async fn managed(
+    app: &AppState,
     principal: &Principal,
 ) -> Result<Option<std::collections::BTreeSet<String>>, Response> {
-    crate::auth::managed_by(backend, principal).await.map_err(|error| match error.status {
+    crate::auth::managed_by(app, principal).await.map_err(|error| match error.status {
         StatusCode::FORBIDDEN => providers_only(),
         _ => error.into_response(),
     })
 }
 
-pub(crate) async fn provider_page<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn provider_page(
+    State(app): State<AppState>,
     SignedIn { principal, session }: SignedIn,
     Query(query): Query<MessageQuery>,
 ) -> Response {
-    let managed = match managed(&backend, &principal).await {
+    let managed = match managed(&app, &principal).await {
         Ok(managed) => managed,
         Err(response) => return response,
     };
-    let today = backend.now().date();
-    let services = backend.read_ledger(|ledger| {
+    let today = app.now().date();
+    let services = app.read_ledger(|ledger| {
         ledger
             .listings()
             .filter(|state| managed.as_ref().is_none_or(|m| m.contains(state.listing.id.as_str())))
@@ -164,12 +164,35 @@ pub(crate) struct ServiceForm {
     stops: String,
 }
 
-fn number<T: std::str::FromStr>(field: &str, text: &str) -> Result<T, String> {
-    text.trim().parse().map_err(|_| format!("{field}: give a number (not {:?})", text.trim()))
+/// A form field that does not parse; the message names the field, for
+/// the person who filled it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FormError(String);
+
+impl std::fmt::Display for FormError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for FormError {
+    fn from(message: &str) -> FormError {
+        FormError(message.to_owned())
+    }
+}
+
+impl From<String> for FormError {
+    fn from(message: String) -> FormError {
+        FormError(message)
+    }
+}
+
+fn number<T: std::str::FromStr>(field: &str, text: &str) -> Result<T, FormError> {
+    text.trim().parse().map_err(|_| FormError(format!("{field}: give a number (not {:?})", text.trim())))
 }
 
 /// `HH:MM` or `HH:MM+N` (N days after the departure date).
-fn stop_time(field: &str, text: &str) -> Result<(Option<String>, u8), String> {
+fn stop_time(field: &str, text: &str) -> Result<(Option<String>, u8), FormError> {
     let text = text.trim();
     if text.is_empty() || text == "-" {
         return Ok((None, 0));
@@ -189,7 +212,7 @@ fn format_stop_time(time: &Option<String>, day: u8) -> String {
 }
 
 /// Parses the stops box: one stop per line, `|`-separated fields.
-fn parse_stops(text: &str) -> Result<Vec<StopInput>, String> {
+fn parse_stops(text: &str) -> Result<Vec<StopInput>, FormError> {
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
@@ -197,10 +220,10 @@ fn parse_stops(text: &str) -> Result<Vec<StopInput>, String> {
         .map(|(index, line)| {
             let fields: Vec<&str> = line.split('|').map(str::trim).collect();
             let [code, name, arrival, departure, offset] = fields[..] else {
-                return Err(format!(
+                return Err(FormError(format!(
                     "stop {}: write CODE | Name | arrival | departure | UTC offset (minutes), got {line:?}",
                     index + 1
-                ));
+                )));
             };
             let (arrival, arrival_day) = stop_time("arrival", arrival)?;
             let (departure, departure_day) = stop_time("departure", departure)?;
@@ -265,7 +288,7 @@ impl ServiceForm {
 
     /// The form as the API's listing input; a field that does not parse is
     /// named in the error. The ledger checks the rest.
-    fn to_input(&self) -> Result<ListingInput, String> {
+    fn to_input(&self) -> Result<ListingInput, FormError> {
         let penalty = number::<u16>("penalty", &self.penalty)?;
         let (penalty_percent, penalty_nights) = match self.penalty_kind.as_str() {
             "percent" => (Some(u8::try_from(penalty).map_err(|_| "penalty: a percentage up to 100")?), None),
@@ -401,8 +424,8 @@ pub(crate) async fn new_service_form(
     service_form_page(&principal, &session, "/provider/new".into(), false, form, None)
 }
 
-pub(crate) async fn create_service<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn create_service(
+    State(app): State<AppState>,
     SignedInForm(SignedIn { principal, session }, form): SignedInForm<ServiceForm>,
 ) -> Response {
     if !principal.role.allows(Role::Provider) {
@@ -413,9 +436,9 @@ pub(crate) async fn create_service<B: Backend>(
     };
     let input = match form.to_input() {
         Ok(input) => input,
-        Err(message) => return refused(form, StatusCode::UNPROCESSABLE_ENTITY, message),
+        Err(FormError(message)) => return refused(form, StatusCode::UNPROCESSABLE_ENTITY, message),
     };
-    match crate::routes::create_listing_as(&backend, &principal, input).await {
+    match crate::routes::create_listing_as(&app, &principal, input).await {
         Ok(id) => Service { id }.done(Done::Created),
         Err(error) => refused(form, error.status, error.message),
     }
@@ -435,13 +458,13 @@ pub(crate) struct OnService {
     service: Service,
 }
 
-impl<B: Backend> FromRequestParts<B> for OnService {
+impl FromRequestParts<AppState> for OnService {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, backend: &B) -> Result<OnService, Response> {
-        let signed_in = SignedIn::from_request_parts(parts, backend).await?;
-        let Path(id) = Path::<String>::from_request_parts(parts, backend).await.map_err(IntoResponse::into_response)?;
-        let service = Service::of(backend, &signed_in.principal, &id).await?;
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<OnService, Response> {
+        let signed_in = SignedIn::from_request_parts(parts, app).await?;
+        let Path(id) = Path::<String>::from_request_parts(parts, app).await.map_err(IntoResponse::into_response)?;
+        let service = Service::of(app, &signed_in.principal, &id).await?;
         Ok(OnService { signed_in, service })
     }
 }
@@ -453,16 +476,15 @@ pub(crate) struct ServiceAction<T> {
     form: T,
 }
 
-impl<B: Backend, T: SessionForm + serde::de::DeserializeOwned + Send> FromRequest<B> for ServiceAction<T> {
+impl<T: SessionForm + serde::de::DeserializeOwned + Send> FromRequest<AppState> for ServiceAction<T> {
     type Rejection = Response;
 
-    async fn from_request(request: Request, backend: &B) -> Result<ServiceAction<T>, Response> {
+    async fn from_request(request: Request, app: &AppState) -> Result<ServiceAction<T>, Response> {
         let (mut parts, body) = request.into_parts();
         let Path(id) =
-            Path::<String>::from_request_parts(&mut parts, backend).await.map_err(IntoResponse::into_response)?;
-        let SignedInForm(signed_in, form) =
-            SignedInForm::from_request(Request::from_parts(parts, body), backend).await?;
-        let service = Service::of(backend, &signed_in.principal, &id).await?;
+            Path::<String>::from_request_parts(&mut parts, app).await.map_err(IntoResponse::into_response)?;
+        let SignedInForm(signed_in, form) = SignedInForm::from_request(Request::from_parts(parts, body), app).await?;
+        let service = Service::of(app, &signed_in.principal, &id).await?;
         Ok(ServiceAction { signed_in, service, form })
     }
 }
@@ -470,17 +492,17 @@ impl<B: Backend, T: SessionForm + serde::de::DeserializeOwned + Send> FromReques
 impl Service {
     /// The listing named `id`, if `principal` may manage it; otherwise the
     /// page that says why not.
-    async fn of<B: Backend>(backend: &B, principal: &Principal, id: &str) -> Result<Service, Response> {
+    async fn of(app: &AppState, principal: &Principal, id: &str) -> Result<Service, Response> {
         let back = Some(("/provider", "Back to my services"));
         if !principal.role.allows(Role::Provider) {
             return Err(providers_only());
         }
         let missing = || notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", back);
         let Ok(id) = ListingId::parse(id) else { return Err(missing()) };
-        if !backend.read_ledger(|ledger| ledger.listing(&id).is_some()) {
+        if !app.read_ledger(|ledger| ledger.listing(&id).is_some()) {
             return Err(missing());
         }
-        match crate::auth::need_manager(backend, principal, &id).await {
+        match crate::auth::need_manager(app, principal, &id).await {
             Ok(()) => Ok(Service { id }),
             Err(refused) => Err(notice(refused.status, "Not yours", &refused.message, back)),
         }
@@ -564,34 +586,34 @@ impl Done {
     }
 }
 
-pub(crate) async fn edit_service_form<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn edit_service_form(
+    State(app): State<AppState>,
     OnService { signed_in: SignedIn { principal, session }, service }: OnService,
 ) -> Response {
     let id = &service.id;
-    let Some(input) = backend.read_ledger(|ledger| ledger.listing(id).map(ListingInput::view)) else {
+    let Some(input) = app.read_ledger(|ledger| ledger.listing(id).map(ListingInput::view)) else {
         return notice(StatusCode::NOT_FOUND, "No such service", "That service does not exist.", None);
     };
     let form = ServiceForm::from_input(&input);
     service_form_page(&principal, &session, format!("/provider/services/{id}/edit"), true, form, None)
 }
 
-pub(crate) async fn edit_service<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn edit_service(
+    State(app): State<AppState>,
     ServiceAction { signed_in: SignedIn { principal, session }, service, mut form }: ServiceAction<ServiceForm>,
 ) -> Response {
     let id = service.id.clone();
     // The id and kind are the listing's own, whatever the form says.
     form.id = id.to_string();
-    let kind = backend.read_ledger(|ledger| ledger.listing(&id).map(|s| s.listing.trip().is_some()));
+    let kind = app.read_ledger(|ledger| ledger.listing(&id).map(|s| s.listing.trip().is_some()));
     form.kind = if kind == Some(true) { "trip" } else { "stay" }.into();
     let action = format!("/provider/services/{id}/edit");
     let outcome = match form.to_input() {
         Ok(input) => match input.into_listing(id.clone()) {
-            Ok(listing) => backend.submit(Command::UpdateListing(listing)).await.map_err(ApiError::from),
+            Ok(listing) => app.ledger.submit(Command::UpdateListing(listing)).await.map_err(ApiError::from),
             Err(error) => Err(error),
         },
-        Err(message) => Err(ApiError::invalid(message)),
+        Err(FormError(message)) => Err(ApiError::invalid(message)),
     };
     match outcome {
         Ok(_) => service.done(Done::Described),
@@ -657,18 +679,18 @@ fn rules(day: &caravan_model::AriDay, is_stay: bool) -> String {
     rules.join(", ")
 }
 
-pub(crate) async fn service_page<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn service_page(
+    State(app): State<AppState>,
     OnService { signed_in: SignedIn { principal, session }, service }: OnService,
     Query(query): Query<MessageQuery>,
 ) -> Response {
     let id = service.id;
-    let managers = match backend.manager_accounts(&id).await {
+    let managers = match app.accounts.manager_accounts(&id).await {
         Ok(rows) => rows.into_iter().map(|(id, email)| ManagerRow { id, email }).collect(),
         Err(error) => return ApiError::internal(error).into_response(),
     };
-    let today = backend.now().date();
-    let page = backend.read_ledger(|ledger| {
+    let today = app.now().date();
+    let page = app.read_ledger(|ledger| {
         let state = ledger.listing(&id)?;
         let is_stay = state.listing.stay().is_some();
         let days = (0..CALENDAR_DAYS)
@@ -747,25 +769,25 @@ fn minor_units(price: &str) -> Option<i64> {
     whole.parse::<i64>().ok()?.checked_mul(100)?.checked_add(cents.parse::<i64>().ok()?)
 }
 
-fn optional<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>, String> {
+fn optional<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>, FormError> {
     match text.trim() {
         "" => Ok(None),
         text => number(field, text).map(Some),
     }
 }
 
-fn switch(field: &str, text: &str) -> Result<Option<bool>, String> {
+fn switch(field: &str, text: &str) -> Result<Option<bool>, FormError> {
     match text {
         "" | "keep" => Ok(None),
         "yes" => Ok(Some(true)),
         "no" => Ok(Some(false)),
-        other => Err(format!("{field}: keep, yes or no (not {other:?})")),
+        other => Err(FormError(format!("{field}: keep, yes or no (not {other:?})"))),
     }
 }
 
 impl AriForm {
     /// The change the form asks for, or what is wrong with it.
-    fn change(&self) -> Result<(Date, Date, AriPatch), String> {
+    fn change(&self) -> Result<(Date, Date, AriPatch), FormError> {
         let from = Date::parse(&self.from).map_err(|_| "give the first day")?;
         let to = Date::parse(&self.to).map_err(|_| "give the day after the last")?;
         let price_minor = match self.price.trim() {
@@ -788,20 +810,20 @@ impl AriForm {
     }
 }
 
-pub(crate) async fn provider_ari<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn provider_ari(
+    State(app): State<AppState>,
     SignedInForm(SignedIn { principal, .. }, form): SignedInForm<AriForm>,
 ) -> Response {
-    let service = match Service::of(&backend, &principal, &form.listing).await {
+    let service = match Service::of(&app, &principal, &form.listing).await {
         Ok(service) => service,
         Err(response) => return response,
     };
     let listing = service.id.clone();
     let (from, to, patch) = match form.change() {
         Ok(change) => change,
-        Err(message) => return service.not_done(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &message),
+        Err(FormError(message)) => return service.not_done(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", &message),
     };
-    match backend.submit(Command::SetAri { listing, from, to, patch }).await {
+    match app.ledger.submit(Command::SetAri { listing, from, to, patch }).await {
         Ok(_) => service.done(Done::Ari),
         Err(error) => service.refused("Not saved", error),
     }
@@ -814,11 +836,11 @@ pub(crate) struct SaleForm {
     paused: bool,
 }
 
-pub(crate) async fn set_sale<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn set_sale(
+    State(app): State<AppState>,
     ServiceAction { service, form, .. }: ServiceAction<SaleForm>,
 ) -> Response {
-    match backend.submit(Command::SetPaused { listing: service.id.clone(), paused: form.paused }).await {
+    match app.ledger.submit(Command::SetPaused { listing: service.id.clone(), paused: form.paused }).await {
         Ok(_) if form.paused => service.done(Done::Paused),
         Ok(_) => service.done(Done::Resumed),
         Err(error) => service.refused("Not changed", error),
@@ -833,16 +855,16 @@ pub(crate) struct WithdrawForm {
 
 /// Withdraws a service for good, once its manager has typed their
 /// password again.
-pub(crate) async fn withdraw<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn withdraw(
+    State(app): State<AppState>,
     ClientAddress(client): ClientAddress,
     ServiceAction { signed_in: SignedIn { principal, .. }, service, form }: ServiceAction<WithdrawForm>,
 ) -> Response {
-    if let Err(refusal) = backend.confirm_password(&principal.email, &form.password, &client).await {
+    if let Err(refusal) = app.accounts.confirm_password(&principal.email, &form.password, &client).await {
         let message = format!("{refusal}; the service is unchanged.");
         return service.not_done(super::refusal_status(&refusal), "Not withdrawn", &message);
     }
-    match backend.submit(Command::WithdrawListing(service.id.clone())).await {
+    match app.ledger.submit(Command::WithdrawListing(service.id.clone())).await {
         Ok(_) => {
             let location = format!("/provider?done={}", Done::Withdrawn.code());
             (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
@@ -861,11 +883,11 @@ pub(crate) struct ManagerForm {
 }
 
 /// Adds a co-manager by email.
-pub(crate) async fn add_manager<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn add_manager(
+    State(app): State<AppState>,
     ServiceAction { service, form, .. }: ServiceAction<ManagerForm>,
 ) -> Response {
-    let (user, role) = match backend.account_by_email(&form.email).await {
+    let (user, role) = match app.accounts.account_by_email(&form.email).await {
         Ok(Some(account)) => account,
         Ok(None) => {
             return service.not_done(
@@ -883,14 +905,14 @@ pub(crate) async fn add_manager<B: Backend>(
             "That account is a traveller's; an administrator must make it a provider first.",
         );
     }
-    match backend.add_manager(&service.id, user).await {
+    match app.accounts.add_manager(&service.id, user).await {
         Ok(()) => service.done(Done::ManagerAdded),
         Err(error) => ApiError::internal(error).into_response(),
     }
 }
 
-pub(crate) async fn remove_manager<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn remove_manager(
+    State(app): State<AppState>,
     ServiceAction { service, form, .. }: ServiceAction<ManagerForm>,
 ) -> Response {
     let id = &service.id;
@@ -899,14 +921,14 @@ pub(crate) async fn remove_manager<B: Backend>(
     };
     // A service keeps at least one manager, or nobody but an admin could
     // reach it again.
-    match backend.managers(id).await {
+    match app.accounts.managers(id).await {
         Ok(managers) if managers == [user] => {
             return service.not_done(StatusCode::CONFLICT, "Not removed", "A service keeps at least one manager.")
         }
         Ok(_) => {}
         Err(error) => return ApiError::internal(error).into_response(),
     }
-    match backend.remove_manager(id, user).await {
+    match app.accounts.remove_manager(id, user).await {
         Ok(true) => service.done(Done::ManagerRemoved),
         Ok(false) => {
             service.not_done(StatusCode::NOT_FOUND, "Not removed", "That account does not manage this service.")
@@ -926,15 +948,12 @@ struct SalesPage {
 const SALES_SHOWN: usize = 200;
 
 /// Bookings of the services one manages, newest first, with who travels.
-pub(crate) async fn sales_page<B: Backend>(
-    State(backend): State<B>,
-    SignedIn { principal, session }: SignedIn,
-) -> Response {
-    let managed = match managed(&backend, &principal).await {
+pub(crate) async fn sales_page(State(app): State<AppState>, SignedIn { principal, session }: SignedIn) -> Response {
+    let managed = match managed(&app, &principal).await {
         Ok(managed) => managed,
         Err(response) => return response,
     };
-    let sales = backend.read_ledger(|ledger| {
+    let sales = app.read_ledger(|ledger| {
         let mut sales: Vec<HoldView> = ledger
             .holds()
             .filter(|hold| hold.state.is_booking() || hold.state == caravan_ledger::HoldState::Held)
@@ -963,15 +982,15 @@ mod tests {
         assert_eq!((stops[1].arrival.as_deref(), stops[1].arrival_day), (Some("07:10"), 1));
         assert_eq!(parse_stops(&format_stops(&stops)).unwrap().len(), 2);
         assert_eq!(format_stops(&stops), "GVA | Geneva |  | 08:00 | 60\nCDG | Paris | 07:10+1 |  | 60");
-        assert!(parse_stops("GVA Geneva 08:00").unwrap_err().contains("stop 1"));
-        assert!(parse_stops("GVA | Geneva | | 8h | x").unwrap_err().contains("UTC offset"));
+        assert!(parse_stops("GVA Geneva 08:00").unwrap_err().0.contains("stop 1"));
+        assert!(parse_stops("GVA | Geneva | | 8h | x").unwrap_err().0.contains("UTC offset"));
     }
 
     #[test]
     fn a_blank_stay_form_needs_its_place_and_then_makes_a_listing() {
         let mut form = ServiceForm::blank("stay");
         form.title = "Sea view".into();
-        assert!(form.to_input().unwrap_err().contains("latitude"));
+        assert!(form.to_input().unwrap_err().0.contains("latitude"));
         (form.city, form.country, form.lat, form.lon) = ("Nice".into(), "fr".into(), "43.7".into(), "7.26".into());
         let input = form.to_input().unwrap();
         let listing = input.clone().into_listing(ListingId::parse("sea-view").unwrap()).unwrap();
@@ -1001,7 +1020,7 @@ mod tests {
             AriPatch { price_minor: Some(9_950), min_stay: Some(2), stop_sell: Some(false), ..AriPatch::default() }
         );
         assert!(form("-1", "").change().is_err(), "no negative prices");
-        assert!(form("", "maybe").change().unwrap_err().contains("stop sell"));
+        assert!(form("", "maybe").change().unwrap_err().0.contains("stop sell"));
     }
 
     #[test]

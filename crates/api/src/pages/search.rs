@@ -12,7 +12,7 @@ use super::session::nav;
 use super::BookPart;
 use super::{notice, render, Nav};
 use crate::agency::{itinerary_view, offer_view, ItineraryView, StayOfferView, StaySearchParams, TripSearchParams};
-use crate::Backend;
+use crate::AppState;
 
 /// What the stay form shows back.
 #[derive(Debug, Default)]
@@ -72,8 +72,8 @@ fn query_or_default<T: Default>(params: Result<Query<T>, QueryRejection>) -> (T,
     }
 }
 
-pub(crate) async fn home<B: Backend>(State(backend): State<B>, headers: HeaderMap) -> Response {
-    let nav = nav(&backend, &headers).await;
+pub(crate) async fn home(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let nav = nav(&app, &headers).await;
     let stay = StayForm { guests: "2".into(), ..StayForm::default() };
     let trip = TripForm { seats: "1".into(), sort: "arrival".into(), ..TripForm::default() };
     render(&Home { nav, stay, trip })
@@ -86,8 +86,8 @@ pub(crate) struct WithParts {
     with: String,
 }
 
-pub(crate) async fn stays<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn stays(
+    State(app): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<StaySearchParams>, QueryRejection>,
     with: Result<Query<WithParts>, QueryRejection>,
@@ -105,12 +105,12 @@ pub(crate) async fn stays<B: Backend>(
         with_summary: with_parts.map(|parts| BookPart::describe_all(&parts)),
     };
     let searched = params.check_in.is_some() || params.city.is_some();
-    let nav = nav(&backend, &headers).await;
+    let nav = nav(&app, &headers).await;
     let mut page = Stays { nav, stay, searched, error: bad_query, offers: Vec::new() };
     if searched {
         match params.query() {
             Ok(query) => {
-                page.offers = backend.search_stays(&query).iter().filter_map(|o| offer_view(o, &query)).collect();
+                page.offers = app.catalog.search_stays(&query).iter().filter_map(|o| offer_view(o, &query)).collect();
             }
             Err(error) => (page.error, page.searched) = (Some(error.message), false),
         }
@@ -118,8 +118,8 @@ pub(crate) async fn stays<B: Backend>(
     render(&page)
 }
 
-pub(crate) async fn trips<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn trips(
+    State(app): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<TripSearchParams>, QueryRejection>,
 ) -> Response {
@@ -132,12 +132,13 @@ pub(crate) async fn trips<B: Backend>(
         sort: params.sort.clone().unwrap_or_else(|| "arrival".into()),
     };
     let searched = params.from.is_some();
-    let nav = nav(&backend, &headers).await;
+    let nav = nav(&app, &headers).await;
     let mut page = Trips { nav, trip, searched, error: bad_query, itineraries: Vec::new() };
     if searched {
         match params.query() {
             Ok(query) => {
-                page.itineraries = backend.search_trips(&query).iter().map(|i| itinerary_view(i, query.seats)).collect()
+                page.itineraries =
+                    app.catalog.search_trips(&query).iter().map(|i| itinerary_view(i, query.seats)).collect()
             }
             Err(error) => (page.error, page.searched) = (Some(error.message), false),
         }
@@ -169,8 +170,8 @@ struct ListingPage {
 /// Days a listing's page shows.
 const CALENDAR_DAYS: i32 = 30;
 
-pub(crate) async fn listing_page<B: Backend>(
-    State(backend): State<B>,
+pub(crate) async fn listing_page(
+    State(app): State<AppState>,
     headers: HeaderMap,
     Path((origin, id)): Path<(String, String)>,
 ) -> Response {
@@ -178,9 +179,9 @@ pub(crate) async fn listing_page<B: Backend>(
         notice(StatusCode::NOT_FOUND, "No such listing", "This listing is not in the catalog.", Some(("/", "Search")))
     };
     let Some(origin) = caravan_records::Origin::from_hex(&origin) else { return not_found() };
-    let Some(listing) = backend.catalog_listing(&origin, &id) else { return not_found() };
-    let runs = backend.catalog_runs(&origin, &id).unwrap_or_default();
-    let today = backend.now().date();
+    let Some(listing) = app.catalog.listing(&origin, &id) else { return not_found() };
+    let runs = app.catalog.runs(&origin, &id).unwrap_or_default();
+    let today = app.now().date();
     let days = (0..CALENDAR_DAYS)
         .map(|offset| {
             let date = today.add_days(offset);
@@ -207,7 +208,7 @@ pub(crate) async fn listing_page<B: Backend>(
     let policy = listing.cancellation;
     let penalty = crate::agency::penalty_text(policy.penalty);
     let page = ListingPage {
-        nav: nav(&backend, &headers).await,
+        nav: nav(&app, &headers).await,
         title: listing.title.clone(),
         place,
         description: listing.description.clone(),

@@ -13,7 +13,7 @@ use caravan_accounts::Principal;
 use std::net::SocketAddr;
 
 use super::{Nav, FORM_EXPIRED};
-use crate::Backend;
+use crate::AppState;
 
 pub(super) const SESSION_COOKIE: &str = "caravan_session";
 /// The double-submit token of the forms one fills in before logging in.
@@ -34,9 +34,9 @@ pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The signed-in account and its session, if the session cookie is live.
-pub(crate) async fn current<B: Backend>(backend: &B, headers: &HeaderMap) -> Option<(Principal, Secret)> {
+pub(crate) async fn current(app: &AppState, headers: &HeaderMap) -> Option<(Principal, Secret)> {
     let session = Secret::parse(&cookie(headers, SESSION_COOKIE)?)?;
-    let principal = backend.session(&session).await.ok()??;
+    let principal = app.accounts.session(&session).await.ok()??;
     Some((principal, session))
 }
 
@@ -47,11 +47,11 @@ pub(crate) struct SignedIn {
     pub(super) session: Secret,
 }
 
-impl<B: Backend> FromRequestParts<B> for SignedIn {
+impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, backend: &B) -> Result<SignedIn, Response> {
-        match current(backend, &parts.headers).await {
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<SignedIn, Response> {
+        match current(app, &parts.headers).await {
             Some((principal, session)) => Ok(SignedIn { principal, session }),
             None => Err(to_login()),
         }
@@ -67,13 +67,13 @@ pub(crate) trait SessionForm {
 /// refused before the handler runs.
 pub(crate) struct SignedInForm<T>(pub(super) SignedIn, pub(super) T);
 
-impl<B: Backend, T: SessionForm + serde::de::DeserializeOwned + Send> FromRequest<B> for SignedInForm<T> {
+impl<T: SessionForm + serde::de::DeserializeOwned + Send> FromRequest<AppState> for SignedInForm<T> {
     type Rejection = Response;
 
-    async fn from_request(request: Request, backend: &B) -> Result<SignedInForm<T>, Response> {
+    async fn from_request(request: Request, app: &AppState) -> Result<SignedInForm<T>, Response> {
         let (mut parts, body) = request.into_parts();
-        let signed_in = SignedIn::from_request_parts(&mut parts, backend).await?;
-        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), backend)
+        let signed_in = SignedIn::from_request_parts(&mut parts, app).await?;
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), app)
             .await
             .map_err(IntoResponse::into_response)?;
         if form.csrf() != signed_in.session.csrf() {
@@ -83,15 +83,15 @@ impl<B: Backend, T: SessionForm + serde::de::DeserializeOwned + Send> FromReques
     }
 }
 
-pub(super) async fn nav<B: Backend>(backend: &B, headers: &HeaderMap) -> Nav {
-    match current(backend, headers).await {
+pub(super) async fn nav(app: &AppState, headers: &HeaderMap) -> Nav {
+    match current(app, headers).await {
         Some((principal, session)) => Nav::of(&principal, &session),
         None => Nav::default(),
     }
 }
 
-pub(super) fn random_hex<B: Backend>(backend: &B) -> String {
-    (0..4).map(|_| format!("{:08x}", backend.random_u32())).collect()
+pub(super) fn random_hex(app: &AppState) -> String {
+    (0..4).map(|_| format!("{:08x}", (app.random_u32)())).collect()
 }
 
 pub(super) fn set_cookie(response: &mut Response, value: String) {
@@ -103,15 +103,15 @@ pub(super) fn set_cookie(response: &mut Response, value: String) {
 /// Renders a form page for someone not logged in: the form carries a
 /// token that must come back equal to a cookie's (double submit), set
 /// here when the browser has none yet.
-pub(super) fn anonymous_form<B: Backend>(
-    backend: &B,
+pub(super) fn anonymous_form(
+    app: &AppState,
     headers: &HeaderMap,
     status: StatusCode,
     page: impl FnOnce(String) -> Response,
 ) -> Response {
     let (form_csrf, fresh) = match cookie(headers, FORM_CSRF_COOKIE).filter(|v| v.len() == 32) {
         Some(token) => (token, false),
-        None => (random_hex(backend), true),
+        None => (random_hex(app), true),
     };
     let mut response = page(form_csrf.clone());
     *response.status_mut() = status;
@@ -134,10 +134,10 @@ pub(super) fn to_login() -> Response {
 /// ("unknown" when the server runs without connection info, as in tests).
 pub(crate) struct ClientAddress(pub(super) String);
 
-impl<B: Send + Sync> FromRequestParts<B> for ClientAddress {
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &B) -> Result<ClientAddress, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddress, Self::Rejection> {
         let connect = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         Ok(ClientAddress(connect.map_or_else(|| "unknown".to_owned(), |ConnectInfo(address)| address.ip().to_string())))
     }

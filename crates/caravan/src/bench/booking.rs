@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{json, Map, Value};
 
-use caravan_api::Backend;
+use caravan_api::AdminService;
 use caravan_booking::agency::{NewBooking, Traveller};
 use caravan_booking::{HoldSpec, Phase};
 use caravan_ledger::{Command, HoldRequest};
@@ -90,7 +90,7 @@ pub fn run(args: &BookingBench) -> anyhow::Result<Map<String, Value>> {
         let (hotel_origin, bus_origin) = (hotel.origin(), bus.origin());
         // The agency learns the owners' contacts by replication.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while agency.status(false).await.map_err(anyhow::Error::msg)?.catalog_listings < 2 {
+        while agency.status(false).await?.catalog_listings < 2 {
             anyhow::ensure!(Instant::now() < deadline, "the agency did not receive the owners' records");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -11,7 +11,6 @@ use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use caravan_api::Backend;
 use caravan_ledger::{Command, HoldRequest};
 use caravan_model::*;
 use caravan_node::{Node, NodeOptions};

@@ -118,7 +118,7 @@ struct Applied(Arc<Mutex<AppliedLog>>);
 type AppliedLog = BTreeMap<u64, (Command, Timestamp, Outcome)>;
 
 impl Effects for Applied {
-    async fn persist(&self, applied: Vec<AppliedCommand>) -> Result<(), String> {
+    async fn persist(&self, applied: Vec<AppliedCommand>) -> Result<(), caravan_group::EffectsError> {
         let mut log = self.0.lock().unwrap();
         for AppliedCommand { index, now, command, applied } in applied {
             let entry = (command, now, applied.reply);

@@ -73,7 +73,7 @@ async fn network(rooms: u32, seats: u32) -> Network {
 }
 
 fn origin(t: &TestNode) -> String {
-    caravan_api::Backend::origin(&t.node).to_hex()
+    t.node.origin().to_hex()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -278,7 +278,7 @@ async fn a_peer_cannot_touch_another_peers_hold() {
             traveller: None,
         }),
     };
-    let hotel_origin = caravan_api::Backend::origin(&net.hotel.node);
+    let hotel_origin = net.hotel.node.origin();
     let caravan_booking::Outcome::Receipt(receipt, _) = net.agency.node.call_owner(hotel_origin, &hold).await else {
         panic!("the hold was granted");
     };
@@ -309,7 +309,7 @@ fn book_in_background(
         .header("authorization", crate::admin_bearer())
         .body(Body::from(booking.to_string()))
         .unwrap();
-    tokio::spawn(caravan_api::router(agency.node.clone()).oneshot(request))
+    tokio::spawn(caravan_api::router(agency.node.app_state()).oneshot(request))
 }
 
 /// Polls the agency's newest booking until its saga ends (up to 50 s); its state.
@@ -429,9 +429,7 @@ async fn an_owner_killed_mid_saga_leaves_no_hold_alive_after_its_expiry() {
     // Back up after the expiry, the hotel has nothing held.
     let hotel = super::network::open_with_fast_rounds(hotel_dir).await;
     let held = |t: &TestNode| {
-        caravan_api::Backend::read_ledger(&t.node, |ledger| {
-            ledger.holds().filter(|h| h.state == caravan_ledger::HoldState::Held).count()
-        })
+        t.node.read_ledger(|ledger| ledger.holds().filter(|h| h.state == caravan_ledger::HoldState::Held).count())
     };
     assert!(eventually(|| held(&hotel) == 0).await, "the room's hold expired");
     let (_, sales) = hotel.call("GET", "/api/v1/sales?state=confirmed", None).await;
@@ -492,7 +490,7 @@ async fn bad_bookings_get_clear_answers() {
 async fn a_held_booking_waits_for_its_traveller() {
     let t = TestNode::start().await;
     let id = t.hotel(2).await;
-    let origin = caravan_api::Backend::origin(&t.node).to_hex();
+    let origin = t.node.origin().to_hex();
     let booking = |hold_only: bool| {
         json!({
             "traveller": { "name": "Ada", "email": "ada@example.org" },

@@ -16,7 +16,7 @@ async fn fifty_concurrent_holds_on_five_units_grant_exactly_five() {
             .header("authorization", crate::admin_bearer())
             .body(Body::from(stay_hold(&id, 3, 5, 1).to_string()))
             .unwrap();
-        let app = caravan_api::router(t.node.clone());
+        let app = caravan_api::router(t.node.app_state());
         clients.spawn(async move {
             let response = app.oneshot(request).await.unwrap();
             let status = response.status();
@@ -57,7 +57,7 @@ async fn racing_confirms_and_cancels_resolve_each_hold_once() {
     let mut racers = tokio::task::JoinSet::new();
     for &hold in &holds {
         for action in ["confirm", "cancel", "confirm", "cancel"] {
-            let app = caravan_api::router(t.node.clone());
+            let app = caravan_api::router(t.node.app_state());
             let request = Request::builder()
                 .method("POST")
                 .uri(format!("/api/v1/holds/{hold}/{action}"))

@@ -154,7 +154,6 @@ async fn every_documented_operation_is_routed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn publishing_points_are_bounded() {
-    use caravan_api::Backend;
     let t = TestNode::start().await;
     let n = caravan_ledger::PUBLISHED_LISTINGS_MAX + 44;
     let mut creates = tokio::task::JoinSet::new();
@@ -167,7 +166,7 @@ async fn publishing_points_are_bounded() {
     }
     let mut versions = std::collections::BTreeSet::new();
     for _ in 0..300 {
-        let records = t.node.own_records(0, 5_000).await.unwrap();
+        let records = caravan_api::LedgerService::own_records(&t.node, 0, 5_000).await.unwrap();
         versions = records.iter().map(|r| r.version).collect();
         if records.len() == 2 * n {
             break;

@@ -191,7 +191,7 @@ async fn three_members_serve_alike_sign_identical_records_and_survive_their_lead
     }
 
     // The agency's first choice is gone: it books through another member.
-    let origin = caravan_api::Backend::origin(&second.node).to_hex();
+    let origin = second.node.origin().to_hex();
     let booking = json!({
         "traveller": { "name": "Ada Lovelace", "email": "ada@example.org" },
         "parts": [{ "origin": origin, "listing": listing, "check_in": day(7), "check_out": day(8), "units": 1, "guests": 1 }]

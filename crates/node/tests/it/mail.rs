@@ -71,7 +71,7 @@ fn outbox(t: &TestNode) -> usize {
 
 #[tokio::test]
 async fn a_registration_mail_goes_out_over_smtp() {
-    use caravan_api::Backend;
+    use caravan_api::AccountService;
     let (port, mut mails) = smtp_server(false).await;
     let t = node_mailing_to(port).await;
     t.node.register("ada@example.org", "a long enough phrase").await.unwrap();
@@ -83,11 +83,11 @@ async fn a_registration_mail_goes_out_over_smtp() {
 
 #[tokio::test]
 async fn a_refused_mail_stays_in_the_outbox_and_the_person_is_told() {
-    use caravan_api::Backend;
+    use caravan_api::AccountService;
     let (port, _mails) = smtp_server(true).await;
     let t = node_mailing_to(port).await;
     let refused = t.node.request_reset("nobody-yet@example.org").await;
-    assert_eq!(refused, Ok(()), "no account: no mail, and nothing revealed");
+    assert!(refused.is_ok(), "no account: no mail, and nothing revealed: {refused:?}");
     t.node.register("ada@example.org", "a long enough phrase").await.unwrap_err();
     assert_eq!(outbox(&t), 1, "the mail is kept for the operator");
 }

@@ -86,7 +86,7 @@ impl TestNode {
             }
             Some(_) => {}
         }
-        let response = caravan_api::router(self.node.clone()).oneshot(request).await.unwrap();
+        let response = caravan_api::router(self.node.app_state()).oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let json = if bytes.is_empty() {

@@ -60,8 +60,10 @@ async fn an_owners_changes_reach_an_agency_over_libp2p() {
     let metrics = |t: &TestNode| {
         let t = t.node.clone();
         async move {
-            let response =
-                caravan_api::router(t).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+            let response = caravan_api::router(t.app_state())
+                .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
             String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
         }
     };

@@ -93,7 +93,7 @@ async fn providers_touch_only_the_services_they_manage() {
 async fn travellers_see_only_their_own_bookings() {
     let t = TestNode::start().await;
     let id = t.hotel(4).await;
-    let origin = caravan_api::Backend::origin(&t.node).to_hex();
+    let origin = t.node.origin().to_hex();
     let (ann, ben) =
         (account(&t, "ann@example.org", Role::Traveller).await, account(&t, "ben@example.org", Role::Traveller).await);
     let booking = json!({

@@ -3,7 +3,7 @@
 //! Raft log, losing nothing acknowledged.
 
 use super::*;
-use caravan_api::Backend;
+use caravan_api::LedgerService;
 
 /// A second connection to the node's database, as an operator's sqlite3
 /// shell would be.

@@ -1,0 +1,67 @@
+//! Who is to blame decides the status: the client's mistakes are 4xx with
+//! their code, our failures a generic 5xx whose cause stays in the log.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::fakes;
+
+async fn send(state: caravan_api::AppState, request: Request<Body>) -> (StatusCode, String) {
+    let response = caravan_api::router(state).oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn registration() -> Request<Body> {
+    let csrf = "0123456789abcdef0123456789abcdef";
+    Request::post("/register")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("caravan_csrf={csrf}"))
+        .body(Body::from(format!("email=ada%40example.org&password=a+long+enough+phrase&csrf={csrf}")))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_storage_failure_during_registration_is_a_5xx_not_a_4xx() {
+    let (status, page) = send(fakes::broken_accounts(), registration()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{page}");
+    assert!(page.contains("try again later"), "the person is told it is not their fault: {page}");
+    assert!(!page.contains("disk I/O"), "the cause stays in the operator's log: {page}");
+}
+
+#[tokio::test]
+async fn the_same_registration_on_working_storage_succeeds() {
+    let (status, page) = send(fakes::empty(), registration()).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Check your mail"), "{page}");
+}
+
+#[tokio::test]
+async fn a_storage_failure_while_checking_a_token_is_a_500_with_a_generic_message() {
+    let request = Request::post("/api/v1/listings")
+        .header(header::AUTHORIZATION, format!("Bearer {}", "ab".repeat(32)))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, body) = send(fakes::broken_accounts(), request).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "internal");
+    assert!(!body["message"].as_str().unwrap().contains("disk"), "{body}");
+}
+
+#[tokio::test]
+async fn an_unknown_token_is_a_401_and_an_unknown_listing_a_404() {
+    let request = Request::post("/api/v1/listings")
+        .header(header::AUTHORIZATION, format!("Bearer {}", "ab".repeat(32)))
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, _) = send(fakes::empty(), request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) =
+        send(fakes::empty(), Request::get("/api/v1/listings/nowhere").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}

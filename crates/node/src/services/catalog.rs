@@ -1,0 +1,29 @@
+//! The catalog service: searches and reads of the in-memory catalog the
+//! writer keeps in step with the stored records.
+
+use std::sync::Arc;
+
+use caravan_api::CatalogService;
+use caravan_model::{AriRun, Listing};
+use caravan_records::Origin;
+use caravan_search::{Itinerary, StayOffer, StayQuery, TripQuery};
+
+use crate::Node;
+
+impl CatalogService for Node {
+    fn search_stays(&self, query: &StayQuery) -> Vec<StayOffer<Origin>> {
+        self.read_search(|catalog| catalog.index.search_stays(query))
+    }
+
+    fn search_trips(&self, query: &TripQuery) -> Vec<Itinerary<Origin>> {
+        self.read_search(|catalog| catalog.index.search_trips(query))
+    }
+
+    fn listing(&self, origin: &Origin, id: &str) -> Option<Arc<Listing>> {
+        self.read_search(|catalog| catalog.index.listing(origin, id))
+    }
+
+    fn runs(&self, origin: &Origin, id: &str) -> Option<Arc<Vec<AriRun>>> {
+        self.read_search(|catalog| catalog.index.runs(origin, id))
+    }
+}
