@@ -365,21 +365,19 @@ async fn set_ari_batch(
     for (position, input) in batch.updates.into_iter().enumerate() {
         by_listing.entry(input.listing.clone()).or_default().push((position, input));
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (_, updates) in by_listing {
-        let (app, caller) = (app.clone(), caller.clone());
-        tasks.spawn(async move {
+    // Polled together in this request's task: nothing is spawned, so a
+    // client that goes away takes its unsent changes with it.
+    let per_listing = by_listing.into_values().map(|updates| {
+        let (app, caller) = (&app, &caller);
+        async move {
             let mut results = Vec::with_capacity(updates.len());
             for (position, input) in updates {
-                results.push((position, apply_batched_ari(&app, &caller, input).await));
+                results.push((position, apply_batched_ari(app, caller, input).await));
             }
             results
-        });
-    }
-    let mut results = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        results.extend(joined.map_err(ApiError::internal)?);
-    }
+        }
+    });
+    let mut results: Vec<_> = futures_util::future::join_all(per_listing).await.into_iter().flatten().collect();
     results.sort_by_key(|(position, _)| *position);
     let results: Vec<AriBatchResult> = results.into_iter().map(|(_, result)| result).collect();
     Ok(Json(json!({ "results": results })))

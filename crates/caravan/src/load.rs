@@ -17,7 +17,6 @@
 //! long; an event's price differs from both neighbours' and so never merges
 //! runs, which keeps the size steady.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -200,14 +199,16 @@ pub fn client(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
 pub async fn prepare(client: &reqwest::Client, nodes: &[SocketAddr], plan: &Plan) -> anyhow::Result<()> {
     let listings = plan.listings_per_node(nodes.len());
     let runs = runs_for(plan.record_bytes);
+    let bar = crate::progress::counting(u64::from(listings) * nodes.len() as u64, "listings");
     let mut tasks = tokio::task::JoinSet::new();
     for (node, &http) in nodes.iter().enumerate() {
-        let client = client.clone();
-        tasks.spawn(async move { prepare_node(&client, http, node, listings, runs).await });
+        let (client, bar) = (client.clone(), bar.clone());
+        tasks.spawn(async move { prepare_node(&client, http, node, listings, runs, &bar).await });
     }
     while let Some(done) = tasks.join_next().await {
         done.context("a preparing task failed")??;
     }
+    bar.finish();
     Ok(())
 }
 
@@ -217,11 +218,13 @@ async fn prepare_node(
     node: usize,
     listings: u32,
     runs: u32,
+    bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<()> {
     let mut creating = tokio::task::JoinSet::new();
     for index in 0..listings {
         if creating.len() >= PREPARE_CONCURRENCY {
             creating.join_next().await.expect("not empty").context("a create task failed")??;
+            bar.inc(1);
         }
         let client = client.clone();
         creating.spawn(async move {
@@ -237,6 +240,7 @@ async fn prepare_node(
     }
     while let Some(done) = creating.join_next().await {
         done.context("a create task failed")??;
+        bar.inc(1);
     }
     // Open every day at the base price, then every other day one higher.
     let mut updates = Vec::new();
@@ -301,7 +305,8 @@ pub async fn run(client: &reqwest::Client, nodes: &[SocketAddr], plan: &Plan) ->
             drive_node(&client, http, node, &plan, rate, listings, runs, started, deadline, &sent).await
         });
     }
-    let progress = tokio::spawn(show_progress(sent.clone(), started, plan.duration));
+    let bar = crate::progress::timed(plan.duration, "load");
+    let progress = tokio::spawn(show_progress(bar.clone(), sent.clone(), started, plan.duration));
     let mut report = Report::default();
     while let Some(done) = tasks.join_next().await {
         let node = done.context("a load task failed")??;
@@ -310,11 +315,9 @@ pub async fn run(client: &reqwest::Client, nodes: &[SocketAddr], plan: &Plan) ->
         report.first_error = report.first_error.or(node.first_error);
     }
     progress.abort();
+    bar.finish();
     report.seconds = started.elapsed().as_secs_f64();
     report.events_per_s = report.events_sent as f64 / report.seconds.max(f64::EPSILON);
-    if std::io::stderr().is_terminal() {
-        eprintln!();
-    }
     Ok(report)
 }
 
@@ -369,29 +372,18 @@ async fn drive_node(
     }
 }
 
-async fn show_progress(sent: std::sync::Arc<std::sync::atomic::AtomicU64>, started: Instant, duration: Duration) {
-    let terminal = std::io::stderr().is_terminal();
-    let every = Duration::from_secs(if terminal { 1 } else { 10 });
-    let mut ticks = tokio::time::interval(every);
-    ticks.tick().await;
+/// Moves the bar once a second: seconds run, events sent.
+async fn show_progress(
+    bar: indicatif::ProgressBar,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    started: Instant,
+    duration: Duration,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
     loop {
         ticks.tick().await;
-        let elapsed = started.elapsed().min(duration);
-        let share = elapsed.as_secs_f64() / duration.as_secs_f64().max(f64::EPSILON);
-        let filled = (share * 30.0) as usize;
-        let events = sent.load(std::sync::atomic::Ordering::Relaxed);
-        let line = format!(
-            "[{}{}] {:>4}s/{}s  {events} events",
-            "#".repeat(filled),
-            ".".repeat(30 - filled.min(30)),
-            elapsed.as_secs(),
-            duration.as_secs()
-        );
-        if terminal {
-            eprint!("\r{line}");
-        } else {
-            eprintln!("{line}");
-        }
+        bar.set_position(started.elapsed().min(duration).as_secs());
+        bar.set_message(format!("{} events", sent.load(std::sync::atomic::Ordering::Relaxed)));
     }
 }
 

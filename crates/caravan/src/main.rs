@@ -10,6 +10,7 @@ mod cluster;
 mod demo;
 mod group;
 mod load;
+mod progress;
 
 use anyhow::Context;
 use clap::Parser;

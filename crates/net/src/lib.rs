@@ -159,7 +159,19 @@ pub struct Call {
     pub addrs: Vec<String>,
     pub request: Vec<u8>,
     /// The answer's bytes, or why there is none.
-    pub reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    pub reply: oneshot::Sender<Result<Vec<u8>, CallFailed>>,
+}
+
+/// Why a call to a peer got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallFailed {
+    /// The call named a peer id that does not parse.
+    #[error("bad peer id {peer}: {why}")]
+    BadPeer { peer: String, why: String },
+    /// The request or its answer was lost: no connection, a timeout, a
+    /// stream closed (libp2p's outbound failure).
+    #[error("{0}")]
+    Lost(String),
 }
 
 /// A request from a peer, for the node to answer.
@@ -318,7 +330,8 @@ pub async fn run(
                         calls_in_flight.insert((call.protocol, id), call.reply);
                     }
                     Err(error) => {
-                        let _ = call.reply.send(Err(format!("bad peer id {}: {error}", call.peer)));
+                        let failed = CallFailed::BadPeer { peer: call.peer.clone(), why: error.to_string() };
+                        let _ = call.reply.send(Err(failed));
                     }
                 }
             }
@@ -384,7 +397,8 @@ impl Behaviour {
 }
 
 /// Our calls waiting for their answers; request ids are per behaviour.
-type CallsInFlight = HashMap<(Protocol, request_response::OutboundRequestId), oneshot::Sender<Result<Vec<u8>, String>>>;
+type CallsInFlight =
+    HashMap<(Protocol, request_response::OutboundRequestId), oneshot::Sender<Result<Vec<u8>, CallFailed>>>;
 
 type PendingAnswer = std::pin::Pin<
     Box<
@@ -430,7 +444,7 @@ fn on_frames_event(
         request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
             tracing::debug!(%peer, ?protocol, %error, "request failed");
             if let Some(reply) = calls_in_flight.remove(&(protocol, request_id)) {
-                let _ = reply.send(Err(error.to_string()));
+                let _ = reply.send(Err(CallFailed::Lost(error.to_string())));
             }
         }
         request_response::Event::InboundFailure { peer, error, .. } => {

@@ -119,7 +119,9 @@ impl Node {
                     }
                     response => return Ok(response),
                 },
-                Ok(Ok(Err(why))) => last_error = OwnerUnreachable::Member { peer: peer.peer_id.clone(), why },
+                Ok(Ok(Err(why))) => {
+                    last_error = OwnerUnreachable::Member { peer: peer.peer_id.clone(), why: why.to_string() }
+                }
                 Ok(Err(_)) => last_error = OwnerUnreachable::Stopping,
                 Err(_) => last_error = OwnerUnreachable::Silent { peer: peer.peer_id.clone() },
             }

@@ -150,7 +150,7 @@ impl Transport for NetTransport {
         calls.send(call).await.map_err(|_| unreachable("the network is stopping"))?;
         match tokio::time::timeout(CALL_TIMEOUT, answer).await {
             Ok(Ok(Ok(bytes))) => RpcReply::decode(&bytes).map_err(CallError::Unreachable),
-            Ok(Ok(Err(why))) => Err(CallError::Unreachable(why)),
+            Ok(Ok(Err(why))) => Err(CallError::Unreachable(why.to_string())),
             Ok(Err(_)) => Err(unreachable("the network is stopping")),
             Err(_) => Err(unreachable("no answer in time")),
         }

@@ -17,6 +17,7 @@
 pub mod limits;
 mod merkle;
 mod payload;
+pub mod projection;
 mod sign;
 pub mod slot;
 mod verify;

@@ -466,7 +466,7 @@ pub mod invariants {
     fn catalog_digest(store: &MemoryStore) -> [u8; 32] {
         let mut hasher = blake3::Hasher::new();
         for record in store.records() {
-            hasher.update(format!("{:?}", caravan_catalog::project(record)).as_bytes());
+            hasher.update(format!("{:?}", caravan_records::projection::project(record)).as_bytes());
         }
         *hasher.finalize().as_bytes()
     }

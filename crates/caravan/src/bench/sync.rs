@@ -218,15 +218,19 @@ pub async fn wait_converged(
     timeout: Duration,
 ) -> anyhow::Result<Option<Duration>> {
     let started = Instant::now();
+    let spinner = crate::progress::waiting("converging");
     loop {
         let statuses = cluster::statuses(client, members, true).await;
         let digests: Vec<Option<String>> =
             statuses.iter().map(|s| s.as_ref().ok().and_then(|s| s.catalog_digest.clone())).collect();
+        let held: Vec<u64> = statuses.iter().map(|s| s.as_ref().map_or(0, |s| s.records_held)).collect();
+        spinner.set_message(format!("records held {held:?}"));
         if digests.iter().all(|d| d.is_some() && *d == digests[0]) {
+            spinner.finish_and_clear();
             return Ok(Some(started.elapsed()));
         }
         if started.elapsed() >= timeout {
-            let held: Vec<u64> = statuses.iter().map(|s| s.as_ref().map_or(0, |s| s.records_held)).collect();
+            spinner.finish_and_clear();
             eprintln!("not converged after {timeout:?}: records held {held:?}");
             return Ok(None);
         }
