@@ -9,7 +9,7 @@ use axum::{Extension, Json};
 use caravan_accounts::{Principal, Role};
 use caravan_booking::agency::{Booking, BookingError, Decision, NewBooking, Traveller};
 use caravan_booking::{HoldSpec, PartStatus, Phase};
-use caravan_model::{Date, GeoPoint, ListingDetails, Money, Timestamp};
+use caravan_model::{Date, GeoPoint, ListingDetails, Money, Timestamp, Zone};
 use caravan_records::Origin;
 use caravan_search::{Itinerary, Place, StayOffer, StayQuery, StaySort, TripQuery, TripSort};
 use serde::{Deserialize, Serialize};
@@ -144,12 +144,12 @@ pub(crate) fn penalty_text(penalty: caravan_model::Penalty) -> String {
 
 /// The listing's cancellation terms for a stay or trip starting at `start`,
 /// in a place `utc_offset_min` from UTC.
-fn cancellation_view(listing: &caravan_model::Listing, start: Timestamp, utc_offset_min: i16) -> CancellationView {
+fn cancellation_view(listing: &caravan_model::Listing, start: Timestamp, zone: &Zone) -> CancellationView {
     let policy = listing.cancellation;
     let free_until = start.saturating_add_ms(-(policy.free_until_hours as i64) * Timestamp::MS_PER_HOUR);
     CancellationView {
         free_until: rfc3339(free_until),
-        free_until_local: local_time(free_until, utc_offset_min),
+        free_until_local: local_time(free_until, zone),
         penalty: penalty_text(policy.penalty),
     }
 }
@@ -174,7 +174,7 @@ pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option
         total: offer.price.total.into(),
         nights: offer.price.nights.iter().map(|m| (*m).into()).collect(),
         units_left: offer.price.units_left,
-        cancellation: cancellation_view(&offer.listing, offer.listing.start_on(query.check_in), stay.utc_offset_min),
+        cancellation: cancellation_view(&offer.listing, offer.listing.start_on(query.check_in), &stay.zone),
         book_parts: crate::pages::BookPart::Stay {
             origin: offer.origin,
             listing: offer.listing.id.to_string(),
@@ -253,12 +253,18 @@ pub struct TripLegView {
 }
 
 /// An instant in a place's local time, `YYYY-MM-DD HH:MM`.
-fn local_time(at: Timestamp, utc_offset_min: i16) -> String {
-    let local = rfc3339(Timestamp(at.ms() + i64::from(utc_offset_min) * 60_000));
+/// `YYYY-MM-DD HH:MM` on the clocks of `zone` at `at`.
+fn local_time(at: Timestamp, zone: &Zone) -> String {
+    let local = rfc3339(local_clock(at, zone));
     match (local.get(..10), local.get(11..16)) {
         (Some(day), Some(time)) => format!("{day} {time}"),
         _ => local,
     }
+}
+
+/// The instant whose UTC reading is what clocks in `zone` show at `at`.
+fn local_clock(at: Timestamp, zone: &Zone) -> Timestamp {
+    Timestamp(at.ms() + i64::from(zone.offset_min_at(at)) * 60_000)
 }
 
 pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>, seats: u32) -> ItineraryView {
@@ -286,23 +292,18 @@ pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>, seats: u32) -> Itine
                 to_name: alight.name.clone(),
                 departs: rfc3339(leg.departs),
                 arrives: rfc3339(leg.arrives),
-                departs_local: local_time(leg.departs, board.utc_offset_min),
-                arrives_local: local_time(leg.arrives, alight.utc_offset_min),
+                departs_local: local_time(leg.departs, &board.zone),
+                arrives_local: local_time(leg.arrives, &alight.zone),
                 fare: leg.fare.into(),
                 seats_left: leg.seats_left,
-                cancellation: cancellation_view(
-                    &leg.listing,
-                    leg.listing.start_on(leg.departure_date),
-                    board.utc_offset_min,
-                ),
+                cancellation: cancellation_view(&leg.listing, leg.listing.start_on(leg.departure_date), &board.zone),
             })
         })
         .collect();
     let arrival = itinerary.legs.last().and_then(|leg| match &leg.listing.details {
         ListingDetails::Trip(trip) => {
             let stop = &trip.stops[leg.alight_stop];
-            let local = Timestamp(leg.arrives.ms() + i64::from(stop.utc_offset_min) * 60_000);
-            Some((stop.name.clone(), local.date()))
+            Some((stop.name.clone(), local_clock(leg.arrives, &stop.zone).date()))
         }
         ListingDetails::Stay(_) => None,
     });

@@ -64,9 +64,15 @@ pub struct StayInput {
     /// Local times at the property, `HH:MM`.
     pub check_in: String,
     pub check_out: String,
-    /// The property's offset from UTC in minutes (60 for Paris in winter).
-    #[serde(default)]
-    pub utc_offset_min: i16,
+    /// The property's IANA time zone (`Europe/Paris`); UTC when neither
+    /// it nor `utc_offset_min` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// A fixed offset from UTC in minutes, for clients written before time
+    /// zones had names; daylight saving then moves nothing. Not with
+    /// `time_zone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_min: Option<i16>,
     pub units: u32,
 }
 
@@ -98,8 +104,31 @@ pub struct StopInput {
     pub departure: Option<String>,
     #[serde(default)]
     pub departure_day: u8,
-    #[serde(default)]
-    pub utc_offset_min: i16,
+    /// The stop's IANA time zone; as for a stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// A fixed offset from UTC in minutes; as for a stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_min: Option<i16>,
+}
+
+/// The zone a stay or stop names: `time_zone`, else the fixed
+/// `utc_offset_min`, else UTC.
+fn zone_of(field: &str, time_zone: Option<&str>, utc_offset_min: Option<i16>) -> Result<Zone, ApiError> {
+    let zone = match (time_zone, utc_offset_min) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(format!("{field}: give time_zone or utc_offset_min, not both")));
+        }
+        (Some(name), None) => Zone::named(name),
+        (None, Some(offset_min)) => Zone::fixed(offset_min),
+        (None, None) => Zone::named("UTC"),
+    };
+    zone.map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+}
+
+/// A zone as the API shows it: the name, or the fixed offset.
+fn zone_view(zone: &Zone) -> (Option<String>, Option<i16>) {
+    (zone.name().map(str::to_owned), zone.fixed_offset_min())
 }
 
 impl ListingInput {
@@ -173,7 +202,7 @@ impl StayInput {
             max_guests: self.max_guests,
             check_in: TimeOfDay::parse(&self.check_in)?,
             check_out: TimeOfDay::parse(&self.check_out)?,
-            utc_offset_min: self.utc_offset_min,
+            zone: zone_of("stay", self.time_zone.as_deref(), self.utc_offset_min)?,
             units: self.units,
         })
     }
@@ -194,7 +223,8 @@ impl StayInput {
             max_guests: stay.max_guests,
             check_in: stay.check_in.to_string(),
             check_out: stay.check_out.to_string(),
-            utc_offset_min: stay.utc_offset_min,
+            time_zone: zone_view(&stay.zone).0,
+            utc_offset_min: zone_view(&stay.zone).1,
             units: stay.units,
         }
     }
@@ -223,9 +253,9 @@ impl TripInput {
                 Ok(Stop {
                     arrival: at(&stop.arrival, stop.arrival_day)?,
                     departure: at(&stop.departure, stop.departure_day)?,
+                    zone: zone_of(&format!("stop {}", stop.code), stop.time_zone.as_deref(), stop.utc_offset_min)?,
                     code: stop.code,
                     name: stop.name,
-                    utc_offset_min: stop.utc_offset_min,
                 })
             })
             .collect::<Result<_, ApiError>>()?;
@@ -255,7 +285,8 @@ impl TripInput {
                     arrival_day: stop.arrival.map_or(0, |a| a.day_offset),
                     departure: stop.departure.map(|d| d.time.to_string()),
                     departure_day: stop.departure.map_or(0, |d| d.day_offset),
-                    utc_offset_min: stop.utc_offset_min,
+                    time_zone: zone_view(&stop.zone).0,
+                    utc_offset_min: zone_view(&stop.zone).1,
                 })
                 .collect(),
             seats: trip.seats,

@@ -51,9 +51,18 @@ fn stay(id: &str, title: &str, kind: &str, place: (&str, &str, f64, f64), units:
         "stay": {
             "type": kind, "address": format!("1 Demo Street, {city}"), "city": city, "country": country,
             "lat": lat, "lon": lon, "amenities": ["wifi", "breakfast"], "max_guests": 2,
-            "check_in": "15:00", "check_out": "11:00", "utc_offset_min": 60, "units": units
+            "check_in": "15:00", "check_out": "11:00", "time_zone": "Europe/Paris", "units": units
         }
     })
+}
+
+/// The time zone of a demo stop: Geneva's, or Paris's for the French ones.
+fn zone_of(code: &str) -> &'static str {
+    if code == "GVA" {
+        "Europe/Zurich"
+    } else {
+        "Europe/Paris"
+    }
 }
 
 fn trip(id: &str, mode: &str, operator: &str, stops: [(&str, &str); 2], times: [&str; 2], seats: u32) -> Value {
@@ -63,8 +72,8 @@ fn trip(id: &str, mode: &str, operator: &str, stops: [(&str, &str); 2], times: [
         "trip": {
             "mode": mode, "operator": operator, "service_number": id.to_uppercase(), "seats": seats,
             "stops": [
-                { "code": stops[0].0, "name": stops[0].1, "departure": times[0], "utc_offset_min": 60 },
-                { "code": stops[1].0, "name": stops[1].1, "arrival": times[1], "utc_offset_min": 60 }
+                { "code": stops[0].0, "name": stops[0].1, "departure": times[0], "time_zone": zone_of(stops[0].0) },
+                { "code": stops[1].0, "name": stops[1].1, "arrival": times[1], "time_zone": zone_of(stops[1].0) }
             ]
         }
     })

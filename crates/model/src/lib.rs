@@ -13,6 +13,7 @@ pub mod money;
 pub mod rng;
 pub mod time;
 pub mod traveller;
+pub mod zone;
 
 pub use ari::{AriDay, AriPatch, AriRun};
 pub use contact::{Contact, PeerContact};
@@ -23,6 +24,7 @@ pub use listing::{
 pub use money::{CountryCode, Currency, Money};
 pub use time::{Date, TimeOfDay, Timestamp};
 pub use traveller::Traveller;
+pub use zone::Zone;
 
 /// A value that failed to parse, with the reason in words a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

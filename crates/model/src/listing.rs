@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::limits::*;
-use crate::{CountryCode, Currency, Date, Money, ParseError, TimeOfDay};
+use crate::{CountryCode, Currency, Date, Money, ParseError, TimeOfDay, Zone};
 
 /// An owner's name for one of its listings; unique per origin.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,10 +78,10 @@ pub struct Stay {
     /// Local times at the property.
     pub check_in: TimeOfDay,
     pub check_out: TimeOfDay,
-    /// The property's offset from UTC in minutes, so deadlines such as
-    /// "free cancellation until 48 hours before check-in" fall at the right
-    /// instant. A fixed offset: daylight saving shifts it by an hour (FIXME).
-    pub utc_offset_min: i16,
+    /// The property's time zone, so deadlines such as "free cancellation
+    /// until 48 hours before check-in" fall at the right instant on every
+    /// date, daylight saving included.
+    pub zone: Zone,
     /// Physical units of this type; nightly allotments never exceed it.
     pub units: u32,
 }
@@ -139,9 +139,9 @@ pub struct Stop {
     pub name: String,
     pub arrival: Option<StopTime>,
     pub departure: Option<StopTime>,
-    /// The stop's offset from UTC in minutes, so local times across time
-    /// zones can be compared.
-    pub utc_offset_min: i16,
+    /// The stop's time zone, so local times across zones and daylight
+    /// saving changes can be compared.
+    pub zone: Zone,
 }
 
 /// A local time at a stop, `day_offset` days after the departure date
@@ -153,10 +153,17 @@ pub struct StopTime {
 }
 
 impl Stop {
-    /// Minutes after the departure date's UTC midnight.
-    fn utc_minutes(&self, at: StopTime) -> i32 {
-        at.day_offset as i32 * 1440 + at.time.minutes() as i32 - self.utc_offset_min as i32
+    /// The instant of a local time here, for a departure on `date`.
+    pub fn instant(&self, date: Date, at: StopTime) -> crate::Timestamp {
+        self.zone.instant(date, at.day_offset as i64 * 1440 + at.time.minutes() as i64)
     }
+}
+
+/// Departure dates on which a trip's times are checked: a winter and a
+/// summer date, so a timetable is in order on either side of daylight
+/// saving changes in both hemispheres.
+fn check_dates() -> [Date; 2] {
+    [Date::from_ymd(2000, 1, 15).expect("a date"), Date::from_ymd(2000, 7, 15).expect("a date")]
 }
 
 /// Free cancellation until `free_until_hours` before arrival (stays) or
@@ -273,14 +280,13 @@ impl Listing {
 
     /// When the service starts on `date`: check-in time, or the first departure.
     pub fn start_on(&self, date: Date) -> crate::Timestamp {
-        let minutes = match &self.details {
-            ListingDetails::Stay(stay) => stay.check_in.minutes() as i64 - stay.utc_offset_min as i64,
+        match &self.details {
+            ListingDetails::Stay(stay) => stay.zone.instant(date, stay.check_in.minutes() as i64),
             ListingDetails::Trip(trip) => {
                 let first = &trip.stops[0];
-                first.utc_minutes(first.departure.expect("validated: first stop departs")) as i64
+                first.instant(date, first.departure.expect("validated: first stop departs"))
             }
-        };
-        date.start().saturating_add_ms(minutes * 60_000)
+        }
     }
 }
 
@@ -300,7 +306,7 @@ impl Stay {
         if !(1..=GUESTS_MAX).contains(&self.max_guests) {
             return Err(invalid("max_guests", format!("must be 1-{GUESTS_MAX}")));
         }
-        if self.utc_offset_min.abs() > UTC_OFFSET_MIN_MAX {
+        if self.zone.fixed_offset_min().is_some_and(|offset| offset.abs() > UTC_OFFSET_MIN_MAX) {
             return Err(invalid("utc_offset_min", "within ±14 hours"));
         }
         if !(1..=UNITS_MAX).contains(&self.units) {
@@ -336,14 +342,14 @@ impl Trip {
             return Err(invalid("stops", "needs an origin and a destination"));
         }
         let last_idx = self.stops.len() - 1;
-        let mut previous_min: Option<i32> = None;
+        let mut previous_ms: Option<[i64; 2]> = None;
         for (idx, stop) in self.stops.iter().enumerate() {
             check_text("stops.code", &stop.code, 1, STOP_CODE_BYTES_MAX)?;
             if !stop.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
                 return Err(invalid("stops.code", format!("{:?}: upper-case letters and digits", stop.code)));
             }
             check_text("stops.name", &stop.name, 0, STOP_NAME_BYTES_MAX)?;
-            if stop.utc_offset_min.abs() > UTC_OFFSET_MIN_MAX {
+            if stop.zone.fixed_offset_min().is_some_and(|offset| offset.abs() > UTC_OFFSET_MIN_MAX) {
                 return Err(invalid("stops.utc_offset_min", "within ±14 hours"));
             }
             let needs_arrival = idx > 0;
@@ -361,11 +367,11 @@ impl Trip {
                 if at.day_offset > STOP_DAY_OFFSET_MAX {
                     return Err(invalid("stops.day_offset", format!("at most {STOP_DAY_OFFSET_MAX}")));
                 }
-                let minutes = stop.utc_minutes(at);
-                if previous_min.is_some_and(|p| minutes < p) {
+                let instants = check_dates().map(|date| stop.instant(date, at).ms());
+                if previous_ms.is_some_and(|p| instants[0] < p[0] || instants[1] < p[1]) {
                     return Err(invalid("stops", format!("stop {idx} ({}): times go backwards", stop.code)));
                 }
-                previous_min = Some(minutes);
+                previous_ms = Some(instants);
             }
         }
         Ok(())
@@ -393,7 +399,7 @@ pub(crate) mod tests {
                 max_guests: 2,
                 check_in: TimeOfDay::parse("15:00").unwrap(),
                 check_out: TimeOfDay::parse("11:00").unwrap(),
-                utc_offset_min: 60,
+                zone: Zone::named("Europe/Paris").unwrap(),
                 units,
             }),
         }
@@ -416,15 +422,16 @@ pub(crate) mod tests {
                     name: "Lisbon".into(),
                     arrival: None,
                     departure: at(0, "22:00"),
-                    utc_offset_min: 0,
+                    zone: Zone::named("Europe/Lisbon").unwrap(),
                 },
-                // 01:30 next day local at UTC+1 is 00:30 UTC: still after 22:00 UTC.
+                // 01:30 next day in Madrid (UTC+1 in winter, +2 in summer) is
+                // 00:30 or 23:30 UTC: after 22:00 in Lisbon (UTC+0 or +1) either way.
                 Stop {
                     code: "MAD".into(),
                     name: "Madrid".into(),
                     arrival: at(1, "01:30"),
                     departure: None,
-                    utc_offset_min: 60,
+                    zone: Zone::named("Europe/Madrid").unwrap(),
                 },
             ],
             seats: 2,
@@ -454,12 +461,12 @@ pub(crate) mod tests {
     fn a_stay_starts_at_local_check_in_time() {
         let mut tokyo = stay_listing("tokyo", 1);
         let ListingDetails::Stay(stay) = &mut tokyo.details else { unreachable!() };
-        stay.utc_offset_min = 9 * 60;
+        stay.zone = Zone::named("Asia/Tokyo").unwrap();
         let day = Date::parse("2030-04-01").unwrap();
         // 15:00 in Tokyo is 06:00 UTC.
         assert_eq!(tokyo.start_on(day).ms() - day.start().ms(), 6 * 3_600_000);
         let ListingDetails::Stay(stay) = &mut tokyo.details else { unreachable!() };
-        stay.utc_offset_min = 15 * 60;
+        stay.zone = Zone::Fixed(15 * 60);
         assert_eq!(tokyo.validate().unwrap_err().field, "utc_offset_min");
     }
 

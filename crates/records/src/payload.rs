@@ -91,6 +91,16 @@ fn bad(reason: impl Into<String>) -> Rejection {
     Rejection::InvalidPayload(reason.into())
 }
 
+/// A stay's or stop's zone: the named one, or, in a record published
+/// before zones had names, its fixed offset.
+fn zone_from_proto(name: &str, utc_offset_min: i32) -> Result<caravan_model::Zone, Rejection> {
+    if !name.is_empty() {
+        return caravan_model::Zone::named(name).map_err(|e| bad(e.to_string()));
+    }
+    let offset_min = i16::try_from(utc_offset_min).map_err(|_| bad("utc_offset_min out of range"))?;
+    caravan_model::Zone::fixed(offset_min).map_err(|e| bad(e.to_string()))
+}
+
 fn runs_from_proto(runs: &[proto::AriRun], today: Date) -> Result<Vec<AriRun>, Rejection> {
     if runs.len() > ARI_RUNS_MAX {
         return Err(Rejection::FieldTooLong {
@@ -179,7 +189,8 @@ fn listing_to_proto(listing: &Listing) -> proto::ListingPayload {
             max_guests: stay.max_guests,
             check_in_min: stay.check_in.minutes().into(),
             check_out_min: stay.check_out.minutes().into(),
-            utc_offset_min: stay.utc_offset_min.into(),
+            utc_offset_min: stay.zone.fixed_offset_min().unwrap_or_default().into(),
+            time_zone: stay.zone.name().unwrap_or_default().to_owned(),
             units: stay.units,
         }),
         ListingDetails::Trip(trip) => proto::listing_payload::Details::Trip(proto::Trip {
@@ -199,7 +210,8 @@ fn listing_to_proto(listing: &Listing) -> proto::ListingPayload {
                     name: stop.name.clone(),
                     arrival: stop.arrival.map(stop_time_to_proto),
                     departure: stop.departure.map(stop_time_to_proto),
-                    utc_offset_min: stop.utc_offset_min.into(),
+                    utc_offset_min: stop.zone.fixed_offset_min().unwrap_or_default().into(),
+                    time_zone: stop.zone.name().unwrap_or_default().to_owned(),
                 })
                 .collect(),
             seats: trip.seats,
@@ -257,7 +269,7 @@ fn listing_from_proto(key: &ListingId, msg: proto::ListingPayload) -> Result<Lis
                 max_guests: stay.max_guests,
                 check_in: minutes(stay.check_in_min, "check_in_min")?,
                 check_out: minutes(stay.check_out_min, "check_out_min")?,
-                utc_offset_min: i16::try_from(stay.utc_offset_min).map_err(|_| bad("utc_offset_min out of range"))?,
+                zone: zone_from_proto(&stay.time_zone, stay.utc_offset_min)?,
                 units: stay.units,
             })
         }
@@ -280,8 +292,7 @@ fn listing_from_proto(key: &ListingId, msg: proto::ListingPayload) -> Result<Lis
                         name: stop.name,
                         arrival: stop.arrival.map(stop_time_from_proto).transpose()?,
                         departure: stop.departure.map(stop_time_from_proto).transpose()?,
-                        utc_offset_min: i16::try_from(stop.utc_offset_min)
-                            .map_err(|_| bad("utc_offset_min out of range"))?,
+                        zone: zone_from_proto(&stop.time_zone, stop.utc_offset_min)?,
                     })
                 })
                 .collect::<Result<_, Rejection>>()?,
@@ -297,4 +308,30 @@ fn listing_from_proto(key: &ListingId, msg: proto::ListingPayload) -> Result<Lis
         cancellation: CancellationPolicy { free_until_hours: policy.free_until_hours, penalty },
         details,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stay_proto(time_zone: &str, utc_offset_min: i32) -> proto::ListingPayload {
+        let listing = caravan_test_utils::stay("room", "Paris", 2);
+        let mut msg = listing_to_proto(&listing);
+        let Some(proto::listing_payload::Details::Stay(stay)) = &mut msg.details else { panic!("a stay") };
+        (stay.time_zone, stay.utc_offset_min) = (time_zone.to_owned(), utc_offset_min);
+        msg
+    }
+
+    fn zone_of(msg: proto::ListingPayload) -> Result<caravan_model::Zone, Rejection> {
+        let key = ListingId::parse("room").unwrap();
+        listing_from_proto(&key, msg).map(|listing| listing.stay().unwrap().zone.clone())
+    }
+
+    #[test]
+    fn a_record_with_only_an_offset_keeps_it_and_a_named_zone_wins() {
+        assert_eq!(zone_of(stay_proto("", 60)).unwrap(), caravan_model::Zone::Fixed(60));
+        assert_eq!(zone_of(stay_proto("Europe/Paris", 0)).unwrap().name(), Some("Europe/Paris"));
+        assert!(zone_of(stay_proto("Mars/Olympus", 0)).is_err(), "an unknown zone is refused");
+        assert!(zone_of(stay_proto("", 15 * 60)).is_err(), "an offset beyond ±14 hours is refused");
+    }
 }

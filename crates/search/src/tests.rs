@@ -125,7 +125,7 @@ fn at(day_offset: u8, hhmm: &str) -> Option<StopTime> {
 }
 
 fn stop(code: &str, utc_offset_min: i16, arrival: Option<StopTime>, departure: Option<StopTime>) -> Stop {
-    Stop { code: code.into(), name: code.into(), arrival, departure, utc_offset_min }
+    Stop { code: code.into(), name: code.into(), arrival, departure, zone: Zone::fixed(utc_offset_min).unwrap() }
 }
 
 fn trip(id: &str, mode: TripMode, operator: &str, stops: Vec<Stop>) -> Listing {
@@ -254,4 +254,68 @@ fn trips_ranked_by_arrival_legs_or_price() {
     assert_eq!(route(TripSort::EarliestArrival), vec![3, 1]);
     assert_eq!(route(TripSort::FewestLegs), vec![1, 3]);
     assert_eq!(route(TripSort::LowestPrice), vec![1, 3]);
+}
+
+fn zoned(code: &str, zone: &str, arrival: Option<StopTime>, departure: Option<StopTime>) -> Stop {
+    Stop { code: code.into(), name: code.into(), arrival, departure, zone: Zone::named(zone).unwrap() }
+}
+
+/// The offset of `text` (a date) from `d(0)`, in days.
+fn day_of(text: &str) -> i32 {
+    Date::parse(text).unwrap().days() - d(0).days()
+}
+
+fn instant(text: &str) -> Timestamp {
+    let (date, time) = text.split_once('T').unwrap();
+    let minutes = TimeOfDay::parse(&time[..5]).unwrap().minutes() as i64;
+    Timestamp(Date::parse(date).unwrap().start().ms() + minutes * 60_000)
+}
+
+/// One daily trip listing with open seats from 2027-03-01 to 2027-11-30.
+fn daily(listing: Listing) -> SearchIndex<Origin> {
+    let mut index = SearchIndex::new();
+    let key = listing.id.as_str().to_owned();
+    index.put_listing(&1, &key, listing);
+    index.put_ari(&1, &key, nights(day_of("2027-03-01"), day_of("2027-11-30"), open(25_00, 10)));
+    index
+}
+
+fn on(from: &str, to: &str, date: &str) -> TripQuery {
+    TripQuery { from: from.into(), to: to.into(), date: Date::parse(date).unwrap(), ..vie_edi() }
+}
+
+#[test]
+fn departures_keep_local_time_across_the_last_sundays_of_march_and_october() {
+    let bus = trip(
+        "paris-lyon",
+        TripMode::Bus,
+        "Rhône Lines",
+        vec![zoned("PAR", "Europe/Paris", None, at(0, "08:00")), zoned("LYS", "Europe/Paris", at(0, "12:00"), None)],
+    );
+    let index = daily(bus);
+    let departs = |date: &str| index.search_trips(&on("PAR", "LYS", date))[0].departs;
+    // 08:00 in Paris is 07:00 UTC in winter, 06:00 UTC in summer.
+    assert_eq!(departs("2027-03-27"), instant("2027-03-27T07:00"));
+    assert_eq!(departs("2027-03-28"), instant("2027-03-28T06:00"), "the clocks went forward overnight");
+    assert_eq!(departs("2027-10-30"), instant("2027-10-30T06:00"));
+    assert_eq!(departs("2027-10-31"), instant("2027-10-31T07:00"), "the clocks went back overnight");
+}
+
+#[test]
+fn an_overnight_bus_across_a_zone_boundary_keeps_both_local_times() {
+    // Lisbon (UTC+0, summer +1) 22:00 → Madrid (UTC+1, summer +2) 01:30 the next day.
+    let bus = trip(
+        "lisbon-madrid",
+        TripMode::Bus,
+        "Iberia Coaches",
+        vec![zoned("LIS", "Europe/Lisbon", None, at(0, "22:00")), zoned("MAD", "Europe/Madrid", at(1, "01:30"), None)],
+    );
+    let index = daily(bus);
+    let winter = &index.search_trips(&on("LIS", "MAD", "2027-03-20"))[0];
+    assert_eq!((winter.departs, winter.arrives), (instant("2027-03-20T22:00"), instant("2027-03-21T00:30")));
+    let summer = &index.search_trips(&on("LIS", "MAD", "2027-07-10"))[0];
+    assert_eq!((summer.departs, summer.arrives), (instant("2027-07-10T21:00"), instant("2027-07-10T23:30")));
+    // The night the clocks go forward, both zones move together: still 2h30.
+    let change = &index.search_trips(&on("LIS", "MAD", "2027-03-27"))[0];
+    assert_eq!((change.departs, change.arrives), (instant("2027-03-27T22:00"), instant("2027-03-28T00:30")));
 }

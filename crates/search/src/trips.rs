@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use caravan_model::limits::STOP_DAY_OFFSET_MAX;
-use caravan_model::{AriRun, Date, Listing, Money, Timestamp};
+use caravan_model::{AriRun, Date, Listing, Money, Timestamp, Zone};
 
 use crate::routing::{self, Connection, Minute, StopIdx};
 
@@ -77,7 +77,9 @@ impl<O> Itinerary<O> {
 }
 
 /// One hop of a trip listing, with times relative to its departure date's
-/// UTC midnight.
+/// UTC midnight as they are on [`NOMINAL_DATE`]. On other dates daylight
+/// saving moves them by up to [`NOMINAL_SLACK_MIN`]: the nominal times
+/// only narrow the search; each dated hop is timed exactly in its zones.
 #[derive(Clone, Copy, Debug)]
 struct Hop {
     trip: u32,
@@ -86,8 +88,16 @@ struct Hop {
     from_pos: u16,
     to_pos: u16,
     departs: Minute,
-    arrives: Minute,
 }
+
+/// The date whose offsets time the hops nominally: mid-January.
+fn nominal_date() -> Date {
+    Date::from_ymd(2000, 1, 15).expect("a date")
+}
+
+/// How far a hop's exact time may lie from its nominal one: daylight
+/// saving moves clocks by an hour (two in a few zones), never three.
+const NOMINAL_SLACK_MIN: Minute = 180;
 
 /// Every trip listing's hops, sorted by relative departure: built once per
 /// change of the set of trip listings, not per query and not per ARI change.
@@ -95,8 +105,8 @@ struct Hop {
 pub struct Timetable<O> {
     trips: Vec<TimetableTrip<O>>,
     stops: HashMap<String, StopIdx>,
-    /// Each stop's UTC offset (from the first trip that named it).
-    stop_offsets: Vec<i16>,
+    /// Each stop's time zone (from the first trip that named it).
+    stop_zones: Vec<Zone>,
     hops: Vec<Hop>,
 }
 
@@ -112,33 +122,33 @@ pub struct TimetableTrip<O> {
 impl<O: Clone> Timetable<O> {
     pub fn build(trips: Vec<TimetableTrip<O>>) -> Timetable<O> {
         let mut stops = HashMap::new();
-        let mut stop_offsets = Vec::new();
+        let mut stop_zones = Vec::new();
         let mut hops = Vec::new();
+        let nominal = nominal_date();
         for (trip_idx, entry) in trips.iter().enumerate() {
             let Some(trip) = entry.listing.trip() else { continue };
-            let mut intern = |code: &str, offset: i16| {
+            let mut intern = |code: &str, zone: &Zone| {
                 let next = stops.len() as StopIdx;
                 *stops.entry(code.to_owned()).or_insert_with(|| {
-                    stop_offsets.push(offset);
+                    stop_zones.push(zone.clone());
                     next
                 })
             };
             for (pos, pair) in trip.stops.windows(2).enumerate() {
                 let (a, b) = (&pair[0], &pair[1]);
-                let (Some(dep), Some(arr)) = (a.departure, b.arrival) else { continue };
+                let (Some(dep), Some(_)) = (a.departure, b.arrival) else { continue };
                 hops.push(Hop {
                     trip: trip_idx as u32,
-                    from: intern(&a.code, a.utc_offset_min),
-                    to: intern(&b.code, b.utc_offset_min),
+                    from: intern(&a.code, &a.zone),
+                    to: intern(&b.code, &b.zone),
                     from_pos: pos as u16,
                     to_pos: pos as u16 + 1,
-                    departs: utc_minutes(dep.day_offset, dep.time.minutes(), a.utc_offset_min),
-                    arrives: utc_minutes(arr.day_offset, arr.time.minutes(), b.utc_offset_min),
+                    departs: minutes_after(nominal, a.instant(nominal, dep)),
                 });
             }
         }
         hops.sort_by_key(|h| (h.departs, h.trip, h.from_pos));
-        Timetable { trips, stops, stop_offsets, hops }
+        Timetable { trips, stops, stop_zones, hops }
     }
 
     /// The itineraries for `query`, ranked by its sort, at most `query.limit`.
@@ -155,8 +165,8 @@ impl<O: Clone> Timetable<O> {
             return Vec::new();
         };
         let seats = query.seats.max(1);
-        let origin_offset = self.stop_offsets[from as usize] as Minute;
-        let window_start = query.date.days() as Minute * 1440 - origin_offset;
+        let origin_zone = &self.stop_zones[from as usize];
+        let window_start = origin_zone.instant(query.date, 0).ms().div_euclid(60_000);
         let window_end = window_start + JOURNEY_HOURS_MAX * 60;
         // Runs that may pass through the window: departed up to the longest
         // day offset before it, or starting during it.
@@ -171,10 +181,14 @@ impl<O: Clone> Timetable<O> {
         for day in 0..dates {
             let date = first_date.add_days(day as i32);
             let base = date.days() as Minute * 1440;
-            let lo = self.hops.partition_point(|h| base + h.departs < window_start);
+            let lo = self.hops.partition_point(|h| base + h.departs < window_start - NOMINAL_SLACK_MIN);
             for (hop_idx, hop) in self.hops.iter().enumerate().skip(lo) {
-                if base + hop.departs > window_end {
+                if base + hop.departs > window_end + NOMINAL_SLACK_MIN {
                     break;
+                }
+                let (departs, arrives) = self.hop_times(hop, date);
+                if departs < window_start || departs > window_end {
+                    continue;
                 }
                 let key = (hop.trip, date.days());
                 if closed.contains(&key) {
@@ -199,13 +213,7 @@ impl<O: Clone> Timetable<O> {
                         run
                     }
                 };
-                let connection = Connection {
-                    run,
-                    from: hop.from,
-                    to: hop.to,
-                    departs: base + hop.departs,
-                    arrives: base + hop.arrives,
-                };
+                let connection = Connection { run, from: hop.from, to: hop.to, departs, arrives };
                 connections.push((connection, hop_idx as u32));
             }
         }
@@ -282,7 +290,19 @@ impl<O: Clone> Timetable<O> {
     }
 }
 
-/// Minutes after a departure date's UTC midnight of a local time `day_offset` days later.
-fn utc_minutes(day_offset: u8, local_minutes: u16, utc_offset_min: i16) -> Minute {
-    day_offset as Minute * 1440 + local_minutes as Minute - utc_offset_min as Minute
+impl<O> Timetable<O> {
+    /// A hop's exact departure and arrival, in minutes since the epoch,
+    /// for a run that leaves its first stop on `date`: each local time
+    /// converted in its own stop's zone, on that date.
+    fn hop_times(&self, hop: &Hop, date: Date) -> (Minute, Minute) {
+        let trip = self.trips[hop.trip as usize].listing.trip().expect("the timetable holds trips only");
+        let (a, b) = (&trip.stops[hop.from_pos as usize], &trip.stops[hop.to_pos as usize]);
+        let (Some(dep), Some(arr)) = (a.departure, b.arrival) else { unreachable!("hops are built from timed stops") };
+        (a.instant(date, dep).ms().div_euclid(60_000), b.instant(date, arr).ms().div_euclid(60_000))
+    }
+}
+
+/// Whole minutes from `date`'s UTC midnight to `instant`.
+fn minutes_after(date: Date, instant: Timestamp) -> Minute {
+    (instant.ms() - date.start().ms()).div_euclid(60_000)
 }

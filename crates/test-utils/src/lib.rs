@@ -3,7 +3,7 @@
 
 use caravan_model::*;
 
-/// A hotel room type in `city` with `units` rooms: 2 guests, check-in 15:00,
+/// A hotel room type in `city` (in Paris's time zone) with `units` rooms: 2 guests, check-in 15:00,
 /// check-out 11:00, free cancellation until 48 hours before, then one night.
 pub fn stay(id: &str, city: &str, units: u32) -> Listing {
     Listing {
@@ -22,13 +22,13 @@ pub fn stay(id: &str, city: &str, units: u32) -> Listing {
             max_guests: 2,
             check_in: TimeOfDay::parse("15:00").expect("valid"),
             check_out: TimeOfDay::parse("11:00").expect("valid"),
-            utc_offset_min: 60,
+            zone: Zone::named("Europe/Paris").expect("a zone"),
             units,
         }),
     }
 }
 
-/// A bus from VIE 08:00 to PRG 12:30 (both UTC+1) with one seat per label
+/// A bus from VIE 08:00 to PRG 12:30 (Central European Time) with one seat per label
 /// of `seat_map`.
 pub fn bus(id: &str, seat_map: &[&str]) -> Listing {
     let at = |hhmm| Some(StopTime { day_offset: 0, time: TimeOfDay::parse(hhmm).expect("valid") });
@@ -44,14 +44,14 @@ pub fn bus(id: &str, seat_map: &[&str]) -> Listing {
                     name: "Vienna".into(),
                     arrival: None,
                     departure: at("08:00"),
-                    utc_offset_min: 60,
+                    zone: Zone::named("Europe/Vienna").expect("a zone"),
                 },
                 Stop {
                     code: "PRG".into(),
                     name: "Prague".into(),
                     arrival: at("12:30"),
                     departure: None,
-                    utc_offset_min: 60,
+                    zone: Zone::named("Europe/Prague").expect("a zone"),
                 },
             ],
             seats: seat_map.len() as u32,

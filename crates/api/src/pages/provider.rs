@@ -151,7 +151,9 @@ pub(crate) struct ServiceForm {
     max_guests: String,
     check_in: String,
     check_out: String,
-    utc_offset_min: String,
+    /// An IANA time zone, or (for services made before names) minutes
+    /// from UTC.
+    time_zone: String,
     units: String,
     mode: String,
     operator: String,
@@ -159,7 +161,7 @@ pub(crate) struct ServiceForm {
     seats: String,
     /// Comma-separated seat names; empty for unnamed seats.
     seat_map: String,
-    /// One stop per line: `CODE | Name | arrival | departure | UTC offset`,
+    /// One stop per line: `CODE | Name | arrival | departure | time zone`,
     /// a time followed by `+1` on the next day.
     stops: String,
 }
@@ -221,7 +223,7 @@ fn parse_stops(text: &str) -> Result<Vec<StopInput>, FormError> {
             let fields: Vec<&str> = line.split('|').map(str::trim).collect();
             let [code, name, arrival, departure, offset] = fields[..] else {
                 return Err(FormError(format!(
-                    "stop {}: write CODE | Name | arrival | departure | UTC offset (minutes), got {line:?}",
+                    "stop {}: write CODE | Name | arrival | departure | time zone, got {line:?}",
                     index + 1
                 )));
             };
@@ -234,7 +236,8 @@ fn parse_stops(text: &str) -> Result<Vec<StopInput>, FormError> {
                 arrival_day,
                 departure,
                 departure_day,
-                utc_offset_min: if offset.is_empty() { 0 } else { number("UTC offset", offset)? },
+                time_zone: zone_field(offset).0,
+                utc_offset_min: zone_field(offset).1,
             })
         })
         .collect()
@@ -250,11 +253,32 @@ fn format_stops(stops: &[StopInput]) -> String {
                 stop.name,
                 format_stop_time(&stop.arrival, stop.arrival_day),
                 format_stop_time(&stop.departure, stop.departure_day),
-                stop.utc_offset_min
+                format_zone(&stop.time_zone, stop.utc_offset_min)
             )
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A time zone field: a whole number is a fixed offset in minutes (as
+/// services made before zones had names show it), anything else a zone
+/// name, which the API checks; empty is UTC.
+fn zone_field(text: &str) -> (Option<String>, Option<i16>) {
+    match text.trim() {
+        "" => (None, None),
+        text => match text.parse::<i16>() {
+            Ok(offset_min) => (None, Some(offset_min)),
+            Err(_) => (Some(text.to_owned()), None),
+        },
+    }
+}
+
+fn format_zone(time_zone: &Option<String>, utc_offset_min: Option<i16>) -> String {
+    match (time_zone, utc_offset_min) {
+        (Some(name), _) => name.clone(),
+        (None, Some(offset_min)) => offset_min.to_string(),
+        (None, None) => String::new(),
+    }
 }
 
 fn comma_list(text: &str) -> Vec<String> {
@@ -274,7 +298,7 @@ impl ServiceForm {
             max_guests: "2".into(),
             check_in: "15:00".into(),
             check_out: "11:00".into(),
-            utc_offset_min: "60".into(),
+            time_zone: "Europe/Paris".into(),
             units: "1".into(),
             mode: "bus".into(),
             seats: "50".into(),
@@ -316,7 +340,8 @@ impl ServiceForm {
                 max_guests: number("guests per unit", &self.max_guests)?,
                 check_in: self.check_in.trim().to_owned(),
                 check_out: self.check_out.trim().to_owned(),
-                utc_offset_min: number("UTC offset", &self.utc_offset_min)?,
+                time_zone: zone_field(&self.time_zone).0,
+                utc_offset_min: zone_field(&self.time_zone).1,
                 units: number("units", &self.units)?,
             };
             (Some(stay), None)
@@ -366,7 +391,7 @@ impl ServiceForm {
             form.max_guests = stay.max_guests.to_string();
             form.check_in = stay.check_in.clone();
             form.check_out = stay.check_out.clone();
-            form.utc_offset_min = stay.utc_offset_min.to_string();
+            form.time_zone = format_zone(&stay.time_zone, stay.utc_offset_min);
             form.units = stay.units.to_string();
         }
         if let Some(trip) = &input.trip {
@@ -975,15 +1000,15 @@ mod tests {
 
     #[test]
     fn stops_read_back_as_written() {
-        let text = "GVA | Geneva |  | 08:00 | 60\nCDG | Paris | 07:10+1 | - | 60\n";
+        let text = "GVA | Geneva |  | 08:00 | Europe/Zurich\nCDG | Paris | 07:10+1 | - | 60\n";
         let stops = parse_stops(text).unwrap();
         assert_eq!(stops.len(), 2);
         assert_eq!((stops[0].departure.as_deref(), stops[0].arrival.as_deref()), (Some("08:00"), None));
         assert_eq!((stops[1].arrival.as_deref(), stops[1].arrival_day), (Some("07:10"), 1));
         assert_eq!(parse_stops(&format_stops(&stops)).unwrap().len(), 2);
-        assert_eq!(format_stops(&stops), "GVA | Geneva |  | 08:00 | 60\nCDG | Paris | 07:10+1 |  | 60");
+        assert_eq!(format_stops(&stops), "GVA | Geneva |  | 08:00 | Europe/Zurich\nCDG | Paris | 07:10+1 |  | 60");
         assert!(parse_stops("GVA Geneva 08:00").unwrap_err().0.contains("stop 1"));
-        assert!(parse_stops("GVA | Geneva | | 8h | x").unwrap_err().0.contains("UTC offset"));
+        assert!(parse_stops("GVA | Geneva | | 08:00 | 60 | spare").unwrap_err().0.contains("stop 1"));
     }
 
     #[test]

@@ -27,6 +27,10 @@ fn hotel() -> Listing {
     super::ledger::listing(0)
 }
 
+fn paris() -> caravan_model::Zone {
+    caravan_model::Zone::named("Europe/Paris").expect("a zone")
+}
+
 fn bus() -> Listing {
     let at = |m: u32| Some(StopTime { day_offset: 0, time: TimeOfDay::from_minutes(m).expect("valid") });
     Listing {
@@ -37,8 +41,8 @@ fn bus() -> Listing {
             operator: "Bench Lines".into(),
             service_number: "B1".into(),
             stops: vec![
-                Stop { code: "AAA".into(), name: String::new(), arrival: None, departure: at(480), utc_offset_min: 60 },
-                Stop { code: "BBB".into(), name: String::new(), arrival: at(600), departure: None, utc_offset_min: 60 },
+                Stop { code: "AAA".into(), name: String::new(), arrival: None, departure: at(480), zone: paris() },
+                Stop { code: "BBB".into(), name: String::new(), arrival: at(600), departure: None, zone: paris() },
             ],
             seats: limits::SEATS_MAX,
             seat_map: Vec::new(),

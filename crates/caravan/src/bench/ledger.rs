@@ -38,7 +38,7 @@ pub(super) fn listing(idx: u32) -> Listing {
             max_guests: 2,
             check_in: TimeOfDay::from_minutes(15 * 60).expect("valid"),
             check_out: TimeOfDay::from_minutes(11 * 60).expect("valid"),
-            utc_offset_min: 60,
+            zone: caravan_model::Zone::named("Europe/Paris").expect("a zone"),
             units: limits::UNITS_MAX,
         }),
     }

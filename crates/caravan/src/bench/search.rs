@@ -58,7 +58,7 @@ fn stay(idx: u32, city: u32, rng: &mut XorShift) -> Listing {
             max_guests: 2,
             check_in: TimeOfDay::from_minutes(15 * 60).expect("valid"),
             check_out: TimeOfDay::from_minutes(11 * 60).expect("valid"),
-            utc_offset_min: 60,
+            zone: caravan_model::Zone::named("Europe/Paris").expect("a zone"),
             units: 20,
         }),
     }
@@ -109,7 +109,7 @@ fn trip(idx: u32, stations: u32, rng: &mut XorShift) -> Listing {
             name: String::new(),
             arrival,
             departure,
-            utc_offset_min: offset(code),
+            zone: caravan_model::Zone::fixed(offset(code)).expect("within ±14 hours"),
         });
         minutes += 30 + rng.below(210) as u32;
     }

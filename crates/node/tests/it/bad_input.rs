@@ -43,6 +43,20 @@ async fn every_bad_request_gets_a_clear_4xx() {
         (
             "POST",
             "/api/v1/listings".into(),
+            listing(&|b| b["stay"]["time_zone"] = json!("Europe/Atlantis")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/api/v1/listings".into(),
+            listing(&|b| (b["stay"]["time_zone"], b["stay"]["utc_offset_min"]) = (json!("Europe/Paris"), json!(60))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/api/v1/listings".into(),
             listing(&|b| b["title"] = json!("x".repeat(201))),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",

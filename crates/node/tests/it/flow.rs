@@ -211,3 +211,26 @@ async fn a_listing_read_can_be_written_back_and_listings_page() {
     let (_, doc) = t.call("GET", "/api/v1/openapi.json", None).await;
     assert!(doc["components"]["schemas"]["ListingInput"]["properties"]["withdrawn"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_names_its_time_zone_and_an_older_client_its_offset() {
+    let t = TestNode::start().await;
+    let mut named = hotel_json(1);
+    (named["id"], named["stay"]["time_zone"]) = (json!("named-zone"), json!("europe/paris"));
+    let (status, view) = t.call("POST", "/api/v1/listings", Some(named)).await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    assert_eq!(view["stay"]["time_zone"], "Europe/Paris", "as the time zone database spells it");
+    assert!(view["stay"].get("utc_offset_min").is_none(), "{view}");
+
+    let mut fixed = hotel_json(1);
+    (fixed["id"], fixed["stay"]["utc_offset_min"]) = (json!("fixed-offset"), json!(-300));
+    let (status, view) = t.call("POST", "/api/v1/listings", Some(fixed)).await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    assert_eq!(view["stay"]["utc_offset_min"], -300);
+    assert!(view["stay"].get("time_zone").is_none(), "{view}");
+
+    // What a client reads, it can send back unchanged.
+    let (_, read) = t.call("GET", "/api/v1/listings/named-zone", None).await;
+    let (status, again) = t.call("PUT", "/api/v1/listings/named-zone", Some(read)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+}

@@ -468,7 +468,7 @@ async fn a_provider_runs_a_service_from_the_back_office() {
         format!(
             "csrf={csrf}&kind=stay&id=sea-view&title=Sea+view&description=&currency=EUR&free_until_hours=48\
              &penalty_kind=nights&penalty=1&stay_type=hotel_room&address=&city=Nice&country=fr&lat={lat}&lon=7.26\
-             &amenities=wifi%2C+sea&max_guests=2&check_in=15%3A00&check_out=11%3A00&utc_offset_min=60&units=3"
+             &amenities=wifi%2C+sea&max_guests=2&check_in=15%3A00&check_out=11%3A00&time_zone=Europe%2FParis&units=3"
         )
     };
 
