@@ -175,7 +175,7 @@ pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option
         nights: offer.price.nights.iter().map(|m| (*m).into()).collect(),
         units_left: offer.price.units_left,
         cancellation: cancellation_view(&offer.listing, offer.listing.start_on(query.check_in), &stay.zone),
-        book_parts: crate::pages::BookPart::Stay {
+        book_parts: crate::book_link::BookPart::Stay {
             origin: offer.origin,
             listing: offer.listing.id.to_string(),
             check_in: query.check_in,
@@ -317,11 +317,13 @@ pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>, seats: u32) -> Itine
         duration_minutes: (itinerary.arrives.ms() - itinerary.departs.ms()) / 60_000,
         totals: itinerary.totals.iter().map(|m| (*m).into()).collect(),
         legs,
-        book_parts: crate::pages::BookPart::encode_all(itinerary.legs.iter().map(|leg| crate::pages::BookPart::Trip {
-            origin: leg.origin,
-            listing: leg.listing.id.to_string(),
-            departure: leg.departure_date,
-            seats,
+        book_parts: crate::book_link::BookPart::encode_all(itinerary.legs.iter().map(|leg| {
+            crate::book_link::BookPart::Trip {
+                origin: leg.origin,
+                listing: leg.listing.id.to_string(),
+                departure: leg.departure_date,
+                seats,
+            }
         })),
     }
 }
@@ -478,7 +480,10 @@ pub(crate) fn booking_view(booking: &Booking) -> BookingView {
             penalty: (part.penalty_minor != 0).then(|| money(&part.currency, part.penalty_minor)).flatten(),
             penalty_if_cancelled_now: None,
             expires_at: (part.status == PartStatus::Held).then(|| part.expires_at.map(rfc3339)).flatten(),
-            refusal: part.refusal.as_ref().map(|r| RefusalView { code: r.code.clone(), message: r.message.clone() }),
+            refusal: part
+                .refusal
+                .as_ref()
+                .map(|r| RefusalView { code: r.code.to_string(), message: r.message.clone() }),
             receipt: part
                 .receipt
                 .as_ref()
@@ -537,7 +542,7 @@ pub async fn create_booking(
     headers: HeaderMap,
     body: std::result::Result<Json<BookingInput>, JsonRejection>,
 ) -> Result<Response> {
-    let client_key = crate::routes::idempotency_key(&headers)?.map(|k| k.as_str().to_owned());
+    let client_key = crate::request::idempotency_key(&headers)?.map(|k| k.as_str().to_owned());
     let Json(input) = body?;
     let mut parts = Vec::with_capacity(input.parts.len());
     for part in &input.parts {
@@ -590,7 +595,7 @@ pub async fn list_bookings(
     query: std::result::Result<Query<BookingsPage>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>> {
     let Query(page) = query?;
-    let limit = page.limit.unwrap_or(crate::routes::PAGE_DEFAULT).clamp(1, crate::routes::PAGE_MAX);
+    let limit = page.limit.unwrap_or(crate::request::PAGE_DEFAULT).clamp(1, crate::request::PAGE_MAX);
     // A traveller sees their own bookings; an admin sees all.
     let user = (caller.role != Role::Admin).then_some(caller.user);
     let bookings = app.agency.bookings(user, page.before_id, limit).await?;

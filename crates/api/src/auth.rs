@@ -5,7 +5,8 @@
 //! puts the caller's [`Principal`] into the request; handlers check roles
 //! and, for a service, that the caller manages it.
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -51,6 +52,25 @@ pub async fn require(State(app): State<AppState>, mut request: Request, next: Ne
 
 pub fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+/// Proof that an admin asks: anyone else is refused (403) before the
+/// handler runs, and a request without a caller (401).
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Admin, ApiError> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "this needs an API token"))?;
+        need_role(&principal, Role::Admin)?;
+        Ok(Admin)
+    }
 }
 
 /// At least `role`.

@@ -13,11 +13,15 @@
 
 mod agency;
 mod auth;
+mod book_link;
 pub mod dto;
 mod error;
 mod metrics;
 pub mod openapi;
+mod operator;
+mod owner;
 mod pages;
+mod request;
 mod routes;
 pub mod services;
 

@@ -1,43 +1,26 @@
-//! The router and its handlers.
+//! The router: every route of the HTTP surface, in one list, and the
+//! layers around them (authentication, body limit, timeout, panics).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use caravan_ledger::{Command, HoldId, HoldState, IdempotencyKey, Rejection, Reply};
-use caravan_model::{limits::HORIZON_DAYS_MAX, Date, ListingId};
-use prost::Message;
-use serde::Deserialize;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::dto::*;
 use crate::pages::{account, admin, booking, provider, search};
-use crate::{agency, auth, openapi, pages, ApiError, AppState, SubmitError};
-use axum::Extension;
-use caravan_accounts::{Principal, Role};
+use crate::{agency, auth, openapi, operator, owner, pages, ApiError, AppState};
 
 /// Request bodies larger than this are refused with 413: a listing with
 /// every field at its limit is well under 64 KiB.
 pub const BODY_BYTES_MAX: usize = 256 * 1024;
-/// Bookings or records in one page, when the client does not say.
-pub const PAGE_DEFAULT: u32 = 100;
-/// The most a client may ask for in one page.
-pub const PAGE_MAX: u32 = 5_000;
 /// A request that takes longer than this is answered 408; a ledger command
 /// already queued still runs, and an idempotent retry gets its answer.
 pub const REQUEST_TIMEOUT_S: u64 = 30;
-/// Random suffixes tried for a generated listing id before giving up.
-const GENERATED_ID_ATTEMPTS: usize = 4;
-/// Days of ARI shown when the client gives no range.
-const ARI_DAYS_DEFAULT: i32 = 31;
 
-type Result<T> = std::result::Result<T, ApiError>;
-
-/// The whole HTTP surface over a app. A function, so tests can drive it
+/// The whole HTTP surface over the node's services. A function, so tests can drive it
 /// without a socket.
 pub fn router(app: AppState) -> Router {
     Router::new()
@@ -75,33 +58,36 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
-        .route("/api/v1/listings", get(list_listings).post(create_listing))
-        .route("/api/v1/listings/{id}", get(get_listing).put(update_listing).delete(withdraw_listing))
-        .route("/api/v1/listings/{id}/paused", put(set_paused))
-        .route("/api/v1/listings/{id}/ari", get(get_ari).put(set_ari))
-        .route("/api/v1/ari", post(set_ari_batch))
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/peers", get(peers))
-        .route("/api/v1/origins", get(origins))
-        .route("/api/v1/group", get(group))
-        .route("/api/v1/group/timers", put(group_timers))
-        .route("/api/v1/group/members", post(add_group_member))
-        .route("/api/v1/group/members/{id}", delete(remove_group_member))
-        .route("/api/v1/group/partition", put(group_partition))
-        .route("/api/v1/holds", post(create_hold))
-        .route("/api/v1/holds/{id}", get(get_hold))
-        .route("/api/v1/holds/{id}/confirm", post(confirm_hold))
-        .route("/api/v1/holds/{id}/cancel", post(cancel_hold))
-        .route("/api/v1/sales", get(list_sales))
-        .route("/api/v1/sales/{id}", get(get_sale))
-        .route("/api/v1/sales/{id}/cancel", post(cancel_sale))
+        .route("/api/v1/listings", get(owner::list_listings).post(owner::create_listing))
+        .route(
+            "/api/v1/listings/{id}",
+            get(owner::get_listing).put(owner::update_listing).delete(owner::withdraw_listing),
+        )
+        .route("/api/v1/listings/{id}/paused", put(owner::set_paused))
+        .route("/api/v1/listings/{id}/ari", get(owner::get_ari).put(owner::set_ari))
+        .route("/api/v1/ari", post(owner::set_ari_batch))
+        .route("/api/v1/status", get(operator::status))
+        .route("/api/v1/peers", get(operator::peers))
+        .route("/api/v1/origins", get(operator::origins))
+        .route("/api/v1/group", get(operator::group))
+        .route("/api/v1/group/timers", put(operator::group_timers))
+        .route("/api/v1/group/members", post(operator::add_group_member))
+        .route("/api/v1/group/members/{id}", delete(operator::remove_group_member))
+        .route("/api/v1/group/partition", put(operator::group_partition))
+        .route("/api/v1/holds", post(owner::create_hold))
+        .route("/api/v1/holds/{id}", get(owner::get_hold))
+        .route("/api/v1/holds/{id}/confirm", post(owner::confirm_hold))
+        .route("/api/v1/holds/{id}/cancel", post(owner::cancel_hold))
+        .route("/api/v1/sales", get(owner::list_sales))
+        .route("/api/v1/sales/{id}", get(owner::get_sale))
+        .route("/api/v1/sales/{id}/cancel", post(owner::cancel_sale))
         .route("/api/v1/search/stays", get(agency::search_stays))
         .route("/api/v1/search/trips", get(agency::search_trips))
         .route("/api/v1/bookings", get(agency::list_bookings).post(agency::create_booking))
         .route("/api/v1/bookings/{id}", get(agency::get_booking))
         .route("/api/v1/bookings/{id}/confirm", post(agency::confirm_booking))
         .route("/api/v1/bookings/{id}/cancel", post(agency::cancel_booking))
-        .route("/api/v1/records", get(export_records))
+        .route("/api/v1/records", get(owner::export_records))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
@@ -133,546 +119,4 @@ async fn metrics(State(app): State<AppState>) -> Response {
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
-}
-
-fn listing_id(path: std::result::Result<Path<String>, PathRejection>) -> Result<ListingId> {
-    let Path(id) = path?;
-    ListingId::parse(&id).map_err(|e| ApiError::not_found(e.to_string()))
-}
-
-fn hold_id(path: std::result::Result<Path<u64>, PathRejection>) -> Result<HoldId> {
-    Ok(HoldId(path?.0))
-}
-
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let text = value.to_str().map_err(|_| ApiError::invalid("Idempotency-Key must be ASCII"))?;
-    Ok(Some(IdempotencyKey::parse(text)?))
-}
-
-fn listing_view(app: &AppState, id: &ListingId) -> Result<ListingView> {
-    app.read_ledger(|ledger| ledger.listing(id).map(ListingInput::view))
-        .ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
-}
-
-/// A readable id from the title plus a random suffix: `grand-hotel-double-3f9a1c`.
-fn new_listing_id(title: &str, suffix: u32) -> ListingId {
-    let mut slug = String::new();
-    for c in title.chars() {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c.to_ascii_lowercase());
-        } else if !slug.ends_with('-') && !slug.is_empty() {
-            slug.push('-');
-        }
-        if slug.len() >= 40 {
-            break;
-        }
-    }
-    let slug = slug.trim_end_matches('-');
-    let text = if slug.is_empty() { format!("listing-{suffix:06x}") } else { format!("{slug}-{suffix:06x}") };
-    ListingId::parse(&text).expect("slug characters are valid")
-}
-
-#[derive(Debug, Deserialize)]
-struct ListingsQuery {
-    /// Listings with ids after this one (ids sort as strings).
-    after_id: Option<String>,
-    limit: Option<u32>,
-}
-
-async fn list_listings(
-    State(app): State<AppState>,
-    query: std::result::Result<Query<ListingsQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
-    let Query(query) = query?;
-    let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX) as usize;
-    let after = query.after_id.unwrap_or_default();
-    let listings: Vec<ListingView> = app.read_ledger(|ledger| {
-        ledger
-            .listings()
-            .filter(|state| state.listing.id.as_str() > after.as_str())
-            .take(limit)
-            .map(ListingInput::view)
-            .collect()
-    });
-    let next_after_id = (listings.len() == limit).then(|| listings.last().and_then(|l| l.id.clone())).flatten();
-    Ok(Json(json!({ "listings": listings, "next_after_id": next_after_id })))
-}
-
-async fn create_listing(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    body: std::result::Result<Json<ListingInput>, JsonRejection>,
-) -> Result<Response> {
-    let Json(input) = body?;
-    let id = create_listing_as(&app, &caller, input).await?;
-    Ok((StatusCode::CREATED, Json(listing_view(&app, &id)?)).into_response())
-}
-
-/// Creates a listing for a provider, who then manages it. Without an id
-/// in the input, one is made from the title.
-pub(crate) async fn create_listing_as(app: &AppState, caller: &Principal, input: ListingInput) -> Result<ListingId> {
-    auth::need_role(caller, Role::Provider)?;
-    if let Some(text) = input.id.clone() {
-        let id = ListingId::parse(&text)?;
-        app.ledger.submit(Command::CreateListing(input.into_listing(id.clone())?)).await?;
-        app.accounts.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
-        return Ok(id);
-    }
-    // A generated id may, rarely, be taken: draw another suffix.
-    for _ in 0..GENERATED_ID_ATTEMPTS {
-        let id = new_listing_id(&input.title, (app.random_u32)() & 0xFF_FFFF);
-        let listing = input.clone().into_listing(id.clone())?;
-        match app.ledger.submit(Command::CreateListing(listing)).await {
-            Err(SubmitError::Rejected(Rejection::ListingExists(_))) => continue,
-            result => result?,
-        };
-        app.accounts.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
-        return Ok(id);
-    }
-    Err(ApiError::internal("no free listing id after several random draws"))
-}
-
-async fn get_listing(
-    State(app): State<AppState>,
-    path: std::result::Result<Path<String>, PathRejection>,
-) -> Result<Json<ListingView>> {
-    Ok(Json(listing_view(&app, &listing_id(path)?)?))
-}
-
-async fn update_listing(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    path: std::result::Result<Path<String>, PathRejection>,
-    body: std::result::Result<Json<ListingInput>, JsonRejection>,
-) -> Result<Json<ListingView>> {
-    let id = listing_id(path)?;
-    auth::need_manager(&app, &caller, &id).await?;
-    let Json(input) = body?;
-    if input.id.as_deref().is_some_and(|body_id| body_id != id.as_str()) {
-        return Err(ApiError::invalid("the body's id differs from the path's"));
-    }
-    let listing = input.into_listing(id.clone())?;
-    app.ledger.submit(Command::UpdateListing(listing)).await?;
-    Ok(Json(listing_view(&app, &id)?))
-}
-
-async fn withdraw_listing(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    path: std::result::Result<Path<String>, PathRejection>,
-) -> Result<Json<ListingView>> {
-    let id = listing_id(path)?;
-    auth::need_manager(&app, &caller, &id).await?;
-    app.ledger.submit(Command::WithdrawListing(id.clone())).await?;
-    Ok(Json(listing_view(&app, &id)?))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PausedInput {
-    paused: bool,
-}
-
-/// Takes a listing off sale for now, or puts it back on sale.
-async fn set_paused(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    path: std::result::Result<Path<String>, PathRejection>,
-    body: std::result::Result<Json<PausedInput>, JsonRejection>,
-) -> Result<Json<ListingView>> {
-    let id = listing_id(path)?;
-    auth::need_manager(&app, &caller, &id).await?;
-    let Json(input) = body?;
-    app.ledger.submit(Command::SetPaused { listing: id.clone(), paused: input.paused }).await?;
-    Ok(Json(listing_view(&app, &id)?))
-}
-
-#[derive(Debug, Deserialize)]
-struct AriQuery {
-    from: Option<String>,
-    to: Option<String>,
-}
-
-async fn get_ari(
-    State(app): State<AppState>,
-    path: std::result::Result<Path<String>, PathRejection>,
-    query: std::result::Result<Query<AriQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
-    let id = listing_id(path)?;
-    let Query(query) = query?;
-    let from = match &query.from {
-        Some(text) => Date::parse(text)?,
-        None => app.now().date(),
-    };
-    let to = match &query.to {
-        Some(text) => Date::parse(text)?,
-        None => from.add_days(ARI_DAYS_DEFAULT),
-    };
-    if from >= to || from.days_until(to) > HORIZON_DAYS_MAX + 1 {
-        return Err(ApiError::invalid(format!("'from' must be before 'to', at most {HORIZON_DAYS_MAX} days apart")));
-    }
-    let view = app.read_ledger(|ledger| {
-        let state = ledger.listing(&id)?;
-        let days: Vec<AriDayView> = state.days.range(from..to).map(|(date, day)| AriDayView::new(*date, day)).collect();
-        Some(json!({ "listing": id.as_str(), "currency": state.listing.currency.as_str(), "days": days }))
-    });
-    view.map(Json).ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
-}
-
-async fn set_ari(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    path: std::result::Result<Path<String>, PathRejection>,
-    body: std::result::Result<Json<AriInput>, JsonRejection>,
-) -> Result<Json<serde_json::Value>> {
-    let id = listing_id(path)?;
-    auth::need_manager(&app, &caller, &id).await?;
-    let Json(input) = body?;
-    if input.listing.as_deref().is_some_and(|named| named != id.as_str()) {
-        return Err(ApiError::invalid("the body's listing differs from the path's"));
-    }
-    let days = submit_ari(&app, id.clone(), &input).await?;
-    Ok(Json(json!({ "listing": id.as_str(), "days_changed": days })))
-}
-
-async fn submit_ari(app: &AppState, listing: ListingId, input: &AriInput) -> Result<u32> {
-    let command =
-        Command::SetAri { listing, from: Date::parse(&input.from)?, to: Date::parse(&input.to)?, patch: input.patch() };
-    match app.ledger.submit(command).await? {
-        Reply::Ari { days, .. } => Ok(days),
-        other => Err(ApiError::internal(format!("set_ari answered {other:?}"))),
-    }
-}
-
-/// The most changes one `POST /api/v1/ari` may carry.
-pub const ARI_BATCH_MAX: usize = 1_000;
-
-async fn set_ari_batch(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    body: std::result::Result<Json<AriBatchInput>, JsonRejection>,
-) -> Result<Json<serde_json::Value>> {
-    let Json(batch) = body?;
-    if batch.updates.is_empty() || batch.updates.len() > ARI_BATCH_MAX {
-        return Err(ApiError::invalid(format!("a batch holds 1-{ARI_BATCH_MAX} updates")));
-    }
-    // Changes to different listings are submitted together and share the
-    // writer's group commits; changes to one listing apply in the order sent.
-    let mut by_listing: std::collections::BTreeMap<Option<String>, Vec<(usize, AriInput)>> = Default::default();
-    for (position, input) in batch.updates.into_iter().enumerate() {
-        by_listing.entry(input.listing.clone()).or_default().push((position, input));
-    }
-    // Polled together in this request's task: nothing is spawned, so a
-    // client that goes away takes its unsent changes with it.
-    let per_listing = by_listing.into_values().map(|updates| {
-        let (app, caller) = (&app, &caller);
-        async move {
-            let mut results = Vec::with_capacity(updates.len());
-            for (position, input) in updates {
-                results.push((position, apply_batched_ari(app, caller, input).await));
-            }
-            results
-        }
-    });
-    let mut results: Vec<_> = futures_util::future::join_all(per_listing).await.into_iter().flatten().collect();
-    results.sort_by_key(|(position, _)| *position);
-    let results: Vec<AriBatchResult> = results.into_iter().map(|(_, result)| result).collect();
-    Ok(Json(json!({ "results": results })))
-}
-
-async fn apply_batched_ari(app: &AppState, caller: &Principal, input: AriInput) -> AriBatchResult {
-    let named = input.listing.clone().unwrap_or_default();
-    let outcome = match input.listing.as_deref().map(ListingId::parse) {
-        None => Err(ApiError::invalid("each update names its listing")),
-        Some(Err(e)) => Err(ApiError::invalid(e.to_string())),
-        Some(Ok(id)) => match auth::need_manager(app, caller, &id).await {
-            Ok(()) => submit_ari(app, id, &input).await,
-            Err(refused) => Err(refused),
-        },
-    };
-    match outcome {
-        Ok(days) => AriBatchResult { listing: named, days_changed: Some(days), error: None, message: None },
-        Err(e) => AriBatchResult {
-            listing: named,
-            days_changed: None,
-            error: Some(e.code.to_owned()),
-            message: Some(e.message),
-        },
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct StatusQuery {
-    #[serde(default)]
-    digest: bool,
-}
-
-async fn status(
-    State(app): State<AppState>,
-    query: std::result::Result<Query<StatusQuery>, QueryRejection>,
-) -> Result<Json<NodeStatus>> {
-    let Query(query) = query?;
-    Ok(Json(app.admin.status(query.digest).await.map_err(ApiError::internal)?))
-}
-
-/// Connected peers: address, latency and records exchanged (admins).
-async fn peers(State(app): State<AppState>, Extension(caller): Extension<Principal>) -> Result<Response> {
-    auth::need_role(&caller, Role::Admin)?;
-    Ok(Json(json!({ "peers": app.admin.peers() })).into_response())
-}
-
-/// The owner's replica group as this member sees it (admins).
-async fn group(State(app): State<AppState>, Extension(caller): Extension<Principal>) -> Result<Response> {
-    auth::need_role(&caller, Role::Admin)?;
-    Ok(Json(app.admin.group()).into_response())
-}
-
-/// Sets the group's heartbeat and election timeout for every member (admins).
-async fn group_timers(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    body: std::result::Result<Json<GroupTimersInput>, JsonRejection>,
-) -> Result<Response> {
-    auth::need_role(&caller, Role::Admin)?;
-    let Json(input) = body?;
-    app.admin.set_group_timers(input.heartbeat_ms, input.election_timeout_ms).await?;
-    Ok(Json(app.admin.group()).into_response())
-}
-
-/// Adds a node to the replica group (admins); answers once it votes.
-async fn add_group_member(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    body: std::result::Result<Json<GroupMemberInput>, JsonRejection>,
-) -> Result<Response> {
-    auth::need_role(&caller, Role::Admin)?;
-    let Json(input) = body?;
-    app.admin.add_group_member(input).await?;
-    Ok(Json(app.admin.group()).into_response())
-}
-
-/// Takes a member out of the replica group (admins).
-async fn remove_group_member(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    id: std::result::Result<Path<u64>, PathRejection>,
-) -> Result<Response> {
-    auth::need_role(&caller, Role::Admin)?;
-    let Path(id) = id?;
-    app.admin.remove_group_member(id).await?;
-    Ok(Json(app.admin.group()).into_response())
-}
-
-/// Cuts this member off from some others, for fault tests (admins; only
-/// with `[group] fault_hooks = true`).
-async fn group_partition(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    body: std::result::Result<Json<GroupPartitionInput>, JsonRejection>,
-) -> Result<Response> {
-    auth::need_role(&caller, Role::Admin)?;
-    let Json(input) = body?;
-    app.admin.cut_off_group_peers(input.cut_off)?;
-    Ok(Json(app.admin.group()).into_response())
-}
-
-/// Records held per origin and the frozen origins (admins).
-async fn origins(State(app): State<AppState>, Extension(caller): Extension<Principal>) -> Result<Response> {
-    auth::need_role(&caller, Role::Admin)?;
-    let (origins, frozen) = app.admin.origins(ORIGINS_MAX).await.map_err(ApiError::internal)?;
-    Ok(Json(json!({ "origins": origins, "equivocations": frozen })).into_response())
-}
-
-/// Origins `GET /api/v1/origins` lists, those with the most records first.
-const ORIGINS_MAX: u32 = 1_000;
-
-fn hold_reply(reply: Reply) -> Result<HoldView> {
-    match reply {
-        Reply::Hold(hold) => Ok(HoldView::new(&hold)),
-        other => Err(ApiError::internal(format!("expected a hold, got {other:?}"))),
-    }
-}
-
-async fn create_hold(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    headers: HeaderMap,
-    body: std::result::Result<Json<HoldInput>, JsonRejection>,
-) -> Result<Response> {
-    let key = idempotency_key(&headers)?;
-    let Json(input) = body?;
-    let request = input.request()?;
-    auth::need_manager(&app, &caller, request.listing()).await?;
-    let ttl_ms = input.hold_seconds.map_or(app.ledger.hold_ms_default(), |s| s as i64 * 1000);
-    let command =
-        Command::Hold { idempotency_key: key, request, ttl_ms, expected_total_minor: input.expected_total_minor };
-    let view = hold_reply(app.ledger.submit(command).await?)?;
-    Ok((StatusCode::CREATED, Json(view)).into_response())
-}
-
-/// Refuses unless `caller` manages the listing of hold `id` (an unknown
-/// hold passes: the ledger then answers "no hold").
-async fn need_hold_manager(app: &AppState, caller: &Principal, id: HoldId) -> Result<()> {
-    let listing = app.read_ledger(|ledger| ledger.hold(id).map(|hold| hold.request.listing().clone()));
-    match listing {
-        Some(listing) => auth::need_manager(app, caller, &listing).await,
-        None => Ok(()),
-    }
-}
-
-async fn get_hold(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    path: std::result::Result<Path<u64>, PathRejection>,
-) -> Result<Json<HoldView>> {
-    let id = hold_id(path)?;
-    need_hold_manager(&app, &caller, id).await?;
-    app.read_ledger(|ledger| ledger.hold(id).map(|hold| HoldView::from_ledger(ledger, hold)))
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no hold {id}")))
-}
-
-async fn confirm_hold(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    headers: HeaderMap,
-    path: std::result::Result<Path<u64>, PathRejection>,
-) -> Result<Json<HoldView>> {
-    let id = hold_id(path)?;
-    need_hold_manager(&app, &caller, id).await?;
-    let command = Command::Confirm { idempotency_key: idempotency_key(&headers)?, hold: id };
-    Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
-}
-
-async fn cancel_hold(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    headers: HeaderMap,
-    path: std::result::Result<Path<u64>, PathRejection>,
-) -> Result<Json<HoldView>> {
-    let id = hold_id(path)?;
-    need_hold_manager(&app, &caller, id).await?;
-    let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: id };
-    Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
-}
-
-#[derive(Debug, Deserialize)]
-struct BookingsQuery {
-    listing: Option<String>,
-    /// `confirmed`, `cancelled` or `all` (default).
-    state: Option<String>,
-    after_id: Option<u64>,
-    limit: Option<u32>,
-}
-
-async fn list_sales(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    query: std::result::Result<Query<BookingsQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
-    let Query(query) = query?;
-    // A provider sees the sales of what they manage; an admin sees all.
-    let managed = auth::managed_by(&app, &caller).await?;
-    let listing = query.listing.as_deref().map(ListingId::parse).transpose()?;
-    let wanted = |state: &HoldState| match query.state.as_deref() {
-        None | Some("all") => state.is_booking(),
-        Some("confirmed") => matches!(state, HoldState::Confirmed { .. }),
-        Some("cancelled") => matches!(state, HoldState::BookingCancelled { .. }),
-        Some(_) => false,
-    };
-    if !matches!(query.state.as_deref(), None | Some("all" | "confirmed" | "cancelled")) {
-        return Err(ApiError::invalid("state: confirmed, cancelled or all"));
-    }
-    let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX) as usize;
-    let after = query.after_id.unwrap_or(0);
-    let bookings: Vec<HoldView> = app.read_ledger(|ledger| {
-        ledger
-            .holds()
-            .filter(|hold| hold.id.0 > after && wanted(&hold.state))
-            .filter(|hold| listing.as_ref().is_none_or(|l| hold.request.listing() == l))
-            .filter(|hold| managed.as_ref().is_none_or(|m| m.contains(hold.request.listing().as_str())))
-            .take(limit)
-            .map(|hold| HoldView::from_ledger(ledger, hold))
-            .collect()
-    });
-    let next_after_id = (bookings.len() == limit).then(|| bookings.last().map(|b| b.id)).flatten();
-    Ok(Json(json!({ "bookings": bookings, "next_after_id": next_after_id })))
-}
-
-fn booking_view(app: &AppState, id: HoldId) -> Result<HoldView> {
-    app.read_ledger(|ledger| {
-        ledger.hold(id).filter(|h| h.state.is_booking()).map(|hold| HoldView::from_ledger(ledger, hold))
-    })
-    .ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
-}
-
-async fn get_sale(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    path: std::result::Result<Path<u64>, PathRejection>,
-) -> Result<Json<HoldView>> {
-    let id = hold_id(path)?;
-    need_hold_manager(&app, &caller, id).await?;
-    Ok(Json(booking_view(&app, id)?))
-}
-
-async fn cancel_sale(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Principal>,
-    headers: HeaderMap,
-    path: std::result::Result<Path<u64>, PathRejection>,
-) -> Result<Json<HoldView>> {
-    let id = hold_id(path)?;
-    need_hold_manager(&app, &caller, id).await?;
-    booking_view(&app, id)?;
-    let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: id };
-    Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
-}
-
-#[derive(Debug, Deserialize)]
-struct RecordsQuery {
-    after_version: Option<u64>,
-    limit: Option<u32>,
-    /// `json` (default) or `protobuf` (an encoded `caravan.v1.Envelope`).
-    format: Option<String>,
-}
-
-async fn export_records(
-    State(app): State<AppState>,
-    query: std::result::Result<Query<RecordsQuery>, QueryRejection>,
-) -> Result<Response> {
-    let Query(query) = query?;
-    let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
-    let after = query.after_version.unwrap_or(0);
-    let records = app.ledger.own_records(after, limit).await.map_err(ApiError::internal)?;
-    match query.format.as_deref() {
-        None | Some("json") => {
-            let next_after_version =
-                (records.len() == limit as usize).then(|| records.last().map(|r| r.version)).flatten();
-            let views: Vec<RecordView> = records.iter().map(RecordView::new).collect();
-            let body = json!({ "origin": app.ledger.origin().to_hex(), "records": views, "next_after_version": next_after_version });
-            Ok(Json(body).into_response())
-        }
-        Some("protobuf") => {
-            let records = records.iter().map(|r| r.to_proto()).collect();
-            let envelope = caravan_records::proto::Envelope { records, proofs: Vec::new() };
-            Ok(([("content-type", "application/x-protobuf")], envelope.encode_to_vec()).into_response())
-        }
-        Some(other) => Err(ApiError::invalid(format!("format {other:?}: json or protobuf"))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_ids_are_readable_and_valid() {
-        assert_eq!(new_listing_id("Grand Hôtel — Double room!", 0x3f9a1c).as_str(), "grand-h-tel-double-room-3f9a1c");
-        assert_eq!(new_listing_id("???", 1).as_str(), "listing-000001");
-        assert!(new_listing_id(&"x".repeat(500), 0xffffff).as_str().len() <= 64);
-    }
 }

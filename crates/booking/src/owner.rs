@@ -7,8 +7,9 @@ use caravan_model::Timestamp;
 use caravan_records::Origin;
 use ed25519_dalek::SigningKey;
 
-use crate::protocol::{BookRequest, BookResponse, HoldRef, HoldSpec, Op, Quote, Refusal};
+use crate::protocol::{BookRequest, BookResponse, HoldRef, HoldSpec, Op, Quote};
 use crate::receipt::{hold_token, token_matches, Receipt};
+use crate::refusal::{Refusal, RefusalCode};
 
 /// What the ledger must do for one request.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -41,7 +42,7 @@ pub fn plan(
             Ok(hold.hold)
         } else {
             // The same answer as a hold that does not exist: nothing leaks.
-            Err(Refusal::new("unknown_hold", format!("no hold {}", hold.hold)))
+            Err(Refusal::new(RefusalCode::UnknownHold, format!("no hold {}", hold.hold)))
         }
     };
     let key = || scoped_key(peer, &request.idempotency_key).map(Some);
@@ -92,7 +93,9 @@ pub fn answer(
 ) -> BookResponse {
     match reply {
         Ok(Reply::Hold(hold)) => receipt(origin, signing_key, &hold, peer, now),
-        Ok(other) => BookResponse::Refusal(Refusal::new("internal", format!("unexpected ledger reply {other:?}"))),
+        Ok(other) => {
+            BookResponse::Refusal(Refusal::new(RefusalCode::Internal, format!("unexpected ledger reply {other:?}")))
+        }
         Err(rejection) => BookResponse::Refusal(Refusal::from(&rejection)),
     }
 }
@@ -117,8 +120,8 @@ pub fn read(
         },
         LedgerStep::Status(id) => match ledger.hold(*id) {
             Some(hold) => receipt(origin, signing_key, hold, peer, now),
-            None => BookResponse::Refusal(Refusal::new("unknown_hold", format!("no hold {id}"))),
+            None => BookResponse::Refusal(Refusal::new(RefusalCode::UnknownHold, format!("no hold {id}"))),
         },
-        LedgerStep::Submit(_) => BookResponse::Refusal(Refusal::new("internal", "a write is not a read")),
+        LedgerStep::Submit(_) => BookResponse::Refusal(Refusal::new(RefusalCode::Internal, "a write is not a read")),
     }
 }

@@ -2,35 +2,18 @@
 //! encoding (`proto/caravan/v1/booking.proto`). Decoding checks every
 //! field: a hostile peer's frame becomes a [`Refusal`], never a panic.
 
-use caravan_ledger::{HoldId, HoldRequest, Rejection};
-use caravan_model::{Date, ListingId, Traveller};
+use caravan_model::Traveller;
 use caravan_records::proto;
 use prost::Message;
-use serde::{Deserialize, Serialize};
+
+use crate::hold::{
+    ref_from_proto, ref_to_proto, spec_from_proto, spec_to_proto, traveller_from_proto, traveller_to_proto,
+};
+pub use crate::hold::{HoldRef, HoldSpec, SEAT_NUMBERS_MAX};
+pub use crate::refusal::{Refusal, RefusalCode};
 
 /// The largest frame either side accepts.
 pub const FRAME_BYTES_MAX: usize = 64 * 1024;
-/// Seat numbers one trip hold may name.
-pub const SEAT_NUMBERS_MAX: usize = 64;
-
-/// What to hold, for how long, at what price.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct HoldSpec {
-    pub request: HoldRequest,
-    /// 0: the owner's default.
-    pub hold_seconds: u32,
-    pub expected_total_minor: Option<i64>,
-    /// Who travels; the owner keeps it with the hold.
-    pub traveller: Option<Traveller>,
-}
-
-/// A hold the owner issued, with the token binding it to its requester.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct HoldRef {
-    pub hold: HoldId,
-    pub token: [u8; 32],
-}
-
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Op {
     Quote(HoldSpec),
@@ -63,34 +46,6 @@ pub struct BookRequest {
     pub op: Op,
 }
 
-/// Why the owner (or the agency's own node, for `owner_unreachable`)
-/// said no. `code` is stable; `message` is for people.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct Refusal {
-    pub code: String,
-    pub message: String,
-}
-
-impl Refusal {
-    pub fn new(code: &str, message: impl Into<String>) -> Refusal {
-        Refusal { code: code.to_owned(), message: message.into() }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Refusal {
-        Refusal::new("bad_request", message)
-    }
-
-    pub fn unreachable(message: impl Into<String>) -> Refusal {
-        Refusal::new("owner_unreachable", message)
-    }
-}
-
-impl From<&Rejection> for Refusal {
-    fn from(rejection: &Rejection) -> Refusal {
-        Refusal::new(rejection.code(), rejection.to_string())
-    }
-}
-
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Quote {
     pub currency: String,
@@ -104,96 +59,6 @@ pub enum BookResponse {
     Receipt(crate::receipt::SignedReceipt),
     Refusal(Refusal),
     Quote(Quote),
-}
-
-pub(crate) fn spec_to_proto(spec: &HoldSpec) -> proto::HoldSpec {
-    let what = match &spec.request {
-        HoldRequest::Stay { listing, check_in, check_out, units, guests } => {
-            proto::hold_spec::What::Stay(proto::StayHold {
-                listing: listing.to_string(),
-                check_in_day: check_in.days(),
-                check_out_day: check_out.days(),
-                units: *units,
-                guests: *guests,
-            })
-        }
-        HoldRequest::Trip { listing, departure, seats, seat_numbers } => {
-            proto::hold_spec::What::Trip(proto::TripHold {
-                listing: listing.to_string(),
-                departure_day: departure.days(),
-                seats: *seats,
-                seat_numbers: seat_numbers.clone(),
-            })
-        }
-    };
-    proto::HoldSpec {
-        what: Some(what),
-        hold_seconds: spec.hold_seconds,
-        expected_total_minor: spec.expected_total_minor,
-        traveller: spec.traveller.as_ref().map(traveller_to_proto),
-    }
-}
-
-fn day(days: i32) -> Result<Date, Refusal> {
-    let first = Date::from_ymd(Date::YEAR_MIN, 1, 1).expect("a valid date");
-    let last = Date::from_ymd(Date::YEAR_MAX, 12, 31).expect("a valid date");
-    let date = Date::from_days(days);
-    if !(first..=last).contains(&date) {
-        return Err(Refusal::bad_request(format!("day {days} is out of range")));
-    }
-    Ok(date)
-}
-
-pub(crate) fn spec_from_proto(spec: proto::HoldSpec) -> Result<HoldSpec, Refusal> {
-    let listing = |text: &str| ListingId::parse(text).map_err(|e| Refusal::bad_request(e.to_string()));
-    let request = match spec.what {
-        Some(proto::hold_spec::What::Stay(stay)) => HoldRequest::Stay {
-            listing: listing(&stay.listing)?,
-            check_in: day(stay.check_in_day)?,
-            check_out: day(stay.check_out_day)?,
-            units: stay.units,
-            guests: stay.guests,
-        },
-        Some(proto::hold_spec::What::Trip(trip)) => {
-            if trip.seat_numbers.len() > SEAT_NUMBERS_MAX {
-                return Err(Refusal::bad_request(format!("at most {SEAT_NUMBERS_MAX} seat numbers")));
-            }
-            HoldRequest::Trip {
-                listing: listing(&trip.listing)?,
-                departure: day(trip.departure_day)?,
-                seats: trip.seats,
-                seat_numbers: trip.seat_numbers,
-            }
-        }
-        None => return Err(Refusal::bad_request("a hold names a stay or a trip")),
-    };
-    let traveller = spec.traveller.map(traveller_from_proto).transpose()?;
-    Ok(HoldSpec {
-        request,
-        hold_seconds: spec.hold_seconds,
-        expected_total_minor: spec.expected_total_minor,
-        traveller,
-    })
-}
-
-fn ref_to_proto(hold: &HoldRef) -> proto::HoldRef {
-    proto::HoldRef { hold_id: hold.hold.0, token: hold.token.to_vec(), traveller: None }
-}
-
-fn traveller_to_proto(t: &Traveller) -> proto::Traveller {
-    proto::Traveller { name: t.name.clone(), email: t.email.clone(), phone: t.phone.clone() }
-}
-
-/// Who travels, checked as the ledger would.
-fn traveller_from_proto(t: proto::Traveller) -> Result<Traveller, Refusal> {
-    let traveller = Traveller { name: t.name, email: t.email, phone: t.phone };
-    traveller.validate().map_err(Refusal::bad_request)?;
-    Ok(traveller)
-}
-
-fn ref_from_proto(hold: proto::HoldRef) -> Result<HoldRef, Refusal> {
-    let token = hold.token.try_into().map_err(|_| Refusal::bad_request("a hold token is 32 bytes"))?;
-    Ok(HoldRef { hold: HoldId(hold.hold_id), token })
 }
 
 impl BookRequest {
@@ -242,7 +107,7 @@ impl BookResponse {
                 signature: signed.signature.to_vec(),
             }),
             BookResponse::Refusal(refusal) => {
-                Outcome::Refusal(proto::Refusal { code: refusal.code.clone(), message: refusal.message.clone() })
+                Outcome::Refusal(proto::Refusal { code: refusal.code.to_string(), message: refusal.message.clone() })
             }
             BookResponse::Quote(quote) => Outcome::Quote(proto::Quote {
                 currency: quote.currency.clone(),
@@ -256,7 +121,7 @@ impl BookResponse {
     /// Decodes an owner's answer; a malformed one is a refusal `bad_response`.
     pub fn decode(bytes: &[u8]) -> BookResponse {
         use proto::book_response::Outcome;
-        let bad = |why: String| BookResponse::Refusal(Refusal::new("bad_response", why));
+        let bad = |why: String| BookResponse::Refusal(Refusal::new(RefusalCode::BadResponse, why));
         let msg = match proto::BookResponse::decode(bytes) {
             Ok(msg) => msg,
             Err(e) => return bad(format!("undecodable answer: {e}")),
@@ -268,7 +133,9 @@ impl BookResponse {
                 }
                 Err(_) => bad("a signature is 64 bytes".into()),
             },
-            Some(Outcome::Refusal(r)) => BookResponse::Refusal(Refusal { code: r.code, message: r.message }),
+            Some(Outcome::Refusal(r)) => {
+                BookResponse::Refusal(Refusal { code: RefusalCode::parse(&r.code), message: r.message })
+            }
             Some(Outcome::Quote(q)) => BookResponse::Quote(Quote {
                 currency: q.currency,
                 total_minor: q.total_minor,
@@ -282,6 +149,8 @@ impl BookResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use caravan_ledger::{HoldId, HoldRequest};
+    use caravan_model::{Date, ListingId};
 
     fn spec() -> HoldSpec {
         HoldSpec {
@@ -310,8 +179,8 @@ mod tests {
 
     #[test]
     fn hostile_requests_are_refused_not_panics() {
-        assert_eq!(BookRequest::decode(b"\xff\xff\xff").unwrap_err().code, "bad_request");
-        assert_eq!(BookRequest::decode(&[]).unwrap_err().code, "bad_request");
+        assert_eq!(BookRequest::decode(b"\xff\xff\xff").unwrap_err().code, RefusalCode::BadRequest);
+        assert_eq!(BookRequest::decode(&[]).unwrap_err().code, RefusalCode::BadRequest);
         let mut wrong_token = proto::BookRequest::decode(
             BookRequest { idempotency_key: "k".into(), op: Op::Status(HoldRef { hold: HoldId(1), token: [0; 32] }) }
                 .encode()
@@ -332,18 +201,20 @@ mod tests {
         }
         assert_eq!(
             BookRequest::decode(&nameless.encode_to_vec()).unwrap_err().code,
-            "bad_request",
+            RefusalCode::BadRequest,
             "a traveller needs a name"
         );
         if let Some(proto::book_request::Op::Status(hold)) = &mut wrong_token.op {
             hold.token.truncate(5);
         }
-        assert_eq!(BookRequest::decode(&wrong_token.encode_to_vec()).unwrap_err().code, "bad_request");
+        assert_eq!(BookRequest::decode(&wrong_token.encode_to_vec()).unwrap_err().code, RefusalCode::BadRequest);
         let mut far = spec_to_proto(&spec());
         if let Some(proto::hold_spec::What::Trip(trip)) = &mut far.what {
             trip.departure_day = i32::MAX;
         }
         assert!(spec_from_proto(far).is_err());
-        assert!(matches!(BookResponse::decode(b"\x0a\xff"), BookResponse::Refusal(r) if r.code == "bad_response"));
+        assert!(
+            matches!(BookResponse::decode(b"\x0a\xff"), BookResponse::Refusal(r) if r.code == RefusalCode::BadResponse)
+        );
     }
 }

@@ -18,7 +18,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{spec_from_proto, spec_to_proto, HoldRef, HoldSpec};
+use crate::hold::{spec_from_proto, spec_to_proto, HoldRef, HoldSpec};
 
 const RECEIPT_DOMAIN: &[u8] = b"caravan/receipt/1";
 const TOKEN_CONTEXT: &str = "caravan 2026 hold token v1";
@@ -44,13 +44,42 @@ mod signature_bytes {
     }
 }
 
+/// The state of a hold as its receipt states it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReceiptState {
+    Held,
+    Confirmed,
+    /// Let go before it was confirmed.
+    Cancelled,
+    Expired,
+    /// A booking cancelled afterwards, with its penalty.
+    BookingCancelled,
+}
+
+impl ReceiptState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptState::Held => "held",
+            ReceiptState::Confirmed => "confirmed",
+            ReceiptState::Cancelled => "cancelled",
+            ReceiptState::Expired => "expired",
+            ReceiptState::BookingCancelled => "booking_cancelled",
+        }
+    }
+
+    /// The state named `text`; `None` for a name this build does not know.
+    pub fn parse(text: &str) -> Option<ReceiptState> {
+        use ReceiptState::*;
+        [Held, Confirmed, Cancelled, Expired, BookingCancelled].into_iter().find(|state| state.as_str() == text)
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Receipt {
     pub origin: Origin,
     pub hold: HoldRef,
     pub spec: HoldSpec,
-    /// `held`, `confirmed`, `cancelled`, `expired` or `booking_cancelled`.
-    pub state: String,
+    pub state: ReceiptState,
     pub currency: String,
     pub total_minor: i64,
     pub expires_at: Timestamp,
@@ -89,18 +118,19 @@ impl Receipt {
     pub fn for_hold(origin: Origin, hold: &Hold, token: [u8; 32], spec: HoldSpec, now: Timestamp) -> Receipt {
         // A hold past its time is expired even before the ledger's next
         // command records it: it can no longer be confirmed.
-        let (mut state, mut state_at, mut penalty_minor) = (hold.state.name(), hold.created_at, 0);
-        match hold.state {
-            HoldState::Held if now >= hold.expires_at => (state, state_at) = ("expired", hold.expires_at),
-            HoldState::Held => {}
-            HoldState::Expired { at } | HoldState::Cancelled { at } | HoldState::Confirmed { at } => state_at = at,
-            HoldState::BookingCancelled { at, penalty } => (state_at, penalty_minor) = (at, penalty.amount_minor),
-        }
+        let (state, state_at, penalty_minor) = match hold.state {
+            HoldState::Held if now >= hold.expires_at => (ReceiptState::Expired, hold.expires_at, 0),
+            HoldState::Held => (ReceiptState::Held, hold.created_at, 0),
+            HoldState::Expired { at } => (ReceiptState::Expired, at, 0),
+            HoldState::Cancelled { at } => (ReceiptState::Cancelled, at, 0),
+            HoldState::Confirmed { at } => (ReceiptState::Confirmed, at, 0),
+            HoldState::BookingCancelled { at, penalty } => (ReceiptState::BookingCancelled, at, penalty.amount_minor),
+        };
         Receipt {
             origin,
             hold: HoldRef { hold: hold.id, token },
             spec,
-            state: state.to_owned(),
+            state,
             currency: hold.total.currency.as_str().to_owned(),
             total_minor: hold.total.amount_minor,
             expires_at: hold.expires_at,
@@ -117,7 +147,7 @@ impl Receipt {
             hold_id: self.hold.hold.0,
             token: self.hold.token.to_vec(),
             spec: Some(spec_to_proto(&self.spec)),
-            state: self.state.clone(),
+            state: self.state.as_str().to_owned(),
             currency: self.currency.clone(),
             total_minor: self.total_minor,
             expires_at_ms: self.expires_at.ms(),
@@ -150,7 +180,8 @@ impl SignedReceipt {
             origin,
             hold: HoldRef { hold: HoldId(msg.hold_id), token },
             spec,
-            state: msg.state,
+            state: ReceiptState::parse(&msg.state)
+                .ok_or_else(|| ReceiptError::Malformed(format!("unknown hold state {:?}", msg.state)))?,
             currency: msg.currency,
             total_minor: msg.total_minor,
             expires_at: Timestamp(msg.expires_at_ms),
@@ -186,6 +217,22 @@ mod tests {
             expires_at: Timestamp(901_000),
             state: HoldState::Held,
         }
+    }
+
+    #[test]
+    fn a_signed_receipt_in_a_state_this_build_does_not_know_is_refused() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let origin = Origin(key.verifying_key().to_bytes());
+        let hold = hold();
+        let spec =
+            HoldSpec { request: hold.request.clone(), hold_seconds: 0, expected_total_minor: None, traveller: None };
+        let signed = Receipt::for_hold(origin, &hold, [0; 32], spec, Timestamp(2_000)).sign(&key);
+        let mut msg = proto::Receipt::decode(signed.receipt.as_slice()).unwrap();
+        msg.state = "parked".into();
+        let receipt = msg.encode_to_vec();
+        let signature = key.sign(&[RECEIPT_DOMAIN, &receipt].concat()).to_bytes();
+        let error = SignedReceipt { receipt, signature }.verify(origin).unwrap_err();
+        assert!(matches!(&error, ReceiptError::Malformed(why) if why.contains("parked")), "{error:?}");
     }
 
     #[test]

@@ -25,11 +25,18 @@ use caravan_model::Timestamp;
 use caravan_records::Origin;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{BookRequest, HoldRef, HoldSpec, Op, Refusal};
+use crate::protocol::{BookRequest, HoldRef, HoldSpec, Op};
+use crate::receipt::ReceiptState;
 use crate::receipt::{Receipt, SignedReceipt};
+use crate::refusal::Refusal;
 
 /// Parts one booking may have.
 pub const PARTS_MAX: usize = 8;
+
+/// A booking of no parts, or of more than [`PARTS_MAX`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+#[error("a booking has 1-{PARTS_MAX} parts, not {0}")]
+pub struct PartsOutOfRange(pub usize);
 /// Hold requests an unreachable owner gets before the part is given up.
 pub const HOLD_ATTEMPTS_MAX: u32 = 4;
 /// First retry delay; doubles per attempt up to the max.
@@ -178,18 +185,19 @@ pub enum Outcome {
     Unreachable(String),
 }
 
-/// Refusal codes that mean "nothing is held or booked there any more".
-const NOT_LIVE: [&str; 3] = ["hold_expired", "hold_not_live", "unknown_hold"];
-
 impl Saga {
-    pub fn new(id: u64, nonce: u64, parts: Vec<Part>, now: Timestamp) -> Saga {
-        Saga { id, nonce, phase: Phase::Holding, parts, created_at: now, updated_at: now, wait_to_confirm: false }
+    /// A saga over 1 to [`PARTS_MAX`] parts; any other number is refused.
+    pub fn new(id: u64, nonce: u64, parts: Vec<Part>, now: Timestamp) -> Result<Saga, PartsOutOfRange> {
+        if parts.is_empty() || parts.len() > PARTS_MAX {
+            return Err(PartsOutOfRange(parts.len()));
+        }
+        Ok(Saga { id, nonce, phase: Phase::Holding, parts, created_at: now, updated_at: now, wait_to_confirm: false })
     }
 
     /// A saga that holds every part, then waits in `Held` for
     /// [`Saga::confirm`] (a traveller watching a countdown).
-    pub fn waiting(id: u64, nonce: u64, parts: Vec<Part>, now: Timestamp) -> Saga {
-        Saga { wait_to_confirm: true, ..Saga::new(id, nonce, parts, now) }
+    pub fn waiting(id: u64, nonce: u64, parts: Vec<Part>, now: Timestamp) -> Result<Saga, PartsOutOfRange> {
+        Ok(Saga { wait_to_confirm: true, ..Saga::new(id, nonce, parts, now)? })
     }
 
     /// The traveller confirms a held booking. False unless it is `Held`.
@@ -286,11 +294,11 @@ impl Saga {
                 part.day_prices_minor = receipt.day_prices_minor.clone();
                 part.expires_at = Some(receipt.expires_at);
                 part.receipt = Some(signed);
-                part.status = match receipt.state.as_str() {
-                    "held" => PartStatus::Held,
-                    "confirmed" => PartStatus::Confirmed,
-                    "booking_cancelled" => PartStatus::Cancelled,
-                    _ => PartStatus::Released,
+                part.status = match receipt.state {
+                    ReceiptState::Held => PartStatus::Held,
+                    ReceiptState::Confirmed => PartStatus::Confirmed,
+                    ReceiptState::BookingCancelled => PartStatus::Cancelled,
+                    ReceiptState::Cancelled | ReceiptState::Expired => PartStatus::Released,
                 };
             }
             Outcome::Refused(refusal) => {
@@ -299,7 +307,7 @@ impl Saga {
                 match op {
                     Op::Hold(_) => part.status = PartStatus::Refused,
                     Op::Confirm { .. } => part.status = PartStatus::Released,
-                    Op::Cancel(_) if NOT_LIVE.contains(&refusal.code.as_str()) => {
+                    Op::Cancel(_) if refusal.code.hold_is_gone() => {
                         part.status = if part.status == PartStatus::Confirmed && phase == Phase::Cancelling {
                             PartStatus::Cancelled
                         } else {

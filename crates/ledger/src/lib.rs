@@ -19,8 +19,8 @@ mod command;
 mod hold;
 mod publish;
 
-pub use command::{Command, GroupTimers, HoldRequest, IdempotencyKey, Rejection, Reply};
-pub use hold::{Hold, HoldId, HoldState};
+pub use command::{Command, GroupTimers, IdempotencyKey, Rejection, Reply};
+pub use hold::{Hold, HoldId, HoldRequest, HoldState};
 pub use publish::{Publication, PUBLISHED_LISTINGS_MAX, PUBLISHED_RUNS_MAX};
 
 use caravan_model::limits::{HORIZON_DAYS_MAX, PRICE_MINOR_MAX, STAY_NIGHTS_MAX};

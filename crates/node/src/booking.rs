@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use caravan_booking::owner::{self, LedgerStep};
-use caravan_booking::{BookRequest, BookResponse, Outcome, Refusal};
+use caravan_booking::{BookRequest, BookResponse, Outcome, Refusal, RefusalCode};
 use caravan_net::{Call, Inbound, Protocol};
 use caravan_records::Origin;
 use tokio::sync::{mpsc, oneshot};
@@ -53,7 +53,7 @@ impl Node {
                 // HTTP request, and its refusals keep the ledger's codes.
                 let reply = match self.inner.group.propose(command).await {
                     Ok(reply) => reply,
-                    Err(why) => return BookResponse::Refusal(Refusal::new("unavailable", why.to_string())),
+                    Err(why) => return BookResponse::Refusal(Refusal::new(RefusalCode::Unavailable, why.to_string())),
                 };
                 owner::answer(origin, key, reply, peer, self.now())
             }
@@ -68,14 +68,14 @@ impl Node {
     /// a receipt must verify under `origin`.
     pub async fn call_owner(&self, origin: Origin, request: &BookRequest) -> Outcome {
         if self.read_search(|catalog| catalog.is_frozen(&origin)) {
-            return Outcome::Refused(Refusal::new("origin_frozen", format!("origin {origin} equivocated")));
+            return Outcome::Refused(Refusal::new(RefusalCode::OriginFrozen, format!("origin {origin} equivocated")));
         }
         let response = if origin == self.origin() {
             self.answer_request(SELF_PEER, request).await
         } else {
             let Some(contact) = self.read_search(|catalog| catalog.contact(&origin).cloned()) else {
                 let why = format!("no node of origin {origin} is known here (no contact record)");
-                return Outcome::Refused(Refusal::new("owner_unknown", why));
+                return Outcome::Refused(Refusal::new(RefusalCode::OwnerUnknown, why));
             };
             match self.call_remote(&contact, request).await {
                 Ok(response) => response,
@@ -87,7 +87,9 @@ impl Node {
                 Ok(receipt) => Outcome::Receipt(Box::new(receipt), signed),
                 Err(error) => Outcome::Unreachable(format!("the owner's receipt did not verify: {error}")),
             },
-            BookResponse::Refusal(refusal) if refusal.code == "bad_response" || refusal.code == "unavailable" => {
+            BookResponse::Refusal(refusal)
+                if matches!(refusal.code, RefusalCode::BadResponse | RefusalCode::Unavailable) =>
+            {
                 Outcome::Unreachable(refusal.message)
             }
             BookResponse::Refusal(refusal) => Outcome::Refused(refusal),
@@ -114,7 +116,7 @@ impl Node {
             match tokio::time::timeout(Duration::from_millis(CALL_TIMEOUT_MS), answer).await {
                 Ok(Ok(Ok(bytes))) => match BookResponse::decode(&bytes) {
                     // This member cannot reach its group's leader; another may.
-                    BookResponse::Refusal(refusal) if refusal.code == "unavailable" => {
+                    BookResponse::Refusal(refusal) if refusal.code == RefusalCode::Unavailable => {
                         last_error = OwnerUnreachable::Member { peer: peer.peer_id.clone(), why: refusal.message }
                     }
                     response => return Ok(response),

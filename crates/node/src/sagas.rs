@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use caravan_booking::agency::{Booking, BookingError, Decision, NewBooking, Traveller};
-use caravan_booking::saga::PARTS_MAX;
 use caravan_booking::{Part, Phase, Saga};
 use caravan_model::Timestamp;
 use caravan_store::agency::BookingRow;
@@ -64,9 +63,6 @@ const TERMINAL: [&str; 3] = ["confirmed", "failed", "cancelled"];
 impl Node {
     /// Starts a booking and waits (up to [`BOOKING_WAIT_MS`]) for it to end.
     pub async fn create_booking(&self, mut new: NewBooking) -> Result<Booking, BookingError> {
-        if new.parts.is_empty() || new.parts.len() > PARTS_MAX {
-            return Err(BookingError::Invalid(format!("a booking has 1-{PARTS_MAX} parts")));
-        }
         new.traveller.validate().map_err(BookingError::Invalid)?;
         // Every owner learns who travels, with the hold.
         for (_, spec) in &mut new.parts {
@@ -88,7 +84,8 @@ impl Node {
         let saga = match new.wait_to_confirm {
             true => Saga::waiting(id, rand::random(), parts, self.now()),
             false => Saga::new(id, rand::random(), parts, self.now()),
-        };
+        }
+        .map_err(|e| BookingError::Invalid(e.to_string()))?;
         let holder = Holder { traveller: new.traveller, client_key: new.client_key, user: new.user };
         if let Err(error) = self.save_booking(encode(&saga, &holder)).await {
             // The same key sent twice at once: the first one made it.

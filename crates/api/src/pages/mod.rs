@@ -35,8 +35,6 @@ pub(crate) mod provider;
 pub(crate) mod search;
 pub(crate) mod session;
 
-pub(crate) use booking::BookPart;
-
 /// The account part of every page's header.
 #[derive(Debug, Default)]
 pub(crate) struct Nav {

@@ -463,7 +463,7 @@ pub(crate) async fn create_service(
         Ok(input) => input,
         Err(FormError(message)) => return refused(form, StatusCode::UNPROCESSABLE_ENTITY, message),
     };
-    match crate::routes::create_listing_as(&app, &principal, input).await {
+    match crate::owner::create_listing_as(&app, &principal, input).await {
         Ok(id) => Service { id }.done(Done::Created),
         Err(error) => refused(form, error.status, error.message),
     }

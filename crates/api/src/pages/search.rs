@@ -9,9 +9,9 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::session::nav;
-use super::BookPart;
 use super::{notice, render, Nav};
 use crate::agency::{itinerary_view, offer_view, ItineraryView, StayOfferView, StaySearchParams, TripSearchParams};
+use crate::book_link::BookPart;
 use crate::AppState;
 
 /// What the stay form shows back.

@@ -65,3 +65,31 @@ async fn an_unknown_token_is_a_401_and_an_unknown_listing_a_404() {
         send(fakes::empty(), Request::get("/api/v1/listings/nowhere").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
+
+fn bearer(path: &str) -> Request<Body> {
+    Request::get(path).header(header::AUTHORIZATION, format!("Bearer {}", "ab".repeat(32))).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn operator_endpoints_are_for_admins_only() {
+    use caravan_accounts::Role;
+    for path in ["/api/v1/peers", "/api/v1/group", "/api/v1/origins"] {
+        let (status, body) = send(fakes::called_by(Role::Provider), bearer(path)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(body.contains("forbidden"), "{body}");
+        let (status, body) = send(fakes::called_by(Role::Admin), bearer(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn the_fault_hook_is_not_found_when_switched_off() {
+    let request = Request::put("/api/v1/group/partition")
+        .header(header::AUTHORIZATION, format!("Bearer {}", "ab".repeat(32)))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"cut_off": []}"#))
+        .unwrap();
+    let (status, body) = send(fakes::called_by(caravan_accounts::Role::Admin), request).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("fault hooks are off"), "{body}");
+}

@@ -16,8 +16,11 @@ use caravan_search::{Itinerary, StayOffer, StayQuery, TripQuery};
 static EMPTY_LEDGER: LazyLock<RwLock<Ledger>> = LazyLock::new(|| RwLock::new(Ledger::new()));
 
 /// A node with nothing in it: every read is empty, every command refused.
+/// Every API token stands for an account of role `caller`, if any.
 #[derive(Debug, Default)]
-pub struct Empty;
+pub struct Empty {
+    pub caller: Option<Role>,
+}
 
 #[async_trait]
 impl LedgerService for Empty {
@@ -72,7 +75,7 @@ impl AgencyService for Empty {
 #[async_trait]
 impl AccountService for Empty {
     async fn principal(&self, _: &Secret) -> Result<Option<Principal>, Internal> {
-        Ok(None)
+        Ok(self.caller.map(|role| Principal { user: 1, email: "ada@example.org".into(), role }))
     }
     async fn session(&self, _: &Secret) -> Result<Option<Principal>, Internal> {
         Ok(None)
@@ -247,7 +250,12 @@ fn fixed_random() -> u32 {
 
 /// A router state where every service is `Empty`.
 pub fn empty() -> AppState {
-    AppState::of(Arc::new(Empty), fixed_clock, fixed_random)
+    AppState::of(Arc::new(Empty::default()), fixed_clock, fixed_random)
+}
+
+/// An empty node whose API tokens all stand for an account of `role`.
+pub fn called_by(role: Role) -> AppState {
+    AppState::of(Arc::new(Empty { caller: Some(role) }), fixed_clock, fixed_random)
 }
 
 /// An empty node whose account storage has failed.

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::receipt::hold_token;
+use crate::RefusalCode;
 use caravan_ledger::{HoldId, HoldRequest};
 use caravan_model::rng::SplitMix64;
 use caravan_model::{Date, ListingId};
@@ -55,34 +56,34 @@ impl FakeOwner {
             return answer.clone();
         }
         let answer = match (&request.op, self.state) {
-            (Op::Hold(_), _) if self.refuses_holds => Outcome::Refused(Refusal::new("sold_out", "sold out")),
+            (Op::Hold(_), _) if self.refuses_holds => Outcome::Refused(Refusal::new(RefusalCode::SoldOut, "sold out")),
             (Op::Hold(_), None) => {
                 self.state = Some(OwnerState::Held { expires_at: now + TTL_MS });
-                self.receipt(spec, "held", now)
+                self.receipt(spec, ReceiptState::Held, now)
             }
             (Op::Confirm { .. }, Some(OwnerState::Held { .. })) => {
                 self.state = Some(OwnerState::Confirmed);
-                self.receipt(spec, "confirmed", now)
+                self.receipt(spec, ReceiptState::Confirmed, now)
             }
             (Op::Confirm { .. }, Some(OwnerState::Released)) => {
-                Outcome::Refused(Refusal::new("hold_expired", "expired"))
+                Outcome::Refused(Refusal::new(RefusalCode::HoldExpired, "expired"))
             }
             (Op::Cancel(_), Some(OwnerState::Held { .. })) => {
                 self.state = Some(OwnerState::Released);
-                self.receipt(spec, "cancelled", now)
+                self.receipt(spec, ReceiptState::Cancelled, now)
             }
             (Op::Cancel(_), Some(OwnerState::Confirmed)) => {
                 self.state = Some(OwnerState::Cancelled);
-                self.receipt(spec, "booking_cancelled", now)
+                self.receipt(spec, ReceiptState::BookingCancelled, now)
             }
-            (Op::Cancel(_), _) => Outcome::Refused(Refusal::new("hold_not_live", "not live")),
+            (Op::Cancel(_), _) => Outcome::Refused(Refusal::new(RefusalCode::HoldNotLive, "not live")),
             (op, state) => panic!("the saga sent {op:?} to an owner in {state:?}"),
         };
         self.answers.insert(request.idempotency_key.clone(), answer.clone());
         answer
     }
 
-    fn receipt(&self, spec: &HoldSpec, state: &str, now: i64) -> Outcome {
+    fn receipt(&self, spec: &HoldSpec, state: ReceiptState, now: i64) -> Outcome {
         let hold = HoldRef { hold: HoldId(1), token: hold_token(&self.key, HoldId(1), "agency") };
         let expires_at = match self.state {
             Some(OwnerState::Held { expires_at }) => expires_at,
@@ -92,7 +93,7 @@ impl FakeOwner {
             origin: self.origin(),
             hold,
             spec: spec.clone(),
-            state: state.into(),
+            state,
             currency: "EUR".into(),
             total_minor: 100,
             expires_at: Timestamp(expires_at),
@@ -138,7 +139,7 @@ fn run(owners: &mut [FakeOwner], faults: Faults, seed: u64) -> (Saga, i64) {
     let mut rng = SplitMix64::new(seed);
     let parts = owners.iter().enumerate().map(|(i, o)| Part::new(o.origin(), spec(i))).collect();
     let mut now = 1_000_000i64;
-    let mut saga = Saga::new(7, seed, parts, Timestamp(now));
+    let mut saga = Saga::new(7, seed, parts, Timestamp(now)).unwrap();
     for _ in 0..10_000 {
         if saga.phase.is_terminal() {
             return (saga, now);
@@ -184,7 +185,7 @@ fn one_refusal_releases_every_other_hold() {
     owners[1].refuses_holds = true;
     let (saga, now) = run(&mut owners, Faults { lose_request: 0.0, lose_answer: 0.0 }, 2);
     assert_eq!(saga.phase, Phase::Failed);
-    assert_eq!(saga.parts[1].refusal.as_ref().unwrap().code, "sold_out");
+    assert_eq!(saga.parts[1].refusal.as_ref().unwrap().code, RefusalCode::SoldOut);
     assert!(owners.iter_mut().all(|o| !o.holds_something(now)), "every hold released at once, not by expiry");
 }
 
@@ -207,7 +208,7 @@ fn an_owner_that_never_answers_is_abandoned_and_the_rest_released() {
     let mut owners = owners(2);
     let parts = owners.iter().enumerate().map(|(i, o)| Part::new(o.origin(), spec(i))).collect();
     let mut now = 0i64;
-    let mut saga = Saga::new(9, 9, parts, Timestamp(now));
+    let mut saga = Saga::new(9, 9, parts, Timestamp(now)).unwrap();
     while !saga.phase.is_terminal() {
         for step in saga.next_steps(Timestamp(now)) {
             let outcome = match step.part {
@@ -222,7 +223,7 @@ fn an_owner_that_never_answers_is_abandoned_and_the_rest_released() {
     }
     assert_eq!(saga.phase, Phase::Failed);
     assert_eq!(saga.parts[1].status, PartStatus::Abandoned);
-    assert_eq!(saga.parts[1].refusal.as_ref().unwrap().code, "owner_unreachable");
+    assert_eq!(saga.parts[1].refusal.as_ref().unwrap().code, RefusalCode::OwnerUnreachable);
     assert!(!owners[0].holds_something(now));
 }
 
@@ -258,7 +259,7 @@ fn a_waiting_saga_holds_then_confirms_on_request_or_lets_go_at_expiry() {
     let mut owners = owners(2);
     let parts = owners.iter().enumerate().map(|(i, o)| Part::new(o.origin(), spec(i))).collect();
     let now = 1_000i64;
-    let mut saga = Saga::waiting(3, 3, parts, Timestamp(now));
+    let mut saga = Saga::waiting(3, 3, parts, Timestamp(now)).unwrap();
     let drive = |saga: &mut Saga, owners: &mut [FakeOwner], now: i64| {
         for step in saga.next_steps(Timestamp(now)) {
             let outcome = owners[step.part].handle(&step.request, &saga.parts[step.part].spec, now);
@@ -278,4 +279,13 @@ fn a_waiting_saga_holds_then_confirms_on_request_or_lets_go_at_expiry() {
     let late = Timestamp(now + TTL_MS);
     assert!(!expired.confirm(late));
     assert_eq!(expired.phase, Phase::Failed);
+}
+
+#[test]
+fn a_saga_has_one_to_parts_max_parts() {
+    let owners = owners(1);
+    let parts = |n: usize| (0..n).map(|i| Part::new(owners[0].origin(), spec(i))).collect::<Vec<_>>();
+    assert_eq!(Saga::new(1, 1, parts(0), Timestamp(0)).unwrap_err(), PartsOutOfRange(0));
+    assert_eq!(Saga::waiting(1, 1, parts(PARTS_MAX + 1), Timestamp(0)).unwrap_err(), PartsOutOfRange(PARTS_MAX + 1));
+    assert_eq!(Saga::new(1, 1, parts(PARTS_MAX), Timestamp(0)).unwrap().parts.len(), PARTS_MAX);
 }

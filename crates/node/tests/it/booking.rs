@@ -282,11 +282,13 @@ async fn a_peer_cannot_touch_another_peers_hold() {
     let caravan_booking::Outcome::Receipt(receipt, _) = net.agency.node.call_owner(hotel_origin, &hold).await else {
         panic!("the hold was granted");
     };
-    assert_eq!(receipt.state, "held");
+    assert_eq!(receipt.state, caravan_booking::ReceiptState::Held);
     let forged = caravan_booking::HoldRef { hold: receipt.hold.hold, token: [0; 32] };
     let cancel = caravan_booking::BookRequest { idempotency_key: "x".into(), op: caravan_booking::Op::Cancel(forged) };
     match net.bus.node.call_owner(hotel_origin, &cancel).await {
-        caravan_booking::Outcome::Refused(refusal) => assert_eq!(refusal.code, "unknown_hold"),
+        caravan_booking::Outcome::Refused(refusal) => {
+            assert_eq!(refusal.code, caravan_booking::RefusalCode::UnknownHold)
+        }
         other => panic!("{other:?}"),
     }
     // Even the real token is bound to the agency's peer id.
