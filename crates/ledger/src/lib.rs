@@ -16,10 +16,12 @@
 //! same replies and the same publications on every replay and every replica.
 
 mod command;
+mod duty;
 mod hold;
 mod publish;
 
 pub use command::{Command, GroupTimers, IdempotencyKey, Rejection, Reply};
+pub use duty::{next_duty, Duty, DutyConfig};
 pub use hold::{Hold, HoldId, HoldRequest, HoldState};
 pub use publish::{Publication, PUBLISHED_LISTINGS_MAX, PUBLISHED_RUNS_MAX};
 

@@ -22,7 +22,7 @@ use caravan_group::{
     AppliedCommand, CallError, ChangeError, Effects, EffectsError, GroupLog, LedgerMachine, LogId, Member, MemberId,
     MembershipChange, Outcome, Proposal, Raft, Rpc, RpcReply, SnapshotStore, Timers, Transport, TransportFactory,
 };
-use caravan_ledger::{Command, Ledger};
+use caravan_ledger::{next_duty, Command, Duty, DutyConfig, Ledger};
 use caravan_model::Timestamp;
 use caravan_net::{Call, Protocol};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -499,43 +499,37 @@ impl OwnerGroup {
         let mut stop = self.stop_timers.subscribe();
         tokio::spawn(async move {
             let mut last_publish = Timestamp(0);
+            let config = DutyConfig { publish_interval_ms, idle_ms: TIMER_IDLE_MS };
             loop {
                 let now = (group.clock)();
-                let (expiry_due, publish_due, wait_ms) = {
-                    let ledger = group.ledger.read().expect("ledger lock");
-                    let expiry = ledger.next_expiry();
-                    let publish_at = ledger.has_unpublished().then(|| last_publish.ms() + publish_interval_ms);
-                    let mut wait = TIMER_IDLE_MS;
-                    if let Some(at) = expiry {
-                        wait = wait.min(at.ms() - now.ms());
-                    }
-                    if let Some(at) = publish_at {
-                        wait = wait.min(at - now.ms());
-                    }
-                    (expiry.is_some_and(|at| at <= now), publish_at.is_some_and(|at| at <= now.ms()), wait)
-                };
+                let duty = next_duty(&group.ledger.read().expect("ledger lock"), last_publish, config, now);
                 if !group.leads() {
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(group.timers.heartbeat_ms)) => continue,
                         _ = stop.changed() => return,
                     }
                 }
-                if expiry_due || publish_due {
-                    let command = if publish_due { Command::Publish } else { Command::ExpireHolds };
-                    match group.propose(command).await {
-                        // A point is bounded: one that left changes behind
-                        // is followed by the next at once.
-                        Ok(_) if publish_due && group.ledger.read().expect("ledger lock").has_unpublished() => {}
-                        Ok(_) if publish_due => last_publish = now,
-                        Ok(_) => {}
-                        Err(error) => {
-                            tracing::warn!(%error, "ledger timer not proposed");
-                            tokio::time::sleep(Duration::from_millis(group.timers.heartbeat_ms)).await;
+                let wait_ms = match duty {
+                    Duty::Sleep { ms } => ms,
+                    Duty::Publish | Duty::ExpireHolds => {
+                        let publishing = duty == Duty::Publish;
+                        let command = duty.command().expect("a command is due");
+                        match group.propose(command).await {
+                            // A point is bounded: one that left changes
+                            // behind is followed by the next at once.
+                            Ok(_) if publishing && !group.ledger.read().expect("ledger lock").has_unpublished() => {
+                                last_publish = now
+                            }
+                            Ok(_) => {}
+                            Err(error) => {
+                                tracing::warn!(%error, "ledger timer not proposed");
+                                tokio::time::sleep(Duration::from_millis(group.timers.heartbeat_ms)).await;
+                            }
                         }
+                        continue;
                     }
-                    continue;
-                }
-                let sleep = tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, TIMER_IDLE_MS) as u64));
+                };
+                let sleep = tokio::time::sleep(Duration::from_millis(wait_ms as u64));
                 tokio::select! {
                     () = sleep => {}
                     _ = stop.changed() => return,
