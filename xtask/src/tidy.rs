@@ -46,6 +46,21 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-booking",
             "caravan-accounts",
             "caravan-group",
+            "caravan-writer",
+        ],
+    ),
+    (
+        "caravan-writer",
+        &[
+            "caravan-model",
+            "caravan-records",
+            "caravan-ledger",
+            "caravan-publish",
+            "caravan-store",
+            "caravan-catalog",
+            "caravan-replication",
+            "caravan-search",
+            "caravan-group",
         ],
     ),
     (

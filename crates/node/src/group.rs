@@ -27,8 +27,8 @@ use caravan_model::Timestamp;
 use caravan_net::{Call, Protocol};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::writer::Job;
 use crate::NodeError;
+use caravan_writer::Job;
 
 pub const LOG_FILE: &str = "raft.db";
 pub const SNAPSHOT_FILE: &str = "ledger.snapshot";

@@ -1,9 +1,13 @@
-//! A running Caravan node: composes the ledger, the store, the catalog and
-//! the HTTP API, owns every thread and task, and shuts them down cleanly.
+//! A running Caravan node: the wiring. It opens the data directory
+//! (identity, configuration, database), starts the writer thread
+//! (`caravan-writer`) and this member of the owner's replica group
+//! (`caravan-group`), serves the HTTP surface (`caravan-api`) over the
+//! services it implements (`services`), starts the network (`network`,
+//! over `caravan-net`), owns every thread and task, and stops them in order.
 //!
 //! ```text
-//! HTTP ─► api ─► Node::submit ─► [queue] ─► writer thread: ledger.apply ─► publish ─► records + catalog
-//!                                                         └─ ledger log ─┘   (one transaction, one fsync per batch)
+//! HTTP ─► api ─► services ─► group: Raft ─► LedgerMachine ─► writer: sign, store, catalog ─► reply
+//! peers ─► net ─► writer: replication core ─► store + catalog
 //! ```
 
 pub mod accounts;
@@ -12,28 +16,29 @@ pub mod config;
 mod group;
 pub mod identity;
 pub mod mail;
-pub mod replica_store;
+mod network;
 mod sagas;
-pub mod search;
 mod services;
-mod writer;
 
 pub use caravan_booking::agency;
 pub use caravan_net::NetConfig;
+use caravan_writer::catalog as search;
+use caravan_writer::writer;
+pub use caravan_writer::{replica_store, Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 pub use config::Config;
 pub use group::prepare_join;
 pub use identity::NodeKey;
-pub use writer::{Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use caravan_api::{AppState, GroupChangeError, SubmitError};
+use caravan_api::{AppState, SubmitError};
 use caravan_ledger::{Command, Ledger, Reply};
 use caravan_model::Timestamp;
 use caravan_records::Origin;
 use caravan_store::rusqlite::Connection;
+use network::Network;
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, thiserror::Error)]
@@ -197,22 +202,9 @@ struct Inner {
     saga_stop: tokio::sync::watch::Sender<bool>,
 }
 
-/// The running network task and the task feeding its events to the writer.
-#[derive(Debug)]
-struct Network {
-    stop: oneshot::Sender<()>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
 /// How long shutdown waits for saga tasks to stop (a call to an owner in
 /// flight may take its timeout).
 const SAGA_STOP_WAIT_MS: u64 = 10_000;
-
-/// How long the network start waits for more listen addresses after the first.
-const CONTACT_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// Network events waiting to be queued for the writer.
-const NET_EVENTS_MAX: usize = 4_096;
 
 impl Node {
     /// Opens an initialized data directory, replays the ledger log and
@@ -232,7 +224,6 @@ impl Node {
         let search = Arc::new(RwLock::new(catalog));
         tracing::info!(listings, load_ms = started.elapsed().as_millis() as u64, "search index loaded");
         let next_booking_id = caravan_store::agency::last_id(&conn)? + 1;
-        let booking_key = NodeKey::load(data_dir)?;
         let legacy = writer::legacy_ledger(&conn)?;
         let stats = Arc::new(WriterStats::default());
         let (queue, receiver) = mpsc::channel(QUEUE_MAX);
@@ -242,7 +233,7 @@ impl Node {
             replica: caravan_replication::Replica::new(options.replication.clone(), replica_seed),
             actions: actions_tx,
             conn,
-            key,
+            key: key.signing_key().clone(),
             stats: stats.clone(),
             clock: options.clock,
             search: search.clone(),
@@ -289,7 +280,7 @@ impl Node {
             traffic: Arc::default(),
             links: Arc::default(),
             search,
-            key: booking_key,
+            key,
             fault_hooks: options.group_fault_hooks,
             calls,
             contact: Mutex::default(),
@@ -376,104 +367,6 @@ impl Node {
         read(&self.inner.search.read().expect("search lock"))
     }
 
-    /// Starts replicating with peers over libp2p. Returns the first address
-    /// the node listens on, if it listens at all.
-    pub async fn start_network(&self, mut config: caravan_net::NetConfig) -> Result<Option<String>, NodeError> {
-        config.traffic = self.inner.traffic.clone();
-        config.links = self.inner.links.clone();
-        let actions =
-            self.take_replication_actions().ok_or_else(|| NodeError::Setup("the network is already running".into()))?;
-        let listens = !config.listen.is_empty();
-        let (events_tx, mut events_rx) = mpsc::channel(NET_EVENTS_MAX);
-        let (listening_tx, mut listening_rx) = mpsc::channel(8);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let data_dir = self.inner.db_path.parent().expect("the database lives in the data directory");
-        let net_key = NodeKey::load_or_create_net_key(data_dir)?;
-        let keypair = caravan_net::keypair_from_seed(net_key.seed());
-        let peer_id = caravan_net::peer_id(&keypair);
-        tracing::info!(%peer_id, "starting the network");
-        let (calls_tx, calls) = mpsc::channel(booking::CALLS_MAX);
-        let (book, book_rx) = mpsc::channel(booking::INBOUND_MAX);
-        let (raft, raft_rx) = mpsc::channel(RAFT_INBOUND_MAX);
-        *self.inner.calls.lock().expect("calls lock") = Some(calls_tx);
-        let channels = caravan_net::CallChannels { calls, book, raft };
-        let net = tokio::spawn(async move {
-            let stopped = async {
-                let _ = stopped.await;
-            };
-            if let Err(error) =
-                caravan_net::run(keypair, config, events_tx, actions, listening_tx, channels, stopped).await
-            {
-                tracing::error!(%error, "the network stopped");
-            }
-        });
-        let serve_bookings = tokio::spawn(booking::serve(self.clone(), book_rx));
-        let serve_group = tokio::spawn(serve_group(self.inner.group.clone(), raft_rx));
-        let queue = self.inner.queue.clone();
-        let forward = tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
-                if queue.send(writer::Job::Replication(event)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        *self.inner.network.lock().expect("network lock") =
-            Some(Network { stop, tasks: vec![net, forward, serve_bookings, serve_group] });
-        if !listens {
-            return Ok(None);
-        }
-        let first = listening_rx.recv().await;
-        // Other listeners (QUIC, more interfaces) report within moments.
-        let mut addrs: Vec<String> = first.iter().cloned().collect();
-        while let Ok(Some(address)) = tokio::time::timeout(CONTACT_SETTLE, listening_rx.recv()).await {
-            addrs.push(address);
-        }
-        addrs.truncate(caravan_model::contact::CONTACT_ADDRS_MAX);
-        if let Err(error) = self.inner.group.announce(addrs.clone()).await {
-            tracing::warn!(%error, "this member's addresses are not in its group's membership");
-        }
-        self.publish_contact(caravan_model::PeerContact { peer_id, addrs }).await;
-        Ok(first)
-    }
-
-    /// Changes the group's membership, then tells agencies the new members.
-    async fn change_group(&self, change: caravan_group::MembershipChange) -> Result<(), GroupChangeError> {
-        use caravan_group::ChangeError;
-        match self.inner.group.change_members(change).await {
-            Ok(()) => {}
-            Err(ChangeError::Refused(why)) => return Err(GroupChangeError::Refused(why)),
-            Err(error) => return Err(GroupChangeError::Unavailable(error.to_string())),
-        }
-        let this = self.inner.contact.lock().expect("contact lock").clone();
-        if let Some(this) = this {
-            self.publish_contact(this).await;
-        }
-        Ok(())
-    }
-
-    /// Publishes how agencies reach this owner: every member of its
-    /// replica group (this one first, as it listens now), so an agency
-    /// that cannot reach one asks the next with the same idempotency key.
-    async fn publish_contact(&self, this: caravan_model::PeerContact) {
-        *self.inner.contact.lock().expect("contact lock") = Some(this.clone());
-        if self.inner.group.members().is_empty() {
-            return; // Joining: the group publishes it once it has added this member.
-        }
-        let mut peers = vec![this];
-        for member in self.inner.group.members() {
-            if peers.iter().all(|p| p.peer_id != member.peer_id) && !member.addrs.is_empty() {
-                peers.push(caravan_model::PeerContact { peer_id: member.peer_id, addrs: member.addrs });
-            }
-        }
-        peers.truncate(caravan_model::contact::CONTACT_PEERS_MAX);
-        let contact = caravan_model::Contact { peers };
-        if self.read_ledger(|ledger| ledger.contact() != Some(&contact)) {
-            if let Err(error) = self.submit(Command::SetContact(contact)).await {
-                tracing::warn!(?error, "contact not published; agencies cannot book here");
-            }
-        }
-    }
-
     /// Stops taking commands, lets the writer finish what is queued, and
     /// waits for it. Other clones of this handle can no longer submit.
     pub async fn shutdown(self) {
@@ -494,10 +387,7 @@ impl Node {
         // The network's tasks hold senders to the writer: stop them first.
         let network = self.inner.network.lock().expect("network lock").take();
         if let Some(network) = network {
-            let _ = network.stop.send(());
-            for task in network.tasks {
-                let _ = task.await;
-            }
+            network.stop().await;
         }
         let inner = self.inner;
         let thread = inner.writer_thread.lock().expect("writer thread lock").take();
@@ -507,22 +397,6 @@ impl Node {
             // elsewhere (e.g. in a finished router) must have been dropped.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-    }
-}
-
-/// Raft messages from peers waiting for the group.
-const RAFT_INBOUND_MAX: usize = 1_024;
-
-/// Answers the group's Raft messages, each in its own task (a member's
-/// append and a vote must not wait for each other), until the network
-/// task drops its sender.
-async fn serve_group(group: Arc<group::OwnerGroup>, mut inbound: mpsc::Receiver<caravan_net::Inbound>) {
-    while let Some(call) = inbound.recv().await {
-        let group = group.clone();
-        tokio::spawn(async move {
-            let reply = group.serve(&call.from, &call.request).await;
-            let _ = call.reply.send(reply.encode());
-        });
     }
 }
 

@@ -21,11 +21,9 @@ use caravan_replication::{Action, Replica};
 use caravan_store::rusqlite::Connection;
 use caravan_store::{ledger_log, records, StoreError};
 
+use crate::catalog::{Catalog, IndexChange};
 use crate::replica_store::SqliteRecords;
-use crate::search::{Catalog, IndexChange};
 use tokio::sync::{mpsc, oneshot};
-
-use crate::identity::NodeKey;
 
 /// Commands waiting for the writer. Senders wait when it is full, which
 /// pushes back on HTTP clients instead of queueing without bound.
@@ -75,6 +73,22 @@ pub struct Write {
     pub deliver: Box<dyn FnOnce(Result<(), WriteFailed>) + Send>,
 }
 
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Apply { applied, .. } => f.debug_struct("Apply").field("commands", &applied.len()).finish(),
+            Job::Replication(event) => f.debug_tuple("Replication").field(event).finish(),
+            Job::Write(_) => f.write_str("Write"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Write")
+    }
+}
+
 /// Replication actions waiting for the network task. When it lags, actions
 /// are dropped and counted: gossip may lose messages, reconciliation
 /// recovers them.
@@ -100,14 +114,22 @@ pub struct WriterStats {
     pub peer_stats: std::sync::Mutex<Vec<(String, caravan_replication::PeerStats)>>,
 }
 
+/// The writer's state; [`Writer::run`] is the thread's body.
 pub struct Writer {
     pub conn: Connection,
-    pub key: NodeKey,
+    /// The origin's key, which signs the records of publishing points.
+    pub key: ed25519_dalek::SigningKey,
     pub stats: Arc<WriterStats>,
     pub clock: fn() -> Timestamp,
     pub replica: Replica<Peer>,
     pub actions: mpsc::Sender<Action<Peer>>,
     pub search: Arc<RwLock<Catalog>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("peers", &self.replica.peer_count()).finish_non_exhaustive()
+    }
 }
 
 impl Writer {
@@ -212,7 +234,7 @@ impl Writer {
         }
         let mut index = self.search.write().expect("search index lock");
         for change in changes {
-            crate::search::apply(&mut index, change);
+            crate::catalog::apply(&mut index, change);
         }
     }
 
@@ -249,7 +271,7 @@ impl Writer {
         let mut published = Vec::new();
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;
-            let key = self.key.signing_key();
+            let key = &self.key;
             for (applied, _) in &applies {
                 for command in applied {
                     store_publications(&tx, key, command, now, &mut published)?;

@@ -8,7 +8,7 @@ use caravan_store::records::{self, PutOutcome};
 use caravan_store::rusqlite::Connection;
 use caravan_store::StoreError;
 
-use crate::search::IndexChange;
+use crate::catalog::IndexChange;
 
 /// A record store over one connection (usually a transaction: the shell
 /// commits after the core handled an event, or rolls back on error).

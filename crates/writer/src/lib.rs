@@ -1,0 +1,23 @@
+//! The single writer of a node's database (`caravan.sqlite`) and what it
+//! feeds: records ingested from peers and signed at our own publishing
+//! points, verified and stored with their catalog rows in one transaction
+//! per batch, then handed to the in-memory catalog that search reads.
+//!
+//! - [`writer`]: the writer thread, its queue of jobs and group commit;
+//!   it hosts the replication core, which stores through it.
+//! - [`replica_store`]: the database as the replication core's
+//!   `RecordStore`, noting what the catalog must learn.
+//! - [`catalog`]: the catalog in memory (search index, contacts, frozen
+//!   origins), loaded at start and kept in step after each commit.
+//!
+//! The node spawns the thread and owns the queue's senders; nothing here
+//! starts a task or a thread.
+
+pub mod catalog;
+pub mod replica_store;
+pub mod writer;
+
+pub use writer::{
+    legacy_ledger, Done, Job, Peer, ReplicationEvent, Write, WriteFailed, Writer, WriterStats, ACTIONS_MAX, BATCH_MAX,
+    QUEUE_MAX,
+};
