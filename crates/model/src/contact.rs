@@ -1,8 +1,8 @@
 //! How to reach an origin's node(s) for bookings: the libp2p peer ids of
 //! the nodes that run its ledger and the addresses they listen on. It is
 //! published as the origin's `contact` record, so an agency learns it from
-//! the catalog like everything else (issue 6: a replica group lists its
-//! three members here).
+//! the catalog like everything else; a replica group lists every member
+//! here.
 
 use serde::{Deserialize, Serialize};
 
