@@ -76,19 +76,8 @@ mod tests {
     #[test]
     fn the_penalty_follows_the_policy_and_the_booked_nights() {
         // Free until 48 hours before a 15:00 (Paris) check-in, then the first night.
-        let listing = caravan_test_utils::stay("room", "Lyon", 3);
         let check_in = Date::from_days(20_500);
-        let request = HoldRequest::Stay {
-            listing: ListingId::parse("room").unwrap(),
-            check_in,
-            check_out: check_in.add_days(2),
-            units: 1,
-            guests: 1,
-        };
-        let spec = HoldSpec { request, hold_seconds: 0, expected_total_minor: None, traveller: None };
-        let mut part = Part::new(Origin([1; 32]), spec);
-        (part.status, part.currency, part.total_minor) = (PartStatus::Confirmed, Some("EUR".into()), Some(250));
-        part.day_prices_minor = vec![100, 150];
+        let (mut part, listing) = booked(check_in);
         let start = listing.start_on(check_in);
         let early = Timestamp(start.ms() - 49 * Timestamp::MS_PER_HOUR);
         let late = Timestamp(start.ms() - 47 * Timestamp::MS_PER_HOUR);
@@ -99,8 +88,9 @@ mod tests {
         assert_eq!(cancellation_penalty(&part, &listing, late), None, "only bookings have a penalty");
     }
 
-    /// A confirmed two-night stay at the fixture's Paris room from `check_in`.
-    fn booked_in_paris(check_in: Date) -> (Part, caravan_model::Listing) {
+    /// A confirmed two-night stay (100 then 150) at the fixture's room, in
+    /// Paris's time zone, from `check_in`.
+    fn booked(check_in: Date) -> (Part, caravan_model::Listing) {
         let listing = caravan_test_utils::stay("room", "Paris", 3);
         let request = HoldRequest::Stay {
             listing: ListingId::parse("room").unwrap(),
@@ -127,18 +117,18 @@ mod tests {
         // Check-in 15:00 on Tuesday 30 March 2027, summer time (13:00 UTC):
         // free until 48 hours before, Sunday 28 March 13:00 UTC, the day the
         // clocks went forward. A fixed UTC+1 would have said 14:00 UTC.
-        let (part, listing) = booked_in_paris(Date::parse("2027-03-30").unwrap());
+        let (part, listing) = booked(Date::parse("2027-03-30").unwrap());
         assert_eq!(cancellation_penalty(&part, &listing, utc("2027-03-28", 12, 59)), free);
         assert_eq!(cancellation_penalty(&part, &listing, utc("2027-03-28", 13, 30)), first_night);
         // Check-in 15:00 on Monday 1 November 2027, winter time (14:00 UTC):
         // free until Saturday 30 October 14:00 UTC, the day before the
         // clocks went back, when Paris was still at UTC+2 (16:00 there).
-        let (part, listing) = booked_in_paris(Date::parse("2027-11-01").unwrap());
+        let (part, listing) = booked(Date::parse("2027-11-01").unwrap());
         assert_eq!(cancellation_penalty(&part, &listing, utc("2027-10-30", 13, 59)), free);
         assert_eq!(cancellation_penalty(&part, &listing, utc("2027-10-30", 14, 1)), first_night);
         // Check-in 15:00 on Saturday 30 October, still summer time (13:00
         // UTC): free until Thursday 28 October 13:00 UTC.
-        let (part, listing) = booked_in_paris(Date::parse("2027-10-30").unwrap());
+        let (part, listing) = booked(Date::parse("2027-10-30").unwrap());
         assert_eq!(cancellation_penalty(&part, &listing, utc("2027-10-28", 12, 59)), free);
         assert_eq!(cancellation_penalty(&part, &listing, utc("2027-10-28", 13, 30)), first_night);
     }

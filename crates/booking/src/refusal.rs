@@ -35,119 +35,74 @@ impl From<&Rejection> for Refusal {
     }
 }
 
-/// Every code a refusal may carry.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum RefusalCode {
+/// Defines [`RefusalCode`] with the text of each code, written once.
+macro_rules! refusal_codes {
+    ($($(#[$doc:meta])* $code:ident => $text:literal,)*) => {
+        /// Every code a refusal may carry.
+        #[derive(Clone, PartialEq, Eq, Debug)]
+        pub enum RefusalCode {
+            $($(#[$doc])* $code,)*
+            /// A code this build does not know (from a newer owner), kept as sent.
+            Other(String),
+        }
+
+        impl RefusalCode {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(RefusalCode::$code => $text,)*
+                    RefusalCode::Other(code) => code,
+                }
+            }
+
+            /// The code for `text`; one this build does not know is `Other`.
+            pub fn parse(text: &str) -> RefusalCode {
+                match text {
+                    $($text => RefusalCode::$code,)*
+                    other => RefusalCode::Other(other.to_owned()),
+                }
+            }
+        }
+    };
+}
+
+refusal_codes! {
     // The owner's ledger refused the command (see `caravan_ledger::Rejection`).
-    UnknownListing,
-    ListingExists,
-    ListingWithdrawn,
-    ListingPaused,
-    InvalidListing,
-    WrongKind,
-    InvalidRequest,
-    NotForSale,
-    SoldOut,
-    Restriction,
-    SeatUnknown,
-    SeatTaken,
-    PriceChanged,
-    UnknownHold,
-    HoldExpired,
-    HoldNotLive,
-    BelowCommitted,
-    IdempotencyKeyReused,
-    LimitReached,
-    // The protocol.
+    UnknownListing => "unknown_listing",
+    ListingExists => "listing_exists",
+    ListingWithdrawn => "listing_withdrawn",
+    ListingPaused => "listing_paused",
+    InvalidListing => "invalid_listing",
+    WrongKind => "wrong_kind",
+    InvalidRequest => "invalid_request",
+    NotForSale => "not_for_sale",
+    SoldOut => "sold_out",
+    Restriction => "restriction",
+    SeatUnknown => "seat_unknown",
+    SeatTaken => "seat_taken",
+    PriceChanged => "price_changed",
+    UnknownHold => "unknown_hold",
+    HoldExpired => "hold_expired",
+    HoldNotLive => "hold_not_live",
+    BelowCommitted => "below_committed",
+    IdempotencyKeyReused => "idempotency_key_reused",
+    LimitReached => "limit_reached",
     /// The request did not decode or named what it may not.
-    BadRequest,
+    BadRequest => "bad_request",
     /// The owner's answer did not decode.
-    BadResponse,
+    BadResponse => "bad_response",
     /// The owner's node cannot take commands now (no leader, stopping).
-    Unavailable,
+    Unavailable => "unavailable",
     /// The owner's node failed on its side.
-    Internal,
-    // The agency's own node.
+    Internal => "internal",
     /// The owner equivocated; nothing of it is trusted.
-    OriginFrozen,
+    OriginFrozen => "origin_frozen",
     /// No contact record says how to reach the owner.
-    OwnerUnknown,
+    OwnerUnknown => "owner_unknown",
     /// No node of the owner answered.
-    OwnerUnreachable,
-    /// A code this build does not know (from a newer owner), kept as sent.
-    Other(String),
+    OwnerUnreachable => "owner_unreachable",
 }
 
 impl RefusalCode {
-    pub fn as_str(&self) -> &str {
-        use RefusalCode::*;
-        match self {
-            UnknownListing => "unknown_listing",
-            ListingExists => "listing_exists",
-            ListingWithdrawn => "listing_withdrawn",
-            ListingPaused => "listing_paused",
-            InvalidListing => "invalid_listing",
-            WrongKind => "wrong_kind",
-            InvalidRequest => "invalid_request",
-            NotForSale => "not_for_sale",
-            SoldOut => "sold_out",
-            Restriction => "restriction",
-            SeatUnknown => "seat_unknown",
-            SeatTaken => "seat_taken",
-            PriceChanged => "price_changed",
-            UnknownHold => "unknown_hold",
-            HoldExpired => "hold_expired",
-            HoldNotLive => "hold_not_live",
-            BelowCommitted => "below_committed",
-            IdempotencyKeyReused => "idempotency_key_reused",
-            LimitReached => "limit_reached",
-            BadRequest => "bad_request",
-            BadResponse => "bad_response",
-            Unavailable => "unavailable",
-            Internal => "internal",
-            OriginFrozen => "origin_frozen",
-            OwnerUnknown => "owner_unknown",
-            OwnerUnreachable => "owner_unreachable",
-            Other(code) => code,
-        }
-    }
-
-    /// The code for `text`; one this build does not know is `Other`.
-    pub fn parse(text: &str) -> RefusalCode {
-        const KNOWN: [RefusalCode; 26] = {
-            use RefusalCode::*;
-            [
-                UnknownListing,
-                ListingExists,
-                ListingWithdrawn,
-                ListingPaused,
-                InvalidListing,
-                WrongKind,
-                InvalidRequest,
-                NotForSale,
-                SoldOut,
-                Restriction,
-                SeatUnknown,
-                SeatTaken,
-                PriceChanged,
-                UnknownHold,
-                HoldExpired,
-                HoldNotLive,
-                BelowCommitted,
-                IdempotencyKeyReused,
-                LimitReached,
-                BadRequest,
-                BadResponse,
-                Unavailable,
-                Internal,
-                OriginFrozen,
-                OwnerUnknown,
-                OwnerUnreachable,
-            ]
-        };
-        KNOWN.into_iter().find(|code| code.as_str() == text).unwrap_or_else(|| RefusalCode::Other(text.to_owned()))
-    }
-
     /// The hold is gone at the owner: expired, resolved, or never known.
     pub fn hold_is_gone(&self) -> bool {
         matches!(self, RefusalCode::HoldExpired | RefusalCode::HoldNotLive | RefusalCode::UnknownHold)
