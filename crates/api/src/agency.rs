@@ -370,6 +370,7 @@ pub async fn search_trips(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BookingInput {
     traveller: Traveller,
     parts: Vec<BookingPartInput>,
@@ -379,12 +380,25 @@ pub struct BookingInput {
     hold_only: bool,
 }
 
-/// One part: the owner's origin (hex) and a hold as `POST /api/v1/holds` takes it.
-#[derive(Debug, Deserialize)]
+/// One part: the owner's origin (hex) and a hold as `POST /api/v1/holds`
+/// takes it, in one object.
+#[derive(Debug)]
 pub struct BookingPartInput {
     origin: String,
-    #[serde(flatten)]
     hold: HoldInput,
+}
+
+/// By hand, because serde's `flatten` would let unknown fields through:
+/// `origin` is taken out, and the rest must be exactly a `HoldInput`.
+impl<'de> Deserialize<'de> for BookingPartInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<BookingPartInput, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let origin = fields.remove("origin").ok_or_else(|| D::Error::missing_field("origin"))?;
+        let origin = String::deserialize(origin).map_err(D::Error::custom)?;
+        let hold = HoldInput::deserialize(serde_json::Value::Object(fields)).map_err(D::Error::custom)?;
+        Ok(BookingPartInput { origin, hold })
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -93,3 +93,28 @@ async fn the_fault_hook_is_not_found_when_switched_off() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body.contains("fault hooks are off"), "{body}");
 }
+
+#[tokio::test]
+async fn a_booking_with_an_unknown_field_is_refused_like_a_hold() {
+    let post = |body: serde_json::Value| {
+        Request::post("/api/v1/bookings")
+            .header(header::AUTHORIZATION, format!("Bearer {}", "ab".repeat(32)))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let part = serde_json::json!({
+        "origin": "07".repeat(32), "listing": "room", "check_in": "2027-03-10", "check_out": "2027-03-12"
+    });
+    let traveller = serde_json::json!({ "name": "Ada Lovelace", "email": "ada@example.org" });
+    let mut in_body = serde_json::json!({ "traveller": traveller, "parts": [part.clone()], "coupon": "FREE" });
+    let (status, body) = send(fakes::called_by(caravan_accounts::Role::Traveller), post(in_body.take())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("coupon"), "the unknown field is named: {body}");
+    let mut odd_part = part;
+    odd_part["nights"] = serde_json::json!(2);
+    let in_part = serde_json::json!({ "traveller": traveller, "parts": [odd_part] });
+    let (status, body) = send(fakes::called_by(caravan_accounts::Role::Traveller), post(in_part)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("nights"), "the unknown field is named: {body}");
+}
