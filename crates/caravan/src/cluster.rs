@@ -261,6 +261,7 @@ impl Cluster {
     /// peers as the graph gives it.
     pub async fn wait_ready(&self, client: &reqwest::Client, graph: &Graph, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
+        let bar = crate::progress::counting(self.members.len() as u64, "nodes ready");
         loop {
             let statuses = statuses(client, &self.members, false).await;
             let waiting: Vec<String> = self
@@ -274,10 +275,13 @@ impl Cluster {
                 })
                 .map(|(m, _)| m.name())
                 .collect();
+            bar.set_position((self.members.len() - waiting.len()) as u64);
             if waiting.is_empty() {
+                bar.finish_and_clear();
                 return Ok(());
             }
             if Instant::now() >= deadline {
+                bar.abandon();
                 bail!("nodes {waiting:?} not ready after {timeout:?}; see their node.log in {}", self.dir.display());
             }
             tokio::time::sleep(POLL).await;
