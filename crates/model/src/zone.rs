@@ -111,8 +111,8 @@ impl Zone {
                     .expect("minutes within a day make a time");
                 let instant = zone.rules.to_ambiguous_timestamp(civil.to_datetime(time)).compatible();
                 // Dates this crate makes lie within jiff's range, so the
-                // conversion cannot fail; if it ever did, the standard
-                // offset of the zone's first transition is the best guess.
+                // conversion cannot fail; if it ever did, the local time
+                // read as UTC is off by the offset at most.
                 match instant {
                     Ok(instant) => Timestamp(instant.as_millisecond()),
                     Err(_) => Timestamp(local_ms),
