@@ -1,14 +1,51 @@
 //! The admin console: the node's status and the accounts and their roles.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::session::{SignedIn, SignedInForm};
+use super::session::{SessionForm, SignedIn, SignedInForm};
 use super::{notice, render, MessageQuery, Nav};
 use crate::{ApiError, AppState};
+
+/// The page anyone but an admin gets instead of the console.
+fn admins_only() -> Response {
+    notice(StatusCode::FORBIDDEN, "Admins only", "Only an administrator may use the console.", None)
+}
+
+/// A signed-in admin on the console; anyone else is answered, before the
+/// handler runs, with the page that says it is for admins.
+pub(crate) struct SignedInAdmin(SignedIn);
+
+impl FromRequestParts<AppState> for SignedInAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<SignedInAdmin, Response> {
+        let signed_in = SignedIn::from_request_parts(parts, app).await?;
+        match signed_in.principal.role {
+            caravan_accounts::Role::Admin => Ok(SignedInAdmin(signed_in)),
+            caravan_accounts::Role::Traveller | caravan_accounts::Role::Provider => Err(admins_only()),
+        }
+    }
+}
+
+/// A form posted on the console: its CSRF token checked, then the role.
+pub(crate) struct AdminForm<T>(SignedIn, T);
+
+impl<T: SessionForm + serde::de::DeserializeOwned + Send> FromRequest<AppState> for AdminForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, app: &AppState) -> Result<AdminForm<T>, Response> {
+        let SignedInForm(signed_in, form) = SignedInForm::from_request(request, app).await?;
+        match signed_in.principal.role {
+            caravan_accounts::Role::Admin => Ok(AdminForm(signed_in, form)),
+            caravan_accounts::Role::Traveller | caravan_accounts::Role::Provider => Err(admins_only()),
+        }
+    }
+}
 
 #[derive(Debug)]
 struct AccountRow {
@@ -39,12 +76,9 @@ const ACCOUNTS_SHOWN: u32 = 500;
 
 pub(crate) async fn admin_page(
     State(app): State<AppState>,
-    SignedIn { principal, session }: SignedIn,
+    SignedInAdmin(SignedIn { principal, session }): SignedInAdmin,
     Query(query): Query<MessageQuery>,
 ) -> Response {
-    if principal.role != caravan_accounts::Role::Admin {
-        return notice(StatusCode::FORBIDDEN, "Admins only", "This page is for the node's administrators.", None);
-    }
     let accounts: Vec<AccountRow> = match app.accounts.accounts(0, ACCOUNTS_SHOWN).await {
         Ok(rows) => rows
             .into_iter()
@@ -81,12 +115,9 @@ pub(crate) struct RoleForm {
 
 pub(crate) async fn admin_role(
     State(app): State<AppState>,
-    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<RoleForm>,
+    AdminForm(SignedIn { principal, .. }, form): AdminForm<RoleForm>,
 ) -> Response {
     let back = Some(("/admin", "Back to the accounts"));
-    if principal.role != caravan_accounts::Role::Admin {
-        return notice(StatusCode::FORBIDDEN, "Admins only", "Only an administrator changes roles.", None);
-    }
     let Ok(role) = caravan_accounts::Role::parse(&form.role) else {
         return notice(StatusCode::UNPROCESSABLE_ENTITY, "Not saved", "A role is traveller, provider or admin.", back);
     };
@@ -115,12 +146,9 @@ pub(crate) struct TimersForm {
 /// Sets the replica group's heartbeat and election timeout.
 pub(crate) async fn admin_group_timers(
     State(app): State<AppState>,
-    SignedInForm(SignedIn { principal, .. }, form): SignedInForm<TimersForm>,
+    AdminForm(_, form): AdminForm<TimersForm>,
 ) -> Response {
     let back = Some(("/admin", "Back to the console"));
-    if principal.role != caravan_accounts::Role::Admin {
-        return notice(StatusCode::FORBIDDEN, "Admins only", "Only an administrator sets the group's timers.", None);
-    }
     let parse = |field: &str, text: &str| {
         text.trim().parse::<u64>().map_err(|_| format!("{field} must be a whole number of milliseconds, not {text:?}."))
     };
