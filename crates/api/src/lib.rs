@@ -2,8 +2,8 @@
 //! OpenAPI document. The only crate that knows HTTP and JSON.
 //!
 //! Handlers are thin: parse and check the request into domain values, hand
-//! a ledger command to the [`Backend`], render the answer as the API's own
-//! view types (`dto`), never the domain types themselves. Bad input of any
+//! the work to one of the node's [`services`], render the answer as the
+//! API's own view types (`dto`), never the domain types themselves. Bad input of any
 //! kind is a 4xx with `{"error": code, "message": text}`; only our own bugs
 //! and storage failures are 5xx, and those are logged once.
 
