@@ -22,7 +22,7 @@ fn role_of(user: &UserRow) -> Result<Role, StoreError> {
 }
 
 /// The account a live token of `kind` stands for.
-pub(crate) fn principal_of(
+fn principal_of(
     conn: &Connection,
     token: &Secret,
     kind: TokenKind,
@@ -55,6 +55,8 @@ fn throttled<R>(outcome: Result<R, RuleError>) -> Result<Result<R, RuleError>, S
     }
 }
 
+/// Why a password check failed, as the person may read it; a failure of
+/// ours is logged here and shown as "unavailable".
 fn login_refusal(error: RuleError) -> LoginRefusal {
     match error {
         RuleError::Refused(refusal) => refusal,
