@@ -198,10 +198,16 @@ pub const OPERATIONS: &[Operation] = &[
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
     for Operation { method, path, summary, body, body_optional, status, response } in OPERATIONS {
+        // Prometheus reads text, not JSON.
+        let success = if *path == "/metrics" {
+            json!({ "description": "success", "content": { "text/plain": { "schema": { "type": "string" } } } })
+        } else {
+            json!({ "description": "success", "content": { "application/json": { "schema": schema_ref(response) } } })
+        };
         let mut operation = json!({
             "summary": summary,
             "responses": {
-                status.to_string(): { "description": "success", "content": { "application/json": { "schema": schema_ref(response) } } },
+                status.to_string(): success,
                 "4XX": { "description": "bad input, unknown resource or refused by the ledger (sold out is 409)", "content": { "application/json": { "schema": schema_ref("Error") } } },
                 "503": { "description": "the ledger is unavailable; retry with the same Idempotency-Key", "content": { "application/json": { "schema": schema_ref("Error") } } }
             }
@@ -218,8 +224,15 @@ pub fn document() -> Value {
         }
         let mut parameters = Vec::new();
         if path.contains("{id}") {
-            parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));
+            // Listings are named; holds, sales, bookings and members are numbered.
+            let id = if path.starts_with("/api/v1/listings/") {
+                json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" })
+            } else {
+                json!({ "type": "integer", "minimum": 0 })
+            };
+            parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": id }));
         }
+        parameters.extend(query_parameters(path, method));
         if matches!(*method, "post") && (path.starts_with("/api/v1/holds") || path.starts_with("/api/v1/bookings")) {
             parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "maxLength": 128 } }));
         }
@@ -242,6 +255,49 @@ pub fn document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "an API token from `caravan user token`" } }
         }
     })
+}
+
+/// The query parameters an operation reads, as `(name, schema)`.
+fn query_parameters(path: &str, method: &str) -> Vec<Value> {
+    let string = json!({ "type": "string" });
+    let date = json!({ "type": "string", "format": "date" });
+    let integer = json!({ "type": "integer", "minimum": 0 });
+    let number = json!({ "type": "number" });
+    let named: Vec<(&str, Value)> = match (method, path) {
+        ("get", "/api/v1/search/stays") => vec![
+            ("city", string.clone()),
+            ("country", string.clone()),
+            ("lat", number.clone()),
+            ("lon", number.clone()),
+            ("radius_km", number.clone()),
+            ("check_in", date.clone()),
+            ("check_out", date.clone()),
+            ("guests", integer.clone()),
+            ("rooms", integer.clone()),
+            ("price_min_minor", integer.clone()),
+            ("price_max_minor", integer.clone()),
+            ("amenities", json!({ "type": "string", "description": "comma-separated; every one is required" })),
+            ("sort", json!({ "enum": ["price", "distance"] })),
+            ("limit", integer.clone()),
+        ],
+        ("get", "/api/v1/search/trips") => vec![
+            ("from", string.clone()),
+            ("to", string.clone()),
+            ("date", date.clone()),
+            ("seats", integer.clone()),
+            ("max_connections", integer.clone()),
+            ("sort", json!({ "enum": ["arrival", "legs", "price"] })),
+            ("limit", integer.clone()),
+        ],
+        ("get", "/api/v1/listings") => vec![("after_id", string.clone()), ("limit", integer.clone())],
+        ("get", "/api/v1/listings/{id}/ari") => vec![("from", date.clone()), ("to", date.clone())],
+        ("get", "/api/v1/status") => vec![("digest", json!({ "type": "boolean" }))],
+        _ => Vec::new(),
+    };
+    named
+        .into_iter()
+        .map(|(name, schema)| json!({ "name": name, "in": "query", "required": false, "schema": schema }))
+        .collect()
 }
 
 fn schema_ref(name: &str) -> Value {
@@ -309,14 +365,14 @@ fn schemas() -> Value {
             "member_id": { "type": "integer" }, "peer_id": { "type": "string" },
             "addrs": { "type": "array", "items": { "type": "string" } },
             "role": { "type": "string" }, "term": { "type": "integer" },
-            "leader": { "type": "integer" }, "members": { "type": "array", "items": { "type": "object", "properties": {
+            "leader": { "type": ["integer", "null"] }, "members": { "type": "array", "items": { "type": "object", "properties": {
                 "id": { "type": "integer" }, "peer_id": { "type": "string" }, "voter": { "type": "boolean" },
-                "matched_index": { "type": "integer" },
+                "matched_index": { "type": ["integer", "null"] },
                 "addrs": { "type": "array", "items": { "type": "string" } } } } },
-            "last_log_index": { "type": "integer" }, "applied_index": { "type": "integer" },
-            "snapshot_index": { "type": "integer" }, "heartbeat_ms": { "type": "integer" },
-            "election_timeout_ms": { "type": "integer" }, "agreed_heartbeat_ms": { "type": "integer" },
-            "agreed_election_timeout_ms": { "type": "integer" }, "append_p99_ms": { "type": "number" } } },
+            "last_log_index": { "type": ["integer", "null"] }, "applied_index": { "type": "integer" },
+            "snapshot_index": { "type": ["integer", "null"] }, "heartbeat_ms": { "type": "integer" },
+            "election_timeout_ms": { "type": "integer" }, "agreed_heartbeat_ms": { "type": ["integer", "null"] },
+            "agreed_election_timeout_ms": { "type": ["integer", "null"] }, "append_p99_ms": { "type": ["number", "null"] } } },
         "AriBatchInput": { "type": "object", "required": ["updates"], "properties": {
             "updates": { "type": "array", "maxItems": 1000, "items": schema_ref("AriInput") } } },
         "AriBatchResults": { "type": "object", "properties": { "results": { "type": "array", "items": { "type": "object", "properties": {
@@ -364,7 +420,7 @@ fn schemas() -> Value {
                 "description": "origin (hex) plus a hold as POST /api/v1/holds takes it: listing and check_in/check_out/units/guests, or departure/seats/seat_numbers; hold_seconds, expected_total_minor" } } } },
         "Booking": { "type": "object", "properties": {
             "id": { "type": "integer" },
-            "state": { "enum": ["holding", "confirming", "releasing", "confirmed", "failed", "cancelling", "cancelled"] },
+            "state": { "enum": ["holding", "held", "confirming", "releasing", "confirmed", "failed", "cancelling", "cancelled"] },
             "traveller": { "type": "object" },
             "parts": { "type": "array", "items": { "type": "object", "description": "origin, listing, status (new, held, confirmed, released, refused, abandoned, cancelled), hold_id, total, penalty, expires_at, refusal {code, message}, receipt {receipt, signature}" } },
             "totals": { "type": "array" }, "penalties": { "type": "array" },

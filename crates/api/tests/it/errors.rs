@@ -118,3 +118,18 @@ async fn a_booking_with_an_unknown_field_is_refused_like_a_hold() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("nights"), "the unknown field is named: {body}");
 }
+
+#[tokio::test]
+async fn the_document_states_what_the_handlers_read() {
+    let (status, body) = send(fakes::empty(), Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id_type = |path: &str, method: &str| doc["paths"][path][method]["parameters"][0]["schema"]["type"].clone();
+    assert_eq!(id_type("/api/v1/holds/{id}", "get"), "integer", "hold ids are numbers");
+    assert_eq!(id_type("/api/v1/listings/{id}", "get"), "string", "listing ids are names");
+    assert!(doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]["text/plain"].is_object());
+    let stays = doc["paths"]["/api/v1/search/stays"]["get"]["parameters"].as_array().unwrap();
+    assert!(stays.iter().any(|p| p["name"] == "check_in" && p["in"] == "query"), "{stays:?}");
+    let states = doc["components"]["schemas"]["Booking"]["properties"]["state"]["enum"].as_array().cloned();
+    assert!(states.unwrap_or_default().contains(&serde_json::json!("held")), "a hold-only booking waits in held");
+}
