@@ -20,8 +20,8 @@ pub const BODY_BYTES_MAX: usize = 256 * 1024;
 /// already queued still runs, and an idempotent retry gets its answer.
 pub const REQUEST_TIMEOUT_S: u64 = 30;
 
-/// The whole HTTP surface over the node's services. A function, so tests can drive it
-/// without a socket.
+/// The whole HTTP surface over the node's services. A function, so tests
+/// can drive it without a socket.
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/", get(search::home))
