@@ -21,6 +21,7 @@
 
 mod log_store;
 mod machine;
+mod member;
 mod membership;
 mod network;
 mod runtime;
@@ -29,6 +30,10 @@ mod timers;
 
 pub use log_store::{read_local, write_local, GroupLog, LogContents, MemoryDisk};
 pub use machine::{AppliedCommand, Effects, EffectsError, LedgerMachine, NoEffects};
+pub use member::{
+    member_id_of, prepare_join, CutOff, GroupStatus, LegacyLedger, MemberSetup, MemberStatus, OwnerGroup, ProposeError,
+    SetupError, AGREED_TIMERS, LOG_FILE, SNAPSHOT_FILE,
+};
 pub use membership::{change_members, ChangeError, MembershipChange};
 pub use network::{serve, CallError, Link, Rpc, RpcReply, Transport, TransportFactory};
 pub use runtime::{seed_thread_rng, GroupRuntime};

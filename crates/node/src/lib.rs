@@ -57,6 +57,8 @@ pub enum NodeError {
     Key(#[from] identity::KeyError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Group(#[from] caravan_group::SetupError),
 }
 
 /// What `init` found or made.
@@ -252,13 +254,14 @@ impl Node {
         let effects = group::WriterEffects { queue: queue.clone(), log_path };
         let started = std::time::Instant::now();
         let calls = group::CallSlot::default();
-        let transport = group::NetTransport { calls: calls.clone(), cut_off: group::CutOff::default() };
+        let cut_off = caravan_group::CutOff::default();
+        let transport = group::NetTransport { calls: calls.clone(), cut_off: cut_off.clone() };
         let timers = options.group_timers;
-        let group =
-            group::OwnerGroup::open(data_dir, member, timers, options.clock, effects, transport, || Ok(legacy)).await?;
+        let setup = caravan_group::MemberSetup { member, timers, clock: options.clock, effects, transport, cut_off };
+        let group = group::OwnerGroup::open(data_dir, setup, || Ok(legacy)).await?;
         let group = Arc::new(group);
         tracing::info!(%origin, status = ?group.status(), start_ms = started.elapsed().as_millis() as u64, "replica group running");
-        let group_timers = Mutex::new(Some(group.run_timers(options.publish_interval_ms as i64)));
+        let group_timers = Mutex::new(Some(tokio::spawn(group.run_timers(options.publish_interval_ms as i64))));
         let ledger = group.ledger();
         let reader = Mutex::new(caravan_store::open_reader(&db_path)?);
         let writer_thread = Mutex::new(Some(writer_thread));

@@ -159,7 +159,7 @@ impl AdminService for Node {
     }
 
     fn group(&self) -> dto::GroupView {
-        let mut view = self.inner.group.status();
+        let mut view = crate::group::view(self.inner.group.status());
         if let Some(this) = self.inner.contact.lock().expect("contact lock").as_ref() {
             view.addrs = this.addrs.clone();
         }

@@ -1,0 +1,519 @@
+//! This node's part in its owner's replica group: opens the Raft log
+//! (`raft.db`) and the ledger state machine (`ledger.snapshot`), starts
+//! Raft, takes commands (stamped with this member's clock when it leads),
+//! and runs the ledger's timers (what `ledger::next_duty` says is due) as
+//! commands proposed by the leader, so they are in the log like the rest.
+//!
+//! A member is a group of one until it is told otherwise; the group's
+//! members, leader and indexes are in its status. Any member takes
+//! commands: a follower forwards them to the leader through its
+//! [`Transport`] and answers once it has applied them itself, so a client
+//! reads its own writes from the member it asked. What applied commands
+//! produce is made durable by the node's [`Effects`]; the member knows
+//! neither the network nor the node's database.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use caravan_ledger::{next_duty, Command, Duty, DutyConfig, Ledger};
+use caravan_model::Timestamp;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{CommittedLeaderId, ServerState};
+use tokio::sync::watch;
+
+use crate::{
+    CallError, ChangeError, Effects, GroupLog, LedgerMachine, LogId, Member, MemberId, MembershipChange, Outcome,
+    Proposal, Raft, Rpc, RpcReply, SnapshotStore, Timers, Transport, TransportFactory,
+};
+
+pub const LOG_FILE: &str = "raft.db";
+pub const SNAPSHOT_FILE: &str = "ledger.snapshot";
+/// How long a command waits for the group before the client hears
+/// "unavailable" (and may retry with the same idempotency key).
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a follower waits to apply what it forwarded before answering.
+const APPLY_WAIT: Duration = Duration::from_secs(2);
+/// How long shutting down waits to publish what is pending.
+const FINAL_PUBLISH_WAIT: Duration = Duration::from_secs(2);
+/// The longest the timer task sleeps without looking at the ledger.
+const TIMER_IDLE_MS: i64 = 1_000;
+
+/// The key under which a member keeps the group's agreed timers.
+pub const AGREED_TIMERS: &str = "group_timers";
+
+/// Why a member could not be opened or readied: the directory, the log or
+/// Raft refused; the message says which.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// Why the replica group did not take a command. Each is "unavailable"
+/// to the client, who retries with the same idempotency key.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// openraft refused the write (the member is stopping or has failed).
+    #[error("the replica group failed: {0}")]
+    Group(String),
+    /// The leader did not answer a forwarded command: it may have taken it.
+    #[error("the group's leader did not answer ({0}); retry with the same idempotency key")]
+    LeaderSilent(String),
+    /// The leader answered a forwarded command with something else.
+    #[error("the group's leader answered {0}")]
+    LeaderConfused(String),
+    #[error("the command is too large to forward")]
+    TooLarge,
+    #[error("the replica group did not commit in time; retry with the same idempotency key")]
+    Timeout,
+}
+
+/// Peers this member drops Raft messages to and from: a fault injected
+/// by tests, empty in service. The transport reads it too.
+pub type CutOff = Arc<std::sync::RwLock<std::collections::HashSet<String>>>;
+
+/// One member as the status shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberStatus {
+    pub id: MemberId,
+    pub peer_id: String,
+    pub voter: bool,
+    /// How far its log matches the leader's (on the leader only).
+    pub matched_index: Option<u64>,
+    pub addrs: Vec<String>,
+}
+
+/// The group as this member sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupStatus {
+    pub member_id: MemberId,
+    pub peer_id: String,
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub role: &'static str,
+    pub term: u64,
+    pub leader: Option<MemberId>,
+    pub members: Vec<MemberStatus>,
+    pub last_log_index: Option<u64>,
+    pub applied_index: u64,
+    pub snapshot_index: Option<u64>,
+    pub timers: Timers,
+    pub append_p99_ms: Option<f64>,
+}
+
+/// Local keys beside the log: the peers a joining member accepts Raft
+/// messages from until it has a membership of its own.
+const JOINING: &str = "joining";
+
+pub struct OwnerGroup<T: Transport, E: Effects> {
+    raft: Raft,
+    ledger: Arc<RwLock<Ledger>>,
+    applied_index: Arc<AtomicU64>,
+    log: GroupLog,
+    member_id: MemberId,
+    peer_id: String,
+    transport: T,
+    /// Peers cut off by the fault hook, shared with the transport.
+    cut_off: CutOff,
+    /// Peers a joining member takes Raft messages from before it has a
+    /// membership (the group's members when it asked to join).
+    joining: Vec<String>,
+    timers: Timers,
+    clock: fn() -> Timestamp,
+    stop_timers: watch::Sender<bool>,
+    _effects: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<T: Transport, E: Effects> std::fmt::Debug for OwnerGroup<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnerGroup").field("member_id", &self.member_id).finish_non_exhaustive()
+    }
+}
+
+/// A ledger rebuilt from a data directory older than replica groups, and
+/// the index of its last command.
+pub type LegacyLedger = Option<(Ledger, u64)>;
+
+/// Readies a data directory to join a group instead of starting one: it
+/// takes Raft messages only from `peers` (the group's members) until the
+/// group has added it. Returns the member id to ask the group to add.
+pub fn prepare_join(data_dir: &Path, peers: &[String]) -> Result<MemberId, SetupError> {
+    let setup = |why: String| SetupError(why);
+    let log_path = data_dir.join(LOG_FILE);
+    let log = GroupLog::open(&log_path).map_err(setup)?;
+    if log.last_log_id().is_some() || data_dir.join(SNAPSHOT_FILE).exists() {
+        return Err(setup(format!(
+            "{} already belongs to a replica group; run it with `caravan node run`",
+            data_dir.display()
+        )));
+    }
+    drop(log);
+    crate::write_local(&log_path, JOINING, &peers.to_vec()).map_err(setup)?;
+    member_id(&log_path)
+}
+
+/// The member id of the node at `data_dir`, drawn now if it has none.
+pub fn member_id_of(data_dir: &Path) -> Result<MemberId, SetupError> {
+    member_id(&data_dir.join(LOG_FILE))
+}
+
+/// This member's id, drawn on first use and kept beside the log.
+fn member_id(log_path: &Path) -> Result<MemberId, SetupError> {
+    let setup = |why: String| SetupError(why);
+    if let Some(id) = crate::read_local::<MemberId>(log_path, "member_id").map_err(setup)? {
+        return Ok(id);
+    }
+    // Random, never reused: a replaced machine gets a new one.
+    let id = rand::random::<u64>() >> 1 | 1;
+    crate::write_local(log_path, "member_id", &id).map_err(setup)?;
+    Ok(id)
+}
+
+/// What a member is opened with, beside its data directory.
+#[derive(Debug)]
+pub struct MemberSetup<T, E> {
+    /// This machine: its peer id (addresses come when it listens).
+    pub member: Member,
+    /// Used unless the group agreed on others through its log.
+    pub timers: Timers,
+    /// Where the member reads the time it stamps into proposals.
+    pub clock: fn() -> Timestamp,
+    pub effects: E,
+    pub transport: T,
+    /// Peers cut off by the fault hook; the transport holds the same set.
+    pub cut_off: CutOff,
+}
+
+impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
+    /// Opens this node's member of its group, a group of one on first
+    /// start (or adopting a pre-group ledger log as its first snapshot).
+    pub async fn open(
+        data_dir: &Path,
+        setup_with: MemberSetup<T, E>,
+        legacy: impl FnOnce() -> Result<LegacyLedger, SetupError>,
+    ) -> Result<OwnerGroup<T, E>, SetupError> {
+        let MemberSetup { member, timers, clock, effects, transport, cut_off } = setup_with;
+        let setup = |why: String| SetupError(why);
+        let log_path = data_dir.join(LOG_FILE);
+        let log = GroupLog::open(&log_path).map_err(setup)?;
+        let member_id = member_id(&log_path)?;
+        // Timers the group agreed on through its log win over the file's.
+        let agreed = crate::read_local::<caravan_ledger::GroupTimers>(&log_path, AGREED_TIMERS).map_err(setup)?;
+        let timers = match agreed {
+            Some(agreed) => {
+                Timers { heartbeat_ms: agreed.heartbeat_ms, election_timeout_ms: agreed.election_timeout_ms }
+            }
+            None => timers,
+        };
+        let snapshots = SnapshotStore::File(data_dir.join(SNAPSHOT_FILE));
+        let joining = crate::read_local::<Vec<String>>(&log_path, JOINING).map_err(setup)?;
+        let mut machine = LedgerMachine::open(snapshots, Arc::new(effects)).map_err(setup)?;
+        let fresh = log.last_log_id().is_none() && machine.applied_index().load(Ordering::Acquire) == 0;
+        let mut adopted = false;
+        // A joining member waits for the leader to send it the group.
+        if fresh && joining.is_none() {
+            if let Some((ledger, last_index)) = legacy()? {
+                let applied = LogId::new(CommittedLeaderId::new(0, member_id), last_index);
+                machine.adopt(ledger, applied, (member_id, member.clone())).map_err(setup)?;
+                tracing::info!(last_index, "ledger log from before replica groups adopted as the first snapshot");
+                adopted = true;
+            }
+        }
+        let (ledger, applied_index) = (machine.ledger(), machine.applied_index());
+        let config = crate::raft_config(timers).map_err(setup)?;
+        let factory = TransportFactory(transport.clone());
+        let raft = Raft::new(member_id, Arc::new(config), factory, log.clone(), machine)
+            .await
+            .map_err(|e| setup(format!("starting the replica group: {e}")))?;
+        let membership = raft.metrics().borrow().membership_config.membership().clone();
+        if membership.nodes().next().is_some() && membership.get_node(&member_id).is_none() {
+            return Err(setup(format!(
+                "member {member_id} was removed from its replica group; start from a fresh data directory \
+                 (member ids are never reused) and join again"
+            )));
+        }
+        if fresh && !adopted && joining.is_none() {
+            let members = std::collections::BTreeMap::from([(member_id, member.clone())]);
+            raft.initialize(members).await.map_err(|e| setup(format!("initializing the replica group: {e}")))?;
+            // Metrics follow the core: wait until they show the new group,
+            // so what reads them (membership changes, status) sees it.
+            let wait = raft.wait(Some(PROPOSE_TIMEOUT));
+            let shown = |m: &crate::openraft::RaftMetrics<MemberId, Member>| {
+                m.membership_config.membership().get_node(&member_id).is_some()
+            };
+            wait.metrics(shown, "the new group's membership")
+                .await
+                .map_err(|e| setup(format!("starting the replica group: {e}")))?;
+        }
+        let group = OwnerGroup {
+            raft,
+            ledger,
+            applied_index,
+            log,
+            member_id,
+            peer_id: member.peer_id.clone(),
+            transport,
+            cut_off,
+            joining: joining.unwrap_or_default(),
+            timers,
+            clock,
+            stop_timers: watch::channel(false).0,
+            _effects: std::marker::PhantomData,
+        };
+        if group.is_sole_voter() {
+            // Alone, it need not wait an election timeout to lead.
+            let _ = group.raft.trigger().elect().await;
+            let wait = group.raft.wait(Some(Duration::from_secs(10)));
+            wait.current_leader(member_id, "leading a group of one").await.map_err(|e| setup(e.to_string()))?;
+        }
+        Ok(group)
+    }
+
+    pub fn ledger(&self) -> Arc<RwLock<Ledger>> {
+        self.ledger.clone()
+    }
+
+    fn is_sole_voter(&self) -> bool {
+        let metrics = self.raft.metrics().borrow().clone();
+        let voters: Vec<MemberId> = metrics.membership_config.membership().voter_ids().collect();
+        voters == [self.member_id]
+    }
+
+    /// Runs `command` through the group; the ledger's answer once it is
+    /// committed and applied here, or why the group could not take it.
+    ///
+    /// On a follower the command goes to the leader. It is sent again only
+    /// when the leader surely did not take it (no leader yet, or "not the
+    /// leader"): a lost answer is reported, and the client retries with its
+    /// idempotency key, so nothing runs twice.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
+        let proposal = Proposal { now: (self.clock)(), command };
+        let attempt = async {
+            loop {
+                let forward = match self.raft.client_write(proposal.clone()).await {
+                    Ok(written) => return Ok(written.data),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => forward,
+                    Err(error) => return Err(ProposeError::Group(error.to_string())),
+                };
+                if let (Some(leader), Some(member)) = (forward.leader_id, forward.leader_node) {
+                    match self.transport.call(leader, &member, Rpc::Propose(proposal.clone())).await {
+                        Ok(RpcReply::Proposed(index, outcome)) => {
+                            self.wait_applied(index).await;
+                            return Ok(outcome);
+                        }
+                        Ok(RpcReply::NotLeader(_)) => {}
+                        Ok(RpcReply::Failed(why)) | Err(CallError::Unreachable(why)) => {
+                            return Err(ProposeError::LeaderSilent(why));
+                        }
+                        Ok(other) => return Err(ProposeError::LeaderConfused(format!("{other:?}"))),
+                        Err(CallError::TooLarge) => return Err(ProposeError::TooLarge),
+                    }
+                }
+                // An election is on: wait a beat for its outcome.
+                tokio::time::sleep(Duration::from_millis(self.timers.heartbeat_ms)).await;
+            }
+        };
+        match tokio::time::timeout(PROPOSE_TIMEOUT, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => Err(ProposeError::Timeout),
+        }
+    }
+
+    /// Waits (briefly) until this member has applied `index`, so what a
+    /// client wrote through it can be read from it.
+    async fn wait_applied(&self, index: u64) {
+        let wait = self.raft.wait(Some(APPLY_WAIT));
+        if let Err(error) = wait.applied_index_at_least(Some(index), "forwarded command applied here").await {
+            tracing::debug!(%error, index, "a forwarded command is not applied here yet");
+        }
+    }
+
+    /// Adds, removes or re-addresses a member, through the leader.
+    pub async fn change_members(&self, change: MembershipChange) -> Result<(), ChangeError> {
+        match crate::change_members(&self.raft, change.clone()).await {
+            Err(ChangeError::NotLeader(Some(leader), Some(member))) if leader != self.member_id => {
+                let not_led = |why: String| ChangeError::Failed(format!("the group's leader did not answer: {why}"));
+                match self.transport.call(leader, &member, Rpc::ChangeMembers(change)).await {
+                    Ok(RpcReply::Changed) => Ok(()),
+                    Ok(RpcReply::Refused(why)) => Err(ChangeError::Refused(why)),
+                    Ok(RpcReply::NotLeader(leader)) => Err(ChangeError::NotLeader(leader, None)),
+                    Ok(RpcReply::Failed(why)) => Err(not_led(why)),
+                    Ok(other) => Err(not_led(format!("{other:?}"))),
+                    Err(error) => Err(not_led(error.to_string())),
+                }
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Records where this member listens in the group's membership, so the
+    /// others can dial it after a restart.
+    pub async fn announce(&self, addrs: Vec<String>) -> Result<(), ChangeError> {
+        let member = self.raft.metrics().borrow().membership_config.membership().get_node(&self.member_id).cloned();
+        let Some(mut member) = member else { return Ok(()) }; // Not in yet (joining).
+        if member.addrs == addrs {
+            return Ok(());
+        }
+        member.addrs = addrs;
+        self.change_members(MembershipChange::SetAddrs(self.member_id, member)).await
+    }
+
+    /// The members as the group knows them: peer ids and addresses.
+    pub fn members(&self) -> Vec<Member> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.membership_config.membership().nodes().map(|(_, member)| member.clone()).collect()
+    }
+
+    /// Answers a Raft message from `peer`: only members (and, while this
+    /// member joins, the group it asked to join) may send them.
+    pub async fn serve(&self, peer: &str, request: &[u8]) -> RpcReply {
+        let allowed = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let mut members = metrics.membership_config.membership().nodes().peekable();
+            match members.peek() {
+                None => self.joining.iter().any(|p| p == peer),
+                Some(_) => members.any(|(_, m)| m.peer_id == peer),
+            }
+        };
+        if !allowed {
+            return RpcReply::Failed(format!("peer {peer} is not a member of this replica group"));
+        }
+        if self.cut_off.read().expect("cut-off lock").contains(peer) {
+            return RpcReply::Failed("cut off (fault hook)".into());
+        }
+        match Rpc::decode(request) {
+            Ok(rpc) => crate::serve(&self.raft, rpc).await,
+            Err(why) => RpcReply::Failed(why),
+        }
+    }
+
+    /// Drops Raft messages to and from `peers` from now on (none heals).
+    pub fn cut_off(&self, peers: std::collections::HashSet<String>) {
+        *self.cut_off.write().expect("cut-off lock") = peers;
+    }
+
+    /// The log store's recent commit time, p99.
+    pub fn append_p99_ms(&self) -> Option<f64> {
+        self.log.append_p99_ms()
+    }
+
+    /// Resolves when Raft has stopped on a fatal error (a failed persist).
+    pub async fn stopped(&self) {
+        let mut metrics = self.raft.metrics();
+        let _ = metrics.wait_for(|m| m.state == ServerState::Shutdown || m.running_state.is_err()).await;
+    }
+
+    /// The group as this member sees it.
+    pub fn status(&self) -> GroupStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: std::collections::BTreeSet<MemberId> = membership.voter_ids().collect();
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let members = membership
+            .nodes()
+            .map(|(id, member)| MemberStatus {
+                id: *id,
+                peer_id: member.peer_id.clone(),
+                voter: voters.contains(id),
+                matched_index: replication.get(id).copied().flatten().map(|log_id| log_id.index),
+                addrs: member.addrs.clone(),
+            })
+            .collect();
+        GroupStatus {
+            member_id: self.member_id,
+            peer_id: self.peer_id.clone(),
+            role: match metrics.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            },
+            term: metrics.current_term,
+            leader: metrics.current_leader,
+            members,
+            last_log_index: metrics.last_log_index,
+            applied_index: self.applied_index.load(Ordering::Acquire),
+            snapshot_index: metrics.snapshot.map(|log_id| log_id.index),
+            timers: self.timers,
+            append_p99_ms: self.log.append_p99_ms(),
+        }
+    }
+
+    fn leads(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.member_id)
+    }
+
+    /// Proposes `ExpireHolds` when a hold's time is up and `Publish` every
+    /// `publish_interval_ms` while something is unpublished, on the leader
+    /// only, until [`OwnerGroup::shutdown`].
+    /// The caller runs the returned future as a task of its own.
+    pub fn run_timers(
+        self: &Arc<Self>,
+        publish_interval_ms: i64,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let group = self.clone();
+        let mut stop = self.stop_timers.subscribe();
+        async move {
+            let mut last_publish = Timestamp(0);
+            let config = DutyConfig { publish_interval_ms, idle_ms: TIMER_IDLE_MS };
+            loop {
+                let now = (group.clock)();
+                let duty = next_duty(&group.ledger.read().expect("ledger lock"), last_publish, config, now);
+                if !group.leads() {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(group.timers.heartbeat_ms)) => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
+                let wait_ms = match duty {
+                    Duty::Sleep { ms } => ms,
+                    Duty::Publish | Duty::ExpireHolds => {
+                        let publishing = duty == Duty::Publish;
+                        let command = duty.command().expect("a command is due");
+                        match group.propose(command).await {
+                            // A point is bounded: one that left changes
+                            // behind is followed by the next at once.
+                            Ok(_) if publishing && !group.ledger.read().expect("ledger lock").has_unpublished() => {
+                                last_publish = now
+                            }
+                            Ok(_) => {}
+                            Err(error) => {
+                                tracing::warn!(%error, "ledger timer not proposed");
+                                tokio::time::sleep(Duration::from_millis(group.timers.heartbeat_ms)).await;
+                            }
+                        }
+                        continue;
+                    }
+                };
+                let sleep = tokio::time::sleep(Duration::from_millis(wait_ms as u64));
+                tokio::select! {
+                    () = sleep => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// Stops the timers, signs what is pending (on the leader), then stops
+    /// Raft; what is committed stays in the log.
+    pub async fn shutdown(&self) {
+        self.stop_timers.send_replace(true);
+        // Signed now, not at the next start: a restarted node serves its
+        // records at once. Bounded, as a group without quorum cannot.
+        let publish_pending = async {
+            while self.leads() && self.ledger.read().expect("ledger lock").has_unpublished() {
+                if let Err(error) = self.propose(Command::Publish).await {
+                    tracing::warn!(%error, "pending changes not published at shutdown");
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(FINAL_PUBLISH_WAIT, publish_pending).await.is_err() {
+            tracing::warn!("pending changes not published at shutdown: the group did not commit in time");
+        }
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::warn!(%error, "the replica group did not stop cleanly");
+        }
+    }
+}
