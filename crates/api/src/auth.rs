@@ -93,14 +93,14 @@ pub async fn managed_by(
     if principal.role == Role::Admin {
         return Ok(None);
     }
-    Ok(Some(app.accounts.managed_listings(principal.user).await.map_err(ApiError::internal)?.into_iter().collect()))
+    Ok(Some(app.accounts.managed_listings(principal.user).await?.into_iter().collect()))
 }
 
 pub async fn need_manager(app: &AppState, principal: &Principal, listing: &ListingId) -> Result<(), ApiError> {
     if principal.role == Role::Admin {
         return Ok(());
     }
-    let managers = app.accounts.managers(listing).await.map_err(ApiError::internal)?;
+    let managers = app.accounts.managers(listing).await?;
     if may_manage(principal.user, principal.role, &managers) {
         Ok(())
     } else {

@@ -126,11 +126,6 @@ fn zone_of(field: &str, time_zone: Option<&str>, utc_offset_min: Option<i16>) ->
     zone.map_err(|e| ApiError::invalid(format!("{field}: {e}")))
 }
 
-/// A zone as the API shows it: the name, or the fixed offset.
-fn zone_view(zone: &Zone) -> (Option<String>, Option<i16>) {
-    (zone.name().map(str::to_owned), zone.fixed_offset_min())
-}
-
 impl ListingInput {
     pub fn into_listing(self, id: ListingId) -> Result<Listing, ApiError> {
         if self.withdrawn == Some(true) {
@@ -223,8 +218,8 @@ impl StayInput {
             max_guests: stay.max_guests,
             check_in: stay.check_in.to_string(),
             check_out: stay.check_out.to_string(),
-            time_zone: zone_view(&stay.zone).0,
-            utc_offset_min: zone_view(&stay.zone).1,
+            time_zone: stay.zone.name().map(str::to_owned),
+            utc_offset_min: stay.zone.fixed_offset_min(),
             units: stay.units,
         }
     }
@@ -285,8 +280,8 @@ impl TripInput {
                     arrival_day: stop.arrival.map_or(0, |a| a.day_offset),
                     departure: stop.departure.map(|d| d.time.to_string()),
                     departure_day: stop.departure.map_or(0, |d| d.day_offset),
-                    time_zone: zone_view(&stop.zone).0,
-                    utc_offset_min: zone_view(&stop.zone).1,
+                    time_zone: stop.zone.name().map(str::to_owned),
+                    utc_offset_min: stop.zone.fixed_offset_min(),
                 })
                 .collect(),
             seats: trip.seats,

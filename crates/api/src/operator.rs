@@ -26,7 +26,7 @@ pub(crate) async fn status(
     query: std::result::Result<Query<StatusQuery>, QueryRejection>,
 ) -> Result<Json<NodeStatus>> {
     let Query(query) = query?;
-    Ok(Json(app.admin.status(query.digest).await.map_err(ApiError::internal)?))
+    Ok(Json(app.admin.status(query.digest).await?))
 }
 
 /// Connected peers: address, latency and records exchanged (admins).
@@ -86,7 +86,7 @@ pub(crate) async fn group_partition(
 
 /// Records held per origin and the frozen origins (admins).
 pub(crate) async fn origins(State(app): State<AppState>, _: Admin) -> Result<Response> {
-    let (origins, frozen) = app.admin.origins(ORIGINS_MAX).await.map_err(ApiError::internal)?;
+    let (origins, frozen) = app.admin.origins(ORIGINS_MAX).await?;
     Ok(Json(json!({ "origins": origins, "equivocations": frozen })).into_response())
 }
 

@@ -100,7 +100,7 @@ pub(crate) async fn create_listing_as(app: &AppState, caller: &Principal, input:
     if let Some(text) = input.id.clone() {
         let id = ListingId::parse(&text)?;
         app.ledger.submit(Command::CreateListing(input.into_listing(id.clone())?)).await?;
-        app.accounts.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
+        app.accounts.add_manager(&id, caller.user).await?;
         return Ok(id);
     }
     // A generated id may, rarely, be taken: draw another suffix.
@@ -111,7 +111,7 @@ pub(crate) async fn create_listing_as(app: &AppState, caller: &Principal, input:
             Err(SubmitError::Rejected(Rejection::ListingExists(_))) => continue,
             result => result?,
         };
-        app.accounts.add_manager(&id, caller.user).await.map_err(ApiError::internal)?;
+        app.accounts.add_manager(&id, caller.user).await?;
         return Ok(id);
     }
     Err(ApiError::internal("no free listing id after several random draws"))
@@ -338,10 +338,8 @@ pub(crate) async fn confirm_hold(
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
-    let id = hold_id(path)?;
-    need_hold_manager(&app, &caller, id).await?;
-    let command = Command::Confirm { idempotency_key: idempotency_key(&headers)?, hold: id };
-    Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
+    let confirm = |idempotency_key, hold| Command::Confirm { idempotency_key, hold };
+    resolve_hold(&app, &caller, &headers, path, confirm).await
 }
 
 pub(crate) async fn cancel_hold(
@@ -350,9 +348,21 @@ pub(crate) async fn cancel_hold(
     headers: HeaderMap,
     path: std::result::Result<Path<u64>, PathRejection>,
 ) -> Result<Json<HoldView>> {
+    let cancel = |idempotency_key, hold| Command::Cancel { idempotency_key, hold };
+    resolve_hold(&app, &caller, &headers, path, cancel).await
+}
+
+/// Confirms or cancels the hold in the path, for whoever manages its listing.
+async fn resolve_hold(
+    app: &AppState,
+    caller: &Principal,
+    headers: &HeaderMap,
+    path: std::result::Result<Path<u64>, PathRejection>,
+    command: impl FnOnce(Option<caravan_ledger::IdempotencyKey>, HoldId) -> Command,
+) -> Result<Json<HoldView>> {
     let id = hold_id(path)?;
-    need_hold_manager(&app, &caller, id).await?;
-    let command = Command::Cancel { idempotency_key: idempotency_key(&headers)?, hold: id };
+    need_hold_manager(app, caller, id).await?;
+    let command = command(idempotency_key(headers)?, id);
     Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
 }
 
@@ -444,7 +454,7 @@ pub(crate) async fn export_records(
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
     let after = query.after_version.unwrap_or(0);
-    let records = app.ledger.own_records(after, limit).await.map_err(ApiError::internal)?;
+    let records = app.ledger.own_records(after, limit).await?;
     match query.format.as_deref() {
         None | Some("json") => {
             let next_after_version =

@@ -16,6 +16,10 @@ fn admins_only() -> Response {
     notice(StatusCode::FORBIDDEN, "Admins only", "Only an administrator may use the console.", None)
 }
 
+fn is_admin(signed_in: &SignedIn) -> bool {
+    signed_in.principal.role == caravan_accounts::Role::Admin
+}
+
 /// A signed-in admin on the console; anyone else is answered, before the
 /// handler runs, with the page that says it is for admins.
 pub(crate) struct SignedInAdmin(SignedIn);
@@ -25,10 +29,10 @@ impl FromRequestParts<AppState> for SignedInAdmin {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<SignedInAdmin, Response> {
         let signed_in = SignedIn::from_request_parts(parts, app).await?;
-        match signed_in.principal.role {
-            caravan_accounts::Role::Admin => Ok(SignedInAdmin(signed_in)),
-            caravan_accounts::Role::Traveller | caravan_accounts::Role::Provider => Err(admins_only()),
+        if !is_admin(&signed_in) {
+            return Err(admins_only());
         }
+        Ok(SignedInAdmin(signed_in))
     }
 }
 
@@ -40,10 +44,10 @@ impl<T: SessionForm + serde::de::DeserializeOwned + Send> FromRequest<AppState> 
 
     async fn from_request(request: Request, app: &AppState) -> Result<AdminForm<T>, Response> {
         let SignedInForm(signed_in, form) = SignedInForm::from_request(request, app).await?;
-        match signed_in.principal.role {
-            caravan_accounts::Role::Admin => Ok(AdminForm(signed_in, form)),
-            caravan_accounts::Role::Traveller | caravan_accounts::Role::Provider => Err(admins_only()),
+        if !is_admin(&signed_in) {
+            return Err(admins_only());
         }
+        Ok(AdminForm(signed_in, form))
     }
 }
 

@@ -82,6 +82,7 @@ fn parse_stops(text: &str) -> Result<Vec<StopInput>, FormError> {
             };
             let (arrival, arrival_day) = stop_time("arrival", arrival)?;
             let (departure, departure_day) = stop_time("departure", departure)?;
+            let (time_zone, utc_offset_min) = zone_field(offset);
             Ok(StopInput {
                 code: code.to_owned(),
                 name: name.to_owned(),
@@ -89,8 +90,8 @@ fn parse_stops(text: &str) -> Result<Vec<StopInput>, FormError> {
                 arrival_day,
                 departure,
                 departure_day,
-                time_zone: zone_field(offset).0,
-                utc_offset_min: zone_field(offset).1,
+                time_zone,
+                utc_offset_min,
             })
         })
         .collect()
@@ -182,6 +183,7 @@ impl ServiceForm {
             };
             (None, Some(trip))
         } else {
+            let (time_zone, utc_offset_min) = zone_field(&self.time_zone);
             let stay = StayInput {
                 stay_type: self.stay_type.clone(),
                 address: self.address.trim().to_owned(),
@@ -193,8 +195,8 @@ impl ServiceForm {
                 max_guests: number("guests per unit", &self.max_guests)?,
                 check_in: self.check_in.trim().to_owned(),
                 check_out: self.check_out.trim().to_owned(),
-                time_zone: zone_field(&self.time_zone).0,
-                utc_offset_min: zone_field(&self.time_zone).1,
+                time_zone,
+                utc_offset_min,
                 units: number("units", &self.units)?,
             };
             (Some(stay), None)
