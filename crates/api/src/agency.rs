@@ -7,15 +7,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use caravan_accounts::{Principal, Role};
-use caravan_booking::agency::{Booking, BookingError, Decision, NewBooking, Traveller};
+use caravan_booking::agency::{Booking, BookingError, Decision, NewBooking};
 use caravan_booking::{HoldSpec, PartStatus, Phase};
 use caravan_model::{Date, GeoPoint, ListingDetails, Money, Timestamp, Zone};
 use caravan_records::Origin;
 use caravan_search::{Itinerary, Place, StayOffer, StayQuery, StaySort, TripQuery, TripSort};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::openapi::schema::{Object, Schema};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use crate::dto::{rfc3339, HoldInput, MoneyView};
+use crate::dto::{one_of, rfc3339, stay_types, trip_modes, HoldInput, MoneyView, TravellerView};
+use crate::request::{IdempotencyKeyHeader, NumberIdPath};
 use crate::{ApiError, AppState};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -28,14 +31,23 @@ const RADIUS_KM_MAX: f64 = 500.0;
 /// Connections a trip search may allow (legs - 1).
 const CONNECTIONS_MAX: usize = 4;
 
-#[derive(Debug, Default, Deserialize)]
+/// Where (a city, or a point and a radius), when, for how many.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StaySearchParams {
+    /// A city, or give `lat` and `lon` instead.
     pub(crate) city: Option<String>,
+    /// ISO 3166-1 alpha-2, to tell cities of one name apart.
     pub(crate) country: Option<String>,
     pub(crate) lat: Option<f64>,
     pub(crate) lon: Option<f64>,
+    /// Around `lat` and `lon` (default 10, at most 500).
     pub(crate) radius_km: Option<f64>,
+    /// The first night (required).
+    #[param(format = Date)]
     pub(crate) check_in: Option<String>,
+    /// The morning the stay ends (required).
+    #[param(format = Date)]
     pub(crate) check_out: Option<String>,
     pub(crate) guests: Option<u32>,
     pub(crate) rooms: Option<u32>,
@@ -44,8 +56,13 @@ pub struct StaySearchParams {
     /// Comma-separated; every one is required.
     pub(crate) amenities: Option<String>,
     /// `price` (default) or `distance`.
+    #[param(schema_with = stay_sorts)]
     pub(crate) sort: Option<String>,
     pub(crate) limit: Option<usize>,
+}
+
+fn stay_sorts() -> Object {
+    one_of(&["price", "distance"])
 }
 
 impl StaySearchParams {
@@ -102,11 +119,13 @@ impl StaySearchParams {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StayOfferView {
+    /// The owner's ed25519 public key, hex: where to book.
     pub(crate) origin: String,
     pub(crate) listing: String,
     pub(crate) title: String,
+    #[schema(schema_with = stay_types)]
     pub(crate) kind: &'static str,
     pub(crate) city: String,
     pub(crate) country: String,
@@ -125,7 +144,7 @@ pub struct StayOfferView {
     pub(crate) book_parts: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CancellationView {
     /// Free until this instant; later, the penalty applies.
     pub(crate) free_until: String,
@@ -187,30 +206,49 @@ pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option
     })
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StayOffers {
+    offers: Vec<StayOfferView>,
+}
+
+/// Stays with rooms free for the nights asked, from the local catalog.
+#[utoipa::path(get, path = "/api/v1/search/stays", tag = "agency", params(StaySearchParams), responses((status = 200, body = StayOffers)))]
 pub async fn search_stays(
     State(app): State<AppState>,
     params: std::result::Result<Query<StaySearchParams>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<StayOffers>> {
     let Query(params) = params?;
     let query = params.query()?;
     let offers = app.catalog.search_stays(&query);
     let views: Vec<StayOfferView> = offers.iter().filter_map(|o| offer_view(o, &query)).collect();
-    Ok(Json(json!({ "offers": views })))
+    Ok(Json(StayOffers { offers: views }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// From which stop to which, on which day, for how many.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TripSearchParams {
+    /// A stop code (required).
     pub(crate) from: Option<String>,
+    /// A stop code (required).
     pub(crate) to: Option<String>,
+    /// The day of departure (required).
+    #[param(format = Date)]
     pub(crate) date: Option<String>,
     pub(crate) seats: Option<u32>,
+    /// Changes allowed (default 2, at most 4).
     pub(crate) max_connections: Option<usize>,
     /// `arrival` (default), `legs` or `price`.
+    #[param(schema_with = trip_sorts)]
     pub(crate) sort: Option<String>,
     pub(crate) limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+fn trip_sorts() -> Object {
+    one_of(&["arrival", "legs", "price"])
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItineraryView {
     pub(crate) departs: String,
     pub(crate) arrives: String,
@@ -229,10 +267,11 @@ pub struct ItineraryView {
     pub(crate) arrival_next_date: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TripLegView {
     pub(crate) origin: String,
     pub(crate) listing: String,
+    #[schema(schema_with = trip_modes)]
     pub(crate) mode: &'static str,
     pub(crate) operator: String,
     pub(crate) service_number: String,
@@ -358,21 +397,29 @@ impl TripSearchParams {
     }
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Itineraries {
+    itineraries: Vec<ItineraryView>,
+}
+
+/// Itineraries from one stop to another, with changes, from the local catalog.
+#[utoipa::path(get, path = "/api/v1/search/trips", tag = "agency", params(TripSearchParams), responses((status = 200, body = Itineraries)))]
 pub async fn search_trips(
     State(app): State<AppState>,
     params: std::result::Result<Query<TripSearchParams>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<Itineraries>> {
     let Query(params) = params?;
     let query = params.query()?;
     let views: Vec<ItineraryView> =
         app.catalog.search_trips(&query).iter().map(|i| itinerary_view(i, query.seats)).collect();
-    Ok(Json(json!({ "itineraries": views })))
+    Ok(Json(Itineraries { itineraries: views }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookingInput {
-    traveller: Traveller,
+    traveller: TravellerView,
+    #[schema(min_items = 1, max_items = 8)]
     parts: Vec<BookingPartInput>,
     /// Hold every part and wait for `POST …/confirm` (before the holds
     /// expire) instead of confirming at once.
@@ -401,12 +448,35 @@ impl<'de> Deserialize<'de> for BookingPartInput {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A hold's schema with the owner's `origin` beside its fields.
+impl PartialSchema for BookingPartInput {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = HoldInput::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            let origin = utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .pattern(Some("^[0-9a-f]{64}$"))
+                .description(Some("The owner's ed25519 public key, hex."));
+            object.properties.insert("origin".into(), origin.into());
+            object.required.push("origin".into());
+        }
+        schema
+    }
+}
+
+impl ToSchema for BookingPartInput {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        HoldInput::schemas(schemas);
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BookingView {
     pub(crate) id: u64,
-    /// holding, held (waiting for confirm), confirming, releasing, confirmed, failed, cancelling, cancelled.
+    /// `held` waits for a confirm; `confirmed`, `failed` and `cancelled` are final.
+    #[schema(schema_with = booking_states)]
     pub(crate) state: &'static str,
-    pub(crate) traveller: Traveller,
+    pub(crate) traveller: TravellerView,
     pub(crate) parts: Vec<BookingPartView>,
     pub(crate) totals: Vec<MoneyView>,
     /// Penalties charged by cancellations, per currency.
@@ -418,7 +488,11 @@ pub struct BookingView {
     pub(crate) held_until: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+fn booking_states() -> Object {
+    one_of(&["holding", "held", "confirming", "releasing", "confirmed", "failed", "cancelling", "cancelled"])
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BookingPartView {
     pub(crate) origin: String,
     pub(crate) listing: String,
@@ -427,7 +501,7 @@ pub struct BookingPartView {
     pub(crate) title: Option<String>,
     /// The first night or the departure day.
     pub(crate) starts_on: String,
-    /// new, held, confirmed, released, refused, abandoned, cancelled.
+    #[schema(schema_with = part_statuses)]
     pub(crate) status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) hold_id: Option<u64>,
@@ -447,13 +521,18 @@ pub struct BookingPartView {
     pub(crate) receipt: Option<ReceiptView>,
 }
 
-#[derive(Debug, Serialize)]
+fn part_statuses() -> Object {
+    one_of(&["new", "held", "confirmed", "released", "refused", "abandoned", "cancelled"])
+}
+
+/// Why an owner refused a part: a stable code and a message.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RefusalView {
     pub(crate) code: String,
     pub(crate) message: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ReceiptView {
     pub(crate) receipt: String,
     pub(crate) signature: String,
@@ -516,7 +595,7 @@ pub(crate) fn booking_view(booking: &Booking) -> BookingView {
     BookingView {
         id: saga.id,
         state: saga.phase.name(),
-        traveller: booking.traveller.clone(),
+        traveller: TravellerView::from(&booking.traveller),
         parts,
         totals: views(saga.totals()),
         penalties: views(penalties),
@@ -550,6 +629,11 @@ fn booking_response(booking: &Booking) -> Response {
     (status, Json(booking_view(booking))).into_response()
 }
 
+/// Books parts at several owners as one: all confirmed or none. 201 when
+/// confirmed, 200 when it failed (the parts say why), 202 while it is
+/// still going or, with `hold_only`, held.
+#[utoipa::path(post, path = "/api/v1/bookings", tag = "agency", params(IdempotencyKeyHeader), request_body = BookingInput, responses(
+    (status = 201, body = BookingView), (status = 200, body = BookingView), (status = 202, body = BookingView)))]
 pub async fn create_booking(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -573,7 +657,7 @@ pub async fn create_booking(
     let new = NewBooking {
         client_key,
         user: Some(caller.user),
-        traveller: input.traveller,
+        traveller: input.traveller.into(),
         parts,
         wait_to_confirm: input.hold_only,
     };
@@ -588,6 +672,8 @@ pub(crate) async fn own_booking(app: &AppState, caller: &Principal, id: u64) -> 
     booking.ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
 }
 
+/// One booking, with each part's status and receipt.
+#[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "agency", params(NumberIdPath), responses((status = 200, body = BookingView)))]
 pub async fn get_booking(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -597,27 +683,42 @@ pub async fn get_booking(
     Ok(Json(booking_view_now(&app, &own_booking(&app, &caller, id).await?)))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct BookingsPage {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BookingsQuery {
+    /// Bookings older than this one.
     before_id: Option<u64>,
+    /// Bookings in the page (default 100, at most 5,000).
     limit: Option<u32>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingList {
+    bookings: Vec<BookingView>,
+    /// The `before_id` of the next page; null on the last.
+    next_before_id: Option<u64>,
+}
+
+/// The caller's bookings (an admin's: everyone's), newest first.
+#[utoipa::path(get, path = "/api/v1/bookings", tag = "agency", params(BookingsQuery), responses((status = 200, body = BookingList)))]
 pub async fn list_bookings(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
-    query: std::result::Result<Query<BookingsPage>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
+    query: std::result::Result<Query<BookingsQuery>, QueryRejection>,
+) -> Result<Json<BookingList>> {
     let Query(page) = query?;
     let limit = page.limit.unwrap_or(crate::request::PAGE_DEFAULT).clamp(1, crate::request::PAGE_MAX);
     // A traveller sees their own bookings; an admin sees all.
     let user = (caller.role != Role::Admin).then_some(caller.user);
     let bookings = app.agency.bookings(user, page.before_id, limit).await?;
     let next_before_id = (bookings.len() == limit as usize).then(|| bookings.last().map(|b| b.saga.id)).flatten();
-    let views: Vec<BookingView> = bookings.iter().map(booking_view).collect();
-    Ok(Json(json!({ "bookings": views, "next_before_id": next_before_id })))
+    let bookings = bookings.iter().map(booking_view).collect();
+    Ok(Json(BookingList { bookings, next_before_id }))
 }
 
+/// Cancels a confirmed booking at every owner (the penalties are in the
+/// answer), or lets a held one go.
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "agency", params(NumberIdPath), responses((status = 200, body = BookingView)))]
 pub async fn cancel_booking(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -634,14 +735,17 @@ pub async fn cancel_booking(
 }
 
 /// `POST /api/v1/bookings/{id}/confirm`'s optional body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmInput {
     /// Who travels, when the booking was held before they were known (or
     /// they changed); every owner gets it with the confirmation.
-    traveller: Option<Traveller>,
+    traveller: Option<TravellerView>,
 }
 
+/// Confirms a booking made with `hold_only`, before its holds expire.
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/confirm", tag = "agency", params(NumberIdPath), request_body = Option<ConfirmInput>, responses(
+    (status = 201, body = BookingView), (status = 200, body = BookingView), (status = 202, body = BookingView)))]
 pub async fn confirm_booking(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -653,10 +757,11 @@ pub async fn confirm_booking(
         true => ConfirmInput { traveller: None },
         false => serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body: {e}")))?,
     };
-    if let Some(traveller) = &input.traveller {
+    let traveller = input.traveller.map(caravan_model::Traveller::from);
+    if let Some(traveller) = &traveller {
         traveller.validate().map_err(ApiError::invalid)?;
     }
     own_booking(&app, &caller, id).await?;
-    let booking = app.agency.decide_booking(id, Decision::Confirm(input.traveller)).await?;
+    let booking = app.agency.decide_booking(id, Decision::Confirm(traveller)).await?;
     Ok(booking_response(&booking))
 }

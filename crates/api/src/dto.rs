@@ -7,18 +7,26 @@ use caravan_ledger::{DayState, Hold, HoldRequest, HoldState, ListingState};
 use caravan_model::*;
 use caravan_records::{Record, Verified};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::ToSchema;
 
 use crate::ApiError;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A stay or a trip, as written and as read.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListingInput {
     /// Chosen by the node when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "grand-hotel-double")]
     pub id: Option<String>,
+    /// At most 200 bytes.
     pub title: String,
+    /// At most 4,000 bytes.
     #[serde(default)]
     pub description: String,
+    /// ISO 4217, upper case.
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
     pub cancellation: CancellationInput,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,33 +44,42 @@ pub struct ListingInput {
     pub paused: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Free until some hours before the start; then a penalty: a percent of
+/// the total or some nights (exactly one of them).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancellationInput {
     pub free_until_hours: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 100)]
     pub penalty_percent: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub penalty_nights: Option<u16>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StayInput {
-    /// `hotel_room` or `vacation_rental`.
     #[serde(rename = "type")]
+    #[schema(schema_with = stay_types)]
     pub stay_type: String,
     #[serde(default)]
     pub address: String,
     pub city: String,
+    /// ISO 3166-1 alpha-2.
+    #[schema(pattern = "^[A-Z]{2}$", example = "FR")]
     pub country: String,
+    /// Degrees, within ±90.
     pub lat: f64,
+    /// Degrees, within ±180.
     pub lon: f64,
     #[serde(default)]
     pub amenities: Vec<String>,
     pub max_guests: u32,
-    /// Local times at the property, `HH:MM`.
+    /// Local time at the property, `HH:MM`.
+    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]$", example = "15:00")]
     pub check_in: String,
+    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]$", example = "11:00")]
     pub check_out: String,
     /// The property's IANA time zone (`Europe/Paris`); UTC when neither
     /// it nor `utc_offset_min` is given.
@@ -76,31 +93,36 @@ pub struct StayInput {
     pub units: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TripInput {
-    /// `bus`, `train`, `ferry` or `flight`.
+    #[schema(schema_with = trip_modes)]
     pub mode: String,
     pub operator: String,
     pub service_number: String,
+    #[schema(min_items = 2, max_items = 64)]
     pub stops: Vec<StopInput>,
     pub seats: u32,
     #[serde(default)]
     pub seat_map: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopInput {
     pub code: String,
     #[serde(default)]
     pub name: String,
+    /// Local time at the stop, `HH:MM`; none at the first stop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]$")]
     pub arrival: Option<String>,
     /// Days after the departure date (1 for an overnight arrival).
     #[serde(default)]
     pub arrival_day: u8,
+    /// Local time at the stop, `HH:MM`; none at the last stop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]$")]
     pub departure: Option<String>,
     #[serde(default)]
     pub departure_day: u8,
@@ -303,15 +325,17 @@ impl ListingInput {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AriInput {
     /// Names the listing in `POST /api/v1/ari` batches; on
     /// `PUT /listings/{id}/ari` it may be left out and must match if given.
     #[serde(default)]
     pub listing: Option<String>,
+    #[schema(format = Date, example = "2030-06-01")]
     pub from: String,
     /// The day after the last day changed.
+    #[schema(format = Date, example = "2030-06-08")]
     pub to: String,
     pub available: Option<u32>,
     pub price_minor: Option<i64>,
@@ -339,15 +363,16 @@ impl AriInput {
 /// `POST /api/v1/ari`: many changes in one request, as channel managers
 /// send them. Each is its own ledger command: one refused change does not
 /// stop the others.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AriBatchInput {
+    #[schema(min_items = 1, max_items = 1000)]
     pub updates: Vec<AriInput>,
 }
 
 /// One change's outcome, in the order sent: `days_changed`, or `error`
 /// and `message` as in an error response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AriBatchResult {
     pub listing: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -359,7 +384,7 @@ pub struct AriBatchResult {
 }
 
 /// `GET /api/v1/status`: what an operator checks first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeStatus {
     pub origin: String,
     /// Connected replication peers.
@@ -389,7 +414,7 @@ pub struct NodeStatus {
 }
 
 /// The owner's replica group as this member sees it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct GroupView {
     pub member_id: u64,
     /// This member's libp2p peer id and where it listens for peers.
@@ -414,7 +439,7 @@ pub struct GroupView {
     pub append_p99_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GroupMemberView {
     pub id: u64,
     pub peer_id: String,
@@ -428,7 +453,7 @@ pub struct GroupMemberView {
 
 /// The replica group members this one no longer talks to: a fault
 /// injected for tests (`[group] fault_hooks = true` only). Empty heals.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupPartitionInput {
     /// Peer ids whose Raft messages are dropped, both ways.
@@ -437,7 +462,7 @@ pub struct GroupPartitionInput {
 
 /// A node to add to the owner's replica group (`caravan group join`
 /// sends it): its member id, peer id and where it listens.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupMemberInput {
     pub member_id: u64,
@@ -446,7 +471,7 @@ pub struct GroupMemberInput {
 }
 
 /// Sets the replica group's timers for every member.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupTimersInput {
     pub heartbeat_ms: u64,
@@ -454,7 +479,7 @@ pub struct GroupTimersInput {
 }
 
 /// One connected peer, for operators.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PeerView {
     pub peer_id: String,
     /// The connection's remote address (empty if not known yet).
@@ -472,7 +497,7 @@ pub struct PeerView {
 }
 
 /// Records held of one origin.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OriginView {
     pub origin: String,
     pub records: u64,
@@ -482,7 +507,7 @@ pub struct OriginView {
 
 /// An origin frozen because it signed two different records for one slot
 /// and version: its records are dropped and refused from then on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EquivocationView {
     pub origin: String,
     pub detected_at: String,
@@ -491,7 +516,7 @@ pub struct EquivocationView {
 /// From a record's signing at its origin to its storing here, over the
 /// records new here since the node started. Quantiles are the upper bounds
 /// of histogram buckets.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct LagView {
     pub samples: u64,
     pub last_ms: u64,
@@ -499,11 +524,13 @@ pub struct LagView {
     pub p99_ms: u64,
     pub max_ms: u64,
     /// `[upper bound ms, samples at or below it]`, for merging across nodes.
+    #[schema(value_type = Vec<Vec<u64>>)]
     pub buckets: Vec<(u64, u64)>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AriDayView {
+    #[schema(format = Date)]
     pub date: String,
     /// What the owner opened for sale.
     pub allotment: u32,
@@ -538,19 +565,26 @@ impl AriDayView {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldInput {
     pub listing: String,
+    /// A stay's first night.
+    #[schema(format = Date)]
     pub check_in: Option<String>,
+    /// The morning a stay ends.
+    #[schema(format = Date)]
     pub check_out: Option<String>,
     pub units: Option<u32>,
     pub guests: Option<u32>,
+    /// The day a trip leaves its first stop.
+    #[schema(format = Date)]
     pub departure: Option<String>,
     pub seats: Option<u32>,
     #[serde(default)]
     pub seat_numbers: Vec<String>,
     /// How long to hold, in seconds (default 900).
+    #[schema(minimum = 10, maximum = 3600)]
     pub hold_seconds: Option<u32>,
     /// The total the client was quoted; the hold is refused if it changed.
     pub expected_total_minor: Option<i64>,
@@ -588,7 +622,7 @@ impl HoldInput {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MoneyView {
     pub amount_minor: i64,
     pub currency: String,
@@ -602,11 +636,11 @@ impl From<Money> for MoneyView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HoldView {
     pub id: u64,
     pub listing: String,
-    /// `held`, `expired`, `cancelled`, `confirmed` or `booking_cancelled`.
+    #[schema(schema_with = hold_states)]
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_in: Option<String>,
@@ -623,21 +657,24 @@ pub struct HoldView {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub seat_numbers: Vec<String>,
     pub total: MoneyView,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub resolved_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancellation_penalty: Option<MoneyView>,
     /// Who travels, when the agency said (owner's eyes only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub traveller: Option<caravan_model::Traveller>,
+    pub traveller: Option<TravellerView>,
 }
 
 impl HoldView {
     /// The view with the traveller the ledger keeps for this hold.
     pub fn from_ledger(ledger: &caravan_ledger::Ledger, hold: &Hold) -> HoldView {
-        HoldView { traveller: ledger.traveller(hold.id).cloned(), ..HoldView::new(hold) }
+        HoldView { traveller: ledger.traveller(hold.id).map(TravellerView::from), ..HoldView::new(hold) }
     }
 
     pub fn new(hold: &Hold) -> HoldView {
@@ -686,14 +723,16 @@ impl HoldView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RecordView {
+    #[schema(schema_with = record_kinds)]
     pub kind: &'static str,
     pub key: String,
     pub version: u64,
     pub time: String,
     pub id: String,
-    /// `signature` or `bundle`.
+    /// How the record is signed: alone, or as part of a bundle.
+    #[schema(schema_with = proofs)]
     pub proof: &'static str,
     /// The encoded `caravan.v1.SignedRecord`, hex: what a peer verifies.
     pub signed_hex: String,
@@ -714,6 +753,54 @@ impl RecordView {
             signed_hex: hex::encode(record.encode()),
         }
     }
+}
+
+/// Who travels, as the agency tells the owner.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TravellerView {
+    pub name: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+impl From<TravellerView> for Traveller {
+    fn from(view: TravellerView) -> Traveller {
+        Traveller { name: view.name, email: view.email, phone: view.phone }
+    }
+}
+
+impl From<&Traveller> for TravellerView {
+    fn from(traveller: &Traveller) -> TravellerView {
+        TravellerView { name: traveller.name.clone(), email: traveller.email.clone(), phone: traveller.phone.clone() }
+    }
+}
+
+/// A string schema that takes one of `names`, for the fields whose values
+/// are the names of a domain enum.
+pub(crate) fn one_of(names: &[&str]) -> utoipa::openapi::Object {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names.iter().copied())).build()
+}
+
+pub(crate) fn stay_types() -> utoipa::openapi::Object {
+    one_of(&["hotel_room", "vacation_rental"])
+}
+
+pub(crate) fn trip_modes() -> utoipa::openapi::Object {
+    one_of(&TRIP_MODES.map(|(name, _)| name))
+}
+
+fn hold_states() -> utoipa::openapi::Object {
+    one_of(&["held", "expired", "cancelled", "confirmed", "booking_cancelled"])
+}
+
+fn record_kinds() -> utoipa::openapi::Object {
+    one_of(&["listing", "ari", "withdrawal", "contact"])
+}
+
+fn proofs() -> utoipa::openapi::Object {
+    one_of(&["signature", "bundle"])
 }
 
 /// `2030-01-01T12:00:00.000Z`.

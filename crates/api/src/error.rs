@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use caravan_ledger::Rejection;
 
+use crate::openapi::ErrorBody;
 use crate::services::{AccountsError, FaultHooksOff, GroupChangeError, Internal, SubmitError};
 
 #[derive(Debug)]
@@ -44,8 +45,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "message": self.message });
-        (self.status, Json(body)).into_response()
+        (self.status, Json(ErrorBody { error: self.code, message: self.message })).into_response()
     }
 }
 

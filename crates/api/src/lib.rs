@@ -7,13 +7,11 @@
 //! kind is a 4xx with `{"error": code, "message": text}`; only our own bugs
 //! and storage failures are 5xx, and those are logged once.
 
-// The OpenAPI document's schemas are one `json!` literal, deeper than the
-// default limit allows.
-#![recursion_limit = "256"]
-
 mod agency;
 mod auth;
 mod book_link;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod dto;
 mod error;
 mod metrics;

@@ -11,11 +11,11 @@ use caravan_accounts::{Principal, Role};
 use caravan_ledger::{Command, HoldId, HoldState, Rejection, Reply};
 use caravan_model::{limits::HORIZON_DAYS_MAX, Date, ListingId};
 use prost::Message;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::dto::*;
-use crate::request::{idempotency_key, PAGE_DEFAULT, PAGE_MAX};
+use crate::request::{idempotency_key, IdempotencyKeyHeader, ListingIdPath, NumberIdPath, PAGE_DEFAULT, PAGE_MAX};
 use crate::{auth, ApiError, AppState, SubmitError};
 
 /// Random suffixes tried for a generated listing id before giving up.
@@ -57,17 +57,28 @@ fn new_listing_id(title: &str, suffix: u32) -> ListingId {
     ListingId::parse(&text).expect("slug characters are valid")
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListingsQuery {
     /// Listings with ids after this one (ids sort as strings).
     after_id: Option<String>,
+    /// Listings in the page (default 100, at most 5,000).
     limit: Option<u32>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ListingsPage {
+    listings: Vec<ListingView>,
+    /// The `after_id` of the next page; null on the last.
+    next_after_id: Option<String>,
+}
+
+/// This owner's listings, in id order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/listings", tag = "owner", params(ListingsQuery), responses((status = 200, body = ListingsPage)))]
 pub(crate) async fn list_listings(
     State(app): State<AppState>,
     query: std::result::Result<Query<ListingsQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<ListingsPage>> {
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX) as usize;
     let after = query.after_id.unwrap_or_default();
@@ -80,9 +91,11 @@ pub(crate) async fn list_listings(
             .collect()
     });
     let next_after_id = (listings.len() == limit).then(|| listings.last().and_then(|l| l.id.clone())).flatten();
-    Ok(Json(json!({ "listings": listings, "next_after_id": next_after_id })))
+    Ok(Json(ListingsPage { listings, next_after_id }))
 }
 
+/// Creates a stay or trip listing; its creator manages it.
+#[utoipa::path(post, path = "/api/v1/listings", tag = "owner", request_body = ListingInput, responses((status = 201, body = ListingView)))]
 pub(crate) async fn create_listing(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -117,6 +130,8 @@ pub(crate) async fn create_listing_as(app: &AppState, caller: &Principal, input:
     Err(ApiError::internal("no free listing id after several random draws"))
 }
 
+/// One listing.
+#[utoipa::path(get, path = "/api/v1/listings/{id}", tag = "owner", params(ListingIdPath), responses((status = 200, body = ListingView)))]
 pub(crate) async fn get_listing(
     State(app): State<AppState>,
     path: std::result::Result<Path<String>, PathRejection>,
@@ -124,6 +139,8 @@ pub(crate) async fn get_listing(
     Ok(Json(listing_view(&app, &listing_id(path)?)?))
 }
 
+/// Replaces a listing's description (its kind and currency stay).
+#[utoipa::path(put, path = "/api/v1/listings/{id}", tag = "owner", params(ListingIdPath), request_body = ListingInput, responses((status = 200, body = ListingView)))]
 pub(crate) async fn update_listing(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -141,6 +158,8 @@ pub(crate) async fn update_listing(
     Ok(Json(listing_view(&app, &id)?))
 }
 
+/// Withdraws a listing for good; its bookings stay valid.
+#[utoipa::path(delete, path = "/api/v1/listings/{id}", tag = "owner", params(ListingIdPath), responses((status = 200, body = ListingView)))]
 pub(crate) async fn withdraw_listing(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -152,13 +171,15 @@ pub(crate) async fn withdraw_listing(
     Ok(Json(listing_view(&app, &id)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PausedInput {
     paused: bool,
 }
 
-/// Takes a listing off sale for now, or puts it back on sale.
+/// Takes a listing off sale for now, or puts it back on sale; its bookings
+/// stay valid.
+#[utoipa::path(put, path = "/api/v1/listings/{id}/paused", tag = "owner", params(ListingIdPath), request_body = PausedInput, responses((status = 200, body = ListingView)))]
 pub(crate) async fn set_paused(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -172,17 +193,43 @@ pub(crate) async fn set_paused(
     Ok(Json(listing_view(&app, &id)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AriQuery {
+    /// The first day shown (default today).
+    #[param(format = Date)]
     from: Option<String>,
+    /// The day after the last day shown (default 31 days after `from`).
+    #[param(format = Date)]
     to: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AriView {
+    listing: String,
+    currency: String,
+    /// The days the listing was ever opened for sale, in the range asked.
+    days: Vec<AriDayView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AriChanged {
+    listing: String,
+    days_changed: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AriBatchResults {
+    results: Vec<AriBatchResult>,
+}
+
+/// Availability, prices and restrictions per day, with what is held and booked.
+#[utoipa::path(get, path = "/api/v1/listings/{id}/ari", tag = "owner", params(ListingIdPath, AriQuery), responses((status = 200, body = AriView)))]
 pub(crate) async fn get_ari(
     State(app): State<AppState>,
     path: std::result::Result<Path<String>, PathRejection>,
     query: std::result::Result<Query<AriQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<AriView>> {
     let id = listing_id(path)?;
     let Query(query) = query?;
     let from = match &query.from {
@@ -199,17 +246,19 @@ pub(crate) async fn get_ari(
     let view = app.read_ledger(|ledger| {
         let state = ledger.listing(&id)?;
         let days: Vec<AriDayView> = state.days.range(from..to).map(|(date, day)| AriDayView::new(*date, day)).collect();
-        Some(json!({ "listing": id.as_str(), "currency": state.listing.currency.as_str(), "days": days }))
+        Some(AriView { listing: id.to_string(), currency: state.listing.currency.to_string(), days })
     });
     view.map(Json).ok_or_else(|| ApiError::not_found(format!("no listing {id}")))
 }
 
+/// Changes availability, prices and restrictions over a range of days.
+#[utoipa::path(put, path = "/api/v1/listings/{id}/ari", tag = "owner", params(ListingIdPath), request_body = AriInput, responses((status = 200, body = AriChanged)))]
 pub(crate) async fn set_ari(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     path: std::result::Result<Path<String>, PathRejection>,
     body: std::result::Result<Json<AriInput>, JsonRejection>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<AriChanged>> {
     let id = listing_id(path)?;
     auth::need_manager(&app, &caller, &id).await?;
     let Json(input) = body?;
@@ -217,7 +266,7 @@ pub(crate) async fn set_ari(
         return Err(ApiError::invalid("the body's listing differs from the path's"));
     }
     let days = submit_ari(&app, id.clone(), &input).await?;
-    Ok(Json(json!({ "listing": id.as_str(), "days_changed": days })))
+    Ok(Json(AriChanged { listing: id.to_string(), days_changed: days }))
 }
 
 pub(crate) async fn submit_ari(app: &AppState, listing: ListingId, input: &AriInput) -> Result<u32> {
@@ -232,11 +281,13 @@ pub(crate) async fn submit_ari(app: &AppState, listing: ListingId, input: &AriIn
 /// The most changes one `POST /api/v1/ari` may carry.
 pub const ARI_BATCH_MAX: usize = 1_000;
 
+/// Many ARI changes at once, each applied on its own; the results in the order sent.
+#[utoipa::path(post, path = "/api/v1/ari", tag = "owner", request_body = AriBatchInput, responses((status = 200, body = AriBatchResults)))]
 pub(crate) async fn set_ari_batch(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     body: std::result::Result<Json<AriBatchInput>, JsonRejection>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<AriBatchResults>> {
     let Json(batch) = body?;
     if batch.updates.is_empty() || batch.updates.len() > ARI_BATCH_MAX {
         return Err(ApiError::invalid(format!("a batch holds 1-{ARI_BATCH_MAX} updates")));
@@ -262,7 +313,7 @@ pub(crate) async fn set_ari_batch(
     let mut results: Vec<_> = futures_util::future::join_all(per_listing).await.into_iter().flatten().collect();
     results.sort_by_key(|(position, _)| *position);
     let results: Vec<AriBatchResult> = results.into_iter().map(|(_, result)| result).collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(AriBatchResults { results }))
 }
 
 pub(crate) async fn apply_batched_ari(app: &AppState, caller: &Principal, input: AriInput) -> AriBatchResult {
@@ -293,6 +344,8 @@ fn hold_reply(reply: Reply) -> Result<HoldView> {
     }
 }
 
+/// Holds units of a stay or seats of a trip until the hold expires.
+#[utoipa::path(post, path = "/api/v1/holds", tag = "owner", params(IdempotencyKeyHeader), request_body = HoldInput, responses((status = 201, body = HoldView)))]
 pub(crate) async fn create_hold(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -320,6 +373,8 @@ pub(crate) async fn need_hold_manager(app: &AppState, caller: &Principal, id: Ho
     }
 }
 
+/// One hold.
+#[utoipa::path(get, path = "/api/v1/holds/{id}", tag = "owner", params(NumberIdPath), responses((status = 200, body = HoldView)))]
 pub(crate) async fn get_hold(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -332,6 +387,8 @@ pub(crate) async fn get_hold(
         .ok_or_else(|| ApiError::not_found(format!("no hold {id}")))
 }
 
+/// Turns a live hold into a booking.
+#[utoipa::path(post, path = "/api/v1/holds/{id}/confirm", tag = "owner", params(NumberIdPath, IdempotencyKeyHeader), responses((status = 200, body = HoldView)))]
 pub(crate) async fn confirm_hold(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -342,6 +399,8 @@ pub(crate) async fn confirm_hold(
     resolve_hold(&app, &caller, &headers, path, confirm).await
 }
 
+/// Releases a live hold, or cancels a booking under its policy.
+#[utoipa::path(post, path = "/api/v1/holds/{id}/cancel", tag = "owner", params(NumberIdPath, IdempotencyKeyHeader), responses((status = 200, body = HoldView)))]
 pub(crate) async fn cancel_hold(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -366,20 +425,38 @@ async fn resolve_hold(
     Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct BookingsQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SalesQuery {
+    /// Only the sales of this listing.
     listing: Option<String>,
     /// `confirmed`, `cancelled` or `all` (default).
+    #[param(schema_with = sale_states)]
     state: Option<String>,
+    /// Sales with ids after this one.
     after_id: Option<u64>,
+    /// Sales in the page (default 100, at most 5,000).
     limit: Option<u32>,
 }
 
+fn sale_states() -> utoipa::openapi::Object {
+    crate::dto::one_of(&["confirmed", "cancelled", "all"])
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SalesPage {
+    bookings: Vec<HoldView>,
+    /// The `after_id` of the next page; null on the last.
+    next_after_id: Option<u64>,
+}
+
+/// What this owner sold (confirmed holds), in id order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/sales", tag = "owner", params(SalesQuery), responses((status = 200, body = SalesPage)))]
 pub(crate) async fn list_sales(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
-    query: std::result::Result<Query<BookingsQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>> {
+    query: std::result::Result<Query<SalesQuery>, QueryRejection>,
+) -> Result<Json<SalesPage>> {
     let Query(query) = query?;
     // A provider sees the sales of what they manage; an admin sees all.
     let managed = auth::managed_by(&app, &caller).await?;
@@ -406,7 +483,7 @@ pub(crate) async fn list_sales(
             .collect()
     });
     let next_after_id = (bookings.len() == limit).then(|| bookings.last().map(|b| b.id)).flatten();
-    Ok(Json(json!({ "bookings": bookings, "next_after_id": next_after_id })))
+    Ok(Json(SalesPage { bookings, next_after_id }))
 }
 
 fn booking_view(app: &AppState, id: HoldId) -> Result<HoldView> {
@@ -416,6 +493,8 @@ fn booking_view(app: &AppState, id: HoldId) -> Result<HoldView> {
     .ok_or_else(|| ApiError::not_found(format!("no booking {id}")))
 }
 
+/// One sale.
+#[utoipa::path(get, path = "/api/v1/sales/{id}", tag = "owner", params(NumberIdPath), responses((status = 200, body = HoldView)))]
 pub(crate) async fn get_sale(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -426,6 +505,8 @@ pub(crate) async fn get_sale(
     Ok(Json(booking_view(&app, id)?))
 }
 
+/// Cancels a sale; the policy's penalty is in the answer.
+#[utoipa::path(post, path = "/api/v1/sales/{id}/cancel", tag = "owner", params(NumberIdPath, IdempotencyKeyHeader), responses((status = 200, body = HoldView)))]
 pub(crate) async fn cancel_sale(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -439,14 +520,34 @@ pub(crate) async fn cancel_sale(
     Ok(Json(hold_reply(app.ledger.submit(command).await?)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RecordsQuery {
+    /// Records with versions after this one.
     after_version: Option<u64>,
+    /// Records in the page (default 100, at most 5,000).
     limit: Option<u32>,
     /// `json` (default) or `protobuf` (an encoded `caravan.v1.Envelope`).
+    #[param(schema_with = record_formats)]
     format: Option<String>,
 }
 
+fn record_formats() -> utoipa::openapi::Object {
+    crate::dto::one_of(&["json", "protobuf"])
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecordPage {
+    /// The owner's ed25519 public key, hex.
+    origin: String,
+    records: Vec<RecordView>,
+    /// The `after_version` of the next page; null on the last.
+    next_after_version: Option<u64>,
+}
+
+/// This node's own signed records, in version order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/records", tag = "records", params(RecordsQuery), responses((status = 200, description = "A page of records: JSON, or with `format=protobuf` an encoded `caravan.v1.Envelope`", content(
+    (RecordPage = "application/json"), (Vec<u8> = "application/x-protobuf")))))]
 pub(crate) async fn export_records(
     State(app): State<AppState>,
     query: std::result::Result<Query<RecordsQuery>, QueryRejection>,
@@ -460,8 +561,8 @@ pub(crate) async fn export_records(
             let next_after_version =
                 (records.len() == limit as usize).then(|| records.last().map(|r| r.version)).flatten();
             let views: Vec<RecordView> = records.iter().map(RecordView::new).collect();
-            let body = json!({ "origin": app.ledger.origin().to_hex(), "records": views, "next_after_version": next_after_version });
-            Ok(Json(body).into_response())
+            let page = RecordPage { origin: app.ledger.origin().to_hex(), records: views, next_after_version };
+            Ok(Json(page).into_response())
         }
         Some("protobuf") => {
             let records = records.iter().map(|r| r.to_proto()).collect();

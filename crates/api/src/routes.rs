@@ -4,11 +4,14 @@
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::pages::{account, admin, booking, provider, search};
 use crate::{agency, auth, openapi, operator, owner, pages, ApiError, AppState};
@@ -23,6 +26,35 @@ pub const REQUEST_TIMEOUT_S: u64 = 30;
 /// The whole HTTP surface over the node's services. A function, so tests
 /// can drive it without a socket.
 pub fn router(app: AppState) -> Router {
+    let (api, _) = api().split_for_parts();
+    pages()
+        .merge(api)
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+        })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), auth::require))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "timeout",
+                        "the request took too long; retry with the same Idempotency-Key",
+                    )
+                }))
+                .timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S)),
+        )
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::internal("a request handler panicked").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// The web app's pages, for people: HTML, not in the OpenAPI document.
+fn pages() -> Router<AppState> {
     Router::new()
         .route("/", get(search::home))
         .route("/login", get(account::login_form).post(account::login))
@@ -55,68 +87,59 @@ pub fn router(app: AppState) -> Router {
         .route("/stays", get(search::stays))
         .route("/trips", get(search::trips))
         .route("/assets/{name}", get(pages::asset))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
-        .route("/api/v1/listings", get(owner::list_listings).post(owner::create_listing))
-        .route(
-            "/api/v1/listings/{id}",
-            get(owner::get_listing).put(owner::update_listing).delete(owner::withdraw_listing),
-        )
-        .route("/api/v1/listings/{id}/paused", put(owner::set_paused))
-        .route("/api/v1/listings/{id}/ari", get(owner::get_ari).put(owner::set_ari))
-        .route("/api/v1/ari", post(owner::set_ari_batch))
-        .route("/api/v1/status", get(operator::status))
-        .route("/api/v1/peers", get(operator::peers))
-        .route("/api/v1/origins", get(operator::origins))
-        .route("/api/v1/group", get(operator::group))
-        .route("/api/v1/group/timers", put(operator::group_timers))
-        .route("/api/v1/group/members", post(operator::add_group_member))
-        .route("/api/v1/group/members/{id}", delete(operator::remove_group_member))
-        .route("/api/v1/group/partition", put(operator::group_partition))
-        .route("/api/v1/holds", post(owner::create_hold))
-        .route("/api/v1/holds/{id}", get(owner::get_hold))
-        .route("/api/v1/holds/{id}/confirm", post(owner::confirm_hold))
-        .route("/api/v1/holds/{id}/cancel", post(owner::cancel_hold))
-        .route("/api/v1/sales", get(owner::list_sales))
-        .route("/api/v1/sales/{id}", get(owner::get_sale))
-        .route("/api/v1/sales/{id}/cancel", post(owner::cancel_sale))
-        .route("/api/v1/search/stays", get(agency::search_stays))
-        .route("/api/v1/search/trips", get(agency::search_trips))
-        .route("/api/v1/bookings", get(agency::list_bookings).post(agency::create_booking))
-        .route("/api/v1/bookings/{id}", get(agency::get_booking))
-        .route("/api/v1/bookings/{id}/confirm", post(agency::confirm_booking))
-        .route("/api/v1/bookings/{id}/cancel", post(agency::cancel_booking))
-        .route("/api/v1/records", get(owner::export_records))
-        .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
-        })
-        .layer(axum::middleware::from_fn_with_state(app.clone(), auth::require))
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "timeout",
-                        "the request took too long; retry with the same Idempotency-Key",
-                    )
-                }))
-                .timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S)),
-        )
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            ApiError::internal("a request handler panicked").into_response()
-        }))
-        .layer(TraceLayer::new_for_http())
-        .with_state(app)
 }
 
+/// The API for programs: each route registered with its documentation,
+/// so the OpenAPI document lists exactly what is routed.
+pub(crate) fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(owner::list_listings, owner::create_listing))
+        .routes(routes!(owner::get_listing, owner::update_listing, owner::withdraw_listing))
+        .routes(routes!(owner::set_paused))
+        .routes(routes!(owner::get_ari, owner::set_ari))
+        .routes(routes!(owner::set_ari_batch))
+        .routes(routes!(operator::status))
+        .routes(routes!(operator::peers))
+        .routes(routes!(operator::origins))
+        .routes(routes!(operator::group))
+        .routes(routes!(operator::group_timers))
+        .routes(routes!(operator::add_group_member))
+        .routes(routes!(operator::remove_group_member))
+        .routes(routes!(operator::group_partition))
+        .routes(routes!(owner::create_hold))
+        .routes(routes!(owner::get_hold))
+        .routes(routes!(owner::confirm_hold))
+        .routes(routes!(owner::cancel_hold))
+        .routes(routes!(owner::list_sales))
+        .routes(routes!(owner::get_sale))
+        .routes(routes!(owner::cancel_sale))
+        .routes(routes!(agency::search_stays))
+        .routes(routes!(agency::search_trips))
+        .routes(routes!(agency::list_bookings, agency::create_booking))
+        .routes(routes!(agency::get_booking))
+        .routes(routes!(agency::confirm_booking))
+        .routes(routes!(agency::cancel_booking))
+        .routes(routes!(owner::export_records))
+}
+
+/// Prometheus metrics, in its text format.
+#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(State(app): State<AppState>) -> Response {
     let text = crate::metrics::render(&app.admin.metrics());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+#[derive(Debug, Serialize, ToSchema)]
+struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Answers while the node runs.
+#[utoipa::path(get, path = "/healthz", tag = "node", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }

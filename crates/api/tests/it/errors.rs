@@ -8,10 +8,17 @@ use tower::ServiceExt;
 
 use crate::fakes;
 
+/// Sends `request` and checks the answer against the OpenAPI document.
 async fn send(state: caravan_api::AppState, request: Request<Body>) -> (StatusCode, String) {
+    let (method, path) = (request.method().clone(), request.uri().to_string());
     let response = caravan_api::router(state).oneshot(request).await.unwrap();
     let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    if let Err(departure) = caravan_api::conformance::check(&method, &path, status, content_type.as_deref(), &json) {
+        panic!("{departure}");
+    }
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -130,6 +137,6 @@ async fn the_document_states_what_the_handlers_read() {
     assert!(doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]["text/plain"].is_object());
     let stays = doc["paths"]["/api/v1/search/stays"]["get"]["parameters"].as_array().unwrap();
     assert!(stays.iter().any(|p| p["name"] == "check_in" && p["in"] == "query"), "{stays:?}");
-    let states = doc["components"]["schemas"]["Booking"]["properties"]["state"]["enum"].as_array().cloned();
+    let states = doc["components"]["schemas"]["BookingView"]["properties"]["state"]["enum"].as_array().cloned();
     assert!(states.unwrap_or_default().contains(&serde_json::json!("held")), "a hold-only booking waits in held");
 }

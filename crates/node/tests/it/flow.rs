@@ -139,14 +139,21 @@ async fn every_documented_operation_is_routed() {
     let t = TestNode::start().await;
     let (status, doc) = t.call("GET", "/api/v1/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    for caravan_api::openapi::Operation { method, path, .. } in caravan_api::openapi::OPERATIONS {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from the document");
-        let concrete = path.replace("{id}", "999");
-        let (status, body) = t.call(&method.to_uppercase(), &concrete, None).await;
-        let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
-            || body["message"].as_str().is_some_and(|m| m.starts_with("no such endpoint"));
-        assert!(!unrouted, "{method} {path} is documented but not routed: {status} {body}");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for method in
+            item.as_object().unwrap().keys().filter(|key| ["get", "put", "post", "delete"].contains(&key.as_str()))
+        {
+            let concrete = path.replace("{id}", "999");
+            let (status, body) = t.call(&method.to_uppercase(), &concrete, None).await;
+            let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
+                || body["message"].as_str().is_some_and(|m| m.starts_with("no such endpoint"));
+            assert!(!unrouted, "{method} {path} is documented but not routed: {status} {body}");
+            operations += 1;
+        }
     }
+    assert!(operations >= 35, "only {operations} operations documented");
     let required = |path: &str| doc["paths"][path]["post"]["requestBody"]["required"].as_bool();
     assert_eq!(required("/api/v1/bookings"), Some(true));
     assert_eq!(required("/api/v1/bookings/{id}/confirm"), Some(false), "who travels may be left out");

@@ -86,14 +86,21 @@ impl TestNode {
             }
             Some(_) => {}
         }
+        let (method, path) = (request.method().clone(), request.uri().to_string());
         let response = caravan_api::router(self.node.app_state()).oneshot(request).await.unwrap();
         let status = response.status();
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let json = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(format!("{bytes:?}")))
         };
+        // Every answer a test sees must be one the OpenAPI document states.
+        if let Err(departure) = caravan_api::conformance::check(&method, &path, status, content_type.as_deref(), &json)
+        {
+            panic!("{departure}");
+        }
         (status, json)
     }
 
