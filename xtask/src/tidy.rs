@@ -47,6 +47,22 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-accounts",
             "caravan-group",
             "caravan-writer",
+            "caravan-services",
+        ],
+    ),
+    (
+        "caravan-services",
+        &[
+            "caravan-model",
+            "caravan-records",
+            "caravan-ledger",
+            "caravan-store",
+            "caravan-api",
+            "caravan-net",
+            "caravan-booking",
+            "caravan-accounts",
+            "caravan-group",
+            "caravan-writer",
         ],
     ),
     (
@@ -77,6 +93,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-search",
             "caravan-booking",
             "caravan-accounts",
+            "caravan-services",
         ],
     ),
     ("caravan-test-utils", &["caravan-model"]),
@@ -137,7 +154,7 @@ const SPAWNS: &[&str] =
 
 /// Shell crates: their errors reach people and peers, so each says what
 /// failed; an error that is only text cannot be matched to a status code.
-const TYPED_ERROR_CRATES: &[&str] = &["caravan-api", "caravan-node", "caravan-net"];
+const TYPED_ERROR_CRATES: &[&str] = &["caravan-api", "caravan-node", "caravan-net", "caravan-services"];
 
 /// Dependencies a core crate must not have.
 const IO_DEPS: &[&str] = &["tokio", "rusqlite", "axum", "libp2p", "openraft", "hyper", "tower", "tower-http"];

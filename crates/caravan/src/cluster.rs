@@ -336,7 +336,7 @@ fn install_token(data_dir: &Path, token: &str) -> anyhow::Result<()> {
     let already =
         caravan_store::users::token_by_hash(&conn, &secret.stored_hash(caravan_accounts::token::TokenKind::Api))?;
     if already.is_none() {
-        caravan_node::accounts::install_admin_token(&conn, ADMIN_EMAIL, &secret, "cluster", now)?;
+        caravan_services::accounts::rules::install_admin_token(&conn, ADMIN_EMAIL, &secret, "cluster", now)?;
     }
     Ok(())
 }

@@ -134,9 +134,10 @@ fn add_login(
     manages: &[&str],
 ) -> anyhow::Result<()> {
     let conn = caravan_store::open_writer(&member.data_dir.join(caravan_store::DB_FILE))?;
-    let user = match caravan_node::accounts::add_user(&conn, email, DEMO_PASSWORD, role, true, crate::now()) {
+    let user = match caravan_services::accounts::rules::add_user(&conn, email, DEMO_PASSWORD, role, true, crate::now())
+    {
         Ok(user) => user,
-        Err(caravan_node::accounts::AccountsError::Exists(_)) => {
+        Err(caravan_services::accounts::rules::AccountsError::Exists(_)) => {
             caravan_store::users::by_email(&conn, email)?.context("the account just existed")?.id
         }
         Err(error) => return Err(error.into()),

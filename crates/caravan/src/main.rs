@@ -84,14 +84,14 @@ fn user_add(args: cli::UserAdd) -> anyhow::Result<()> {
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
-    let id = caravan_node::accounts::add_user(&conn, &args.email, &password, role, true, now())?;
+    let id = caravan_services::accounts::rules::add_user(&conn, &args.email, &password, role, true, now())?;
     println!("user {id}: {} ({})", args.email.trim().to_lowercase(), role.as_str());
     Ok(())
 }
 
 fn user_token(args: cli::UserToken) -> anyhow::Result<()> {
     let conn = accounts_db(&args.data_dir)?;
-    let secret = caravan_node::accounts::issue_api_token(&conn, &args.email, &args.name, now())?;
+    let secret = caravan_services::accounts::rules::issue_api_token(&conn, &args.email, &args.name, now())?;
     println!("{}", secret.reveal());
     eprintln!("shown once: keep it; send it as 'Authorization: Bearer <token>'");
     Ok(())

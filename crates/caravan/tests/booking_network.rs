@@ -39,7 +39,8 @@ impl Proc {
         let conn = caravan_store::open_writer(&dir.join(caravan_store::DB_FILE)).unwrap();
         let token = caravan_accounts::token::Secret::from_bytes(TOKEN);
         let now = caravan_model::Timestamp(0);
-        caravan_node::accounts::install_admin_token(&conn, "admin@example.org", &token, "tests", now).unwrap();
+        caravan_services::accounts::rules::install_admin_token(&conn, "admin@example.org", &token, "tests", now)
+            .unwrap();
         drop(conn);
         let mut proc = Proc { dir, http, p2p, bootstrap, child: None };
         proc.start();

@@ -58,7 +58,7 @@ fn prepare(dir: &Path, key: Option<&Path>, fault_hooks: bool) {
     let conn = caravan_store::open_writer(&dir.join(caravan_store::DB_FILE)).unwrap();
     let secret = caravan_accounts::token::Secret::from_bytes(TOKEN);
     let now = caravan_model::Timestamp(0);
-    caravan_node::accounts::install_admin_token(&conn, "admin@example.org", &secret, "tests", now).unwrap();
+    caravan_services::accounts::rules::install_admin_token(&conn, "admin@example.org", &secret, "tests", now).unwrap();
     let mut config = caravan_node::Config::load(dir).unwrap();
     config.group.fault_hooks = fault_hooks;
     std::fs::write(dir.join(caravan_node::config::CONFIG_FILE), config.to_toml()).unwrap();

@@ -5,7 +5,6 @@
 //! transport that carries Raft messages (libp2p, `/caravan/raft/1`) — and
 //! the group's status as the API shows it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use caravan_api::dto::{GroupMemberView, GroupView};
@@ -73,7 +72,7 @@ impl WriterEffects {
 }
 
 /// Where the network task takes calls to peers, once it runs.
-pub type CallSlot = Arc<std::sync::Mutex<Option<mpsc::Sender<Call>>>>;
+pub use caravan_services::booking::CallSlot;
 
 /// Carries group messages to other members over libp2p.
 #[derive(Debug, Clone, Default)]

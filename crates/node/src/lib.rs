@@ -1,27 +1,27 @@
 //! A running Caravan node: the wiring. It opens the data directory
 //! (identity, configuration, database), starts the writer thread
 //! (`caravan-writer`) and this member of the owner's replica group
-//! (`caravan-group`), serves the HTTP surface (`caravan-api`) over the
-//! services it implements (`services`), starts the network (`network`,
-//! over `caravan-net`), owns every thread and task, and stops them in order.
+//! (`caravan-group`), opens the services (`caravan-services`: accounts,
+//! the agency's sagas, the booking service), serves the HTTP surface
+//! (`caravan-api`) over them and over its own ledger, catalog and admin
+//! views (`services`), starts the network (`network`, over `caravan-net`),
+//! owns every thread and task, and stops them in order.
 //!
 //! ```text
 //! HTTP ─► api ─► services ─► group: Raft ─► LedgerMachine ─► writer: sign, store, catalog ─► reply
 //! peers ─► net ─► writer: replication core ─► store + catalog
 //! ```
 
-pub mod accounts;
-mod booking;
 pub mod config;
+mod database;
 mod group;
 pub mod identity;
-pub mod mail;
 mod network;
-mod sagas;
 mod services;
 
 pub use caravan_booking::agency;
 pub use caravan_net::NetConfig;
+pub use caravan_services::mail;
 use caravan_writer::catalog as search;
 use caravan_writer::writer;
 pub use caravan_writer::{replica_store, Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
@@ -37,9 +37,13 @@ use caravan_api::{AppState, SubmitError};
 use caravan_ledger::{Command, Ledger, Reply};
 use caravan_model::Timestamp;
 use caravan_records::Origin;
+use caravan_services::accounts::Accounts;
+use caravan_services::agency::Agency;
+use caravan_services::booking::{BookingService, BookingSetup, CallSlot};
 use caravan_store::rusqlite::Connection;
+pub use database::NodeDb;
 use network::Network;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -165,8 +169,7 @@ struct Inner {
     queue: mpsc::Sender<writer::Job>,
     /// The replication core's actions, for the network task to take.
     actions: Mutex<Option<mpsc::Receiver<caravan_replication::Action<Peer>>>>,
-    /// One read-only connection for exports; reads are rare next to writes.
-    reader: Mutex<Connection>,
+    db: NodeDb,
     stats: Arc<WriterStats>,
     clock: fn() -> Timestamp,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -180,33 +183,18 @@ struct Inner {
     /// The catalog in memory (search, contacts, frozen origins), kept in
     /// step by the writer.
     search: Arc<RwLock<search::Catalog>>,
-    /// The origin key, for signing booking receipts.
-    key: NodeKey,
     /// Whether admins may cut this member off from others (fault tests).
     fault_hooks: bool,
-    /// Booking calls to owners, once the network runs.
     /// Calls to peers (bookings, and the group's Raft messages), once the
     /// network runs.
-    calls: group::CallSlot,
+    calls: CallSlot,
     /// How peers reach this node, once it listens.
     contact: Mutex<Option<caravan_model::PeerContact>>,
-    calls_in_flight: tokio::sync::Semaphore,
-    next_booking_id: std::sync::atomic::AtomicU64,
-    /// Bookings whose saga task is running.
-    running_bookings: Mutex<std::collections::HashSet<u64>>,
-    /// Held bookings waiting for their traveller: how to reach their task.
-    deciders: Mutex<std::collections::HashMap<u64, mpsc::Sender<sagas::DecisionCall>>>,
     hold_ms_default: i64,
-    public_url: String,
-    mailer: mail::Mailer,
-    /// Becomes true at shutdown: saga tasks stop at their next step (their
-    /// state is durable) and resume at the next start.
-    saga_stop: tokio::sync::watch::Sender<bool>,
+    booking: Arc<BookingService<group::OwnerGroup>>,
+    agency: Agency<NodeDb, group::OwnerGroup>,
+    accounts: Arc<Accounts<NodeDb>>,
 }
-
-/// How long shutdown waits for saga tasks to stop (a call to an owner in
-/// flight may take its timeout).
-const SAGA_STOP_WAIT_MS: u64 = 10_000;
 
 impl Node {
     /// Opens an initialized data directory, replays the ledger log and
@@ -225,7 +213,6 @@ impl Node {
         let listings = catalog.index.listing_count();
         let search = Arc::new(RwLock::new(catalog));
         tracing::info!(listings, load_ms = started.elapsed().as_millis() as u64, "search index loaded");
-        let next_booking_id = caravan_store::agency::last_id(&conn)? + 1;
         let legacy = writer::legacy_ledger(&conn)?;
         let stats = Arc::new(WriterStats::default());
         let (queue, receiver) = mpsc::channel(QUEUE_MAX);
@@ -253,7 +240,7 @@ impl Node {
         let log_path = data_dir.join(group::LOG_FILE);
         let effects = group::WriterEffects { queue: queue.clone(), log_path };
         let started = std::time::Instant::now();
-        let calls = group::CallSlot::default();
+        let calls = CallSlot::default();
         let cut_off = caravan_group::CutOff::default();
         let transport = group::NetTransport { calls: calls.clone(), cut_off: cut_off.clone() };
         let timers = options.group_timers;
@@ -263,7 +250,19 @@ impl Node {
         tracing::info!(%origin, status = ?group.status(), start_ms = started.elapsed().as_millis() as u64, "replica group running");
         let group_timers = Mutex::new(Some(tokio::spawn(group.run_timers(options.publish_interval_ms as i64))));
         let ledger = group.ledger();
-        let reader = Mutex::new(caravan_store::open_reader(&db_path)?);
+        let db = NodeDb::new(queue.clone(), caravan_store::open_reader(&db_path)?);
+        let booking = Arc::new(BookingService::new(BookingSetup {
+            key: key.signing_key().clone(),
+            group: group.clone(),
+            ledger: ledger.clone(),
+            catalog: search.clone(),
+            calls: calls.clone(),
+            hold_ms_default: options.hold_ms_default,
+            clock: options.clock,
+        }));
+        let spawn_saga: caravan_services::agency::Spawn = |saga| drop(tokio::spawn(saga));
+        let agency = Agency::open(db.clone(), booking.clone(), options.clock, spawn_saga).await?;
+        let accounts = Arc::new(Accounts::new(db.clone(), mailer, options.public_url.clone(), options.clock));
         let writer_thread = Mutex::new(Some(writer_thread));
         let actions = Mutex::new(Some(actions));
         let inner = Inner {
@@ -274,7 +273,7 @@ impl Node {
             group_timers,
             queue,
             actions,
-            reader,
+            db,
             stats,
             clock: options.clock,
             writer_thread,
@@ -283,18 +282,13 @@ impl Node {
             traffic: Arc::default(),
             links: Arc::default(),
             search,
-            key,
             fault_hooks: options.group_fault_hooks,
             calls,
             contact: Mutex::default(),
-            calls_in_flight: tokio::sync::Semaphore::new(booking::CALLS_IN_FLIGHT_MAX),
-            next_booking_id: next_booking_id.into(),
-            running_bookings: Mutex::default(),
-            deciders: Mutex::default(),
             hold_ms_default: options.hold_ms_default,
-            public_url: options.public_url.clone(),
-            mailer,
-            saga_stop: tokio::sync::watch::channel(false).0,
+            booking,
+            agency,
+            accounts,
         };
         Ok(Node { inner: Arc::new(inner) })
     }
@@ -332,10 +326,6 @@ impl Node {
         &self.inner.db_path
     }
 
-    fn signing_key(&self) -> &ed25519_dalek::SigningKey {
-        self.inner.key.signing_key()
-    }
-
     /// Runs `write` in the writer's next transaction (in a savepoint of its
     /// own, kept only if it returns `Ok`) and answers once it is durable.
     pub async fn write<R, E>(&self, write: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static) -> Result<R, E>
@@ -343,26 +333,22 @@ impl Node {
         R: Send + 'static,
         E: From<caravan_store::StoreError> + Send + 'static,
     {
-        let slot: Arc<Mutex<Option<Result<R, E>>>> = Arc::default();
-        let (reply, answer) = oneshot::channel::<Result<R, E>>();
-        let filled = slot.clone();
-        let run = Box::new(move |conn: &Connection| {
-            let result = write(conn);
-            let keep = result.is_ok();
-            *filled.lock().expect("write slot lock") = Some(result);
-            keep
-        });
-        let deliver = Box::new(move |outcome: Result<(), writer::WriteFailed>| {
-            let result = match (outcome, slot.lock().expect("write slot lock").take()) {
-                (Ok(()), Some(result)) => result,
-                (Err(why), _) => Err(E::from(caravan_store::StoreError::Unavailable(why.to_string()))),
-                (Ok(()), None) => Err(E::from(caravan_store::StoreError::Unavailable("the write did not run".into()))),
-            };
-            let _ = reply.send(result);
-        });
-        let stopping = || E::from(caravan_store::StoreError::Unavailable("the node is stopping".into()));
-        self.inner.queue.send(writer::Job::Write(writer::Write { run, deliver })).await.map_err(|_| stopping())?;
-        answer.await.map_err(|_| stopping())?
+        caravan_services::Database::write(&self.inner.db, write).await
+    }
+
+    /// The agency's bookings.
+    pub fn agency(&self) -> &Agency<NodeDb, group::OwnerGroup> {
+        &self.inner.agency
+    }
+
+    /// The accounts of the people who use this node.
+    pub fn accounts(&self) -> &Arc<Accounts<NodeDb>> {
+        &self.inner.accounts
+    }
+
+    /// Both sides of the booking protocol at this node.
+    pub fn booking(&self) -> &Arc<BookingService<group::OwnerGroup>> {
+        &self.inner.booking
     }
 
     /// Reads the in-memory catalog.
@@ -373,14 +359,8 @@ impl Node {
     /// Stops taking commands, lets the writer finish what is queued, and
     /// waits for it. Other clones of this handle can no longer submit.
     pub async fn shutdown(self) {
-        // Saga tasks hold the node: stop them at their next step.
-        self.inner.saga_stop.send_replace(true);
-        for _ in 0..SAGA_STOP_WAIT_MS / 20 {
-            if self.inner.running_bookings.lock().expect("running lock").is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        // Saga tasks write through the writer: stop them at their next step.
+        self.inner.agency.stop().await;
         // Raft applies through the writer: stop it (and its timers) first.
         self.inner.group.shutdown().await;
         let timers = self.inner.group_timers.lock().expect("timers lock").take();
@@ -413,12 +393,7 @@ impl Node {
         R: Send + 'static,
         E: From<caravan_store::StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        let run = move || query(&inner.reader.lock().expect("reader lock"));
-        let lost = |error: tokio::task::JoinError| {
-            E::from(caravan_store::StoreError::Unavailable(format!("the read task failed: {error}")))
-        };
-        tokio::task::spawn_blocking(run).await.map_err(lost)?
+        caravan_services::Database::read(&self.inner.db, query).await
     }
 
     /// Runs a command through the owner's replica group; resolves once it
@@ -446,9 +421,19 @@ impl Node {
         (self.inner.clock)()
     }
 
-    /// The HTTP surface's services, all served by this node.
+    /// The HTTP surface's services: the node's own views, and the services
+    /// it opened.
     pub fn app_state(&self) -> AppState {
-        AppState::of(Arc::new(self.clone()), self.inner.clock, rand::random)
+        let node = Arc::new(self.clone());
+        AppState {
+            ledger: node.clone(),
+            catalog: node.clone(),
+            agency: Arc::new(self.inner.agency.clone()),
+            accounts: self.inner.accounts.clone(),
+            admin: node,
+            clock: self.inner.clock,
+            random_u32: rand::random,
+        }
     }
 }
 
@@ -489,7 +474,7 @@ pub async fn run(
             tracing::info!(%address, "replicating with peers");
         }
     }
-    match node.resume_bookings().await {
+    match node.agency().resume().await {
         Ok(0) => {}
         Ok(resumed) => tracing::info!(resumed, "bookings resumed"),
         Err(error) => tracing::error!(%error, "bookings not resumed"),

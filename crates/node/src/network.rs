@@ -9,7 +9,9 @@ use caravan_api::GroupChangeError;
 use caravan_ledger::Command;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{booking, group, writer, Node, NodeError, NodeKey};
+use caravan_services::booking;
+
+use crate::{group, writer, Node, NodeError, NodeKey};
 
 /// The running network task and the task feeding its events to the writer.
 #[derive(Debug)]
@@ -66,7 +68,7 @@ impl Node {
                 tracing::error!(%error, "the network stopped");
             }
         });
-        let serve_bookings = tokio::spawn(booking::serve(self.clone(), book_rx));
+        let serve_bookings = tokio::spawn(booking::serve(self.inner.booking.clone(), book_rx));
         let serve_group = tokio::spawn(serve_group(self.inner.group.clone(), raft_rx));
         let queue = self.inner.queue.clone();
         let forward = tokio::spawn(async move {

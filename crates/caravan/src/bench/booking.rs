@@ -154,6 +154,7 @@ pub fn run(args: &BookingBench) -> anyhow::Result<Map<String, Value>> {
                     };
                     let one = Instant::now();
                     match agency
+                        .agency()
                         .create_booking(NewBooking {
                             client_key: None,
                             user: None,

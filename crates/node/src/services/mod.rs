@@ -1,11 +1,9 @@
-//! The node as the API's services: each trait of `caravan_api::services`
-//! implemented over the node's replica group, catalog, sagas and
-//! database, one module per concern. Storage failures come back as
+//! The node as the API's ledger, catalog and admin services, over its
+//! replica group, catalog and database, one module per concern (accounts
+//! and the agency are services of their own, in `caravan-services`). Storage failures come back as
 //! `Internal`, never as a refusal, so the HTTP layer answers 5xx for them.
 
-mod accounts;
 mod admin;
-mod agency;
 mod catalog;
 mod ledger;
 

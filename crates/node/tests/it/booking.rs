@@ -279,13 +279,14 @@ async fn a_peer_cannot_touch_another_peers_hold() {
         }),
     };
     let hotel_origin = net.hotel.node.origin();
-    let caravan_booking::Outcome::Receipt(receipt, _) = net.agency.node.call_owner(hotel_origin, &hold).await else {
+    let caravan_booking::Outcome::Receipt(receipt, _) = net.agency.node.booking().call_owner(hotel_origin, &hold).await
+    else {
         panic!("the hold was granted");
     };
     assert_eq!(receipt.state, caravan_booking::ReceiptState::Held);
     let forged = caravan_booking::HoldRef { hold: receipt.hold.hold, token: [0; 32] };
     let cancel = caravan_booking::BookRequest { idempotency_key: "x".into(), op: caravan_booking::Op::Cancel(forged) };
-    match net.bus.node.call_owner(hotel_origin, &cancel).await {
+    match net.bus.node.booking().call_owner(hotel_origin, &cancel).await {
         caravan_booking::Outcome::Refused(refusal) => {
             assert_eq!(refusal.code, caravan_booking::RefusalCode::UnknownHold)
         }
@@ -294,10 +295,16 @@ async fn a_peer_cannot_touch_another_peers_hold() {
     // Even the real token is bound to the agency's peer id.
     let stolen =
         caravan_booking::BookRequest { idempotency_key: "y".into(), op: caravan_booking::Op::Status(receipt.hold) };
-    assert!(matches!(net.bus.node.call_owner(hotel_origin, &stolen).await, caravan_booking::Outcome::Refused(_)));
+    assert!(matches!(
+        net.bus.node.booking().call_owner(hotel_origin, &stolen).await,
+        caravan_booking::Outcome::Refused(_)
+    ));
     let mine =
         caravan_booking::BookRequest { idempotency_key: "z".into(), op: caravan_booking::Op::Status(receipt.hold) };
-    assert!(matches!(net.agency.node.call_owner(hotel_origin, &mine).await, caravan_booking::Outcome::Receipt(..)));
+    assert!(matches!(
+        net.agency.node.booking().call_owner(hotel_origin, &mine).await,
+        caravan_booking::Outcome::Receipt(..)
+    ));
 }
 
 /// Posts `booking` to the agency from another task (its answer may take
@@ -393,7 +400,7 @@ async fn an_agency_stopped_mid_saga_resumes_it_and_ends_all_or_nothing() {
     let _ = pending.await;
     let bus = super::network::open_with_fast_rounds(bus_dir).await;
     bus.node.start_network(at_port(bus_port, vec![agency_address])).await.unwrap();
-    assert_eq!(agency.node.resume_bookings().await.unwrap(), 1);
+    assert_eq!(agency.node.agency().resume().await.unwrap(), 1);
 
     let state = last_booking_ends(&agency).await;
     assert_eq!(state, "confirmed", "both parts booked after the restart");

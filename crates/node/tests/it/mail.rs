@@ -74,7 +74,7 @@ async fn a_registration_mail_goes_out_over_smtp() {
     use caravan_api::AccountService;
     let (port, mut mails) = smtp_server(false).await;
     let t = node_mailing_to(port).await;
-    t.node.register("ada@example.org", "a long enough phrase").await.unwrap();
+    t.node.accounts().register("ada@example.org", "a long enough phrase").await.unwrap();
     let mail = tokio::time::timeout(std::time::Duration::from_secs(10), mails.recv()).await.unwrap().unwrap();
     assert!(mail.contains("To: ada@example.org") && mail.contains("From: Caravan <noreply@example.org>"), "{mail}");
     assert!(mail.contains("/verify?token="), "{mail}");
@@ -86,9 +86,9 @@ async fn a_refused_mail_stays_in_the_outbox_and_the_person_is_told() {
     use caravan_api::AccountService;
     let (port, _mails) = smtp_server(true).await;
     let t = node_mailing_to(port).await;
-    let refused = t.node.request_reset("nobody-yet@example.org").await;
+    let refused = t.node.accounts().request_reset("nobody-yet@example.org").await;
     assert!(refused.is_ok(), "no account: no mail, and nothing revealed: {refused:?}");
-    t.node.register("ada@example.org", "a long enough phrase").await.unwrap_err();
+    t.node.accounts().register("ada@example.org", "a long enough phrase").await.unwrap_err();
     assert_eq!(outbox(&t), 1, "the mail is kept for the operator");
 }
 

@@ -146,7 +146,8 @@ pub fn init_node(dir: &std::path::Path) {
     caravan_node::init(dir).unwrap();
     let conn = caravan_store::open_writer(&dir.join(caravan_store::DB_FILE)).unwrap();
     let now = caravan_model::Timestamp(0);
-    caravan_node::accounts::install_admin_token(&conn, "admin@example.org", &admin_token(), "tests", now).unwrap();
+    caravan_services::accounts::rules::install_admin_token(&conn, "admin@example.org", &admin_token(), "tests", now)
+        .unwrap();
 }
 
 /// The date `offset` days from today, as the API writes it.

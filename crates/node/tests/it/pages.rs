@@ -103,7 +103,14 @@ async fn make_traveller(t: &TestNode) {
         .write(|conn| {
             let now = caravan_model::Timestamp(0);
             let role = caravan_accounts::Role::Traveller;
-            caravan_node::accounts::add_user(conn, "ada@example.org", "a long enough phrase", role, true, now)
+            caravan_services::accounts::rules::add_user(
+                conn,
+                "ada@example.org",
+                "a long enough phrase",
+                role,
+                true,
+                now,
+            )
         })
         .await
         .unwrap();
@@ -328,11 +335,17 @@ async fn a_provider_sets_prices_of_their_own_services_only() {
     let other = t.hotel(1).await;
     let managed = id.clone();
     t.node
-        .write(move |conn| -> Result<_, caravan_node::accounts::AccountsError> {
+        .write(move |conn| -> Result<_, caravan_services::accounts::rules::AccountsError> {
             let now = caravan_model::Timestamp(0);
             let role = caravan_accounts::Role::Provider;
-            let user =
-                caravan_node::accounts::add_user(conn, "ada@example.org", "a long enough phrase", role, true, now)?;
+            let user = caravan_services::accounts::rules::add_user(
+                conn,
+                "ada@example.org",
+                "a long enough phrase",
+                role,
+                true,
+                now,
+            )?;
             caravan_store::users::add_manager(conn, &managed, user)?;
             Ok(())
         })
@@ -382,7 +395,14 @@ async fn an_admin_changes_a_users_role() {
         .write(|conn| {
             let now = caravan_model::Timestamp(0);
             let role = caravan_accounts::Role::Admin;
-            caravan_node::accounts::add_user(conn, "root@example.org", "a long enough phrase", role, true, now)
+            caravan_services::accounts::rules::add_user(
+                conn,
+                "root@example.org",
+                "a long enough phrase",
+                role,
+                true,
+                now,
+            )
         })
         .await
         .unwrap();
@@ -444,7 +464,7 @@ async fn make_provider(t: &TestNode, email: &'static str) {
         .write(move |conn| {
             let role = caravan_accounts::Role::Provider;
             let now = caravan_model::Timestamp(0);
-            caravan_node::accounts::add_user(conn, email, "a long enough phrase", role, true, now)
+            caravan_services::accounts::rules::add_user(conn, email, "a long enough phrase", role, true, now)
         })
         .await
         .unwrap();
@@ -528,8 +548,8 @@ async fn a_provider_runs_a_service_from_the_back_office() {
     let add = format!("csrf={csrf}&email=bob%40example.org");
     assert_eq!(post("/provider/services/sea-view/managers", ada.clone(), add).await.0, StatusCode::SEE_OTHER);
     assert_eq!(browse(&t, "GET", "/provider/services/sea-view", &bob, None).await.0, StatusCode::OK);
-    let bob_id = t.node.account_by_email("bob@example.org").await.unwrap().unwrap().0;
-    let ada_id = t.node.account_by_email("ada@example.org").await.unwrap().unwrap().0;
+    let bob_id = t.node.accounts().account_by_email("bob@example.org").await.unwrap().unwrap().0;
+    let ada_id = t.node.accounts().account_by_email("ada@example.org").await.unwrap().unwrap().0;
     let remove = |user: u64| format!("csrf={csrf}&user={user}");
     assert_eq!(
         post("/provider/services/sea-view/managers/remove", ada.clone(), remove(bob_id)).await.0,
@@ -568,7 +588,14 @@ async fn the_admin_console_shows_records_by_origin_and_equivocation_alerts() {
         .write(|conn| {
             let role = caravan_accounts::Role::Admin;
             let now = caravan_model::Timestamp(0);
-            caravan_node::accounts::add_user(conn, "root@example.org", "a long enough phrase", role, true, now)
+            caravan_services::accounts::rules::add_user(
+                conn,
+                "root@example.org",
+                "a long enough phrase",
+                role,
+                true,
+                now,
+            )
         })
         .await
         .unwrap();

@@ -10,10 +10,10 @@ async fn account(t: &TestNode, email: &str, role: Role) -> String {
     let email = email.to_owned();
     let token = t
         .node
-        .write(move |conn| -> Result<_, caravan_node::accounts::AccountsError> {
+        .write(move |conn| -> Result<_, caravan_services::accounts::rules::AccountsError> {
             let now = caravan_model::Timestamp(0);
-            caravan_node::accounts::add_user(conn, &email, "a long enough phrase", role, true, now)?;
-            caravan_node::accounts::issue_api_token(conn, &email, "tests", now)
+            caravan_services::accounts::rules::add_user(conn, &email, "a long enough phrase", role, true, now)?;
+            caravan_services::accounts::rules::issue_api_token(conn, &email, "tests", now)
         })
         .await
         .unwrap();

@@ -1,7 +1,9 @@
 //! The account service: sessions and API tokens, registration and
 //! recovery (with their mails), roles, and who manages which listing. The
-//! rules live in `crate::accounts` over the node's database; this module
-//! runs them on the writer or the reader and types their failures.
+//! rules live in [`rules`] over the node's database; the service runs them
+//! on the writer or the reader and types their failures.
+
+pub mod rules;
 
 use caravan_accounts::token::{Secret, TokenKind};
 use caravan_accounts::{LoginRefusal, Principal, Role};
@@ -12,9 +14,40 @@ use caravan_store::rusqlite::Connection;
 use caravan_store::users::{self, UserRow};
 use caravan_store::StoreError;
 
-use super::internal;
-use crate::accounts::{self as rules, AccountsError as RuleError, Mail};
-use crate::Node;
+use crate::mail::Mailer;
+use crate::Database;
+use rules::{AccountsError as RuleError, Mail};
+
+/// The accounts of this node.
+#[derive(Debug)]
+pub struct Accounts<D> {
+    db: D,
+    mailer: Mailer,
+    /// Where people reach the pages, for the links in mails.
+    public_url: String,
+    clock: fn() -> Timestamp,
+}
+
+impl<D: Database> Accounts<D> {
+    pub fn new(db: D, mailer: Mailer, public_url: String, clock: fn() -> Timestamp) -> Accounts<D> {
+        Accounts { db, mailer, public_url, clock }
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Sends an account mail (see [`Mailer`]).
+    async fn deliver(&self, mail: Result<Option<Mail>, RuleError>) -> Result<(), AccountsError> {
+        let Some(mail) = mail.map_err(refusal)? else { return Ok(()) };
+        self.mailer.send(&mail, self.now().ms()).await.map_err(|_| AccountsError::MailNotSent)
+    }
+}
+
+/// A storage failure as the API's `Internal`.
+fn internal(error: StoreError) -> Internal {
+    Internal::new(error)
+}
 
 /// A stored account's role; a role this build does not know is a corrupt row.
 fn role_of(user: &UserRow) -> Result<Role, StoreError> {
@@ -67,29 +100,22 @@ fn login_refusal(error: RuleError) -> LoginRefusal {
     }
 }
 
-impl Node {
-    /// Sends an account mail (see [`crate::mail::Mailer`]).
-    async fn deliver(&self, mail: Result<Option<Mail>, RuleError>) -> Result<(), AccountsError> {
-        let Some(mail) = mail.map_err(refusal)? else { return Ok(()) };
-        self.inner.mailer.send(&mail, self.now().ms()).await.map_err(|_| AccountsError::MailNotSent)
-    }
-}
-
 #[async_trait]
-impl AccountService for Node {
+impl<D: Database> AccountService for Accounts<D> {
     async fn principal(&self, token: &Secret) -> Result<Option<Principal>, Internal> {
         let (token, now) = (token.clone(), self.now());
-        self.read(move |conn| principal_of(conn, &token, TokenKind::Api, now)).await.map_err(internal)
+        self.db.read(move |conn| principal_of(conn, &token, TokenKind::Api, now)).await.map_err(internal)
     }
 
     async fn session(&self, session: &Secret) -> Result<Option<Principal>, Internal> {
         let (session, now) = (session.clone(), self.now());
-        self.read(move |conn| principal_of(conn, &session, TokenKind::Session, now)).await.map_err(internal)
+        self.db.read(move |conn| principal_of(conn, &session, TokenKind::Session, now)).await.map_err(internal)
     }
 
     async fn login(&self, email: &str, password: &str, client: &str) -> Result<(Principal, Secret), LoginRefusal> {
         let (email, password, client, now) = (email.to_owned(), password.to_owned(), client.to_owned(), self.now());
         let result = self
+            .db
             .write(move |conn| throttled(rules::login(conn, &email, &password, &client, now)))
             .await
             .unwrap_or_else(|error| Err(error.into()));
@@ -100,7 +126,8 @@ impl AccountService for Node {
 
     async fn confirm_password(&self, email: &str, password: &str, client: &str) -> Result<(), LoginRefusal> {
         let (email, password, client, now) = (email.to_owned(), password.to_owned(), client.to_owned(), self.now());
-        self.write(move |conn| throttled(rules::check_password(conn, &email, &password, &client, now)))
+        self.db
+            .write(move |conn| throttled(rules::check_password(conn, &email, &password, &client, now)))
             .await
             .unwrap_or_else(|error| Err(error.into()))
             .map(|_| ())
@@ -109,31 +136,30 @@ impl AccountService for Node {
 
     async fn logout(&self, session: &Secret) -> Result<(), Internal> {
         let hash = session.stored_hash(TokenKind::Session);
-        self.write(move |conn| users::take_token(conn, &hash).map(|_| ())).await.map_err(internal)
+        self.db.write(move |conn| users::take_token(conn, &hash).map(|_| ())).await.map_err(internal)
     }
 
     async fn register(&self, email: &str, password: &str) -> Result<(), AccountsError> {
-        let (email, password, url, now) =
-            (email.to_owned(), password.to_owned(), self.inner.public_url.clone(), self.now());
-        let mail = self.write(move |conn| rules::register(conn, &email, &password, &url, now)).await;
+        let (email, password, url, now) = (email.to_owned(), password.to_owned(), self.public_url.clone(), self.now());
+        let mail = self.db.write(move |conn| rules::register(conn, &email, &password, &url, now)).await;
         self.deliver(mail.map(Some)).await
     }
 
     async fn verify_email(&self, token: &Secret) -> Result<(), AccountsError> {
         let (token, now) = (token.clone(), self.now());
-        let verified = self.write(move |conn| rules::verify_email(conn, &token, now)).await;
+        let verified = self.db.write(move |conn| rules::verify_email(conn, &token, now)).await;
         verified.map(|_| ()).map_err(refusal)
     }
 
     async fn request_reset(&self, email: &str) -> Result<(), AccountsError> {
-        let (email, url, now) = (email.to_owned(), self.inner.public_url.clone(), self.now());
-        let mail = self.write(move |conn| rules::request_reset(conn, &email, &url, now)).await;
+        let (email, url, now) = (email.to_owned(), self.public_url.clone(), self.now());
+        let mail = self.db.write(move |conn| rules::request_reset(conn, &email, &url, now)).await;
         self.deliver(mail).await
     }
 
     async fn reset_password(&self, token: &Secret, password: &str) -> Result<(), AccountsError> {
         let (token, password, now) = (token.clone(), password.to_owned(), self.now());
-        let reset = self.write(move |conn| rules::reset_password(conn, &token, &password, now)).await;
+        let reset = self.db.write(move |conn| rules::reset_password(conn, &token, &password, now)).await;
         reset.map(|_| ()).map_err(refusal)
     }
 
@@ -143,7 +169,7 @@ impl AccountService for Node {
             let Some(user) = users::by_email(conn, email.as_str())? else { return Ok(None) };
             Ok(Some((user.id, role_of(&user)?)))
         };
-        self.read(read).await.map_err(internal)
+        self.db.read(read).await.map_err(internal)
     }
 
     async fn accounts(&self, after_id: u64, limit: u32) -> Result<Vec<AccountSummary>, Internal> {
@@ -156,16 +182,16 @@ impl AccountService for Node {
                 })
                 .collect()
         };
-        self.read(read).await.map_err(internal)
+        self.db.read(read).await.map_err(internal)
     }
 
     async fn set_role(&self, user: u64, role: Role) -> Result<bool, Internal> {
-        self.write(move |conn| users::set_role(conn, user, role.as_str())).await.map_err(internal)
+        self.db.write(move |conn| users::set_role(conn, user, role.as_str())).await.map_err(internal)
     }
 
     async fn api_tokens(&self, user: u64) -> Result<Vec<ApiTokenSummary>, Internal> {
         let kind = TokenKind::Api.as_str();
-        let rows = self.read(move |conn| users::tokens_of(conn, user, kind)).await.map_err(internal)?;
+        let rows = self.db.read(move |conn| users::tokens_of(conn, user, kind)).await.map_err(internal)?;
         Ok(rows
             .into_iter()
             .map(|t| ApiTokenSummary {
@@ -178,35 +204,35 @@ impl AccountService for Node {
 
     async fn issue_api_token(&self, user: u64, name: &str) -> Result<Secret, AccountsError> {
         let (name, now) = (name.to_owned(), self.now());
-        let issued = self.write(move |conn| rules::issue_api_token_for(conn, user, &name, now)).await;
+        let issued = self.db.write(move |conn| rules::issue_api_token_for(conn, user, &name, now)).await;
         issued.map_err(refusal)
     }
 
     async fn revoke_api_token(&self, user: u64, hash: [u8; 32]) -> Result<bool, Internal> {
-        self.write(move |conn| users::delete_token_of(conn, user, &hash)).await.map_err(internal)
+        self.db.write(move |conn| users::delete_token_of(conn, user, &hash)).await.map_err(internal)
     }
 
     async fn managers(&self, listing: &ListingId) -> Result<Vec<u64>, Internal> {
         let listing = listing.to_string();
-        self.read(move |conn| users::managers(conn, &listing)).await.map_err(internal)
+        self.db.read(move |conn| users::managers(conn, &listing)).await.map_err(internal)
     }
 
     async fn manager_accounts(&self, listing: &ListingId) -> Result<Vec<(u64, String)>, Internal> {
         let listing = listing.to_string();
-        self.read(move |conn| users::manager_accounts(conn, &listing)).await.map_err(internal)
+        self.db.read(move |conn| users::manager_accounts(conn, &listing)).await.map_err(internal)
     }
 
     async fn add_manager(&self, listing: &ListingId, user: u64) -> Result<(), Internal> {
         let listing = listing.to_string();
-        self.write(move |conn| users::add_manager(conn, &listing, user)).await.map_err(internal)
+        self.db.write(move |conn| users::add_manager(conn, &listing, user)).await.map_err(internal)
     }
 
     async fn remove_manager(&self, listing: &ListingId, user: u64) -> Result<bool, Internal> {
         let listing = listing.to_string();
-        self.write(move |conn| users::remove_manager(conn, &listing, user)).await.map_err(internal)
+        self.db.write(move |conn| users::remove_manager(conn, &listing, user)).await.map_err(internal)
     }
 
     async fn managed_listings(&self, user: u64) -> Result<Vec<String>, Internal> {
-        self.read(move |conn| users::managed_by(conn, user)).await.map_err(internal)
+        self.db.read(move |conn| users::managed_by(conn, user)).await.map_err(internal)
     }
 }

@@ -1,23 +1,65 @@
 //! The agency's bookings: one [`Saga`] per booking, driven by its own task
 //! and written through the writer (group commit, fsync) after every step,
 //! so an agency that crashes mid-saga resumes it on restart
-//! ([`Node::resume_bookings`]) and still ends all-or-nothing.
+//! ([`Agency::resume`]) and still ends all-or-nothing.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use caravan_api::{async_trait, AgencyService};
 use caravan_booking::agency::{Booking, BookingError, Decision, NewBooking, Traveller};
 use caravan_booking::{Part, Phase, Saga};
 use caravan_model::Timestamp;
 use caravan_store::agency::BookingRow;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::Node;
+use crate::booking::{BookingService, Proposer};
+use crate::Database;
 
 /// How long `create_booking` and `cancel_booking` wait for the saga to end
 /// before answering with its state so far.
 pub const BOOKING_WAIT_MS: u64 = 15_000;
 /// The longest a waiting saga sleeps before looking again.
 const IDLE_MS: u64 = 1_000;
+/// How long [`Agency::stop`] waits for saga tasks to stop (a call to an
+/// owner in flight may take its timeout).
+const STOP_WAIT_MS: u64 = 10_000;
+
+/// How the agency has a saga's task started: each saga runs on its own,
+/// beyond the request that began it.
+pub type Spawn = fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>);
+
+/// This node's bookings as an agency; cheap to clone.
+#[derive(Debug)]
+pub struct Agency<D, P> {
+    shared: Arc<Shared<D, P>>,
+}
+
+impl<D, P> Clone for Agency<D, P> {
+    fn clone(&self) -> Self {
+        Agency { shared: self.shared.clone() }
+    }
+}
+
+#[derive(Debug)]
+struct Shared<D, P> {
+    db: D,
+    /// How the sagas reach owners.
+    owners: Arc<BookingService<P>>,
+    clock: fn() -> Timestamp,
+    /// Starts a saga's task; the node owns every task.
+    spawn: Spawn,
+    next_id: AtomicU64,
+    /// Bookings whose saga task is running.
+    running: Mutex<HashSet<u64>>,
+    /// Held bookings waiting for their traveller: how to reach their task.
+    deciders: Mutex<HashMap<u64, mpsc::Sender<DecisionCall>>>,
+    /// Becomes true at shutdown: saga tasks stop at their next step (their
+    /// state is durable) and resume at the next start.
+    stop: watch::Sender<bool>,
+}
 /// Who made a booking and how: everything of a booking row but its saga.
 #[derive(Clone, Debug)]
 struct Holder {
@@ -60,7 +102,32 @@ fn decode_booking(row: &BookingRow) -> Result<Booking, BookingError> {
 
 const TERMINAL: [&str; 3] = ["confirmed", "failed", "cancelled"];
 
-impl Node {
+impl<D: Database, P: Proposer + 'static> Agency<D, P> {
+    /// The agency over `db`, numbering new bookings after the last one stored.
+    pub async fn open(
+        db: D,
+        owners: Arc<BookingService<P>>,
+        clock: fn() -> Timestamp,
+        spawn: Spawn,
+    ) -> Result<Agency<D, P>, caravan_store::StoreError> {
+        let last_id = db.read(caravan_store::agency::last_id).await?;
+        let shared = Shared {
+            db,
+            owners,
+            clock,
+            spawn,
+            next_id: AtomicU64::new(last_id + 1),
+            running: Mutex::default(),
+            deciders: Mutex::default(),
+            stop: watch::channel(false).0,
+        };
+        Ok(Agency { shared: Arc::new(shared) })
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.shared.clock)()
+    }
+
     /// Starts a booking and waits (up to [`BOOKING_WAIT_MS`]) for it to end.
     pub async fn create_booking(&self, mut new: NewBooking) -> Result<Booking, BookingError> {
         new.traveller.validate().map_err(BookingError::Invalid)?;
@@ -79,7 +146,7 @@ impl Node {
                 return Ok(existing);
             }
         }
-        let id = self.inner.next_booking_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let parts = new.parts.into_iter().map(|(origin, spec)| Part::new(origin, spec)).collect();
         let saga = match new.wait_to_confirm {
             true => Saga::waiting(id, rand::random(), parts, self.now()),
@@ -97,20 +164,20 @@ impl Node {
             return Err(error);
         }
         let (done, finished) = oneshot::channel();
-        self.inner.running_bookings.lock().expect("running lock").insert(id);
-        tokio::spawn(drive(self.clone(), saga, holder, Some(done)));
+        self.shared.running.lock().expect("running lock").insert(id);
+        (self.shared.spawn)(Box::pin(drive(self.clone(), saga, holder, Some(done))));
         self.wait_for(id, finished).await
     }
 
     /// Hands the traveller's decision to a held booking's task and waits
     /// (up to [`BOOKING_WAIT_MS`]) for the booking to end.
-    pub async fn decide_agency_booking(&self, id: u64, decision: Decision) -> Result<Booking, BookingError> {
+    pub async fn decide_booking(&self, id: u64, decision: Decision) -> Result<Booking, BookingError> {
         if let Decision::Confirm(Some(traveller)) = &decision {
             traveller.validate().map_err(BookingError::Invalid)?;
         }
-        let decider = self.inner.deciders.lock().expect("deciders lock").get(&id).cloned();
+        let decider = self.shared.deciders.lock().expect("deciders lock").get(&id).cloned();
         let Some(decider) = decider else {
-            let booking = self.agency_booking(id).await?.ok_or(BookingError::NotFound(id))?;
+            let booking = self.booking(id).await?.ok_or(BookingError::NotFound(id))?;
             return Err(BookingError::Conflict(format!("booking {id} is {}, not held", booking.saga.phase.name())));
         };
         let (reply, finished) = oneshot::channel();
@@ -120,8 +187,8 @@ impl Node {
     }
 
     /// Cancels a confirmed booking at every owner, with each owner's penalty.
-    pub async fn cancel_agency_booking(&self, id: u64) -> Result<Booking, BookingError> {
-        if self.inner.running_bookings.lock().expect("running lock").contains(&id) {
+    pub async fn cancel_booking(&self, id: u64) -> Result<Booking, BookingError> {
+        if self.shared.running.lock().expect("running lock").contains(&id) {
             return Err(BookingError::Conflict(format!("booking {id} is still in progress")));
         }
         let row = self.read_booking_row(BookingKey::Id(id)).await?.ok_or(BookingError::NotFound(id))?;
@@ -132,12 +199,12 @@ impl Node {
         if !saga.request_cancel(self.now()) {
             return Err(BookingError::Conflict(format!("booking {id} is {}, not confirmed", saga.phase.name())));
         }
-        if !self.inner.running_bookings.lock().expect("running lock").insert(id) {
+        if !self.shared.running.lock().expect("running lock").insert(id) {
             return Err(BookingError::Conflict(format!("booking {id} is still in progress")));
         }
         self.save_booking(encode(&saga, &holder)).await?;
         let (done, finished) = oneshot::channel();
-        tokio::spawn(drive(self.clone(), saga, holder, Some(done)));
+        (self.shared.spawn)(Box::pin(drive(self.clone(), saga, holder, Some(done))));
         self.wait_for(id, finished).await
     }
 
@@ -145,45 +212,60 @@ impl Node {
         match tokio::time::timeout(Duration::from_millis(BOOKING_WAIT_MS), finished).await {
             Ok(Ok(booking)) => Ok(booking),
             // Still going: the caller sees where it stands and may poll.
-            _ => self.agency_booking(id).await?.ok_or(BookingError::NotFound(id)),
+            _ => self.booking(id).await?.ok_or(BookingError::NotFound(id)),
         }
     }
 
-    pub async fn agency_booking(&self, id: u64) -> Result<Option<Booking>, BookingError> {
+    pub async fn booking(&self, id: u64) -> Result<Option<Booking>, BookingError> {
         self.read_booking_row(BookingKey::Id(id)).await?.as_ref().map(decode_booking).transpose()
     }
 
     /// Bookings newest first, with ids below `before_id`; only `user`'s when given.
-    pub async fn agency_bookings(
+    pub async fn bookings(
         &self,
         user: Option<u64>,
         before_id: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Booking>, BookingError> {
         let read = move |conn: &_| caravan_store::agency::list(conn, user, before_id, limit);
-        let rows = self.read(read).await.map_err(storage_unavailable)?;
+        let rows = self.shared.db.read(read).await.map_err(storage_unavailable)?;
         rows.iter().map(decode_booking).collect()
     }
 
     /// Picks up every saga that had not ended when the node stopped.
-    pub async fn resume_bookings(&self) -> Result<usize, BookingError> {
-        let rows = self.read(|conn| caravan_store::agency::unfinished(conn, &TERMINAL)).await;
+    pub async fn resume(&self) -> Result<usize, BookingError> {
+        let rows = self.shared.db.read(|conn| caravan_store::agency::unfinished(conn, &TERMINAL)).await;
         let rows = rows.map_err(storage_unavailable)?;
         let mut resumed = 0;
         for row in rows {
             let (saga, holder) = decode(&row)?;
-            if !self.inner.running_bookings.lock().expect("running lock").insert(saga.id) {
+            if !self.shared.running.lock().expect("running lock").insert(saga.id) {
                 continue;
             }
             tracing::info!(booking = saga.id, phase = saga.phase.name(), "resuming a booking");
-            tokio::spawn(drive(self.clone(), saga, holder, None));
+            (self.shared.spawn)(Box::pin(drive(self.clone(), saga, holder, None)));
             resumed += 1;
         }
         Ok(resumed)
     }
 
+    /// Stops the saga tasks at their next step and waits (a while) for them.
+    pub async fn stop(&self) {
+        self.shared.stop.send_replace(true);
+        for _ in 0..STOP_WAIT_MS / 20 {
+            if self.shared.running.lock().expect("running lock").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn save_booking(&self, row: BookingRow) -> Result<(), BookingError> {
-        self.write(move |conn| caravan_store::agency::put(conn, &row).map_err(SaveError::from)).await.map_err(|e| e.0)
+        self.shared
+            .db
+            .write(move |conn| caravan_store::agency::put(conn, &row).map_err(SaveError::from))
+            .await
+            .map_err(|e| e.0)
     }
 
     async fn read_booking_row(&self, key: BookingKey) -> Result<Option<BookingRow>, BookingError> {
@@ -191,13 +273,41 @@ impl Node {
             BookingKey::Id(id) => caravan_store::agency::get(conn, id),
             BookingKey::Client(key) => caravan_store::agency::by_client_key(conn, &key),
         };
-        self.read(read).await.map_err(storage_unavailable)
+        self.shared.db.read(read).await.map_err(storage_unavailable)
+    }
+}
+
+#[async_trait]
+impl<D: Database, P: Proposer + 'static> AgencyService for Agency<D, P> {
+    async fn create_booking(&self, new: NewBooking) -> Result<Booking, BookingError> {
+        Agency::create_booking(self, new).await
+    }
+
+    async fn booking(&self, id: u64) -> Result<Option<Booking>, BookingError> {
+        Agency::booking(self, id).await
+    }
+
+    async fn bookings(
+        &self,
+        user: Option<u64>,
+        before_id: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Booking>, BookingError> {
+        Agency::bookings(self, user, before_id, limit).await
+    }
+
+    async fn decide_booking(&self, id: u64, decision: Decision) -> Result<Booking, BookingError> {
+        Agency::decide_booking(self, id, decision).await
+    }
+
+    async fn cancel_booking(&self, id: u64) -> Result<Booking, BookingError> {
+        Agency::cancel_booking(self, id).await
     }
 }
 
 /// A traveller's decision on its way to a held booking's task.
 #[derive(Debug)]
-pub(crate) struct DecisionCall {
+struct DecisionCall {
     decision: Decision,
     /// Gets the booking once it has ended (or at once, if it could not be decided).
     reply: oneshot::Sender<Booking>,
@@ -213,11 +323,16 @@ enum BookingKey {
 
 /// Runs a saga to its end: the steps due now in parallel, their outcomes
 /// applied, the new state made durable before the next steps go out.
-async fn drive(node: Node, mut saga: Saga, mut holder: Holder, mut done: Option<oneshot::Sender<Booking>>) {
+async fn drive<D: Database, P: Proposer + 'static>(
+    node: Agency<D, P>,
+    mut saga: Saga,
+    mut holder: Holder,
+    mut done: Option<oneshot::Sender<Booking>>,
+) {
     let id = saga.id;
     // While `Held`, the traveller's decisions arrive here.
     let mut decisions: Option<mpsc::Receiver<DecisionCall>> = None;
-    let mut stop = node.inner.saga_stop.subscribe();
+    let mut stop = node.shared.stop.subscribe();
     // Whether the saga changed since it was last made durable.
     let mut dirty = false;
     loop {
@@ -235,8 +350,8 @@ async fn drive(node: Node, mut saga: Saga, mut holder: Holder, mut done: Option<
             // Durable as of the last step (or retried from the one before
             // at the next start, with the same idempotency keys).
             tracing::info!(booking = id, phase = saga.phase.name(), "booking paused for shutdown");
-            node.inner.running_bookings.lock().expect("running lock").remove(&id);
-            node.inner.deciders.lock().expect("deciders lock").remove(&id);
+            node.shared.running.lock().expect("running lock").remove(&id);
+            node.shared.deciders.lock().expect("deciders lock").remove(&id);
             return;
         }
         if dirty {
@@ -253,11 +368,11 @@ async fn drive(node: Node, mut saga: Saga, mut holder: Holder, mut done: Option<
             }
             if decisions.is_none() {
                 let (sender, receiver) = mpsc::channel(DECISIONS_MAX);
-                node.inner.deciders.lock().expect("deciders lock").insert(id, sender);
+                node.shared.deciders.lock().expect("deciders lock").insert(id, sender);
                 decisions = Some(receiver);
             }
         } else if decisions.take().is_some() {
-            node.inner.deciders.lock().expect("deciders lock").remove(&id);
+            node.shared.deciders.lock().expect("deciders lock").remove(&id);
         }
         let steps = saga.next_steps(now);
         if steps.is_empty() && !saga.phase.is_terminal() && saga == before {
@@ -293,36 +408,39 @@ async fn drive(node: Node, mut saga: Saga, mut holder: Holder, mut done: Option<
                 }
             }
         }
-        let mut calls = tokio::task::JoinSet::new();
-        for step in steps {
-            let node = node.clone();
+        // The steps due now go out together, polled by this saga's task.
+        let calls = steps.into_iter().map(|step| {
             let owner = saga.parts[step.part].owner();
-            calls.spawn(async move {
-                let outcome = node.call_owner(owner, &step.request).await;
+            let owners = &node.shared.owners;
+            async move {
+                let outcome = owners.call_owner(owner, &step.request).await;
                 (step, outcome)
-            });
-        }
-        while let Some(joined) = calls.join_next().await {
-            let Ok((step, outcome)) = joined else { continue };
+            }
+        });
+        for (step, outcome) in futures_util::future::join_all(calls).await {
             saga.apply(step.part, &step.request.op, outcome, node.now());
         }
         dirty = saga != before;
     }
-    node.inner.running_bookings.lock().expect("running lock").remove(&id);
-    node.inner.deciders.lock().expect("deciders lock").remove(&id);
+    node.shared.running.lock().expect("running lock").remove(&id);
+    node.shared.deciders.lock().expect("deciders lock").remove(&id);
     tracing::debug!(booking = id, phase = saga.phase.name(), "booking ended");
     if let Some(done) = done {
         let _ = done.send(booking(saga, holder));
     }
 }
 
-async fn persist(node: &Node, saga: &Saga, holder: &Holder) -> Result<(), BookingError> {
+async fn persist<D: Database, P: Proposer + 'static>(
+    node: &Agency<D, P>,
+    saga: &Saga,
+    holder: &Holder,
+) -> Result<(), BookingError> {
     let mut saga = saga.clone();
     saga.updated_at = Timestamp(saga.updated_at.ms().max(node.now().ms()));
     node.save_booking(encode(&saga, holder)).await
 }
 
-/// A failed booking write, as [`Node::write`] wants its errors.
+/// A failed booking write, as [`Database::write`] wants its errors.
 struct SaveError(BookingError);
 
 impl From<caravan_store::StoreError> for SaveError {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::accounts::Mail;
+use crate::accounts::rules::Mail;
 
 /// Mails wait here, one file each, when no SMTP server is configured (or
 /// it refused them).
