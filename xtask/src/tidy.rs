@@ -105,6 +105,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-net", &["caravan-replication"]),
     ("caravan-group", &["caravan-model", "caravan-ledger"]),
     ("caravan-sim", &["caravan-model", "caravan-records", "caravan-replication", "caravan-topology"]),
+    ("caravan-store-candidates", &[]),
     ("xtask", &[]),
 ];
 
@@ -127,8 +128,9 @@ const ON_CORE_ONLY: &[&str] = &["caravan-sim"];
 
 /// The crates that open database files: `store` for the node's database,
 /// `group` for the Raft log (`raft.db`, its own file and writer thread, so
-/// the log's fsyncs never wait behind the node's).
-const DATABASE_CRATES: &[&str] = &["caravan-store", "caravan-group"];
+/// the log's fsyncs never wait behind the node's), and the measurement of
+/// candidate record stores, which opens each in a directory of its own.
+const DATABASE_CRATES: &[&str] = &["caravan-store", "caravan-group", "caravan-store-candidates"];
 
 /// Source text that opens a database file.
 const DATABASE_OPENS: &[&str] = &["Connection::open", "open_with_flags"];
