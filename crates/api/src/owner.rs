@@ -566,7 +566,7 @@ pub(crate) async fn export_records(
         }
         Some("protobuf") => {
             let records = records.iter().map(|r| r.to_proto()).collect();
-            let envelope = caravan_records::proto::Envelope { records, proofs: Vec::new() };
+            let envelope = caravan_records::proto::Envelope { records, proofs: Vec::new(), runs: Vec::new() };
             Ok(([("content-type", "application/x-protobuf")], envelope.encode_to_vec()).into_response())
         }
         Some(other) => Err(ApiError::invalid(format!("format {other:?}: json or protobuf"))),

@@ -18,6 +18,7 @@ pub mod limits;
 mod merkle;
 mod payload;
 pub mod projection;
+pub mod runs;
 mod sign;
 pub mod slot;
 mod verify;

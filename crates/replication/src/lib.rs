@@ -331,9 +331,16 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 Err(rejection) => return Ok(Err(rejection)),
             }
         }
+        let mut records = envelope.records;
+        for run in envelope.runs {
+            match caravan_records::runs::unpack(run) {
+                Ok(unpacked) => records.extend(unpacked),
+                Err(rejection) => return Ok(Err(rejection)),
+            }
+        }
         // All or nothing: a single bad record rejects the envelope before
         // anything in it is stored.
-        let verified = match verify_batch(envelope.records, now).into_iter().collect::<Result<Vec<_>, _>>() {
+        let verified = match verify_batch(records, now).into_iter().collect::<Result<Vec<_>, _>>() {
             Ok(verified) => verified,
             Err(rejection) => return Ok(Err(rejection)),
         };
@@ -468,10 +475,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         if self.pending.is_empty() && self.proofs_to_gossip.is_empty() {
             return;
         }
-        let envelope = proto::Envelope {
-            records: std::mem::take(&mut self.pending),
-            proofs: std::mem::take(&mut self.proofs_to_gossip),
-        };
+        // Records of one bundle go as runs: the bundle's signature once.
+        let (records, runs) = caravan_records::runs::pack(std::mem::take(&mut self.pending));
+        let envelope = proto::Envelope { records, proofs: std::mem::take(&mut self.proofs_to_gossip), runs };
         self.pending_bytes = 0;
         self.pending_since = None;
         self.counters.envelopes_out += 1;

@@ -296,7 +296,7 @@ impl Simulation {
         body.version = 10_001;
         forged.record = body.encode_to_vec();
         self.forged.insert(RecordId(*blake3::hash(&forged.record).as_bytes()));
-        let envelope = proto::Envelope { records: vec![forged], proofs: vec![] }.encode_to_vec();
+        let envelope = proto::Envelope { records: vec![forged], proofs: vec![], runs: vec![] }.encode_to_vec();
         // Delivered for sure, to a node that is up: the test must see it refused.
         let target = self.rng.below(self.config.nodes as u64 - 1) as u32;
         let from = self.neighbours[target as usize][0];

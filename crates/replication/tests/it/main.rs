@@ -34,7 +34,8 @@ fn actions(replica: &mut Replica<u8>) -> Vec<Action<u8>> {
 }
 
 fn envelope(records: &[Verified<Record>]) -> Vec<u8> {
-    proto::Envelope { records: records.iter().map(|r| r.to_proto()).collect(), proofs: vec![] }.encode_to_vec()
+    proto::Envelope { records: records.iter().map(|r| r.to_proto()).collect(), proofs: vec![], runs: vec![] }
+        .encode_to_vec()
 }
 
 #[test]
@@ -70,13 +71,41 @@ fn a_full_envelope_leaves_at_once_and_the_rest_at_the_interval() {
 }
 
 #[test]
+fn a_published_bundle_travels_as_runs_and_arrives_whole() {
+    let drafts: Vec<Draft> = (0..300)
+        .map(|i| Draft { key: format!("listing-{i}"), version: 1, time: NOW, payload: Payload::Withdrawal })
+        .collect();
+    let bundle: Vec<Verified<Record>> = caravan_records::sign_bundle(&SigningKey::from_bytes(&[3; 32]), &drafts)
+        .into_iter()
+        .map(|signed| verify(signed, NOW).unwrap())
+        .collect();
+    let body_bytes: usize = bundle.iter().map(|r| r.body().len()).sum();
+    let mut owner = Replica::<u8>::new(Config::default(), 1);
+    owner.handle_published(bundle, NOW);
+    ok(owner.handle_timeout(NOW.saturating_add_ms(250), &mut MemoryStore::default()));
+    let (mut agency, mut store) = (Replica::<u8>::new(Config::default(), 2), MemoryStore::default());
+    let mut wire_bytes = 0;
+    for action in actions(&mut owner) {
+        let Action::Gossip(bytes) = action else { continue };
+        let envelope = proto::Envelope::decode(bytes.as_slice()).unwrap();
+        assert!(envelope.records.is_empty() && !envelope.runs.is_empty(), "bundled records go as runs");
+        wire_bytes += bytes.len();
+        ok(agency.handle_gossip(1, &bytes, NOW, &mut store));
+        assert!(matches!(actions(&mut agency).as_slice(), [Action::Validated { verdict: Verdict::Accept, .. }]));
+    }
+    assert_eq!(ok(store.items()).len(), 300, "every record arrived, with its proof rebuilt");
+    assert!(wire_bytes * 100 < body_bytes * 115, "{wire_bytes} bytes on the wire for {body_bytes} of records");
+}
+
+#[test]
 fn one_bad_record_rejects_the_whole_envelope_and_stores_nothing() {
     let mut replica = Replica::<u8>::new(Config::default(), 1);
     let mut store = MemoryStore::default();
     let good = record(1, 1, 1, 3);
     let mut tampered = record(1, 2, 1, 3).to_proto();
     tampered.record.push(0x00);
-    let bytes = proto::Envelope { records: vec![good.to_proto(), tampered], proofs: vec![] }.encode_to_vec();
+    let bytes =
+        proto::Envelope { records: vec![good.to_proto(), tampered], proofs: vec![], runs: vec![] }.encode_to_vec();
     ok(replica.handle_gossip(7, &bytes, NOW, &mut store));
     assert!(matches!(actions(&mut replica).as_slice(), [Action::Validated { from: 7, verdict: Verdict::Reject, .. }]));
     assert!(ok(store.items()).is_empty());
@@ -163,7 +192,8 @@ fn an_equivocation_freezes_the_origin_and_its_proof_travels() {
     let mut other = Replica::<u8>::new(Config::default(), 2);
     let mut other_store = MemoryStore::default();
     ok(other_store.put(record(9, 3, 1, 1), NOW));
-    let with_proof = proto::Envelope { records: vec![], proofs: gossiped[0].proofs.clone() }.encode_to_vec();
+    let with_proof =
+        proto::Envelope { records: vec![], proofs: gossiped[0].proofs.clone(), runs: vec![] }.encode_to_vec();
     ok(other.handle_gossip(1, &with_proof, NOW, &mut other_store));
     assert!(ok(other_store.items()).is_empty());
 }
