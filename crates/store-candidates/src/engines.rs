@@ -65,6 +65,9 @@ fn time_key(time_ms: u64, id: &[u8; 32]) -> [u8; 40] {
 /// slot holds a version as new), or a write that first drops the index
 /// entries of the replaced record's `time ‖ id`, if any.
 fn plan(row: &Row, stored: Option<&[u8]>) -> Option<Option<[u8; 40]>> {
+    if let Some(known) = row.replaces {
+        return Some(known);
+    }
     match stored.map(slot_head) {
         Some((version, _)) if version >= row.version => None,
         Some((_, head)) => Some(Some(head)),
@@ -112,10 +115,12 @@ impl Engine for Sqlite {
             )?;
             for row in rows {
                 let (origin, kind, key) = slot_parts(&row.slot);
-                let mut stored = look.query(rusqlite::params![origin, key, kind])?;
-                if let Some(found) = stored.next()? {
-                    if found.get::<_, i64>(0)? as u64 >= row.version {
-                        continue;
+                if row.replaces.is_none() {
+                    let mut stored = look.query(rusqlite::params![origin, key, kind])?;
+                    if let Some(found) = stored.next()? {
+                        if found.get::<_, i64>(0)? as u64 >= row.version {
+                            continue;
+                        }
                     }
                 }
                 put.execute(rusqlite::params![
@@ -192,7 +197,10 @@ impl Engine for Lmdb {
     fn put_batch(&mut self, rows: &[Row]) -> anyhow::Result<()> {
         let mut tx = self.env.write_txn()?;
         for row in rows {
-            let stored = self.slots.get(&tx, &row.slot)?.map(<[u8]>::to_vec);
+            let stored = match row.replaces {
+                Some(_) => None,
+                None => self.slots.get(&tx, &row.slot)?.map(<[u8]>::to_vec),
+            };
             let Some(replaced) = plan(row, stored.as_deref()) else { continue };
             if let Some(old) = replaced {
                 self.by_time.delete(&mut tx, &old)?;
@@ -260,9 +268,10 @@ impl Engine for Fjall {
         let mut written: HashMap<&[u8], Vec<u8>> = HashMap::new();
         let mut batch = self.db.batch().durability(Some(fjall::PersistMode::SyncAll));
         for row in rows {
-            let stored = match written.get(&row.slot[..]) {
-                Some(value) => Some(value.clone()),
-                None => self.slots.get(&row.slot)?.map(|v| v.to_vec()),
+            let stored = match (row.replaces, written.get(&row.slot[..])) {
+                (Some(_), _) => None,
+                (None, Some(value)) => Some(value.clone()),
+                (None, None) => self.slots.get(&row.slot)?.map(|v| v.to_vec()),
             };
             let Some(replaced) = plan(row, stored.as_deref()) else { continue };
             if let Some(old) = replaced {
@@ -346,7 +355,10 @@ impl Engine for Redb {
             let mut by_time = tx.open_table(BY_TIME)?;
             let mut by_id = tx.open_table(BY_ID)?;
             for row in rows {
-                let stored = slots.get(&row.slot[..])?.map(|value| value.value().to_vec());
+                let stored = match row.replaces {
+                    Some(_) => None,
+                    None => slots.get(&row.slot[..])?.map(|value| value.value().to_vec()),
+                };
                 let Some(replaced) = plan(row, stored.as_deref()) else { continue };
                 if let Some(old) = replaced {
                     by_time.remove(&old[..])?;

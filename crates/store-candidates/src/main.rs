@@ -56,6 +56,10 @@ struct Args {
     dir: Option<PathBuf>,
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Keep what each slot holds in memory (as a catalog would) and write
+    /// without looking at the store first.
+    #[arg(long)]
+    blind: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,14 +74,16 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut engine = engines::open(&args.engine, &dir)?;
     let mut workload = Workload::new(args.records, proof);
+    let mut slots = args.blind.then(Slots::default);
 
-    let (load_s, body_bytes) = load(engine.as_mut(), &mut workload, args.records, args.batch)?;
+    let (load_s, body_bytes) = load(engine.as_mut(), &mut workload, &mut slots, args.records, args.batch)?;
     let update_count = (args.records as f64 * args.updates) as u64;
     let started = Instant::now();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
     let mut batch = Vec::with_capacity(args.batch);
     for _ in 0..update_count {
-        batch.push(workload.update(rng.gen_range(0..args.records)));
+        let row = workload.update(rng.gen_range(0..args.records));
+        batch.extend(known(&mut slots, row));
         if batch.len() == args.batch {
             engine.put_batch(&batch)?;
             batch.clear();
@@ -117,6 +123,7 @@ fn main() -> anyhow::Result<()> {
         "proof": args.proof,
         "records": args.records,
         "batch": args.batch,
+        "blind": args.blind,
         "record_bytes_mean": body_bytes as f64 / args.records as f64,
         "load_records_per_s": args.records as f64 / load_s,
         "update_records_per_s": update_count as f64 / update_s,
@@ -138,7 +145,13 @@ fn main() -> anyhow::Result<()> {
 
 /// Loads `count` fresh slots; returns the seconds it took and the bytes of
 /// the records' bodies.
-fn load(engine: &mut dyn Engine, workload: &mut Workload, count: u64, batch_len: usize) -> anyhow::Result<(f64, u64)> {
+fn load(
+    engine: &mut dyn Engine,
+    workload: &mut Workload,
+    slots: &mut Option<Slots>,
+    count: u64,
+    batch_len: usize,
+) -> anyhow::Result<(f64, u64)> {
     let started = Instant::now();
     let mut body_bytes = 0;
     let mut batch = Vec::with_capacity(batch_len);
@@ -146,7 +159,7 @@ fn load(engine: &mut dyn Engine, workload: &mut Workload, count: u64, batch_len:
     for slot in 0..count {
         let row = workload.fresh(slot);
         body_bytes += row.signed.len() as u64;
-        batch.push(row);
+        batch.extend(known(slots, row));
         if batch.len() == batch_len {
             engine.put_batch(&batch)?;
             batch.clear();
@@ -161,6 +174,26 @@ fn load(engine: &mut dyn Engine, workload: &mut Workload, count: u64, batch_len:
         engine.put_batch(&batch)?;
     }
     Ok((started.elapsed().as_secs_f64(), body_bytes))
+}
+
+/// What each slot holds, by slot: version and `time ‖ id`.
+type Slots = std::collections::HashMap<Vec<u8>, (u64, [u8; 40])>;
+
+/// `row` with what its slot holds when `slots` knows it; nothing when the
+/// slot holds a version as new.
+fn known(slots: &mut Option<Slots>, mut row: workload::Row) -> Option<workload::Row> {
+    let Some(slots) = slots else { return Some(row) };
+    let mut head = [0; 40];
+    head[..8].copy_from_slice(&row.time_ms.to_be_bytes());
+    head[8..].copy_from_slice(&row.id);
+    let replaces = match slots.get(&row.slot) {
+        Some((version, _)) if *version >= row.version => return None,
+        Some((_, old)) => Some(*old),
+        None => None,
+    };
+    slots.insert(row.slot.clone(), (row.version, head));
+    row.replaces = Some(replaces);
+    Some(row)
 }
 
 fn quantile(values: &mut [f64], q: f64) -> Value {

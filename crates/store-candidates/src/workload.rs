@@ -27,6 +27,10 @@ pub struct Row {
     pub id: [u8; 32],
     /// The encoded signed record, as received.
     pub signed: Vec<u8>,
+    /// Set when the caller knows what the slot holds (as a catalog in
+    /// memory would): the replaced record's `time ‖ id`, if any. The store
+    /// then writes without looking first.
+    pub replaces: Option<Option<[u8; 40]>>,
 }
 
 #[derive(Debug)]
@@ -111,7 +115,7 @@ impl Workload {
         let start = self.rng.gen_range(0..self.text.len() - 700);
         let text_len = body.saturating_sub(signed.len() - proof).max(16);
         signed.extend_from_slice(&self.text[start..start + text_len]);
-        Row { slot: slot_key, version, time_ms: self.clock_ms, id, signed }
+        Row { slot: slot_key, version, time_ms: self.clock_ms, id, signed, replaces: None }
     }
 }
 
