@@ -60,8 +60,12 @@ async fn network(rooms: u32, seats: u32) -> Network {
         let count = |table: &str| -> i64 {
             reader.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
         };
-        // Four contacts: the agency publishes its own too.
-        count("catalog_listings") == 3 && count("catalog_ari") == 3 && count("catalog_contacts") == 4
+        // Four contacts: the agency publishes its own too. And the newest
+        // of every owner's records: prices come after the listing.
+        count("catalog_listings") == 3
+            && count("catalog_ari") == 3
+            && count("catalog_contacts") == 4
+            && [&hotel, &bus, &airline].iter().all(|owner| holds_newest_of(&node, &owner.node))
     })
     .await;
     let reader = caravan_store::open_reader(agency.node.db_path()).unwrap();
@@ -536,4 +540,15 @@ async fn a_held_booking_waits_for_its_traveller() {
     assert_eq!(released["parts"][0]["status"], "released", "{released}");
     let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(2), day(3)), None).await;
     assert_eq!((ari["days"][0]["held"].as_u64(), ari["days"][0]["booked"].as_u64()), (Some(0), Some(1)), "{ari}");
+}
+
+/// Whether `agency` holds the newest version of every record `owner` signed.
+fn holds_newest_of(agency: &caravan_node::Node, owner: &caravan_node::Node) -> bool {
+    let slots = |node: &caravan_node::Node| -> std::collections::BTreeSet<(Vec<u8>, i64, String, i64)> {
+        let reader = caravan_store::open_reader(node.db_path()).unwrap();
+        let mut stmt = reader.prepare("SELECT origin, kind, key, version FROM records WHERE origin = ?1").unwrap();
+        let rows = stmt.query_map([&owner.origin().0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)));
+        rows.unwrap().map(Result::unwrap).collect()
+    };
+    slots(owner).is_subset(&slots(agency))
 }

@@ -98,22 +98,18 @@ fn hidden_csrf(html: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
+/// Adds a verified account with the password "a long enough phrase", as
+/// `caravan user add` would.
+async fn add_account(t: &TestNode, email: &'static str, role: caravan_accounts::Role) -> u64 {
+    let add = move |conn: &caravan_store::rusqlite::Connection| {
+        let now = caravan_model::Timestamp(0);
+        caravan_services::accounts::rules::add_user(conn, email, "a long enough phrase", role, true, now)
+    };
+    t.node.write(add).await.unwrap()
+}
+
 async fn make_traveller(t: &TestNode) {
-    t.node
-        .write(|conn| {
-            let now = caravan_model::Timestamp(0);
-            let role = caravan_accounts::Role::Traveller;
-            caravan_services::accounts::rules::add_user(
-                conn,
-                "ada@example.org",
-                "a long enough phrase",
-                role,
-                true,
-                now,
-            )
-        })
-        .await
-        .unwrap();
+    add_account(t, "ada@example.org", caravan_accounts::Role::Traveller).await;
 }
 
 #[tokio::test]
@@ -334,23 +330,8 @@ async fn a_provider_sets_prices_of_their_own_services_only() {
     let id = t.hotel(3).await;
     let other = t.hotel(1).await;
     let managed = id.clone();
-    t.node
-        .write(move |conn| -> Result<_, caravan_services::accounts::rules::AccountsError> {
-            let now = caravan_model::Timestamp(0);
-            let role = caravan_accounts::Role::Provider;
-            let user = caravan_services::accounts::rules::add_user(
-                conn,
-                "ada@example.org",
-                "a long enough phrase",
-                role,
-                true,
-                now,
-            )?;
-            caravan_store::users::add_manager(conn, &managed, user)?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    let user = add_account(&t, "ada@example.org", caravan_accounts::Role::Provider).await;
+    t.node.write(move |conn| caravan_store::users::add_manager(conn, &managed, user)).await.unwrap();
     let (_, set, html) = browse(&t, "GET", "/login", "", None).await;
     let (cookie, csrf) = (pair(&set[0]), hidden_csrf(&html));
     let form = format!("email=ada%40example.org&password=a+long+enough+phrase&csrf={csrf}");
@@ -391,21 +372,7 @@ async fn log_in(t: &TestNode, email: &str) -> String {
 async fn an_admin_changes_a_users_role() {
     let t = TestNode::start().await;
     make_traveller(&t).await;
-    t.node
-        .write(|conn| {
-            let now = caravan_model::Timestamp(0);
-            let role = caravan_accounts::Role::Admin;
-            caravan_services::accounts::rules::add_user(
-                conn,
-                "root@example.org",
-                "a long enough phrase",
-                role,
-                true,
-                now,
-            )
-        })
-        .await
-        .unwrap();
+    add_account(&t, "root@example.org", caravan_accounts::Role::Admin).await;
     let traveller = log_in(&t, "ada@example.org").await;
     assert_eq!(browse(&t, "GET", "/admin", &traveller, None).await.0, StatusCode::FORBIDDEN);
     let admin = log_in(&t, "root@example.org").await;
@@ -460,14 +427,7 @@ async fn api_tokens_are_made_and_revoked_in_the_browser() {
 
 /// Adds a verified provider (password "a long enough phrase").
 async fn make_provider(t: &TestNode, email: &'static str) {
-    t.node
-        .write(move |conn| {
-            let role = caravan_accounts::Role::Provider;
-            let now = caravan_model::Timestamp(0);
-            caravan_services::accounts::rules::add_user(conn, email, "a long enough phrase", role, true, now)
-        })
-        .await
-        .unwrap();
+    add_account(t, email, caravan_accounts::Role::Provider).await;
 }
 
 #[tokio::test]
@@ -584,21 +544,7 @@ async fn the_admin_console_shows_records_by_origin_and_equivocation_alerts() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    t.node
-        .write(|conn| {
-            let role = caravan_accounts::Role::Admin;
-            let now = caravan_model::Timestamp(0);
-            caravan_services::accounts::rules::add_user(
-                conn,
-                "root@example.org",
-                "a long enough phrase",
-                role,
-                true,
-                now,
-            )
-        })
-        .await
-        .unwrap();
+    add_account(&t, "root@example.org", caravan_accounts::Role::Admin).await;
     // A hostile owner signs two different records for one slot and version.
     let now = t.node.now();
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
