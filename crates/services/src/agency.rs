@@ -60,6 +60,7 @@ struct Shared<D, P> {
     /// state is durable) and resume at the next start.
     stop: watch::Sender<bool>,
 }
+
 /// Who made a booking and how: everything of a booking row but its saga.
 #[derive(Clone, Debug)]
 struct Holder {
