@@ -179,10 +179,7 @@ pub(crate) fn offer_view(offer: &StayOffer<Origin>, query: &StayQuery) -> Option
         origin: offer.origin.to_hex(),
         listing: offer.listing.id.to_string(),
         title: offer.listing.title.clone(),
-        kind: match stay.stay_type {
-            caravan_model::StayType::HotelRoom => "hotel_room",
-            caravan_model::StayType::VacationRental => "vacation_rental",
-        },
+        kind: crate::dto::stay_type_name(stay.stay_type),
         city: stay.city.clone(),
         country: stay.country.as_str().to_owned(),
         address: stay.address.clone(),
@@ -316,12 +313,7 @@ pub(crate) fn itinerary_view(itinerary: &Itinerary<Origin>, seats: u32) -> Itine
             Some(TripLegView {
                 origin: leg.origin.to_hex(),
                 listing: leg.listing.id.to_string(),
-                mode: match trip.mode {
-                    caravan_model::TripMode::Bus => "bus",
-                    caravan_model::TripMode::Train => "train",
-                    caravan_model::TripMode::Ferry => "ferry",
-                    caravan_model::TripMode::Flight => "flight",
-                },
+                mode: crate::dto::trip_mode_name(trip.mode),
                 operator: trip.operator.clone(),
                 service_number: trip.service_number.clone(),
                 departure: leg.departure_date.to_string(),

@@ -205,11 +205,13 @@ impl ListingInput {
 impl StayInput {
     fn into_stay(self) -> Result<Stay, ApiError> {
         Ok(Stay {
-            stay_type: match self.stay_type.as_str() {
-                "hotel_room" => StayType::HotelRoom,
-                "vacation_rental" => StayType::VacationRental,
-                other => return Err(ApiError::invalid(format!("stay.type {other:?}: hotel_room or vacation_rental"))),
-            },
+            stay_type: STAY_TYPES
+                .iter()
+                .find(|(name, _)| *name == self.stay_type)
+                .map(|(_, stay_type)| *stay_type)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("stay.type {:?}: hotel_room or vacation_rental", self.stay_type))
+                })?,
             address: self.address,
             city: self.city,
             country: CountryCode::parse(&self.country)?,
@@ -226,11 +228,7 @@ impl StayInput {
 
     fn from_stay(stay: &Stay) -> StayInput {
         StayInput {
-            stay_type: match stay.stay_type {
-                StayType::HotelRoom => "hotel_room",
-                StayType::VacationRental => "vacation_rental",
-            }
-            .into(),
+            stay_type: stay_type_name(stay.stay_type).into(),
             address: stay.address.clone(),
             city: stay.city.clone(),
             country: stay.country.as_str().into(),
@@ -245,6 +243,19 @@ impl StayInput {
             units: stay.units,
         }
     }
+}
+
+/// The API's names of stay types and trip modes: read, shown and listed in
+/// the schemas from these tables.
+const STAY_TYPES: [(&str, StayType); 2] =
+    [("hotel_room", StayType::HotelRoom), ("vacation_rental", StayType::VacationRental)];
+
+pub(crate) fn stay_type_name(stay_type: StayType) -> &'static str {
+    STAY_TYPES.iter().find(|(_, t)| *t == stay_type).map(|(name, _)| *name).expect("all stay types named")
+}
+
+pub(crate) fn trip_mode_name(mode: TripMode) -> &'static str {
+    TRIP_MODES.iter().find(|(_, m)| *m == mode).map(|(name, _)| *name).expect("all modes named")
 }
 
 const TRIP_MODES: [(&str, TripMode); 4] =
@@ -287,7 +298,7 @@ impl TripInput {
     }
 
     fn from_trip(trip: &Trip) -> TripInput {
-        let mode = TRIP_MODES.iter().find(|(_, m)| *m == trip.mode).map(|(name, _)| *name).expect("all modes named");
+        let mode = trip_mode_name(trip.mode);
         TripInput {
             mode: mode.into(),
             operator: trip.operator.clone(),
@@ -784,7 +795,7 @@ pub(crate) fn one_of(names: &[&str]) -> utoipa::openapi::Object {
 }
 
 pub(crate) fn stay_types() -> utoipa::openapi::Object {
-    one_of(&["hotel_room", "vacation_rental"])
+    one_of(&STAY_TYPES.map(|(name, _)| name))
 }
 
 pub(crate) fn trip_modes() -> utoipa::openapi::Object {

@@ -5,7 +5,7 @@ use axum::http::HeaderMap;
 use caravan_ledger::IdempotencyKey;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::Required;
+use utoipa::openapi::{KnownFormat, Required, SchemaFormat};
 use utoipa::IntoParams;
 
 use crate::ApiError;
@@ -64,7 +64,7 @@ impl IntoParams for NumberIdPath {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         let number = ObjectBuilder::new()
             .schema_type(Type::Integer)
-            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
             .minimum(Some(0));
         vec![path_id("The id, a number.", number)]
     }
