@@ -18,6 +18,7 @@ mod group;
 pub mod identity;
 mod network;
 mod services;
+pub mod verifier;
 
 pub use caravan_booking::agency;
 pub use caravan_net::NetConfig;
@@ -166,7 +167,8 @@ struct Inner {
     /// This node's member of its owner's replica group.
     group: Arc<group::OwnerGroup>,
     group_timers: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    queue: mpsc::Sender<writer::Job>,
+    /// Replication events for the verifier stage, then the writer.
+    replication: mpsc::Sender<ReplicationEvent>,
     /// The replication core's actions, for the network task to take.
     actions: Mutex<Option<mpsc::Receiver<caravan_replication::Action<Peer>>>>,
     db: NodeDb,
@@ -218,8 +220,12 @@ impl Node {
         let (queue, receiver) = mpsc::channel(QUEUE_MAX);
         let (actions_tx, actions) = mpsc::channel(ACTIONS_MAX);
         let replica_seed = u64::from_le_bytes(origin.0[..8].try_into().expect("8 bytes"));
+        let replica = caravan_replication::Replica::new(options.replication.clone(), replica_seed);
+        let (replication, unchecked) = mpsc::channel(verifier::INPUT_MAX);
+        let (checked_tx, checked) = mpsc::channel(writer::REPLICATION_QUEUE_MAX);
+        tokio::spawn(verifier::run(replica.checker(), options.clock, verifier::workers(), unchecked, checked_tx));
         let writer = writer::Writer {
-            replica: caravan_replication::Replica::new(options.replication.clone(), replica_seed),
+            replica,
             actions: actions_tx,
             conn,
             key: key.signing_key().clone(),
@@ -232,7 +238,7 @@ impl Node {
         let writer_thread = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || {
             // Dropped on return and on panic alike.
             let _stopped = StoppedOnDrop(stopped_tx);
-            writer.run(receiver, runtime)
+            writer.run(receiver, checked, runtime)
         })?;
         let net_key = NodeKey::load_or_create_net_key(data_dir)?;
         let peer_id = caravan_net::peer_id(&caravan_net::keypair_from_seed(net_key.seed()));
@@ -271,7 +277,7 @@ impl Node {
             ledger,
             group,
             group_timers,
-            queue,
+            replication,
             actions,
             db,
             stats,
@@ -309,7 +315,7 @@ impl Node {
     /// the writer's queue is full; fails only when the node is stopping.
     pub async fn replicate(&self, event: ReplicationEvent) -> Result<(), NodeError> {
         let stopping = || NodeError::Setup("the node is stopping".into());
-        self.inner.queue.send(writer::Job::Replication(event)).await.map_err(|_| stopping())
+        self.inner.replication.send(event).await.map_err(|_| stopping())
     }
 
     /// The replication core's actions (gossip, send, verdicts), for the one

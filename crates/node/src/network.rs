@@ -11,9 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use caravan_services::booking;
 
-use crate::{group, writer, Node, NodeError, NodeKey};
+use crate::{group, Node, NodeError, NodeKey};
 
-/// The running network task and the task feeding its events to the writer.
+/// The running network task and the tasks answering peers.
 #[derive(Debug)]
 pub(crate) struct Network {
     stop: oneshot::Sender<()>,
@@ -33,9 +33,6 @@ impl Network {
 /// How long the network start waits for more listen addresses after the first.
 const CONTACT_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
-/// Network events waiting to be queued for the writer.
-const NET_EVENTS_MAX: usize = 4_096;
-
 impl Node {
     /// Starts replicating with peers over libp2p. Returns the first address
     /// the node listens on, if it listens at all.
@@ -45,7 +42,6 @@ impl Node {
         let actions =
             self.take_replication_actions().ok_or_else(|| NodeError::Setup("the network is already running".into()))?;
         let listens = !config.listen.is_empty();
-        let (events_tx, mut events_rx) = mpsc::channel(NET_EVENTS_MAX);
         let (listening_tx, mut listening_rx) = mpsc::channel(8);
         let (stop, stopped) = oneshot::channel::<()>();
         let data_dir = self.inner.db_path.parent().expect("the database lives in the data directory");
@@ -58,28 +54,22 @@ impl Node {
         let (raft, raft_rx) = mpsc::channel(RAFT_INBOUND_MAX);
         *self.inner.calls.lock().expect("calls lock") = Some(calls_tx);
         let channels = caravan_net::CallChannels { calls, book, raft };
+        // Peers' records go to the verifier stage, then the writer.
+        let events = self.inner.replication.clone();
         let net = tokio::spawn(async move {
             let stopped = async {
                 let _ = stopped.await;
             };
             if let Err(error) =
-                caravan_net::run(keypair, config, events_tx, actions, listening_tx, channels, stopped).await
+                caravan_net::run(keypair, config, events, actions, listening_tx, channels, stopped).await
             {
                 tracing::error!(%error, "the network stopped");
             }
         });
         let serve_bookings = tokio::spawn(booking::serve(self.inner.booking.clone(), book_rx));
         let serve_group = tokio::spawn(serve_group(self.inner.group.clone(), raft_rx));
-        let queue = self.inner.queue.clone();
-        let forward = tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
-                if queue.send(writer::Job::Replication(event)).await.is_err() {
-                    return;
-                }
-            }
-        });
         *self.inner.network.lock().expect("network lock") =
-            Some(Network { stop, tasks: vec![net, forward, serve_bookings, serve_group] });
+            Some(Network { stop, tasks: vec![net, serve_bookings, serve_group] });
         if !listens {
             return Ok(None);
         }

@@ -28,10 +28,12 @@
 //! passes in. Generic over the peer id, so the simulator and libp2p drive
 //! the same code.
 
+mod check;
 mod lag;
 mod store;
 mod wire;
 
+pub use check::{Checked, CheckedEnvelope, Checker};
 pub use lag::{LagHistogram, LAG_BUCKETS_MS};
 
 pub use store::{MemoryStore, Put, RecordStore};
@@ -41,7 +43,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use caravan_model::rng::SplitMix64;
 use caravan_model::Timestamp;
-use caravan_records::{proto, verify_batch, EquivocationProof, Record, RecordId, Rejection, Verified};
+use caravan_records::{proto, EquivocationProof, Record, RecordId, Rejection, Verified};
 use negentropy::{Id, Negentropy, NegentropyStorageBase, NegentropyStorageVector};
 use prost::Message as _;
 use std::sync::Arc;
@@ -254,18 +256,69 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.peers.remove(peer);
     }
 
-    /// Dispatches a queued [`Event`].
+    /// Dispatches a queued [`Event`]: checks it, then handles it.
     pub fn handle_event<S: RecordStore>(
         &mut self,
         event: Event<P>,
         now: Timestamp,
         store: &mut S,
     ) -> Result<(), S::Error> {
-        match event {
-            Event::Connected(peer) => self.handle_connected(peer, now),
-            Event::Disconnected(peer) => self.handle_disconnected(&peer),
-            Event::Gossip { from, envelope } => self.handle_gossip(from, &envelope, now, store)?,
-            Event::Message { from, message } => self.handle_message(from, message, now, store)?,
+        let checked = self.checker().check(event, now);
+        self.handle_checked(checked, now, store)
+    }
+
+    /// What checks events for this replica, on any thread.
+    pub fn checker(&self) -> Checker {
+        Checker::new(&self.config)
+    }
+
+    /// Handles an event a [`Checker`] decoded and verified.
+    pub fn handle_checked<S: RecordStore>(
+        &mut self,
+        checked: Checked<P>,
+        now: Timestamp,
+        store: &mut S,
+    ) -> Result<(), S::Error> {
+        match checked {
+            Checked::Plain(Event::Connected(peer)) => self.handle_connected(peer, now),
+            Checked::Plain(Event::Disconnected(peer)) => self.handle_disconnected(&peer),
+            Checked::Plain(Event::Message { from, message }) => self.handle_unchecked(from, message, now, store)?,
+            // Built by hand, not by a checker: check it now.
+            Checked::Plain(gossip @ Event::Gossip { .. }) => self.handle_event(gossip, now, store)?,
+            Checked::Gossip { from, envelope_id, bytes, envelope } => {
+                self.counters.envelopes_in += 1;
+                self.counters.bytes_in += bytes as u64;
+                let verdict = match envelope {
+                    Ok(envelope) => {
+                        for proof in envelope.proofs {
+                            self.learn_proof(&proof, now, store)?;
+                        }
+                        self.store_all(&from, envelope.records, now, store)?;
+                        Verdict::Accept
+                    }
+                    Err(rejection) => {
+                        self.count_rejection(&rejection);
+                        Verdict::Reject
+                    }
+                };
+                self.actions.push_back(Action::Validated { from, envelope_id, verdict });
+            }
+            Checked::Records { from, bytes, verified, rejected } => {
+                if let Some(peer) = self.peers.get_mut(&from) {
+                    peer.fetching_since = None;
+                }
+                self.counters.bytes_in += bytes as u64;
+                for rejection in &rejected {
+                    self.count_rejection(rejection);
+                }
+                self.counters.fetched += verified.len() as u64;
+                self.store_all(&from, verified, now, store)?;
+                self.fetch_next(&from, now);
+            }
+            Checked::Proof { proof, .. } => match proof {
+                Ok(proof) => self.learn_proof(&proof, now, store)?,
+                Err(rejection) => self.count_rejection(&rejection),
+            },
         }
         Ok(())
     }
@@ -295,64 +348,22 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         now: Timestamp,
         store: &mut S,
     ) -> Result<(), S::Error> {
-        self.counters.envelopes_in += 1;
-        self.counters.bytes_in += bytes.len() as u64;
-        let envelope_id = *blake3::hash(bytes).as_bytes();
-        let verdict = match self.accept_envelope(&from, bytes, now, store)? {
-            Ok(()) => Verdict::Accept,
-            Err(rejection) => {
-                self.count_rejection(&rejection);
-                Verdict::Reject
-            }
-        };
-        self.actions.push_back(Action::Validated { from, envelope_id, verdict });
-        Ok(())
-    }
-
-    fn accept_envelope<S: RecordStore>(
-        &mut self,
-        from: &P,
-        bytes: &[u8],
-        now: Timestamp,
-        store: &mut S,
-    ) -> Result<Result<(), Rejection>, S::Error> {
-        if bytes.len() > self.config.envelope_bytes_max * 2 {
-            let limit = self.config.envelope_bytes_max * 2;
-            return Ok(Err(Rejection::Oversized { size: bytes.len(), limit }));
-        }
-        let envelope = match proto::Envelope::decode(bytes) {
-            Ok(envelope) => envelope,
-            Err(e) => return Ok(Err(Rejection::Malformed(e.to_string()))),
-        };
-        let mut proofs = Vec::with_capacity(envelope.proofs.len());
-        for proof in envelope.proofs {
-            match EquivocationProof::verify_proto(proof, now) {
-                Ok(proof) => proofs.push(proof),
-                Err(rejection) => return Ok(Err(rejection)),
-            }
-        }
-        let mut records = envelope.records;
-        for run in envelope.runs {
-            match caravan_records::runs::unpack(run) {
-                Ok(unpacked) => records.extend(unpacked),
-                Err(rejection) => return Ok(Err(rejection)),
-            }
-        }
-        // All or nothing: a single bad record rejects the envelope before
-        // anything in it is stored.
-        let verified = match verify_batch(records, now).into_iter().collect::<Result<Vec<_>, _>>() {
-            Ok(verified) => verified,
-            Err(rejection) => return Ok(Err(rejection)),
-        };
-        for proof in proofs {
-            self.learn_proof(&proof, now, store)?;
-        }
-        self.store_all(from, verified, now, store)?;
-        Ok(Ok(()))
+        self.handle_event(Event::Gossip { from, envelope: bytes.to_vec() }, now, store)
     }
 
     /// A request-response message from a peer.
     pub fn handle_message<S: RecordStore>(
+        &mut self,
+        from: P,
+        message: Message,
+        now: Timestamp,
+        store: &mut S,
+    ) -> Result<(), S::Error> {
+        self.handle_event(Event::Message { from, message }, now, store)
+    }
+
+    /// A message with nothing to verify.
+    fn handle_unchecked<S: RecordStore>(
         &mut self,
         from: P,
         message: Message,
@@ -387,33 +398,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 }
                 self.actions.push_back(Action::Send(from, Message::Records { records }));
             }
-            Message::Records { records } => {
-                if let Some(peer) = self.peers.get_mut(&from) {
-                    peer.fetching_since = None;
-                }
-                self.counters.bytes_in += records.iter().map(|r| r.len() as u64).sum::<u64>();
-                let mut decoded = Vec::with_capacity(records.len());
-                for bytes in records.iter().take(self.config.fetch_ids_max) {
-                    match caravan_records::decode_signed(bytes) {
-                        Ok(signed) => decoded.push(signed),
-                        Err(rejection) => self.count_rejection(&rejection),
-                    }
-                }
-                let mut verified = Vec::with_capacity(decoded.len());
-                for result in verify_batch(decoded, now) {
-                    match result {
-                        Ok(record) => verified.push(record),
-                        Err(rejection) => self.count_rejection(&rejection),
-                    }
-                }
-                self.counters.fetched += verified.len() as u64;
-                self.store_all(&from, verified, now, store)?;
-                self.fetch_next(&from, now);
+            Message::Records { .. } | Message::Proof(_) => {
+                self.handle_event(Event::Message { from, message }, now, store)?;
             }
-            Message::Proof(bytes) => match EquivocationProof::verify(&bytes, now) {
-                Ok(proof) => self.learn_proof(&proof, now, store)?,
-                Err(rejection) => self.count_rejection(&rejection),
-            },
         }
         Ok(())
     }

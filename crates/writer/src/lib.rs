@@ -1,7 +1,8 @@
 //! The single writer of a node's database (`caravan.sqlite`) and what it
-//! feeds: records ingested from peers and signed at our own publishing
-//! points, verified and stored with their catalog rows in one transaction
-//! per batch, then handed to the in-memory catalog that search reads.
+//! feeds: records signed at our own publishing points and records from
+//! peers (verified before they reach it), stored with their catalog rows
+//! in one transaction per batch, then handed to the in-memory catalog that
+//! search reads.
 //!
 //! - [`writer`]: the writer thread, its queue of jobs and group commit;
 //!   it hosts the replication core, which stores through it.
@@ -18,6 +19,6 @@ pub mod replica_store;
 pub mod writer;
 
 pub use writer::{
-    legacy_ledger, Done, Job, Peer, ReplicationEvent, Write, WriteFailed, Writer, WriterStats, ACTIONS_MAX, BATCH_MAX,
-    QUEUE_MAX,
+    legacy_ledger, CheckedEvent, Done, Job, Peer, ReplicationEvent, Write, WriteFailed, Writer, WriterStats,
+    ACTIONS_MAX, BATCH_MAX, QUEUE_MAX, REPLICATION_QUEUE_MAX, REPLICATION_RECORDS_MAX,
 };

@@ -5,9 +5,17 @@
 //! hands the writer what it produced (`Job::Apply`). The writer signs
 //! the records of publishing points with the version of their log index,
 //! stores them with the catalog in one transaction (one fsync per batch),
-//! and only then lets the state machine answer. It also runs the
-//! replication core's events and the node's other writes (accounts,
-//! agency bookings), batching whatever queued while it was busy.
+//! and only then lets the state machine answer. It also does the node's
+//! other writes (accounts, agency bookings), batching whatever queued
+//! while it was busy, and stores what peers sent once a verifier stage
+//! checked it.
+//!
+//! Two lanes come in: jobs (applied commands and writes), which bookings
+//! wait for, and checked replication events, which can come by the
+//! hundred thousand. Jobs go first, and a replication transaction stops
+//! taking events at [`REPLICATION_RECORDS_MAX`] records, so a booking waits
+//! behind one such transaction at worst. Verification is not the writer's: it
+//! gets records already checked.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -30,6 +38,11 @@ use tokio::sync::{mpsc, oneshot};
 pub const QUEUE_MAX: usize = 16_384;
 /// Commands in one transaction.
 pub const BATCH_MAX: usize = 4_096;
+/// Checked replication events waiting for the writer.
+pub const REPLICATION_QUEUE_MAX: usize = 1_024;
+/// A replication transaction takes no more events once it holds this many
+/// records (one event may take it past): what a job waits behind at worst.
+pub const REPLICATION_RECORDS_MAX: usize = 4_096;
 /// Commits slower than this are logged at debug level.
 const SLOW_COMMIT_MS: u64 = 20;
 /// The longest the writer sleeps without looking at its timers.
@@ -42,14 +55,13 @@ pub type Peer = String;
 /// the database through the one writer.
 pub type ReplicationEvent = caravan_replication::Event<Peer>;
 
+/// A replication event a verifier checked, for the writer's second lane.
+pub type CheckedEvent = caravan_replication::Checked<Peer>;
+
 /// What the writer's queue carries.
 pub enum Job {
     /// Commands the ledger applied: store what they published, then say so.
-    Apply {
-        applied: Vec<AppliedCommand>,
-        done: Done,
-    },
-    Replication(ReplicationEvent),
+    Apply { applied: Vec<AppliedCommand>, done: Done },
     /// Any other write (an agency booking's state, an account, a token),
     /// done in the next transaction; see [`Write`].
     Write(Write),
@@ -77,7 +89,6 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Job::Apply { applied, .. } => f.debug_struct("Apply").field("commands", &applied.len()).finish(),
-            Job::Replication(event) => f.debug_tuple("Replication").field(event).finish(),
             Job::Write(_) => f.write_str("Write"),
         }
     }
@@ -87,6 +98,14 @@ impl std::fmt::Debug for Write {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Write")
     }
+}
+
+/// What the writer woke up for.
+enum Lane {
+    Job(Job),
+    JobsClosed,
+    Replication(CheckedEvent),
+    ReplicationClosed,
 }
 
 /// Replication actions waiting for the network task. When it lags, actions
@@ -133,45 +152,72 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Runs until every sender is gone, then returns.
-    pub fn run(mut self, mut queue: mpsc::Receiver<Job>, runtime: tokio::runtime::Handle) {
-        let mut jobs: Vec<Job> = Vec::with_capacity(BATCH_MAX);
+    /// Runs until every sender of jobs is gone, then returns.
+    pub fn run(
+        mut self,
+        mut jobs: mpsc::Receiver<Job>,
+        mut replication: mpsc::Receiver<CheckedEvent>,
+        runtime: tokio::runtime::Handle,
+    ) {
+        let mut batch: Vec<Job> = Vec::with_capacity(BATCH_MAX);
+        let mut events: Vec<CheckedEvent> = Vec::new();
+        let mut replication_open = true;
         loop {
-            let wait_ms = self.next_timer_ms();
-            let first =
-                runtime.block_on(async { tokio::time::timeout(Duration::from_millis(wait_ms), queue.recv()).await });
+            let wait = Duration::from_millis(self.next_timer_ms());
+            let first = runtime.block_on(async {
+                tokio::time::timeout(wait, async {
+                    tokio::select! {
+                        biased;
+                        job = jobs.recv() => job.map_or(Lane::JobsClosed, Lane::Job),
+                        event = replication.recv(), if replication_open => {
+                            event.map_or(Lane::ReplicationClosed, Lane::Replication)
+                        }
+                    }
+                })
+                .await
+            });
             match first {
-                Ok(Some(job)) => jobs.push(job),
-                Ok(None) => break,
+                Ok(Lane::Job(job)) => batch.push(job),
+                Ok(Lane::Replication(event)) => events.push(event),
+                Ok(Lane::ReplicationClosed) => replication_open = false,
+                Ok(Lane::JobsClosed) => break,
                 Err(_elapsed) => {}
             }
-            while jobs.len() < BATCH_MAX {
-                match queue.try_recv() {
-                    Ok(job) => jobs.push(job),
+            while batch.len() < BATCH_MAX {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut records: usize = events.iter().map(CheckedEvent::records).sum();
+            while records < REPLICATION_RECORDS_MAX && events.len() < BATCH_MAX {
+                match replication.try_recv() {
+                    Ok(event) => {
+                        records += event.records();
+                        events.push(event);
+                    }
                     Err(_) => break,
                 }
             }
             let mut applies = Vec::new();
-            let mut events = Vec::new();
             let mut writes = Vec::new();
-            for job in jobs.drain(..) {
+            for job in batch.drain(..) {
                 match job {
                     Job::Apply { applied, done } => applies.push((applied, done)),
-                    Job::Replication(event) => events.push(event),
                     Job::Write(write) => writes.push(write),
                 }
             }
             let now = self.now();
-            self.replicate(events, now);
-            self.run_writes(writes);
             self.store_applied(applies, now);
+            self.run_writes(writes);
+            self.replicate(std::mem::take(&mut events), now);
         }
     }
 
     /// Hands replication events (and due replication timers) to the core,
     /// in one transaction; on a storage error the transaction rolls back and
     /// reconciliation will bring what was lost.
-    fn replicate(&mut self, events: Vec<ReplicationEvent>, now: Timestamp) {
+    fn replicate(&mut self, events: Vec<CheckedEvent>, now: Timestamp) {
         let timer_due = self.replica.poll_timeout().is_some_and(|at| at <= now);
         if events.is_empty() && !timer_due {
             return;
@@ -180,7 +226,7 @@ impl Writer {
             let tx = self.conn.transaction()?;
             let mut store = SqliteRecords::new(&tx);
             for event in events {
-                self.replica.handle_event(event, now, &mut store)?;
+                self.replica.handle_checked(event, now, &mut store)?;
             }
             if timer_due {
                 self.replica.handle_timeout(now, &mut store)?;

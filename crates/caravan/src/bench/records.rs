@@ -6,6 +6,11 @@
 //! 1 ms after the one before. Batches
 //! of `batch` records are verified together (one ed25519 batch), then
 //! stored and projected in one transaction.
+//!
+//! Then the same records go through a node's own ingestion path, as a peer
+//! would gossip them (envelopes of up to 32 KiB, a bundle's records as
+//! runs): the verifier stage on every core, then the writer, which stores
+//! them and updates the catalogs.
 
 use anyhow::Context;
 use serde_json::{json, Map, Value};
@@ -81,7 +86,15 @@ pub fn run(args: &RecordsBench) -> anyhow::Result<Map<String, Value>> {
     let (bundled_rate, bundled_verify_share) =
         verify_store_apply(&dir.path().join("bundled.sqlite"), &bundled, args.batch, now)?;
 
+    let workers = caravan_node::verifier::workers();
+    eprintln!("the same through a node: the verifier stage on {workers} threads, then the writer");
+    let pipeline_rate = through_a_node(&dir.path().join("node-singles"), &singles)?;
+    let pipeline_bundled_rate = through_a_node(&dir.path().join("node-bundled"), &bundled)?;
+
     let mut out = Map::new();
+    out.insert("pipeline_records_per_s".into(), json!(pipeline_rate));
+    out.insert("pipeline_bundled_records_per_s".into(), json!(pipeline_bundled_rate));
+    out.insert("pipeline_verifiers".into(), json!(workers));
     out.insert("records_per_s_verify_store_apply".into(), json!(single_rate));
     out.insert("bundled_records_per_s_verify_store_apply".into(), json!(bundled_rate));
     out.insert("verify_per_s".into(), json!(verify_per_s));
@@ -121,4 +134,63 @@ fn verify_store_apply(
     let elapsed = started.elapsed();
     anyhow::ensure!(records::count(&conn)? == signed.len() as u64, "not every record was stored");
     Ok((signed.len() as f64 / elapsed.as_secs_f64(), verifying.as_secs_f64() / elapsed.as_secs_f64()))
+}
+
+/// Records per second a fresh node takes in from gossip: from the first
+/// envelope handed to it until the last record is stored and in its
+/// catalogs.
+fn through_a_node(dir: &std::path::Path, signed: &[proto::SignedRecord]) -> anyhow::Result<f64> {
+    use caravan_node::{Node, NodeOptions, ReplicationEvent};
+    std::fs::create_dir_all(dir)?;
+    caravan_node::init(dir).context("initializing the bench node")?;
+    let options = NodeOptions::default();
+    let envelopes = envelopes(signed, options.replication.envelope_bytes_max);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let node = Node::open(dir, options).await?;
+        let stored = || node.stats().replication.lock().expect("stats lock").clone();
+        let started = Instant::now();
+        let feeder = node.clone();
+        let feeding = tokio::spawn(async move {
+            for envelope in envelopes {
+                feeder.replicate(ReplicationEvent::Gossip { from: "bench-peer".into(), envelope }).await?;
+            }
+            anyhow::Ok(())
+        });
+        loop {
+            let counters = stored();
+            anyhow::ensure!(counters.rejected.is_empty(), "the node rejected records: {:?}", counters.rejected);
+            if counters.records_new >= signed.len() as u64 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let elapsed = started.elapsed();
+        feeding.await??;
+        node.shutdown().await;
+        Ok(signed.len() as f64 / elapsed.as_secs_f64())
+    })
+}
+
+/// Envelopes as the replication core packs them: records up to
+/// `bytes_max` each, consecutive records of one bundle as a run.
+fn envelopes(signed: &[proto::SignedRecord], bytes_max: usize) -> Vec<Vec<u8>> {
+    let pack = |chunk: Vec<proto::SignedRecord>| {
+        let (records, runs) = caravan_records::runs::pack(chunk);
+        proto::Envelope { records, runs, ..proto::Envelope::default() }.encode_to_vec()
+    };
+    let (mut out, mut chunk, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for record in signed {
+        let size = record.encoded_len() + 4;
+        if bytes + size > bytes_max {
+            out.push(pack(std::mem::take(&mut chunk)));
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push(record.clone());
+    }
+    if !chunk.is_empty() {
+        out.push(pack(chunk));
+    }
+    out
 }

@@ -138,3 +138,116 @@ async fn an_owners_changes_reach_another_node_through_its_writer() {
     }
     assert!(same, "the agency's catalog never caught up with the owner's");
 }
+
+/// ARI records of one origin, `per_envelope` to a gossip envelope.
+fn flood(envelopes: usize, per_envelope: usize, now: Timestamp) -> Vec<Vec<u8>> {
+    use caravan_records::proto;
+    use prost::Message as _;
+    let chain = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
+    let day = AriDay { available: 2, price_minor: 9_000, ..AriDay::default() };
+    (0..envelopes)
+        .map(|envelope| {
+            let records = (0..per_envelope)
+                .map(|idx| {
+                    let runs = vec![AriRun { start: now.date(), days: 30, day }];
+                    let key = format!("room-{envelope}-{idx}");
+                    sign_one(&chain, &Draft { key, version: 1, time: now, payload: Payload::Ari(runs) })
+                })
+                .collect();
+            proto::Envelope { records, ..proto::Envelope::default() }.encode_to_vec()
+        })
+        .collect()
+}
+
+fn wall_clock() -> Timestamp {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    Timestamp(now_ms as i64)
+}
+
+/// Peers' records go through the verifier stage to the writer: a flood of
+/// them is all stored, and a hold made meanwhile is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_peers_records_is_stored_while_holds_are_answered() {
+    use crate::{stay_hold, TestNode};
+    use caravan_node::ReplicationEvent;
+
+    let owner = TestNode::start().await;
+    let id = owner.hotel(3).await;
+    let (envelopes, per_envelope) = (200, 100);
+    for envelope in flood(envelopes, per_envelope, wall_clock()) {
+        owner.node.replicate(ReplicationEvent::Gossip { from: "peer".into(), envelope }).await.unwrap();
+    }
+    let (status, _) = owner.call("POST", "/api/v1/holds", Some(stay_hold(&id, 2, 4, 1))).await;
+    assert_eq!(status, axum::http::StatusCode::CREATED);
+
+    let stored = || owner.node.stats().replication.lock().unwrap().records_new;
+    let total = (envelopes * per_envelope) as u64;
+    for _ in 0..3_000 {
+        if stored() == total {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("only {} of {total} peers' records were stored", stored());
+}
+
+/// The writer's jobs (what bookings wait for) have their own lane: with
+/// tens of thousands of checked records already waiting for it, a job
+/// runs after at most one transaction of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_runs_jobs_before_a_backlog_of_peers_records() {
+    use caravan_node::ReplicationEvent;
+    use caravan_writer::{Job, Write, Writer, WriterStats, REPLICATION_RECORDS_MAX};
+    use tokio::sync::mpsc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::new(Config::default(), 1);
+    let checker = replica.checker();
+    let (actions, _actions_rx) = mpsc::channel(caravan_node::ACTIONS_MAX);
+    let writer = Writer {
+        conn: database(&dir, "writer.sqlite"),
+        key: ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+        stats: std::sync::Arc::new(WriterStats::default()),
+        clock: wall_clock,
+        replica,
+        actions,
+        search: std::sync::Arc::default(),
+    };
+    let stats = writer.stats.clone();
+    let (envelopes, per_envelope) = (200, 100);
+    let (replication, replication_rx) = mpsc::channel(envelopes);
+    for envelope in flood(envelopes, per_envelope, wall_clock()) {
+        let checked = checker.check(ReplicationEvent::Gossip { from: "peer".into(), envelope }, wall_clock());
+        assert_eq!(checked.records(), per_envelope);
+        replication.send(checked).await.unwrap();
+    }
+    let (jobs, jobs_rx) = mpsc::channel(8);
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let count_stored = Write {
+        run: Box::new(move |conn| {
+            seen_tx.send(caravan_store::records::count(conn).unwrap()).unwrap();
+            true
+        }),
+        deliver: Box::new(|outcome| outcome.unwrap()),
+    };
+    jobs.send(Job::Write(count_stored)).await.unwrap();
+
+    let runtime = tokio::runtime::Handle::current();
+    let thread = std::thread::spawn(move || writer.run(jobs_rx, replication_rx, runtime));
+    let stored_before = tokio::task::spawn_blocking(move || seen.recv().unwrap()).await.unwrap();
+    assert!(
+        stored_before <= REPLICATION_RECORDS_MAX as u64,
+        "the job waited behind {stored_before} records, more than one transaction's {REPLICATION_RECORDS_MAX}"
+    );
+
+    let total = (envelopes * per_envelope) as u64;
+    for _ in 0..3_000 {
+        if stats.replication.lock().unwrap().records_new == total {
+            drop(jobs);
+            tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the backlog was not stored");
+}

@@ -253,3 +253,48 @@ fn the_reconciliation_index_is_built_once_per_change() {
     ok(replica.handle_timeout(NOW.saturating_add_ms(61_000), &mut store));
     assert_eq!(store.scans.get(), 2, "a new record means a new index");
 }
+
+/// Checking needs no replica: envelopes and fetched pages checked on other
+/// threads, then handed in, store and answer as if handled directly.
+#[test]
+fn events_checked_on_other_threads_are_handled_as_if_handled_directly() {
+    use caravan_replication::{Checked, Event};
+    let mut replica = Replica::<u8>::new(Config::default(), 1);
+    let mut store = MemoryStore::default();
+    replica.handle_connected(9, NOW);
+    let checker = replica.checker();
+    let mut forged = record(1, 2, 1, 3).to_proto();
+    let last = forged.record.len() - 1;
+    forged.record[last] ^= 1;
+    let events = vec![
+        Event::Gossip { from: 7, envelope: envelope(&[record(1, 1, 1, 3), record(1, 3, 1, 3)]) },
+        Event::Gossip {
+            from: 8,
+            envelope: proto::Envelope { records: vec![forged.clone()], ..proto::Envelope::default() }.encode_to_vec(),
+        },
+        Event::Message {
+            from: 9,
+            message: Message::Records { records: vec![record(1, 4, 1, 3).encode(), forged.encode_to_vec()] },
+        },
+    ];
+    let checked: Vec<Checked<u8>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = events.into_iter().map(|event| scope.spawn(move || checker.check(event, NOW))).collect();
+        threads.into_iter().map(|thread| thread.join().unwrap()).collect()
+    });
+    assert_eq!(checked.iter().map(Checked::records).collect::<Vec<_>>(), [2, 0, 1]);
+    for event in checked {
+        ok(replica.handle_checked(event, NOW, &mut store));
+    }
+
+    let verdicts: Vec<(u8, Verdict)> = actions(&mut replica)
+        .into_iter()
+        .filter_map(|action| match action {
+            Action::Validated { from, verdict, .. } => Some((from, verdict)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verdicts, [(7, Verdict::Accept), (8, Verdict::Reject)]);
+    assert_eq!(ok(store.items()).len(), 3, "two gossiped, one fetched");
+    assert_eq!(replica.counters().fetched, 1);
+    assert_eq!(replica.counters().rejected.values().sum::<u64>(), 2, "the forged envelope and the forged page entry");
+}
