@@ -18,7 +18,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-ledger", &["caravan-model"]),
     ("caravan-publish", &["caravan-model", "caravan-records", "caravan-ledger"]),
     ("caravan-store", &["caravan-model", "caravan-records"]),
-    ("caravan-catalog", &["caravan-model", "caravan-records", "caravan-store"]),
+    ("caravan-catalog", &["caravan-model", "caravan-records", "caravan-search"]),
     (
         "caravan-api",
         &[
@@ -62,7 +62,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-booking",
             "caravan-accounts",
             "caravan-group",
-            "caravan-writer",
+            "caravan-catalog",
         ],
     ),
     (
@@ -104,7 +104,10 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-replication", &["caravan-model", "caravan-records"]),
     ("caravan-net", &["caravan-replication"]),
     ("caravan-group", &["caravan-model", "caravan-ledger"]),
-    ("caravan-sim", &["caravan-model", "caravan-records", "caravan-replication", "caravan-topology"]),
+    (
+        "caravan-sim",
+        &["caravan-model", "caravan-records", "caravan-replication", "caravan-topology", "caravan-catalog"],
+    ),
     ("caravan-store-candidates", &[]),
     ("xtask", &[]),
 ];
@@ -112,6 +115,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
 /// Pure crates: no IO, no clock, no randomness from the environment.
 const CORE_CRATES: &[&str] = &[
     "caravan-model",
+    "caravan-catalog",
     "caravan-records",
     "caravan-ledger",
     "caravan-publish",

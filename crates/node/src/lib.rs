@@ -21,9 +21,9 @@ mod services;
 pub mod verifier;
 
 pub use caravan_booking::agency;
+use caravan_catalog::Catalog;
 pub use caravan_net::NetConfig;
 pub use caravan_services::mail;
-use caravan_writer::catalog as search;
 use caravan_writer::writer;
 pub use caravan_writer::{replica_store, Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 pub use config::Config;
@@ -184,7 +184,7 @@ struct Inner {
     links: Arc<caravan_net::PeerLinks>,
     /// The catalog in memory (search, contacts, frozen origins), kept in
     /// step by the writer.
-    search: Arc<RwLock<search::Catalog>>,
+    catalog: Arc<RwLock<Catalog>>,
     /// Whether admins may cut this member off from others (fault tests).
     fault_hooks: bool,
     /// Calls to peers (bookings, and the group's Raft messages), once the
@@ -209,12 +209,19 @@ impl Node {
         options.group_timers.validate(None).map_err(NodeError::Setup)?;
         let conn = caravan_store::open_writer(&db_path)?;
         let started = std::time::Instant::now();
-        let mut catalog = search::load(&conn, (options.clock)())?;
+        let catalog_file = data_dir.join(caravan_writer::catalog::CATALOG_FILE);
+        let (mut catalog, opened) = caravan_writer::catalog::open(&conn, &catalog_file, (options.clock)())?;
         let rules = &options.search;
         catalog.index.set_min_connection(rules.min_connection_minutes.clone(), rules.min_connection_minutes_default);
-        let listings = catalog.index.listing_count();
-        let search = Arc::new(RwLock::new(catalog));
-        tracing::info!(listings, load_ms = started.elapsed().as_millis() as u64, "search index loaded");
+        let listings = catalog.listing_count();
+        let catalog = Arc::new(RwLock::new(catalog));
+        let load_ms = started.elapsed().as_millis() as u64;
+        match opened {
+            caravan_writer::catalog::Opened::Loaded => tracing::info!(listings, load_ms, "catalog loaded"),
+            caravan_writer::catalog::Opened::Rebuilt { why } => {
+                tracing::info!(listings, load_ms, %why, "catalog rebuilt from the records")
+            }
+        }
         let legacy = writer::legacy_ledger(&conn)?;
         let stats = Arc::new(WriterStats::default());
         let (queue, receiver) = mpsc::channel(QUEUE_MAX);
@@ -231,7 +238,8 @@ impl Node {
             key: key.signing_key().clone(),
             stats: stats.clone(),
             clock: options.clock,
-            search: search.clone(),
+            catalog: catalog.clone(),
+            catalog_file: Some(catalog_file),
         };
         let runtime = tokio::runtime::Handle::current();
         let (stopped_tx, writer_stopped) = tokio::sync::watch::channel(false);
@@ -261,7 +269,7 @@ impl Node {
             key: key.signing_key().clone(),
             group: group.clone(),
             ledger: ledger.clone(),
-            catalog: search.clone(),
+            catalog: catalog.clone(),
             calls: calls.clone(),
             hold_ms_default: options.hold_ms_default,
             clock: options.clock,
@@ -287,7 +295,7 @@ impl Node {
             network: Mutex::new(None),
             traffic: Arc::default(),
             links: Arc::default(),
-            search,
+            catalog,
             fault_hooks: options.group_fault_hooks,
             calls,
             contact: Mutex::default(),
@@ -358,8 +366,8 @@ impl Node {
     }
 
     /// Reads the in-memory catalog.
-    pub fn read_search<R>(&self, read: impl FnOnce(&search::Catalog) -> R) -> R {
-        read(&self.inner.search.read().expect("search lock"))
+    pub fn read_catalog<R>(&self, read: impl FnOnce(&Catalog) -> R) -> R {
+        read(&self.inner.catalog.read().expect("catalog lock"))
     }
 
     /// Stops taking commands, lets the writer finish what is queued, and

@@ -17,7 +17,6 @@
 pub mod limits;
 mod merkle;
 mod payload;
-pub mod projection;
 pub mod runs;
 mod sign;
 pub mod slot;
@@ -31,7 +30,7 @@ pub mod proto {
 
 pub use payload::{Payload, CONTACT_KEY};
 pub use sign::{sign_bundle, sign_one, Draft};
-pub use verify::{decode_signed, verify, verify_batch, Rejection};
+pub use verify::{decode_signed, decode_stored, verify, verify_batch, Rejection};
 
 use caravan_model::Timestamp;
 use prost::Message;

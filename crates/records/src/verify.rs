@@ -107,7 +107,13 @@ pub fn verify_batch(batch: Vec<proto::SignedRecord>, now: Timestamp) -> Vec<Resu
     let mut bundle_sigs: HashMap<([u8; 32], [u8; 64], merkle::Hash), usize> = HashMap::new();
 
     for (idx, signed) in batch.into_iter().enumerate() {
-        match check_fields(signed, now, &mut keys) {
+        let checked = check_fields(signed, now).and_then(|record| {
+            let key = *keys
+                .entry(record.origin.0)
+                .or_insert_with(|| VerifyingKey::from_bytes(&record.origin.0).ok().filter(|key| !key.is_weak()));
+            Ok((record, key.ok_or(Rejection::BadOrigin)?))
+        });
+        match checked {
             Err(rejection) => results.push(Some(Err(rejection))),
             Ok((record, key)) => {
                 results.push(None);
@@ -157,11 +163,15 @@ pub fn verify_batch(batch: Vec<proto::SignedRecord>, now: Timestamp) -> Vec<Resu
     results.into_iter().map(|r| r.expect("every record has a result")).collect()
 }
 
-fn check_fields(
-    signed: proto::SignedRecord,
-    now: Timestamp,
-    keys: &mut HashMap<[u8; 32], Option<VerifyingKey>>,
-) -> Result<(Record, VerifyingKey), Rejection> {
+/// Decodes a record this node verified when it arrived and has kept since
+/// (in its own store): every field is checked again, the signature is not.
+/// Never for bytes from anyone else: those go through [`verify_batch`].
+pub fn decode_stored(signed: proto::SignedRecord, now: Timestamp) -> Result<Record, Rejection> {
+    check_fields(signed, now)
+}
+
+/// Every check but the signature's (and the origin key's curve point).
+fn check_fields(signed: proto::SignedRecord, now: Timestamp) -> Result<Record, Rejection> {
     let size = signed.encoded_len();
     if size > SIGNED_RECORD_BYTES_MAX {
         return Err(Rejection::Oversized { size, limit: SIGNED_RECORD_BYTES_MAX });
@@ -169,9 +179,6 @@ fn check_fields(
     let body = signed.record;
     let msg = proto::Record::decode(body.as_slice()).map_err(|e| Rejection::Malformed(e.to_string()))?;
     let origin: [u8; 32] = msg.origin.as_slice().try_into().map_err(|_| Rejection::BadOrigin)?;
-    let key =
-        *keys.entry(origin).or_insert_with(|| VerifyingKey::from_bytes(&origin).ok().filter(|key| !key.is_weak()));
-    let key = key.ok_or(Rejection::BadOrigin)?;
     let kind = Kind::from_i32(msg.kind).ok_or(Rejection::UnknownKind(msg.kind))?;
     if msg.key.len() > KEY_BYTES_MAX {
         return Err(Rejection::FieldTooLong {
@@ -225,5 +232,5 @@ fn check_fields(
         body,
         proof,
     };
-    Ok((record, key))
+    Ok(record)
 }

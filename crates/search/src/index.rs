@@ -1,7 +1,7 @@
 //! The in-memory search index: every listing of every origin with its
 //! newest availability, indexed by city, by a grid of coordinates, and as a
-//! timetable of trips. The node feeds it the same changes it writes to the
-//! catalog tables; it can always be rebuilt from the records.
+//! timetable of trips. It is the heart of the node's catalog, fed from
+//! the records; it can always be rebuilt from them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
@@ -164,6 +164,12 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         for key in keys {
             self.remove(origin, &key);
         }
+    }
+
+    /// Every `(origin, key)` the index holds, with its listing (if its
+    /// description record arrived) and availability, in no set order.
+    pub fn entries(&self) -> impl Iterator<Item = (&O, &str, Option<&Arc<Listing>>, &Arc<Vec<AriRun>>)> {
+        self.entries.iter().flatten().map(|e| (&e.origin, e.key.as_str(), e.listing.as_ref(), &e.runs))
     }
 
     /// The listing `(origin, key)` as last published, if known.

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use caravan_booking::owner::{self, LedgerStep};
 use caravan_booking::{BookRequest, BookResponse, Outcome, Refusal, RefusalCode};
+use caravan_catalog::Catalog;
 use caravan_ledger::{Command, Ledger, Rejection, Reply};
 use caravan_model::Timestamp;
 use caravan_net::{Call, Inbound, Protocol};
 use caravan_records::Origin;
-use caravan_writer::catalog::Catalog;
 use ed25519_dalek::SigningKey;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};

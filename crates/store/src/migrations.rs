@@ -142,6 +142,19 @@ const MIGRATIONS: &[&str] = &[
         locked_until_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 5: the catalog lives in memory only (`caravan-catalog`), kept beside
+    // the database as a snapshot file; its tables go. The snapshot names
+    // the count of record-changing commits it is in step with.
+    "
+    DROP TABLE catalog_listings;
+    DROP TABLE catalog_ari;
+    DROP TABLE catalog_contacts;
+    CREATE TABLE records_mark (
+        only    INTEGER PRIMARY KEY CHECK (only = 1),
+        commits INTEGER NOT NULL
+    );
+    INSERT INTO records_mark VALUES (1, 0);
+    ",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

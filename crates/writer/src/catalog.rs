@@ -1,75 +1,87 @@
-//! The node's in-memory view of the catalog: the search index
-//! ([`caravan_search::SearchIndex`]), every origin's contact, and the
-//! frozen origins. Loaded at start-up from the records and kept in step by
-//! the writer after every commit that stores new records, so searching and
-//! calling an owner never wait on the database.
+//! The catalog across restarts: loaded from its snapshot file when that is
+//! whole and in step with the records, else rebuilt from every stored
+//! record; saved again when the writer stops.
+//!
+//! A snapshot is in step when it names the store's mark (the count of
+//! transactions that changed the records). It is also taken away as soon as
+//! it is loaded, so after a crash — when the catalog in memory is lost
+//! with changes the file does not have — the next start rebuilds.
 
-use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
-use caravan_model::{Contact, Timestamp};
-use caravan_records::{Origin, Payload, Record};
-use caravan_search::SearchIndex;
+use caravan_catalog::{snapshot, Catalog};
+use caravan_model::Timestamp;
 use caravan_store::rusqlite::Connection;
 use caravan_store::{records, StoreError};
 
-#[derive(Debug, Default)]
-pub struct Catalog {
-    pub index: SearchIndex<Origin>,
-    contacts: HashMap<Origin, Contact>,
-    frozen: HashSet<Origin>,
+/// The snapshot's file in the data directory.
+pub const CATALOG_FILE: &str = "catalog.snapshot";
+
+/// How the catalog came back at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// From its snapshot.
+    Loaded,
+    /// From the records, because there was no usable snapshot.
+    Rebuilt { why: String },
 }
 
-impl Catalog {
-    /// How to reach `origin`'s nodes, if it published a contact.
-    pub fn contact(&self, origin: &Origin) -> Option<&Contact> {
-        self.contacts.get(origin)
-    }
-
-    /// Whether `origin` was caught equivocating.
-    pub fn is_frozen(&self, origin: &Origin) -> bool {
-        self.frozen.contains(origin)
-    }
-}
-
-/// What a commit changed in the catalog's eyes.
-#[derive(Debug)]
-pub enum IndexChange {
-    /// A record that is now the newest in its slot.
-    Put(Box<Record>),
-    /// An origin caught equivocating: all of it goes.
-    Freeze(Origin),
-}
-
-pub fn apply(catalog: &mut Catalog, change: IndexChange) {
-    let index = &mut catalog.index;
-    match change {
-        IndexChange::Put(record) => match record.payload {
-            Payload::Listing(listing) => index.put_listing(&record.origin, &record.key, listing),
-            Payload::Ari(runs) => index.put_ari(&record.origin, &record.key, runs),
-            Payload::Withdrawal => index.remove(&record.origin, &record.key),
-            Payload::Contact(contact) => {
-                catalog.contacts.insert(record.origin, contact);
+/// The catalog of the records in `conn`: from the snapshot at `path` if it
+/// is whole and in step, else rebuilt. The snapshot is removed either way.
+pub fn open(conn: &Connection, path: &Path, now: Timestamp) -> Result<(Catalog, Opened), StoreError> {
+    let why = match std::fs::read(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => "no snapshot".to_owned(),
+        Err(error) => format!("the snapshot could not be read: {error}"),
+        Ok(bytes) => match snapshot::decode(&bytes) {
+            Err(error) => error.to_string(),
+            Ok((catalog, mark)) => {
+                let store_mark = records::mark(conn)?;
+                if mark == store_mark {
+                    take_away(path)?;
+                    return Ok((catalog, Opened::Loaded));
+                }
+                format!("the snapshot is of mark {mark}, the records are at {store_mark}")
             }
         },
-        IndexChange::Freeze(origin) => {
-            index.remove_origin(&origin);
-            catalog.contacts.remove(&origin);
-            catalog.frozen.insert(origin);
-        }
-    }
+    };
+    take_away(path)?;
+    Ok((rebuild(conn, now)?, Opened::Rebuilt { why }))
 }
 
-/// Builds the view from every stored record (each verified as read back)
-/// and the equivocation proofs.
-pub fn load(conn: &Connection, now: Timestamp) -> Result<Catalog, StoreError> {
+/// The catalog of every stored record and frozen origin. Records were
+/// verified when they arrived, so they are decoded, not verified again.
+pub fn rebuild(conn: &Connection, now: Timestamp) -> Result<Catalog, StoreError> {
     let mut catalog = Catalog::default();
     records::for_each(conn, |stored| {
-        let record = records::read_back(&stored.signed, now)?;
-        apply(&mut catalog, IndexChange::Put(Box::new(record.into_inner())));
+        catalog.put(records::decode(&stored.signed, now)?);
         Ok(())
     })?;
     for (origin, _) in records::equivocations(conn)? {
-        catalog.frozen.insert(origin);
+        catalog.freeze(origin);
     }
     Ok(catalog)
+}
+
+/// Writes the snapshot of `catalog`, in step with the records in `conn`,
+/// to `path` (through a temporary file, so a crash leaves the old file or
+/// the new one, never half of one).
+pub fn save(conn: &Connection, catalog: &Catalog, path: &Path) -> Result<(), StoreError> {
+    let mark = records::mark(conn)?;
+    let unavailable = |error: std::io::Error| StoreError::Unavailable(format!("catalog snapshot: {error}"));
+    let partial = path.with_extension("partial");
+    let file = std::fs::File::create(&partial).map_err(unavailable)?;
+    let mut out = std::io::BufWriter::new(file);
+    snapshot::encode(catalog, mark, &mut out).map_err(unavailable)?;
+    let file = out.into_inner().map_err(|e| unavailable(e.into_error()))?;
+    file.sync_all().map_err(unavailable)?;
+    std::fs::rename(&partial, path).map_err(unavailable)
+}
+
+fn take_away(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(StoreError::Unavailable(format!("removing the catalog snapshot: {error}")))
+        }
+        _ => Ok(()),
+    }
 }

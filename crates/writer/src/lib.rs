@@ -8,8 +8,9 @@
 //!   it hosts the replication core, which stores through it.
 //! - [`replica_store`]: the database as the replication core's
 //!   `RecordStore`, noting what the catalog must learn.
-//! - [`catalog`]: the catalog in memory (search index, contacts, frozen
-//!   origins), loaded at start and kept in step after each commit.
+//! - [`catalog`]: the catalog (`caravan-catalog`) across restarts: its
+//!   snapshot file, loaded at start when in step with the records (else
+//!   rebuilt from them) and saved when the writer stops.
 //!
 //! The node spawns the thread and owns the queue's senders; nothing here
 //! starts a task or a thread.

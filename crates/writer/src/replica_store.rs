@@ -1,5 +1,5 @@
 //! The node's records as the replication core sees them: the SQLite records
-//! table, with the catalog kept in step on every store.
+//! table, noting what the catalog must learn once the transaction commits.
 
 use caravan_model::Timestamp;
 use caravan_records::{EquivocationProof, Origin, Record, RecordId, Verified};
@@ -8,7 +8,7 @@ use caravan_store::records::{self, PutOutcome};
 use caravan_store::rusqlite::Connection;
 use caravan_store::StoreError;
 
-use crate::catalog::IndexChange;
+use caravan_catalog::Change;
 
 /// A record store over one connection (usually a transaction: the shell
 /// commits after the core handled an event, or rolls back on error).
@@ -16,7 +16,7 @@ use crate::catalog::IndexChange;
 pub struct SqliteRecords<'c> {
     conn: &'c Connection,
     /// What the search index must learn once the transaction commits.
-    pub changes: Vec<IndexChange>,
+    pub changes: Vec<Change>,
 }
 
 impl<'c> SqliteRecords<'c> {
@@ -30,11 +30,10 @@ impl RecordStore for SqliteRecords<'_> {
 
     fn put(&mut self, record: Verified<Record>, now: Timestamp) -> Result<Put, StoreError> {
         let outcome = records::put(self.conn, &record, now)?;
-        caravan_catalog::db::on_put(self.conn, &record, &outcome)?;
         if outcome.is_new() {
-            self.changes.push(IndexChange::Put(Box::new(record.into_inner())));
+            self.changes.push(Change::Put(Box::new(record.into_inner())));
         } else if let PutOutcome::Equivocation(proof) = &outcome {
-            self.changes.push(IndexChange::Freeze(proof.origin()));
+            self.changes.push(Change::Freeze(proof.origin()));
         }
         Ok(match outcome {
             PutOutcome::Inserted | PutOutcome::Replaced { .. } => Put::New,
@@ -54,8 +53,7 @@ impl RecordStore for SqliteRecords<'_> {
 
     fn freeze(&mut self, proof: &EquivocationProof, now: Timestamp) -> Result<bool, StoreError> {
         let newly = records::freeze(self.conn, proof, now)?;
-        caravan_catalog::db::remove_origin(self.conn, proof.origin())?;
-        self.changes.push(IndexChange::Freeze(proof.origin()));
+        self.changes.push(Change::Freeze(proof.origin()));
         Ok(newly)
     }
 

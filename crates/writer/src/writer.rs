@@ -4,8 +4,8 @@
 //! committed in the Raft log and applied by the state machine, which
 //! hands the writer what it produced (`Job::Apply`). The writer signs
 //! the records of publishing points with the version of their log index,
-//! stores them with the catalog in one transaction (one fsync per batch),
-//! and only then lets the state machine answer. It also does the node's
+//! stores them in one transaction (one fsync per batch), and only then
+//! updates the catalog and lets the state machine answer. It also does the node's
 //! other writes (accounts, agency bookings), batching whatever queued
 //! while it was busy, and stores what peers sent once a verifier stage
 //! checked it.
@@ -29,8 +29,8 @@ use caravan_replication::{Action, Replica};
 use caravan_store::rusqlite::Connection;
 use caravan_store::{ledger_log, records, StoreError};
 
-use crate::catalog::{Catalog, IndexChange};
 use crate::replica_store::SqliteRecords;
+use caravan_catalog::{Catalog, Change};
 use tokio::sync::{mpsc, oneshot};
 
 /// Commands waiting for the writer. Senders wait when it is full, which
@@ -142,7 +142,10 @@ pub struct Writer {
     pub clock: fn() -> Timestamp,
     pub replica: Replica<Peer>,
     pub actions: mpsc::Sender<Action<Peer>>,
-    pub search: Arc<RwLock<Catalog>>,
+    /// The catalog in memory, which search and booking read.
+    pub catalog: Arc<RwLock<Catalog>>,
+    /// Where to save the catalog when the writer stops (see `catalog`).
+    pub catalog_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -212,6 +215,19 @@ impl Writer {
             self.run_writes(writes);
             self.replicate(std::mem::take(&mut events), now);
         }
+        self.save_catalog();
+    }
+
+    /// Saves the catalog for the next start, in step with what is stored.
+    fn save_catalog(&self) {
+        let Some(path) = &self.catalog_file else { return };
+        let started = std::time::Instant::now();
+        let catalog = self.catalog.read().expect("catalog lock");
+        match crate::catalog::save(&self.conn, &catalog, path) {
+            Ok(()) => tracing::info!(ms = started.elapsed().as_millis() as u64, "catalog saved"),
+            // The next start rebuilds it from the records.
+            Err(error) => tracing::warn!(%error, "catalog not saved"),
+        }
     }
 
     /// Hands replication events (and due replication timers) to the core,
@@ -222,7 +238,7 @@ impl Writer {
         if events.is_empty() && !timer_due {
             return;
         }
-        let result = (|| -> Result<Vec<IndexChange>, StoreError> {
+        let result = (|| -> Result<Vec<Change>, StoreError> {
             let tx = self.conn.transaction()?;
             let mut store = SqliteRecords::new(&tx);
             for event in events {
@@ -232,11 +248,14 @@ impl Writer {
                 self.replica.handle_timeout(now, &mut store)?;
             }
             let changes = std::mem::take(&mut store.changes);
+            if !changes.is_empty() {
+                records::bump_mark(&tx)?;
+            }
             tx.commit()?;
             Ok(changes)
         })();
         match result {
-            Ok(changes) => self.update_index(changes),
+            Ok(changes) => self.update_catalog(changes),
             Err(error) => {
                 tracing::warn!(%error, "replication events not stored; reconciliation will bring them again")
             }
@@ -274,13 +293,13 @@ impl Writer {
         }
     }
 
-    fn update_index(&self, changes: Vec<IndexChange>) {
+    fn update_catalog(&self, changes: Vec<Change>) {
         if changes.is_empty() {
             return;
         }
-        let mut index = self.search.write().expect("search index lock");
+        let mut catalog = self.catalog.write().expect("catalog lock");
         for change in changes {
-            crate::catalog::apply(&mut index, change);
+            catalog.apply(change);
         }
     }
 
@@ -323,6 +342,9 @@ impl Writer {
                     store_publications(&tx, key, command, now, &mut published)?;
                 }
             }
+            if !published.is_empty() {
+                records::bump_mark(&tx)?;
+            }
             tx.commit()?;
             Ok(())
         })();
@@ -344,7 +366,7 @@ impl Writer {
         }
         if outcome.is_ok() && !published.is_empty() {
             // Durable now: our peers may have them.
-            self.update_index(published.iter().map(|r| IndexChange::Put(Box::new((**r).clone()))).collect());
+            self.update_catalog(published.iter().map(|r| Change::Put(Box::new((**r).clone()))).collect());
             self.replica.handle_published(published, now);
             self.send_actions();
         }
@@ -367,7 +389,6 @@ fn store_publications(
     for record in caravan_records::verify_batch(signed, now) {
         let record = record.expect("our own records verify");
         let outcome = records::put(tx, &record, now)?;
-        caravan_catalog::db::on_put(tx, &record, &outcome)?;
         if outcome.is_new() {
             published.push(record);
         } else if matches!(outcome, records::PutOutcome::Equivocation(_) | records::PutOutcome::Frozen) {

@@ -1,10 +1,13 @@
-//! The catalog follows the records and can be rebuilt from them.
+//! The catalog follows the records: built change by change in any order,
+//! it is the catalog built from the newest records at once; its snapshot
+//! reads back whole or not at all.
 
-use caravan_catalog::db;
+use caravan_catalog::{snapshot, Catalog, Change};
 use caravan_model::*;
 use caravan_records::{sign_bundle, sign_one, verify, verify_batch, Draft, Payload, Record, Verified};
-use caravan_store::{open_writer, records, DB_FILE};
+use caravan_replication::{MemoryStore, Put, RecordStore};
 use ed25519_dalek::SigningKey;
+use proptest::prelude::*;
 
 const NOW: Timestamp = Timestamp(1_893_456_000_000);
 
@@ -17,7 +20,8 @@ fn ari(available: u32, price: i64) -> Payload {
     Payload::Ari(vec![AriRun { start: NOW.date(), days: 10, day }])
 }
 
-/// A history with replacements, a withdrawal, bundles and an equivocation.
+/// A history with replacements, a withdrawal, bundles, a contact and an
+/// equivocation.
 fn history() -> Vec<Verified<Record>> {
     let hotel = SigningKey::from_bytes(&[1; 32]);
     let chain = SigningKey::from_bytes(&[2; 32]);
@@ -25,6 +29,7 @@ fn history() -> Vec<Verified<Record>> {
     let one = |key: &SigningKey, id: &str, version, payload| {
         verify(sign_one(key, &Draft { key: id.into(), version, time: NOW, payload }), NOW).unwrap()
     };
+    let contact = Contact { peers: vec![PeerContact { peer_id: "12D3KooWhotel".into(), addrs: vec![] }] };
     let mut out = vec![
         one(&hotel, "venice-1", 1, Payload::Listing(listing("venice-1", "Venice"))),
         one(&hotel, "venice-1", 2, ari(5, 20_000)),
@@ -32,6 +37,7 @@ fn history() -> Vec<Verified<Record>> {
         one(&hotel, "venice-2", 4, Payload::Listing(listing("venice-2", "Venice"))),
         one(&hotel, "venice-2", 5, ari(1, 9_000)),
         one(&hotel, "venice-2", 6, Payload::Withdrawal),
+        one(&hotel, "node", 7, Payload::Contact(contact)),
         one(&liar, "rome-1", 1, Payload::Listing(listing("rome-1", "Rome"))),
         one(&liar, "rome-1", 2, ari(1, 1)),
         one(&liar, "rome-1", 2, ari(2, 1)),
@@ -49,49 +55,96 @@ fn history() -> Vec<Verified<Record>> {
     out
 }
 
-fn deliver(conn: &caravan_store::rusqlite::Connection, records: &[Verified<Record>]) {
+/// Stores each record as the node does, and tells the catalog what the
+/// store says changed.
+fn deliver(store: &mut MemoryStore, catalog: &mut Catalog, records: &[Verified<Record>]) {
     for record in records {
-        let outcome = records::put(conn, record, NOW).unwrap();
-        db::on_put(conn, record, &outcome).unwrap();
+        let change = match store.put(record.clone(), NOW) {
+            Ok(Put::New) => Change::Put(Box::new(record.clone().into_inner())),
+            Ok(Put::Equivocation(proof)) => Change::Freeze(proof.origin()),
+            Ok(Put::Old | Put::Frozen) => continue,
+            Err(never) => match never {},
+        };
+        catalog.apply(change);
+    }
+}
+
+/// The catalog of a store's newest records and frozen origins, at once.
+fn from_scratch(store: &MemoryStore) -> Catalog {
+    let mut catalog = Catalog::default();
+    for record in store.records() {
+        catalog.put((**record).clone());
+    }
+    for origin in store.frozen() {
+        catalog.freeze(*origin);
+    }
+    catalog
+}
+
+fn delivered(records: &[Verified<Record>]) -> (MemoryStore, Catalog) {
+    let (mut store, mut catalog) = (MemoryStore::default(), Catalog::default());
+    deliver(&mut store, &mut catalog, records);
+    (store, catalog)
+}
+
+#[test]
+fn the_catalog_holds_the_newest_of_each_listing() {
+    let (_, catalog) = delivered(&history());
+    assert_eq!(catalog.listing_count(), 7, "venice-1 and six in Milan; venice-2 withdrawn, rome frozen");
+    assert_eq!(catalog.contact_count(), 1);
+    let hotel = SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes();
+    let runs = catalog.index.runs(&caravan_records::Origin(hotel), "venice-1").unwrap();
+    assert_eq!(runs[0].day.price_minor, 21_000, "the newer availability replaced the older");
+    assert!(catalog.is_frozen(&caravan_records::Origin(SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes())));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn built_in_any_order_it_is_the_catalog_built_at_once(order in Just((0..22).collect::<Vec<usize>>()).prop_shuffle()) {
+        let history = history();
+        let shuffled: Vec<_> = order.iter().map(|&i| history[i].clone()).collect();
+        let (store, catalog) = delivered(&shuffled);
+        prop_assert_eq!(catalog.digest(), from_scratch(&store).digest());
+        let (_, in_order) = delivered(&history);
+        prop_assert_eq!(catalog.digest(), in_order.digest());
     }
 }
 
 #[test]
-fn rebuilding_from_records_gives_the_same_digest() {
-    let dir = tempfile::tempdir().unwrap();
-    let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
-    deliver(&conn, &history());
-    let live = db::digest(&conn).unwrap();
-    assert_eq!(db::listing_count(&conn).unwrap(), 7, "venice-1 and six in Milan; venice-2 withdrawn, rome frozen");
-
-    let rebuilt_from = db::rebuild(&conn, NOW).unwrap();
-    assert_eq!(
-        rebuilt_from, 15,
-        "venice-1 listing and ARI, venice-2 tombstone, Milan 6 × 2; nothing of the frozen origin"
-    );
-    assert_eq!(db::digest(&conn).unwrap(), live);
-}
-
-#[test]
-fn any_delivery_order_converges_to_the_same_catalog() {
-    let history = history();
-    let dir = tempfile::tempdir().unwrap();
-    let in_order = open_writer(&dir.path().join("a.sqlite")).unwrap();
-    deliver(&in_order, &history);
-    let reversed = open_writer(&dir.path().join("b.sqlite")).unwrap();
-    let mut backwards = history.clone();
-    backwards.reverse();
-    deliver(&reversed, &backwards);
-    assert_eq!(db::digest(&reversed).unwrap(), db::digest(&in_order).unwrap());
-}
-
-#[test]
 fn the_digest_sees_every_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
     let history = history();
-    deliver(&conn, &history[..2]);
-    let before = db::digest(&conn).unwrap();
-    deliver(&conn, &history[2..3]);
-    assert_ne!(db::digest(&conn).unwrap(), before);
+    let (mut store, mut catalog) = delivered(&history[..2]);
+    let before = catalog.digest();
+    deliver(&mut store, &mut catalog, &history[2..3]);
+    assert_ne!(catalog.digest(), before);
+}
+
+#[test]
+fn a_snapshot_reads_back_as_the_same_catalog() {
+    let (_, catalog) = delivered(&history());
+    let mut bytes = Vec::new();
+    snapshot::encode(&catalog, 42, &mut bytes).unwrap();
+    let (read, mark) = snapshot::decode(&bytes).unwrap();
+    assert_eq!(mark, 42);
+    assert_eq!(read.digest(), catalog.digest());
+    assert_eq!(read.listing_count(), catalog.listing_count());
+}
+
+#[test]
+fn a_damaged_snapshot_is_refused() {
+    let (_, catalog) = delivered(&history());
+    let mut bytes = Vec::new();
+    snapshot::encode(&catalog, 7, &mut bytes).unwrap();
+    for at in [20, bytes.len() / 2, bytes.len() - 1] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x40;
+        assert_eq!(snapshot::decode(&damaged).err(), Some(snapshot::SnapshotError::Checksum), "byte {at}");
+    }
+    assert!(snapshot::decode(&bytes[..bytes.len() - 1]).is_err(), "cut short");
+    assert_eq!(snapshot::decode(b"not a snapshot at all, no").err(), Some(snapshot::SnapshotError::NotASnapshot));
+    let mut other_version = bytes.clone();
+    other_version[16] = 9;
+    assert_eq!(snapshot::decode(&other_version).err(), Some(snapshot::SnapshotError::Version(9)));
 }

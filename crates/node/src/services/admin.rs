@@ -13,15 +13,16 @@ use crate::Node;
 impl AdminService for Node {
     async fn status(&self, with_digest: bool) -> Result<dto::NodeStatus, Internal> {
         use std::sync::atomic::Ordering::Relaxed;
-        let (records_held, catalog_listings, catalog_digest) = self
-            .read(move |conn| -> Result<_, caravan_store::StoreError> {
-                let records_held = caravan_store::records::count(conn)?;
-                let catalog_listings = caravan_catalog::db::listing_count(conn)?;
-                let digest = if with_digest { Some(hex::encode(caravan_catalog::db::digest(conn)?)) } else { None };
-                Ok((records_held, catalog_listings, digest))
+        let records_held = self.read(caravan_store::records::count).await.map_err(super::internal)?;
+        // Counting and hashing walk the whole catalog: off the async threads.
+        let node = self.clone();
+        let (catalog_listings, catalog_digest) = tokio::task::spawn_blocking(move || {
+            node.read_catalog(|catalog| {
+                (catalog.listing_count() as u64, with_digest.then(|| hex::encode(catalog.digest())))
             })
-            .await
-            .map_err(super::internal)?;
+        })
+        .await
+        .map_err(Internal::new)?;
         let stats = &self.inner.stats;
         let replication = stats.replication.lock().expect("stats lock").clone();
         let lag = &replication.lag;

@@ -12,18 +12,18 @@ use crate::Node;
 
 impl CatalogService for Node {
     fn search_stays(&self, query: &StayQuery) -> Vec<StayOffer<Origin>> {
-        self.read_search(|catalog| catalog.index.search_stays(query))
+        self.read_catalog(|catalog| catalog.index.search_stays(query))
     }
 
     fn search_trips(&self, query: &TripQuery) -> Vec<Itinerary<Origin>> {
-        self.read_search(|catalog| catalog.index.search_trips(query))
+        self.read_catalog(|catalog| catalog.index.search_trips(query))
     }
 
     fn listing(&self, origin: &Origin, id: &str) -> Option<Arc<Listing>> {
-        self.read_search(|catalog| catalog.index.listing(origin, id))
+        self.read_catalog(|catalog| catalog.index.listing(origin, id))
     }
 
     fn runs(&self, origin: &Origin, id: &str) -> Option<Arc<Vec<AriRun>>> {
-        self.read_search(|catalog| catalog.index.runs(origin, id))
+        self.read_catalog(|catalog| catalog.index.runs(origin, id))
     }
 }

@@ -55,19 +55,15 @@ async fn network(rooms: u32, seats: u32) -> Network {
     trip(&bus, "bus-1", "bus", ["GVA", "LYS"], ["08:00", "10:00"], seats, 2_500).await;
     trip(&airline, "fl-1", "flight", ["LYS", "ANC"], ["12:00", "13:00"], seats, 9_000).await;
     let node = agency.node.clone();
-    let replicated = eventually(|| {
-        let reader = caravan_store::open_reader(node.db_path()).unwrap();
-        let count = |table: &str| -> i64 {
-            reader.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
-        };
-        // Four contacts: the agency publishes its own too.
-        count("catalog_listings") == 3 && count("catalog_ari") == 3 && count("catalog_contacts") == 4
-    })
-    .await;
-    let reader = caravan_store::open_reader(agency.node.db_path()).unwrap();
-    let count =
-        |table: &str| -> i64 { reader.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap() };
-    let counts = [count("catalog_listings"), count("catalog_ari"), count("catalog_contacts")];
+    // Listings, availabilities and contacts (four: the agency publishes its own too).
+    let counts = || {
+        node.read_catalog(|catalog| {
+            let availabilities = catalog.index.entries().filter(|(.., runs)| !runs.is_empty()).count();
+            [catalog.listing_count(), availabilities, catalog.contact_count()]
+        })
+    };
+    let replicated = eventually(|| counts() == [3, 3, 4]).await;
+    let counts = counts();
     assert!(replicated, "the agency's catalog has the three listings and contacts: {counts:?}");
     // The hotel publishes its prices at its next publishing point, after
     // its listing and first availability record: wait until the agency sells it.
@@ -384,14 +380,7 @@ async fn an_agency_stopped_mid_saga_resumes_it_and_ends_all_or_nothing() {
     bus.node.start_network(at_port(bus_port, vec![agency_address.clone()])).await.unwrap();
     let hotel_id = hotel.hotel(2).await;
     trip(&bus, "bus-1", "bus", ["GVA", "LYS"], ["08:00", "10:00"], 3, 2_500).await;
-    let db = agency.node.db_path().to_owned();
-    assert!(
-        eventually(|| {
-            let reader = caravan_store::open_reader(&db).unwrap();
-            reader.query_row("SELECT COUNT(*) FROM catalog_contacts", [], |r| r.get::<_, i64>(0)).unwrap() == 3
-        })
-        .await
-    );
+    assert!(eventually(|| agency.node.read_catalog(|catalog| catalog.contact_count()) == 3).await);
     // The bus company's node goes down; the booking holds the room and
     // keeps trying the bus.
     let bus_dir = bus.dir;

@@ -63,3 +63,48 @@ async fn an_idle_node_expires_holds_and_republishes_on_its_own() {
     let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(1), day(2)), None).await;
     assert_eq!(ari["days"][0]["available"], 2, "{ari}");
 }
+
+/// The catalog comes back after a restart from its snapshot, or — when the
+/// snapshot is damaged or out of step with the records — rebuilt from the
+/// records; the same catalog either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_catalog_comes_back_from_its_snapshot_or_is_rebuilt_from_the_records() {
+    use caravan_writer::catalog::{self, Opened, CATALOG_FILE};
+    let t = TestNode::start().await;
+    let id = t.hotel(4).await;
+    assert_eq!(t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 3, 1))).await.0, StatusCode::CREATED);
+    let t = t.reopen().await;
+    let digest = t.node.read_catalog(|c| c.digest());
+    assert_eq!(t.node.read_catalog(|c| c.listing_count()), 1);
+    let TestNode { dir, node } = t;
+    node.shutdown().await;
+
+    let path = dir.path().join(CATALOG_FILE);
+    let conn = caravan_store::open_writer(&dir.path().join(caravan_store::DB_FILE)).unwrap();
+    let now = caravan_model::Timestamp(i64::MAX / 2);
+    let (loaded, opened) = catalog::open(&conn, &path, now).unwrap();
+    assert_eq!(opened, Opened::Loaded);
+    assert_eq!(loaded.digest(), digest);
+    assert!(!path.exists(), "a loaded snapshot is taken away, so a crash cannot bring it back stale");
+
+    catalog::save(&conn, &loaded, &path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let (rebuilt, opened) = catalog::open(&conn, &path, now).unwrap();
+    assert!(matches!(&opened, Opened::Rebuilt { why } if why.contains("damaged")), "{opened:?}");
+    assert_eq!(rebuilt.digest(), digest);
+
+    catalog::save(&conn, &rebuilt, &path).unwrap();
+    caravan_store::records::bump_mark(&conn).unwrap();
+    let (rebuilt, opened) = catalog::open(&conn, &path, now).unwrap();
+    assert!(matches!(&opened, Opened::Rebuilt { why } if why.contains("mark")), "{opened:?}");
+    assert_eq!(rebuilt.digest(), digest);
+    drop(conn);
+
+    // And the node searches what it had.
+    let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5, ..NodeOptions::default() }).await.unwrap();
+    assert_eq!(node.read_catalog(|c| c.digest()), digest);
+    node.shutdown().await;
+}

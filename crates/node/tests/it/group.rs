@@ -159,13 +159,11 @@ async fn three_members_serve_alike_sign_identical_records_and_survive_their_lead
         records_of(t).into_iter().find(|(kind, ..)| *kind == caravan_records::Kind::Contact as i64).map(|r| r.2)
     };
     let published = contact_version(&first).expect("the owner publishes its contact");
-    let agency_db = agency.node.db_path().to_owned();
+    let newest_contact = |t: &TestNode| {
+        records_of(t).into_iter().filter(|(kind, ..)| *kind == caravan_records::Kind::Contact as i64).map(|r| r.2).max()
+    };
     let learned = super::network::eventually(|| {
-        let reader = caravan_store::open_reader(&agency_db).unwrap();
-        let version: Option<i64> =
-            reader.query_row("SELECT MAX(version) FROM catalog_contacts", [], |r| r.get(0)).unwrap_or(None);
-        let listings: i64 = reader.query_row("SELECT COUNT(*) FROM catalog_listings", [], |r| r.get(0)).unwrap();
-        version >= Some(published) && listings == 1
+        newest_contact(&agency) >= Some(published) && agency.node.read_catalog(|c| c.listing_count()) == 1
     })
     .await;
     assert!(learned, "the agency has the owner's listing and latest contact");

@@ -150,6 +150,14 @@ pub fn init_node(dir: &std::path::Path) {
         .unwrap();
 }
 
+/// Rooms left on `night` in the first availability a node's catalog holds.
+pub fn available_on(node: &Node, night: caravan_model::Date) -> Option<u32> {
+    node.read_catalog(|catalog| {
+        let runs = catalog.index.entries().map(|(.., runs)| runs.clone()).find(|runs| !runs.is_empty())?;
+        caravan_model::AriRun::find(&runs, night).map(|day| day.available)
+    })
+}
+
 /// The date `offset` days from today, as the API writes it.
 pub fn day(offset: i32) -> String {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;

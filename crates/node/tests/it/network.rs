@@ -2,7 +2,6 @@
 //! agency's catalog by gossip and reconciliation.
 
 use super::*;
-use caravan_model::AriRun;
 
 pub async fn node_with_fast_rounds() -> TestNode {
     let dir = tempfile::tempdir().unwrap();
@@ -45,11 +44,7 @@ async fn an_owners_changes_reach_an_agency_over_libp2p() {
     let night = caravan_model::Date::parse(&day(2)).unwrap();
     let mut left = None;
     for _ in 0..500 {
-        let reader = caravan_store::open_reader(agency.node.db_path()).unwrap();
-        let runs: Option<Vec<u8>> = reader.query_row("SELECT runs FROM catalog_ari", [], |row| row.get(0)).ok();
-        left = runs
-            .and_then(|r| caravan_catalog::decode_runs(&r))
-            .and_then(|runs| AriRun::find(&runs, night).map(|d| d.available));
+        left = crate::available_on(&agency.node, night);
         if left == Some(1) {
             break;
         }
@@ -127,7 +122,7 @@ async fn a_node_with_its_network_running_shuts_down() {
 
 /// How many listings a node's catalog holds.
 fn catalog_listings(t: &TestNode) -> u64 {
-    caravan_catalog::db::listing_count(&caravan_store::open_reader(t.node.db_path()).unwrap()).unwrap()
+    t.node.read_catalog(|catalog| catalog.listing_count() as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -157,8 +152,7 @@ async fn a_node_that_was_offline_catches_up() {
     agency.node.start_network(loopback(vec![address])).await.unwrap();
     eventually(|| catalog_listings(&agency) == 6).await;
     assert_eq!(catalog_listings(&agency), 6);
-    let digest =
-        |t: &TestNode| caravan_catalog::db::digest(&caravan_store::open_reader(t.node.db_path()).unwrap()).unwrap();
+    let digest = |t: &TestNode| t.node.read_catalog(|catalog| catalog.digest());
     eventually(|| digest(&owner) == digest(&agency)).await;
     assert_eq!(digest(&owner), digest(&agency));
 }

@@ -77,14 +77,15 @@ fn two_sqlite_nodes_converge_to_the_same_catalog() {
 
     assert_eq!(SqliteRecords::new(&db_a).items().unwrap(), SqliteRecords::new(&db_b).items().unwrap());
     assert_eq!(caravan_store::records::count(&db_a).unwrap(), 110);
-    assert_eq!(caravan_catalog::db::listing_count(&db_b).unwrap(), 40);
-    assert_eq!(caravan_catalog::db::digest(&db_a).unwrap(), caravan_catalog::db::digest(&db_b).unwrap());
+    let (catalog_a, catalog_b) =
+        (caravan_writer::catalog::rebuild(&db_a, NOW).unwrap(), caravan_writer::catalog::rebuild(&db_b, NOW).unwrap());
+    assert_eq!(catalog_b.listing_count(), 40);
+    assert_eq!(catalog_a.digest(), catalog_b.digest());
 }
 
-/// The catalog digest of a running node, read through its own reader.
+/// The digest of a running node's catalog.
 fn catalog_digest(node: &caravan_node::Node) -> [u8; 32] {
-    let reader = caravan_store::open_reader(node.db_path()).unwrap();
-    caravan_catalog::db::digest(&reader).unwrap()
+    node.read_catalog(|catalog| catalog.digest())
 }
 
 /// Stands in for the network task: carries one node's replication actions
@@ -125,11 +126,7 @@ async fn an_owners_changes_reach_another_node_through_its_writer() {
     let night = caravan_model::Date::parse(&crate::day(2)).unwrap();
     let mut same = false;
     for _ in 0..500 {
-        let reader = caravan_store::open_reader(agency.node.db_path()).unwrap();
-        let runs: Option<Vec<u8>> = reader.query_row("SELECT runs FROM catalog_ari", [], |row| row.get(0)).ok();
-        let left = runs
-            .and_then(|r| caravan_catalog::decode_runs(&r))
-            .and_then(|runs| AriRun::find(&runs, night).map(|d| d.available));
+        let left = crate::available_on(&agency.node, night);
         if left == Some(1) && catalog_digest(&owner.node) == catalog_digest(&agency.node) {
             same = true;
             break;
@@ -211,7 +208,8 @@ async fn the_writer_runs_jobs_before_a_backlog_of_peers_records() {
         clock: wall_clock,
         replica,
         actions,
-        search: std::sync::Arc::default(),
+        catalog: std::sync::Arc::default(),
+        catalog_file: None,
     };
     let stats = writer.stats.clone();
     let (envelopes, per_envelope) = (200, 100);

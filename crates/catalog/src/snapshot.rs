@@ -1,0 +1,125 @@
+//! The catalog as bytes, so a node restarts without reading and decoding
+//! every record again.
+//!
+//! Layout: `MAGIC`, the format version (u32), the *mark* of the record
+//! store the catalog was in step with (u64, the writer's to define), then
+//! every entry, contact and frozen origin (postcard, each list preceded by
+//! its length), and last the BLAKE3 of everything before it. A file that
+//! is cut short, altered or from another version fails [`decode`], and
+//! the node rebuilds the catalog from its records instead.
+
+use std::io::{self, Write};
+
+use caravan_model::{AriRun, Contact, Listing};
+use caravan_records::Origin;
+use serde::Serialize;
+
+use crate::Catalog;
+
+const MAGIC: &[u8; 16] = b"caravan-catalog\n";
+const VERSION: u32 = 1;
+const CHECKSUM_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("not a catalog snapshot")]
+    NotASnapshot,
+    #[error("catalog snapshot format {0}, this build reads {VERSION}")]
+    Version(u32),
+    #[error("catalog snapshot checksum does not match: the file is damaged")]
+    Checksum,
+    #[error("catalog snapshot does not decode: {0}")]
+    Malformed(String),
+}
+
+/// Writes `catalog` in step with the store's `mark`.
+pub fn encode(catalog: &Catalog, mark: u64, out: impl Write) -> io::Result<()> {
+    let mut out = Hashing { inner: out, hasher: blake3::Hasher::new() };
+    out.write_all(MAGIC)?;
+    out.write_all(&VERSION.to_le_bytes())?;
+    out.write_all(&mark.to_le_bytes())?;
+    let entries: Vec<_> = catalog.index.entries().collect();
+    put(&mut out, &(entries.len() as u64))?;
+    for (origin, key, listing, runs) in entries {
+        put(&mut out, &(origin.0, key, listing.map(|l| &**l), &**runs))?;
+    }
+    put(&mut out, &(catalog.contacts.len() as u64))?;
+    for (origin, contact) in &catalog.contacts {
+        put(&mut out, &(origin.0, contact))?;
+    }
+    put(&mut out, &(catalog.frozen.len() as u64))?;
+    for origin in &catalog.frozen {
+        put(&mut out, &origin.0)?;
+    }
+    let checksum = *out.hasher.finalize().as_bytes();
+    out.inner.write_all(&checksum)?;
+    out.inner.flush()
+}
+
+/// Reads a snapshot back: the catalog and the store mark it was in step with.
+pub fn decode(bytes: &[u8]) -> Result<(Catalog, u64), SnapshotError> {
+    let header = MAGIC.len() + 4 + 8;
+    if bytes.len() < header + CHECKSUM_BYTES || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    let version = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(SnapshotError::Version(version));
+    }
+    let (content, checksum) = bytes.split_at(bytes.len() - CHECKSUM_BYTES);
+    if blake3::hash(content).as_bytes() != checksum {
+        return Err(SnapshotError::Checksum);
+    }
+    let mark = u64::from_le_bytes(content[20..28].try_into().expect("8 bytes"));
+    let mut rest = &content[header..];
+    let mut catalog = Catalog::default();
+    for _ in 0..take::<u64>(&mut rest)? {
+        let (origin, key, listing, runs): ([u8; 32], String, Option<Listing>, Vec<AriRun>) = take(&mut rest)?;
+        let origin = Origin(origin);
+        if let Some(listing) = listing {
+            listing.validate().map_err(|e| SnapshotError::Malformed(format!("listing {key}: {e}")))?;
+            catalog.index.put_listing(&origin, &key, listing);
+        }
+        catalog.index.put_ari(&origin, &key, runs);
+    }
+    for _ in 0..take::<u64>(&mut rest)? {
+        let (origin, contact): ([u8; 32], Contact) = take(&mut rest)?;
+        contact.validate().map_err(|e| SnapshotError::Malformed(format!("contact: {e}")))?;
+        catalog.contacts.insert(Origin(origin), contact);
+    }
+    for _ in 0..take::<u64>(&mut rest)? {
+        catalog.frozen.insert(Origin(take(&mut rest)?));
+    }
+    if !rest.is_empty() {
+        return Err(SnapshotError::Malformed(format!("{} bytes after the end", rest.len())));
+    }
+    Ok((catalog, mark))
+}
+
+fn put(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
+    postcard::to_io(value, out).map(drop).map_err(|e| io::Error::other(e.to_string()))
+}
+
+fn take<T: serde::de::DeserializeOwned>(rest: &mut &[u8]) -> Result<T, SnapshotError> {
+    let (value, after) = postcard::take_from_bytes(rest).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+    *rest = after;
+    Ok(value)
+}
+
+/// Hashes what passes through, for the checksum at the end.
+struct Hashing<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
