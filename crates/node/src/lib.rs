@@ -24,6 +24,7 @@ pub use caravan_booking::agency;
 use caravan_catalog::Catalog;
 pub use caravan_net::NetConfig;
 pub use caravan_services::mail;
+pub use caravan_writer::catalog::CATALOG_FILE;
 use caravan_writer::writer;
 pub use caravan_writer::{replica_store, Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 pub use config::Config;

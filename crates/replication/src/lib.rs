@@ -29,6 +29,7 @@
 //! the same code.
 
 mod check;
+mod items;
 mod lag;
 mod store;
 mod wire;
@@ -44,9 +45,9 @@ use std::collections::{BTreeMap, VecDeque};
 use caravan_model::rng::SplitMix64;
 use caravan_model::Timestamp;
 use caravan_records::{proto, EquivocationProof, Record, RecordId, Rejection, Verified};
-use negentropy::{Id, Negentropy, NegentropyStorageBase, NegentropyStorageVector};
+use items::{Items, Snapshot};
+use negentropy::Negentropy;
 use prost::Message as _;
-use std::sync::Arc;
 
 /// Tuning; the defaults are the production values.
 #[derive(Clone, Debug)]
@@ -170,7 +171,7 @@ pub struct PeerStats {
 
 struct Session {
     id: u64,
-    negentropy: Negentropy<'static, SharedIndex>,
+    negentropy: Negentropy<'static, Snapshot>,
     started: Timestamp,
 }
 
@@ -190,8 +191,10 @@ pub struct Replica<P> {
     pending_bytes: usize,
     pending_since: Option<Timestamp>,
     proofs_to_gossip: Vec<proto::EquivocationProof>,
-    /// The negentropy index of the store, until the record set changes.
-    index: Option<SharedIndex>,
+    /// The `(time, id)` of every stored record, read from the store at the
+    /// first reconciliation and kept in step since; `None` until then, or
+    /// after a freeze dropped an origin's records wholesale.
+    items: Option<Items>,
     peers: BTreeMap<P, PeerState>,
     next_session: u64,
     rng: SplitMix64,
@@ -221,7 +224,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             pending_bytes: 0,
             pending_since: None,
             proofs_to_gossip: Vec::new(),
-            index: None,
+            items: None,
             peers: BTreeMap::new(),
             next_session: 1,
             rng: SplitMix64::new(seed),
@@ -323,10 +326,17 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         Ok(())
     }
 
-    /// Our own origin published these (already stored): gossip them.
-    pub fn handle_published(&mut self, records: Vec<Verified<Record>>, now: Timestamp) {
-        if !records.is_empty() {
-            self.index = None;
+    /// Our own origin published these, and the store holds them now in
+    /// place of `gone` (as `(time, id)`, what [`Put::New`] would say):
+    /// gossip them.
+    pub fn handle_published(&mut self, records: Vec<Verified<Record>>, gone: Vec<(u64, RecordId)>, now: Timestamp) {
+        if let Some(items) = &mut self.items {
+            for (time, id) in &gone {
+                items.remove(&items::item(*time, id));
+            }
+            for record in &records {
+                items.insert(items::item(record.time.ms() as u64, &record.id()));
+            }
         }
         for record in records {
             let signed = record.to_proto();
@@ -451,11 +461,17 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         flush.into_iter().chain(peers.flatten()).min()
     }
 
-    fn index<S: RecordStore>(&mut self, store: &S) -> Result<SharedIndex, S::Error> {
-        if self.index.is_none() {
-            self.index = Some(SharedIndex(Arc::new(negentropy_storage(store)?)));
-        }
-        Ok(self.index.clone().expect("just built"))
+    /// The set as it is now, for a negentropy session; read from the store
+    /// only the first time (or after a freeze).
+    fn index<S: RecordStore>(&mut self, store: &S) -> Result<Snapshot, S::Error> {
+        let items = match &mut self.items {
+            Some(items) => items,
+            None => {
+                let stored = store.items()?.iter().map(|(time, id)| items::item(*time, id)).collect();
+                self.items.insert(Items::new(stored))
+            }
+        };
+        Ok(items.snapshot())
     }
 
     fn flush(&mut self) {
@@ -484,12 +500,18 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         for record in records {
             let origin = record.origin;
             let signed_at = record.time;
+            let item = items::item(signed_at.ms() as u64, &record.id());
             match store.put(record, now)? {
-                Put::New => {
+                Put::New { gone } => {
                     new += 1;
                     self.counters.records_new += 1;
                     self.counters.lag.record(now.ms() - signed_at.ms());
-                    self.index = None;
+                    if let Some(items) = &mut self.items {
+                        for (time, id) in &gone {
+                            items.remove(&items::item(*time, id));
+                        }
+                        items.insert(item);
+                    }
                 }
                 Put::Old => {}
                 Put::Frozen => {
@@ -499,7 +521,8 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                     }
                 }
                 Put::Equivocation(proof) => {
-                    self.index = None;
+                    // The store dropped the origin's records wholesale.
+                    self.items = None;
                     self.count_reason("equivocation");
                     self.proofs_to_gossip.push(proof.to_proto());
                     self.flush();
@@ -520,7 +543,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         store: &mut S,
     ) -> Result<(), S::Error> {
         if store.freeze(proof, now)? {
-            self.index = None;
+            self.items = None;
             self.count_reason("equivocation");
             self.proofs_to_gossip.push(proof.to_proto());
             self.flush();
@@ -599,42 +622,4 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     fn count_reason(&mut self, reason: &'static str) {
         *self.counters.rejected.entry(reason).or_default() += 1;
     }
-}
-
-/// A sealed negentropy index shared by every session until the record set
-/// changes: building one reads every `(time, id)` from the store.
-#[derive(Clone)]
-struct SharedIndex(Arc<NegentropyStorageVector>);
-
-impl NegentropyStorageBase for SharedIndex {
-    fn size(&self) -> Result<usize, negentropy::Error> {
-        self.0.size()
-    }
-
-    fn get_item(&self, i: usize) -> Result<Option<negentropy::Item>, negentropy::Error> {
-        self.0.get_item(i)
-    }
-
-    fn iterate(
-        &self,
-        begin: usize,
-        end: usize,
-        cb: &mut dyn FnMut(negentropy::Item, usize) -> Result<bool, negentropy::Error>,
-    ) -> Result<(), negentropy::Error> {
-        self.0.iterate(begin, end, cb)
-    }
-
-    fn find_lower_bound(&self, first: usize, last: usize, value: &negentropy::Bound) -> usize {
-        self.0.find_lower_bound(first, last, value)
-    }
-}
-
-fn negentropy_storage<S: RecordStore>(store: &S) -> Result<NegentropyStorageVector, S::Error> {
-    let items = store.items()?;
-    let mut storage = NegentropyStorageVector::with_capacity(items.len());
-    for (time, id) in items {
-        storage.insert(time, Id::from_byte_array(id.0)).expect("an unsealed vector accepts items");
-    }
-    storage.seal().expect("sealed once");
-    Ok(storage)
 }

@@ -11,8 +11,10 @@ use caravan_records::{EquivocationProof, Kind, Origin, Record, RecordId, Verifie
 /// What storing one verified record did.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Put {
-    /// Now the newest in its slot.
-    New,
+    /// Now the newest in its slot. `gone`: the `(time, id)` of the records
+    /// it took the place of (the older version; for a withdrawal, also the
+    /// key's listing and availability).
+    New { gone: Vec<(u64, RecordId)> },
     /// Already held, older than what is held, or for a withdrawn key.
     Old,
     /// Its origin is frozen.
@@ -106,20 +108,23 @@ impl MemoryStore {
                 Put::Equivocation(Box::new(proof))
             }
             decision if decision.stores() => {
-                if let Some(old) = self.slots.remove(&slot) {
-                    self.by_id.remove(&old.id());
-                }
+                let mut gone = Vec::new();
+                let mut take = |store: &mut MemoryStore, slot: &Slot| {
+                    if let Some(old) = store.slots.remove(slot) {
+                        store.by_id.remove(&old.id());
+                        gone.push((old.time.ms() as u64, old.id()));
+                    }
+                };
+                take(self, &slot);
                 if record.kind == Kind::Withdrawal {
                     self.withdrawn.insert((record.origin, record.key.clone()));
                     for kind in [Kind::Listing, Kind::Ari] {
-                        if let Some(gone) = self.slots.remove(&(record.origin, kind, record.key.clone())) {
-                            self.by_id.remove(&gone.id());
-                        }
+                        take(self, &(record.origin, kind, record.key.clone()));
                     }
                 }
                 self.by_id.insert(record.id(), slot.clone());
                 self.slots.insert(slot, record);
-                Put::New
+                Put::New { gone }
             }
             _ => Put::Old,
         }

@@ -272,14 +272,15 @@ impl Simulation {
             return;
         }
         let Node { replica, store, .. } = &mut self.nodes[node as usize];
-        let mut fresh = Vec::new();
+        let (mut fresh, mut displaced) = (Vec::new(), Vec::new());
         for record in signed {
             let record = verify(record, self.now).expect("own records verify");
-            if matches!(infallible(store.put(record.clone(), self.now)), caravan_replication::Put::New) {
+            if let caravan_replication::Put::New { gone } = infallible(store.put(record.clone(), self.now)) {
+                displaced.extend(gone);
                 fresh.push(record);
             }
         }
-        replica.handle_published(fresh, self.now);
+        replica.handle_published(fresh, displaced, self.now);
     }
 
     /// A peer gossips a record whose content was changed after signing.

@@ -19,10 +19,12 @@ use crate::StoreError;
 /// What `put` did with a record.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum PutOutcome {
-    /// First record in its slot.
-    Inserted,
-    /// Replaced an older version.
-    Replaced { previous_version: u64 },
+    /// First record in its slot. `gone`: for a withdrawal, the `(time, id)`
+    /// of the key's records it deleted.
+    Inserted { gone: Vec<(u64, RecordId)> },
+    /// Replaced an older version; `gone` holds its `(time, id)` (and, for a
+    /// withdrawal, those of the key's records it deleted).
+    Replaced { previous_version: u64, gone: Vec<(u64, RecordId)> },
     /// This very record was already stored.
     Duplicate,
     /// A newer version is already stored.
@@ -39,7 +41,7 @@ impl PutOutcome {
     /// Whether the record is now the newest in its slot (and should reach
     /// the catalog and be forwarded).
     pub fn is_new(&self) -> bool {
-        matches!(self, PutOutcome::Inserted | PutOutcome::Replaced { .. })
+        matches!(self, PutOutcome::Inserted { .. } | PutOutcome::Replaced { .. })
     }
 }
 
@@ -66,19 +68,22 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
     let origin = &record.origin.0[..];
     // One look at the slot and at the key's withdrawal, through the slot index.
     let mut stored_version = None;
+    let mut stored_item = None;
     let mut withdrawn = false;
-    let mut stmt = conn
-        .prepare_cached("SELECT kind, version, id FROM records WHERE origin = ?1 AND key = ?2 AND kind IN (?3, ?4)")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, version, id, time_ms FROM records WHERE origin = ?1 AND key = ?2 AND kind IN (?3, ?4)",
+    )?;
     let mut rows = stmt.query(params![origin, record.key, record.kind as i64, Kind::Withdrawal as i64])?;
     while let Some(row) = rows.next()? {
         let kind: i64 = row.get(0)?;
         if kind == record.kind as i64 {
-            let id: Vec<u8> = row.get(2)?;
-            stored_version = Some((row.get::<_, i64>(1)? as u64, RecordId(to_array(&id, "id")?)));
+            let id = RecordId(to_array(&row.get::<_, Vec<u8>>(2)?, "id")?);
+            stored_version = Some((row.get::<_, i64>(1)? as u64, id));
+            stored_item = Some((row.get::<_, i64>(3)? as u64, id));
         }
         withdrawn |= kind == Kind::Withdrawal as i64;
     }
-    let outcome = match slot::decide(stored_version, withdrawn, record) {
+    let mut outcome = match slot::decide(stored_version, withdrawn, record) {
         SlotDecision::Stale { stored_version } => return Ok(PutOutcome::Stale { stored_version }),
         SlotDecision::Duplicate => return Ok(PutOutcome::Duplicate),
         SlotDecision::Withdrawn => return Ok(PutOutcome::Withdrawn),
@@ -91,8 +96,10 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
             freeze(conn, &proof, now)?;
             return Ok(PutOutcome::Equivocation(Box::new(proof)));
         }
-        SlotDecision::Replace { previous_version } => PutOutcome::Replaced { previous_version },
-        SlotDecision::Insert => PutOutcome::Inserted,
+        SlotDecision::Replace { previous_version } => {
+            PutOutcome::Replaced { previous_version, gone: stored_item.into_iter().collect() }
+        }
+        SlotDecision::Insert => PutOutcome::Inserted { gone: Vec::new() },
     };
     conn.prepare_cached(
         "INSERT OR REPLACE INTO records (origin, kind, key, version, time_ms, id, signed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -107,11 +114,16 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
         record.encode()
     ])?;
     if record.kind == Kind::Withdrawal {
-        conn.prepare_cached("DELETE FROM records WHERE origin = ?1 AND key = ?2 AND kind != ?3")?.execute(params![
-            origin,
-            record.key,
-            Kind::Withdrawal as i64
-        ])?;
+        let mut deleted = conn.prepare_cached(
+            "DELETE FROM records WHERE origin = ?1 AND key = ?2 AND kind != ?3 RETURNING time_ms, id",
+        )?;
+        let mut rows = deleted.query(params![origin, record.key, Kind::Withdrawal as i64])?;
+        while let Some(row) = rows.next()? {
+            let item = (row.get::<_, i64>(0)? as u64, RecordId(to_array(&row.get::<_, Vec<u8>>(1)?, "id")?));
+            if let PutOutcome::Inserted { gone } | PutOutcome::Replaced { gone, .. } = &mut outcome {
+                gone.push(item);
+            }
+        }
     }
     Ok(outcome)
 }

@@ -36,7 +36,7 @@ impl RecordStore for SqliteRecords<'_> {
             self.changes.push(Change::Freeze(proof.origin()));
         }
         Ok(match outcome {
-            PutOutcome::Inserted | PutOutcome::Replaced { .. } => Put::New,
+            PutOutcome::Inserted { gone } | PutOutcome::Replaced { gone, .. } => Put::New { gone },
             PutOutcome::Duplicate | PutOutcome::Stale { .. } | PutOutcome::Withdrawn => Put::Old,
             PutOutcome::Frozen => Put::Frozen,
             PutOutcome::Equivocation(proof) => Put::Equivocation(proof),

@@ -333,13 +333,13 @@ impl Writer {
             return;
         }
         let started = std::time::Instant::now();
-        let mut published = Vec::new();
+        let (mut published, mut gone) = (Vec::new(), Vec::new());
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;
             let key = &self.key;
             for (applied, _) in &applies {
                 for command in applied {
-                    store_publications(&tx, key, command, now, &mut published)?;
+                    store_publications(&tx, key, command, now, &mut published, &mut gone)?;
                 }
             }
             if !published.is_empty() {
@@ -367,7 +367,7 @@ impl Writer {
         if outcome.is_ok() && !published.is_empty() {
             // Durable now: our peers may have them.
             self.update_catalog(published.iter().map(|r| Change::Put(Box::new((**r).clone()))).collect());
-            self.replica.handle_published(published, now);
+            self.replica.handle_published(published, gone, now);
             self.send_actions();
         }
     }
@@ -381,6 +381,7 @@ fn store_publications(
     command: &AppliedCommand,
     now: Timestamp,
     published: &mut Vec<Verified<Record>>,
+    gone: &mut Vec<(u64, caravan_records::RecordId)>,
 ) -> Result<(), StoreError> {
     if command.applied.publications.is_empty() {
         return Ok(());
@@ -389,7 +390,10 @@ fn store_publications(
     for record in caravan_records::verify_batch(signed, now) {
         let record = record.expect("our own records verify");
         let outcome = records::put(tx, &record, now)?;
-        if outcome.is_new() {
+        if let records::PutOutcome::Inserted { gone: displaced }
+        | records::PutOutcome::Replaced { gone: displaced, .. } = outcome
+        {
+            gone.extend(displaced);
             published.push(record);
         } else if matches!(outcome, records::PutOutcome::Equivocation(_) | records::PutOutcome::Frozen) {
             // Only if someone else signed with our key: the operator must

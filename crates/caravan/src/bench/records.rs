@@ -88,13 +88,16 @@ pub fn run(args: &RecordsBench) -> anyhow::Result<Map<String, Value>> {
 
     let workers = caravan_node::verifier::workers();
     eprintln!("the same through a node: the verifier stage on {workers} threads, then the writer");
-    let pipeline_rate = through_a_node(&dir.path().join("node-singles"), &singles)?;
-    let pipeline_bundled_rate = through_a_node(&dir.path().join("node-bundled"), &bundled)?;
+    let singles_run = through_a_node(&dir.path().join("node-singles"), &singles)?;
+    let bundled_run = through_a_node(&dir.path().join("node-bundled"), &bundled)?;
 
     let mut out = Map::new();
-    out.insert("pipeline_records_per_s".into(), json!(pipeline_rate));
-    out.insert("pipeline_bundled_records_per_s".into(), json!(pipeline_bundled_rate));
+    out.insert("pipeline_records_per_s".into(), json!(singles_run.records_per_s));
+    out.insert("pipeline_bundled_records_per_s".into(), json!(bundled_run.records_per_s));
     out.insert("pipeline_verifiers".into(), json!(workers));
+    out.insert("restart_from_snapshot_s".into(), json!(singles_run.restart_from_snapshot_s));
+    out.insert("restart_rebuilding_s".into(), json!(singles_run.restart_rebuilding_s));
+    out.insert("snapshot_bytes_per_record".into(), json!(singles_run.snapshot_bytes as f64 / singles.len() as f64));
     out.insert("records_per_s_verify_store_apply".into(), json!(single_rate));
     out.insert("bundled_records_per_s_verify_store_apply".into(), json!(bundled_rate));
     out.insert("verify_per_s".into(), json!(verify_per_s));
@@ -142,18 +145,28 @@ fn verify_store_apply(
     Ok((signed.len() as f64 / elapsed.as_secs_f64(), verifying.as_secs_f64() / elapsed.as_secs_f64()))
 }
 
-/// Records per second a fresh node takes in from gossip: from the first
+/// What a node did with the records.
+struct NodeRun {
+    records_per_s: f64,
+    /// From opening the node until it searches, loading its catalog's
+    /// snapshot, and again rebuilding the catalog from the records.
+    restart_from_snapshot_s: f64,
+    restart_rebuilding_s: f64,
+    snapshot_bytes: u64,
+}
+
+/// A fresh node takes in the records from gossip (timed from the first
 /// envelope handed to it until the last record is stored and in its
-/// catalogs.
-fn through_a_node(dir: &std::path::Path, signed: &[proto::SignedRecord]) -> anyhow::Result<f64> {
+/// catalog), then restarts twice: from its catalog's snapshot, then
+/// without one.
+fn through_a_node(dir: &std::path::Path, signed: &[proto::SignedRecord]) -> anyhow::Result<NodeRun> {
     use caravan_node::{Node, NodeOptions, ReplicationEvent};
     std::fs::create_dir_all(dir)?;
     caravan_node::init(dir).context("initializing the bench node")?;
-    let options = NodeOptions::default();
-    let envelopes = envelopes(signed, options.replication.envelope_bytes_max);
+    let envelopes = envelopes(signed, NodeOptions::default().replication.envelope_bytes_max);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let node = Node::open(dir, options).await?;
+        let node = Node::open(dir, NodeOptions::default()).await?;
         let stored = || node.stats().replication.lock().expect("stats lock").clone();
         let started = Instant::now();
         let feeder = node.clone();
@@ -171,11 +184,31 @@ fn through_a_node(dir: &std::path::Path, signed: &[proto::SignedRecord]) -> anyh
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        let elapsed = started.elapsed();
+        let records_per_s = signed.len() as f64 / started.elapsed().as_secs_f64();
         feeding.await??;
+        let listings = node.read_catalog(|catalog| catalog.index.entries().count());
         node.shutdown().await;
-        Ok(signed.len() as f64 / elapsed.as_secs_f64())
+
+        let snapshot = dir.join(caravan_node::CATALOG_FILE);
+        let snapshot_bytes = std::fs::metadata(&snapshot).context("the node saved no catalog snapshot")?.len();
+        let restart_from_snapshot_s = restart(dir, listings).await?;
+        std::fs::remove_file(&snapshot).context("the node saved no catalog snapshot when it stopped")?;
+        let restart_rebuilding_s = restart(dir, listings).await?;
+        Ok(NodeRun { records_per_s, restart_from_snapshot_s, restart_rebuilding_s, snapshot_bytes })
     })
+}
+
+/// Seconds from opening the node in `dir` until it searches its catalog,
+/// which must hold `listings` entries.
+async fn restart(dir: &std::path::Path, listings: usize) -> anyhow::Result<f64> {
+    use caravan_node::{Node, NodeOptions};
+    let started = Instant::now();
+    let node = Node::open(dir, NodeOptions::default()).await?;
+    let opened_s = started.elapsed().as_secs_f64();
+    let held = node.read_catalog(|catalog| catalog.index.entries().count());
+    node.shutdown().await;
+    anyhow::ensure!(held == listings, "the restarted node holds {held} of {listings} catalog entries");
+    Ok(opened_s)
 }
 
 /// Envelopes as the replication core packs them: records up to

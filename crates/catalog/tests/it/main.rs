@@ -60,7 +60,7 @@ fn history() -> Vec<Verified<Record>> {
 fn deliver(store: &mut MemoryStore, catalog: &mut Catalog, records: &[Verified<Record>]) {
     for record in records {
         let change = match store.put(record.clone(), NOW) {
-            Ok(Put::New) => Change::Put(Box::new(record.clone().into_inner())),
+            Ok(Put::New { .. }) => Change::Put(Box::new(record.clone().into_inner())),
             Ok(Put::Equivocation(proof)) => Change::Freeze(proof.origin()),
             Ok(Put::Old | Put::Frozen) => continue,
             Err(never) => match never {},

@@ -220,7 +220,7 @@ async fn the_writer_runs_jobs_before_a_backlog_of_peers_records() {
         replication.send(checked).await.unwrap();
     }
     let (jobs, jobs_rx) = mpsc::channel(8);
-    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let (seen_tx, seen) = std::sync::mpsc::sync_channel(1);
     let count_stored = Write {
         run: Box::new(move |conn| {
             seen_tx.send(caravan_store::records::count(conn).unwrap()).unwrap();

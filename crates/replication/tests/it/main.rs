@@ -42,7 +42,7 @@ fn envelope(records: &[Verified<Record>]) -> Vec<u8> {
 fn published_records_leave_in_one_envelope_at_the_flush_interval() {
     let mut replica = Replica::<u8>::new(Config::default(), 1);
     let mut store = MemoryStore::default();
-    replica.handle_published((0..10).map(|i| record(1, i, 1, 3)).collect(), NOW);
+    replica.handle_published((0..10).map(|i| record(1, i, 1, 3)).collect(), Vec::new(), NOW);
     assert_eq!(replica.poll_timeout(), Some(NOW.saturating_add_ms(250)));
     ok(replica.handle_timeout(NOW.saturating_add_ms(249), &mut store));
     assert!(actions(&mut replica).is_empty());
@@ -56,7 +56,7 @@ fn published_records_leave_in_one_envelope_at_the_flush_interval() {
 fn a_full_envelope_leaves_at_once_and_the_rest_at_the_interval() {
     let config = Config { envelope_bytes_max: 20 * 1024, ..Config::default() };
     let mut replica = Replica::<u8>::new(config, 1);
-    replica.handle_published((0..200).map(|i| record(1, i, 1, 3)).collect(), NOW);
+    replica.handle_published((0..200).map(|i| record(1, i, 1, 3)).collect(), Vec::new(), NOW);
     let mut envelopes = actions(&mut replica);
     assert!(!envelopes.is_empty(), "full envelopes do not wait");
     ok(replica.handle_timeout(NOW.saturating_add_ms(250), &mut MemoryStore::default()));
@@ -81,7 +81,7 @@ fn a_published_bundle_travels_as_runs_and_arrives_whole() {
         .collect();
     let body_bytes: usize = bundle.iter().map(|r| r.body().len()).sum();
     let mut owner = Replica::<u8>::new(Config::default(), 1);
-    owner.handle_published(bundle, NOW);
+    owner.handle_published(bundle, Vec::new(), NOW);
     ok(owner.handle_timeout(NOW.saturating_add_ms(250), &mut MemoryStore::default()));
     let (mut agency, mut store) = (Replica::<u8>::new(Config::default(), 2), MemoryStore::default());
     let mut wire_bytes = 0;
@@ -147,7 +147,7 @@ fn reconciliation_fetches_what_is_missing_in_pages() {
     let (mut a, mut b) = (Replica::<u8>::new(config.clone(), 1), Replica::<u8>::new(config, 2));
     let (mut store_a, mut store_b) = (MemoryStore::default(), MemoryStore::default());
     for i in 0..50 {
-        assert_eq!(ok(store_a.put(record(1, i, 1, 3), NOW)), Put::New);
+        assert_eq!(ok(store_a.put(record(1, i, 1, 3), NOW)), Put::New { gone: vec![] });
     }
     for i in 0..5 {
         ok(store_b.put(record(2, i, 1, 3), NOW));
@@ -225,8 +225,19 @@ impl RecordStore for CountingStore {
     }
 }
 
+/// The reconciliation frames a replica opens its sessions with.
+fn opening_frames(replica: &mut Replica<u8>) -> Vec<Vec<u8>> {
+    actions(replica)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Send(_, Message::ReconcileQuery { frame, .. }) => Some(frame),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn the_reconciliation_index_is_built_once_per_change() {
+fn the_reconciliation_set_is_read_once_and_kept_in_step() {
     let mut replica = Replica::<u8>::new(Config::default(), 1);
     let mut store = CountingStore::default();
     for i in 0..20 {
@@ -249,9 +260,20 @@ fn the_reconciliation_index_is_built_once_per_change() {
     }
     assert_eq!(store.scans.get(), 1, "three sessions and three answers from one scan");
 
-    ok(replica.handle_gossip(7, &envelope(&[record(2, 1, 1, 3)]), NOW, &mut store));
-    ok(replica.handle_timeout(NOW.saturating_add_ms(61_000), &mut store));
-    assert_eq!(store.scans.get(), 2, "a new record means a new index");
+    // A new record, and a newer version of one held (the older one goes).
+    ok(replica.handle_gossip(7, &envelope(&[record(2, 1, 1, 3), record(1, 0, 2, 4)]), NOW, &mut store));
+    let later = NOW.saturating_add_ms(61_000);
+    ok(replica.handle_timeout(later, &mut store));
+    assert_eq!(store.scans.get(), 1, "the set was kept in step, not read again");
+    let kept = opening_frames(&mut replica);
+
+    let mut fresh = Replica::<u8>::new(Config::default(), 1);
+    for peer in 2..5 {
+        fresh.handle_connected(peer, later);
+    }
+    ok(fresh.handle_timeout(later, &mut store));
+    assert_eq!(store.scans.get(), 2);
+    assert_eq!(kept, opening_frames(&mut fresh), "the kept set is the store's");
 }
 
 /// Checking needs no replica: envelopes and fetched pages checked on other

@@ -22,14 +22,16 @@ fn ari(available: u32) -> Payload {
 fn newest_version_wins() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
-    assert_eq!(records::put(&conn, &record(1, "a", 2, ari(1)), NOW).unwrap(), PutOutcome::Inserted);
+    let inserted = || PutOutcome::Inserted { gone: vec![] };
+    let first = record(1, "a", 2, ari(1));
+    assert_eq!(records::put(&conn, &first, NOW).unwrap(), inserted());
     assert_eq!(records::put(&conn, &record(1, "a", 2, ari(1)), NOW).unwrap(), PutOutcome::Duplicate);
     assert_eq!(records::put(&conn, &record(1, "a", 1, ari(5)), NOW).unwrap(), PutOutcome::Stale { stored_version: 2 });
     assert_eq!(
         records::put(&conn, &record(1, "a", 3, ari(0)), NOW).unwrap(),
-        PutOutcome::Replaced { previous_version: 2 }
+        PutOutcome::Replaced { previous_version: 2, gone: vec![(NOW.ms() as u64, first.id())] }
     );
-    assert_eq!(records::put(&conn, &record(2, "a", 1, ari(0)), NOW).unwrap(), PutOutcome::Inserted, "another origin");
+    assert_eq!(records::put(&conn, &record(2, "a", 1, ari(0)), NOW).unwrap(), inserted(), "another origin");
     assert_eq!(records::count(&conn).unwrap(), 2);
 }
 
@@ -37,8 +39,12 @@ fn newest_version_wins() {
 fn a_withdrawal_is_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
-    records::put(&conn, &record(1, "a", 2, ari(1)), NOW).unwrap();
-    assert_eq!(records::put(&conn, &record(1, "a", 3, Payload::Withdrawal), NOW).unwrap(), PutOutcome::Inserted);
+    let availability = record(1, "a", 2, ari(1));
+    records::put(&conn, &availability, NOW).unwrap();
+    assert_eq!(
+        records::put(&conn, &record(1, "a", 3, Payload::Withdrawal), NOW).unwrap(),
+        PutOutcome::Inserted { gone: vec![(NOW.ms() as u64, availability.id())] }
+    );
     assert_eq!(records::count(&conn).unwrap(), 1, "the ARI record went with the withdrawal");
     assert_eq!(records::put(&conn, &record(1, "a", 9, ari(1)), NOW).unwrap(), PutOutcome::Withdrawn);
 }
