@@ -375,12 +375,29 @@ pub async fn run(
                     }
                     event => event,
                 };
-                if let Some(event) = translate(&mut swarm, event, &listening, peers_target) {
-                    // A full node queue pauses the swarm here: backpressure
-                    // reaches the peers instead of a queue growing.
+                let Some(event) = translate(&mut swarm, event, &listening, peers_target) else { continue };
+                if !matches!(event, Event::Gossip { .. }) {
+                    // Small, and no faster than the node asks (fetched
+                    // pages) or peers connect: a full queue pauses the
+                    // swarm until the node takes it.
                     if events.send(event).await.is_err() {
                         return Ok(());
                     }
+                    continue;
+                }
+                // Gossip may be lost: when the node is behind, an envelope
+                // is dropped (and ignored, so not forwarded) rather than
+                // pausing the swarm, whose Raft and booking messages must
+                // go on. Reconciliation brings its records.
+                match events.try_send(event) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(dropped)) => {
+                        config.traffic.envelope_dropped();
+                        if let Event::Gossip { from, envelope } = dropped {
+                            ignore(&mut swarm, &from, &envelope);
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
                 }
             }
         }
@@ -545,6 +562,14 @@ fn perform(swarm: &mut libp2p::Swarm<Behaviour>, topic: &gossipsub::IdentTopic, 
             swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &from, acceptance);
         }
     }
+}
+
+/// Tells gossipsub to drop an envelope the node did not take, without
+/// forwarding it or penalizing the peer that sent it.
+fn ignore(swarm: &mut libp2p::Swarm<Behaviour>, from: &str, envelope: &[u8]) {
+    let Ok(from) = from.parse::<PeerId>() else { return };
+    let id = gossipsub::MessageId::new(blake3::hash(envelope).as_bytes());
+    swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &from, gossipsub::MessageAcceptance::Ignore);
 }
 
 fn translate(

@@ -15,9 +15,20 @@ use libp2p::futures::{AsyncRead, AsyncWrite};
 pub struct Traffic {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    envelopes_dropped: AtomicU64,
 }
 
 impl Traffic {
+    /// Gossiped envelopes dropped because the node was behind (its
+    /// replication queue full); reconciliation brings their records.
+    pub fn envelopes_dropped(&self) -> u64 {
+        self.envelopes_dropped.load(Relaxed)
+    }
+
+    pub(crate) fn envelope_dropped(&self) {
+        self.envelopes_dropped.fetch_add(1, Relaxed);
+    }
+
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in.load(Relaxed)
     }

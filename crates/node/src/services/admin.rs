@@ -96,6 +96,11 @@ impl AdminService for Node {
                 "Bytes written to peers' TCP connections.",
                 self.inner.traffic.bytes_out(),
             ),
+            Metric::counter(
+                "caravan_envelopes_dropped_total",
+                "Gossiped envelopes dropped because the node was behind; reconciliation brings their records.",
+                self.inner.traffic.envelopes_dropped(),
+            ),
             Metric::histogram(
                 "caravan_replication_lag_seconds",
                 "From a record's signing at its origin to its storing here, for records new here.",
