@@ -64,6 +64,29 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// How a transaction's commit reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sync {
+    /// Durable when the commit returns (`synchronous=FULL`: the WAL is
+    /// fsynced): for what someone was told is done.
+    Full,
+    /// Not fsynced at commit (`synchronous=NORMAL` in WAL mode): durable at
+    /// the next `Full` commit or checkpoint, and a crash before that loses
+    /// it whole, never half. For what can be had again: peers' records,
+    /// which reconciliation brings back.
+    Relaxed,
+}
+
+/// Sets how the next commits on the writer's connection reach the disk.
+pub fn set_sync(conn: &Connection, sync: Sync) -> Result<(), StoreError> {
+    let level = match sync {
+        Sync::Full => "FULL",
+        Sync::Relaxed => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", level)?;
+    Ok(())
+}
+
 /// Opens a read-only connection to a database the writer has created.
 pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;

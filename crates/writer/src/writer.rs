@@ -232,13 +232,16 @@ impl Writer {
 
     /// Hands replication events (and due replication timers) to the core,
     /// in one transaction; on a storage error the transaction rolls back and
-    /// reconciliation will bring what was lost.
+    /// reconciliation will bring what was lost. Its commit is not fsynced
+    /// (`Sync::Relaxed`) for the same reason: peers' records can be had
+    /// again, and the next durable commit makes them durable too.
     fn replicate(&mut self, events: Vec<CheckedEvent>, now: Timestamp) {
         let timer_due = self.replica.poll_timeout().is_some_and(|at| at <= now);
         if events.is_empty() && !timer_due {
             return;
         }
         let result = (|| -> Result<Vec<Change>, StoreError> {
+            caravan_store::set_sync(&self.conn, caravan_store::Sync::Relaxed)?;
             let tx = self.conn.transaction()?;
             let mut store = SqliteRecords::new(&tx);
             for event in events {
@@ -254,6 +257,7 @@ impl Writer {
             tx.commit()?;
             Ok(changes)
         })();
+
         match result {
             Ok(changes) => self.update_catalog(changes),
             Err(error) => {
@@ -276,6 +280,7 @@ impl Writer {
         }
         let (runs, delivers): (Vec<_>, Vec<_>) = writes.into_iter().map(|w| (w.run, w.deliver)).unzip();
         let result = (|| -> Result<(), StoreError> {
+            caravan_store::set_sync(&self.conn, caravan_store::Sync::Full)?;
             let mut tx = self.conn.transaction()?;
             for run in runs {
                 let savepoint = tx.savepoint()?;
@@ -335,6 +340,7 @@ impl Writer {
         let started = std::time::Instant::now();
         let (mut published, mut gone) = (Vec::new(), Vec::new());
         let result = (|| -> Result<(), StoreError> {
+            caravan_store::set_sync(&self.conn, caravan_store::Sync::Full)?;
             let tx = self.conn.transaction()?;
             let key = &self.key;
             for (applied, _) in &applies {

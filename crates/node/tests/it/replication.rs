@@ -241,11 +241,24 @@ async fn the_writer_runs_jobs_before_a_backlog_of_peers_records() {
     let total = (envelopes * per_envelope) as u64;
     for _ in 0..3_000 {
         if stats.replication.lock().unwrap().records_new == total {
-            drop(jobs);
-            tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
-            return;
+            break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("the backlog was not stored");
+    assert_eq!(stats.replication.lock().unwrap().records_new, total, "the backlog was stored");
+
+    // Peers' records commit without an fsync; a job after them is durable.
+    let (sync_tx, sync) = std::sync::mpsc::sync_channel(1);
+    let read_sync = Write {
+        run: Box::new(move |conn| {
+            sync_tx.send(conn.pragma_query_value(None, "synchronous", |row| row.get::<_, i64>(0)).unwrap()).unwrap();
+            true
+        }),
+        deliver: Box::new(|outcome| outcome.unwrap()),
+    };
+    jobs.send(Job::Write(read_sync)).await.unwrap();
+    let level = tokio::task::spawn_blocking(move || sync.recv().unwrap()).await.unwrap();
+    assert_eq!(level, 2, "synchronous=FULL for the writer's jobs");
+    drop(jobs);
+    tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
 }
