@@ -25,7 +25,7 @@ use caravan_catalog::Catalog;
 pub use caravan_net::NetConfig;
 pub use caravan_services::mail;
 pub use caravan_writer::catalog::CATALOG_FILE;
-use caravan_writer::writer;
+use caravan_writer::{catalog as stored_catalog, writer};
 pub use caravan_writer::{replica_store, Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 pub use config::Config;
 pub use group::prepare_join;
@@ -210,16 +210,16 @@ impl Node {
         options.group_timers.validate(None).map_err(NodeError::Setup)?;
         let conn = caravan_store::open_writer(&db_path)?;
         let started = std::time::Instant::now();
-        let catalog_file = data_dir.join(caravan_writer::catalog::CATALOG_FILE);
-        let (mut catalog, opened) = caravan_writer::catalog::open(&conn, &catalog_file, (options.clock)())?;
+        let catalog_file = data_dir.join(CATALOG_FILE);
+        let (mut catalog, opened) = stored_catalog::open(&conn, &catalog_file, (options.clock)())?;
         let rules = &options.search;
         catalog.index.set_min_connection(rules.min_connection_minutes.clone(), rules.min_connection_minutes_default);
         let listings = catalog.listing_count();
         let catalog = Arc::new(RwLock::new(catalog));
         let load_ms = started.elapsed().as_millis() as u64;
         match opened {
-            caravan_writer::catalog::Opened::Loaded => tracing::info!(listings, load_ms, "catalog loaded"),
-            caravan_writer::catalog::Opened::Rebuilt { why } => {
+            stored_catalog::Opened::Loaded => tracing::info!(listings, load_ms, "catalog loaded"),
+            stored_catalog::Opened::Rebuilt { why } => {
                 tracing::info!(listings, load_ms, %why, "catalog rebuilt from the records")
             }
         }

@@ -5,17 +5,16 @@
 //! hands the writer what it produced (`Job::Apply`). The writer signs
 //! the records of publishing points with the version of their log index,
 //! stores them in one transaction (one fsync per batch), and only then
-//! updates the catalog and lets the state machine answer. It also does the node's
-//! other writes (accounts, agency bookings), batching whatever queued
-//! while it was busy, and stores what peers sent once a verifier stage
-//! checked it.
+//! updates the catalog and lets the state machine answer. It also does
+//! the node's other writes (accounts, agency bookings), batching whatever
+//! queued while it was busy, and stores what peers sent once a verifier
+//! stage checked it: verification is not the writer's.
 //!
 //! Two lanes come in: jobs (applied commands and writes), which bookings
 //! wait for, and checked replication events, which can come by the
 //! hundred thousand. Jobs go first, and a replication transaction stops
-//! taking events at [`REPLICATION_RECORDS_MAX`] records, so a booking waits
-//! behind one such transaction at worst. Verification is not the writer's: it
-//! gets records already checked.
+//! taking events at [`REPLICATION_RECORDS_MAX`] records, so a booking
+//! waits behind one such transaction at worst.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
