@@ -29,11 +29,12 @@ pub trait Engine {
     fn count_slots(&self) -> anyhow::Result<u64>;
 }
 
-pub fn open(name: &str, dir: &Path) -> anyhow::Result<Box<dyn Engine>> {
+/// `fjall_cache_mib`: fjall's block cache, if not its default (32 MiB).
+pub fn open(name: &str, dir: &Path, fjall_cache_mib: Option<u64>) -> anyhow::Result<Box<dyn Engine>> {
     Ok(match name {
         "sqlite" => Box::new(Sqlite::open(dir)?),
         "lmdb" => Box::new(Lmdb::open(dir)?),
-        "fjall" => Box::new(Fjall::open(dir)?),
+        "fjall" => Box::new(Fjall::open(dir, fjall_cache_mib)?),
         "redb" => Box::new(Redb::open(dir)?),
         other => anyhow::bail!("--engine {other:?}: sqlite, lmdb, fjall or redb"),
     })
@@ -251,8 +252,12 @@ impl std::fmt::Debug for Fjall {
 }
 
 impl Fjall {
-    fn open(dir: &Path) -> anyhow::Result<Fjall> {
-        let db = fjall::Database::builder(dir).open()?;
+    fn open(dir: &Path, cache_mib: Option<u64>) -> anyhow::Result<Fjall> {
+        let mut builder = fjall::Database::builder(dir);
+        if let Some(mib) = cache_mib {
+            builder = builder.cache_size(mib << 20);
+        }
+        let db = builder.open()?;
         let options = fjall::KeyspaceCreateOptions::default;
         let slots = db.keyspace("slots", options)?;
         let by_time = db.keyspace("by_time", options)?;

@@ -60,6 +60,10 @@ struct Args {
     /// without looking at the store first.
     #[arg(long)]
     blind: bool,
+    /// fjall's block cache in MiB (its default is 32; SQLite's writer
+    /// runs with 256).
+    #[arg(long)]
+    fjall_cache_mib: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,7 +76,7 @@ fn main() -> anyhow::Result<()> {
     let temp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
     let dir = temp.path().join(&args.engine);
     std::fs::create_dir_all(&dir)?;
-    let mut engine = engines::open(&args.engine, &dir)?;
+    let mut engine = engines::open(&args.engine, &dir, args.fjall_cache_mib)?;
     let mut workload = Workload::new(args.records, proof);
     let mut slots = args.blind.then(Slots::default);
 
@@ -124,6 +128,7 @@ fn main() -> anyhow::Result<()> {
         "records": args.records,
         "batch": args.batch,
         "blind": args.blind,
+        "fjall_cache_mib": args.fjall_cache_mib,
         "record_bytes_mean": body_bytes as f64 / args.records as f64,
         "load_records_per_s": args.records as f64 / load_s,
         "update_records_per_s": update_count as f64 / update_s,
