@@ -64,6 +64,10 @@ pub struct Config {
     pub fetch_ids_max: usize,
     /// Bytes of records per fetch answer.
     pub fetch_bytes_max: usize,
+    /// Ids a node remembers to fetch from one peer. When a round finds
+    /// more, the next round starts as soon as these are fetched, not at
+    /// the interval: a new node catches up in back-to-back rounds.
+    pub wanted_max: usize,
 }
 
 impl Default for Config {
@@ -75,14 +79,13 @@ impl Default for Config {
             request_timeout_ms: 10_000,
             fetch_ids_max: 256,
             fetch_bytes_max: 256 * 1024,
+            wanted_max: 100_000,
         }
     }
 }
 
 /// negentropy frames: at least 4096 by its rules; ours fit request-response.
 const RECONCILE_FRAME_BYTES_MAX: u64 = 60_000;
-/// Ids a node remembers to fetch from one peer; more wait for the next round.
-const WANTED_MAX: usize = 100_000;
 
 /// Request-response messages between two peers.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -180,6 +183,9 @@ struct PeerState {
     session: Option<Session>,
     /// Ids found missing, to fetch from this peer.
     wanted: VecDeque<RecordId>,
+    /// The last round found more than `wanted` could hold: reconcile again
+    /// once it is fetched.
+    more: bool,
     /// When the fetch in flight was sent.
     fetching_since: Option<Timestamp>,
     stats: PeerStats,
@@ -217,7 +223,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     pub fn new(config: Config, seed: u64) -> Replica<P> {
         assert!(config.envelope_bytes_max > caravan_records::limits::SIGNED_RECORD_BYTES_MAX);
         assert!(config.fetch_bytes_max > caravan_records::limits::SIGNED_RECORD_BYTES_MAX);
-        assert!(config.fetch_ids_max > 0 && config.reconcile_interval_ms > 0);
+        assert!(config.fetch_ids_max > 0 && config.reconcile_interval_ms > 0 && config.wanted_max > 0);
         Replica {
             config,
             pending: Vec::new(),
@@ -250,8 +256,14 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     /// A peer connected: reconcile with it at once.
     pub fn handle_connected(&mut self, peer: P, now: Timestamp) {
         let stats = PeerStats { connected_at: now, records_in: 0, records_new: 0, records_out: 0 };
-        let state =
-            PeerState { next_reconcile: now, session: None, wanted: VecDeque::new(), fetching_since: None, stats };
+        let state = PeerState {
+            next_reconcile: now,
+            session: None,
+            wanted: VecDeque::new(),
+            more: false,
+            fetching_since: None,
+            stats,
+        };
         self.peers.insert(peer, state);
     }
 
@@ -317,6 +329,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 self.counters.fetched += verified.len() as u64;
                 self.store_all(&from, verified, now, store)?;
                 self.fetch_next(&from, now);
+                self.catch_up(from, now, store)?;
             }
             Checked::Proof { proof, .. } => match proof {
                 Ok(proof) => self.learn_proof(&proof, now, store)?,
@@ -581,8 +594,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let (mut have, mut need) = (Vec::new(), Vec::new());
         match session.negentropy.reconcile_with_ids(frame, &mut have, &mut need) {
             Ok(next) => {
-                let room = WANTED_MAX.saturating_sub(state.wanted.len());
+                let room = self.config.wanted_max.saturating_sub(state.wanted.len());
                 state.wanted.extend(need.iter().take(room).map(|id| RecordId(id.to_bytes())));
+                state.more |= need.len() > room;
                 match next {
                     Some(frame) => {
                         self.counters.reconcile_bytes += frame.len() as u64;
@@ -602,6 +616,17 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         if self.peers.get(&from).is_some_and(|s| s.fetching_since.is_none()) {
             self.fetch_next(&from, now);
         }
+    }
+
+    /// After a round that found more than it could keep, and once that is
+    /// fetched, the next round starts now rather than at the interval.
+    fn catch_up<S: RecordStore>(&mut self, peer: P, now: Timestamp, store: &mut S) -> Result<(), S::Error> {
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+        if !state.more || !state.wanted.is_empty() || state.fetching_since.is_some() || state.session.is_some() {
+            return Ok(());
+        }
+        state.more = false;
+        self.start_session(peer, now, store)
     }
 
     fn fetch_next(&mut self, peer: &P, now: Timestamp) {

@@ -141,6 +141,26 @@ fn converse(a: (&mut Replica<u8>, &mut MemoryStore), b: (&mut Replica<u8>, &mut 
     panic!("the conversation did not end");
 }
 
+/// A node missing more than it can remember at once (a new node joining
+/// a large network) reconciles again as soon as it fetched what one round
+/// found, not a reconciliation interval later.
+#[test]
+fn a_node_missing_more_than_one_round_holds_catches_up_in_back_to_back_rounds() {
+    let config = Config { fetch_ids_max: 4, wanted_max: 10, ..Config::default() };
+    let (mut a, mut b) = (Replica::<u8>::new(config.clone(), 1), Replica::<u8>::new(config, 2));
+    let (mut store_a, mut store_b) = (MemoryStore::default(), MemoryStore::default());
+    for i in 0..35 {
+        ok(store_a.put(record(1, i, 1, 3), NOW));
+    }
+    a.handle_connected(2, NOW);
+    b.handle_connected(1, NOW);
+    ok(b.handle_timeout(NOW, &mut store_b));
+    // No timer fires again: every round after the first follows the fetches.
+    converse((&mut a, &mut store_a), (&mut b, &mut store_b), NOW);
+    assert_eq!(ok(store_b.items()).len(), 35, "four rounds of at most ten, back to back");
+    assert_eq!(b.counters().reconcile_rounds, 4);
+}
+
 #[test]
 fn reconciliation_fetches_what_is_missing_in_pages() {
     let config = Config { fetch_ids_max: 8, ..Config::default() };
