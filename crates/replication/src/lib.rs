@@ -40,7 +40,7 @@ pub use lag::{LagHistogram, LAG_BUCKETS_MS};
 pub use store::{MemoryStore, Put, RecordStore};
 pub use wire::MESSAGE_ITEMS_MAX;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use caravan_model::rng::SplitMix64;
 use caravan_model::Timestamp;
@@ -186,8 +186,9 @@ struct PeerState {
     /// The last round found more than `wanted` could hold: reconcile again
     /// once it is fetched.
     more: bool,
-    /// When the fetch in flight was sent.
+    /// When the fetch in flight was sent, and what it asked for.
     fetching_since: Option<Timestamp>,
+    fetching: Vec<RecordId>,
     stats: PeerStats,
 }
 
@@ -202,6 +203,8 @@ pub struct Replica<P> {
     /// after a freeze dropped an origin's records wholesale.
     items: Option<Items>,
     peers: BTreeMap<P, PeerState>,
+    /// Ids some peer is to be asked for, or was and has not answered.
+    assigned: HashSet<RecordId>,
     next_session: u64,
     rng: SplitMix64,
     actions: VecDeque<Action<P>>,
@@ -232,6 +235,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             proofs_to_gossip: Vec::new(),
             items: None,
             peers: BTreeMap::new(),
+            assigned: HashSet::new(),
             next_session: 1,
             rng: SplitMix64::new(seed),
             actions: VecDeque::new(),
@@ -262,13 +266,18 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             wanted: VecDeque::new(),
             more: false,
             fetching_since: None,
+            fetching: Vec::new(),
             stats,
         };
         self.peers.insert(peer, state);
     }
 
     pub fn handle_disconnected(&mut self, peer: &P) {
-        self.peers.remove(peer);
+        if let Some(state) = self.peers.remove(peer) {
+            for id in state.wanted.iter().chain(&state.fetching) {
+                self.assigned.remove(id);
+            }
+        }
     }
 
     /// Dispatches a queued [`Event`]: checks it, then handles it.
@@ -321,6 +330,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             Checked::Records { from, bytes, verified, rejected } => {
                 if let Some(peer) = self.peers.get_mut(&from) {
                     peer.fetching_since = None;
+                    for id in peer.fetching.drain(..) {
+                        self.assigned.remove(&id);
+                    }
                 }
                 self.counters.bytes_in += bytes as u64;
                 for rejection in &rejected {
@@ -440,7 +452,11 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 state.session = None;
             }
             if state.fetching_since.is_some_and(|since| now.ms() - since.ms() >= timeout_ms) {
+                // Another peer may have them: the next round finds them again.
                 state.fetching_since = None;
+                for id in state.fetching.drain(..) {
+                    self.assigned.remove(&id);
+                }
             }
         }
         for peer in due {
@@ -594,9 +610,20 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let (mut have, mut need) = (Vec::new(), Vec::new());
         match session.negentropy.reconcile_with_ids(frame, &mut have, &mut need) {
             Ok(next) => {
-                let room = self.config.wanted_max.saturating_sub(state.wanted.len());
-                state.wanted.extend(need.iter().take(room).map(|id| RecordId(id.to_bytes())));
-                state.more |= need.len() > room;
+                // An id another peer was asked for already is not asked
+                // for twice: a new node reconciling with several peers
+                // fetches each record once, from the first that has it.
+                for id in need.iter().map(|id| RecordId(id.to_bytes())) {
+                    if self.assigned.contains(&id) {
+                        continue;
+                    }
+                    if state.wanted.len() >= self.config.wanted_max {
+                        state.more = true;
+                        break;
+                    }
+                    self.assigned.insert(id);
+                    state.wanted.push_back(id);
+                }
                 match next {
                     Some(frame) => {
                         self.counters.reconcile_bytes += frame.len() as u64;
@@ -637,6 +664,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         }
         let ids: Vec<RecordId> = state.wanted.drain(..fetch_ids_max.min(state.wanted.len())).collect();
         state.fetching_since = Some(now);
+        state.fetching = ids.clone();
         self.actions.push_back(Action::Send(peer.clone(), Message::Fetch { ids }));
     }
 

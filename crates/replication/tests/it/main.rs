@@ -161,6 +161,47 @@ fn a_node_missing_more_than_one_round_holds_catches_up_in_back_to_back_rounds() 
     assert_eq!(b.counters().reconcile_rounds, 4);
 }
 
+/// A new node reconciling with two peers that hold the same records
+/// fetches each record once, from one of them.
+#[test]
+fn what_several_peers_hold_is_fetched_once() {
+    let config = Config { fetch_ids_max: 4, ..Config::default() };
+    let mut nodes: Vec<(Replica<u8>, MemoryStore)> =
+        (0..3).map(|i| (Replica::<u8>::new(config.clone(), i), MemoryStore::default())).collect();
+    for (_, store) in &mut nodes[1..] {
+        for i in 0..20 {
+            ok(store.put(record(1, i, 1, 3), NOW));
+        }
+    }
+    for peer in [1, 2] {
+        nodes[0].0.handle_connected(peer, NOW);
+        nodes[peer as usize].0.handle_connected(0, NOW);
+    }
+    let (replica, store) = &mut nodes[0];
+    ok(replica.handle_timeout(NOW, store));
+    // Deliver every message until all three are quiet.
+    for _ in 0..200 {
+        let mut moved = false;
+        for from in 0..3u8 {
+            for action in actions(&mut nodes[from as usize].0) {
+                if let Action::Send(to, message) = action {
+                    let (replica, store) = &mut nodes[to as usize];
+                    ok(replica.handle_message(from, message, NOW, store));
+                    moved = true;
+                }
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    let (replica, store) = &nodes[0];
+    assert_eq!(ok(store.items()).len(), 20);
+    assert_eq!(replica.counters().fetched, 20, "each record fetched once, not once per peer");
+    let served: Vec<u64> = nodes[1..].iter().map(|(r, _)| r.peer_stats().next().unwrap().1.records_out).collect();
+    assert_eq!(served.iter().sum::<u64>(), 20, "{served:?}");
+}
+
 #[test]
 fn reconciliation_fetches_what_is_missing_in_pages() {
     let config = Config { fetch_ids_max: 8, ..Config::default() };
