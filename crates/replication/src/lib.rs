@@ -189,6 +189,9 @@ struct PeerState {
     /// When the fetch in flight was sent, and what it asked for.
     fetching_since: Option<Timestamp>,
     fetching: Vec<RecordId>,
+    /// It served records that do not verify: nothing more is asked of it
+    /// while it stays connected.
+    distrusted: bool,
     stats: PeerStats,
 }
 
@@ -267,6 +270,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             more: false,
             fetching_since: None,
             fetching: Vec::new(),
+            distrusted: false,
             stats,
         };
         self.peers.insert(peer, state);
@@ -337,6 +341,11 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 self.counters.bytes_in += bytes as u64;
                 for rejection in &rejected {
                     self.count_rejection(rejection);
+                }
+                // A peer serves only records it verified; one that does
+                // not verify here is junk (a clock ahead of ours is not).
+                if rejected.iter().any(|r| !matches!(r, Rejection::TimeInFuture { .. })) {
+                    self.distrust(&from, now);
                 }
                 self.counters.fetched += verified.len() as u64;
                 self.store_all(&from, verified, now, store)?;
@@ -446,7 +455,12 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             self.flush();
         }
         let timeout_ms = self.config.request_timeout_ms;
-        let due: Vec<P> = self.peers.iter().filter(|(_, s)| s.next_reconcile <= now).map(|(p, _)| p.clone()).collect();
+        let due: Vec<P> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.next_reconcile <= now && !s.distrusted)
+            .map(|(p, _)| p.clone())
+            .collect();
         for (_, state) in self.peers.iter_mut() {
             if state.session.as_ref().is_some_and(|s| now.ms() - s.started.ms() >= timeout_ms) {
                 state.session = None;
@@ -656,10 +670,32 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.start_session(peer, now, store)
     }
 
+    /// Asks nothing more of `peer`, and gives what it was to serve back to
+    /// the others: they reconcile now.
+    fn distrust(&mut self, peer: &P, now: Timestamp) {
+        let Some(state) = self.peers.get_mut(peer) else { return };
+        if state.distrusted {
+            return;
+        }
+        state.distrusted = true;
+        state.session = None;
+        state.more = false;
+        state.fetching_since = None;
+        for id in state.wanted.drain(..).chain(state.fetching.drain(..)) {
+            self.assigned.remove(&id);
+        }
+        self.count_reason("junk_peer");
+        for (other, state) in self.peers.iter_mut() {
+            if other != peer && !state.distrusted {
+                state.next_reconcile = now;
+            }
+        }
+    }
+
     fn fetch_next(&mut self, peer: &P, now: Timestamp) {
         let fetch_ids_max = self.config.fetch_ids_max;
         let Some(state) = self.peers.get_mut(peer) else { return };
-        if state.wanted.is_empty() {
+        if state.wanted.is_empty() || state.distrusted {
             return;
         }
         let ids: Vec<RecordId> = state.wanted.drain(..fetch_ids_max.min(state.wanted.len())).collect();

@@ -202,6 +202,69 @@ fn what_several_peers_hold_is_fetched_once() {
     assert_eq!(served.iter().sum::<u64>(), 20, "{served:?}");
 }
 
+/// Delivers every message among `nodes` (replica `i` is peer `i`), in
+/// the order of `senders`, until all are quiet; `tamper` may change a
+/// message on its way.
+fn deliver_all(nodes: &mut [(Replica<u8>, MemoryStore)], senders: &[u8], mut tamper: impl FnMut(u8, &mut Message)) {
+    for _ in 0..200 {
+        let mut moved = false;
+        for &from in senders {
+            for action in actions(&mut nodes[from as usize].0) {
+                if let Action::Send(to, mut message) = action {
+                    tamper(from, &mut message);
+                    let (replica, store) = &mut nodes[to as usize];
+                    ok(replica.handle_message(from, message, NOW, store));
+                    moved = true;
+                }
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("the conversation did not end");
+}
+
+/// A peer that serves records that do not verify is asked nothing more,
+/// and what it was to serve is fetched from the others.
+#[test]
+fn a_peer_serving_forged_records_is_dropped_and_the_others_serve_instead() {
+    let config = Config { fetch_ids_max: 4, ..Config::default() };
+    let mut nodes: Vec<(Replica<u8>, MemoryStore)> =
+        (0..3).map(|i| (Replica::<u8>::new(config.clone(), i), MemoryStore::default())).collect();
+    for (_, store) in &mut nodes[1..] {
+        for i in 0..20 {
+            ok(store.put(record(1, i, 1, 3), NOW));
+        }
+    }
+    for peer in [1, 2] {
+        nodes[0].0.handle_connected(peer, NOW);
+        nodes[peer as usize].0.handle_connected(0, NOW);
+    }
+    let (replica, store) = &mut nodes[0];
+    ok(replica.handle_timeout(NOW, store));
+    // Peer 2 answers first, so it is asked for everything; its pages are
+    // forged (the last byte of each record, in its signature, flipped).
+    let forge = |from: u8, message: &mut Message| {
+        if let (2, Message::Records { records }) = (from, message) {
+            for record in records {
+                *record.last_mut().unwrap() ^= 1;
+            }
+        }
+    };
+    deliver_all(&mut nodes, &[0, 2, 1], forge);
+    assert_eq!(ok(nodes[0].1.items()).len(), 0, "nothing forged was stored");
+    assert_eq!(nodes[0].0.counters().rejected.get("junk_peer"), Some(&1));
+
+    // The honest peer's round is due now, not at the interval.
+    let (replica, store) = &mut nodes[0];
+    ok(replica.handle_timeout(NOW, store));
+    deliver_all(&mut nodes, &[0, 2, 1], forge);
+    assert_eq!(ok(nodes[0].1.items()).len(), 20, "all of it, from the honest peer");
+    let served: Vec<u64> = nodes[1..].iter().map(|(r, _)| r.peer_stats().next().unwrap().1.records_out).collect();
+    assert_eq!(served, [20, 4], "the forger served one page before it was dropped");
+}
+
 #[test]
 fn reconciliation_fetches_what_is_missing_in_pages() {
     let config = Config { fetch_ids_max: 8, ..Config::default() };
@@ -379,5 +442,7 @@ fn events_checked_on_other_threads_are_handled_as_if_handled_directly() {
     assert_eq!(verdicts, [(7, Verdict::Accept), (8, Verdict::Reject)]);
     assert_eq!(ok(store.items()).len(), 3, "two gossiped, one fetched");
     assert_eq!(replica.counters().fetched, 1);
-    assert_eq!(replica.counters().rejected.values().sum::<u64>(), 2, "the forged envelope and the forged page entry");
+    let rejected = &replica.counters().rejected;
+    assert_eq!(rejected.get("bad_signature"), Some(&2), "the forged envelope and the forged page entry: {rejected:?}");
+    assert_eq!(rejected.get("junk_peer"), Some(&1), "the peer that served the forged entry");
 }
