@@ -225,6 +225,43 @@ fn deliver_all(nodes: &mut [(Replica<u8>, MemoryStore)], senders: &[u8], mut tam
     panic!("the conversation did not end");
 }
 
+/// A node stopped in the middle of catching up starts again with what it
+/// stored: its next rounds fetch only the rest.
+#[test]
+fn a_node_stopped_mid_catch_up_fetches_only_what_it_still_lacks() {
+    let config = Config { fetch_ids_max: 4, ..Config::default() };
+    let mut nodes: Vec<(Replica<u8>, MemoryStore)> =
+        (0..2).map(|i| (Replica::<u8>::new(config.clone(), i), MemoryStore::default())).collect();
+    for i in 0..30 {
+        ok(nodes[1].1.put(record(1, i, 1, 3), NOW));
+    }
+    nodes[0].0.handle_connected(1, NOW);
+    nodes[1].0.handle_connected(0, NOW);
+    let (replica, store) = &mut nodes[0];
+    ok(replica.handle_timeout(NOW, store));
+    // Three pages arrive, then the node stops.
+    let mut pages = 0;
+    deliver_all(&mut nodes, &[0, 1], |_, message| {
+        if let Message::Records { records } = message {
+            pages += 1;
+            if pages > 3 {
+                records.clear();
+            }
+        }
+    });
+    let stored = ok(nodes[0].1.items()).len();
+    assert_eq!(stored, 12);
+
+    // It comes back with its store and a new replica.
+    nodes[0].0 = Replica::<u8>::new(config, 9);
+    nodes[0].0.handle_connected(1, NOW);
+    let (replica, store) = &mut nodes[0];
+    ok(replica.handle_timeout(NOW, store));
+    deliver_all(&mut nodes, &[0, 1], |_, _| {});
+    assert_eq!(ok(nodes[0].1.items()).len(), 30);
+    assert_eq!(nodes[0].0.counters().fetched, 30 - stored as u64, "nothing it had was fetched again");
+}
+
 /// A peer that serves records that do not verify is asked nothing more,
 /// and what it was to serve is fetched from the others.
 #[test]
