@@ -161,15 +161,14 @@ fn a_node_missing_more_than_one_round_holds_catches_up_in_back_to_back_rounds() 
     assert_eq!(b.counters().reconcile_rounds, 4);
 }
 
-/// A new node reconciling with two peers that hold the same records
-/// fetches each record once, from one of them.
-#[test]
-fn what_several_peers_hold_is_fetched_once() {
+/// Node 0, new, connected to peers 1 and 2 that hold the same `records`
+/// records (pages of four), with its first rounds started.
+fn a_new_node_and_two_peers_holding(records: u32) -> Vec<(Replica<u8>, MemoryStore)> {
     let config = Config { fetch_ids_max: 4, ..Config::default() };
     let mut nodes: Vec<(Replica<u8>, MemoryStore)> =
         (0..3).map(|i| (Replica::<u8>::new(config.clone(), i), MemoryStore::default())).collect();
     for (_, store) in &mut nodes[1..] {
-        for i in 0..20 {
+        for i in 0..records {
             ok(store.put(record(1, i, 1, 3), NOW));
         }
     }
@@ -179,22 +178,15 @@ fn what_several_peers_hold_is_fetched_once() {
     }
     let (replica, store) = &mut nodes[0];
     ok(replica.handle_timeout(NOW, store));
-    // Deliver every message until all three are quiet.
-    for _ in 0..200 {
-        let mut moved = false;
-        for from in 0..3u8 {
-            for action in actions(&mut nodes[from as usize].0) {
-                if let Action::Send(to, message) = action {
-                    let (replica, store) = &mut nodes[to as usize];
-                    ok(replica.handle_message(from, message, NOW, store));
-                    moved = true;
-                }
-            }
-        }
-        if !moved {
-            break;
-        }
-    }
+    nodes
+}
+
+/// A new node reconciling with two peers that hold the same records
+/// fetches each record once, from one of them.
+#[test]
+fn what_several_peers_hold_is_fetched_once() {
+    let mut nodes = a_new_node_and_two_peers_holding(20);
+    deliver_all(&mut nodes, &[0, 1, 2], |_, _| {});
     let (replica, store) = &nodes[0];
     assert_eq!(ok(store.items()).len(), 20);
     assert_eq!(replica.counters().fetched, 20, "each record fetched once, not once per peer");
@@ -266,20 +258,7 @@ fn a_node_stopped_mid_catch_up_fetches_only_what_it_still_lacks() {
 /// and what it was to serve is fetched from the others.
 #[test]
 fn a_peer_serving_forged_records_is_dropped_and_the_others_serve_instead() {
-    let config = Config { fetch_ids_max: 4, ..Config::default() };
-    let mut nodes: Vec<(Replica<u8>, MemoryStore)> =
-        (0..3).map(|i| (Replica::<u8>::new(config.clone(), i), MemoryStore::default())).collect();
-    for (_, store) in &mut nodes[1..] {
-        for i in 0..20 {
-            ok(store.put(record(1, i, 1, 3), NOW));
-        }
-    }
-    for peer in [1, 2] {
-        nodes[0].0.handle_connected(peer, NOW);
-        nodes[peer as usize].0.handle_connected(0, NOW);
-    }
-    let (replica, store) = &mut nodes[0];
-    ok(replica.handle_timeout(NOW, store));
+    let mut nodes = a_new_node_and_two_peers_holding(20);
     // Peer 2 answers first, so it is asked for everything; its pages are
     // forged (the last byte of each record, in its signature, flipped).
     let forge = |from: u8, message: &mut Message| {
