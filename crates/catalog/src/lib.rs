@@ -15,8 +15,9 @@
 pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use caravan_model::Contact;
+use caravan_model::{AriRun, Contact, Listing};
 use caravan_records::{Origin, Payload, Record};
 use caravan_search::SearchIndex;
 
@@ -86,15 +87,48 @@ impl Catalog {
     /// BLAKE3 over everything the catalog holds, in a canonical order:
     /// equal digests, equal catalogs, however each was built.
     pub fn digest(&self) -> [u8; 32] {
-        let mut entries: Vec<_> = self.index.entries().collect();
-        entries.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        self.digest_input().digest()
+    }
+
+    /// What the digest covers, taken quickly (listings and runs are shared,
+    /// not copied), so that the hashing can run without holding the
+    /// catalog, which the writer must lock to change it.
+    pub fn digest_input(&self) -> DigestInput {
+        DigestInput {
+            entries: self
+                .index
+                .entries()
+                .map(|(origin, key, listing, runs)| (*origin, key.to_owned(), listing.cloned(), runs.clone()))
+                .collect(),
+            contacts: self.contacts.iter().map(|(origin, contact)| (*origin, contact.clone())).collect(),
+            frozen: self.frozen.iter().copied().collect(),
+        }
+    }
+}
+
+/// One `(origin, key)` of the index: its listing, if described, and runs.
+type Entry = (Origin, String, Option<Arc<Listing>>, Arc<Vec<AriRun>>);
+
+/// A catalog's contents for [`Catalog::digest`], taken by
+/// [`Catalog::digest_input`].
+#[derive(Debug)]
+pub struct DigestInput {
+    entries: Vec<Entry>,
+    /// In origin order, as the catalog keeps them.
+    contacts: Vec<(Origin, Contact)>,
+    frozen: Vec<Origin>,
+}
+
+impl DigestInput {
+    pub fn digest(mut self) -> [u8; 32] {
+        self.entries.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"entries");
-        hasher.update(&(entries.len() as u64).to_le_bytes());
-        for (origin, key, listing, runs) in entries {
+        hasher.update(&(self.entries.len() as u64).to_le_bytes());
+        for (origin, key, listing, runs) in &self.entries {
             hasher.update(&origin.0);
             hash_bytes(&mut hasher, key.as_bytes());
-            hash_bytes(&mut hasher, &postcard::to_stdvec(&listing.map(|l| &**l)).expect("listings encode"));
+            hash_bytes(&mut hasher, &postcard::to_stdvec(&listing.as_deref()).expect("listings encode"));
             hash_bytes(&mut hasher, &postcard::to_stdvec(&**runs).expect("runs encode"));
         }
         hasher.update(b"contacts");

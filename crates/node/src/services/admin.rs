@@ -14,12 +14,14 @@ impl AdminService for Node {
     async fn status(&self, with_digest: bool) -> Result<dto::NodeStatus, Internal> {
         use std::sync::atomic::Ordering::Relaxed;
         let records_held = self.read(caravan_store::records::count).await.map_err(super::internal)?;
-        // Counting and hashing walk the whole catalog: off the async threads.
+        // Counting and hashing walk the whole catalog: off the async
+        // threads, and the hashing after the catalog is let go, so the
+        // writer is not kept from it.
         let node = self.clone();
         let (catalog_listings, catalog_digest) = tokio::task::spawn_blocking(move || {
-            node.read_catalog(|catalog| {
-                (catalog.listing_count() as u64, with_digest.then(|| hex::encode(catalog.digest())))
-            })
+            let (listings, digest_input) = node
+                .read_catalog(|catalog| (catalog.listing_count() as u64, with_digest.then(|| catalog.digest_input())));
+            (listings, digest_input.map(|input| hex::encode(input.digest())))
         })
         .await
         .map_err(Internal::new)?;
