@@ -89,6 +89,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "caravan-catalog",
             "caravan-node",
             "caravan-api",
+            "caravan-replication",
             "caravan-topology",
             "caravan-search",
             "caravan-booking",

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use caravan_model::Timestamp;
-use caravan_replication::{Checker, Event, Message};
+use caravan_replication::Checker;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::mpsc;
 
@@ -61,11 +61,7 @@ pub async fn run(
 /// Verification on a blocking thread; what has nothing to verify passes
 /// straight on (still in its place in the order).
 fn check(checker: Checker, clock: fn() -> Timestamp, event: ReplicationEvent) -> Checking {
-    let verifies = matches!(
-        event,
-        Event::Gossip { .. } | Event::Message { message: Message::Records { .. } | Message::Proof(_), .. }
-    );
-    if !verifies {
+    if !event.carries_signatures() {
         return Box::pin(std::future::ready(Some(checker.check(event, clock()))));
     }
     let task = tokio::task::spawn_blocking(move || checker.check(event, clock()));

@@ -55,6 +55,17 @@ impl<P> Checked<P> {
     }
 }
 
+impl<P> Event<P> {
+    /// Whether checking it verifies signatures (the work worth another
+    /// thread), rather than passing it on as it is.
+    pub fn carries_signatures(&self) -> bool {
+        matches!(
+            self,
+            Event::Gossip { .. } | Event::Message { message: Message::Records { .. } | Message::Proof(_), .. }
+        )
+    }
+}
+
 impl Checker {
     pub fn new(config: &Config) -> Checker {
         Checker { envelope_bytes_max: config.envelope_bytes_max, fetch_ids_max: config.fetch_ids_max }

@@ -178,6 +178,12 @@ struct Session {
     started: Timestamp,
 }
 
+/// A fetch sent to a peer and not yet answered.
+struct Fetch {
+    since: Timestamp,
+    ids: Vec<RecordId>,
+}
+
 struct PeerState {
     next_reconcile: Timestamp,
     session: Option<Session>,
@@ -186,9 +192,8 @@ struct PeerState {
     /// The last round found more than `wanted` could hold: reconcile again
     /// once it is fetched.
     more: bool,
-    /// When the fetch in flight was sent, and what it asked for.
-    fetching_since: Option<Timestamp>,
-    fetching: Vec<RecordId>,
+    /// The fetch in flight, if any.
+    fetching: Option<Fetch>,
     /// It served records that do not verify: nothing more is asked of it
     /// while it stays connected.
     distrusted: bool,
@@ -268,8 +273,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             session: None,
             wanted: VecDeque::new(),
             more: false,
-            fetching_since: None,
-            fetching: Vec::new(),
+            fetching: None,
             distrusted: false,
             stats,
         };
@@ -277,10 +281,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     }
 
     pub fn handle_disconnected(&mut self, peer: &P) {
-        if let Some(state) = self.peers.remove(peer) {
-            for id in state.wanted.iter().chain(&state.fetching) {
-                self.assigned.remove(id);
-            }
+        if let Some(mut state) = self.peers.remove(peer) {
+            release(&mut self.assigned, state.wanted.drain(..));
+            release(&mut self.assigned, state.fetching.into_iter().flat_map(|fetch| fetch.ids));
         }
     }
 
@@ -333,10 +336,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             }
             Checked::Records { from, bytes, verified, rejected } => {
                 if let Some(peer) = self.peers.get_mut(&from) {
-                    peer.fetching_since = None;
-                    for id in peer.fetching.drain(..) {
-                        self.assigned.remove(&id);
-                    }
+                    release(&mut self.assigned, peer.fetching.take().into_iter().flat_map(|fetch| fetch.ids));
                 }
                 self.counters.bytes_in += bytes as u64;
                 for rejection in &rejected {
@@ -364,14 +364,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     /// place of `gone` (as `(time, id)`, what [`Put::New`] would say):
     /// gossip them.
     pub fn handle_published(&mut self, records: Vec<Verified<Record>>, gone: Vec<(u64, RecordId)>, now: Timestamp) {
-        if let Some(items) = &mut self.items {
-            for (time, id) in &gone {
-                items.remove(&items::item(*time, id));
-            }
-            for record in &records {
-                items.insert(items::item(record.time.ms() as u64, &record.id()));
-            }
-        }
+        self.note_stored(records.iter().map(|r| (r.time.ms() as u64, r.id())), &gone);
         for record in records {
             let signed = record.to_proto();
             let size = signed.encoded_len() + 4;
@@ -465,12 +458,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             if state.session.as_ref().is_some_and(|s| now.ms() - s.started.ms() >= timeout_ms) {
                 state.session = None;
             }
-            if state.fetching_since.is_some_and(|since| now.ms() - since.ms() >= timeout_ms) {
+            if state.fetching.as_ref().is_some_and(|fetch| now.ms() - fetch.since.ms() >= timeout_ms) {
                 // Another peer may have them: the next round finds them again.
-                state.fetching_since = None;
-                for id in state.fetching.drain(..) {
-                    self.assigned.remove(&id);
-                }
+                release(&mut self.assigned, state.fetching.take().into_iter().flat_map(|fetch| fetch.ids));
             }
         }
         for peer in due {
@@ -479,7 +469,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let idle: Vec<P> = self
             .peers
             .iter()
-            .filter(|(_, s)| s.fetching_since.is_none() && !s.wanted.is_empty())
+            .filter(|(_, s)| s.fetching.is_none() && !s.wanted.is_empty())
             .map(|(p, _)| p.clone())
             .collect();
         for peer in idle {
@@ -498,10 +488,22 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let timeout_ms = self.config.request_timeout_ms;
         let peers = self.peers.values().flat_map(|s| {
             let session = s.session.as_ref().map(|session| session.started.saturating_add_ms(timeout_ms));
-            let fetch = s.fetching_since.map(|since| since.saturating_add_ms(timeout_ms));
+            let fetch = s.fetching.as_ref().map(|fetch| fetch.since.saturating_add_ms(timeout_ms));
             [Some(s.next_reconcile), session, fetch]
         });
         flush.into_iter().chain(peers.flatten()).min()
+    }
+
+    /// The store now holds `stored` in place of `gone` (all as `(time,
+    /// id)`): the reconciliation set follows, if it was read yet.
+    fn note_stored(&mut self, stored: impl IntoIterator<Item = (u64, RecordId)>, gone: &[(u64, RecordId)]) {
+        let Some(items) = &mut self.items else { return };
+        for (time, id) in gone {
+            items.remove(&items::item(*time, id));
+        }
+        for (time, id) in stored {
+            items.insert(items::item(time, &id));
+        }
     }
 
     /// The set as it is now, for a negentropy session; read from the store
@@ -543,18 +545,13 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         for record in records {
             let origin = record.origin;
             let signed_at = record.time;
-            let item = items::item(signed_at.ms() as u64, &record.id());
+            let id = record.id();
             match store.put(record, now)? {
                 Put::New { gone } => {
                     new += 1;
                     self.counters.records_new += 1;
                     self.counters.lag.record(now.ms() - signed_at.ms());
-                    if let Some(items) = &mut self.items {
-                        for (time, id) in &gone {
-                            items.remove(&items::item(*time, id));
-                        }
-                        items.insert(item);
-                    }
+                    self.note_stored([(signed_at.ms() as u64, id)], &gone);
                 }
                 Put::Old => {}
                 Put::Frozen => {
@@ -654,7 +651,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 self.count_reason("bad_reconcile_frame");
             }
         }
-        if self.peers.get(&from).is_some_and(|s| s.fetching_since.is_none()) {
+        if self.peers.get(&from).is_some_and(|s| s.fetching.is_none()) {
             self.fetch_next(&from, now);
         }
     }
@@ -663,7 +660,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     /// fetched, the next round starts now rather than at the interval.
     fn catch_up<S: RecordStore>(&mut self, peer: P, now: Timestamp, store: &mut S) -> Result<(), S::Error> {
         let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
-        if !state.more || !state.wanted.is_empty() || state.fetching_since.is_some() || state.session.is_some() {
+        if !state.more || !state.wanted.is_empty() || state.fetching.is_some() || state.session.is_some() {
             return Ok(());
         }
         state.more = false;
@@ -680,10 +677,8 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         state.distrusted = true;
         state.session = None;
         state.more = false;
-        state.fetching_since = None;
-        for id in state.wanted.drain(..).chain(state.fetching.drain(..)) {
-            self.assigned.remove(&id);
-        }
+        release(&mut self.assigned, state.wanted.drain(..));
+        release(&mut self.assigned, state.fetching.take().into_iter().flat_map(|fetch| fetch.ids));
         self.count_reason("junk_peer");
         for (other, state) in self.peers.iter_mut() {
             if other != peer && !state.distrusted {
@@ -699,8 +694,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             return;
         }
         let ids: Vec<RecordId> = state.wanted.drain(..fetch_ids_max.min(state.wanted.len())).collect();
-        state.fetching_since = Some(now);
-        state.fetching = ids.clone();
+        state.fetching = Some(Fetch { since: now, ids: ids.clone() });
         self.actions.push_back(Action::Send(peer.clone(), Message::Fetch { ids }));
     }
 
@@ -710,5 +704,12 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
 
     fn count_reason(&mut self, reason: &'static str) {
         *self.counters.rejected.entry(reason).or_default() += 1;
+    }
+}
+
+/// Ids no peer is asked for any more: another may be, at the next round.
+fn release(assigned: &mut HashSet<RecordId>, ids: impl IntoIterator<Item = RecordId>) {
+    for id in ids {
+        assigned.remove(&id);
     }
 }

@@ -67,8 +67,8 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
     }
     let origin = &record.origin.0[..];
     // One look at the slot and at the key's withdrawal, through the slot index.
-    let mut stored_version = None;
-    let mut stored_item = None;
+    // The record in the slot: (version, time, id).
+    let mut stored = None;
     let mut withdrawn = false;
     let mut stmt = conn.prepare_cached(
         "SELECT kind, version, id, time_ms FROM records WHERE origin = ?1 AND key = ?2 AND kind IN (?3, ?4)",
@@ -78,11 +78,11 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
         let kind: i64 = row.get(0)?;
         if kind == record.kind as i64 {
             let id = RecordId(to_array(&row.get::<_, Vec<u8>>(2)?, "id")?);
-            stored_version = Some((row.get::<_, i64>(1)? as u64, id));
-            stored_item = Some((row.get::<_, i64>(3)? as u64, id));
+            stored = Some((row.get::<_, i64>(1)? as u64, row.get::<_, i64>(3)? as u64, id));
         }
         withdrawn |= kind == Kind::Withdrawal as i64;
     }
+    let stored_version = stored.map(|(version, _, id)| (version, id));
     let mut outcome = match slot::decide(stored_version, withdrawn, record) {
         SlotDecision::Stale { stored_version } => return Ok(PutOutcome::Stale { stored_version }),
         SlotDecision::Duplicate => return Ok(PutOutcome::Duplicate),
@@ -96,9 +96,10 @@ pub fn put(conn: &Connection, record: &Verified<Record>, now: Timestamp) -> Resu
             freeze(conn, &proof, now)?;
             return Ok(PutOutcome::Equivocation(Box::new(proof)));
         }
-        SlotDecision::Replace { previous_version } => {
-            PutOutcome::Replaced { previous_version, gone: stored_item.into_iter().collect() }
-        }
+        SlotDecision::Replace { previous_version } => PutOutcome::Replaced {
+            previous_version,
+            gone: stored.map(|(_, time, id)| (time, id)).into_iter().collect(),
+        },
         SlotDecision::Insert => PutOutcome::Inserted { gone: Vec::new() },
     };
     conn.prepare_cached(

@@ -163,7 +163,7 @@ fn through_a_node(dir: &std::path::Path, signed: &[proto::SignedRecord]) -> anyh
     use caravan_node::{Node, NodeOptions, ReplicationEvent};
     std::fs::create_dir_all(dir)?;
     caravan_node::init(dir).context("initializing the bench node")?;
-    let envelopes = envelopes(signed, NodeOptions::default().replication.envelope_bytes_max);
+    let envelopes = envelopes(signed, crate::now())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let node = Node::open(dir, NodeOptions::default()).await?;
@@ -211,25 +211,22 @@ async fn restart(dir: &std::path::Path, listings: usize) -> anyhow::Result<f64> 
     Ok(opened_s)
 }
 
-/// Envelopes as the replication core packs them: records up to
-/// `bytes_max` each, consecutive records of one bundle as a run.
-fn envelopes(signed: &[proto::SignedRecord], bytes_max: usize) -> Vec<Vec<u8>> {
-    let pack = |chunk: Vec<proto::SignedRecord>| {
-        let (records, runs) = caravan_records::runs::pack(chunk);
-        proto::Envelope { records, runs, ..proto::Envelope::default() }.encode_to_vec()
-    };
-    let (mut out, mut chunk, mut bytes) = (Vec::new(), Vec::new(), 0);
-    for record in signed {
-        let size = record.encoded_len() + 4;
-        if bytes + size > bytes_max {
-            out.push(pack(std::mem::take(&mut chunk)));
-            bytes = 0;
-        }
-        bytes += size;
-        chunk.push(record.clone());
+/// The envelopes a peer would gossip: the records handed to a replication
+/// core as its own publications, packed by it (up to its envelope size,
+/// a bundle's records as runs).
+fn envelopes(signed: &[proto::SignedRecord], now: Timestamp) -> anyhow::Result<Vec<Vec<u8>>> {
+    use caravan_replication::{Action, Config, MemoryStore, Replica};
+    let verified = verify_batch(signed.to_vec(), now).into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut peer = Replica::<u8>::new(Config::default(), 1);
+    let flush_ms = Config::default().flush_interval_ms;
+    peer.handle_published(verified, Vec::new(), now);
+    match peer.handle_timeout(now.saturating_add_ms(flush_ms), &mut MemoryStore::default()) {
+        Ok(()) => {}
+        Err(never) => match never {},
     }
-    if !chunk.is_empty() {
-        out.push(pack(chunk));
-    }
-    out
+    let gossip = std::iter::from_fn(|| peer.poll_action()).filter_map(|action| match action {
+        Action::Gossip(envelope) => Some(envelope),
+        _ => None,
+    });
+    Ok(gossip.collect())
 }
