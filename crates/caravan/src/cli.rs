@@ -295,6 +295,47 @@ pub enum Scenario {
     Booking(BookingBench),
     /// Holds through an owner's replica group of three processes; the leader is killed halfway.
     Failover(FailoverBench),
+    /// A fresh node bootstraps a synthetic world from seed nodes, takes the world's load, searches, restarts.
+    World(WorldBench),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorldBench {
+    /// Where to write the JSON result (fields listings, origins, records,
+    /// bootstrap_s, bootstrap_records_per_s, bootstrap_bytes_per_record,
+    /// rss_mb_max, index_bytes_per_listing, disk_bytes_per_listing,
+    /// cpu_pct_world_load, lag_p99_ms, stay_search_p50_ms,
+    /// stay_search_p99_ms, restart_to_search_s, converged).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Listings in the world, each with a year of availability.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub listings: u64,
+    /// Origins publishing them (default: one per 10 listings).
+    #[arg(long)]
+    pub origins: Option<u64>,
+    /// Seed nodes holding the world before the fresh node starts.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub seeds: u32,
+    /// The world's changes per second, in total, during the load.
+    #[arg(long, default_value_t = 1_200.0)]
+    pub rate: f64,
+    /// Seconds of world load.
+    #[arg(long, default_value_t = 60)]
+    pub load_seconds: u64,
+    /// Stay searches on the fresh node.
+    #[arg(long, default_value_t = 2_000)]
+    pub searches: u32,
+    /// The world's seed: the same seed, the same world.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Node `i` serves HTTP on `base_port + 2i` and p2p on the next port.
+    #[arg(long, default_value_t = 19_000)]
+    pub base_port: u16,
+    /// Directory for the nodes' data (a temporary one by default); plan
+    /// ~6 KB per listing per node.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

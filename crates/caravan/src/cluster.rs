@@ -94,6 +94,16 @@ impl Cluster {
     /// Prepares every member's data directory and configuration, then
     /// starts them all. Data from an earlier run in `dir` is kept.
     pub fn up(graph: &Graph, options: &Options) -> anyhow::Result<Cluster> {
+        let mut cluster = Cluster::prepare(graph, options)?;
+        for i in 0..cluster.members.len() {
+            cluster.start(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Prepares every member's data directory and configuration without
+    /// starting any: [`Cluster::start`] starts each.
+    pub fn prepare(graph: &Graph, options: &Options) -> anyhow::Result<Cluster> {
         let peers = graph.peers();
         let replicas = options.replicas.max(1);
         let last_port = options.base_port as u32 + 2 * peers * replicas;
@@ -149,11 +159,7 @@ impl Cluster {
             }
         }
         let children = members.iter().map(|_| None).collect();
-        let mut cluster = Cluster { dir: options.dir.clone(), members, children, token: options.token.clone() };
-        for i in 0..cluster.members.len() {
-            cluster.start(i)?;
-        }
-        Ok(cluster)
+        Ok(Cluster { dir: options.dir.clone(), members, children, token: options.token.clone() })
     }
 
     /// Adds every replica its group does not have yet, one at a time (each

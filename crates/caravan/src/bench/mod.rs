@@ -13,6 +13,7 @@ mod proc_stats;
 mod records;
 mod search;
 mod sync;
+mod world;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
@@ -29,6 +30,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Scenario::Search(args) => ("search", args.json.clone(), search::run(&args)?),
         Scenario::Booking(args) => ("booking", args.json.clone(), booking::run(&args)?),
         Scenario::Failover(args) => ("failover", args.json.clone(), failover::run(&args)?),
+        Scenario::World(args) => ("world", args.json.clone(), world::run(&args)?),
     };
     print_table(name, &result);
     if let Some(path) = json_path {

@@ -16,8 +16,17 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// The process's peak resident set size (VmHWM), in MiB.
 pub fn peak_rss_mb(pid: u32) -> Option<f64> {
+    status_mb(pid, "VmHWM:")
+}
+
+/// The process's resident set size now (VmRSS), in MiB.
+pub fn rss_mb(pid: u32) -> Option<f64> {
+    status_mb(pid, "VmRSS:")
+}
+
+fn status_mb(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
@@ -44,6 +53,7 @@ mod tests {
         std::hint::black_box(x);
         assert!(cpu_seconds(pid).is_some_and(|s| s > 0.0));
         assert!(peak_rss_mb(pid).is_some_and(|mb| mb > 1.0));
+        assert!(rss_mb(pid).is_some_and(|mb| mb > 1.0));
         assert!(loopback_bytes().is_some());
         assert_eq!(cpu_seconds(u32::MAX), None);
     }

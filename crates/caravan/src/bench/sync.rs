@@ -125,7 +125,7 @@ fn summarize(
     out
 }
 
-fn median(samples: &[f64]) -> f64 {
+pub(super) fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     quantile(&sorted, 0.5)
@@ -178,13 +178,13 @@ impl Snapshot {
 
 /// The lag histogram of the window: the nodes' cumulative buckets after,
 /// minus before, summed over nodes.
-struct LagDelta {
+pub(super) struct LagDelta {
     buckets: Vec<(u64, u64)>,
     samples: u64,
 }
 
 impl LagDelta {
-    fn between(before: &Snapshot, after: &Snapshot) -> LagDelta {
+    pub(super) fn between(before: &Snapshot, after: &Snapshot) -> LagDelta {
         let mut buckets: Vec<(u64, u64)> = after.0[0].replication_lag.buckets.iter().map(|&(b, _)| (b, 0)).collect();
         let mut samples = 0;
         for (a, b) in after.0.iter().zip(&before.0) {
@@ -201,7 +201,7 @@ impl LagDelta {
 
     /// The upper bound of the bucket holding the `q`-quantile; `u64::MAX`
     /// past the last bucket.
-    fn quantile_ms(&self, q: f64) -> u64 {
+    pub(super) fn quantile_ms(&self, q: f64) -> u64 {
         if self.samples == 0 {
             return 0;
         }
@@ -239,14 +239,18 @@ pub async fn wait_converged(
 }
 
 /// Samples each member's CPU every second, after a warm-up.
-struct Sampler {
+pub(super) struct Sampler {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Vec<Vec<f64>>>,
 }
 
 impl Sampler {
-    fn start(cluster: &Cluster, warmup: Duration) -> Sampler {
-        let pids: Vec<u32> = cluster.members().iter().map(|m| m.pid).collect();
+    pub(super) fn start(cluster: &Cluster, warmup: Duration) -> Sampler {
+        Sampler::of(cluster.members().iter().map(|m| m.pid).collect(), warmup)
+    }
+
+    /// Samples the processes `pids`, in that order.
+    pub(super) fn of(pids: Vec<u32>, warmup: Duration) -> Sampler {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             tokio::time::sleep(warmup).await;
@@ -275,7 +279,7 @@ impl Sampler {
         Sampler { stop, task }
     }
 
-    async fn stop(self) -> Vec<Vec<f64>> {
+    pub(super) async fn stop(self) -> Vec<Vec<f64>> {
         let _ = self.stop.send(());
         self.task.await.unwrap_or_default()
     }
