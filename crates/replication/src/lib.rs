@@ -175,7 +175,11 @@ pub struct PeerStats {
 struct Session {
     id: u64,
     negentropy: Negentropy<'static, Snapshot>,
-    started: Timestamp,
+    /// When the peer last answered (or the session started): a session
+    /// stalls when the peer stops answering, however long it has run,
+    /// since a new node's first session lasts as long as its answers wait
+    /// behind the records they ask for.
+    heard: Timestamp,
 }
 
 /// A fetch sent to a peer and not yet answered.
@@ -336,7 +340,14 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             }
             Checked::Records { from, bytes, verified, rejected } => {
                 if let Some(peer) = self.peers.get_mut(&from) {
-                    release(&mut self.assigned, peer.fetching.take().into_iter().flat_map(|fetch| fetch.ids));
+                    if let Some(fetch) = peer.fetching.take() {
+                        let served: HashSet<RecordId> = verified.iter().map(|r| r.id()).collect();
+                        let untried = untried(fetch.ids, &served);
+                        release(&mut self.assigned, untried.asked);
+                        for id in untried.ids.into_iter().rev() {
+                            peer.wanted.push_front(id);
+                        }
+                    }
                 }
                 self.counters.bytes_in += bytes as u64;
                 for rejection in &rejected {
@@ -455,8 +466,10 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             .map(|(p, _)| p.clone())
             .collect();
         for (_, state) in self.peers.iter_mut() {
-            if state.session.as_ref().is_some_and(|s| now.ms() - s.started.ms() >= timeout_ms) {
+            if state.session.as_ref().is_some_and(|s| now.ms() - s.heard.ms() >= timeout_ms) {
+                // What it had not compared yet, the next round will.
                 state.session = None;
+                state.more = true;
             }
             if state.fetching.as_ref().is_some_and(|fetch| now.ms() - fetch.since.ms() >= timeout_ms) {
                 // Another peer may have them: the next round finds them again.
@@ -487,7 +500,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let flush = self.pending_since.map(|since| since.saturating_add_ms(self.config.flush_interval_ms));
         let timeout_ms = self.config.request_timeout_ms;
         let peers = self.peers.values().flat_map(|s| {
-            let session = s.session.as_ref().map(|session| session.started.saturating_add_ms(timeout_ms));
+            let session = s.session.as_ref().map(|session| session.heard.saturating_add_ms(timeout_ms));
             let fetch = s.fetching.as_ref().map(|fetch| fetch.since.saturating_add_ms(timeout_ms));
             [Some(s.next_reconcile), session, fetch]
         });
@@ -608,7 +621,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.next_session += 1;
         self.counters.reconcile_rounds += 1;
         self.counters.reconcile_bytes += frame.len() as u64;
-        state.session = Some(Session { id: session_id, negentropy, started: now });
+        state.session = Some(Session { id: session_id, negentropy, heard: now });
         self.actions.push_back(Action::Send(peer, Message::ReconcileQuery { session: session_id, frame }));
         Ok(())
     }
@@ -618,6 +631,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.counters.bytes_in += frame.len() as u64;
         let Some(state) = self.peers.get_mut(&from) else { return };
         let Some(session) = state.session.as_mut().filter(|s| s.id == session_id) else { return };
+        session.heard = now;
         let (mut have, mut need) = (Vec::new(), Vec::new());
         match session.negentropy.reconcile_with_ids(frame, &mut have, &mut need) {
             Ok(next) => {
@@ -705,6 +719,24 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     fn count_reason(&mut self, reason: &'static str) {
         *self.counters.rejected.entry(reason).or_default() += 1;
     }
+}
+
+/// A fetch's ids split by its answer.
+struct Untried {
+    /// Ids the peer tried: served, or no longer held (replaced since).
+    asked: Vec<RecordId>,
+    /// Ids it did not get to.
+    ids: Vec<RecordId>,
+}
+
+/// A peer serves a fetch in the order asked until its answer is full, so
+/// the ids after the last one served were not tried and are asked again.
+/// An answer with nothing served ends the fetch, so asking again always
+/// makes progress.
+fn untried(mut ids: Vec<RecordId>, served: &HashSet<RecordId>) -> Untried {
+    let tried = ids.iter().rposition(|id| served.contains(id)).map_or(ids.len(), |last| last + 1);
+    let rest = ids.split_off(tried);
+    Untried { asked: ids, ids: rest }
 }
 
 /// Ids no peer is asked for any more: another may be, at the next round.

@@ -120,7 +120,7 @@ fn one_bad_record_rejects_the_whole_envelope_and_stores_nothing() {
 fn converse(a: (&mut Replica<u8>, &mut MemoryStore), b: (&mut Replica<u8>, &mut MemoryStore), now: Timestamp) {
     let (ra, sa) = a;
     let (rb, sb) = b;
-    for _ in 0..100 {
+    for _ in 0..10_000 {
         let mut moved = false;
         for action in actions(ra) {
             if let Action::Send(2, message) = action {
@@ -461,4 +461,40 @@ fn events_checked_on_other_threads_are_handled_as_if_handled_directly() {
     let rejected = &replica.counters().rejected;
     assert_eq!(rejected.get("bad_signature"), Some(&2), "the forged envelope and the forged page entry: {rejected:?}");
     assert_eq!(rejected.get("junk_peer"), Some(&1), "the peer that served the forged entry");
+}
+
+/// A new node with one peer holding `records` records (forty share
+/// each instant, as an origin publishes many at once), after one round.
+fn one_round_with(config: Config, records: u32) -> (Replica<u8>, MemoryStore) {
+    let (mut a, mut b) = (Replica::<u8>::new(config.clone(), 1), Replica::<u8>::new(config, 2));
+    let (mut store_a, mut store_b) = (MemoryStore::default(), MemoryStore::default());
+    let key = SigningKey::from_bytes(&[5; 32]);
+    for i in 0..records {
+        let time = NOW.saturating_add_ms(-3_600_000 + (i / 40) as i64);
+        let draft = Draft { key: format!("listing-{i}"), version: 1, time, payload: Payload::Ari(vec![]) };
+        ok(store_a.put(verify(sign_one(&key, &draft), NOW).unwrap(), NOW));
+    }
+    a.handle_connected(2, NOW);
+    b.handle_connected(1, NOW);
+    ok(b.handle_timeout(NOW, &mut store_b));
+    converse((&mut a, &mut store_a), (&mut b, &mut store_b), NOW);
+    (b, store_b)
+}
+
+/// However many frames the comparison takes.
+#[test]
+fn one_round_finds_everything_a_large_peer_holds() {
+    let (replica, store) = one_round_with(Config::default(), 12_000);
+    assert_eq!(replica.counters().reconcile_rounds, 1);
+    assert_eq!(ok(store.items()).len(), 12_000);
+}
+
+/// A peer fills an answer up to its byte limit and leaves the rest of
+/// the ids asked: those are asked again, not left for the next round.
+#[test]
+fn ids_a_full_answer_left_out_are_asked_again() {
+    let config = Config { fetch_ids_max: 256, fetch_bytes_max: 20_000, ..Config::default() };
+    let (replica, store) = one_round_with(config, 3_000);
+    assert_eq!(replica.counters().reconcile_rounds, 1);
+    assert_eq!(ok(store.items()).len(), 3_000);
 }
