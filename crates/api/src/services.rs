@@ -126,7 +126,7 @@ pub trait CatalogService: Send + Sync + 'static {
     /// A listing of the catalog.
     fn listing(&self, origin: &Origin, id: &str) -> Option<Arc<Listing>>;
     /// A listing's availability in the catalog.
-    fn runs(&self, origin: &Origin, id: &str) -> Option<Arc<Vec<AriRun>>>;
+    fn runs(&self, origin: &Origin, id: &str) -> Option<Vec<AriRun>>;
 }
 
 /// The agency's bookings: any mix of parts at their owners, all or nothing.

@@ -17,7 +17,7 @@ pub mod snapshot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use caravan_model::{AriRun, Contact, Listing};
+use caravan_model::{Contact, Listing, PackedRuns};
 use caravan_records::{Origin, Payload, Record};
 use caravan_search::SearchIndex;
 
@@ -107,7 +107,7 @@ impl Catalog {
 }
 
 /// One `(origin, key)` of the index: its listing, if described, and runs.
-type Entry = (Origin, String, Option<Arc<Listing>>, Arc<Vec<AriRun>>);
+type Entry = (Origin, String, Option<Arc<Listing>>, PackedRuns);
 
 /// A catalog's contents for [`Catalog::digest`], taken by
 /// [`Catalog::digest_input`].
@@ -129,7 +129,8 @@ impl DigestInput {
             hasher.update(&origin.0);
             hash_bytes(&mut hasher, key.as_bytes());
             hash_bytes(&mut hasher, &postcard::to_stdvec(&listing.as_deref()).expect("listings encode"));
-            hash_bytes(&mut hasher, &postcard::to_stdvec(&**runs).expect("runs encode"));
+            // Packing is canonical: equal runs, equal bytes.
+            hash_bytes(&mut hasher, runs.bytes());
         }
         hasher.update(b"contacts");
         hasher.update(&(self.contacts.len() as u64).to_le_bytes());

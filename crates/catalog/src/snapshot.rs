@@ -10,14 +10,15 @@
 
 use std::io::{self, Write};
 
-use caravan_model::{AriRun, Contact, Listing};
+use caravan_model::{Contact, Listing, PackedRuns};
 use caravan_records::Origin;
 use serde::Serialize;
 
 use crate::Catalog;
 
 const MAGIC: &[u8; 16] = b"caravan-catalog\n";
-const VERSION: u32 = 1;
+/// 2: runs as the catalog packs them.
+const VERSION: u32 = 2;
 const CHECKSUM_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub fn encode(catalog: &Catalog, mark: u64, out: impl Write) -> io::Result<()> {
     let entries: Vec<_> = catalog.index.entries().collect();
     put(&mut out, &(entries.len() as u64))?;
     for (origin, key, listing, runs) in entries {
-        put(&mut out, &(origin.0, key, listing.map(|l| &**l), &**runs))?;
+        put(&mut out, &(origin.0, key, listing.map(|l| &**l), runs.bytes()))?;
     }
     put(&mut out, &(catalog.contacts.len() as u64))?;
     for (origin, contact) in &catalog.contacts {
@@ -74,13 +75,14 @@ pub fn decode(bytes: &[u8]) -> Result<(Catalog, u64), SnapshotError> {
     let mut rest = &content[header..];
     let mut catalog = Catalog::default();
     for _ in 0..take::<u64>(&mut rest)? {
-        let (origin, key, listing, runs): ([u8; 32], String, Option<Listing>, Vec<AriRun>) = take(&mut rest)?;
+        let (origin, key, listing, runs): ([u8; 32], String, Option<Listing>, &[u8]) = take(&mut rest)?;
+        let runs = PackedRuns::from_bytes(runs).ok_or_else(|| SnapshotError::Malformed(format!("runs of {key}")))?;
         let origin = Origin(origin);
         if let Some(listing) = listing {
             listing.validate().map_err(|e| SnapshotError::Malformed(format!("listing {key}: {e}")))?;
             catalog.index.put_listing(&origin, &key, listing);
         }
-        catalog.index.put_ari(&origin, &key, runs);
+        catalog.index.put_packed_ari(&origin, &key, runs);
     }
     for _ in 0..take::<u64>(&mut rest)? {
         let (origin, contact): ([u8; 32], Contact) = take(&mut rest)?;
@@ -100,7 +102,7 @@ fn put(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
     postcard::to_io(value, out).map(drop).map_err(|e| io::Error::other(e.to_string()))
 }
 
-fn take<T: serde::de::DeserializeOwned>(rest: &mut &[u8]) -> Result<T, SnapshotError> {
+fn take<'a, T: serde::Deserialize<'a>>(rest: &mut &'a [u8]) -> Result<T, SnapshotError> {
     let (value, after) = postcard::take_from_bytes(rest).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
     *rest = after;
     Ok(value)

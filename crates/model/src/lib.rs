@@ -15,7 +15,7 @@ pub mod time;
 pub mod traveller;
 pub mod zone;
 
-pub use ari::{AriDay, AriPatch, AriRun};
+pub use ari::{AriDay, AriPatch, AriRun, PackedRuns};
 pub use contact::{Contact, PeerContact};
 pub use listing::{
     CancellationPolicy, GeoPoint, InvalidListing, Listing, ListingDetails, ListingId, Penalty, Stay, StayType, Stop,

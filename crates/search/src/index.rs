@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use caravan_model::{AriRun, GeoPoint, Listing, ListingDetails};
+use caravan_model::{AriRun, GeoPoint, Listing, ListingDetails, PackedRuns};
 
 use crate::stays::{distance_m, price_stay, Place, StayPrice, StayQuery, StaySort, OFFERS_MAX};
 use crate::trips::{Itinerary, Timetable, TimetableTrip, TripQuery};
@@ -30,7 +30,9 @@ struct Entry<O> {
     origin: O,
     key: String,
     listing: Option<Arc<Listing>>,
-    runs: Arc<Vec<AriRun>>,
+    /// A year of availability is ~120 runs: packed, they take ~700 bytes
+    /// instead of ~4 KB, and a search unpacks only its candidates'.
+    runs: PackedRuns,
 }
 
 #[derive(Debug)]
@@ -92,7 +94,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         if let Some(&idx) = self.by_key.get(&(origin.clone(), key.to_owned())) {
             return idx;
         }
-        let entry = Entry { origin: origin.clone(), key: key.to_owned(), listing: None, runs: Arc::default() };
+        let entry = Entry { origin: origin.clone(), key: key.to_owned(), listing: None, runs: PackedRuns::default() };
         let idx = match self.free.pop() {
             Some(idx) => {
                 self.entries[idx as usize] = Some(entry);
@@ -144,8 +146,13 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
 
     /// The availability record of `(origin, key)` is now `runs`.
     pub fn put_ari(&mut self, origin: &O, key: &str, runs: Vec<AriRun>) {
+        self.put_packed_ari(origin, key, PackedRuns::pack(&runs));
+    }
+
+    /// As [`SearchIndex::put_ari`], with the runs packed already.
+    pub fn put_packed_ari(&mut self, origin: &O, key: &str, runs: PackedRuns) {
         let idx = self.slot(origin, key);
-        self.entries[idx as usize].as_mut().expect("slot exists").runs = Arc::new(runs);
+        self.entries[idx as usize].as_mut().expect("slot exists").runs = runs;
     }
 
     /// `(origin, key)` was withdrawn.
@@ -168,7 +175,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
 
     /// Every `(origin, key)` the index holds, with its listing (if its
     /// description record arrived) and availability, in no set order.
-    pub fn entries(&self) -> impl Iterator<Item = (&O, &str, Option<&Arc<Listing>>, &Arc<Vec<AriRun>>)> {
+    pub fn entries(&self) -> impl Iterator<Item = (&O, &str, Option<&Arc<Listing>>, &PackedRuns)> {
         self.entries.iter().flatten().map(|e| (&e.origin, e.key.as_str(), e.listing.as_ref(), &e.runs))
     }
 
@@ -179,9 +186,9 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     }
 
     /// The availability `(origin, key)` last published, if known.
-    pub fn runs(&self, origin: &O, key: &str) -> Option<Arc<Vec<AriRun>>> {
+    pub fn runs(&self, origin: &O, key: &str) -> Option<Vec<AriRun>> {
         let idx = *self.by_key.get(&(origin.clone(), key.to_owned()))?;
-        Some(self.entries[idx as usize].as_ref()?.runs.clone())
+        Some(self.entries[idx as usize].as_ref()?.runs.unpack())
     }
 
     /// Stays that can be sold for the query, ranked by its sort.
@@ -194,6 +201,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         };
         let amenities: Vec<String> = query.amenities.iter().map(|a| a.trim().to_lowercase()).collect();
         let mut offers: Vec<StayOffer<O>> = Vec::new();
+        let mut runs = Vec::new();
         for idx in candidates {
             let Some(entry) = self.entries[idx as usize].as_ref() else { continue };
             let Some(listing) = &entry.listing else { continue };
@@ -216,8 +224,9 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             if !amenities.iter().all(|wanted| stay.amenities.iter().any(|a| a.to_lowercase() == *wanted)) {
                 continue;
             }
+            entry.runs.unpack_until(query.check_out, &mut runs);
             let Some(price) =
-                price_stay(listing, &entry.runs, query.check_in, query.check_out, query.units.max(1), query.guests)
+                price_stay(listing, &runs, query.check_in, query.check_out, query.units.max(1), query.guests)
             else {
                 continue;
             };
@@ -285,8 +294,8 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// Itineraries for the query over every trip listing.
     pub fn search_trips(&self, query: &TripQuery) -> Vec<Itinerary<O>> {
         let timetable = self.timetable();
-        timetable.search(query, &self.min_connection, self.min_connection_default, |handle| {
-            self.entries.get(handle as usize)?.as_ref().map(|e| e.runs.as_slice())
+        timetable.search(query, &self.min_connection, self.min_connection_default, |handle, date| {
+            self.entries.get(handle as usize)?.as_ref()?.runs.find(date)
         })
     }
 

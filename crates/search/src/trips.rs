@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use caravan_model::limits::STOP_DAY_OFFSET_MAX;
-use caravan_model::{AriRun, Date, Listing, Money, Timestamp, Zone};
+use caravan_model::{AriDay, Date, Listing, Money, Timestamp, Zone};
 
 use crate::routing::{self, Connection, Minute, StopIdx};
 
@@ -152,14 +152,14 @@ impl<O: Clone> Timetable<O> {
     }
 
     /// The itineraries for `query`, ranked by its sort, at most `query.limit`.
-    /// `runs_of` gives a trip's *current* availability by its handle: ARI
-    /// changes (every booking) do not rebuild the timetable.
-    pub fn search<'a>(
+    /// `day_of` gives a trip's *current* terms on a date by its handle:
+    /// ARI changes (every booking) do not rebuild the timetable.
+    pub fn search(
         &self,
         query: &TripQuery,
         min_connection: &BTreeMap<String, u16>,
         min_connection_default: u16,
-        runs_of: impl Fn(u32) -> Option<&'a [AriRun]>,
+        day_of: impl Fn(u32, Date) -> Option<AriDay>,
     ) -> Vec<Itinerary<O>> {
         let (Some(&from), Some(&to)) = (self.stops.get(&query.from), self.stops.get(&query.to)) else {
             return Vec::new();
@@ -199,8 +199,7 @@ impl<O: Clone> Timetable<O> {
                     None => {
                         let trip = &self.trips[hop.trip as usize];
                         let listing = &trip.listing;
-                        let runs = runs_of(trip.handle).unwrap_or_default();
-                        let open = AriRun::find(runs, date).filter(|d| !d.stop_sell && d.available >= seats);
+                        let open = day_of(trip.handle, date).filter(|d| !d.stop_sell && d.available >= seats);
                         let fare =
                             open.and_then(|d| Money::new(d.price_minor, listing.currency).checked_mul(seats as i64));
                         let (Some(day), Some(fare)) = (open, fare) else {

@@ -48,7 +48,7 @@ impl CatalogService for Empty {
     fn listing(&self, _: &Origin, _: &str) -> Option<Arc<Listing>> {
         None
     }
-    fn runs(&self, _: &Origin, _: &str) -> Option<Arc<Vec<AriRun>>> {
+    fn runs(&self, _: &Origin, _: &str) -> Option<Vec<AriRun>> {
         None
     }
 }

@@ -23,7 +23,7 @@ impl CatalogService for Node {
         self.read_catalog(|catalog| catalog.index.listing(origin, id))
     }
 
-    fn runs(&self, origin: &Origin, id: &str) -> Option<Arc<Vec<AriRun>>> {
+    fn runs(&self, origin: &Origin, id: &str) -> Option<Vec<AriRun>> {
         self.read_catalog(|catalog| catalog.index.runs(origin, id))
     }
 }

@@ -153,8 +153,8 @@ pub fn init_node(dir: &std::path::Path) {
 /// Rooms left on `night` in the first availability a node's catalog holds.
 pub fn available_on(node: &Node, night: caravan_model::Date) -> Option<u32> {
     node.read_catalog(|catalog| {
-        let runs = catalog.index.entries().map(|(.., runs)| runs.clone()).find(|runs| !runs.is_empty())?;
-        caravan_model::AriRun::find(&runs, night).map(|day| day.available)
+        let (.., runs) = catalog.index.entries().find(|(.., runs)| !runs.is_empty())?;
+        runs.find(night).map(|day| day.available)
     })
 }
 

@@ -1,9 +1,13 @@
 //! Availability, rates and inventory (ARI): what is open for sale on one
 //! day (a night of stay, or a departure date of a trip) and at what price.
 
+mod packed;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Date;
+
+pub use packed::PackedRuns;
 
 /// The sale terms of one day. For trips, `min_stay`, `max_stay`,
 /// `closed_to_arrival` and `closed_to_departure` are unused (zero/false).
