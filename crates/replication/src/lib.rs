@@ -635,6 +635,10 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let (mut have, mut need) = (Vec::new(), Vec::new());
         match session.negentropy.reconcile_with_ids(frame, &mut have, &mut need) {
             Ok(next) => {
+                // Negentropy lists what we need in hash-set order, which
+                // differs run to run: sorted, the same events give the
+                // same fetches.
+                need.sort_unstable();
                 // An id another peer was asked for already is not asked
                 // for twice: a new node reconciling with several peers
                 // fetches each record once, from the first that has it.
