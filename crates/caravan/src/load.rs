@@ -110,26 +110,25 @@ pub fn runs_for(record_bytes: usize) -> u32 {
 /// version and time at realistic magnitudes.
 pub fn record_size(runs: u32) -> usize {
     let day = caravan_model::Date::from_days(20_500);
-    let payload = proto::AriPayload {
-        runs: (0..runs)
-            .map(|r| proto::AriRun {
-                start_day: day.add_days(r as i32).days(),
-                days: 1,
+    let runs = (0..runs)
+        .map(|r| caravan_model::AriRun {
+            start: day.add_days(r as i32),
+            days: 1,
+            day: caravan_model::AriDay {
                 available: UNITS,
                 price_minor: EVENT_PRICE_MINOR + 2 * r as i64,
                 min_stay: 1,
-                max_stay: 0,
-                ..proto::AriRun::default()
-            })
-            .collect(),
-    };
+                ..caravan_model::AriDay::default()
+            },
+        })
+        .collect();
     let record = proto::Record {
         origin: vec![0; 32],
         kind: proto::RecordKind::Ari as i32,
         key: listing_id(9, 9_999),
         version: 1 << 24,
         time_ms: 1_800_000_000_000,
-        payload: payload.encode_to_vec(),
+        payload: caravan_records::Payload::Ari(runs).encode(),
     };
     record.encoded_len()
 }

@@ -3,7 +3,7 @@
 
 use caravan_model::{
     AriDay, AriRun, CancellationPolicy, Contact, CountryCode, Currency, Date, GeoPoint, Listing, ListingDetails,
-    ListingId, PeerContact, Penalty, Stay, StayType, Stop, StopTime, TimeOfDay, Timestamp, Trip, TripMode,
+    ListingId, PackedRuns, PeerContact, Penalty, Stay, StayType, Stop, StopTime, TimeOfDay, Timestamp, Trip, TripMode,
 };
 use prost::Message;
 
@@ -36,7 +36,10 @@ impl Payload {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Payload::Listing(listing) => listing_to_proto(listing).encode_to_vec(),
-            Payload::Ari(runs) => proto::AriPayload { runs: runs.iter().map(run_to_proto).collect() }.encode_to_vec(),
+            Payload::Ari(runs) => {
+                proto::AriPayload { runs: Vec::new(), packed_runs: PackedRuns::pack(runs).bytes().to_vec() }
+                    .encode_to_vec()
+            }
             Payload::Withdrawal => proto::WithdrawalPayload {}.encode_to_vec(),
             Payload::Contact(contact) => proto::ContactPayload {
                 peers: contact
@@ -64,7 +67,17 @@ impl Payload {
             }
             Kind::Ari => {
                 let ari = proto::AriPayload::decode(bytes).map_err(malformed)?;
-                Ok(Payload::Ari(runs_from_proto(&ari.runs, time.date())?))
+                if ari.packed_runs.is_empty() {
+                    return Ok(Payload::Ari(runs_from_proto(&ari.runs, time.date())?));
+                }
+                if !ari.runs.is_empty() {
+                    return Err(bad("runs are given packed or one by one, not both"));
+                }
+                // Unpacked, they pass the same checks as runs one by one.
+                let runs =
+                    PackedRuns::unpack_bytes(&ari.packed_runs).ok_or_else(|| bad("packed runs do not decode"))?;
+                let runs: Vec<proto::AriRun> = runs.iter().map(run_to_proto).collect();
+                Ok(Payload::Ari(runs_from_proto(&runs, time.date())?))
             }
             Kind::Withdrawal => {
                 proto::WithdrawalPayload::decode(bytes).map_err(malformed)?;

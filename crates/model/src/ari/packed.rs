@@ -1,6 +1,8 @@
-//! Runs packed into bytes for the catalog, which holds a year of every
-//! listing's availability in memory: ~6 bytes a run instead of the 32 of
-//! an [`AriRun`], so ten million listings' runs fit in a few GB.
+//! Runs packed into bytes: ~6 bytes a run instead of the 32 of an
+//! [`AriRun`] in memory or ~15 one by one in protobuf. The catalog holds
+//! every listing's year of availability this way, and ARI records carry
+//! their runs this way on the wire and on disk, so the format is part of
+//! the protocol (`AriPayload.packed_runs`) and never changes.
 //!
 //! The first run's start (zigzag varint), then per run a flags byte and
 //! varints: its length in days, its available units (unless unchanged
@@ -31,9 +33,9 @@ impl PackedRuns {
         let Some(first) = runs.first() else { return PackedRuns(None) };
         let mut out = Vec::with_capacity(runs.len() * 6 + 4);
         put_varint(&mut out, zigzag(first.start.days() as i64));
-        let mut previous = Previous { end: first.start.days(), ..Previous::default() };
+        let mut previous = Previous { end: first.start.days() as i64, ..Previous::default() };
         for run in runs {
-            let gap = run.start.days() as i64 - previous.end as i64;
+            let gap = run.start.days() as i64 - previous.end;
             let day = &run.day;
             let flags = [
                 (gap != 0, GAP),
@@ -78,6 +80,16 @@ impl PackedRuns {
         (!runs.failed).then(|| PackedRuns(Some(bytes.into())))
     }
 
+    /// The runs packed in `bytes`, or `None` if they do not unpack whole.
+    pub fn unpack_bytes(bytes: &[u8]) -> Option<Vec<AriRun>> {
+        if bytes.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut runs = Runs::new(bytes)?;
+        let unpacked = runs.by_ref().collect();
+        (!runs.failed).then_some(unpacked)
+    }
+
     pub fn bytes(&self) -> &[u8] {
         self.0.as_deref().unwrap_or_default()
     }
@@ -109,21 +121,24 @@ impl PackedRuns {
 
     /// The terms on `date`, if a run covers it.
     pub fn find(&self, date: Date) -> Option<AriDay> {
-        self.iter().take_while(|run| run.start <= date).find(|run| date < run.end()).map(|run| run.day)
+        let ends_after = |run: &AriRun| (date.days() as i64) < run.start.days() as i64 + run.days as i64;
+        self.iter().take_while(|run| run.start <= date).find(ends_after).map(|run| run.day)
     }
 }
 
-/// What the next run is packed against.
+/// What the next run is packed against. Its end is wide: a hostile
+/// run may end past the last `Date`, and the record checks refuse it.
 #[derive(Default)]
 struct Previous {
-    end: i32,
+    end: i64,
     available: u32,
     price_minor: i64,
 }
 
 impl Previous {
     fn after(run: &AriRun) -> Previous {
-        Previous { end: run.end().days(), available: run.day.available, price_minor: run.day.price_minor }
+        let end = run.start.days() as i64 + run.days as i64;
+        Previous { end, available: run.day.available, price_minor: run.day.price_minor }
     }
 }
 
@@ -137,7 +152,7 @@ struct Runs<'a> {
 impl<'a> Runs<'a> {
     fn new(mut bytes: &'a [u8]) -> Option<Runs<'a>> {
         let first = i32::try_from(unzigzag(take_varint(&mut bytes)?)).ok()?;
-        Some(Runs { bytes, previous: Previous { end: first, ..Previous::default() }, failed: false })
+        Some(Runs { bytes, previous: Previous { end: first as i64, ..Previous::default() }, failed: false })
     }
 
     fn next_run(&mut self) -> Option<AriRun> {
@@ -153,9 +168,7 @@ impl<'a> Runs<'a> {
         let gap = if flags & GAP != 0 { unzigzag(take_varint(bytes)?) } else { 0 };
         let min_stay = if flags & MIN_STAY != 0 { u16::try_from(take_varint(bytes)?).ok()? } else { 0 };
         let max_stay = if flags & MAX_STAY != 0 { u16::try_from(take_varint(bytes)?).ok()? } else { 0 };
-        let start = i32::try_from(self.previous.end as i64 + gap).ok()?;
-        // The run's end must be a date too.
-        start.checked_add(i32::try_from(days).ok()?)?;
+        let start = i32::try_from(self.previous.end.checked_add(gap)?).ok()?;
         let run = AriRun {
             start: Date::from_days(start),
             days,
@@ -262,13 +275,14 @@ mod tests {
                 let day = date.add_days(-offset);
                 prop_assert_eq!(AriRun::find(&until, day), AriRun::find(&runs, day));
             }
+            prop_assert_eq!(PackedRuns::unpack_bytes(packed.bytes()), Some(runs.clone()));
             prop_assert_eq!(PackedRuns::from_bytes(packed.bytes()), Some(packed));
         }
 
         #[test]
         fn any_bytes_unpack_or_are_refused_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             if let Some(packed) = PackedRuns::from_bytes(&bytes) {
-                let _ = packed.unpack();
+                prop_assert_eq!(Some(packed.unpack()), PackedRuns::unpack_bytes(&bytes));
             }
         }
     }

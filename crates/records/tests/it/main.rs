@@ -204,3 +204,45 @@ fn unknown_fields_survive_verification() {
     let record = verify(extended, NOW).unwrap();
     assert_eq!(record.body(), body.as_slice());
 }
+
+/// The same draft, its ARI payload replaced by `payload`, signed.
+fn signed_with_ari_payload(payload: proto::AriPayload) -> proto::SignedRecord {
+    use ed25519_dalek::Signer;
+    let signed = sign_one(&key(1), &ari_draft("room-1", 1, 3));
+    let mut body = proto::Record::decode(signed.record.as_slice()).unwrap();
+    body.payload = payload.encode_to_vec();
+    let record = body.encode_to_vec();
+    let signature = key(1).sign(&record).to_bytes().to_vec();
+    proto::SignedRecord { record, proof: Some(proto::signed_record::Proof::Signature(signature)) }
+}
+
+/// Runs travel packed; records published with runs one by one still
+/// read the same; a record may not give both, nor bytes that do not unpack.
+#[test]
+fn runs_travel_packed_and_runs_one_by_one_still_read() {
+    let draft = ari_draft("room-1", 1, 3);
+    let Payload::Ari(runs) = &draft.payload else { unreachable!() };
+    let packed = sign_one(&key(1), &draft);
+    let body = proto::Record::decode(packed.record.as_slice()).unwrap();
+    let payload = proto::AriPayload::decode(body.payload.as_slice()).unwrap();
+    assert!(payload.runs.is_empty() && !payload.packed_runs.is_empty());
+    assert_eq!(verify(packed, NOW).unwrap().payload, draft.payload);
+
+    let one_by_one: Vec<proto::AriRun> = runs
+        .iter()
+        .map(|run| proto::AriRun {
+            start_day: run.start.days(),
+            days: run.days,
+            available: run.day.available,
+            price_minor: run.day.price_minor,
+            ..proto::AriRun::default()
+        })
+        .collect();
+    let old = signed_with_ari_payload(proto::AriPayload { runs: one_by_one.clone(), packed_runs: vec![] });
+    assert_eq!(verify(old, NOW).unwrap().payload, draft.payload);
+
+    let both = signed_with_ari_payload(proto::AriPayload { runs: one_by_one, packed_runs: payload.packed_runs });
+    assert!(matches!(rejection(both), Rejection::InvalidPayload(_)));
+    let garbage = signed_with_ari_payload(proto::AriPayload { runs: vec![], packed_runs: vec![0x80] });
+    assert!(matches!(rejection(garbage), Rejection::InvalidPayload(_)));
+}
