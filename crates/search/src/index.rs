@@ -3,7 +3,7 @@
 //! timetable of trips. It is the heart of the node's catalog, fed from
 //! the records; it can always be rebuilt from them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +33,10 @@ struct Entry<O> {
     /// A year of availability is ~120 runs: packed, they take ~700 bytes
     /// instead of ~4 KB, and a search unpacks only its candidates'.
     runs: PackedRuns,
+    /// The lowest nightly price of an open day: no stay costs less a
+    /// night, so a search by price stops before the listings that cannot
+    /// beat what it has found. `None`: nothing is open.
+    price_floor: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -94,7 +98,13 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         if let Some(&idx) = self.by_key.get(&(origin.clone(), key.to_owned())) {
             return idx;
         }
-        let entry = Entry { origin: origin.clone(), key: key.to_owned(), listing: None, runs: PackedRuns::default() };
+        let entry = Entry {
+            origin: origin.clone(),
+            key: key.to_owned(),
+            listing: None,
+            runs: PackedRuns::default(),
+            price_floor: None,
+        };
         let idx = match self.free.pop() {
             Some(idx) => {
                 self.entries[idx as usize] = Some(entry);
@@ -152,7 +162,10 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// As [`SearchIndex::put_ari`], with the runs packed already.
     pub fn put_packed_ari(&mut self, origin: &O, key: &str, runs: PackedRuns) {
         let idx = self.slot(origin, key);
-        self.entries[idx as usize].as_mut().expect("slot exists").runs = runs;
+        let entry = self.entries[idx as usize].as_mut().expect("slot exists");
+        entry.price_floor =
+            runs.iter().filter(|r| !r.day.stop_sell && r.day.available > 0).map(|r| r.day.price_minor).min();
+        entry.runs = runs;
     }
 
     /// `(origin, key)` was withdrawn.
@@ -192,17 +205,45 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     }
 
     /// Stays that can be sold for the query, ranked by its sort.
+    ///
+    /// By price, candidates are priced cheapest floor first, and the scan
+    /// stops once `limit` offers are found and the next candidate's floor
+    /// (its lowest nightly price times the nights and units) is above the
+    /// dearest of them: what follows can only cost more. A big city's
+    /// hundred thousand listings cost a sort, not a hundred thousand prices.
     pub fn search_stays(&self, query: &StayQuery) -> Vec<StayOffer<O>> {
-        let candidates: Vec<u32> = match &query.place {
+        let limit = query.limit.clamp(1, OFFERS_MAX);
+        let by_price = query.sort == StaySort::Price;
+        let nights = query.check_in.days_until(query.check_out).max(0) as i64;
+        let units = query.units.max(1) as i64;
+        let floor_total = |idx: u32| {
+            let floor = self.entries[idx as usize].as_ref()?.price_floor?;
+            Some(floor.saturating_mul(nights).saturating_mul(units))
+        };
+        let mut candidates: Vec<u32> = match &query.place {
             Place::City { city, .. } => {
                 self.by_city.get(&city_key(city)).map(|set| set.iter().copied().collect()).unwrap_or_default()
             }
             Place::Near { point, radius_m } => self.cells_around(*point, *radius_m),
         };
+        if by_price {
+            // Nothing open, nothing to sell.
+            candidates.retain(|&idx| floor_total(idx).is_some());
+            candidates.sort_by_cached_key(|&idx| floor_total(idx));
+        }
         let amenities: Vec<String> = query.amenities.iter().map(|a| a.trim().to_lowercase()).collect();
         let mut offers: Vec<StayOffer<O>> = Vec::new();
+        // The `limit` lowest totals found, the dearest on top.
+        let mut cheapest: BinaryHeap<i64> = BinaryHeap::new();
         let mut runs = Vec::new();
         for idx in candidates {
+            if by_price {
+                let floor = floor_total(idx).unwrap_or(i64::MAX);
+                let beaten = cheapest.len() >= limit && cheapest.peek().is_some_and(|&dearest| floor > dearest);
+                if beaten || query.total_max_minor.is_some_and(|max| floor > max) {
+                    break;
+                }
+            }
             let Some(entry) = self.entries[idx as usize].as_ref() else { continue };
             let Some(listing) = &entry.listing else { continue };
             let Some(stay) = listing.stay() else { continue };
@@ -236,6 +277,12 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             {
                 continue;
             }
+            if by_price {
+                cheapest.push(total);
+                if cheapest.len() > limit {
+                    cheapest.pop();
+                }
+            }
             offers.push(StayOffer {
                 origin: entry.origin.clone(),
                 listing: listing.clone(),
@@ -256,7 +303,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                     .then_with(|| tie(a).cmp(&tie(b)))
             }),
         }
-        offers.truncate(query.limit.clamp(1, OFFERS_MAX));
+        offers.truncate(limit);
         offers
     }
 

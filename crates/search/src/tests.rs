@@ -319,3 +319,32 @@ fn an_overnight_bus_across_a_zone_boundary_keeps_both_local_times() {
     let change = &index.search_trips(&on("LIS", "MAD", "2027-03-27"))[0];
     assert_eq!((change.departs, change.arrives), (instant("2027-03-27T22:00"), instant("2027-03-28T00:30")));
 }
+
+/// Stopping at the price floor finds exactly what pricing every
+/// candidate finds: many listings of one city, prices and closures drawn
+/// at random, each query's first offers equal to those of a search that
+/// prices them all.
+#[test]
+fn searching_by_price_stops_early_and_finds_the_same_offers() {
+    let mut rng = caravan_model::rng::SplitMix64::new(11);
+    let mut index = SearchIndex::<Origin>::new();
+    for i in 0..400u32 {
+        let id = format!("room-{i}");
+        let origin = (i % 7) as Origin;
+        index.put_listing(&origin, &id, hotel(&id, "Lyon", 45.76, 4.83, &[]));
+        let days = (0..30).map(|n| {
+            let price = 5_000 + rng.below(20) as i64 * 1_000;
+            let day = if rng.chance(0.1) { AriDay { stop_sell: true, ..open(price, 1) } } else { open(price, 3) };
+            (d(n), day)
+        });
+        index.put_ari(&origin, &id, AriRun::encode(days));
+    }
+    for start in 0..25 {
+        for nights in [1, 3] {
+            let query = StayQuery { check_in: d(start), check_out: d(start + nights), limit: 7, ..lyon_query() };
+            let everything = index.search_stays(&StayQuery { limit: crate::stays::OFFERS_MAX, ..query.clone() });
+            assert!(everything.len() > 7);
+            assert_eq!(index.search_stays(&query), everything[..7].to_vec(), "check-in {start}, {nights} nights");
+        }
+    }
+}
