@@ -410,6 +410,10 @@ pub struct NodeStatus {
     pub records_received: u64,
     /// Received records that were new here.
     pub records_new: u64,
+    /// Records reconciliation found missing here and not fetched yet: a
+    /// new node's bootstrap still to do, as far as it knows.
+    #[serde(default)]
+    pub records_missing: u64,
     /// Replication payload bytes received: envelopes, reconciliation
     /// frames, fetched records.
     pub bytes_received: u64,

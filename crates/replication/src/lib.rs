@@ -264,6 +264,14 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.peers.len()
     }
 
+    /// Records found missing and not fetched yet, queued or asked for:
+    /// what a new node still has to fetch of what it knows about.
+    pub fn missing(&self) -> u64 {
+        // An id is assigned from the moment it is queued for a peer until
+        // that peer answers for it.
+        self.assigned.len() as u64
+    }
+
     /// Each connected peer with what it exchanged since it connected.
     pub fn peer_stats(&self) -> impl Iterator<Item = (&P, &PeerStats)> {
         self.peers.iter().map(|(peer, state)| (peer, &state.stats))

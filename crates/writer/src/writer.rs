@@ -126,10 +126,52 @@ pub struct WriterStats {
     pub actions_dropped: AtomicU64,
     /// Connected replication peers.
     pub peers: AtomicU64,
+    /// Records found missing by reconciliation and not fetched yet.
+    pub records_missing: AtomicU64,
     /// The replication core's counters, as of its last step.
     pub replication: std::sync::Mutex<caravan_replication::Counters>,
     /// What each connected peer exchanged, as of the core's last step.
     pub peer_stats: std::sync::Mutex<Vec<(String, caravan_replication::PeerStats)>>,
+}
+
+/// How often a node that is fetching what it lacks says how far it is.
+const CATCH_UP_LOG_MS: i64 = 10_000;
+
+/// The operator's view of a catch-up (a new node's bootstrap, or a
+/// return after time offline): a line every [`CATCH_UP_LOG_MS`] while
+/// records are known missing, and one when none are left.
+#[derive(Debug, Default)]
+struct CatchingUp {
+    /// When it started, and the records fetched before it.
+    since: Option<(Timestamp, u64)>,
+    last_log: Option<Timestamp>,
+}
+
+impl CatchingUp {
+    fn note(&mut self, missing: u64, fetched: u64, now: Timestamp) {
+        match (self.since, missing) {
+            (None, 0) => {}
+            (None, _) => {
+                self.since = Some((now, fetched));
+                self.last_log = Some(now);
+                tracing::info!(missing, "catching up: fetching what peers hold and this node lacks");
+            }
+            (Some((since, fetched_before)), 0) => {
+                let seconds = (now.ms() - since.ms()) as f64 / 1_000.0;
+                tracing::info!(fetched = fetched - fetched_before, seconds, "caught up");
+                *self = CatchingUp::default();
+            }
+            (Some((since, fetched_before)), _) => {
+                if self.last_log.is_some_and(|last| now.ms() - last.ms() < CATCH_UP_LOG_MS) {
+                    return;
+                }
+                self.last_log = Some(now);
+                let fetched = fetched - fetched_before;
+                let per_s = fetched as f64 * 1_000.0 / (now.ms() - since.ms()).max(1) as f64;
+                tracing::info!(fetched, missing, per_s = per_s.round(), "catching up");
+            }
+        }
+    }
 }
 
 /// The writer's state; [`Writer::run`] is the thread's body.
@@ -164,6 +206,7 @@ impl Writer {
         let mut batch: Vec<Job> = Vec::with_capacity(BATCH_MAX);
         let mut events: Vec<CheckedEvent> = Vec::new();
         let mut replication_open = true;
+        let mut catching_up = CatchingUp::default();
         loop {
             let wait = Duration::from_millis(self.next_timer_ms());
             let first = runtime.block_on(async {
@@ -213,6 +256,7 @@ impl Writer {
             self.store_applied(applies, now);
             self.run_writes(writes);
             self.replicate(std::mem::take(&mut events), now);
+            catching_up.note(self.replica.missing(), self.replica.counters().fetched, now);
         }
         self.save_catalog();
     }
@@ -265,6 +309,7 @@ impl Writer {
         }
         self.send_actions();
         self.stats.peers.store(self.replica.peer_count() as u64, Ordering::Relaxed);
+        self.stats.records_missing.store(self.replica.missing(), Ordering::Relaxed);
         *self.stats.replication.lock().expect("stats lock") = self.replica.counters().clone();
         *self.stats.peer_stats.lock().expect("stats lock") =
             self.replica.peer_stats().map(|(peer, stats)| (peer.clone(), *stats)).collect();

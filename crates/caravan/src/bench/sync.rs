@@ -299,6 +299,7 @@ mod tests {
             records_published: 10,
             records_received: received,
             records_new: new,
+            records_missing: 0,
             bytes_received: bytes,
             transport_bytes_received: bytes * 2,
             replication_lag: LagView {

@@ -36,6 +36,7 @@ impl AdminService for Node {
             records_published: stats.records_published.load(Relaxed),
             records_received: replication.records_in,
             records_new: replication.records_new,
+            records_missing: stats.records_missing.load(Relaxed),
             bytes_received: replication.bytes_in,
             transport_bytes_received: self.inner.traffic.bytes_in(),
             replication_lag: dto::LagView {
@@ -67,6 +68,11 @@ impl AdminService for Node {
                 "caravan_records_new_total",
                 "Received records that were newest in their slot.",
                 replication.records_new,
+            ),
+            Metric::gauge(
+                "caravan_records_missing",
+                "Records reconciliation found missing and not fetched yet.",
+                stats.records_missing.load(Relaxed) as f64,
             ),
             Metric::counter(
                 "caravan_records_fetched_total",

@@ -498,3 +498,31 @@ fn ids_a_full_answer_left_out_are_asked_again() {
     assert_eq!(replica.counters().reconcile_rounds, 1);
     assert_eq!(ok(store.items()).len(), 3_000);
 }
+
+/// What a new node knows it lacks is counted from the moment a round
+/// finds it until it is fetched.
+#[test]
+fn records_found_missing_are_counted_until_fetched() {
+    let (mut a, mut b) = (Replica::<u8>::new(Config::default(), 1), Replica::<u8>::new(Config::default(), 2));
+    let (mut store_a, mut store_b) = (MemoryStore::default(), MemoryStore::default());
+    for i in 0..30 {
+        ok(store_a.put(record(1, i, 1, 3), NOW));
+    }
+    a.handle_connected(2, NOW);
+    b.handle_connected(1, NOW);
+    ok(b.handle_timeout(NOW, &mut store_b));
+    assert_eq!(b.missing(), 0);
+    for action in actions(&mut b) {
+        if let Action::Send(1, message) = action {
+            ok(a.handle_message(2, message, NOW, &mut store_a));
+        }
+    }
+    for action in actions(&mut a) {
+        if let Action::Send(2, message @ Message::ReconcileReply { .. }) = action {
+            ok(b.handle_message(1, message, NOW, &mut store_b));
+        }
+    }
+    assert_eq!(b.missing(), 30, "found, asked for, not yet answered");
+    converse((&mut a, &mut store_a), (&mut b, &mut store_b), NOW);
+    assert_eq!((b.missing(), ok(store_b.items()).len()), (0, 30));
+}
