@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use caravan_test_utils::free_port;
 use serde_json::{json, Value};
 
 const EXE: &str = env!("CARGO_BIN_EXE_caravan");
@@ -24,10 +25,6 @@ struct Proc {
     p2p: String,
     bootstrap: Vec<String>,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Proc {

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use caravan_test_utils::free_port;
 use serde_json::Value;
 
 const EXE: &str = env!("CARGO_BIN_EXE_caravan");
@@ -23,10 +24,6 @@ const TOKEN: [u8; 32] = [7; 32];
 
 fn token() -> String {
     caravan_accounts::token::Secret::from_bytes(TOKEN).reveal()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A node process, killed when dropped.

@@ -60,3 +60,23 @@ pub fn bus(id: &str, seat_map: &[&str]) -> Listing {
         ..stay(id, "Vienna", 1)
     }
 }
+
+/// A loopback port for a server a test starts: below the kernel's
+/// ephemeral range (32768 and up on Linux), so no outgoing connection can
+/// take it between this choice and the server's bind, as one can a port
+/// the kernel handed out for `bind(0)`. Each test process walks its own
+/// stretch of ports, skipping any already taken.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 40) as u16 * 300;
+    loop {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = FIRST + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

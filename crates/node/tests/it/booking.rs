@@ -4,6 +4,7 @@
 
 use super::network::{eventually, node_with_fast_rounds};
 use super::*;
+use caravan_test_utils::free_port;
 
 /// A trip listing between two stops, leaving and arriving at local times
 /// (UTC+1), with `seats` seats at `fare_minor`, sold for the next 10 days.
@@ -342,10 +343,6 @@ async fn last_booking_ends(agency: &TestNode) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     state
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn at_port(port: u16, bootstrap: Vec<String>) -> caravan_net::NetConfig {
