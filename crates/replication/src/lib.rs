@@ -350,9 +350,10 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 if let Some(peer) = self.peers.get_mut(&from) {
                     if let Some(fetch) = peer.fetching.take() {
                         let served: HashSet<RecordId> = verified.iter().map(|r| r.id()).collect();
-                        let untried = untried(fetch.ids, &served);
-                        release(&mut self.assigned, untried.asked);
-                        for id in untried.ids.into_iter().rev() {
+                        let (tried, untried) = split_at_last_served(fetch.ids, &served);
+                        release(&mut self.assigned, tried);
+                        // Still assigned to this peer: asked again next.
+                        for id in untried.into_iter().rev() {
                             peer.wanted.push_front(id);
                         }
                     }
@@ -733,22 +734,15 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     }
 }
 
-/// A fetch's ids split by its answer.
-struct Untried {
-    /// Ids the peer tried: served, or no longer held (replaced since).
-    asked: Vec<RecordId>,
-    /// Ids it did not get to.
-    ids: Vec<RecordId>,
-}
-
-/// A peer serves a fetch in the order asked until its answer is full, so
-/// the ids after the last one served were not tried and are asked again.
-/// An answer with nothing served ends the fetch, so asking again always
-/// makes progress.
-fn untried(mut ids: Vec<RecordId>, served: &HashSet<RecordId>) -> Untried {
+/// A fetch's ids split by its answer: those the peer tried (served, or no
+/// longer held) and those it did not get to. A peer serves a fetch in the
+/// order asked until its answer is full, so the ids after the last one
+/// served are the untried. An answer with nothing served tried them all,
+/// so asking the untried again always makes progress.
+fn split_at_last_served(mut ids: Vec<RecordId>, served: &HashSet<RecordId>) -> (Vec<RecordId>, Vec<RecordId>) {
     let tried = ids.iter().rposition(|id| served.contains(id)).map_or(ids.len(), |last| last + 1);
-    let rest = ids.split_off(tried);
-    Untried { asked: ids, ids: rest }
+    let untried = ids.split_off(tried);
+    (ids, untried)
 }
 
 /// Ids no peer is asked for any more: another may be, at the next round.
