@@ -73,11 +73,9 @@ impl Payload {
                 if !ari.runs.is_empty() {
                     return Err(bad("runs are given packed or one by one, not both"));
                 }
-                // Unpacked, they pass the same checks as runs one by one.
                 let runs =
                     PackedRuns::unpack_bytes(&ari.packed_runs).ok_or_else(|| bad("packed runs do not decode"))?;
-                let runs: Vec<proto::AriRun> = runs.iter().map(run_to_proto).collect();
-                Ok(Payload::Ari(runs_from_proto(&runs, time.date())?))
+                Ok(Payload::Ari(check_runs(runs, time.date())?))
             }
             Kind::Withdrawal => {
                 proto::WithdrawalPayload::decode(bytes).map_err(malformed)?;
@@ -115,27 +113,42 @@ fn zone_from_proto(name: &str, utc_offset_min: i32) -> Result<caravan_model::Zon
 }
 
 fn runs_from_proto(runs: &[proto::AriRun], today: Date) -> Result<Vec<AriRun>, Rejection> {
-    if runs.len() > ARI_RUNS_MAX {
-        return Err(Rejection::FieldTooLong {
-            field: "runs",
-            reason: format!("{} runs, at most {ARI_RUNS_MAX}", runs.len()),
-        });
+    check_run_count(runs.len())?;
+    let small = |v: u32, what: &str| u16::try_from(v).map_err(|_| bad(format!("{what} {v} is too large")));
+    let runs = runs
+        .iter()
+        .map(|run| {
+            let day = AriDay {
+                available: run.available,
+                price_minor: run.price_minor,
+                min_stay: small(run.min_stay, "min_stay")?,
+                max_stay: small(run.max_stay, "max_stay")?,
+                closed_to_arrival: run.closed_to_arrival,
+                closed_to_departure: run.closed_to_departure,
+                stop_sell: run.stop_sell,
+            };
+            Ok(AriRun { start: Date::from_days(run.start_day), days: run.days, day })
+        })
+        .collect::<Result<Vec<_>, Rejection>>()?;
+    check_runs(runs, today)
+}
+
+fn check_run_count(count: usize) -> Result<(), Rejection> {
+    if count > ARI_RUNS_MAX {
+        return Err(Rejection::FieldTooLong { field: "runs", reason: format!("{count} runs, at most {ARI_RUNS_MAX}") });
     }
+    Ok(())
+}
+
+/// Every limit on a record's runs, whether they came packed or one by one.
+fn check_runs(runs: Vec<AriRun>, today: Date) -> Result<Vec<AriRun>, Rejection> {
+    check_run_count(runs.len())?;
     let first_allowed = today.add_days(-ARI_DAYS_BEFORE_MAX);
     let end_allowed = today.add_days(caravan_model::limits::HORIZON_DAYS_MAX + 1);
-    let mut out = Vec::with_capacity(runs.len());
-    let mut previous_end = first_allowed;
-    for run in runs {
-        let small = |v: u32, what: &str| u16::try_from(v).map_err(|_| bad(format!("{what} {v} is too large")));
-        let day = AriDay {
-            available: run.available,
-            price_minor: run.price_minor,
-            min_stay: small(run.min_stay, "min_stay")?,
-            max_stay: small(run.max_stay, "max_stay")?,
-            closed_to_arrival: run.closed_to_arrival,
-            closed_to_departure: run.closed_to_departure,
-            stop_sell: run.stop_sell,
-        };
+    let out_of_horizon = |date| Rejection::OutOfHorizon { date, first: first_allowed, last: end_allowed.add_days(-1) };
+    let mut previous_end = None;
+    for run in &runs {
+        let day = &run.day;
         if day.available > AVAILABLE_MAX {
             return Err(bad(format!("available {} above {AVAILABLE_MAX}", day.available)));
         }
@@ -147,39 +160,18 @@ fn runs_from_proto(runs: &[proto::AriRun], today: Date) -> Result<Vec<AriRun>, R
         }
         // Check the start before computing the end: a hostile start_day
         // near i32::MAX would overflow `start + days`.
-        let start = Date::from_days(run.start_day);
-        if start < first_allowed || start >= end_allowed {
-            return Err(Rejection::OutOfHorizon { date: start, first: first_allowed, last: end_allowed.add_days(-1) });
+        if run.start < first_allowed || run.start >= end_allowed {
+            return Err(out_of_horizon(run.start));
         }
-        let run = AriRun { start, days: run.days, day };
         if run.end() > end_allowed {
-            return Err(Rejection::OutOfHorizon {
-                date: if run.start < first_allowed { run.start } else { run.end().add_days(-1) },
-                first: first_allowed,
-                last: end_allowed.add_days(-1),
-            });
+            return Err(out_of_horizon(run.end().add_days(-1)));
         }
-        if run.start < previous_end && !out.is_empty() {
+        if previous_end.is_some_and(|end| run.start < end) {
             return Err(bad("runs must be sorted and must not overlap"));
         }
-        previous_end = run.end();
-        out.push(run);
+        previous_end = Some(run.end());
     }
-    Ok(out)
-}
-
-fn run_to_proto(run: &AriRun) -> proto::AriRun {
-    proto::AriRun {
-        start_day: run.start.days(),
-        days: run.days,
-        available: run.day.available,
-        price_minor: run.day.price_minor,
-        min_stay: run.day.min_stay.into(),
-        max_stay: run.day.max_stay.into(),
-        closed_to_arrival: run.day.closed_to_arrival,
-        closed_to_departure: run.day.closed_to_departure,
-        stop_sell: run.day.stop_sell,
-    }
+    Ok(runs)
 }
 
 fn listing_to_proto(listing: &Listing) -> proto::ListingPayload {

@@ -141,20 +141,30 @@ fn converse(a: (&mut Replica<u8>, &mut MemoryStore), b: (&mut Replica<u8>, &mut 
     panic!("the conversation did not end");
 }
 
+/// Peer 1 holding `records`, and peer 2, new, connected to it with its
+/// first round started: `(peer 1, its store, peer 2, its store)`.
+fn a_peer_and_a_new_node(
+    config: Config,
+    records: impl IntoIterator<Item = Verified<Record>>,
+) -> (Replica<u8>, MemoryStore, Replica<u8>, MemoryStore) {
+    let (mut a, mut b) = (Replica::<u8>::new(config.clone(), 1), Replica::<u8>::new(config, 2));
+    let (mut store_a, mut store_b) = (MemoryStore::default(), MemoryStore::default());
+    for record in records {
+        ok(store_a.put(record, NOW));
+    }
+    a.handle_connected(2, NOW);
+    b.handle_connected(1, NOW);
+    ok(b.handle_timeout(NOW, &mut store_b));
+    (a, store_a, b, store_b)
+}
+
 /// A node missing more than it can remember at once (a new node joining
 /// a large network) reconciles again as soon as it fetched what one round
 /// found, not a reconciliation interval later.
 #[test]
 fn a_node_missing_more_than_one_round_holds_catches_up_in_back_to_back_rounds() {
     let config = Config { fetch_ids_max: 4, wanted_max: 10, ..Config::default() };
-    let (mut a, mut b) = (Replica::<u8>::new(config.clone(), 1), Replica::<u8>::new(config, 2));
-    let (mut store_a, mut store_b) = (MemoryStore::default(), MemoryStore::default());
-    for i in 0..35 {
-        ok(store_a.put(record(1, i, 1, 3), NOW));
-    }
-    a.handle_connected(2, NOW);
-    b.handle_connected(1, NOW);
-    ok(b.handle_timeout(NOW, &mut store_b));
+    let (mut a, mut store_a, mut b, mut store_b) = a_peer_and_a_new_node(config, (0..35).map(|i| record(1, i, 1, 3)));
     // No timer fires again: every round after the first follows the fetches.
     converse((&mut a, &mut store_a), (&mut b, &mut store_b), NOW);
     assert_eq!(ok(store_b.items()).len(), 35, "four rounds of at most ten, back to back");
@@ -466,17 +476,13 @@ fn events_checked_on_other_threads_are_handled_as_if_handled_directly() {
 /// A new node with one peer holding `records` records (forty share
 /// each instant, as an origin publishes many at once), after one round.
 fn one_round_with(config: Config, records: u32) -> (Replica<u8>, MemoryStore) {
-    let (mut a, mut b) = (Replica::<u8>::new(config.clone(), 1), Replica::<u8>::new(config, 2));
-    let (mut store_a, mut store_b) = (MemoryStore::default(), MemoryStore::default());
     let key = SigningKey::from_bytes(&[5; 32]);
-    for i in 0..records {
+    let records = (0..records).map(|i| {
         let time = NOW.saturating_add_ms(-3_600_000 + (i / 40) as i64);
         let draft = Draft { key: format!("listing-{i}"), version: 1, time, payload: Payload::Ari(vec![]) };
-        ok(store_a.put(verify(sign_one(&key, &draft), NOW).unwrap(), NOW));
-    }
-    a.handle_connected(2, NOW);
-    b.handle_connected(1, NOW);
-    ok(b.handle_timeout(NOW, &mut store_b));
+        verify(sign_one(&key, &draft), NOW).unwrap()
+    });
+    let (mut a, mut store_a, mut b, mut store_b) = a_peer_and_a_new_node(config, records);
     converse((&mut a, &mut store_a), (&mut b, &mut store_b), NOW);
     (b, store_b)
 }
@@ -503,14 +509,8 @@ fn ids_a_full_answer_left_out_are_asked_again() {
 /// finds it until it is fetched.
 #[test]
 fn records_found_missing_are_counted_until_fetched() {
-    let (mut a, mut b) = (Replica::<u8>::new(Config::default(), 1), Replica::<u8>::new(Config::default(), 2));
-    let (mut store_a, mut store_b) = (MemoryStore::default(), MemoryStore::default());
-    for i in 0..30 {
-        ok(store_a.put(record(1, i, 1, 3), NOW));
-    }
-    a.handle_connected(2, NOW);
-    b.handle_connected(1, NOW);
-    ok(b.handle_timeout(NOW, &mut store_b));
+    let records = (0..30).map(|i| record(1, i, 1, 3));
+    let (mut a, mut store_a, mut b, mut store_b) = a_peer_and_a_new_node(Config::default(), records);
     assert_eq!(b.missing(), 0);
     for action in actions(&mut b) {
         if let Action::Send(1, message) = action {

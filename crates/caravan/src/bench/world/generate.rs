@@ -246,7 +246,7 @@ fn listing(origin: usize, idx: u64, chain: bool, city: &City, rng: &mut SplitMix
 fn availability(today: Date, units: u32, rng: &mut SplitMix64) -> Vec<AriRun> {
     let base = 4_000 + rng.below(26_000) as i64;
     let min_stays = rng.chance(1.0 / 3.0);
-    let mut runs = Vec::new();
+    let mut runs: Vec<AriRun> = Vec::new();
     let mut day = 0u32;
     while day < HORIZON_DAYS {
         let closed = rng.chance(CLOSED_RUN_CHANCE);
@@ -262,11 +262,14 @@ fn availability(today: Date, units: u32, rng: &mut SplitMix64) -> Vec<AriRun> {
                 ..AriDay::default()
             }
         };
-        runs.push(AriRun { start: today.add_days(day as i32), days, day: terms });
+        // Neighbours may draw equal terms: one run, as the ledger keeps them.
+        match runs.last_mut() {
+            Some(last) if last.day == terms => last.days += days,
+            _ => runs.push(AriRun { start: today.add_days(day as i32), days, day: terms }),
+        }
         day += days;
     }
-    // Neighbours may have drawn equal terms: merge them as the ledger would.
-    AriRun::encode(runs.iter().flat_map(|run| (0..run.days).map(|d| (run.start.add_days(d as i32), run.day))))
+    runs
 }
 
 /// At least one, `mean` on average.

@@ -233,8 +233,8 @@ struct Searches {
     offers: u64,
 }
 
-fn stay_url(http: SocketAddr, world: &World, rng: &mut SplitMix64) -> String {
-    let city = world.pick_city(rng);
+/// A stay search in `city` for 1-7 nights in the coming ten months.
+fn stay_url(http: SocketAddr, world: &World, city: &str, rng: &mut SplitMix64) -> String {
     let check_in = world.today.add_days(1 + rng.below(300) as i32);
     let check_out = check_in.add_days(1 + rng.below(7) as i32);
     let date = |d: caravan_model::Date| {
@@ -242,8 +242,7 @@ fn stay_url(http: SocketAddr, world: &World, rng: &mut SplitMix64) -> String {
         format!("{y:04}-{m:02}-{d:02}")
     };
     format!(
-        "http://{http}/api/v1/search/stays?city={}&check_in={}&check_out={}&guests=2",
-        city.name,
+        "http://{http}/api/v1/search/stays?city={city}&check_in={}&check_out={}&guests=2",
         date(check_in),
         date(check_out)
     )
@@ -255,7 +254,8 @@ async fn search(client: &reqwest::Client, http: SocketAddr, world: &World, count
     let mut millis = Vec::with_capacity(count as usize);
     let mut offers = 0;
     for _ in 0..count {
-        let url = stay_url(http, world, &mut rng);
+        let city = &world.pick_city(&mut rng).name;
+        let url = stay_url(http, world, city, &mut rng);
         let started = Instant::now();
         let answer: Value = client.get(&url).send().await?.error_for_status()?.json().await?;
         millis.push(started.elapsed().as_secs_f64() * 1_000.0);
@@ -270,14 +270,7 @@ async fn search(client: &reqwest::Client, http: SocketAddr, world: &World, count
 /// Waits until the node finds offers in the world's biggest city.
 async fn wait_searchable(client: &reqwest::Client, http: SocketAddr, world: &World) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut rng = SplitMix64::new(1);
-    let url = loop {
-        // A query of the biggest city that the world can answer.
-        let url = stay_url(http, world, &mut rng);
-        if url.contains(&format!("city={}&", world.cities[0].name)) {
-            break url;
-        }
-    };
+    let url = stay_url(http, world, &world.cities[0].name, &mut SplitMix64::new(1));
     loop {
         if let Ok(response) = client.get(&url).timeout(Duration::from_secs(5)).send().await {
             if let Ok(answer) = response.json::<Value>().await {
