@@ -1,7 +1,9 @@
 //! The catalog: a node's searchable view of the newest records it holds.
 //! One structure, in memory, that search, booking and the digest all read:
-//! every listing with its newest availability (the search index), every
-//! origin's contact, and the origins frozen for equivocating.
+//! the search index over every listing and its newest availability, every
+//! origin's contact, and the origins frozen for equivocating. A stay's
+//! listing and runs are not held here but read from the record store when
+//! a search prices it (`caravan_search::Shelf`).
 //!
 //! It is derived data: [`Catalog::apply`] takes what the record store says
 //! changed (a record now newest in its slot, an origin frozen), and a
@@ -15,17 +17,34 @@
 pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use caravan_model::{Contact, Listing, PackedRuns};
-use caravan_records::{Origin, Payload, Record};
-use caravan_search::SearchIndex;
+use caravan_model::Contact;
+use caravan_records::{Origin, Payload, Record, RecordId};
+use caravan_search::{Handle, SavedEntry, SearchIndex};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub index: SearchIndex<Origin>,
+    /// By the index's handles: which records each entry was built from.
+    /// The digest covers them, as the stays' listings and runs are not in
+    /// memory but in the store.
+    stamps: Vec<Stamps>,
     contacts: BTreeMap<Origin, Contact>,
     frozen: BTreeSet<Origin>,
+}
+
+/// The first half of the ids of an entry's listing and availability
+/// records (zeros: none): 32 bytes where the ids would take 64, and as
+/// good for telling catalogs apart.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug, Serialize, Deserialize)]
+pub struct Stamps {
+    listing: [u8; 16],
+    ari: [u8; 16],
+}
+
+fn stamp(id: RecordId) -> [u8; 16] {
+    id.0[..16].try_into().expect("16 of 32 bytes")
 }
 
 /// What the record store says changed.
@@ -47,20 +66,40 @@ impl Catalog {
 
     /// `record` is now the newest in its slot.
     pub fn put(&mut self, record: Record) {
-        let index = &mut self.index;
+        let id = stamp(record.id());
         match record.payload {
-            Payload::Listing(listing) => index.put_listing(&record.origin, &record.key, listing),
-            Payload::Ari(runs) => index.put_ari(&record.origin, &record.key, runs),
-            Payload::Withdrawal => index.remove(&record.origin, &record.key),
+            Payload::Listing(listing) => {
+                let handle = self.index.put_listing(&record.origin, &record.key, listing);
+                self.stamps_mut(handle).listing = id;
+            }
+            Payload::Ari(runs) => {
+                let handle = self.index.put_ari(&record.origin, &record.key, &runs);
+                self.stamps_mut(handle).ari = id;
+            }
+            Payload::Withdrawal => {
+                if let Some(handle) = self.index.remove(&record.origin, &record.key) {
+                    *self.stamps_mut(handle) = Stamps::default();
+                }
+            }
             Payload::Contact(contact) => {
                 self.contacts.insert(record.origin, contact);
             }
         }
     }
 
+    fn stamps_mut(&mut self, handle: Handle) -> &mut Stamps {
+        let at = handle as usize;
+        if at >= self.stamps.len() {
+            self.stamps.resize(at + 1, Stamps::default());
+        }
+        &mut self.stamps[at]
+    }
+
     /// Everything `origin` published goes, and it stays frozen.
     pub fn freeze(&mut self, origin: Origin) {
-        self.index.remove_origin(&origin);
+        for handle in self.index.remove_origin(&origin) {
+            *self.stamps_mut(handle) = Stamps::default();
+        }
         self.contacts.remove(&origin);
         self.frozen.insert(origin);
     }
@@ -90,24 +129,27 @@ impl Catalog {
         self.digest_input().digest()
     }
 
-    /// What the digest covers, taken quickly (listings and runs are shared,
-    /// not copied), so that the hashing can run without holding the
-    /// catalog, which the writer must lock to change it.
+    /// What the digest covers, taken without hashing, so that the hashing
+    /// can run without holding the catalog, which the writer must lock to
+    /// change it.
     pub fn digest_input(&self) -> DigestInput {
         DigestInput {
-            entries: self
-                .index
-                .entries()
-                .map(|(origin, key, listing, runs)| (*origin, key.to_owned(), listing.cloned(), runs.clone()))
-                .collect(),
+            entries: self.entries().collect(),
             contacts: self.contacts.iter().map(|(origin, contact)| (*origin, contact.clone())).collect(),
             frozen: self.frozen.iter().copied().collect(),
         }
     }
+
+    /// Every entry of the index spelled out, with the records it came from.
+    fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.index.saved().map(|(handle, origin, saved)| {
+            (*origin, saved, self.stamps.get(handle as usize).copied().unwrap_or_default())
+        })
+    }
 }
 
-/// One `(origin, key)` of the index: its listing, if described, and runs.
-type Entry = (Origin, String, Option<Arc<Listing>>, PackedRuns);
+/// One entry of the index: its origin, its contents and its records.
+type Entry = (Origin, SavedEntry, Stamps);
 
 /// A catalog's contents for [`Catalog::digest`], taken by
 /// [`Catalog::digest_input`].
@@ -121,16 +163,17 @@ pub struct DigestInput {
 
 impl DigestInput {
     pub fn digest(mut self) -> [u8; 32] {
-        self.entries.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        self.entries.sort_unstable_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"entries");
         hasher.update(&(self.entries.len() as u64).to_le_bytes());
-        for (origin, key, listing, runs) in &self.entries {
+        for (origin, entry, stamps) in &self.entries {
             hasher.update(&origin.0);
-            hash_bytes(&mut hasher, key.as_bytes());
-            hash_bytes(&mut hasher, &postcard::to_stdvec(&listing.as_deref()).expect("listings encode"));
-            // Packing is canonical: equal runs, equal bytes.
-            hash_bytes(&mut hasher, runs.bytes());
+            // Runs are packed, and packing is canonical: equal entries,
+            // equal bytes.
+            hash_bytes(&mut hasher, &postcard::to_stdvec(entry).expect("entries encode"));
+            hasher.update(&stamps.listing);
+            hasher.update(&stamps.ari);
         }
         hasher.update(b"contacts");
         hasher.update(&(self.contacts.len() as u64).to_le_bytes());

@@ -10,15 +10,17 @@
 
 use std::io::{self, Write};
 
-use caravan_model::{Contact, Listing, PackedRuns};
+use caravan_model::Contact;
 use caravan_records::Origin;
+use caravan_search::SavedEntry;
 use serde::Serialize;
 
-use crate::Catalog;
+use crate::{Catalog, Stamps};
 
 const MAGIC: &[u8; 16] = b"caravan-catalog\n";
-/// 2: runs as the catalog packs them.
-const VERSION: u32 = 2;
+/// 3: the index's entries as it spells them out (a stay's facts, not its
+/// listing and runs), with the records they came from.
+const VERSION: u32 = 3;
 const CHECKSUM_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -39,10 +41,9 @@ pub fn encode(catalog: &Catalog, mark: u64, out: impl Write) -> io::Result<()> {
     out.write_all(MAGIC)?;
     out.write_all(&VERSION.to_le_bytes())?;
     out.write_all(&mark.to_le_bytes())?;
-    let entries: Vec<_> = catalog.index.entries().collect();
-    put(&mut out, &(entries.len() as u64))?;
-    for (origin, key, listing, runs) in entries {
-        put(&mut out, &(origin.0, key, listing.map(|l| &**l), runs.bytes()))?;
+    put(&mut out, &(catalog.index.len() as u64))?;
+    for (origin, entry, stamps) in catalog.entries() {
+        put(&mut out, &(origin.0, entry, stamps))?;
     }
     put(&mut out, &(catalog.contacts.len() as u64))?;
     for (origin, contact) in &catalog.contacts {
@@ -75,14 +76,9 @@ pub fn decode(bytes: &[u8]) -> Result<(Catalog, u64), SnapshotError> {
     let mut rest = &content[header..];
     let mut catalog = Catalog::default();
     for _ in 0..take::<u64>(&mut rest)? {
-        let (origin, key, listing, runs): ([u8; 32], String, Option<Listing>, &[u8]) = take(&mut rest)?;
-        let runs = PackedRuns::from_bytes(runs).ok_or_else(|| SnapshotError::Malformed(format!("runs of {key}")))?;
-        let origin = Origin(origin);
-        if let Some(listing) = listing {
-            listing.validate().map_err(|e| SnapshotError::Malformed(format!("listing {key}: {e}")))?;
-            catalog.index.put_listing(&origin, &key, listing);
-        }
-        catalog.index.put_packed_ari(&origin, &key, runs);
+        let (origin, entry, stamps): ([u8; 32], SavedEntry, Stamps) = take(&mut rest)?;
+        let handle = catalog.index.restore(&Origin(origin), entry).map_err(SnapshotError::Malformed)?;
+        *catalog.stamps_mut(handle) = stamps;
     }
     for _ in 0..take::<u64>(&mut rest)? {
         let (origin, contact): ([u8; 32], Contact) = take(&mut rest)?;

@@ -18,6 +18,7 @@ mod group;
 pub mod identity;
 mod network;
 mod services;
+mod shelf;
 pub mod verifier;
 
 pub use caravan_booking::agency;
@@ -186,6 +187,8 @@ struct Inner {
     /// The catalog in memory (search, contacts, frozen origins), kept in
     /// step by the writer.
     catalog: Arc<RwLock<Catalog>>,
+    /// The stays' listings and runs, which the catalog leaves in the store.
+    shelf: shelf::StoreShelf,
     /// Whether admins may cut this member off from others (fault tests).
     fault_hooks: bool,
     /// Calls to peers (bookings, and the group's Raft messages), once the
@@ -266,6 +269,7 @@ impl Node {
         let group_timers = Mutex::new(Some(tokio::spawn(group.run_timers(options.publish_interval_ms as i64))));
         let ledger = group.ledger();
         let db = NodeDb::new(queue.clone(), caravan_store::open_reader(&db_path)?);
+        let shelf = shelf::StoreShelf::open(&db_path, options.clock)?;
         let booking = Arc::new(BookingService::new(BookingSetup {
             key: key.signing_key().clone(),
             group: group.clone(),
@@ -297,6 +301,7 @@ impl Node {
             traffic: Arc::default(),
             links: Arc::default(),
             catalog,
+            shelf,
             fault_hooks: options.group_fault_hooks,
             calls,
             contact: Mutex::default(),

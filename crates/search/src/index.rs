@@ -1,19 +1,33 @@
-//! The in-memory search index: every listing of every origin with its
-//! newest availability, indexed by city, by a grid of coordinates, and as a
-//! timetable of trips. It is the heart of the node's catalog, fed from
-//! the records; it can always be rebuilt from them.
+//! The in-memory search index. For every stay it keeps what a search
+//! decides on without reading the listing — its city, country, position,
+//! guests, amenities and lowest open price, ~200 bytes — indexed by city
+//! and by a grid of coordinates. The listing and its availability stay in
+//! the record store (the [`Shelf`]), read only for the candidates a search
+//! prices: a world of ten million stays fits in memory that their decoded
+//! listings and runs (~1.7 KB each) would overflow.
+//!
+//! Trips are kept whole, as a timetable: a trip search scans every
+//! departure at once. The index is fed from the records and can always be
+//! rebuilt from them.
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex};
 
-use caravan_model::{AriRun, GeoPoint, Listing, ListingDetails, PackedRuns};
+use caravan_model::{AriRun, CountryCode, GeoPoint, Listing, ListingDetails, PackedRuns};
+use hashbrown::HashTable;
+use serde::{Deserialize, Serialize};
 
+use crate::shelf::Shelf;
 use crate::stays::{distance_m, price_stay, Place, StayPrice, StayQuery, StaySort, OFFERS_MAX};
 use crate::trips::{Itinerary, Timetable, TimetableTrip, TripQuery};
 
 /// Grid cells are this many 10^-7 degrees on a side (0.5°, ~55 km).
 const CELL_E7: i32 = 5_000_000;
+
+/// An entry's name in the index: stable while the entry lives, reused
+/// once it is removed.
+pub type Handle = u32;
 
 /// One stay offer: a listing that can be sold for the query's nights.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -26,27 +40,113 @@ pub struct StayOffer<O> {
 }
 
 #[derive(Debug)]
-struct Entry<O> {
-    origin: O,
-    key: String,
-    listing: Option<Arc<Listing>>,
-    /// A year of availability is ~120 runs: packed, they take ~700 bytes
-    /// instead of ~4 KB, and a search unpacks only its candidates'.
-    runs: PackedRuns,
+struct Entry {
+    /// In `SearchIndex::origins`.
+    origin: u32,
+    key: Box<str>,
     /// The lowest nightly price of an open day: no stay costs less a
     /// night, so a search by price stops before the listings that cannot
     /// beat what it has found. `None`: nothing is open.
     price_floor: Option<i64>,
+    held: Held,
+}
+
+#[derive(Debug)]
+enum Held {
+    /// Availability whose listing has not arrived: kept until it does, as
+    /// the index cannot yet tell a stay (whose runs stay on the shelf)
+    /// from a trip (whose runs it keeps).
+    Undescribed(PackedRuns),
+    Stay(StayFacts),
+    Trip {
+        listing: Arc<Listing>,
+        runs: PackedRuns,
+    },
+}
+
+/// What a stay search filters on.
+#[derive(Debug)]
+struct StayFacts {
+    /// In `SearchIndex::cities`.
+    city: u32,
+    country: CountryCode,
+    location: GeoPoint,
+    max_guests: u32,
+    /// In `SearchIndex::amenities`, sorted.
+    amenities: Box<[u32]>,
+}
+
+/// An entry spelled out, names and all: what a catalog snapshot keeps, and
+/// what the catalog's digest covers.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SavedEntry {
+    pub key: String,
+    pub price_floor: Option<i64>,
+    pub held: SavedHeld,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum SavedHeld {
+    /// Packed runs ([`PackedRuns::bytes`]) of a listing not yet described.
+    Undescribed {
+        runs: Vec<u8>,
+    },
+    Stay {
+        city: String,
+        country: CountryCode,
+        location: GeoPoint,
+        max_guests: u32,
+        amenities: Vec<String>,
+    },
+    Trip {
+        listing: Listing,
+        runs: Vec<u8>,
+    },
+}
+
+/// Names stored once and referred to by number.
+#[derive(Debug, Default)]
+struct Names {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Names {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let name: Arc<str> = name.into();
+        let id = self.names.len() as u32;
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
 }
 
 #[derive(Debug)]
 pub struct SearchIndex<O> {
-    entries: Vec<Option<Entry<O>>>,
-    free: Vec<u32>,
-    by_key: HashMap<(O, String), u32>,
-    by_city: HashMap<String, BTreeSet<u32>>,
-    by_cell: HashMap<(i32, i32), BTreeSet<u32>>,
-    trips: BTreeSet<u32>,
+    entries: Vec<Option<Entry>>,
+    free: Vec<Handle>,
+    origins: Vec<O>,
+    origin_ids: HashMap<O, u32>,
+    /// Handles by `(origin, key)`, hashed with `hasher`; the keys
+    /// themselves are in the entries, not stored twice.
+    by_key: HashTable<Handle>,
+    hasher: RandomState,
+    cities: Names,
+    amenities: Names,
+    by_city: HashMap<u32, BTreeSet<Handle>>,
+    by_cell: HashMap<(i32, i32), BTreeSet<Handle>>,
+    trips: BTreeSet<Handle>,
     /// Rebuilt on the first trip search after the set of trips changed.
     timetable: Mutex<Option<Arc<Timetable<O>>>>,
     /// Minimum connection minutes by stop code, and for the rest.
@@ -59,7 +159,12 @@ impl<O> Default for SearchIndex<O> {
         SearchIndex {
             entries: Vec::new(),
             free: Vec::new(),
-            by_key: HashMap::new(),
+            origins: Vec::new(),
+            origin_ids: HashMap::new(),
+            by_key: HashTable::new(),
+            hasher: RandomState::new(),
+            cities: Names::default(),
+            amenities: Names::default(),
             by_city: HashMap::new(),
             by_cell: HashMap::new(),
             trips: BTreeSet::new(),
@@ -78,6 +183,14 @@ fn cell(point: GeoPoint) -> (i32, i32) {
     (point.lat_e7.div_euclid(CELL_E7), point.lon_e7.div_euclid(CELL_E7))
 }
 
+/// A stay the index could rule on alone, waiting to be priced.
+struct Candidate {
+    handle: Handle,
+    /// The floor price times the nights and units: no lower total exists.
+    floor_total: i64,
+    distance_m: Option<u32>,
+}
+
 impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     pub fn new() -> SearchIndex<O> {
         SearchIndex::default()
@@ -91,44 +204,93 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
 
     /// Listings known (with their description record).
     pub fn listing_count(&self) -> usize {
-        self.entries.iter().flatten().filter(|e| e.listing.is_some()).count()
+        self.entries.iter().flatten().filter(|e| !matches!(e.held, Held::Undescribed(_))).count()
     }
 
-    fn slot(&mut self, origin: &O, key: &str) -> u32 {
-        if let Some(&idx) = self.by_key.get(&(origin.clone(), key.to_owned())) {
-            return idx;
+    /// Entries held, described or not.
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn entry(&self, handle: Handle) -> Option<&Entry> {
+        self.entries.get(handle as usize)?.as_ref()
+    }
+
+    fn entry_mut(&mut self, handle: Handle) -> &mut Entry {
+        self.entries[handle as usize].as_mut().expect("a live handle")
+    }
+
+    fn key_hash(&self, origin: u32, key: &str) -> u64 {
+        self.hasher.hash_one((origin, key))
+    }
+
+    /// The entry `(origin, key)`, if the index holds it.
+    pub fn handle(&self, origin: &O, key: &str) -> Option<Handle> {
+        let origin = *self.origin_ids.get(origin)?;
+        let entries = &self.entries;
+        let is =
+            |&handle: &Handle| entries[handle as usize].as_ref().is_some_and(|e| e.origin == origin && &*e.key == key);
+        self.by_key.find(self.key_hash(origin, key), is).copied()
+    }
+
+    fn slot(&mut self, origin: &O, key: &str) -> Handle {
+        if let Some(handle) = self.handle(origin, key) {
+            return handle;
         }
-        let entry = Entry {
-            origin: origin.clone(),
-            key: key.to_owned(),
-            listing: None,
-            runs: PackedRuns::default(),
-            price_floor: None,
+        let origin_id = match self.origin_ids.get(origin) {
+            Some(&id) => id,
+            None => {
+                let id = self.origins.len() as u32;
+                self.origins.push(origin.clone());
+                self.origin_ids.insert(origin.clone(), id);
+                id
+            }
         };
-        let idx = match self.free.pop() {
-            Some(idx) => {
-                self.entries[idx as usize] = Some(entry);
-                idx
+        let entry = Entry {
+            origin: origin_id,
+            key: key.into(),
+            price_floor: None,
+            held: Held::Undescribed(PackedRuns::default()),
+        };
+        let handle = match self.free.pop() {
+            Some(handle) => {
+                self.entries[handle as usize] = Some(entry);
+                handle
             }
             None => {
                 self.entries.push(Some(entry));
-                (self.entries.len() - 1) as u32
+                (self.entries.len() - 1) as Handle
             }
         };
-        self.by_key.insert((origin.clone(), key.to_owned()), idx);
-        idx
+        let hash = self.key_hash(origin_id, key);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.by_key.insert_unique(hash, handle, |&other| {
+            let entry = entries[other as usize].as_ref().expect("keyed entries live");
+            hasher.hash_one((entry.origin, &*entry.key))
+        });
+        handle
     }
 
-    fn unindex(&mut self, idx: u32) {
-        let Some(listing) = self.entries[idx as usize].as_mut().and_then(|e| e.listing.take()) else { return };
-        match &listing.details {
-            ListingDetails::Stay(stay) => {
-                remove_from(&mut self.by_city, &city_key(&stay.city), idx);
-                remove_from(&mut self.by_cell, &cell(stay.location), idx);
+    /// Takes the entry out of the city, grid and trip indexes, leaving it
+    /// undescribed with the runs it kept (none for a stay: they are on the
+    /// shelf).
+    fn unindex(&mut self, handle: Handle) -> PackedRuns {
+        let entry = self.entry_mut(handle);
+        match std::mem::replace(&mut entry.held, Held::Undescribed(PackedRuns::default())) {
+            Held::Undescribed(runs) => runs,
+            Held::Stay(facts) => {
+                remove_from(&mut self.by_city, &facts.city, handle);
+                remove_from(&mut self.by_cell, &cell(facts.location), handle);
+                PackedRuns::default()
             }
-            ListingDetails::Trip(_) => {
-                self.trips.remove(&idx);
+            Held::Trip { runs, .. } => {
+                self.trips.remove(&handle);
                 self.timetable_changed();
+                runs
             }
         }
     }
@@ -138,136 +300,177 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     }
 
     /// The listing record of `(origin, key)` is now `listing`.
-    pub fn put_listing(&mut self, origin: &O, key: &str, listing: Listing) {
-        let idx = self.slot(origin, key);
-        self.unindex(idx);
-        match &listing.details {
+    ///
+    /// A stay's runs are not kept, so a key that turns from a stay into a
+    /// trip has no runs here until its next availability record.
+    pub fn put_listing(&mut self, origin: &O, key: &str, listing: Listing) -> Handle {
+        let handle = self.slot(origin, key);
+        let runs = self.unindex(handle);
+        let held = match &listing.details {
             ListingDetails::Stay(stay) => {
-                self.by_city.entry(city_key(&stay.city)).or_default().insert(idx);
-                self.by_cell.entry(cell(stay.location)).or_default().insert(idx);
+                let city = self.cities.intern(&city_key(&stay.city));
+                let mut amenities: Vec<u32> =
+                    stay.amenities.iter().map(|a| self.amenities.intern(&a.to_lowercase())).collect();
+                amenities.sort_unstable();
+                amenities.dedup();
+                self.by_city.entry(city).or_default().insert(handle);
+                self.by_cell.entry(cell(stay.location)).or_default().insert(handle);
+                Held::Stay(StayFacts {
+                    city,
+                    country: stay.country,
+                    location: stay.location,
+                    max_guests: stay.max_guests,
+                    amenities: amenities.into(),
+                })
             }
             ListingDetails::Trip(_) => {
-                self.trips.insert(idx);
+                self.trips.insert(handle);
                 self.timetable_changed();
+                Held::Trip { listing: Arc::new(listing), runs }
             }
-        }
-        self.entries[idx as usize].as_mut().expect("slot exists").listing = Some(Arc::new(listing));
+        };
+        self.entry_mut(handle).held = held;
+        handle
     }
 
     /// The availability record of `(origin, key)` is now `runs`.
-    pub fn put_ari(&mut self, origin: &O, key: &str, runs: Vec<AriRun>) {
-        self.put_packed_ari(origin, key, PackedRuns::pack(&runs));
-    }
-
-    /// As [`SearchIndex::put_ari`], with the runs packed already.
-    pub fn put_packed_ari(&mut self, origin: &O, key: &str, runs: PackedRuns) {
-        let idx = self.slot(origin, key);
-        let entry = self.entries[idx as usize].as_mut().expect("slot exists");
-        entry.price_floor =
-            runs.iter().filter(|r| !r.day.stop_sell && r.day.available > 0).map(|r| r.day.price_minor).min();
-        entry.runs = runs;
-    }
-
-    /// `(origin, key)` was withdrawn.
-    pub fn remove(&mut self, origin: &O, key: &str) {
-        if let Some(idx) = self.by_key.remove(&(origin.clone(), key.to_owned())) {
-            self.unindex(idx);
-            self.entries[idx as usize] = None;
-            self.free.push(idx);
+    pub fn put_ari(&mut self, origin: &O, key: &str, runs: &[AriRun]) -> Handle {
+        let handle = self.slot(origin, key);
+        let entry = self.entry_mut(handle);
+        entry.price_floor = price_floor(runs.iter().copied());
+        match &mut entry.held {
+            Held::Stay(_) => {}
+            // The timetable reads a trip's runs through its handle at each
+            // search: nothing cached depends on them.
+            Held::Undescribed(kept) | Held::Trip { runs: kept, .. } => *kept = PackedRuns::pack(runs),
         }
+        handle
     }
 
-    /// Everything of a frozen origin goes.
-    pub fn remove_origin(&mut self, origin: &O) {
-        let keys: Vec<String> =
-            self.entries.iter().flatten().filter(|e| &e.origin == origin).map(|e| e.key.clone()).collect();
-        for key in keys {
-            self.remove(origin, &key);
+    /// `(origin, key)` was withdrawn; its handle is free again.
+    pub fn remove(&mut self, origin: &O, key: &str) -> Option<Handle> {
+        let handle = self.handle(origin, key)?;
+        self.unindex(handle);
+        let entry = self.entries[handle as usize].take().expect("a live handle");
+        let hash = self.key_hash(entry.origin, &entry.key);
+        if let Ok(found) = self.by_key.find_entry(hash, |&other| other == handle) {
+            found.remove();
         }
+        self.free.push(handle);
+        Some(handle)
     }
 
-    /// Every `(origin, key)` the index holds, with its listing (if its
-    /// description record arrived) and availability, in no set order.
-    pub fn entries(&self) -> impl Iterator<Item = (&O, &str, Option<&Arc<Listing>>, &PackedRuns)> {
-        self.entries.iter().flatten().map(|e| (&e.origin, e.key.as_str(), e.listing.as_ref(), &e.runs))
+    /// Everything of a frozen origin goes; returns the handles freed.
+    pub fn remove_origin(&mut self, origin: &O) -> Vec<Handle> {
+        let Some(&id) = self.origin_ids.get(origin) else { return Vec::new() };
+        let keys: Vec<Box<str>> =
+            self.entries.iter().flatten().filter(|e| e.origin == id).map(|e| e.key.clone()).collect();
+        keys.iter().filter_map(|key| self.remove(origin, key)).collect()
     }
 
-    /// The listing `(origin, key)` as last published, if known.
-    pub fn listing(&self, origin: &O, key: &str) -> Option<Arc<Listing>> {
-        let idx = *self.by_key.get(&(origin.clone(), key.to_owned()))?;
-        self.entries[idx as usize].as_ref()?.listing.clone()
+    /// Every entry spelled out, with its handle and origin, in no set order.
+    pub fn saved(&self) -> impl Iterator<Item = (Handle, &O, SavedEntry)> + '_ {
+        self.entries.iter().enumerate().filter_map(|(handle, entry)| {
+            let entry = entry.as_ref()?;
+            let held = match &entry.held {
+                Held::Undescribed(runs) => SavedHeld::Undescribed { runs: runs.bytes().to_vec() },
+                Held::Stay(facts) => SavedHeld::Stay {
+                    city: self.cities.name(facts.city).to_owned(),
+                    country: facts.country,
+                    location: facts.location,
+                    max_guests: facts.max_guests,
+                    amenities: facts.amenities.iter().map(|&id| self.amenities.name(id).to_owned()).collect(),
+                },
+                Held::Trip { listing, runs } => {
+                    SavedHeld::Trip { listing: (**listing).clone(), runs: runs.bytes().to_vec() }
+                }
+            };
+            let saved = SavedEntry { key: entry.key.to_string(), price_floor: entry.price_floor, held };
+            Some((handle as Handle, &self.origins[entry.origin as usize], saved))
+        })
     }
 
-    /// The availability `(origin, key)` last published, if known.
-    pub fn runs(&self, origin: &O, key: &str) -> Option<Vec<AriRun>> {
-        let idx = *self.by_key.get(&(origin.clone(), key.to_owned()))?;
-        Some(self.entries[idx as usize].as_ref()?.runs.unpack())
-    }
-
-    /// Stays that can be sold for the query, ranked by its sort.
-    ///
-    /// By price, candidates are priced cheapest floor first, and the scan
-    /// stops once `limit` offers are found and the next candidate's floor
-    /// (its lowest nightly price times the nights and units) is above the
-    /// dearest of them: what follows can only cost more. A big city's
-    /// hundred thousand listings cost a sort, not a hundred thousand prices.
-    pub fn search_stays(&self, query: &StayQuery) -> Vec<StayOffer<O>> {
-        let limit = query.limit.clamp(1, OFFERS_MAX);
-        let by_price = query.sort == StaySort::Price;
-        let nights = query.check_in.days_until(query.check_out).max(0) as i64;
-        let units = query.units.max(1) as i64;
-        let floor_total = |idx: u32| {
-            let floor = self.entries[idx as usize].as_ref()?.price_floor?;
-            Some(floor.saturating_mul(nights).saturating_mul(units))
-        };
-        let mut candidates: Vec<u32> = match &query.place {
-            Place::City { city, .. } => {
-                self.by_city.get(&city_key(city)).map(|set| set.iter().copied().collect()).unwrap_or_default()
+    /// Puts back an entry from [`SearchIndex::saved`]; refuses one whose
+    /// runs do not unpack or whose trip listing is not valid.
+    pub fn restore(&mut self, origin: &O, saved: SavedEntry) -> Result<Handle, String> {
+        let packed = |bytes: &[u8]| PackedRuns::from_bytes(bytes).ok_or_else(|| format!("runs of {}", saved.key));
+        let handle = match &saved.held {
+            SavedHeld::Undescribed { runs } => {
+                let runs = packed(runs)?;
+                let handle = self.slot(origin, &saved.key);
+                self.entry_mut(handle).held = Held::Undescribed(runs);
+                handle
             }
-            Place::Near { point, radius_m } => self.cells_around(*point, *radius_m),
+            SavedHeld::Stay { city, country, location, max_guests, amenities } => {
+                let handle = self.slot(origin, &saved.key);
+                self.unindex(handle);
+                let city = self.cities.intern(city);
+                let mut amenities: Vec<u32> = amenities.iter().map(|a| self.amenities.intern(a)).collect();
+                amenities.sort_unstable();
+                amenities.dedup();
+                self.by_city.entry(city).or_default().insert(handle);
+                self.by_cell.entry(cell(*location)).or_default().insert(handle);
+                self.entry_mut(handle).held = Held::Stay(StayFacts {
+                    city,
+                    country: *country,
+                    location: *location,
+                    max_guests: *max_guests,
+                    amenities: amenities.into(),
+                });
+                handle
+            }
+            SavedHeld::Trip { listing, runs } => {
+                listing.validate().map_err(|e| format!("listing {}: {e}", saved.key))?;
+                let runs = packed(runs)?;
+                let handle = self.put_listing(origin, &saved.key, listing.clone());
+                if let Held::Trip { runs: kept, .. } = &mut self.entry_mut(handle).held {
+                    *kept = runs;
+                }
+                handle
+            }
         };
-        if by_price {
-            // Nothing open, nothing to sell.
-            candidates.retain(|&idx| floor_total(idx).is_some());
-            candidates.sort_by_cached_key(|&idx| floor_total(idx));
+        self.entry_mut(handle).price_floor = saved.price_floor;
+        Ok(handle)
+    }
+
+    /// Stays that can be sold for the query, ranked by its sort; their
+    /// listings and runs come from `shelf`.
+    ///
+    /// The index rules out what it can alone (place, country, guests,
+    /// amenities, nothing open, a floor above the budget) and orders the
+    /// rest so that the scan can stop early: by price, cheapest floor
+    /// first, stopping once `limit` offers are found and the next floor is
+    /// above the dearest of them; by distance, nearest first, stopping at
+    /// the first candidate farther than the `limit`-th offer. A big city's
+    /// hundred thousand stays cost a sort and a few dozen shelf reads, not
+    /// a hundred thousand.
+    pub fn search_stays(&self, query: &StayQuery, shelf: &(impl Shelf<O> + ?Sized)) -> Vec<StayOffer<O>> {
+        let limit = query.limit.clamp(1, OFFERS_MAX);
+        let mut candidates = self.stay_candidates(query);
+        match query.sort {
+            StaySort::Price => candidates.sort_unstable_by_key(|c| (c.floor_total, c.handle)),
+            StaySort::Distance => candidates.sort_unstable_by_key(|c| (c.distance_m, c.handle)),
         }
-        let amenities: Vec<String> = query.amenities.iter().map(|a| a.trim().to_lowercase()).collect();
         let mut offers: Vec<StayOffer<O>> = Vec::new();
         // The `limit` lowest totals found, the dearest on top.
         let mut cheapest: BinaryHeap<i64> = BinaryHeap::new();
-        let mut runs = Vec::new();
-        for idx in candidates {
-            if by_price {
-                let floor = floor_total(idx).unwrap_or(i64::MAX);
-                let beaten = cheapest.len() >= limit && cheapest.peek().is_some_and(|&dearest| floor > dearest);
-                if beaten || query.total_max_minor.is_some_and(|max| floor > max) {
-                    break;
+        for candidate in candidates {
+            let beaten = match query.sort {
+                StaySort::Price => {
+                    cheapest.len() >= limit && cheapest.peek().is_some_and(|&dearest| candidate.floor_total > dearest)
                 }
-            }
-            let Some(entry) = self.entries[idx as usize].as_ref() else { continue };
-            let Some(listing) = &entry.listing else { continue };
-            let Some(stay) = listing.stay() else { continue };
-            let distance = match &query.place {
-                Place::City { country, .. } => {
-                    if country.as_deref().is_some_and(|c| !c.eq_ignore_ascii_case(stay.country.as_str())) {
-                        continue;
-                    }
-                    None
-                }
-                Place::Near { point, radius_m } => {
-                    let distance = distance_m(*point, stay.location);
-                    if distance > *radius_m {
-                        continue;
-                    }
-                    Some(distance)
-                }
+                // Offers come nearest first: the `limit`-th is the farthest kept.
+                StaySort::Distance => offers.len() >= limit && offers[limit - 1].distance_m < candidate.distance_m,
             };
-            if !amenities.iter().all(|wanted| stay.amenities.iter().any(|a| a.to_lowercase() == *wanted)) {
-                continue;
+            if beaten {
+                break;
             }
-            entry.runs.unpack_until(query.check_out, &mut runs);
+            let Some(entry) = self.entry(candidate.handle) else { continue };
+            let origin = &self.origins[entry.origin as usize];
+            // Withdrawn since, or not stored yet: nothing to sell.
+            let Some((listing, runs)) = shelf.stay(origin, &entry.key) else { continue };
             let Some(price) =
-                price_stay(listing, &runs, query.check_in, query.check_out, query.units.max(1), query.guests)
+                price_stay(&listing, &runs, query.check_in, query.check_out, query.units.max(1), query.guests)
             else {
                 continue;
             };
@@ -277,17 +480,15 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             {
                 continue;
             }
-            if by_price {
-                cheapest.push(total);
-                if cheapest.len() > limit {
-                    cheapest.pop();
-                }
+            cheapest.push(total);
+            if cheapest.len() > limit {
+                cheapest.pop();
             }
             offers.push(StayOffer {
-                origin: entry.origin.clone(),
-                listing: listing.clone(),
+                origin: origin.clone(),
+                listing: Arc::new(listing),
                 price,
-                distance_m: distance,
+                distance_m: candidate.distance_m,
             });
         }
         let tie = |o: &StayOffer<O>| (o.origin.clone(), o.listing.id.clone());
@@ -305,6 +506,57 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         }
         offers.truncate(limit);
         offers
+    }
+
+    /// The stays of the query's place that the index's facts do not rule out.
+    fn stay_candidates(&self, query: &StayQuery) -> Vec<Candidate> {
+        let nights = query.check_in.days_until(query.check_out).max(0) as i64;
+        let units = query.units.max(1);
+        // An amenity no listing has: nothing matches.
+        let Some(wanted) =
+            query.amenities.iter().map(|a| self.amenities.get(&a.trim().to_lowercase())).collect::<Option<Vec<u32>>>()
+        else {
+            return Vec::new();
+        };
+        let (handles, country) = match &query.place {
+            Place::City { city, country } => {
+                let handles = self
+                    .cities
+                    .get(&city_key(city))
+                    .and_then(|id| self.by_city.get(&id))
+                    .map(|set| set.iter().copied().collect())
+                    .unwrap_or_default();
+                (handles, country.as_deref())
+            }
+            Place::Near { point, radius_m } => (self.cells_around(*point, *radius_m), None),
+        };
+        handles
+            .into_iter()
+            .filter_map(|handle| {
+                let entry = self.entry(handle)?;
+                let Held::Stay(facts) = &entry.held else { return None };
+                // Nothing open, nothing to sell.
+                let floor_total = entry.price_floor?.saturating_mul(nights).saturating_mul(units as i64);
+                if country.is_some_and(|c| !c.eq_ignore_ascii_case(facts.country.as_str()))
+                    || query.guests as u64 > facts.max_guests as u64 * units as u64
+                    || !wanted.iter().all(|id| facts.amenities.binary_search(id).is_ok())
+                    || query.total_max_minor.is_some_and(|max| floor_total > max)
+                {
+                    return None;
+                }
+                let distance_m = match &query.place {
+                    Place::City { .. } => None,
+                    Place::Near { point, radius_m } => {
+                        let distance = distance_m(*point, facts.location);
+                        if distance > *radius_m {
+                            return None;
+                        }
+                        Some(distance)
+                    }
+                };
+                Some(Candidate { handle, floor_total, distance_m })
+            })
+            .collect()
     }
 
     /// Entries in the grid cells a circle touches.
@@ -342,7 +594,10 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     pub fn search_trips(&self, query: &TripQuery) -> Vec<Itinerary<O>> {
         let timetable = self.timetable();
         timetable.search(query, &self.min_connection, self.min_connection_default, |handle, date| {
-            self.entries.get(handle as usize)?.as_ref()?.runs.find(date)
+            match &self.entry(handle)?.held {
+                Held::Trip { runs, .. } => runs.find(date),
+                _ => None,
+            }
         })
     }
 
@@ -353,12 +608,13 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                 let trips = self
                     .trips
                     .iter()
-                    .filter_map(|&idx| {
-                        let entry = self.entries[idx as usize].as_ref()?;
+                    .filter_map(|&handle| {
+                        let entry = self.entry(handle)?;
+                        let Held::Trip { listing, .. } = &entry.held else { return None };
                         Some(TimetableTrip {
-                            handle: idx,
-                            origin: entry.origin.clone(),
-                            listing: entry.listing.clone()?,
+                            handle,
+                            origin: self.origins[entry.origin as usize].clone(),
+                            listing: listing.clone(),
                         })
                     })
                     .collect();
@@ -368,9 +624,14 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     }
 }
 
-fn remove_from<K: Eq + Hash>(map: &mut HashMap<K, BTreeSet<u32>>, key: &K, idx: u32) {
+/// The lowest nightly price of an open day.
+fn price_floor(runs: impl Iterator<Item = AriRun>) -> Option<i64> {
+    runs.filter(|r| !r.day.stop_sell && r.day.available > 0).map(|r| r.day.price_minor).min()
+}
+
+fn remove_from<K: Eq + Hash>(map: &mut HashMap<K, BTreeSet<Handle>>, key: &K, handle: Handle) {
     if let Some(set) = map.get_mut(key) {
-        set.remove(&idx);
+        set.remove(&handle);
         if set.is_empty() {
             map.remove(key);
         }

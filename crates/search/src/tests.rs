@@ -48,8 +48,48 @@ fn lyon_query() -> StayQuery {
     }
 }
 
-fn stays_index() -> SearchIndex<Origin> {
-    let mut index = SearchIndex::new();
+/// An index with the shelf it reads stays from, fed alike.
+#[derive(Default)]
+struct Indexed {
+    index: SearchIndex<Origin>,
+    shelf: MemoryShelf<Origin>,
+}
+
+impl Indexed {
+    fn put_listing(&mut self, origin: &Origin, key: &str, listing: Listing) {
+        self.shelf.put_listing(origin, key, listing.clone());
+        self.index.put_listing(origin, key, listing);
+    }
+
+    fn put_ari(&mut self, origin: &Origin, key: &str, runs: Vec<AriRun>) {
+        self.index.put_ari(origin, key, &runs);
+        self.shelf.put_ari(origin, key, runs);
+    }
+
+    fn remove(&mut self, origin: &Origin, key: &str) {
+        self.index.remove(origin, key);
+        self.shelf.remove(origin, key);
+    }
+
+    fn remove_origin(&mut self, origin: &Origin) {
+        self.index.remove_origin(origin);
+    }
+
+    fn set_min_connection(&mut self, rules: BTreeMap<String, u16>, default: u16) {
+        self.index.set_min_connection(rules, default);
+    }
+
+    fn search_stays(&self, query: &StayQuery) -> Vec<StayOffer<Origin>> {
+        self.index.search_stays(query, &self.shelf)
+    }
+
+    fn search_trips(&self, query: &TripQuery) -> Vec<Itinerary<Origin>> {
+        self.index.search_trips(query)
+    }
+}
+
+fn stays_index() -> Indexed {
+    let mut index = Indexed::default();
     index.put_listing(&1, "a", hotel("a", "Lyon", 45.76, 4.83, &["wifi", "pool"]));
     index.put_ari(&1, "a", nights(0, 10, open(120_00, 3)));
     index.put_listing(&2, "b", hotel("b", "Lyon", 45.75, 4.85, &["wifi"]));
@@ -143,8 +183,8 @@ fn trip(id: &str, mode: TripMode, operator: &str, stops: Vec<Stop>) -> Listing {
 
 /// Vienna → Prague by bus (UTC+1), Prague → London by air (UTC+1 → UTC+0),
 /// London → Edinburgh overnight by train; three owners.
-fn trips_index() -> SearchIndex<Origin> {
-    let mut index = SearchIndex::new();
+fn trips_index() -> Indexed {
+    let mut index = Indexed::default();
     let bus = trip(
         "bus",
         TripMode::Bus,
@@ -272,8 +312,8 @@ fn instant(text: &str) -> Timestamp {
 }
 
 /// One daily trip listing with open seats from 2027-03-01 to 2027-11-30.
-fn daily(listing: Listing) -> SearchIndex<Origin> {
-    let mut index = SearchIndex::new();
+fn daily(listing: Listing) -> Indexed {
+    let mut index = Indexed::default();
     let key = listing.id.as_str().to_owned();
     index.put_listing(&1, &key, listing);
     index.put_ari(&1, &key, nights(day_of("2027-03-01"), day_of("2027-11-30"), open(25_00, 10)));
@@ -327,7 +367,7 @@ fn an_overnight_bus_across_a_zone_boundary_keeps_both_local_times() {
 #[test]
 fn searching_by_price_stops_early_and_finds_the_same_offers() {
     let mut rng = caravan_model::rng::SplitMix64::new(11);
-    let mut index = SearchIndex::<Origin>::new();
+    let mut index = Indexed::default();
     for i in 0..400u32 {
         let id = format!("room-{i}");
         let origin = (i % 7) as Origin;
@@ -346,5 +386,63 @@ fn searching_by_price_stops_early_and_finds_the_same_offers() {
             assert!(everything.len() > 7);
             assert_eq!(index.search_stays(&query), everything[..7].to_vec(), "check-in {start}, {nights} nights");
         }
+    }
+}
+
+/// Nearest first, the scan stops at the first stay farther than the last
+/// offer kept: the same offers as pricing every stay in the circle.
+#[test]
+fn searching_by_distance_stops_early_and_finds_the_same_offers() {
+    let mut rng = caravan_model::rng::SplitMix64::new(5);
+    let mut index = Indexed::default();
+    for i in 0..300u32 {
+        let id = format!("flat-{i}");
+        // Some share a spot, so that ties at the cut are priced too.
+        let (lat, lon) = (45.70 + rng.below(40) as f64 * 0.002, 4.80 + rng.below(40) as f64 * 0.002);
+        index.put_listing(&1, &id, hotel(&id, "Lyon", lat, lon, &[]));
+        let days: Vec<_> = (0..10)
+            .map(|n| {
+                let terms = open(5_000 + rng.below(30) as i64 * 500, 1 + rng.below(2) as u32);
+                (d(n), if rng.chance(0.2) { open(0, 0) } else { terms })
+            })
+            .collect();
+        index.put_ari(&1, &id, AriRun::encode(days));
+    }
+    let point = GeoPoint::from_degrees(45.74, 4.84).unwrap();
+    for start in 0..8 {
+        let query = StayQuery {
+            place: Place::Near { point, radius_m: 10_000 },
+            check_in: d(start),
+            check_out: d(start + 2),
+            sort: StaySort::Distance,
+            limit: 9,
+            ..lyon_query()
+        };
+        let everything = index.search_stays(&StayQuery { limit: crate::stays::OFFERS_MAX, ..query.clone() });
+        assert!(everything.len() > 9);
+        assert_eq!(index.search_stays(&query), everything[..9].to_vec(), "check-in {start}");
+    }
+}
+
+/// What `saved` spells out, `restore` puts back: the same entries spelled
+/// out again, and the same answers.
+#[test]
+fn an_index_saved_and_restored_answers_alike() {
+    let mut stays = stays_index();
+    // Availability of a listing that has not arrived yet is kept too.
+    stays.put_ari(&9, "later", nights(0, 3, open(70_00, 1)));
+    let spelled = |index: &SearchIndex<Origin>| {
+        let mut all: Vec<(Origin, SavedEntry)> = index.saved().map(|(_, origin, entry)| (*origin, entry)).collect();
+        all.sort_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
+        all
+    };
+    for original in [stays, trips_index()] {
+        let mut restored = Indexed { index: SearchIndex::new(), shelf: original.shelf.clone() };
+        for (_, origin, saved) in original.index.saved() {
+            restored.index.restore(origin, saved).unwrap();
+        }
+        assert_eq!(spelled(&restored.index), spelled(&original.index));
+        assert_eq!(restored.search_stays(&lyon_query()), original.search_stays(&lyon_query()));
+        assert_eq!(restored.search_trips(&vie_edi()), original.search_trips(&vie_edi()));
     }
 }

@@ -210,6 +210,19 @@ pub fn signed_by_id(conn: &Connection, id: &RecordId) -> Result<Option<Vec<u8>>,
     })
 }
 
+/// The encoded newest records of `key` at `origin`, one per kind (the
+/// listing and its availability, or a withdrawal), through the slot index.
+pub fn signed_of_key(conn: &Connection, origin: Origin, key: &str) -> Result<Vec<(Kind, Vec<u8>)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT kind, signed FROM records WHERE origin = ?1 AND key = ?2")?;
+    let rows = stmt.query_map(params![&origin.0[..], key], |row| Ok((row.get::<_, i64>(0)?, row.get(1)?)))?;
+    rows.map(|row| {
+        let (kind, signed) = row?;
+        let kind = Kind::from_i32(kind as i32).ok_or_else(|| StoreError::Corrupt(format!("kind {kind}")))?;
+        Ok((kind, signed))
+    })
+    .collect()
+}
+
 /// Every stored record as `(time_ms, id)`, in that order: what set
 /// reconciliation compares.
 pub fn items(conn: &Connection) -> Result<Vec<(u64, RecordId)>, StoreError> {

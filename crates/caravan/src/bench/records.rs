@@ -186,7 +186,7 @@ fn through_a_node(dir: &std::path::Path, signed: &[proto::SignedRecord]) -> anyh
         }
         let records_per_s = signed.len() as f64 / started.elapsed().as_secs_f64();
         feeding.await??;
-        let listings = node.read_catalog(|catalog| catalog.index.entries().count());
+        let listings = node.read_catalog(|catalog| catalog.index.len());
         node.shutdown().await;
 
         let snapshot = dir.join(caravan_node::CATALOG_FILE);
@@ -205,7 +205,7 @@ async fn restart(dir: &std::path::Path, listings: usize) -> anyhow::Result<f64> 
     let started = Instant::now();
     let node = Node::open(dir, NodeOptions::default()).await?;
     let opened_s = started.elapsed().as_secs_f64();
-    let held = node.read_catalog(|catalog| catalog.index.entries().count());
+    let held = node.read_catalog(|catalog| catalog.index.len());
     node.shutdown().await;
     anyhow::ensure!(held == listings, "the restarted node holds {held} of {listings} catalog entries");
     Ok(opened_s)

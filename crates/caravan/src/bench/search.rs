@@ -1,6 +1,9 @@
 //! Search latency over a large synthetic catalog, in the node's own index
-//! (`caravan_search::SearchIndex`), without HTTP: what an agency pays per
-//! query once the catalog is in memory.
+//! (`caravan_search::SearchIndex`), without HTTP or a record store: what
+//! an agency pays per query in the index itself. The stays it prices come
+//! from a shelf that generates each listing again from its number, at
+//! about the cost of decoding a stored record; `bench world` measures the
+//! node with its real store.
 //!
 //! Stays: `listings` hotel room types over `cities` cities, each with a
 //! year of availability in monthly runs (prices vary by listing and month,
@@ -17,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use caravan_model::*;
 use caravan_records::Origin;
-use caravan_search::{Place, SearchIndex, StayQuery, StaySort, TripQuery, TripSort};
+use caravan_search::{Place, SearchIndex, Shelf, StayQuery, StaySort, TripQuery, TripSort};
 
 use super::proc_stats;
 use super::{quantile, XorShift};
@@ -61,6 +64,29 @@ fn stay(idx: u32, city: u32, rng: &mut XorShift) -> Listing {
             zone: caravan_model::Zone::named("Europe/Paris").expect("a zone"),
             units: 20,
         }),
+    }
+}
+
+/// Stay `idx` of a catalog of `cities` cities: its origin, key, listing
+/// and runs, the same every time.
+fn generated_stay(idx: u32, cities: u32, today: Date) -> (Origin, String, Listing, Vec<AriRun>) {
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (idx as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let city = rng.below(cities as u64) as u32;
+    let listing = stay(idx, city, &mut rng);
+    (origin(idx % ORIGINS), format!("room-{idx}"), listing, stay_runs(today, &mut rng))
+}
+
+/// The bench's record store: each stay generated again from its key.
+struct GeneratedShelf {
+    cities: u32,
+    today: Date,
+}
+
+impl Shelf<Origin> for GeneratedShelf {
+    fn stay(&self, _origin: &Origin, key: &str) -> Option<(Listing, Vec<AriRun>)> {
+        let idx = key.strip_prefix("room-")?.parse().ok()?;
+        let (_, _, listing, runs) = generated_stay(idx, self.cities, self.today);
+        Some((listing, runs))
     }
 }
 
@@ -145,12 +171,11 @@ pub fn run(args: &SearchBench) -> anyhow::Result<Map<String, Value>> {
     let started = Instant::now();
     let mut index: SearchIndex<Origin> = SearchIndex::new();
     for idx in 0..args.listings {
-        let city = rng.below(args.cities as u64) as u32;
-        let owner = origin(idx % ORIGINS);
-        let key = format!("room-{idx}");
-        index.put_listing(&owner, &key, stay(idx, city, &mut rng));
-        index.put_ari(&owner, &key, stay_runs(today, &mut rng));
+        let (owner, key, listing, runs) = generated_stay(idx, args.cities, today);
+        index.put_listing(&owner, &key, listing);
+        index.put_ari(&owner, &key, &runs);
     }
+    let shelf = GeneratedShelf { cities: args.cities, today };
     for idx in 0..args.departures {
         let owner = origin(idx % ORIGINS);
         let key = format!("trip-{idx}");
@@ -160,7 +185,7 @@ pub fn run(args: &SearchBench) -> anyhow::Result<Map<String, Value>> {
             price_minor: 1_000 + rng.below(9_000) as i64,
             ..AriDay::default()
         };
-        index.put_ari(&owner, &key, vec![AriRun { start: today, days: TRIP_DAYS as u32, day }]);
+        index.put_ari(&owner, &key, &[AriRun { start: today, days: TRIP_DAYS as u32, day }]);
     }
     let load_s = started.elapsed().as_secs_f64();
     let rss_after = proc_stats::peak_rss_mb(std::process::id()).unwrap_or(0.0);
@@ -190,7 +215,7 @@ pub fn run(args: &SearchBench) -> anyhow::Result<Map<String, Value>> {
             limit: 20,
         };
         let started = Instant::now();
-        offers_found += index.search_stays(&query).len();
+        offers_found += index.search_stays(&query, &shelf).len();
         stay_ms.push(millis(started));
     }
 

@@ -4,8 +4,10 @@
 
 use caravan_catalog::{snapshot, Catalog, Change};
 use caravan_model::*;
+use caravan_records::Origin;
 use caravan_records::{sign_bundle, sign_one, verify, verify_batch, Draft, Payload, Record, Verified};
 use caravan_replication::{MemoryStore, Put, RecordStore};
+use caravan_search::{MemoryShelf, Place, StayQuery, StaySort};
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
@@ -87,14 +89,39 @@ fn delivered(records: &[Verified<Record>]) -> (MemoryStore, Catalog) {
     (store, catalog)
 }
 
+/// The store's newest listings and runs, as the node's shelf reads them.
+fn shelf(store: &MemoryStore) -> MemoryShelf<Origin> {
+    let mut shelf = MemoryShelf::default();
+    for record in store.records() {
+        match &record.payload {
+            Payload::Listing(listing) => shelf.put_listing(&record.origin, &record.key, listing.clone()),
+            Payload::Ari(runs) => shelf.put_ari(&record.origin, &record.key, runs.clone()),
+            _ => {}
+        }
+    }
+    shelf
+}
+
 #[test]
 fn the_catalog_holds_the_newest_of_each_listing() {
-    let (_, catalog) = delivered(&history());
+    let (store, catalog) = delivered(&history());
     assert_eq!(catalog.listing_count(), 7, "venice-1 and six in Milan; venice-2 withdrawn, rome frozen");
     assert_eq!(catalog.contact_count(), 1);
-    let hotel = SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes();
-    let runs = catalog.index.runs(&caravan_records::Origin(hotel), "venice-1").unwrap();
-    assert_eq!(runs[0].day.price_minor, 21_000, "the newer availability replaced the older");
+    let venice = StayQuery {
+        place: Place::City { city: "Venice".into(), country: None },
+        check_in: NOW.date(),
+        check_out: NOW.date().add_days(1),
+        guests: 1,
+        units: 1,
+        total_min_minor: None,
+        total_max_minor: None,
+        amenities: Vec::new(),
+        sort: StaySort::Price,
+        limit: 10,
+    };
+    let offers = catalog.index.search_stays(&venice, &shelf(&store));
+    let found: Vec<(&str, i64)> = offers.iter().map(|o| (o.listing.id.as_str(), o.price.total.amount_minor)).collect();
+    assert_eq!(found, vec![("venice-1", 21_000)], "the newer availability replaced the older; venice-2 is withdrawn");
     assert!(catalog.is_frozen(&caravan_records::Origin(SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes())));
 }
 

@@ -1,5 +1,5 @@
-//! The catalog service: searches and reads of the in-memory catalog the
-//! writer keeps in step with the stored records.
+//! The catalog service: searches of the in-memory catalog the writer keeps
+//! in step with the stored records, and reads of the stored listings.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use crate::Node;
 
 impl CatalogService for Node {
     fn search_stays(&self, query: &StayQuery) -> Vec<StayOffer<Origin>> {
-        self.read_catalog(|catalog| catalog.index.search_stays(query))
+        self.read_catalog(|catalog| catalog.index.search_stays(query, &self.inner.shelf))
     }
 
     fn search_trips(&self, query: &TripQuery) -> Vec<Itinerary<Origin>> {
@@ -20,10 +20,10 @@ impl CatalogService for Node {
     }
 
     fn listing(&self, origin: &Origin, id: &str) -> Option<Arc<Listing>> {
-        self.read_catalog(|catalog| catalog.index.listing(origin, id))
+        self.inner.shelf.listing(origin, id).map(Arc::new)
     }
 
     fn runs(&self, origin: &Origin, id: &str) -> Option<Vec<AriRun>> {
-        self.read_catalog(|catalog| catalog.index.runs(origin, id))
+        self.inner.shelf.runs(origin, id)
     }
 }

@@ -56,10 +56,11 @@ async fn network(rooms: u32, seats: u32) -> Network {
     trip(&bus, "bus-1", "bus", ["GVA", "LYS"], ["08:00", "10:00"], seats, 2_500).await;
     trip(&airline, "fl-1", "flight", ["LYS", "ANC"], ["12:00", "13:00"], seats, 9_000).await;
     let node = agency.node.clone();
-    // Listings, availabilities and contacts (four: the agency publishes its own too).
+    // Listings, availabilities with an open day, and contacts (four: the
+    // agency publishes its own too).
     let counts = || {
         node.read_catalog(|catalog| {
-            let availabilities = catalog.index.entries().filter(|(.., runs)| !runs.is_empty()).count();
+            let availabilities = catalog.index.saved().filter(|(.., entry)| entry.price_floor.is_some()).count();
             [catalog.listing_count(), availabilities, catalog.contact_count()]
         })
     };

@@ -152,10 +152,10 @@ pub fn init_node(dir: &std::path::Path) {
 
 /// Rooms left on `night` in the first availability a node's catalog holds.
 pub fn available_on(node: &Node, night: caravan_model::Date) -> Option<u32> {
-    node.read_catalog(|catalog| {
-        let (.., runs) = catalog.index.entries().find(|(.., runs)| !runs.is_empty())?;
-        runs.find(night).map(|day| day.available)
-    })
+    use caravan_api::CatalogService;
+    let keys: Vec<_> = node.read_catalog(|catalog| catalog.index.saved().map(|(_, o, e)| (*o, e.key)).collect());
+    let runs = keys.iter().find_map(|(origin, key)| node.runs(origin, key))?;
+    caravan_model::AriRun::find(&runs, night).map(|day| day.available)
 }
 
 /// The date `offset` days from today, as the API writes it.
