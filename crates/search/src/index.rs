@@ -374,13 +374,20 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             let entry = entry.as_ref()?;
             let held = match &entry.held {
                 Held::Undescribed(runs) => SavedHeld::Undescribed { runs: runs.bytes().to_vec() },
-                Held::Stay(facts) => SavedHeld::Stay {
-                    city: self.cities.name(facts.city).to_owned(),
-                    country: facts.country,
-                    location: facts.location,
-                    max_guests: facts.max_guests,
-                    amenities: facts.amenities.iter().map(|&id| self.amenities.name(id).to_owned()).collect(),
-                },
+                Held::Stay(facts) => {
+                    // Ids follow the order names were first seen, which
+                    // differs between nodes: names are sorted instead.
+                    let mut amenities: Vec<String> =
+                        facts.amenities.iter().map(|&id| self.amenities.name(id).to_owned()).collect();
+                    amenities.sort_unstable();
+                    SavedHeld::Stay {
+                        city: self.cities.name(facts.city).to_owned(),
+                        country: facts.country,
+                        location: facts.location,
+                        max_guests: facts.max_guests,
+                        amenities,
+                    }
+                }
                 Held::Trip { listing, runs } => {
                     SavedHeld::Trip { listing: (**listing).clone(), runs: runs.bytes().to_vec() }
                 }

@@ -13,8 +13,16 @@ use proptest::prelude::*;
 
 const NOW: Timestamp = Timestamp(1_893_456_000_000);
 
+/// Listings with amenities named in different orders, so that the index
+/// meets the names in an order that depends on the order of delivery.
 fn listing(id: &str, city: &str) -> Listing {
-    caravan_test_utils::stay(id, city, 9)
+    let mut listing = caravan_test_utils::stay(id, city, 9);
+    if let ListingDetails::Stay(stay) = &mut listing.details {
+        let names = ["wifi", "pool", "spa", "parking"];
+        let first = id.len() % names.len();
+        stay.amenities = names.iter().cycle().skip(first).take(3).map(|a| a.to_string()).collect();
+    }
+    listing
 }
 
 fn ari(available: u32, price: i64) -> Payload {
