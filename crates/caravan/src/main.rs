@@ -22,7 +22,7 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
         .init();
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -226,7 +226,11 @@ fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        caravan_node::run(&data_dir, &config, listener, shutdown).await.context("running the node")
+        let node = caravan_node::start(&data_dir, &config).await.context("starting the node")?;
+        let progress = tokio::spawn(progress::catch_up(node.stats().clone()));
+        let served = caravan_node::serve(node, listener, shutdown).await.context("running the node");
+        progress.abort();
+        served
     })
 }
 

@@ -338,7 +338,9 @@ impl Node {
         self.inner.actions.lock().expect("actions lock").take()
     }
 
-    pub fn stats(&self) -> &WriterStats {
+    /// The writer's counters; clone the `Arc` to watch them beyond the
+    /// node's life.
+    pub fn stats(&self) -> &Arc<WriterStats> {
         &self.inner.stats
     }
 
@@ -472,16 +474,22 @@ fn wall_clock() -> Timestamp {
     Timestamp(since_epoch.as_millis() as i64)
 }
 
-/// Runs a node on `listener` until `shutdown` resolves: serves the API,
-/// then drains the writer before returning.
+/// Runs a node on `listener` until `shutdown` resolves: [`start`], then
+/// [`serve`].
 pub async fn run(
     data_dir: &Path,
     config: &Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
+    serve(start(data_dir, config).await?, listener, shutdown).await
+}
+
+/// Opens the node in `data_dir`, starts its network as configured and
+/// resumes its bookings.
+pub async fn start(data_dir: &Path, config: &Config) -> Result<Node, NodeError> {
     let node = Node::open(data_dir, config.into()).await?;
-    tracing::info!(origin = %node.origin(), http = %listener.local_addr()?, "node running");
+    tracing::info!(origin = %node.origin(), "node running");
     if !config.p2p.listen.is_empty() || !config.p2p.bootstrap.is_empty() {
         let net = caravan_net::NetConfig {
             listen: config.p2p.listen.clone(),
@@ -499,6 +507,18 @@ pub async fn run(
         Ok(resumed) => tracing::info!(resumed, "bookings resumed"),
         Err(error) => tracing::error!(%error, "bookings not resumed"),
     }
+    Ok(node)
+}
+
+/// Serves a started node's API on `listener` until `shutdown` resolves,
+/// then drains the writer before returning. Other clones of `node` must
+/// be dropped by then, or the writer cannot stop.
+pub async fn serve(
+    node: Node,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    tracing::info!(http = %listener.local_addr()?, "serving the API");
     let (writer_died_tx, writer_died) = tokio::sync::oneshot::channel();
     let stop = {
         let node = node.clone();
