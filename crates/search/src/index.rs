@@ -144,7 +144,9 @@ pub struct SearchIndex<O> {
     hasher: RandomState,
     cities: Names,
     amenities: Names,
-    by_city: HashMap<u32, BTreeSet<Handle>>,
+    /// A city's stays by price floor (none: last), so that a search by
+    /// price walks them cheapest first, without sorting the city.
+    by_city: HashMap<u32, BTreeSet<(i64, Handle)>>,
     by_cell: HashMap<(i32, i32), BTreeSet<Handle>>,
     trips: BTreeSet<Handle>,
     /// Rebuilt on the first trip search after the set of trips changed.
@@ -181,6 +183,23 @@ fn city_key(city: &str) -> String {
 
 fn cell(point: GeoPoint) -> (i32, i32) {
     (point.lat_e7.div_euclid(CELL_E7), point.lon_e7.div_euclid(CELL_E7))
+}
+
+/// Where a stay sits in its city's set: by its floor, none last.
+fn floor_key(floor: Option<i64>) -> i64 {
+    floor.unwrap_or(i64::MAX)
+}
+
+/// What the index checks of a stay query by itself.
+struct Filter<'q> {
+    place: &'q Place,
+    country: Option<&'q str>,
+    nights: i64,
+    units: u32,
+    guests: u32,
+    /// Interned, lower case.
+    amenities: Vec<u32>,
+    total_max_minor: Option<i64>,
 }
 
 /// A stay the index could rule on alone, waiting to be priced.
@@ -280,11 +299,12 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// shelf).
     fn unindex(&mut self, handle: Handle) -> PackedRuns {
         let entry = self.entry_mut(handle);
+        let floor = floor_key(entry.price_floor);
         match std::mem::replace(&mut entry.held, Held::Undescribed(PackedRuns::default())) {
             Held::Undescribed(runs) => runs,
             Held::Stay(facts) => {
-                remove_from(&mut self.by_city, &facts.city, handle);
-                remove_from(&mut self.by_cell, &cell(facts.location), handle);
+                remove_from(&mut self.by_city, &facts.city, &(floor, handle));
+                remove_from(&mut self.by_cell, &cell(facts.location), &handle);
                 PackedRuns::default()
             }
             Held::Trip { runs, .. } => {
@@ -313,7 +333,8 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                     stay.amenities.iter().map(|a| self.amenities.intern(&a.to_lowercase())).collect();
                 amenities.sort_unstable();
                 amenities.dedup();
-                self.by_city.entry(city).or_default().insert(handle);
+                let floor = floor_key(self.entry_mut(handle).price_floor);
+                self.by_city.entry(city).or_default().insert((floor, handle));
                 self.by_cell.entry(cell(stay.location)).or_default().insert(handle);
                 Held::Stay(StayFacts {
                     city,
@@ -336,10 +357,18 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// The availability record of `(origin, key)` is now `runs`.
     pub fn put_ari(&mut self, origin: &O, key: &str, runs: &[AriRun]) -> Handle {
         let handle = self.slot(origin, key);
-        let entry = self.entry_mut(handle);
+        let entry = self.entries[handle as usize].as_mut().expect("a live handle");
+        let before = floor_key(entry.price_floor);
         entry.price_floor = price_floor(runs.iter().copied());
+        let after = floor_key(entry.price_floor);
         match &mut entry.held {
-            Held::Stay(_) => {}
+            Held::Stay(facts) => {
+                if before != after {
+                    let set = self.by_city.get_mut(&facts.city).expect("an indexed stay's city");
+                    set.remove(&(before, handle));
+                    set.insert((after, handle));
+                }
+            }
             // The timetable reads a trip's runs through its handle at each
             // search: nothing cached depends on them.
             Held::Undescribed(kept) | Held::Trip { runs: kept, .. } => *kept = PackedRuns::pack(runs),
@@ -401,21 +430,17 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// runs do not unpack or whose trip listing is not valid.
     pub fn restore(&mut self, origin: &O, saved: SavedEntry) -> Result<Handle, String> {
         let packed = |bytes: &[u8]| PackedRuns::from_bytes(bytes).ok_or_else(|| format!("runs of {}", saved.key));
-        let handle = match &saved.held {
-            SavedHeld::Undescribed { runs } => {
-                let runs = packed(runs)?;
-                let handle = self.slot(origin, &saved.key);
-                self.entry_mut(handle).held = Held::Undescribed(runs);
-                handle
-            }
+        let handle = self.slot(origin, &saved.key);
+        self.unindex(handle);
+        self.entry_mut(handle).price_floor = saved.price_floor;
+        match &saved.held {
+            SavedHeld::Undescribed { runs } => self.entry_mut(handle).held = Held::Undescribed(packed(runs)?),
             SavedHeld::Stay { city, country, location, max_guests, amenities } => {
-                let handle = self.slot(origin, &saved.key);
-                self.unindex(handle);
                 let city = self.cities.intern(city);
                 let mut amenities: Vec<u32> = amenities.iter().map(|a| self.amenities.intern(a)).collect();
                 amenities.sort_unstable();
                 amenities.dedup();
-                self.by_city.entry(city).or_default().insert(handle);
+                self.by_city.entry(city).or_default().insert((floor_key(saved.price_floor), handle));
                 self.by_cell.entry(cell(*location)).or_default().insert(handle);
                 self.entry_mut(handle).held = Held::Stay(StayFacts {
                     city,
@@ -424,19 +449,16 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                     max_guests: *max_guests,
                     amenities: amenities.into(),
                 });
-                handle
             }
             SavedHeld::Trip { listing, runs } => {
                 listing.validate().map_err(|e| format!("listing {}: {e}", saved.key))?;
                 let runs = packed(runs)?;
-                let handle = self.put_listing(origin, &saved.key, listing.clone());
+                self.put_listing(origin, &saved.key, listing.clone());
                 if let Held::Trip { runs: kept, .. } = &mut self.entry_mut(handle).held {
                     *kept = runs;
                 }
-                handle
             }
-        };
-        self.entry_mut(handle).price_floor = saved.price_floor;
+        }
         Ok(handle)
     }
 
@@ -444,20 +466,35 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// listings and runs come from `shelf`.
     ///
     /// The index rules out what it can alone (place, country, guests,
-    /// amenities, nothing open, a floor above the budget) and orders the
-    /// rest so that the scan can stop early: by price, cheapest floor
-    /// first, stopping once `limit` offers are found and the next floor is
-    /// above the dearest of them; by distance, nearest first, stopping at
-    /// the first candidate farther than the `limit`-th offer. A big city's
-    /// hundred thousand stays cost a sort and a few dozen shelf reads, not
-    /// a hundred thousand.
+    /// amenities, nothing open, a floor above the budget) and takes the
+    /// rest in an order that lets the scan stop early: by price, cheapest
+    /// floor first, stopping once `limit` offers are found and the next
+    /// floor is above the dearest of them; by distance, nearest first,
+    /// stopping at the first candidate farther than the `limit`-th offer.
+    /// A city's stays are kept in floor order, so even a city of a million
+    /// stays costs a few dozen candidates and shelf reads, not a sort.
     pub fn search_stays(&self, query: &StayQuery, shelf: &(impl Shelf<O> + ?Sized)) -> Vec<StayOffer<O>> {
         let limit = query.limit.clamp(1, OFFERS_MAX);
-        let mut candidates = self.stay_candidates(query);
-        match query.sort {
-            StaySort::Price => candidates.sort_unstable_by_key(|c| (c.floor_total, c.handle)),
-            StaySort::Distance => candidates.sort_unstable_by_key(|c| (c.distance_m, c.handle)),
-        }
+        let Some(filter) = self.filter(query) else { return Vec::new() };
+        let candidates: Box<dyn Iterator<Item = Candidate> + '_> = match &query.place {
+            // No distances in a city: whatever the sort, the floor order.
+            Place::City { city, .. } => {
+                let set = self.cities.get(&city_key(city)).and_then(|id| self.by_city.get(&id));
+                Box::new(set.into_iter().flatten().filter_map(move |&(_, handle)| self.candidate(handle, &filter)))
+            }
+            Place::Near { point, radius_m } => {
+                let mut around: Vec<Candidate> = self
+                    .cells_around(*point, *radius_m)
+                    .into_iter()
+                    .filter_map(|handle| self.candidate(handle, &filter))
+                    .collect();
+                match query.sort {
+                    StaySort::Price => around.sort_unstable_by_key(|c| (c.floor_total, c.handle)),
+                    StaySort::Distance => around.sort_unstable_by_key(|c| (c.distance_m, c.handle)),
+                }
+                Box::new(around.into_iter())
+            }
+        };
         let mut offers: Vec<StayOffer<O>> = Vec::new();
         // The `limit` lowest totals found, the dearest on top.
         let mut cheapest: BinaryHeap<i64> = BinaryHeap::new();
@@ -515,55 +552,50 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         offers
     }
 
-    /// The stays of the query's place that the index's facts do not rule out.
-    fn stay_candidates(&self, query: &StayQuery) -> Vec<Candidate> {
-        let nights = query.check_in.days_until(query.check_out).max(0) as i64;
-        let units = query.units.max(1);
-        // An amenity no listing has: nothing matches.
-        let Some(wanted) =
-            query.amenities.iter().map(|a| self.amenities.get(&a.trim().to_lowercase())).collect::<Option<Vec<u32>>>()
-        else {
-            return Vec::new();
+    /// What of `query` the index checks by itself; `None` if it names an
+    /// amenity no listing has.
+    fn filter<'q>(&self, query: &'q StayQuery) -> Option<Filter<'q>> {
+        let amenities =
+            query.amenities.iter().map(|a| self.amenities.get(&a.trim().to_lowercase())).collect::<Option<_>>()?;
+        let country = match &query.place {
+            Place::City { country, .. } => country.as_deref(),
+            Place::Near { .. } => None,
         };
-        let (handles, country) = match &query.place {
-            Place::City { city, country } => {
-                let handles = self
-                    .cities
-                    .get(&city_key(city))
-                    .and_then(|id| self.by_city.get(&id))
-                    .map(|set| set.iter().copied().collect())
-                    .unwrap_or_default();
-                (handles, country.as_deref())
-            }
-            Place::Near { point, radius_m } => (self.cells_around(*point, *radius_m), None),
-        };
-        handles
-            .into_iter()
-            .filter_map(|handle| {
-                let entry = self.entry(handle)?;
-                let Held::Stay(facts) = &entry.held else { return None };
-                // Nothing open, nothing to sell.
-                let floor_total = entry.price_floor?.saturating_mul(nights).saturating_mul(units as i64);
-                if country.is_some_and(|c| !c.eq_ignore_ascii_case(facts.country.as_str()))
-                    || query.guests as u64 > facts.max_guests as u64 * units as u64
-                    || !wanted.iter().all(|id| facts.amenities.binary_search(id).is_ok())
-                    || query.total_max_minor.is_some_and(|max| floor_total > max)
-                {
+        Some(Filter {
+            place: &query.place,
+            country,
+            nights: query.check_in.days_until(query.check_out).max(0) as i64,
+            units: query.units.max(1),
+            guests: query.guests,
+            amenities,
+            total_max_minor: query.total_max_minor,
+        })
+    }
+
+    /// The stay `handle`, unless its facts rule it out.
+    fn candidate(&self, handle: Handle, filter: &Filter) -> Option<Candidate> {
+        let entry = self.entry(handle)?;
+        let Held::Stay(facts) = &entry.held else { return None };
+        // Nothing open, nothing to sell.
+        let floor_total = entry.price_floor?.saturating_mul(filter.nights).saturating_mul(filter.units as i64);
+        if filter.country.is_some_and(|c| !c.eq_ignore_ascii_case(facts.country.as_str()))
+            || filter.guests as u64 > facts.max_guests as u64 * filter.units as u64
+            || !filter.amenities.iter().all(|id| facts.amenities.binary_search(id).is_ok())
+            || filter.total_max_minor.is_some_and(|max| floor_total > max)
+        {
+            return None;
+        }
+        let distance_m = match filter.place {
+            Place::City { .. } => None,
+            Place::Near { point, radius_m } => {
+                let distance = distance_m(*point, facts.location);
+                if distance > *radius_m {
                     return None;
                 }
-                let distance_m = match &query.place {
-                    Place::City { .. } => None,
-                    Place::Near { point, radius_m } => {
-                        let distance = distance_m(*point, facts.location);
-                        if distance > *radius_m {
-                            return None;
-                        }
-                        Some(distance)
-                    }
-                };
-                Some(Candidate { handle, floor_total, distance_m })
-            })
-            .collect()
+                Some(distance)
+            }
+        };
+        Some(Candidate { handle, floor_total, distance_m })
     }
 
     /// Entries in the grid cells a circle touches.
@@ -636,9 +668,9 @@ fn price_floor(runs: impl Iterator<Item = AriRun>) -> Option<i64> {
     runs.filter(|r| !r.day.stop_sell && r.day.available > 0).map(|r| r.day.price_minor).min()
 }
 
-fn remove_from<K: Eq + Hash>(map: &mut HashMap<K, BTreeSet<Handle>>, key: &K, handle: Handle) {
+fn remove_from<K: Eq + Hash, T: Ord>(map: &mut HashMap<K, BTreeSet<T>>, key: &K, item: &T) {
     if let Some(set) = map.get_mut(key) {
-        set.remove(&handle);
+        set.remove(item);
         if set.is_empty() {
             map.remove(key);
         }

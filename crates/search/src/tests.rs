@@ -368,25 +368,44 @@ fn an_overnight_bus_across_a_zone_boundary_keeps_both_local_times() {
 fn searching_by_price_stops_early_and_finds_the_same_offers() {
     let mut rng = caravan_model::rng::SplitMix64::new(11);
     let mut index = Indexed::default();
+    let days = |rng: &mut caravan_model::rng::SplitMix64| {
+        let days: Vec<_> = (0..30)
+            .map(|n| {
+                let price = 5_000 + rng.below(20) as i64 * 1_000;
+                let day = if rng.chance(0.1) { AriDay { stop_sell: true, ..open(price, 1) } } else { open(price, 3) };
+                (d(n), day)
+            })
+            .collect();
+        AriRun::encode(days)
+    };
     for i in 0..400u32 {
         let id = format!("room-{i}");
         let origin = (i % 7) as Origin;
         index.put_listing(&origin, &id, hotel(&id, "Lyon", 45.76, 4.83, &[]));
-        let days = (0..30).map(|n| {
-            let price = 5_000 + rng.below(20) as i64 * 1_000;
-            let day = if rng.chance(0.1) { AriDay { stop_sell: true, ..open(price, 1) } } else { open(price, 3) };
-            (d(n), day)
-        });
-        index.put_ari(&origin, &id, AriRun::encode(days));
+        index.put_ari(&origin, &id, days(&mut rng));
     }
-    for start in 0..25 {
-        for nights in [1, 3] {
-            let query = StayQuery { check_in: d(start), check_out: d(start + nights), limit: 7, ..lyon_query() };
-            let everything = index.search_stays(&StayQuery { limit: crate::stays::OFFERS_MAX, ..query.clone() });
-            assert!(everything.len() > 7);
-            assert_eq!(index.search_stays(&query), everything[..7].to_vec(), "check-in {start}, {nights} nights");
+    let same_offers = |index: &Indexed| {
+        for start in 0..25 {
+            for nights in [1, 3] {
+                let query = StayQuery { check_in: d(start), check_out: d(start + nights), limit: 7, ..lyon_query() };
+                let everything = index.search_stays(&StayQuery { limit: crate::stays::OFFERS_MAX, ..query.clone() });
+                assert!(everything.len() > 7);
+                assert_eq!(index.search_stays(&query), everything[..7].to_vec(), "check-in {start}, {nights} nights");
+            }
         }
+    };
+    same_offers(&index);
+    // New prices move stays within their city's order; availability that
+    // comes before its listing takes its place when the listing arrives.
+    for i in (0..400u32).step_by(3) {
+        index.put_ari(&((i % 7) as Origin), &format!("room-{i}"), days(&mut rng));
     }
+    for i in 400..450u32 {
+        let id = format!("room-{i}");
+        index.put_ari(&0, &id, days(&mut rng));
+        index.put_listing(&0, &id, hotel(&id, "Lyon", 45.76, 4.83, &[]));
+    }
+    same_offers(&index);
 }
 
 /// Nearest first, the scan stops at the first stay farther than the last
