@@ -227,10 +227,12 @@ fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         };
         let node = caravan_node::start(&data_dir, &config).await.context("starting the node")?;
-        let progress = tokio::spawn(progress::catch_up(node.stats().clone()));
-        let served = caravan_node::serve(node, listener, shutdown).await.context("running the node");
-        progress.abort();
-        served
+        let catching_up = progress::catch_up(node.stats().clone());
+        // The bar follows the node for as long as it serves.
+        tokio::select! {
+            served = caravan_node::serve(node, listener, shutdown) => served.context("running the node"),
+            never = catching_up => match never {},
+        }
     })
 }
 

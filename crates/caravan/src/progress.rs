@@ -94,8 +94,8 @@ const CATCH_UP_POLL: Duration = Duration::from_millis(500);
 /// Draws a bar while `node` fetches records its peers hold and it lacks
 /// (a new node's bootstrap, or a return after time offline): records
 /// fetched out of those known missing, with the rate and what is left.
-/// Runs until the task is dropped.
-pub async fn catch_up(stats: std::sync::Arc<caravan_node::WriterStats>) {
+/// Never ends: drop it when the node stops.
+pub async fn catch_up(stats: std::sync::Arc<caravan_node::WriterStats>) -> std::convert::Infallible {
     use std::sync::atomic::Ordering::Relaxed;
     let fetched = || stats.replication.lock().expect("stats lock").fetched;
     // The bar, with the records fetched before it appeared.
