@@ -41,6 +41,25 @@ pub struct StayQuery {
     pub limit: usize,
 }
 
+impl StayQuery {
+    /// One unit for `guests` in `place` from `check_in` to `check_out`,
+    /// cheapest first, twenty offers, nothing else asked.
+    pub fn new(place: Place, check_in: Date, check_out: Date, guests: u32) -> StayQuery {
+        StayQuery {
+            place,
+            check_in,
+            check_out,
+            guests,
+            units: 1,
+            total_min_minor: None,
+            total_max_minor: None,
+            amenities: Vec::new(),
+            sort: StaySort::Price,
+            limit: 20,
+        }
+    }
+}
+
 /// The most offers one search returns.
 pub const OFFERS_MAX: usize = 500;
 

@@ -34,18 +34,8 @@ fn hotel(id: &str, city: &str, lat: f64, lon: f64, amenities: &[&str]) -> Listin
 }
 
 fn lyon_query() -> StayQuery {
-    StayQuery {
-        place: Place::City { city: "lyon".into(), country: Some("FR".into()) },
-        check_in: d(0),
-        check_out: d(2),
-        guests: 2,
-        units: 1,
-        total_min_minor: None,
-        total_max_minor: None,
-        amenities: Vec::new(),
-        sort: StaySort::Price,
-        limit: 10,
-    }
+    let lyon = Place::City { city: "lyon".into(), country: Some("FR".into()) };
+    StayQuery { limit: 10, ..StayQuery::new(lyon, d(0), d(2), 2) }
 }
 
 /// An index with the shelf it reads stays from, fed alike.

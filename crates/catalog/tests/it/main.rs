@@ -7,7 +7,7 @@ use caravan_model::*;
 use caravan_records::Origin;
 use caravan_records::{sign_bundle, sign_one, verify, verify_batch, Draft, Payload, Record, Verified};
 use caravan_replication::{MemoryStore, Put, RecordStore};
-use caravan_search::{MemoryShelf, Place, StayQuery, StaySort};
+use caravan_search::{MemoryShelf, Place, StayQuery};
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
@@ -115,18 +115,8 @@ fn the_catalog_holds_the_newest_of_each_listing() {
     let (store, catalog) = delivered(&history());
     assert_eq!(catalog.listing_count(), 7, "venice-1 and six in Milan; venice-2 withdrawn, rome frozen");
     assert_eq!(catalog.contact_count(), 1);
-    let venice = StayQuery {
-        place: Place::City { city: "Venice".into(), country: None },
-        check_in: NOW.date(),
-        check_out: NOW.date().add_days(1),
-        guests: 1,
-        units: 1,
-        total_min_minor: None,
-        total_max_minor: None,
-        amenities: Vec::new(),
-        sort: StaySort::Price,
-        limit: 10,
-    };
+    let venice = Place::City { city: "Venice".into(), country: None };
+    let venice = StayQuery::new(venice, NOW.date(), NOW.date().add_days(1), 1);
     let offers = catalog.index.search_stays(&venice, &shelf(&store));
     let found: Vec<(&str, i64)> = offers.iter().map(|o| (o.listing.id.as_str(), o.price.total.amount_minor)).collect();
     assert_eq!(found, vec![("venice-1", 21_000)], "the newer availability replaced the older; venice-2 is withdrawn");
