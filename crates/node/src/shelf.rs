@@ -47,9 +47,10 @@ impl StoreShelf {
             .unwrap_or_else(|| self.readers[start % count].lock().expect("shelf reader lock"))
     }
 
-    /// The newest listing and runs of `(origin, key)`. A read that fails
-    /// is logged and reads as nothing: a search leaves that stay out.
-    fn read(&self, origin: &Origin, key: &str) -> Stored {
+    /// The newest records of `(origin, key)` of the kinds `wanted`
+    /// (listing, availability), decoded. A read that fails is logged and
+    /// reads as nothing: a search leaves that stay out.
+    fn read(&self, origin: &Origin, key: &str, wanted: &[Kind]) -> Stored {
         let found = records::signed_of_key(&self.reader(), *origin, key);
         let rows = match found {
             Ok(rows) => rows,
@@ -60,7 +61,7 @@ impl StoreShelf {
         };
         let mut stored = Stored::default();
         for (kind, signed) in rows {
-            if !matches!(kind, Kind::Listing | Kind::Ari) {
+            if !wanted.contains(&kind) {
                 continue;
             }
             match records::decode(&signed, (self.clock)()) {
@@ -76,17 +77,17 @@ impl StoreShelf {
     }
 
     pub fn listing(&self, origin: &Origin, key: &str) -> Option<Listing> {
-        self.read(origin, key).listing
+        self.read(origin, key, &[Kind::Listing]).listing
     }
 
     pub fn runs(&self, origin: &Origin, key: &str) -> Option<Vec<AriRun>> {
-        self.read(origin, key).runs
+        self.read(origin, key, &[Kind::Ari]).runs
     }
 }
 
 impl Shelf<Origin> for StoreShelf {
     fn stay(&self, origin: &Origin, key: &str) -> Option<(Listing, Vec<AriRun>)> {
-        let stored = self.read(origin, key);
+        let stored = self.read(origin, key, &[Kind::Listing, Kind::Ari]);
         Some((stored.listing?, stored.runs?))
     }
 }

@@ -379,6 +379,11 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// `(origin, key)` was withdrawn; its handle is free again.
     pub fn remove(&mut self, origin: &O, key: &str) -> Option<Handle> {
         let handle = self.handle(origin, key)?;
+        self.remove_handle(handle);
+        Some(handle)
+    }
+
+    fn remove_handle(&mut self, handle: Handle) {
         self.unindex(handle);
         let entry = self.entries[handle as usize].take().expect("a live handle");
         let hash = self.key_hash(entry.origin, &entry.key);
@@ -386,15 +391,19 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             found.remove();
         }
         self.free.push(handle);
-        Some(handle)
     }
 
     /// Everything of a frozen origin goes; returns the handles freed.
     pub fn remove_origin(&mut self, origin: &O) -> Vec<Handle> {
         let Some(&id) = self.origin_ids.get(origin) else { return Vec::new() };
-        let keys: Vec<Box<str>> =
-            self.entries.iter().flatten().filter(|e| e.origin == id).map(|e| e.key.clone()).collect();
-        keys.iter().filter_map(|key| self.remove(origin, key)).collect()
+        let handles: Vec<Handle> = (self.entries.iter().enumerate())
+            .filter(|(_, entry)| entry.as_ref().is_some_and(|e| e.origin == id))
+            .map(|(handle, _)| handle as Handle)
+            .collect();
+        for &handle in &handles {
+            self.remove_handle(handle);
+        }
+        handles
     }
 
     /// Every entry spelled out, with its handle and origin, in no set order.
