@@ -7,6 +7,7 @@
 //! [`Snapshot`] (one `Arc` per chunk) and reads it while the set moves on;
 //! a change copies only the one chunk a session still holds.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use negentropy::{Bound, Error, Id, Item, NegentropyStorageBase};
@@ -39,9 +40,34 @@ impl Items {
         Items { chunks, len }
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    pub(crate) fn contains(&self, item: &Item) -> bool {
+        let at = self.chunk_for(item);
+        self.chunks.get(at).is_some_and(|chunk| chunk.binary_search(item).is_ok())
+    }
+
+    /// Up to `limit` items after `cursor` (from the first without one), in
+    /// order: a page of the set in O(log n + page).
+    pub(crate) fn after(&self, cursor: Option<&Item>, limit: usize) -> Vec<Item> {
+        let (mut chunk, mut offset) = match cursor {
+            None => (0, 0),
+            Some(cursor) => {
+                let chunk = self.chunks.partition_point(|chunk| chunk.last().is_some_and(|last| last <= cursor));
+                let offset = self.chunks.get(chunk).map_or(0, |items| items.partition_point(|item| item <= cursor));
+                (chunk, offset)
+            }
+        };
+        let mut page = Vec::with_capacity(limit.min(self.len));
+        while page.len() < limit {
+            let Some(items) = self.chunks.get(chunk) else { break };
+            let take = (items.len() - offset).min(limit - page.len());
+            page.extend_from_slice(&items[offset..offset + take]);
+            (chunk, offset) = (chunk + 1, 0);
+        }
+        page
     }
 
     /// Adds `item`; false if it was there.
@@ -86,7 +112,7 @@ impl Items {
             end += chunk.len();
             ends.push(end);
         }
-        Snapshot(Arc::new(Frozen { chunks: self.chunks.clone(), ends }))
+        Snapshot(Arc::new(Frozen { chunks: self.chunks.clone(), ends, read: AtomicU64::new(0) }))
     }
 
     fn chunk_for(&self, item: &Item) -> usize {
@@ -98,11 +124,20 @@ impl Items {
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot(Arc<Frozen>);
 
+impl Snapshot {
+    /// Items negentropy has read from this snapshot so far: the work a
+    /// reconciliation cost.
+    pub(crate) fn read(&self) -> u64 {
+        self.0.read.load(Ordering::Relaxed)
+    }
+}
+
 #[derive(Debug)]
 struct Frozen {
     chunks: Vec<Arc<Vec<Item>>>,
     /// Items up to and including each chunk.
     ends: Vec<usize>,
+    read: AtomicU64,
 }
 
 impl Frozen {
@@ -128,6 +163,7 @@ impl NegentropyStorageBase for Snapshot {
             return Ok(None);
         }
         let (chunk, offset) = self.0.locate(i);
+        self.0.read.fetch_add(1, Ordering::Relaxed);
         Ok(Some(self.0.chunks[chunk][offset]))
     }
 
@@ -144,15 +180,18 @@ impl NegentropyStorageBase for Snapshot {
             return Ok(());
         }
         let (mut chunk, mut offset) = self.0.locate(begin);
+        let mut read = 0;
         for i in begin..end {
             if offset == self.0.chunks[chunk].len() {
                 (chunk, offset) = (chunk + 1, 0);
             }
+            read += 1;
             if !cb(self.0.chunks[chunk][offset], i)? {
                 break;
             }
             offset += 1;
         }
+        self.0.read.fetch_add(read, Ordering::Relaxed);
         Ok(())
     }
 
@@ -239,6 +278,14 @@ mod tests {
                 }
             }
             prop_assert_eq!(items.len(), model.len());
+            let ordered: Vec<Item> = model.iter().copied().collect();
+            for (time, tag) in [(0, 0), (150, 2), (299, 3), (300, 0)] {
+                let probe = item_of(time, tag);
+                prop_assert_eq!(items.contains(&probe), model.contains(&probe));
+                let expected: Vec<Item> = model.range(probe..).filter(|i| **i != probe).take(7).copied().collect();
+                prop_assert_eq!(items.after(Some(&probe), 7), expected);
+            }
+            prop_assert_eq!(items.after(None, usize::MAX), ordered);
             same_as_vector(&items, &model.iter().copied().collect::<Vec<_>>());
             // A session's snapshot does not move with the set.
             let mut seen = Vec::new();

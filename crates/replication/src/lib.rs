@@ -15,6 +15,16 @@
 //!   `(time, id)` of the records both hold finds the ids it lacks, which it
 //!   then fetches in pages of at most `fetch_ids_max`. Gossip may drop
 //!   messages; reconciliation makes every node converge anyway.
+//! - **Bulk.** A node far behind a peer (a new node joining a network that
+//!   holds millions of records, or one back from long offline) learns it
+//!   from the peer's first reply, which says how many records it holds.
+//!   Negentropy costs the answering side a walk over everything the
+//!   behind side lacks for every frame, so the node pages through the
+//!   peer's ordered `(time, id)` list instead (`O(log n + page)` a page),
+//!   spreads what it lacks over all its peers' fetch queues, and
+//!   reconciles only the remainder. Pages are asked only as fetches drain,
+//!   so memory stays bounded; a node stopped midway lists again from the
+//!   start and fetches only what it still lacks.
 //!
 //! An equivocation (two records in one slot with one version) freezes the
 //! origin. Its proof spreads in envelopes, and a node that receives records
@@ -68,6 +78,9 @@ pub struct Config {
     /// more, the next round starts as soon as these are fetched, not at
     /// the interval: a new node catches up in back-to-back rounds.
     pub wanted_max: usize,
+    /// A peer that holds this many records more than this node is listed
+    /// page by page rather than reconciled.
+    pub bulk_gap: u64,
 }
 
 impl Default for Config {
@@ -80,12 +93,18 @@ impl Default for Config {
             fetch_ids_max: 256,
             fetch_bytes_max: 256 * 1024,
             wanted_max: 100_000,
+            bulk_gap: 100_000,
         }
     }
 }
 
 /// negentropy frames: at least 4096 by its rules; ours fit request-response.
 const RECONCILE_FRAME_BYTES_MAX: u64 = 60_000;
+
+/// A node listing a peer asks for the next page once fewer ids than this
+/// wait to be fetched: enough to keep every peer's fetches going, few
+/// enough that a listing of millions holds little memory.
+const LIST_AHEAD: usize = 2 * MESSAGE_ITEMS_MAX;
 
 /// Request-response messages between two peers.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -97,6 +116,8 @@ pub enum Message {
     ReconcileReply {
         session: u64,
         frame: Vec<u8>,
+        /// How many records the answering node holds.
+        held: u64,
     },
     Fetch {
         ids: Vec<RecordId>,
@@ -107,6 +128,16 @@ pub enum Message {
     },
     /// An encoded `EquivocationProof`.
     Proof(Vec<u8>),
+    /// Asks for a page of the `(time, id)` held after `after`.
+    List {
+        after: Option<(u64, RecordId)>,
+    },
+    /// That page, ascending, at most [`MESSAGE_ITEMS_MAX`]; empty past the
+    /// end.
+    Listed {
+        items: Vec<(u64, RecordId)>,
+        held: u64,
+    },
 }
 
 /// What the network hands the core, for shells that queue events.
@@ -151,6 +182,11 @@ pub struct Counters {
     pub rejected: BTreeMap<&'static str, u64>,
     pub reconcile_rounds: u64,
     pub reconcile_bytes: u64,
+    /// Items of the reconciliation set read to answer or run sessions and
+    /// to serve listings: what reconciling costs this node's CPU.
+    pub reconcile_items_read: u64,
+    /// Ids a peer listed to this node while it was far behind.
+    pub listed: u64,
     pub fetched: u64,
     /// Payload bytes received: envelopes, reconciliation frames and fetched
     /// records (not transport framing or gossipsub control messages).
@@ -175,11 +211,25 @@ pub struct PeerStats {
 struct Session {
     id: u64,
     negentropy: Negentropy<'static, Snapshot>,
+    /// What `negentropy` reads, and how much of what it read is counted.
+    set: Snapshot,
+    counted: u64,
     /// When the peer last answered (or the session started): a session
     /// stalls when the peer stops answering, however long it has run,
     /// since a new node's first session lasts as long as its answers wait
     /// behind the records they ask for.
     heard: Timestamp,
+}
+
+/// A node far behind pages through one peer's ids.
+struct Bulk<P> {
+    lister: P,
+    /// What the lister holds.
+    held: u64,
+    /// The last item listed: the next page starts after it.
+    cursor: Option<negentropy::Item>,
+    /// When the page in flight was asked for, if one is.
+    asked: Option<Timestamp>,
 }
 
 /// A fetch sent to a peer and not yet answered.
@@ -217,6 +267,8 @@ pub struct Replica<P> {
     peers: BTreeMap<P, PeerState>,
     /// Ids some peer is to be asked for, or was and has not answered.
     assigned: HashSet<RecordId>,
+    /// Listing a peer, while far behind it.
+    bulk: Option<Bulk<P>>,
     next_session: u64,
     rng: SplitMix64,
     actions: VecDeque<Action<P>>,
@@ -248,6 +300,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             items: None,
             peers: BTreeMap::new(),
             assigned: HashSet::new(),
+            bulk: None,
             next_session: 1,
             rng: SplitMix64::new(seed),
             actions: VecDeque::new(),
@@ -259,17 +312,26 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         &self.counters
     }
 
+    /// Records the store holds, if the reconciliation set was read.
+    pub fn held(&self) -> Option<u64> {
+        self.items.as_ref().map(|items| items.len() as u64)
+    }
+
     /// Peers currently connected.
     pub fn peer_count(&self) -> usize {
         self.peers.len()
     }
 
     /// Records found missing and not fetched yet, queued or asked for:
-    /// what a new node still has to fetch of what it knows about.
+    /// what a new node still has to fetch of what it knows about. While it
+    /// lists a peer, what that peer holds beyond what it has.
     pub fn missing(&self) -> u64 {
         // An id is assigned from the moment it is queued for a peer until
         // that peer answers for it.
-        self.assigned.len() as u64
+        let assigned = self.assigned.len() as u64;
+        let held = self.items.as_ref().map_or(0, |items| items.len() as u64);
+        let behind = self.bulk.as_ref().map_or(0, |bulk| bulk.held.saturating_sub(held));
+        assigned.max(behind)
     }
 
     /// Each connected peer with what it exchanged since it connected.
@@ -292,10 +354,14 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.peers.insert(peer, state);
     }
 
-    pub fn handle_disconnected(&mut self, peer: &P) {
+    pub fn handle_disconnected(&mut self, peer: &P, now: Timestamp) {
         if let Some(mut state) = self.peers.remove(peer) {
-            release(&mut self.assigned, state.wanted.drain(..));
-            release(&mut self.assigned, state.fetching.into_iter().flat_map(|fetch| fetch.ids));
+            let dropped: Vec<RecordId> =
+                state.wanted.drain(..).chain(state.fetching.into_iter().flat_map(|fetch| fetch.ids)).collect();
+            self.give_back(dropped, now);
+        }
+        if self.bulk.as_ref().is_some_and(|bulk| bulk.lister == *peer) {
+            self.hand_over_listing(now);
         }
     }
 
@@ -324,7 +390,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     ) -> Result<(), S::Error> {
         match checked {
             Checked::Plain(Event::Connected(peer)) => self.handle_connected(peer, now),
-            Checked::Plain(Event::Disconnected(peer)) => self.handle_disconnected(&peer),
+            Checked::Plain(Event::Disconnected(peer)) => self.handle_disconnected(&peer, now),
             Checked::Plain(Event::Message { from, message }) => self.handle_unchecked(from, message, now, store)?,
             // Built by hand, not by a checker: check it now.
             Checked::Plain(gossip @ Event::Gossip { .. }) => self.handle_event(gossip, now, store)?,
@@ -347,11 +413,23 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 self.actions.push_back(Action::Validated { from, envelope_id, verdict });
             }
             Checked::Records { from, bytes, verified, rejected } => {
+                // A peer serves only records it verified; one that does
+                // not verify here is junk (a clock ahead of ours is not).
+                let junk = rejected.iter().any(|r| !matches!(r, Rejection::TimeInFuture { .. }));
+                let served: HashSet<RecordId> = verified.iter().map(|r| r.id()).collect();
+                let mut not_served = Vec::new();
                 if let Some(peer) = self.peers.get_mut(&from) {
                     if let Some(fetch) = peer.fetching.take() {
-                        let served: HashSet<RecordId> = verified.iter().map(|r| r.id()).collect();
                         let (tried, untried) = split_at_last_served(fetch.ids, &served);
-                        release(&mut self.assigned, tried);
+                        let (good, bad): (Vec<_>, Vec<_>) = tried.into_iter().partition(|id| served.contains(id));
+                        release(&mut self.assigned, good);
+                        // A junk peer's answers are worth nothing: others
+                        // are asked. An honest peer no longer holds them.
+                        if junk {
+                            not_served = bad;
+                        } else {
+                            release(&mut self.assigned, bad);
+                        }
                         // Still assigned to this peer: asked again next.
                         for id in untried.into_iter().rev() {
                             peer.wanted.push_front(id);
@@ -362,14 +440,14 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 for rejection in &rejected {
                     self.count_rejection(rejection);
                 }
-                // A peer serves only records it verified; one that does
-                // not verify here is junk (a clock ahead of ours is not).
-                if rejected.iter().any(|r| !matches!(r, Rejection::TimeInFuture { .. })) {
+                if junk {
                     self.distrust(&from, now);
+                    self.give_back(not_served, now);
                 }
                 self.counters.fetched += verified.len() as u64;
                 self.store_all(&from, verified, now, store)?;
                 self.fetch_next(&from, now);
+                self.list_next(now);
                 self.catch_up(from, now, store)?;
             }
             Checked::Proof { proof, .. } => match proof {
@@ -432,13 +510,30 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 self.counters.reconcile_bytes += frame.len() as u64;
                 self.counters.bytes_in += frame.len() as u64;
                 let index = self.index(store)?;
-                let reply = Negentropy::owned(index, RECONCILE_FRAME_BYTES_MAX).and_then(|mut n| n.reconcile(&frame));
+                let held = self.loaded(store)?.len() as u64;
+                let reply =
+                    Negentropy::owned(index.clone(), RECONCILE_FRAME_BYTES_MAX).and_then(|mut n| n.reconcile(&frame));
+                self.counters.reconcile_items_read += index.read();
                 match reply {
-                    Ok(frame) => self.actions.push_back(Action::Send(from, Message::ReconcileReply { session, frame })),
+                    Ok(frame) => {
+                        self.actions.push_back(Action::Send(from, Message::ReconcileReply { session, frame, held }))
+                    }
                     Err(_) => self.count_reason("bad_reconcile_frame"),
                 }
             }
-            Message::ReconcileReply { session, frame } => self.continue_session(from, session, &frame, now),
+            Message::ReconcileReply { session, frame, held } => {
+                self.continue_session(from, session, &frame, held, now, store)?
+            }
+            Message::List { after } => {
+                let items = self.loaded(store)?;
+                let cursor = after.map(|(time, id)| items::item(time, &id));
+                let page = items.after(cursor.as_ref(), MESSAGE_ITEMS_MAX);
+                let held = items.len() as u64;
+                self.counters.reconcile_items_read += page.len() as u64;
+                let items = page.iter().map(|item| (item.timestamp, RecordId(item.id.to_bytes()))).collect();
+                self.actions.push_back(Action::Send(from, Message::Listed { items, held }));
+            }
+            Message::Listed { items, held } => self.take_listed(from, items, held, now, store)?,
             Message::Fetch { ids } => {
                 let mut records = Vec::new();
                 let mut bytes = 0;
@@ -474,6 +569,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             .filter(|(_, s)| s.next_reconcile <= now && !s.distrusted)
             .map(|(p, _)| p.clone())
             .collect();
+        if self.bulk.as_ref().and_then(|bulk| bulk.asked).is_some_and(|asked| now.ms() - asked.ms() >= timeout_ms) {
+            self.hand_over_listing(now);
+        }
         for (_, state) in self.peers.iter_mut() {
             if state.session.as_ref().is_some_and(|s| now.ms() - s.heard.ms() >= timeout_ms) {
                 // What it had not compared yet, the next round will.
@@ -513,7 +611,8 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             let fetch = s.fetching.as_ref().map(|fetch| fetch.since.saturating_add_ms(timeout_ms));
             [Some(s.next_reconcile), session, fetch]
         });
-        flush.into_iter().chain(peers.flatten()).min()
+        let listing = self.bulk.as_ref().and_then(|bulk| bulk.asked).map(|asked| asked.saturating_add_ms(timeout_ms));
+        flush.into_iter().chain(listing).chain(peers.flatten()).min()
     }
 
     /// The store now holds `stored` in place of `gone` (all as `(time,
@@ -528,17 +627,18 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         }
     }
 
-    /// The set as it is now, for a negentropy session; read from the store
-    /// only the first time (or after a freeze).
+    /// The set as it is now, for a negentropy session.
     fn index<S: RecordStore>(&mut self, store: &S) -> Result<Snapshot, S::Error> {
-        let items = match &mut self.items {
-            Some(items) => items,
-            None => {
-                let stored = store.items()?.iter().map(|(time, id)| items::item(*time, id)).collect();
-                self.items.insert(Items::new(stored))
-            }
-        };
-        Ok(items.snapshot())
+        Ok(self.loaded(store)?.snapshot())
+    }
+
+    /// The set, read from the store only the first time (or after a freeze).
+    fn loaded<S: RecordStore>(&mut self, store: &S) -> Result<&mut Items, S::Error> {
+        if self.items.is_none() {
+            let stored = store.items()?.iter().map(|(time, id)| items::item(*time, id)).collect();
+            self.items = Some(Items::new(stored));
+        }
+        Ok(self.items.as_mut().expect("just loaded"))
     }
 
     fn flush(&mut self) {
@@ -619,30 +719,58 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let session_id = self.next_session;
         let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
         state.next_reconcile = next;
-        if state.session.is_some() {
+        // While listing, the rounds wait: they would find what the listing
+        // finds, at negentropy's cost; they start again when it ends.
+        if state.session.is_some() || self.bulk.is_some() {
             return Ok(());
         }
         let index = self.index(store)?;
         // Looked up again: building the index needed all of `self`.
         let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
-        let Ok(mut negentropy) = Negentropy::owned(index, RECONCILE_FRAME_BYTES_MAX) else { return Ok(()) };
+        let Ok(mut negentropy) = Negentropy::owned(index.clone(), RECONCILE_FRAME_BYTES_MAX) else { return Ok(()) };
         let Ok(frame) = negentropy.initiate() else { return Ok(()) };
         self.next_session += 1;
         self.counters.reconcile_rounds += 1;
         self.counters.reconcile_bytes += frame.len() as u64;
-        state.session = Some(Session { id: session_id, negentropy, heard: now });
+        let counted = index.read();
+        self.counters.reconcile_items_read += counted;
+        state.session = Some(Session { id: session_id, negentropy, set: index, counted, heard: now });
         self.actions.push_back(Action::Send(peer, Message::ReconcileQuery { session: session_id, frame }));
         Ok(())
     }
 
-    fn continue_session(&mut self, from: P, session_id: u64, frame: &[u8], now: Timestamp) {
+    fn continue_session<S: RecordStore>(
+        &mut self,
+        from: P,
+        session_id: u64,
+        frame: &[u8],
+        held: u64,
+        now: Timestamp,
+        store: &S,
+    ) -> Result<(), S::Error> {
         self.counters.reconcile_bytes += frame.len() as u64;
         self.counters.bytes_in += frame.len() as u64;
-        let Some(state) = self.peers.get_mut(&from) else { return };
-        let Some(session) = state.session.as_mut().filter(|s| s.id == session_id) else { return };
+        let ours = self.loaded(store)?.len() as u64;
+        let far_behind = self.bulk.is_none() && held > ours.saturating_add(self.config.bulk_gap);
+        let Some(state) = self.peers.get_mut(&from) else { return Ok(()) };
+        let Some(session) = state.session.as_mut().filter(|s| s.id == session_id) else { return Ok(()) };
+        if far_behind {
+            // Rounds with the other peers would find the same, at the cost
+            // listing avoids: they stop too.
+            for state in self.peers.values_mut() {
+                state.session = None;
+            }
+            self.bulk = Some(Bulk { lister: from, held, cursor: None, asked: None });
+            self.list_next(now);
+            return Ok(());
+        }
         session.heard = now;
         let (mut have, mut need) = (Vec::new(), Vec::new());
-        match session.negentropy.reconcile_with_ids(frame, &mut have, &mut need) {
+        let step = session.negentropy.reconcile_with_ids(frame, &mut have, &mut need);
+        let read = session.set.read();
+        self.counters.reconcile_items_read += read - session.counted;
+        session.counted = read;
+        match step {
             Ok(next) => {
                 // Negentropy lists what we need in hash-set order, which
                 // differs run to run: sorted, the same events give the
@@ -681,6 +809,115 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         if self.peers.get(&from).is_some_and(|s| s.fetching.is_none()) {
             self.fetch_next(&from, now);
         }
+        Ok(())
+    }
+
+    /// A page of the ids a peer holds, while this node lists it: what is
+    /// missing here goes to the peers' fetch queues.
+    fn take_listed<S: RecordStore>(
+        &mut self,
+        from: P,
+        page: Vec<(u64, RecordId)>,
+        held: u64,
+        now: Timestamp,
+        store: &S,
+    ) -> Result<(), S::Error> {
+        self.counters.bytes_in += (page.len() * 40) as u64;
+        let Some(bulk) = self.bulk.as_mut().filter(|bulk| bulk.lister == from && bulk.asked.is_some()) else {
+            // Unasked, or from a lister that was replaced.
+            return Ok(());
+        };
+        bulk.asked = None;
+        bulk.held = held;
+        let page: Vec<negentropy::Item> = page.iter().map(|(time, id)| items::item(*time, id)).collect();
+        let ascending = page.windows(2).all(|pair| pair[0] < pair[1]);
+        let after_cursor = bulk.cursor.zip(page.first()).is_none_or(|(cursor, first)| cursor < *first);
+        if !(ascending && after_cursor) {
+            self.distrust(&from, now);
+            return Ok(());
+        }
+        let Some(last) = page.last().copied() else {
+            // The end of its list: reconciliation finds what changed since.
+            self.bulk = None;
+            for state in self.peers.values_mut() {
+                state.next_reconcile = now;
+            }
+            return Ok(());
+        };
+        bulk.cursor = Some(last);
+        self.counters.listed += page.len() as u64;
+        self.loaded(store)?;
+        let (held_here, assigned) = (self.items.as_ref().expect("loaded"), &self.assigned);
+        let missing: Vec<RecordId> = page
+            .iter()
+            .filter(|item| !held_here.contains(item))
+            .map(|item| RecordId(item.id.to_bytes()))
+            .filter(|id| !assigned.contains(id))
+            .collect();
+        self.reassign(missing, now);
+        self.list_next(now);
+        Ok(())
+    }
+
+    /// Asks the lister for the next page, if none is in flight and few
+    /// enough ids wait to be fetched.
+    fn list_next(&mut self, now: Timestamp) {
+        let Some(bulk) = self.bulk.as_mut() else { return };
+        if bulk.asked.is_some() || self.assigned.len() >= LIST_AHEAD {
+            return;
+        }
+        bulk.asked = Some(now);
+        let after = bulk.cursor.map(|item| (item.timestamp, RecordId(item.id.to_bytes())));
+        self.actions.push_back(Action::Send(bulk.lister.clone(), Message::List { after }));
+    }
+
+    /// The lister left, stalled or served junk: another peer goes on from
+    /// the same cursor, or, with none left, reconciliation takes over.
+    fn hand_over_listing(&mut self, now: Timestamp) {
+        let Some(bulk) = self.bulk.as_mut() else { return };
+        let next = self
+            .peers
+            .iter()
+            .filter(|(peer, state)| !state.distrusted && **peer != bulk.lister)
+            .map(|(peer, _)| peer.clone())
+            .next();
+        match next {
+            Some(peer) => {
+                bulk.lister = peer;
+                bulk.asked = None;
+                self.list_next(now);
+            }
+            None => self.bulk = None,
+        }
+    }
+
+    /// Queues `ids` on the trusted peers, a fetch's worth to the one with
+    /// the shortest queue at a time, and starts fetches where none run.
+    /// Ids no peer can take are released: reconciliation finds them again.
+    fn reassign(&mut self, ids: Vec<RecordId>, now: Timestamp) {
+        for page in ids.chunks(self.config.fetch_ids_max) {
+            let shortest = self
+                .peers
+                .iter_mut()
+                .filter(|(_, state)| !state.distrusted)
+                .min_by_key(|(_, state)| state.wanted.len() + state.fetching.as_ref().map_or(0, |f| f.ids.len()));
+            match shortest {
+                Some((_, state)) => {
+                    state.wanted.extend(page);
+                    self.assigned.extend(page);
+                }
+                None => release(&mut self.assigned, page.iter().copied()),
+            }
+        }
+        let idle: Vec<P> = self
+            .peers
+            .iter()
+            .filter(|(_, state)| state.fetching.is_none() && !state.wanted.is_empty())
+            .map(|(peer, _)| peer.clone())
+            .collect();
+        for peer in idle {
+            self.fetch_next(&peer, now);
+        }
     }
 
     /// After a round that found more than it could keep, and once that is
@@ -704,13 +941,27 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         state.distrusted = true;
         state.session = None;
         state.more = false;
-        release(&mut self.assigned, state.wanted.drain(..));
-        release(&mut self.assigned, state.fetching.take().into_iter().flat_map(|fetch| fetch.ids));
+        let dropped: Vec<RecordId> =
+            state.wanted.drain(..).chain(state.fetching.take().into_iter().flat_map(|fetch| fetch.ids)).collect();
         self.count_reason("junk_peer");
         for (other, state) in self.peers.iter_mut() {
             if other != peer && !state.distrusted {
                 state.next_reconcile = now;
             }
+        }
+        if self.bulk.as_ref().is_some_and(|bulk| bulk.lister == *peer) {
+            self.hand_over_listing(now);
+        }
+        self.give_back(dropped, now);
+    }
+
+    /// Ids a peer will not serve after all. While listing, the others
+    /// fetch them; otherwise the next rounds find them again.
+    fn give_back(&mut self, ids: Vec<RecordId>, now: Timestamp) {
+        if self.bulk.is_some() {
+            self.reassign(ids, now);
+        } else {
+            release(&mut self.assigned, ids);
         }
     }
 

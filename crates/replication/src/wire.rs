@@ -13,16 +13,20 @@ impl Message {
         use proto::reconcile_message::Body;
         let body = match self {
             Message::ReconcileQuery { session, frame } => {
-                Body::Query(proto::ReconcileFrame { session: *session, frame: frame.clone() })
+                Body::Query(proto::ReconcileFrame { session: *session, frame: frame.clone(), held: 0 })
             }
-            Message::ReconcileReply { session, frame } => {
-                Body::Reply(proto::ReconcileFrame { session: *session, frame: frame.clone() })
+            Message::ReconcileReply { session, frame, held } => {
+                Body::Reply(proto::ReconcileFrame { session: *session, frame: frame.clone(), held: *held })
             }
             Message::Fetch { ids } => {
                 Body::Fetch(proto::RecordIds { ids: ids.iter().map(|id| id.0.to_vec()).collect() })
             }
             Message::Records { records } => Body::Records(proto::Records { records: records.clone() }),
             Message::Proof(proof) => Body::Proof(proof.clone()),
+            Message::List { after } => Body::List(proto::ListAfter { after: after.as_ref().map(listed_item) }),
+            Message::Listed { items, held } => {
+                Body::Listed(proto::Listed { items: items.iter().map(listed_item).collect(), held: *held })
+            }
         };
         proto::ReconcileMessage { body: Some(body) }.encode_to_vec()
     }
@@ -33,7 +37,7 @@ impl Message {
         let message = proto::ReconcileMessage::decode(bytes).map_err(|e| e.to_string())?;
         Ok(match message.body.ok_or("empty message")? {
             Body::Query(f) => Message::ReconcileQuery { session: f.session, frame: f.frame },
-            Body::Reply(f) => Message::ReconcileReply { session: f.session, frame: f.frame },
+            Body::Reply(f) => Message::ReconcileReply { session: f.session, frame: f.frame, held: f.held },
             Body::Fetch(fetch) => {
                 if fetch.ids.len() > MESSAGE_ITEMS_MAX {
                     return Err(format!("{} ids, at most {MESSAGE_ITEMS_MAX}", fetch.ids.len()));
@@ -48,8 +52,25 @@ impl Message {
                 Message::Records { records: records.records }
             }
             Body::Proof(proof) => Message::Proof(proof),
+            Body::List(list) => Message::List { after: list.after.map(item_of).transpose()? },
+            Body::Listed(listed) => {
+                if listed.items.len() > MESSAGE_ITEMS_MAX {
+                    return Err(format!("{} listed, at most {MESSAGE_ITEMS_MAX}", listed.items.len()));
+                }
+                let items = listed.items.into_iter().map(item_of).collect::<Result<_, _>>()?;
+                Message::Listed { items, held: listed.held }
+            }
         })
     }
+}
+
+fn listed_item((time_ms, id): &(u64, RecordId)) -> proto::ListedItem {
+    proto::ListedItem { time_ms: *time_ms, id: id.0.to_vec() }
+}
+
+fn item_of(item: proto::ListedItem) -> Result<(u64, RecordId), String> {
+    let id = item.id.as_slice().try_into().map_err(|_| "a record id is 32 bytes")?;
+    Ok((item.time_ms, RecordId(id)))
 }
 
 #[cfg(test)]
@@ -60,7 +81,10 @@ mod tests {
     fn messages_round_trip_and_bad_ones_are_refused() {
         let messages = [
             Message::ReconcileQuery { session: 7, frame: vec![1, 2, 3] },
-            Message::ReconcileReply { session: 7, frame: vec![] },
+            Message::ReconcileReply { session: 7, frame: vec![], held: 12 },
+            Message::List { after: None },
+            Message::List { after: Some((5, RecordId([3; 32]))) },
+            Message::Listed { items: vec![(5, RecordId([3; 32])), (6, RecordId([1; 32]))], held: 2 },
             Message::Fetch { ids: vec![RecordId([9; 32])] },
             Message::Records { records: vec![vec![1], vec![2, 3]] },
             Message::Proof(vec![4, 5]),
@@ -73,5 +97,12 @@ mod tests {
             body: Some(proto::reconcile_message::Body::Fetch(proto::RecordIds { ids: vec![vec![1, 2]] })),
         };
         assert!(Message::decode(&short_id.encode_to_vec()).is_err());
+        let short_listed = proto::ReconcileMessage {
+            body: Some(proto::reconcile_message::Body::Listed(proto::Listed {
+                items: vec![proto::ListedItem { time_ms: 1, id: vec![7; 31] }],
+                held: 1,
+            })),
+        };
+        assert!(Message::decode(&short_listed.encode_to_vec()).is_err());
     }
 }

@@ -228,8 +228,8 @@ impl Simulation {
                 self.nodes[peer as usize].replica.handle_connected(node, self.now);
                 self.nodes[node as usize].replica.handle_connected(peer, self.now);
             } else {
-                self.nodes[peer as usize].replica.handle_disconnected(&node);
-                self.nodes[node as usize].replica.handle_disconnected(&peer);
+                self.nodes[peer as usize].replica.handle_disconnected(&node, self.now);
+                self.nodes[node as usize].replica.handle_disconnected(&peer, self.now);
             }
         }
     }

@@ -174,7 +174,10 @@ fn a_node_missing_more_than_one_round_holds_catches_up_in_back_to_back_rounds() 
 /// Node 0, new, connected to peers 1 and 2 that hold the same `records`
 /// records (pages of four), with its first rounds started.
 fn a_new_node_and_two_peers_holding(records: u32) -> Vec<(Replica<u8>, MemoryStore)> {
-    let config = Config { fetch_ids_max: 4, ..Config::default() };
+    a_new_node_and_two_peers(Config { fetch_ids_max: 4, ..Config::default() }, records)
+}
+
+fn a_new_node_and_two_peers(config: Config, records: u32) -> Vec<(Replica<u8>, MemoryStore)> {
     let mut nodes: Vec<(Replica<u8>, MemoryStore)> =
         (0..3).map(|i| (Replica::<u8>::new(config.clone(), i), MemoryStore::default())).collect();
     for (_, store) in &mut nodes[1..] {
@@ -525,4 +528,103 @@ fn records_found_missing_are_counted_until_fetched() {
     assert_eq!(b.missing(), 30, "found, asked for, not yet answered");
     converse((&mut a, &mut store_a), (&mut b, &mut store_b), NOW);
     assert_eq!((b.missing(), ok(store_b.items()).len()), (0, 30));
+}
+
+/// A new node far behind a peer pages through the peer's ids instead of
+/// reconciling: what serving it costs the peer grows with what it holds,
+/// where negentropy's cost, with one side empty, grows with its square.
+#[test]
+fn a_node_far_behind_lists_its_peer_at_a_cost_linear_in_what_it_holds() {
+    const HELD: u64 = 12_000;
+    let served_by = |config: Config| {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let records = (0..HELD as u32).map(|i| {
+            let time = NOW.saturating_add_ms(-3_600_000 + (i / 40) as i64);
+            let draft = Draft { key: format!("listing-{i}"), version: 1, time, payload: Payload::Ari(vec![]) };
+            verify(sign_one(&key, &draft), NOW).unwrap()
+        });
+        let (mut a, mut store_a, mut b, mut store_b) = a_peer_and_a_new_node(config, records);
+        converse((&mut a, &mut store_a), (&mut b, &mut store_b), NOW);
+        assert_eq!(ok(store_b.items()).len() as u64, HELD);
+        (a.counters().reconcile_items_read, b.counters().listed)
+    };
+    let (listing_cost, listed) = served_by(Config { bulk_gap: 1_000, ..Config::default() });
+    assert_eq!(listed, HELD, "every id listed once");
+    assert!(listing_cost <= 4 * HELD, "the peer read {listing_cost} items to serve {HELD}");
+    let (reconciling_cost, listed) = served_by(Config { bulk_gap: u64::MAX, ..Config::default() });
+    assert_eq!(listed, 0);
+    assert!(reconciling_cost > 5 * HELD, "reconciling alone read {reconciling_cost} items");
+}
+
+/// A node stopped in the middle of a listing lists again from the start
+/// when it comes back, and fetches only what it still lacks.
+#[test]
+fn a_node_stopped_mid_listing_fetches_only_what_it_still_lacks() {
+    let config = Config { fetch_ids_max: 4, bulk_gap: 10, ..Config::default() };
+    let mut nodes = a_new_node_and_two_peers(config.clone(), 300);
+    let mut pages = 0;
+    deliver_all(&mut nodes, &[0, 1, 2], |_, message| {
+        if let Message::Records { records } = message {
+            pages += 1;
+            if pages > 5 {
+                records.clear();
+            }
+        }
+    });
+    let stored = ok(nodes[0].1.items()).len() as u64;
+    assert_eq!(stored, 20, "five pages of four");
+    assert_eq!(nodes[0].0.counters().reconcile_rounds, 2, "one opening round with each peer, then listing");
+    assert_eq!(nodes[0].0.counters().listed, 300);
+
+    nodes[0].0 = Replica::<u8>::new(config, 9);
+    for peer in [1, 2] {
+        nodes[0].0.handle_connected(peer, NOW);
+    }
+    let (replica, store) = &mut nodes[0];
+    ok(replica.handle_timeout(NOW, store));
+    assert!(replica.missing() == 0, "nothing known missing before a peer answers");
+    deliver_all(&mut nodes, &[0, 1, 2], |_, _| {});
+    assert_eq!(ok(nodes[0].1.items()).len(), 300);
+    let counters = nodes[0].0.counters();
+    assert_eq!(counters.listed, 300, "listed again from the start");
+    assert_eq!(counters.fetched, 300 - stored, "nothing it had was fetched again");
+}
+
+/// A peer that serves forged records while a new node lists is dropped;
+/// what it was to serve goes to the others at once, and the node ends
+/// with everything.
+#[test]
+fn a_peer_serving_forged_records_during_a_listing_is_dropped_and_the_others_serve() {
+    let config = Config { fetch_ids_max: 4, bulk_gap: 10, ..Config::default() };
+    let mut nodes = a_new_node_and_two_peers(config, 300);
+    let forge = |from: u8, message: &mut Message| {
+        if let (2, Message::Records { records }) = (from, message) {
+            for record in records {
+                *record.last_mut().unwrap() ^= 1;
+            }
+        }
+    };
+    deliver_all(&mut nodes, &[0, 2, 1], forge);
+    let (replica, store) = &nodes[0];
+    assert_eq!(ok(store.items()).len(), 300, "all of it, from the honest peer");
+    assert_eq!(replica.counters().rejected.get("junk_peer"), Some(&1), "{:?}", replica.counters());
+    assert_eq!(replica.missing(), 0);
+    let served: Vec<u64> = nodes[1..].iter().map(|(r, _)| r.peer_stats().next().unwrap().1.records_out).collect();
+    assert_eq!(served, [300, 4], "the forger served one page before it was dropped");
+}
+
+/// A lister whose pages go backwards is junk: another peer lists in its
+/// place from where it was.
+#[test]
+fn a_lister_sending_pages_out_of_order_is_replaced() {
+    let config = Config { fetch_ids_max: 4, bulk_gap: 10, ..Config::default() };
+    let mut nodes = a_new_node_and_two_peers(config, 300);
+    deliver_all(&mut nodes, &[0, 2, 1], |from, message| {
+        if let (2, Message::Listed { items, .. }) = (from, message) {
+            items.reverse();
+        }
+    });
+    let (replica, store) = &nodes[0];
+    assert_eq!(ok(store.items()).len(), 300);
+    assert_eq!(replica.counters().rejected.get("junk_peer"), Some(&1));
 }
