@@ -8,9 +8,11 @@
 //! It is derived data: [`Catalog::apply`] takes what the record store says
 //! changed (a record now newest in its slot, an origin frozen), and a
 //! catalog built change by change in any order has the [`Catalog::digest`]
-//! of one built from the store's records at once. [`snapshot`] writes it
-//! to bytes with a checksum, so a node restarts without reading every
-//! record again.
+//! of one built from the store's records at once. The digest is kept in
+//! step with every change (an order-free sum of each entry's hash), so
+//! reading it costs nothing however large the catalog. [`snapshot`]
+//! writes the catalog to bytes with a checksum, so a node restarts without
+//! reading every record again.
 //!
 //! Pure: no IO, no clock. The writer feeds it; the node keeps the file.
 
@@ -32,6 +34,46 @@ pub struct Catalog {
     stamps: Vec<Stamps>,
     contacts: BTreeMap<Origin, Contact>,
     frozen: BTreeSet<Origin>,
+    /// The hashes of every entry and of every contact, summed.
+    entries_fold: Fold,
+    contacts_fold: Fold,
+}
+
+/// A set's hashes summed mod 2²⁵⁶, with their count: order-free, so it is
+/// kept in step member by member (negentropy fingerprints sets so too).
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug, Serialize, Deserialize)]
+pub struct Fold {
+    sum: [u64; 4],
+    count: u64,
+}
+
+impl Fold {
+    fn add(&mut self, hash: [u8; 32]) {
+        let mut carry = false;
+        for (lane, word) in self.sum.iter_mut().zip(hash.chunks_exact(8)) {
+            let (sum, over) = lane.overflowing_add(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+            let (sum, over_carry) = sum.overflowing_add(carry as u64);
+            (*lane, carry) = (sum, over || over_carry);
+        }
+        self.count += 1;
+    }
+
+    fn remove(&mut self, hash: [u8; 32]) {
+        let mut borrow = false;
+        for (lane, word) in self.sum.iter_mut().zip(hash.chunks_exact(8)) {
+            let (difference, under) = lane.overflowing_sub(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+            let (difference, under_borrow) = difference.overflowing_sub(borrow as u64);
+            (*lane, borrow) = (difference, under || under_borrow);
+        }
+        self.count -= 1;
+    }
+
+    fn hash_into(&self, hasher: &mut blake3::Hasher) {
+        for lane in self.sum {
+            hasher.update(&lane.to_le_bytes());
+        }
+        hasher.update(&self.count.to_le_bytes());
+    }
 }
 
 /// The first half of the ids of an entry's listing and availability
@@ -69,22 +111,57 @@ impl Catalog {
         let id = stamp(record.id());
         match record.payload {
             Payload::Listing(listing) => {
+                self.fold_out_key(&record.origin, &record.key);
                 let handle = self.index.put_listing(&record.origin, &record.key, listing);
                 self.stamps_mut(handle).listing = id;
+                self.fold_in(handle);
             }
             Payload::Ari(runs) => {
+                self.fold_out_key(&record.origin, &record.key);
                 let handle = self.index.put_ari(&record.origin, &record.key, &runs);
                 self.stamps_mut(handle).ari = id;
+                self.fold_in(handle);
             }
             Payload::Withdrawal => {
+                self.fold_out_key(&record.origin, &record.key);
                 if let Some(handle) = self.index.remove(&record.origin, &record.key) {
                     *self.stamps_mut(handle) = Stamps::default();
                 }
             }
             Payload::Contact(contact) => {
-                self.contacts.insert(record.origin, contact);
+                self.contacts_fold.add(contact_hash(&record.origin, &contact));
+                if let Some(old) = self.contacts.insert(record.origin, contact) {
+                    self.contacts_fold.remove(contact_hash(&record.origin, &old));
+                }
             }
         }
+    }
+
+    /// The entry at `handle` counts in the digest again (after a change).
+    fn fold_in(&mut self, handle: Handle) {
+        if let Some(hash) = self.entry_hash(handle) {
+            self.entries_fold.add(hash);
+        }
+    }
+
+    /// The entry of `origin`'s `key`, if any, leaves the digest (before a
+    /// change).
+    fn fold_out_key(&mut self, origin: &Origin, key: &str) {
+        if let Some(handle) = self.index.handle(origin, key) {
+            self.fold_out(handle);
+        }
+    }
+
+    fn fold_out(&mut self, handle: Handle) {
+        if let Some(hash) = self.entry_hash(handle) {
+            self.entries_fold.remove(hash);
+        }
+    }
+
+    fn entry_hash(&self, handle: Handle) -> Option<[u8; 32]> {
+        let (origin, saved) = self.index.saved_entry(handle)?;
+        let stamps = self.stamps.get(handle as usize).copied().unwrap_or_default();
+        Some(entry_hash(origin, &saved, &stamps))
     }
 
     fn stamps_mut(&mut self, handle: Handle) -> &mut Stamps {
@@ -97,10 +174,15 @@ impl Catalog {
 
     /// Everything `origin` published goes, and it stays frozen.
     pub fn freeze(&mut self, origin: Origin) {
+        for handle in self.index.handles_of(&origin) {
+            self.fold_out(handle);
+        }
         for handle in self.index.remove_origin(&origin) {
             *self.stamps_mut(handle) = Stamps::default();
         }
-        self.contacts.remove(&origin);
+        if let Some(contact) = self.contacts.remove(&origin) {
+            self.contacts_fold.remove(contact_hash(&origin, &contact));
+        }
         self.frozen.insert(origin);
     }
 
@@ -123,21 +205,25 @@ impl Catalog {
         self.contacts.len()
     }
 
-    /// BLAKE3 over everything the catalog holds, in a canonical order:
-    /// equal digests, equal catalogs, however each was built.
+    /// A hash of everything the catalog holds: equal digests, equal
+    /// catalogs, however each was built. Kept in step, so it costs only
+    /// the frozen origins to read.
     pub fn digest(&self) -> [u8; 32] {
-        self.digest_input().digest()
+        digest_of(&self.entries_fold, &self.contacts_fold, &self.frozen)
     }
 
-    /// What the digest covers, taken without hashing, so that the hashing
-    /// can run without holding the catalog, which the writer must lock to
-    /// change it.
-    pub fn digest_input(&self) -> DigestInput {
-        DigestInput {
-            entries: self.entries().collect(),
-            contacts: self.contacts.iter().map(|(origin, contact)| (*origin, contact.clone())).collect(),
-            frozen: self.frozen.iter().copied().collect(),
+    /// The digest recomputed from every entry and contact, to check the
+    /// one kept in step (tests, and a doubtful snapshot).
+    pub fn digest_recomputed(&self) -> [u8; 32] {
+        let mut entries = Fold::default();
+        for (origin, saved, stamps) in self.entries() {
+            entries.add(entry_hash(&origin, &saved, &stamps));
         }
+        let mut contacts = Fold::default();
+        for (origin, contact) in &self.contacts {
+            contacts.add(contact_hash(origin, contact));
+        }
+        digest_of(&entries, &contacts, &self.frozen)
     }
 
     /// Every entry of the index spelled out, with the records it came from.
@@ -151,43 +237,35 @@ impl Catalog {
 /// One entry of the index: its origin, its contents and its records.
 type Entry = (Origin, SavedEntry, Stamps);
 
-/// A catalog's contents for [`Catalog::digest`], taken by
-/// [`Catalog::digest_input`].
-#[derive(Debug)]
-pub struct DigestInput {
-    entries: Vec<Entry>,
-    /// In origin order, as the catalog keeps them.
-    contacts: Vec<(Origin, Contact)>,
-    frozen: Vec<Origin>,
+fn entry_hash(origin: &Origin, entry: &SavedEntry, stamps: &Stamps) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&origin.0);
+    // Runs are packed, and packing is canonical: equal entries, equal bytes.
+    hash_bytes(&mut hasher, &postcard::to_stdvec(entry).expect("entries encode"));
+    hasher.update(&stamps.listing);
+    hasher.update(&stamps.ari);
+    *hasher.finalize().as_bytes()
 }
 
-impl DigestInput {
-    pub fn digest(mut self) -> [u8; 32] {
-        self.entries.sort_unstable_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(b"entries");
-        hasher.update(&(self.entries.len() as u64).to_le_bytes());
-        for (origin, entry, stamps) in &self.entries {
-            hasher.update(&origin.0);
-            // Runs are packed, and packing is canonical: equal entries,
-            // equal bytes.
-            hash_bytes(&mut hasher, &postcard::to_stdvec(entry).expect("entries encode"));
-            hasher.update(&stamps.listing);
-            hasher.update(&stamps.ari);
-        }
-        hasher.update(b"contacts");
-        hasher.update(&(self.contacts.len() as u64).to_le_bytes());
-        for (origin, contact) in &self.contacts {
-            hasher.update(&origin.0);
-            hash_bytes(&mut hasher, &postcard::to_stdvec(contact).expect("contacts encode"));
-        }
-        hasher.update(b"frozen");
-        hasher.update(&(self.frozen.len() as u64).to_le_bytes());
-        for origin in &self.frozen {
-            hasher.update(&origin.0);
-        }
-        *hasher.finalize().as_bytes()
+fn contact_hash(origin: &Origin, contact: &Contact) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&origin.0);
+    hash_bytes(&mut hasher, &postcard::to_stdvec(contact).expect("contacts encode"));
+    *hasher.finalize().as_bytes()
+}
+
+fn digest_of(entries: &Fold, contacts: &Fold, frozen: &BTreeSet<Origin>) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"entries");
+    entries.hash_into(&mut hasher);
+    hasher.update(b"contacts");
+    contacts.hash_into(&mut hasher);
+    hasher.update(b"frozen");
+    hasher.update(&(frozen.len() as u64).to_le_bytes());
+    for origin in frozen {
+        hasher.update(&origin.0);
     }
+    *hasher.finalize().as_bytes()
 }
 
 /// Length first, so no two entries hash alike by moving bytes between fields.

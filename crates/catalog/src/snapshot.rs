@@ -4,7 +4,9 @@
 //! Layout: `MAGIC`, the format version (u32), the *mark* of the record
 //! store the catalog was in step with (u64, the writer's to define), then
 //! every entry, contact and frozen origin (postcard, each list preceded by
-//! its length), and last the BLAKE3 of everything before it. A file that
+//! its length), the digest's sums of entries and contacts (so a restart
+//! does not hash every entry again), and last the BLAKE3 of everything
+//! before it. A file that
 //! is cut short, altered or from another version fails [`decode`], and
 //! the node rebuilds the catalog from its records instead.
 
@@ -18,9 +20,10 @@ use serde::Serialize;
 use crate::{Catalog, Stamps};
 
 const MAGIC: &[u8; 16] = b"caravan-catalog\n";
-/// 3: the index's entries as it spells them out (a stay's facts, not its
-/// listing and runs), with the records they came from.
-const VERSION: u32 = 3;
+/// 4: the index's entries as it spells them out (a stay's facts, not its
+/// listing and runs), with the records they came from, and the digest's
+/// sums.
+const VERSION: u32 = 4;
 const CHECKSUM_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +56,7 @@ pub fn encode(catalog: &Catalog, mark: u64, out: impl Write) -> io::Result<()> {
     for origin in &catalog.frozen {
         put(&mut out, &origin.0)?;
     }
+    put(&mut out, &(catalog.entries_fold, catalog.contacts_fold))?;
     let checksum = *out.hasher.finalize().as_bytes();
     out.inner.write_all(&checksum)?;
     out.inner.flush()
@@ -88,6 +92,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Catalog, u64), SnapshotError> {
     for _ in 0..take::<u64>(&mut rest)? {
         catalog.frozen.insert(Origin(take(&mut rest)?));
     }
+    (catalog.entries_fold, catalog.contacts_fold) = take(&mut rest)?;
     if !rest.is_empty() {
         return Err(SnapshotError::Malformed(format!("{} bytes after the end", rest.len())));
     }

@@ -223,7 +223,9 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
 
     /// Listings known (with their description record).
     pub fn listing_count(&self) -> usize {
-        self.entries.iter().flatten().filter(|e| !matches!(e.held, Held::Undescribed(_))).count()
+        // Every described stay is in its city's set; counted by city, not
+        // by entry, so a status poll costs little at millions of listings.
+        self.trips.len() + self.by_city.values().map(BTreeSet::len).sum::<usize>()
     }
 
     /// Entries held, described or not.
@@ -395,20 +397,31 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
 
     /// Everything of a frozen origin goes; returns the handles freed.
     pub fn remove_origin(&mut self, origin: &O) -> Vec<Handle> {
-        let Some(&id) = self.origin_ids.get(origin) else { return Vec::new() };
-        let handles: Vec<Handle> = (self.entries.iter().enumerate())
-            .filter(|(_, entry)| entry.as_ref().is_some_and(|e| e.origin == id))
-            .map(|(handle, _)| handle as Handle)
-            .collect();
+        let handles = self.handles_of(origin);
         for &handle in &handles {
             self.remove_handle(handle);
         }
         handles
     }
 
+    /// The handles of `origin`'s entries.
+    pub fn handles_of(&self, origin: &O) -> Vec<Handle> {
+        let Some(&id) = self.origin_ids.get(origin) else { return Vec::new() };
+        (self.entries.iter().enumerate())
+            .filter(|(_, entry)| entry.as_ref().is_some_and(|e| e.origin == id))
+            .map(|(handle, _)| handle as Handle)
+            .collect()
+    }
+
     /// Every entry spelled out, with its handle and origin, in no set order.
     pub fn saved(&self) -> impl Iterator<Item = (Handle, &O, SavedEntry)> + '_ {
-        self.entries.iter().enumerate().filter_map(|(handle, entry)| {
+        (0..self.entries.len() as Handle)
+            .filter_map(|handle| self.saved_entry(handle).map(|(origin, saved)| (handle, origin, saved)))
+    }
+
+    /// The entry at `handle` spelled out, with its origin.
+    pub fn saved_entry(&self, handle: Handle) -> Option<(&O, SavedEntry)> {
+        self.entries.get(handle as usize).and_then(|entry| {
             let entry = entry.as_ref()?;
             let held = match &entry.held {
                 Held::Undescribed(runs) => SavedHeld::Undescribed { runs: runs.bytes().to_vec() },
@@ -431,7 +444,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                 }
             };
             let saved = SavedEntry { key: entry.key.to_string(), price_floor: entry.price_floor, held };
-            Some((handle as Handle, &self.origins[entry.origin as usize], saved))
+            Some((&self.origins[entry.origin as usize], saved))
         })
     }
 

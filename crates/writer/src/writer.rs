@@ -128,6 +128,9 @@ pub struct WriterStats {
     pub peers: AtomicU64,
     /// Records found missing by reconciliation and not fetched yet.
     pub records_missing: AtomicU64,
+    /// Records stored, as the reconciliation set counts them (`None`
+    /// until the set is first read): a count that costs nothing to read.
+    pub records_held: std::sync::Mutex<Option<u64>>,
     /// The replication core's counters, as of its last step.
     pub replication: std::sync::Mutex<caravan_replication::Counters>,
     /// What each connected peer exchanged, as of the core's last step.
@@ -310,6 +313,7 @@ impl Writer {
         self.send_actions();
         self.stats.peers.store(self.replica.peer_count() as u64, Ordering::Relaxed);
         self.stats.records_missing.store(self.replica.missing(), Ordering::Relaxed);
+        *self.stats.records_held.lock().expect("stats lock") = self.replica.held();
         *self.stats.replication.lock().expect("stats lock") = self.replica.counters().clone();
         *self.stats.peer_stats.lock().expect("stats lock") =
             self.replica.peer_stats().map(|(peer, stats)| (peer.clone(), *stats)).collect();

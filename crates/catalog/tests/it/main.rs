@@ -134,6 +134,7 @@ proptest! {
         prop_assert_eq!(catalog.digest(), from_scratch(&store).digest());
         let (_, in_order) = delivered(&history);
         prop_assert_eq!(catalog.digest(), in_order.digest());
+        prop_assert_eq!(catalog.digest(), catalog.digest_recomputed(), "kept in step with every change");
     }
 }
 
@@ -154,6 +155,7 @@ fn a_snapshot_reads_back_as_the_same_catalog() {
     let (read, mark) = snapshot::decode(&bytes).unwrap();
     assert_eq!(mark, 42);
     assert_eq!(read.digest(), catalog.digest());
+    assert_eq!(read.digest_recomputed(), catalog.digest(), "what was read is what was saved");
     assert_eq!(read.listing_count(), catalog.listing_count());
 }
 
