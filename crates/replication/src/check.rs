@@ -30,7 +30,7 @@ pub enum Checked<P> {
     },
     /// A page of fetched records: each stands alone, so the good ones are
     /// kept and the others counted.
-    Records { from: P, bytes: usize, verified: Vec<Verified<Record>>, rejected: Vec<Rejection> },
+    Records { from: P, request: u64, bytes: usize, verified: Vec<Verified<Record>>, rejected: Vec<Rejection> },
     /// An equivocation proof a peer sent back.
     Proof { from: P, proof: Result<Box<EquivocationProof>, Rejection> },
     /// Anything with nothing to verify: connections and reconciliation.
@@ -81,10 +81,10 @@ impl Checker {
                 bytes: bytes.len(),
                 envelope: self.check_envelope(&bytes, now),
             },
-            Event::Message { from, message: Message::Records { records } } => {
+            Event::Message { from, message: Message::Records { request, records } } => {
                 let bytes = records.iter().map(Vec::len).sum();
                 let (verified, rejected) = self.check_records(&records, now);
-                Checked::Records { from, bytes, verified, rejected }
+                Checked::Records { from, request, bytes, verified, rejected }
             }
             Event::Message { from, message: Message::Proof(bytes) } => {
                 Checked::Proof { from, proof: EquivocationProof::verify(&bytes, now).map(Box::new) }

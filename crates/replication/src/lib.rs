@@ -72,6 +72,9 @@ pub struct Config {
     pub request_timeout_ms: i64,
     /// Ids per fetch request.
     pub fetch_ids_max: usize,
+    /// Fetches one peer may have unanswered at once: while it reads one
+    /// page from its store, this node verifies and stores the one before.
+    pub fetches_in_flight: usize,
     /// Bytes of records per fetch answer.
     pub fetch_bytes_max: usize,
     /// Ids a node remembers to fetch from one peer. When a round finds
@@ -91,6 +94,7 @@ impl Default for Config {
             reconcile_interval_ms: 30_000,
             request_timeout_ms: 10_000,
             fetch_ids_max: 256,
+            fetches_in_flight: 4,
             fetch_bytes_max: 256 * 1024,
             wanted_max: 100_000,
             bulk_gap: 100_000,
@@ -119,11 +123,14 @@ pub enum Message {
         /// How many records the answering node holds.
         held: u64,
     },
+    /// `request` numbers the fetch for its answer (0: unnumbered).
     Fetch {
+        request: u64,
         ids: Vec<RecordId>,
     },
-    /// Encoded `SignedRecord`s.
+    /// Encoded `SignedRecord`s, answering the fetch `request`.
     Records {
+        request: u64,
         records: Vec<Vec<u8>>,
     },
     /// An encoded `EquivocationProof`.
@@ -234,6 +241,7 @@ struct Bulk<P> {
 
 /// A fetch sent to a peer and not yet answered.
 struct Fetch {
+    request: u64,
     since: Timestamp,
     ids: Vec<RecordId>,
 }
@@ -246,8 +254,8 @@ struct PeerState {
     /// The last round found more than `wanted` could hold: reconcile again
     /// once it is fetched.
     more: bool,
-    /// The fetch in flight, if any.
-    fetching: Option<Fetch>,
+    /// The fetches in flight, oldest first.
+    fetching: VecDeque<Fetch>,
     /// It served records that do not verify: nothing more is asked of it
     /// while it stays connected.
     distrusted: bool,
@@ -270,6 +278,7 @@ pub struct Replica<P> {
     /// Listing a peer, while far behind it.
     bulk: Option<Bulk<P>>,
     next_session: u64,
+    next_request: u64,
     rng: SplitMix64,
     actions: VecDeque<Action<P>>,
     counters: Counters,
@@ -291,6 +300,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         assert!(config.envelope_bytes_max > caravan_records::limits::SIGNED_RECORD_BYTES_MAX);
         assert!(config.fetch_bytes_max > caravan_records::limits::SIGNED_RECORD_BYTES_MAX);
         assert!(config.fetch_ids_max > 0 && config.reconcile_interval_ms > 0 && config.wanted_max > 0);
+        assert!(config.fetches_in_flight > 0);
         Replica {
             config,
             pending: Vec::new(),
@@ -302,6 +312,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             assigned: HashSet::new(),
             bulk: None,
             next_session: 1,
+            next_request: 1,
             rng: SplitMix64::new(seed),
             actions: VecDeque::new(),
             counters: Counters::default(),
@@ -347,7 +358,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             session: None,
             wanted: VecDeque::new(),
             more: false,
-            fetching: None,
+            fetching: VecDeque::new(),
             distrusted: false,
             stats,
         };
@@ -357,7 +368,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     pub fn handle_disconnected(&mut self, peer: &P, now: Timestamp) {
         if let Some(mut state) = self.peers.remove(peer) {
             let dropped: Vec<RecordId> =
-                state.wanted.drain(..).chain(state.fetching.into_iter().flat_map(|fetch| fetch.ids)).collect();
+                state.wanted.drain(..).chain(state.fetching.drain(..).flat_map(|fetch| fetch.ids)).collect();
             self.give_back(dropped, now);
         }
         if self.bulk.as_ref().is_some_and(|bulk| bulk.lister == *peer) {
@@ -412,14 +423,16 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 };
                 self.actions.push_back(Action::Validated { from, envelope_id, verdict });
             }
-            Checked::Records { from, bytes, verified, rejected } => {
+            Checked::Records { from, request, bytes, verified, rejected } => {
                 // A peer serves only records it verified; one that does
                 // not verify here is junk (a clock ahead of ours is not).
                 let junk = rejected.iter().any(|r| !matches!(r, Rejection::TimeInFuture { .. }));
                 let served: HashSet<RecordId> = verified.iter().map(|r| r.id()).collect();
                 let mut not_served = Vec::new();
                 if let Some(peer) = self.peers.get_mut(&from) {
-                    if let Some(fetch) = peer.fetching.take() {
+                    // An unnumbered answer (an older peer's) is the oldest's.
+                    let at = peer.fetching.iter().position(|f| f.request == request || request == 0);
+                    if let Some(fetch) = at.and_then(|at| peer.fetching.remove(at)) {
                         let (tried, untried) = split_at_last_served(fetch.ids, &served);
                         let (good, bad): (Vec<_>, Vec<_>) = tried.into_iter().partition(|id| served.contains(id));
                         release(&mut self.assigned, good);
@@ -534,7 +547,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 self.actions.push_back(Action::Send(from, Message::Listed { items, held }));
             }
             Message::Listed { items, held } => self.take_listed(from, items, held, now, store)?,
-            Message::Fetch { ids } => {
+            Message::Fetch { request, ids } => {
                 let mut records = Vec::new();
                 let mut bytes = 0;
                 for id in ids.iter().take(self.config.fetch_ids_max) {
@@ -548,7 +561,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 if let Some(peer) = self.peers.get_mut(&from) {
                     peer.stats.records_out += records.len() as u64;
                 }
-                self.actions.push_back(Action::Send(from, Message::Records { records }));
+                self.actions.push_back(Action::Send(from, Message::Records { request, records }));
             }
             Message::Records { .. } | Message::Proof(_) => {
                 self.handle_event(Event::Message { from, message }, now, store)?;
@@ -578,9 +591,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 state.session = None;
                 state.more = true;
             }
-            if state.fetching.as_ref().is_some_and(|fetch| now.ms() - fetch.since.ms() >= timeout_ms) {
+            while state.fetching.front().is_some_and(|fetch| now.ms() - fetch.since.ms() >= timeout_ms) {
                 // Another peer may have them: the next round finds them again.
-                release(&mut self.assigned, state.fetching.take().into_iter().flat_map(|fetch| fetch.ids));
+                release(&mut self.assigned, state.fetching.pop_front().into_iter().flat_map(|fetch| fetch.ids));
             }
         }
         for peer in due {
@@ -589,7 +602,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let idle: Vec<P> = self
             .peers
             .iter()
-            .filter(|(_, s)| s.fetching.is_none() && !s.wanted.is_empty())
+            .filter(|(_, s)| s.fetching.len() < self.config.fetches_in_flight && !s.wanted.is_empty())
             .map(|(p, _)| p.clone())
             .collect();
         for peer in idle {
@@ -608,7 +621,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let timeout_ms = self.config.request_timeout_ms;
         let peers = self.peers.values().flat_map(|s| {
             let session = s.session.as_ref().map(|session| session.heard.saturating_add_ms(timeout_ms));
-            let fetch = s.fetching.as_ref().map(|fetch| fetch.since.saturating_add_ms(timeout_ms));
+            let fetch = s.fetching.front().map(|fetch| fetch.since.saturating_add_ms(timeout_ms));
             [Some(s.next_reconcile), session, fetch]
         });
         let listing = self.bulk.as_ref().and_then(|bulk| bulk.asked).map(|asked| asked.saturating_add_ms(timeout_ms));
@@ -806,9 +819,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 self.count_reason("bad_reconcile_frame");
             }
         }
-        if self.peers.get(&from).is_some_and(|s| s.fetching.is_none()) {
-            self.fetch_next(&from, now);
-        }
+        self.fetch_next(&from, now);
         Ok(())
     }
 
@@ -896,11 +907,9 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     /// Ids no peer can take are released: reconciliation finds them again.
     fn reassign(&mut self, ids: Vec<RecordId>, now: Timestamp) {
         for page in ids.chunks(self.config.fetch_ids_max) {
-            let shortest = self
-                .peers
-                .iter_mut()
-                .filter(|(_, state)| !state.distrusted)
-                .min_by_key(|(_, state)| state.wanted.len() + state.fetching.as_ref().map_or(0, |f| f.ids.len()));
+            let shortest = self.peers.iter_mut().filter(|(_, state)| !state.distrusted).min_by_key(|(_, state)| {
+                state.wanted.len() + state.fetching.iter().map(|f| f.ids.len()).sum::<usize>()
+            });
             match shortest {
                 Some((_, state)) => {
                     state.wanted.extend(page);
@@ -912,7 +921,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         let idle: Vec<P> = self
             .peers
             .iter()
-            .filter(|(_, state)| state.fetching.is_none() && !state.wanted.is_empty())
+            .filter(|(_, state)| state.fetching.len() < self.config.fetches_in_flight && !state.wanted.is_empty())
             .map(|(peer, _)| peer.clone())
             .collect();
         for peer in idle {
@@ -924,7 +933,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     /// fetched, the next round starts now rather than at the interval.
     fn catch_up<S: RecordStore>(&mut self, peer: P, now: Timestamp, store: &mut S) -> Result<(), S::Error> {
         let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
-        if !state.more || !state.wanted.is_empty() || state.fetching.is_some() || state.session.is_some() {
+        if !state.more || !state.wanted.is_empty() || !state.fetching.is_empty() || state.session.is_some() {
             return Ok(());
         }
         state.more = false;
@@ -942,7 +951,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         state.session = None;
         state.more = false;
         let dropped: Vec<RecordId> =
-            state.wanted.drain(..).chain(state.fetching.take().into_iter().flat_map(|fetch| fetch.ids)).collect();
+            state.wanted.drain(..).chain(state.fetching.drain(..).flat_map(|fetch| fetch.ids)).collect();
         self.count_reason("junk_peer");
         for (other, state) in self.peers.iter_mut() {
             if other != peer && !state.distrusted {
@@ -965,15 +974,17 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         }
     }
 
+    /// Asks `peer` for the next pages it is to serve, up to
+    /// `fetches_in_flight` at once.
     fn fetch_next(&mut self, peer: &P, now: Timestamp) {
-        let fetch_ids_max = self.config.fetch_ids_max;
         let Some(state) = self.peers.get_mut(peer) else { return };
-        if state.wanted.is_empty() || state.distrusted {
-            return;
+        while !state.wanted.is_empty() && !state.distrusted && state.fetching.len() < self.config.fetches_in_flight {
+            let ids: Vec<RecordId> = state.wanted.drain(..self.config.fetch_ids_max.min(state.wanted.len())).collect();
+            let request = self.next_request;
+            self.next_request += 1;
+            state.fetching.push_back(Fetch { request, since: now, ids: ids.clone() });
+            self.actions.push_back(Action::Send(peer.clone(), Message::Fetch { request, ids }));
         }
-        let ids: Vec<RecordId> = state.wanted.drain(..fetch_ids_max.min(state.wanted.len())).collect();
-        state.fetching = Some(Fetch { since: now, ids: ids.clone() });
-        self.actions.push_back(Action::Send(peer.clone(), Message::Fetch { ids }));
     }
 
     fn count_rejection(&mut self, rejection: &Rejection) {

@@ -18,10 +18,12 @@ impl Message {
             Message::ReconcileReply { session, frame, held } => {
                 Body::Reply(proto::ReconcileFrame { session: *session, frame: frame.clone(), held: *held })
             }
-            Message::Fetch { ids } => {
-                Body::Fetch(proto::RecordIds { ids: ids.iter().map(|id| id.0.to_vec()).collect() })
+            Message::Fetch { request, ids } => {
+                Body::Fetch(proto::RecordIds { ids: ids.iter().map(|id| id.0.to_vec()).collect(), request: *request })
             }
-            Message::Records { records } => Body::Records(proto::Records { records: records.clone() }),
+            Message::Records { request, records } => {
+                Body::Records(proto::Records { records: records.clone(), request: *request })
+            }
             Message::Proof(proof) => Body::Proof(proof.clone()),
             Message::List { after } => Body::List(proto::ListAfter { after: after.as_ref().map(listed_item) }),
             Message::Listed { items, held } => {
@@ -43,13 +45,13 @@ impl Message {
                     return Err(format!("{} ids, at most {MESSAGE_ITEMS_MAX}", fetch.ids.len()));
                 }
                 let ids = fetch.ids.iter().map(|id| id.as_slice().try_into().map(RecordId)).collect::<Result<_, _>>();
-                Message::Fetch { ids: ids.map_err(|_| "a record id is 32 bytes")? }
+                Message::Fetch { request: fetch.request, ids: ids.map_err(|_| "a record id is 32 bytes")? }
             }
             Body::Records(records) => {
                 if records.records.len() > MESSAGE_ITEMS_MAX {
                     return Err(format!("{} records, at most {MESSAGE_ITEMS_MAX}", records.records.len()));
                 }
-                Message::Records { records: records.records }
+                Message::Records { request: records.request, records: records.records }
             }
             Body::Proof(proof) => Message::Proof(proof),
             Body::List(list) => Message::List { after: list.after.map(item_of).transpose()? },
@@ -85,8 +87,8 @@ mod tests {
             Message::List { after: None },
             Message::List { after: Some((5, RecordId([3; 32]))) },
             Message::Listed { items: vec![(5, RecordId([3; 32])), (6, RecordId([1; 32]))], held: 2 },
-            Message::Fetch { ids: vec![RecordId([9; 32])] },
-            Message::Records { records: vec![vec![1], vec![2, 3]] },
+            Message::Fetch { request: 3, ids: vec![RecordId([9; 32])] },
+            Message::Records { request: 3, records: vec![vec![1], vec![2, 3]] },
             Message::Proof(vec![4, 5]),
         ];
         for message in messages {
@@ -94,7 +96,7 @@ mod tests {
         }
         assert!(Message::decode(&[]).is_err(), "empty");
         let short_id = proto::ReconcileMessage {
-            body: Some(proto::reconcile_message::Body::Fetch(proto::RecordIds { ids: vec![vec![1, 2]] })),
+            body: Some(proto::reconcile_message::Body::Fetch(proto::RecordIds { ids: vec![vec![1, 2]], request: 0 })),
         };
         assert!(Message::decode(&short_id.encode_to_vec()).is_err());
         let short_listed = proto::ReconcileMessage {

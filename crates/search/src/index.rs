@@ -18,6 +18,7 @@ use caravan_model::{AriRun, CountryCode, GeoPoint, Listing, ListingDetails, Pack
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
+use crate::floors::{nights_by_month, price_floor, MonthSteps};
 use crate::shelf::Shelf;
 use crate::stays::{distance_m, price_stay, Place, StayPrice, StayQuery, StaySort, OFFERS_MAX};
 use crate::trips::{Itinerary, Timetable, TimetableTrip, TripQuery};
@@ -48,6 +49,9 @@ struct Entry {
     /// night, so a search by price stops before the listings that cannot
     /// beat what it has found. `None`: nothing is open.
     price_floor: Option<i64>,
+    /// How far above that floor each month starts: a tighter bound for
+    /// the query's nights, checked before a stay is read.
+    month_steps: MonthSteps,
     held: Held,
 }
 
@@ -82,6 +86,7 @@ struct StayFacts {
 pub struct SavedEntry {
     pub key: String,
     pub price_floor: Option<i64>,
+    pub month_steps: MonthSteps,
     pub held: SavedHeld,
 }
 
@@ -200,13 +205,18 @@ struct Filter<'q> {
     /// Interned, lower case.
     amenities: Vec<u32>,
     total_max_minor: Option<i64>,
+    nights_by_month: [i64; 12],
 }
 
 /// A stay the index could rule on alone, waiting to be priced.
 struct Candidate {
     handle: Handle,
-    /// The floor price times the nights and units: no lower total exists.
+    /// The year's floor price times the nights and units: what a city's
+    /// stays are ordered by.
     floor_total: i64,
+    /// The months' floors over the query's nights, times the units: no
+    /// lower total exists.
+    bound_total: i64,
     distance_m: Option<u32>,
 }
 
@@ -275,6 +285,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             origin: origin_id,
             key: key.into(),
             price_floor: None,
+            month_steps: MonthSteps::default(),
             held: Held::Undescribed(PackedRuns::default()),
         };
         let handle = match self.free.pop() {
@@ -361,7 +372,8 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let handle = self.slot(origin, key);
         let entry = self.entries[handle as usize].as_mut().expect("a live handle");
         let before = floor_key(entry.price_floor);
-        entry.price_floor = price_floor(runs.iter().copied());
+        entry.price_floor = price_floor(runs);
+        entry.month_steps = MonthSteps::of(runs, entry.price_floor);
         let after = floor_key(entry.price_floor);
         match &mut entry.held {
             Held::Stay(facts) => {
@@ -443,7 +455,12 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                     SavedHeld::Trip { listing: (**listing).clone(), runs: runs.bytes().to_vec() }
                 }
             };
-            let saved = SavedEntry { key: entry.key.to_string(), price_floor: entry.price_floor, held };
+            let saved = SavedEntry {
+                key: entry.key.to_string(),
+                price_floor: entry.price_floor,
+                month_steps: entry.month_steps,
+                held,
+            };
             Some((&self.origins[entry.origin as usize], saved))
         })
     }
@@ -455,6 +472,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let handle = self.slot(origin, &saved.key);
         self.unindex(handle);
         self.entry_mut(handle).price_floor = saved.price_floor;
+        self.entry_mut(handle).month_steps = saved.month_steps;
         match &saved.held {
             SavedHeld::Undescribed { runs } => self.entry_mut(handle).held = Held::Undescribed(packed(runs)?),
             SavedHeld::Stay { city, country, location, max_guests, amenities } => {
@@ -511,7 +529,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                     .filter_map(|handle| self.candidate(handle, &filter))
                     .collect();
                 match query.sort {
-                    StaySort::Price => around.sort_unstable_by_key(|c| (c.floor_total, c.handle)),
+                    StaySort::Price => around.sort_unstable_by_key(|c| (c.bound_total, c.handle)),
                     StaySort::Distance => around.sort_unstable_by_key(|c| (c.distance_m, c.handle)),
                 }
                 Box::new(around.into_iter())
@@ -520,16 +538,23 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let mut offers: Vec<StayOffer<O>> = Vec::new();
         // The `limit` lowest totals found, the dearest on top.
         let mut cheapest: BinaryHeap<i64> = BinaryHeap::new();
+        let near_by_price = matches!(query.place, Place::Near { .. }) && query.sort == StaySort::Price;
         for candidate in candidates {
+            let dearest = cheapest.peek().copied().filter(|_| cheapest.len() >= limit);
             let beaten = match query.sort {
-                StaySort::Price => {
-                    cheapest.len() >= limit && cheapest.peek().is_some_and(|&dearest| candidate.floor_total > dearest)
-                }
+                // A city's stays come by the year's floor, a circle's by
+                // their bound: past the dearest kept, none left can do better.
+                StaySort::Price if near_by_price => dearest.is_some_and(|d| candidate.bound_total > d),
+                StaySort::Price => dearest.is_some_and(|d| candidate.floor_total > d),
                 // Offers come nearest first: the `limit`-th is the farthest kept.
                 StaySort::Distance => offers.len() >= limit && offers[limit - 1].distance_m < candidate.distance_m,
             };
             if beaten {
                 break;
+            }
+            // This one cannot beat what is kept, though later ones may.
+            if query.sort == StaySort::Price && dearest.is_some_and(|d| candidate.bound_total > d) {
+                continue;
             }
             let Some(entry) = self.entry(candidate.handle) else { continue };
             let origin = &self.origins[entry.origin as usize];
@@ -591,6 +616,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             guests: query.guests,
             amenities,
             total_max_minor: query.total_max_minor,
+            nights_by_month: nights_by_month(query.check_in, query.check_out),
         })
     }
 
@@ -599,11 +625,14 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let entry = self.entry(handle)?;
         let Held::Stay(facts) = &entry.held else { return None };
         // Nothing open, nothing to sell.
-        let floor_total = entry.price_floor?.saturating_mul(filter.nights).saturating_mul(filter.units as i64);
+        let floor = entry.price_floor?;
+        let units = filter.units as i64;
+        let floor_total = floor.saturating_mul(filter.nights).saturating_mul(units);
+        let bound_total = entry.month_steps.bound(floor, &filter.nights_by_month).saturating_mul(units);
         if filter.country.is_some_and(|c| !c.eq_ignore_ascii_case(facts.country.as_str()))
             || filter.guests as u64 > facts.max_guests as u64 * filter.units as u64
             || !filter.amenities.iter().all(|id| facts.amenities.binary_search(id).is_ok())
-            || filter.total_max_minor.is_some_and(|max| floor_total > max)
+            || filter.total_max_minor.is_some_and(|max| bound_total > max)
         {
             return None;
         }
@@ -617,7 +646,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                 Some(distance)
             }
         };
-        Some(Candidate { handle, floor_total, distance_m })
+        Some(Candidate { handle, floor_total, bound_total, distance_m })
     }
 
     /// Entries in the grid cells a circle touches.
@@ -683,11 +712,6 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             })
             .clone()
     }
-}
-
-/// The lowest nightly price of an open day.
-fn price_floor(runs: impl Iterator<Item = AriRun>) -> Option<i64> {
-    runs.filter(|r| !r.day.stop_sell && r.day.available > 0).map(|r| r.day.price_minor).min()
 }
 
 fn remove_from<K: Eq + Hash, T: Ord>(map: &mut HashMap<K, BTreeSet<T>>, key: &K, item: &T) {

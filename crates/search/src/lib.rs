@@ -13,6 +13,7 @@
 //! - [`index`]: the in-memory index that answers both.
 //! - [`shelf`]: where the index reads what it does not keep in memory.
 
+pub mod floors;
 pub mod index;
 pub mod routing;
 pub mod shelf;

@@ -172,9 +172,9 @@ fn a_node_missing_more_than_one_round_holds_catches_up_in_back_to_back_rounds() 
 }
 
 /// Node 0, new, connected to peers 1 and 2 that hold the same `records`
-/// records (pages of four), with its first rounds started.
+/// records (pages of four, one at a time), with its first rounds started.
 fn a_new_node_and_two_peers_holding(records: u32) -> Vec<(Replica<u8>, MemoryStore)> {
-    a_new_node_and_two_peers(Config { fetch_ids_max: 4, ..Config::default() }, records)
+    a_new_node_and_two_peers(Config { fetch_ids_max: 4, fetches_in_flight: 1, ..Config::default() }, records)
 }
 
 fn a_new_node_and_two_peers(config: Config, records: u32) -> Vec<(Replica<u8>, MemoryStore)> {
@@ -247,7 +247,7 @@ fn a_node_stopped_mid_catch_up_fetches_only_what_it_still_lacks() {
     // Three pages arrive, then the node stops.
     let mut pages = 0;
     deliver_all(&mut nodes, &[0, 1], |_, message| {
-        if let Message::Records { records } = message {
+        if let Message::Records { records, .. } = message {
             pages += 1;
             if pages > 3 {
                 records.clear();
@@ -275,7 +275,7 @@ fn a_peer_serving_forged_records_is_dropped_and_the_others_serve_instead() {
     // Peer 2 answers first, so it is asked for everything; its pages are
     // forged (the last byte of each record, in its signature, flipped).
     let forge = |from: u8, message: &mut Message| {
-        if let (2, Message::Records { records }) = (from, message) {
+        if let (2, Message::Records { records, .. }) = (from, message) {
             for record in records {
                 *record.last_mut().unwrap() ^= 1;
             }
@@ -338,7 +338,12 @@ fn an_equivocation_freezes_the_origin_and_its_proof_travels() {
     assert!(ok(store.items()).is_empty(), "the liar's records are gone");
 
     // A peer that still serves the liar's records is told why they are refused.
-    ok(replica.handle_message(5, Message::Records { records: vec![record(9, 2, 5, 1).encode()] }, NOW, &mut store));
+    ok(replica.handle_message(
+        5,
+        Message::Records { request: 0, records: vec![record(9, 2, 5, 1).encode()] },
+        NOW,
+        &mut store,
+    ));
     assert!(actions(&mut replica).iter().any(|a| matches!(a, Action::Send(5, Message::Proof(_)))));
 
     // Another node learns the proof and freezes too.
@@ -449,7 +454,10 @@ fn events_checked_on_other_threads_are_handled_as_if_handled_directly() {
         },
         Event::Message {
             from: 9,
-            message: Message::Records { records: vec![record(1, 4, 1, 3).encode(), forged.encode_to_vec()] },
+            message: Message::Records {
+                request: 0,
+                records: vec![record(1, 4, 1, 3).encode(), forged.encode_to_vec()],
+            },
         },
     ];
     let checked: Vec<Checked<u8>> = std::thread::scope(|scope| {
@@ -560,11 +568,11 @@ fn a_node_far_behind_lists_its_peer_at_a_cost_linear_in_what_it_holds() {
 /// when it comes back, and fetches only what it still lacks.
 #[test]
 fn a_node_stopped_mid_listing_fetches_only_what_it_still_lacks() {
-    let config = Config { fetch_ids_max: 4, bulk_gap: 10, ..Config::default() };
+    let config = Config { fetch_ids_max: 4, fetches_in_flight: 1, bulk_gap: 10, ..Config::default() };
     let mut nodes = a_new_node_and_two_peers(config.clone(), 300);
     let mut pages = 0;
     deliver_all(&mut nodes, &[0, 1, 2], |_, message| {
-        if let Message::Records { records } = message {
+        if let Message::Records { records, .. } = message {
             pages += 1;
             if pages > 5 {
                 records.clear();
@@ -595,10 +603,10 @@ fn a_node_stopped_mid_listing_fetches_only_what_it_still_lacks() {
 /// with everything.
 #[test]
 fn a_peer_serving_forged_records_during_a_listing_is_dropped_and_the_others_serve() {
-    let config = Config { fetch_ids_max: 4, bulk_gap: 10, ..Config::default() };
+    let config = Config { fetch_ids_max: 4, fetches_in_flight: 1, bulk_gap: 10, ..Config::default() };
     let mut nodes = a_new_node_and_two_peers(config, 300);
     let forge = |from: u8, message: &mut Message| {
-        if let (2, Message::Records { records }) = (from, message) {
+        if let (2, Message::Records { records, .. }) = (from, message) {
             for record in records {
                 *record.last_mut().unwrap() ^= 1;
             }
@@ -627,4 +635,40 @@ fn a_lister_sending_pages_out_of_order_is_replaced() {
     let (replica, store) = &nodes[0];
     assert_eq!(ok(store.items()).len(), 300);
     assert_eq!(replica.counters().rejected.get("junk_peer"), Some(&1));
+}
+
+/// A peer is asked for several pages at once, and answers matched by
+/// their number whatever order they come back in.
+#[test]
+fn a_peer_is_asked_for_several_pages_at_once_and_answers_match_in_any_order() {
+    let config = Config { fetch_ids_max: 4, fetches_in_flight: 3, ..Config::default() };
+    let (mut a, mut store_a, mut b, mut store_b) = a_peer_and_a_new_node(config, (0..40).map(|i| record(1, i, 1, 3)));
+    let sent = |replica: &mut Replica<u8>| -> Vec<Message> {
+        actions(replica)
+            .into_iter()
+            .filter_map(|action| match action {
+                Action::Send(_, message) => Some(message),
+                _ => None,
+            })
+            .collect()
+    };
+    for message in sent(&mut b) {
+        ok(a.handle_message(2, message, NOW, &mut store_a));
+    }
+    for message in sent(&mut a) {
+        ok(b.handle_message(1, message, NOW, &mut store_b));
+    }
+    let fetches = sent(&mut b);
+    assert_eq!(fetches.iter().filter(|m| matches!(m, Message::Fetch { .. })).count(), 3, "{fetches:?}");
+    for message in fetches.into_iter().rev() {
+        ok(a.handle_message(2, message, NOW, &mut store_a));
+    }
+    // The answers come back last first.
+    for message in sent(&mut a) {
+        ok(b.handle_message(1, message, NOW, &mut store_b));
+    }
+    assert_eq!(ok(store_b.items()).len(), 12);
+    converse((&mut a, &mut store_a), (&mut b, &mut store_b), NOW);
+    assert_eq!((ok(store_b.items()).len(), b.missing()), (40, 0));
+    assert_eq!(a.peer_stats().next().unwrap().1.records_out, 40, "no page asked twice");
 }
