@@ -166,8 +166,9 @@ impl Catalog {
 
     fn stamps_mut(&mut self, handle: Handle) -> &mut Stamps {
         let at = handle as usize;
-        if at >= self.stamps.len() {
-            self.stamps.resize(at + 1, Stamps::default());
+        while at >= self.stamps.len() {
+            caravan_search::index::reserve_an_eighth(&mut self.stamps);
+            self.stamps.push(Stamps::default());
         }
         &mut self.stamps[at]
     }

@@ -79,7 +79,12 @@ pub fn decode(bytes: &[u8]) -> Result<(Catalog, u64), SnapshotError> {
     let mark = u64::from_le_bytes(content[20..28].try_into().expect("8 bytes"));
     let mut rest = &content[header..];
     let mut catalog = Catalog::default();
-    for _ in 0..take::<u64>(&mut rest)? {
+    let entries = take::<u64>(&mut rest)?;
+    // Room for what the file says comes, bounded by what its bytes can hold.
+    let room = (entries as usize).min(rest.len() / 16);
+    catalog.index.reserve(room);
+    catalog.stamps.reserve_exact(room);
+    for _ in 0..entries {
         let (origin, entry, stamps): ([u8; 32], SavedEntry, Stamps) = take(&mut rest)?;
         let handle = catalog.index.restore(&Origin(origin), entry).map_err(SnapshotError::Malformed)?;
         *catalog.stamps_mut(handle) = stamps;

@@ -85,6 +85,9 @@ impl Items {
         self.len += 1;
         if chunk.len() > CHUNK_MAX {
             let upper = chunk.split_off(chunk.len() / 2);
+            // The lower half keeps the capacity the insert doubled: at
+            // millions of items, as much memory again left unused.
+            chunk.shrink_to_fit();
             self.chunks.insert(at + 1, Arc::new(upper));
         }
         true

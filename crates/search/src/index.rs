@@ -238,6 +238,17 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         self.trips.len() + self.by_city.values().map(BTreeSet::len).sum::<usize>()
     }
 
+    /// Makes room for `additional` more entries at once (a restore knows
+    /// how many come).
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve_exact(additional);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.by_key.reserve(additional, |&handle| {
+            let entry = entries[handle as usize].as_ref().expect("keyed entries live");
+            hasher.hash_one((entry.origin, &*entry.key))
+        });
+    }
+
     /// Entries held, described or not.
     pub fn len(&self) -> usize {
         self.entries.len() - self.free.len()
@@ -294,6 +305,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                 handle
             }
             None => {
+                reserve_an_eighth(&mut self.entries);
                 self.entries.push(Some(entry));
                 (self.entries.len() - 1) as Handle
             }
@@ -711,6 +723,16 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                 Arc::new(Timetable::build(trips))
             })
             .clone()
+    }
+}
+
+/// Makes room for one more in `vec`, growing it by an eighth when full
+/// rather than doubling it: at ten million entries, doubling can leave
+/// hundreds of megabytes allocated and unused. (Large blocks are moved by
+/// remapping pages, not copying.)
+pub fn reserve_an_eighth<T>(vec: &mut Vec<T>) {
+    if vec.len() == vec.capacity() {
+        vec.reserve_exact(vec.capacity() / 8 + 1_024);
     }
 }
 
