@@ -599,15 +599,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         for peer in due {
             self.start_session(peer, now, store)?;
         }
-        let idle: Vec<P> = self
-            .peers
-            .iter()
-            .filter(|(_, s)| s.fetching.len() < self.config.fetches_in_flight && !s.wanted.is_empty())
-            .map(|(p, _)| p.clone())
-            .collect();
-        for peer in idle {
-            self.fetch_next(&peer, now);
-        }
+        self.fetch_where_idle(now);
         Ok(())
     }
 
@@ -918,6 +910,11 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 None => release(&mut self.assigned, page.iter().copied()),
             }
         }
+        self.fetch_where_idle(now);
+    }
+
+    /// Starts fetches at every peer with ids queued and room in flight.
+    fn fetch_where_idle(&mut self, now: Timestamp) {
         let idle: Vec<P> = self
             .peers
             .iter()
