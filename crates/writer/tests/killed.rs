@@ -104,7 +104,8 @@ fn a_store_killed_mid_ingestion_keeps_every_commit_and_no_torn_record() {
         assert_eq!((record.id(), &record.key, record.version), (stored.id, &stored.key, stored.version));
         let key: u64 = stored.key.strip_prefix("listing-").unwrap().parse().unwrap();
         let last_committed = (0..through).rev().find(|n| n % KEYS == key).unwrap();
-        assert!(stored.version >= last_committed / KEYS + 1, "{} lost its committed version", stored.key);
+        let committed_version = last_committed / KEYS + 1;
+        assert!(stored.version >= committed_version, "{} lost its committed version", stored.key);
         held += 1;
         Ok(())
     })
