@@ -69,7 +69,7 @@ impl AdminService for Node {
             ),
             Metric::gauge(
                 "caravan_records_missing",
-                "Records reconciliation found missing and not fetched yet.",
+                "Records found missing and not fetched yet (while listing a peer far ahead: what it holds beyond this node).",
                 stats.records_missing.load(Relaxed) as f64,
             ),
             Metric::counter(
