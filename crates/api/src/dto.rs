@@ -410,8 +410,9 @@ pub struct NodeStatus {
     pub records_received: u64,
     /// Received records that were new here.
     pub records_new: u64,
-    /// Records reconciliation found missing here and not fetched yet: a
-    /// new node's bootstrap still to do, as far as it knows.
+    /// Records found missing here and not fetched yet (while listing a
+    /// peer far ahead, what that peer holds beyond this node): a new
+    /// node's bootstrap still to do, as far as it knows.
     #[serde(default)]
     pub records_missing: u64,
     /// Replication payload bytes received: envelopes, reconciliation

@@ -126,7 +126,7 @@ pub struct WriterStats {
     pub actions_dropped: AtomicU64,
     /// Connected replication peers.
     pub peers: AtomicU64,
-    /// Records found missing by reconciliation and not fetched yet.
+    /// Records found missing and not fetched yet (`Replica::missing`).
     pub records_missing: AtomicU64,
     /// Records stored, as the reconciliation set counts them (`None`
     /// until the set is first read): a count that costs nothing to read.
