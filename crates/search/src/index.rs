@@ -76,8 +76,9 @@ struct StayFacts {
     country: CountryCode,
     location: GeoPoint,
     max_guests: u32,
-    /// In `SearchIndex::amenities`, sorted.
-    amenities: Box<[u32]>,
+    /// In `SearchIndex::amenity_sets`: most stays share a few sets, so
+    /// each is held once.
+    amenities: u32,
 }
 
 /// An entry spelled out, names and all: what a catalog snapshot keeps, and
@@ -149,6 +150,7 @@ pub struct SearchIndex<O> {
     hasher: RandomState,
     cities: Names,
     amenities: Names,
+    amenity_sets: Sets,
     /// A city's stays by price floor (none: last), so that a search by
     /// price walks them cheapest first, without sorting the city.
     by_city: HashMap<u32, BTreeSet<(i64, Handle)>>,
@@ -172,6 +174,7 @@ impl<O> Default for SearchIndex<O> {
             hasher: RandomState::new(),
             cities: Names::default(),
             amenities: Names::default(),
+            amenity_sets: Sets::default(),
             by_city: HashMap::new(),
             by_cell: HashMap::new(),
             trips: BTreeSet::new(),
@@ -179,6 +182,34 @@ impl<O> Default for SearchIndex<O> {
             min_connection: BTreeMap::new(),
             min_connection_default: crate::trips::MIN_CONNECTION_MINUTES_DEFAULT,
         }
+    }
+}
+
+/// Sets of interned names, each held once and referred to by number.
+#[derive(Debug, Default)]
+struct Sets {
+    ids: HashMap<Arc<[u32]>, u32>,
+    sets: Vec<Arc<[u32]>>,
+}
+
+impl Sets {
+    /// The number of the set of `members` (in any order, repeats and all).
+    fn intern(&mut self, mut members: Vec<u32>) -> u32 {
+        members.sort_unstable();
+        members.dedup();
+        if let Some(&id) = self.ids.get(members.as_slice()) {
+            return id;
+        }
+        let set: Arc<[u32]> = members.into();
+        let id = self.sets.len() as u32;
+        self.sets.push(set.clone());
+        self.ids.insert(set, id);
+        id
+    }
+
+    /// The members of set `id`, sorted.
+    fn get(&self, id: u32) -> &[u32] {
+        &self.sets[id as usize]
     }
 }
 
@@ -354,10 +385,9 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let held = match &listing.details {
             ListingDetails::Stay(stay) => {
                 let city = self.cities.intern(&city_key(&stay.city));
-                let mut amenities: Vec<u32> =
+                let amenities: Vec<u32> =
                     stay.amenities.iter().map(|a| self.amenities.intern(&a.to_lowercase())).collect();
-                amenities.sort_unstable();
-                amenities.dedup();
+                let amenities = self.amenity_sets.intern(amenities);
                 let floor = floor_key(self.entry_mut(handle).price_floor);
                 self.by_city.entry(city).or_default().insert((floor, handle));
                 self.by_cell.entry(cell(stay.location)).or_default().insert(handle);
@@ -366,7 +396,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                     country: stay.country,
                     location: stay.location,
                     max_guests: stay.max_guests,
-                    amenities: amenities.into(),
+                    amenities,
                 })
             }
             ListingDetails::Trip(_) => {
@@ -452,8 +482,12 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                 Held::Stay(facts) => {
                     // Ids follow the order names were first seen, which
                     // differs between nodes: names are sorted instead.
-                    let mut amenities: Vec<String> =
-                        facts.amenities.iter().map(|&id| self.amenities.name(id).to_owned()).collect();
+                    let mut amenities: Vec<String> = self
+                        .amenity_sets
+                        .get(facts.amenities)
+                        .iter()
+                        .map(|&id| self.amenities.name(id).to_owned())
+                        .collect();
                     amenities.sort_unstable();
                     SavedHeld::Stay {
                         city: self.cities.name(facts.city).to_owned(),
@@ -489,9 +523,8 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             SavedHeld::Undescribed { runs } => self.entry_mut(handle).held = Held::Undescribed(packed(runs)?),
             SavedHeld::Stay { city, country, location, max_guests, amenities } => {
                 let city = self.cities.intern(city);
-                let mut amenities: Vec<u32> = amenities.iter().map(|a| self.amenities.intern(a)).collect();
-                amenities.sort_unstable();
-                amenities.dedup();
+                let amenities: Vec<u32> = amenities.iter().map(|a| self.amenities.intern(a)).collect();
+                let amenities = self.amenity_sets.intern(amenities);
                 self.by_city.entry(city).or_default().insert((floor_key(saved.price_floor), handle));
                 self.by_cell.entry(cell(*location)).or_default().insert(handle);
                 self.entry_mut(handle).held = Held::Stay(StayFacts {
@@ -499,7 +532,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                     country: *country,
                     location: *location,
                     max_guests: *max_guests,
-                    amenities: amenities.into(),
+                    amenities,
                 });
             }
             SavedHeld::Trip { listing, runs } => {
@@ -643,7 +676,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let bound_total = entry.month_steps.bound(floor, &filter.nights_by_month).saturating_mul(units);
         if filter.country.is_some_and(|c| !c.eq_ignore_ascii_case(facts.country.as_str()))
             || filter.guests as u64 > facts.max_guests as u64 * filter.units as u64
-            || !filter.amenities.iter().all(|id| facts.amenities.binary_search(id).is_ok())
+            || !filter.amenities.iter().all(|id| self.amenity_sets.get(facts.amenities).binary_search(id).is_ok())
             || filter.total_max_minor.is_some_and(|max| bound_total > max)
         {
             return None;
