@@ -175,12 +175,13 @@ impl Catalog {
 
     /// Everything `origin` published goes, and it stays frozen.
     pub fn freeze(&mut self, origin: Origin) {
-        for handle in self.index.handles_of(&origin) {
+        // One walk over the entries: what leaves the digest, then the index.
+        let handles = self.index.handles_of(&origin);
+        for &handle in &handles {
             self.fold_out(handle);
-        }
-        for handle in self.index.remove_origin(&origin) {
             *self.stamps_mut(handle) = Stamps::default();
         }
+        self.index.remove_handles(&handles);
         if let Some(contact) = self.contacts.remove(&origin) {
             self.contacts_fold.remove(contact_hash(&origin, &contact));
         }

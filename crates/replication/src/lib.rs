@@ -522,8 +522,8 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             Message::ReconcileQuery { session, frame } => {
                 self.counters.reconcile_bytes += frame.len() as u64;
                 self.counters.bytes_in += frame.len() as u64;
-                let index = self.index(store)?;
                 let held = self.loaded(store)?.len() as u64;
+                let index = self.index(store)?;
                 let reply =
                     Negentropy::owned(index.clone(), RECONCILE_FRAME_BYTES_MAX).and_then(|mut n| n.reconcile(&frame));
                 self.counters.reconcile_items_read += index.read();

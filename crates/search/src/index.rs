@@ -452,10 +452,15 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// Everything of a frozen origin goes; returns the handles freed.
     pub fn remove_origin(&mut self, origin: &O) -> Vec<Handle> {
         let handles = self.handles_of(origin);
-        for &handle in &handles {
+        self.remove_handles(&handles);
+        handles
+    }
+
+    /// The entries at `handles` go (live handles, as `handles_of` gives).
+    pub fn remove_handles(&mut self, handles: &[Handle]) {
+        for &handle in handles {
             self.remove_handle(handle);
         }
-        handles
     }
 
     /// The handles of `origin`'s entries.
