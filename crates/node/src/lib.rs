@@ -165,6 +165,8 @@ pub struct Node {
 struct Inner {
     origin: Origin,
     db_path: PathBuf,
+    /// The record store; the writer thread writes it, anyone reads.
+    records: caravan_store::Records,
     ledger: Arc<RwLock<Ledger>>,
     /// This node's member of its owner's replica group.
     group: Arc<group::OwnerGroup>,
@@ -211,10 +213,15 @@ impl Node {
         let db_path = data_dir.join(caravan_store::DB_FILE);
         let mailer = mail::Mailer::new(&options.mail, data_dir.join(mail::OUTBOX_DIR))?;
         options.group_timers.validate(None).map_err(NodeError::Setup)?;
-        let conn = caravan_store::open_writer(&db_path)?;
+        let mut conn = caravan_store::open_writer(&db_path)?;
+        let records = caravan_store::Records::open(&data_dir.join(caravan_store::RECORDS_DIR))?;
+        let moved = caravan_store::records::move_from_sqlite(&mut conn, &records)?;
+        if moved > 0 {
+            tracing::info!(moved, "records moved from the SQLite database to the record store");
+        }
         let started = std::time::Instant::now();
         let catalog_file = data_dir.join(CATALOG_FILE);
-        let (mut catalog, opened) = stored_catalog::open(&conn, &catalog_file, (options.clock)())?;
+        let (mut catalog, opened) = stored_catalog::open(&records, &catalog_file, (options.clock)())?;
         let rules = &options.search;
         catalog.index.set_min_connection(rules.min_connection_minutes.clone(), rules.min_connection_minutes_default);
         let listings = catalog.listing_count();
@@ -239,6 +246,7 @@ impl Node {
             replica,
             actions: actions_tx,
             conn,
+            records: records.clone(),
             key: key.signing_key().clone(),
             stats: stats.clone(),
             clock: options.clock,
@@ -269,7 +277,7 @@ impl Node {
         let group_timers = Mutex::new(Some(tokio::spawn(group.run_timers(options.publish_interval_ms as i64))));
         let ledger = group.ledger();
         let db = NodeDb::new(queue.clone(), caravan_store::open_reader(&db_path)?);
-        let shelf = shelf::StoreShelf::open(&db_path, options.clock)?;
+        let shelf = shelf::StoreShelf::new(records.clone(), options.clock);
         let booking = Arc::new(BookingService::new(BookingSetup {
             key: key.signing_key().clone(),
             group: group.clone(),
@@ -287,6 +295,7 @@ impl Node {
         let inner = Inner {
             origin,
             db_path,
+            records,
             ledger,
             group,
             group_timers,
@@ -348,6 +357,11 @@ impl Node {
         &self.inner.db_path
     }
 
+    /// The record store, for reading: only the writer thread writes it.
+    pub fn records(&self) -> &caravan_store::Records {
+        &self.inner.records
+    }
+
     /// Runs `write` in the writer's next transaction (in a savepoint of its
     /// own, kept only if it returns `Ok`) and answers once it is durable.
     pub async fn write<R, E>(&self, write: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static) -> Result<R, E>
@@ -406,16 +420,17 @@ impl Node {
 }
 
 impl Node {
-    /// Runs `query` on the node's reader connection on a blocking thread.
-    pub(crate) async fn read<R, E>(
+    /// Runs `query` on the record store on a blocking thread: a walk over
+    /// many records must not hold up the runtime.
+    pub(crate) async fn read_records<R: Send + 'static>(
         &self,
-        query: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static,
-    ) -> Result<R, E>
-    where
-        R: Send + 'static,
-        E: From<caravan_store::StoreError> + Send + 'static,
-    {
-        caravan_services::Database::read(&self.inner.db, query).await
+        query: impl FnOnce(&caravan_store::Records) -> Result<R, caravan_store::StoreError> + Send + 'static,
+    ) -> Result<R, caravan_store::StoreError> {
+        let records = self.inner.records.clone();
+        match tokio::task::spawn_blocking(move || query(&records)).await {
+            Ok(result) => result,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
     }
 
     /// Runs a command through the owner's replica group; resolves once it

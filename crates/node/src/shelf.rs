@@ -3,23 +3,17 @@
 //! catalog in memory holds only what a search filters on.
 //!
 //! Searches run on the HTTP handlers' threads and read a record or two
-//! per candidate, so the shelf keeps reader connections of its own, one
-//! per core, rather than queueing behind the node's other reads.
-
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+//! per candidate: point reads of the record store, which any number of
+//! threads read at once.
 
 use caravan_model::{AriRun, Listing, Timestamp};
 use caravan_records::{Kind, Origin, Payload};
 use caravan_search::Shelf;
-use caravan_store::rusqlite::Connection;
-use caravan_store::{records, StoreError};
+use caravan_store::{records, Records};
 
 #[derive(Debug)]
 pub struct StoreShelf {
-    readers: Vec<Mutex<Connection>>,
-    next: AtomicUsize,
+    records: Records,
     clock: fn() -> Timestamp,
 }
 
@@ -31,27 +25,15 @@ struct Stored {
 }
 
 impl StoreShelf {
-    pub fn open(db_path: &Path, clock: fn() -> Timestamp) -> Result<StoreShelf, StoreError> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let readers =
-            (0..cores).map(|_| caravan_store::open_reader(db_path).map(Mutex::new)).collect::<Result<_, _>>()?;
-        Ok(StoreShelf { readers, next: AtomicUsize::new(0), clock })
-    }
-
-    /// A free reader if there is one, else the next in turn.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let count = self.readers.len();
-        (0..count)
-            .find_map(|i| self.readers[(start + i) % count].try_lock().ok())
-            .unwrap_or_else(|| self.readers[start % count].lock().expect("shelf reader lock"))
+    pub fn new(records: Records, clock: fn() -> Timestamp) -> StoreShelf {
+        StoreShelf { records, clock }
     }
 
     /// The newest records of `(origin, key)` of the kinds `wanted`
     /// (listing, availability), decoded. A read that fails is logged and
     /// reads as nothing: a search leaves that stay out.
     fn read(&self, origin: &Origin, key: &str, wanted: &[Kind]) -> Stored {
-        let found = records::signed_of_key(&self.reader(), *origin, key);
+        let found = self.records.signed_of_key(*origin, key, wanted);
         let rows = match found {
             Ok(rows) => rows,
             Err(error) => {
@@ -60,10 +42,7 @@ impl StoreShelf {
             }
         };
         let mut stored = Stored::default();
-        for (kind, signed) in rows {
-            if !wanted.contains(&kind) {
-                continue;
-            }
+        for (_, signed) in rows {
             match records::decode(&signed, (self.clock)()) {
                 Ok(record) => match record.payload {
                     Payload::Listing(listing) => stored.listing = Some(listing),

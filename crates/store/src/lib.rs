@@ -1,13 +1,16 @@
-//! The node's SQLite database: the only crate that opens database files.
+//! The node's databases: the only crate that opens database files.
 //!
-//! One file per node (`caravan.sqlite` in the data directory) holds the
-//! records, the catalog, the equivocation proofs and the ledger log, so one
-//! transaction can commit a batch of ledger commands together with the
-//! records they produced. The file runs in WAL mode with
-//! `synchronous=FULL`: a committed transaction survives power loss. One
-//! writer (see `caravan-node`) batches many commands or records into one
-//! transaction, so durability costs one fsync per batch, not per write;
-//! readers use their own connections in parallel.
+//! - [`records`]: the record store, a fjall database (`records/` in the
+//!   data directory) built for tens of millions of records arriving in no
+//!   order: every origin's newest records and the equivocation proofs.
+//! - `caravan.sqlite`: the node's own business in SQLite: accounts,
+//!   tokens, agency bookings (and the ledger log of nodes from before
+//!   replica groups). It runs in WAL mode with `synchronous=FULL`: a
+//!   committed transaction survives power loss.
+//!
+//! One writer (see `caravan-writer`) batches many commands or records into
+//! one transaction, so durability costs one fsync per batch, not per
+//! write; readers read in parallel.
 
 pub mod agency;
 pub mod ledger_log;
@@ -18,6 +21,7 @@ pub mod users;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
+pub use records::{Records, RECORDS_DIR};
 pub use rusqlite;
 
 /// The database file inside a node's data directory.
@@ -35,6 +39,8 @@ const WRITER_CACHE_KIB: i64 = 256 * 1024;
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("record store: {0}")]
+    Records(#[from] fjall::Error),
     /// The file was written by a newer Caravan.
     #[error("database schema version {found} is newer than this build's {supported}; upgrade caravan")]
     TooNew { found: u32, supported: u32 },
@@ -67,12 +73,12 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 /// How a transaction's commit reaches the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sync {
-    /// Durable when the commit returns (`synchronous=FULL`: the WAL is
-    /// fsynced): for what someone was told is done.
+    /// Durable when the commit returns (fsynced): for what someone was
+    /// told is done.
     Full,
-    /// Not fsynced at commit (`synchronous=NORMAL` in WAL mode): durable at
-    /// the next `Full` commit or checkpoint, and a crash before that loses
-    /// it whole, never half. For what can be had again: peers' records,
+    /// Not fsynced at commit: it survives the process crashing, and is
+    /// durable at the next `Full` commit; a power cut before that loses it
+    /// whole, never half. For what can be had again: peers' records,
     /// which reconciliation brings back.
     Relaxed,
 }

@@ -11,8 +11,7 @@ use std::path::Path;
 
 use caravan_catalog::{snapshot, Catalog};
 use caravan_model::Timestamp;
-use caravan_store::rusqlite::Connection;
-use caravan_store::{records, StoreError};
+use caravan_store::{records, Records, StoreError};
 
 /// The snapshot's file in the data directory.
 pub const CATALOG_FILE: &str = "catalog.snapshot";
@@ -26,16 +25,16 @@ pub enum Opened {
     Rebuilt { why: String },
 }
 
-/// The catalog of the records in `conn`: from the snapshot at `path` if it
-/// is whole and in step, else rebuilt. The snapshot is removed either way.
-pub fn open(conn: &Connection, path: &Path, now: Timestamp) -> Result<(Catalog, Opened), StoreError> {
+/// The catalog of the records in `store`: from the snapshot at `path` if
+/// it is whole and in step, else rebuilt. The snapshot is removed either way.
+pub fn open(store: &Records, path: &Path, now: Timestamp) -> Result<(Catalog, Opened), StoreError> {
     let why = match std::fs::read(path) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => "no snapshot".to_owned(),
         Err(error) => format!("the snapshot could not be read: {error}"),
         Ok(bytes) => match snapshot::decode(&bytes) {
             Err(error) => error.to_string(),
             Ok((catalog, mark)) => {
-                let store_mark = records::mark(conn)?;
+                let store_mark = store.mark()?;
                 if mark == store_mark {
                     take_away(path)?;
                     return Ok((catalog, Opened::Loaded));
@@ -45,28 +44,28 @@ pub fn open(conn: &Connection, path: &Path, now: Timestamp) -> Result<(Catalog, 
         },
     };
     take_away(path)?;
-    Ok((rebuild(conn, now)?, Opened::Rebuilt { why }))
+    Ok((rebuild(store, now)?, Opened::Rebuilt { why }))
 }
 
 /// The catalog of every stored record and frozen origin. Records were
 /// verified when they arrived, so they are decoded, not verified again.
-pub fn rebuild(conn: &Connection, now: Timestamp) -> Result<Catalog, StoreError> {
+pub fn rebuild(store: &Records, now: Timestamp) -> Result<Catalog, StoreError> {
     let mut catalog = Catalog::default();
-    records::for_each(conn, |stored| {
+    store.for_each(|stored| {
         catalog.put(records::decode(&stored.signed, now)?);
         Ok(())
     })?;
-    for (origin, _) in records::equivocations(conn)? {
+    for (origin, _) in store.equivocations()? {
         catalog.freeze(origin);
     }
     Ok(catalog)
 }
 
-/// Writes the snapshot of `catalog`, in step with the records in `conn`,
+/// Writes the snapshot of `catalog`, in step with the records in `store`,
 /// to `path` (through a temporary file, so a crash leaves the old file or
 /// the new one, never half of one).
-pub fn save(conn: &Connection, catalog: &Catalog, path: &Path) -> Result<(), StoreError> {
-    let mark = records::mark(conn)?;
+pub fn save(store: &Records, catalog: &Catalog, path: &Path) -> Result<(), StoreError> {
+    let mark = store.mark()?;
     let unavailable = |error: std::io::Error| StoreError::Unavailable(format!("catalog snapshot: {error}"));
     let partial = path.with_extension("partial");
     let file = std::fs::File::create(&partial).map_err(unavailable)?;

@@ -1,12 +1,12 @@
-//! The single writer of a node's database (`caravan.sqlite`) and what it
-//! feeds: records signed at our own publishing points and records from
-//! peers (verified before they reach it), stored with their catalog rows
-//! in one transaction per batch, then handed to the in-memory catalog that
-//! search reads.
+//! The single writer of a node's databases (the record store and
+//! `caravan.sqlite`) and what it feeds: records signed at our own
+//! publishing points and records from peers (verified before they reach
+//! it), stored in one transaction per batch, then handed to the in-memory
+//! catalog that search reads.
 //!
 //! - [`writer`]: the writer thread, its queue of jobs and group commit;
 //!   it hosts the replication core, which stores through it.
-//! - [`replica_store`]: the database as the replication core's
+//! - [`replica_store`]: the record store as the replication core's
 //!   `RecordStore`, noting what the catalog must learn.
 //! - [`catalog`]: the catalog (`caravan-catalog`) across restarts: its
 //!   snapshot file, loaded at start when in step with the records (else

@@ -26,9 +26,9 @@ use caravan_model::Timestamp;
 use caravan_records::{Record, Verified};
 use caravan_replication::{Action, Replica};
 use caravan_store::rusqlite::Connection;
-use caravan_store::{ledger_log, records, StoreError};
+use caravan_store::{ledger_log, records, Records, StoreError};
 
-use crate::replica_store::SqliteRecords;
+use crate::replica_store::TxRecords;
 use caravan_catalog::{Catalog, Change};
 use tokio::sync::{mpsc, oneshot};
 
@@ -116,7 +116,7 @@ pub const ACTIONS_MAX: usize = 4_096;
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub commands: AtomicU64,
-    /// Committed transactions; each is one fsync of the WAL.
+    /// Committed transactions of applied commands; each is one fsync.
     pub commits: AtomicU64,
     /// Publishing points committed; at most one per commit.
     pub publishing_points: AtomicU64,
@@ -179,7 +179,10 @@ impl CatchingUp {
 
 /// The writer's state; [`Writer::run`] is the thread's body.
 pub struct Writer {
+    /// The node's SQLite database, for writes other than records.
     pub conn: Connection,
+    /// The record store, which only this thread writes.
+    pub records: Records,
     /// The origin's key, which signs the records of publishing points.
     pub key: ed25519_dalek::SigningKey,
     pub stats: Arc<WriterStats>,
@@ -269,7 +272,7 @@ impl Writer {
         let Some(path) = &self.catalog_file else { return };
         let started = std::time::Instant::now();
         let catalog = self.catalog.read().expect("catalog lock");
-        match crate::catalog::save(&self.conn, &catalog, path) {
+        match crate::catalog::save(&self.records, &catalog, path) {
             Ok(()) => tracing::info!(ms = started.elapsed().as_millis() as u64, "catalog saved"),
             // The next start rebuilds it from the records.
             Err(error) => tracing::warn!(%error, "catalog not saved"),
@@ -287,9 +290,8 @@ impl Writer {
             return;
         }
         let result = (|| -> Result<Vec<Change>, StoreError> {
-            caravan_store::set_sync(&self.conn, caravan_store::Sync::Relaxed)?;
-            let tx = self.conn.transaction()?;
-            let mut store = SqliteRecords::new(&tx);
+            let mut tx = self.records.write(caravan_store::Sync::Relaxed);
+            let mut store = TxRecords::new(&mut tx);
             for event in events {
                 self.replica.handle_checked(event, now, &mut store)?;
             }
@@ -298,7 +300,7 @@ impl Writer {
             }
             let changes = std::mem::take(&mut store.changes);
             if !changes.is_empty() {
-                records::bump_mark(&tx)?;
+                tx.bump_mark()?;
             }
             tx.commit()?;
             Ok(changes)
@@ -388,16 +390,15 @@ impl Writer {
         let started = std::time::Instant::now();
         let (mut published, mut gone) = (Vec::new(), Vec::new());
         let result = (|| -> Result<(), StoreError> {
-            caravan_store::set_sync(&self.conn, caravan_store::Sync::Full)?;
-            let tx = self.conn.transaction()?;
+            let mut tx = self.records.write(caravan_store::Sync::Full);
             let key = &self.key;
             for (applied, _) in &applies {
                 for command in applied {
-                    store_publications(&tx, key, command, now, &mut published, &mut gone)?;
+                    store_publications(&mut tx, key, command, now, &mut published, &mut gone)?;
                 }
             }
             if !published.is_empty() {
-                records::bump_mark(&tx)?;
+                tx.bump_mark()?;
             }
             tx.commit()?;
             Ok(())
@@ -430,7 +431,7 @@ impl Writer {
 /// Signs what one applied command published, versioned by its log index
 /// (so every member of the group signs the same bytes), and stores it.
 fn store_publications(
-    tx: &Connection,
+    tx: &mut records::Tx<'_>,
     key: &ed25519_dalek::SigningKey,
     command: &AppliedCommand,
     now: Timestamp,
@@ -443,7 +444,7 @@ fn store_publications(
     let signed = caravan_publish::sign(key, command.applied.publications.clone(), command.index, command.now);
     for record in caravan_records::verify_batch(signed, now) {
         let record = record.expect("our own records verify");
-        let outcome = records::put(tx, &record, now)?;
+        let outcome = tx.put(&record, now)?;
         if let records::PutOutcome::Inserted { gone: displaced }
         | records::PutOutcome::Replaced { gone: displaced, .. } = outcome
         {

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use caravan_model::{AriDay, AriRun, Timestamp};
 use caravan_records::{proto, sign_one, verify, Draft, Payload, Record, Verified};
 use caravan_replication::RecordStore;
-use caravan_store::{records, DB_FILE};
-use caravan_writer::replica_store::SqliteRecords;
+use caravan_store::{Records, Sync};
+use caravan_writer::replica_store::TxRecords;
 use ed25519_dalek::SigningKey;
 use prost::Message as _;
 
@@ -43,11 +43,10 @@ fn record(key: &SigningKey, n: u64) -> Verified<Record> {
 fn ingest_until_killed() {
     let Ok(dir) = std::env::var(CHILD) else { return };
     let key = SigningKey::from_bytes(&[7; 32]);
-    let mut conn = caravan_store::open_writer(&std::path::Path::new(&dir).join(DB_FILE)).unwrap();
+    let records = Records::open(std::path::Path::new(&dir)).unwrap();
     for batch in 0.. {
-        caravan_store::set_sync(&conn, caravan_store::Sync::Relaxed).unwrap();
-        let tx = conn.transaction().unwrap();
-        let mut store = SqliteRecords::new(&tx);
+        let mut tx = records.write(Sync::Relaxed);
+        let mut store = TxRecords::new(&mut tx);
         for n in batch * BATCH..(batch + 1) * BATCH {
             store.put(record(&key, n), NOW).unwrap();
         }
@@ -92,23 +91,29 @@ fn a_store_killed_mid_ingestion_keeps_every_commit_and_no_torn_record() {
     child.0.wait().unwrap();
     let committed = committed.expect("the child committed batches");
 
-    let conn = caravan_store::open_writer(&dir.path().join(DB_FILE)).unwrap();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
-    assert_eq!(check, "ok");
+    let records = Records::open(dir.path()).unwrap();
     // Every key holds at least the version its last committed record gave it.
     let through = (committed + 1) * BATCH;
-    let mut held = 0;
-    records::for_each(&conn, |stored| {
-        let signed = proto::SignedRecord::decode(stored.signed.as_slice()).expect("a whole record");
-        let record = verify(signed, NOW).expect("a stored record verifies");
-        assert_eq!((record.id(), &record.key, record.version), (stored.id, &stored.key, stored.version));
-        let key: u64 = stored.key.strip_prefix("listing-").unwrap().parse().unwrap();
-        let last_committed = (0..through).rev().find(|n| n % KEYS == key).unwrap();
-        let committed_version = last_committed / KEYS + 1;
-        assert!(stored.version >= committed_version, "{} lost its committed version", stored.key);
-        held += 1;
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(held, KEYS, "one record per key, each whole");
+    let mut held = Vec::new();
+    records
+        .for_each(|stored| {
+            let signed = proto::SignedRecord::decode(stored.signed.as_slice()).expect("a whole record");
+            let record = verify(signed, NOW).expect("a stored record verifies");
+            assert_eq!((record.id(), &record.key, record.version), (stored.id, &stored.key, stored.version));
+            let key: u64 = stored.key.strip_prefix("listing-").unwrap().parse().unwrap();
+            let last_committed = (0..through).rev().find(|n| n % KEYS == key).unwrap();
+            let committed_version = last_committed / KEYS + 1;
+            assert!(stored.version >= committed_version, "{} lost its committed version", stored.key);
+            held.push((stored.time_ms as u64, stored.id, stored.signed));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(held.len() as u64, KEYS, "one record per key, each whole");
+    // The indexes name exactly the records held: no transaction half kept.
+    let mut by_time: Vec<_> = held.iter().map(|(time, id, _)| (*time, *id)).collect();
+    by_time.sort();
+    assert_eq!(records.items().unwrap(), by_time);
+    for (_, id, signed) in &held {
+        assert_eq!(records.signed_by_id(id).unwrap().as_ref(), Some(signed));
+    }
 }

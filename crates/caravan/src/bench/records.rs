@@ -18,7 +18,6 @@ use std::time::Instant;
 
 use caravan_model::{AriDay, AriRun, Timestamp};
 use caravan_records::{proto, sign_bundle, sign_one, verify_batch, Draft, Payload};
-use caravan_store::records;
 use ed25519_dalek::SigningKey;
 use prost::Message;
 
@@ -82,9 +81,9 @@ pub fn run(args: &RecordsBench) -> anyhow::Result<Map<String, Value>> {
     };
     let dir = BenchDir::new(args.dir.as_deref())?;
     let (single_rate, single_verify_share) =
-        verify_store_apply(&dir.path().join("singles.sqlite"), &singles, args.batch, now)?;
+        verify_store_apply(&dir.path().join("singles"), &singles, args.batch, now)?;
     let (bundled_rate, bundled_verify_share) =
-        verify_store_apply(&dir.path().join("bundled.sqlite"), &bundled, args.batch, now)?;
+        verify_store_apply(&dir.path().join("bundled"), &bundled, args.batch, now)?;
 
     let workers = caravan_node::verifier::workers();
     eprintln!("the same through a node: the verifier stage on {workers} threads, then the writer");
@@ -118,7 +117,7 @@ fn verify_store_apply(
     batch: usize,
     now: Timestamp,
 ) -> anyhow::Result<(f64, f64)> {
-    let mut conn = caravan_store::open_writer(path).context("opening the bench database")?;
+    let store = caravan_store::Records::open(path).context("opening the bench's record store")?;
     let started = Instant::now();
     let mut verifying = std::time::Duration::ZERO;
     let mut catalog = caravan_catalog::Catalog::default();
@@ -126,22 +125,22 @@ fn verify_store_apply(
         let verify_started = Instant::now();
         let verified = verify_batch(chunk.to_vec(), now);
         verifying += verify_started.elapsed();
-        let tx = conn.transaction()?;
+        let mut tx = store.write(caravan_store::Sync::Relaxed);
         let mut stored = Vec::with_capacity(verified.len());
         for record in verified {
             let record = record.map_err(|e| anyhow::anyhow!("benchmark record rejected: {e}"))?;
-            let outcome = records::put(&tx, &record, now)?;
+            let outcome = tx.put(&record, now)?;
             anyhow::ensure!(outcome.is_new(), "benchmark record not new: {outcome:?}");
             stored.push(record.into_inner());
         }
-        records::bump_mark(&tx)?;
+        tx.bump_mark()?;
         tx.commit()?;
         for record in stored {
             catalog.put(record);
         }
     }
     let elapsed = started.elapsed();
-    anyhow::ensure!(records::count(&conn)? == signed.len() as u64, "not every record was stored");
+    anyhow::ensure!(store.count()? == signed.len() as u64, "not every record was stored");
     Ok((signed.len() as f64 / elapsed.as_secs_f64(), verifying.as_secs_f64() / elapsed.as_secs_f64()))
 }
 

@@ -5,7 +5,6 @@ use caravan_api::async_trait;
 use caravan_api::dto::{self, rfc3339, EquivocationView, OriginView};
 use caravan_api::{AdminService, FaultHooksOff, GroupChangeError, Internal, Metric, SubmitError};
 use caravan_ledger::Command;
-use caravan_store::rusqlite::Connection;
 
 use crate::Node;
 
@@ -18,7 +17,7 @@ impl AdminService for Node {
         let counted = *self.inner.stats.records_held.lock().expect("stats lock");
         let records_held = match counted {
             Some(held) => held,
-            None => self.read(caravan_store::records::count).await.map_err(super::internal)?,
+            None => self.read_records(caravan_store::Records::count).await.map_err(super::internal)?,
         };
         let (catalog_listings, catalog_digest) = self.read_catalog(|catalog| {
             (catalog.listing_count() as u64, with_digest.then(|| hex::encode(catalog.digest())))
@@ -226,9 +225,9 @@ impl AdminService for Node {
     }
 
     async fn origins(&self, limit: u32) -> Result<(Vec<OriginView>, Vec<EquivocationView>), Internal> {
-        let read = move |conn: &Connection| -> Result<_, caravan_store::StoreError> {
-            let origins = caravan_store::records::per_origin(conn, limit)?;
-            let frozen = caravan_store::records::frozen_origins(conn)?;
+        let read = move |records: &caravan_store::Records| -> Result<_, caravan_store::StoreError> {
+            let origins = records.per_origin(limit)?;
+            let frozen = records.frozen_origins()?;
             Ok((
                 origins
                     .into_iter()
@@ -244,6 +243,6 @@ impl AdminService for Node {
                     .collect(),
             ))
         };
-        self.read(read).await.map_err(super::internal)
+        self.read_records(read).await.map_err(super::internal)
     }
 }

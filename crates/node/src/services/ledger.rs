@@ -30,8 +30,8 @@ impl LedgerService for Node {
 
     async fn own_records(&self, after_version: u64, limit: u32) -> Result<Vec<Verified<Record>>, Internal> {
         let (origin, now) = (self.inner.origin, self.now());
-        let records = self.read(move |conn| {
-            let stored = caravan_store::records::by_origin(conn, origin, after_version, limit)?;
+        let records = self.read_records(move |records| {
+            let stored = records.by_origin(origin, after_version, limit)?;
             stored.iter().map(|s| caravan_store::records::read_back(&s.signed, now)).collect::<Result<Vec<_>, _>>()
         });
         records.await.map_err(super::internal)

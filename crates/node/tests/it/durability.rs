@@ -80,28 +80,30 @@ async fn the_catalog_comes_back_from_its_snapshot_or_is_rebuilt_from_the_records
     node.shutdown().await;
 
     let path = dir.path().join(CATALOG_FILE);
-    let conn = caravan_store::open_writer(&dir.path().join(caravan_store::DB_FILE)).unwrap();
+    let records = caravan_store::Records::open(&dir.path().join(caravan_store::RECORDS_DIR)).unwrap();
     let now = caravan_model::Timestamp(i64::MAX / 2);
-    let (loaded, opened) = catalog::open(&conn, &path, now).unwrap();
+    let (loaded, opened) = catalog::open(&records, &path, now).unwrap();
     assert_eq!(opened, Opened::Loaded);
     assert_eq!(loaded.digest(), digest);
     assert!(!path.exists(), "a loaded snapshot is taken away, so a crash cannot bring it back stale");
 
-    catalog::save(&conn, &loaded, &path).unwrap();
+    catalog::save(&records, &loaded, &path).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
     std::fs::write(&path, bytes).unwrap();
-    let (rebuilt, opened) = catalog::open(&conn, &path, now).unwrap();
+    let (rebuilt, opened) = catalog::open(&records, &path, now).unwrap();
     assert!(matches!(&opened, Opened::Rebuilt { why } if why.contains("damaged")), "{opened:?}");
     assert_eq!(rebuilt.digest(), digest);
 
-    catalog::save(&conn, &rebuilt, &path).unwrap();
-    caravan_store::records::bump_mark(&conn).unwrap();
-    let (rebuilt, opened) = catalog::open(&conn, &path, now).unwrap();
+    catalog::save(&records, &rebuilt, &path).unwrap();
+    let mut tx = records.write(caravan_store::Sync::Full);
+    tx.bump_mark().unwrap();
+    tx.commit().unwrap();
+    let (rebuilt, opened) = catalog::open(&records, &path, now).unwrap();
     assert!(matches!(&opened, Opened::Rebuilt { why } if why.contains("mark")), "{opened:?}");
     assert_eq!(rebuilt.digest(), digest);
-    drop(conn);
+    drop(records);
 
     // And the node searches what it had.
     let node = Node::open(dir.path(), NodeOptions { publish_interval_ms: 5, ..NodeOptions::default() }).await.unwrap();

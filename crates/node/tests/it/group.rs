@@ -111,14 +111,17 @@ async fn group_of(t: &TestNode) -> Value {
 }
 
 /// Every record a member holds: kind, key, version and the signed bytes.
-fn records_of(t: &TestNode) -> Vec<(i64, String, i64, Vec<u8>)> {
-    let conn = caravan_store::open_reader(t.node.db_path()).unwrap();
-    let query = "SELECT kind, key, version, signed FROM records ORDER BY origin, kind, key";
-    let mut rows = conn.prepare(query).unwrap();
-    rows.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+fn records_of(t: &TestNode) -> Vec<(i32, String, u64, Vec<u8>)> {
+    let mut held = Vec::new();
+    t.node
+        .records()
+        .for_each(|stored| {
+            held.push((stored.kind as i32, stored.key, stored.version, stored.signed));
+            Ok(())
+        })
+        .unwrap();
+    held.sort();
+    held
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -156,11 +159,11 @@ async fn three_members_serve_alike_sign_identical_records_and_survive_their_lead
     let agency = super::network::node_with_fast_rounds().await;
     agency.node.start_network(super::network::loopback(vec![address])).await.unwrap();
     let contact_version = |t: &TestNode| {
-        records_of(t).into_iter().find(|(kind, ..)| *kind == caravan_records::Kind::Contact as i64).map(|r| r.2)
+        records_of(t).into_iter().find(|(kind, ..)| *kind == caravan_records::Kind::Contact as i32).map(|r| r.2)
     };
     let published = contact_version(&first).expect("the owner publishes its contact");
     let newest_contact = |t: &TestNode| {
-        records_of(t).into_iter().filter(|(kind, ..)| *kind == caravan_records::Kind::Contact as i64).map(|r| r.2).max()
+        records_of(t).into_iter().filter(|(kind, ..)| *kind == caravan_records::Kind::Contact as i32).map(|r| r.2).max()
     };
     let learned = super::network::eventually(|| {
         newest_contact(&agency) >= Some(published) && agency.node.read_catalog(|c| c.listing_count()) == 1

@@ -534,7 +534,8 @@ async fn a_provider_runs_a_service_from_the_back_office() {
 
 #[tokio::test]
 async fn the_admin_console_shows_records_by_origin_and_equivocation_alerts() {
-    use caravan_records::{sign_one, verify, Draft, EquivocationProof, Payload};
+    use caravan_records::{sign_one, Draft, Payload};
+    use prost::Message as _;
     let t = TestNode::start().await;
     t.hotel(2).await;
     // The leader's next publishing point signs the listing and its days.
@@ -557,11 +558,18 @@ async fn the_admin_console_shows_records_by_origin_and_equivocation_alerts() {
             ..caravan_test_utils::stay("room-1", "Lisbon", 1)
         }),
     };
-    let (a, b) =
-        (verify(sign_one(&key, &draft("One")), now).unwrap(), verify(sign_one(&key, &draft("Two")), now).unwrap());
-    let proof = EquivocationProof::detect(&a, &b).unwrap();
-    let hostile = a.origin.to_hex();
-    t.node.write(move |conn| caravan_store::records::freeze(conn, &proof, now)).await.unwrap();
+    let lies = vec![sign_one(&key, &draft("One")), sign_one(&key, &draft("Two"))];
+    let liar = caravan_records::Origin(key.verifying_key().to_bytes());
+    let hostile = liar.to_hex();
+    let envelope = caravan_records::proto::Envelope { records: lies, ..Default::default() }.encode_to_vec();
+    let gossip = caravan_node::ReplicationEvent::Gossip { from: "hostile".into(), envelope };
+    t.node.replicate(gossip).await.unwrap();
+    for _ in 0..500 {
+        if t.node.read_catalog(|catalog| catalog.is_frozen(&liar)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 
     let (status, origins) = t.call("GET", "/api/v1/origins", None).await;
     assert_eq!(status, StatusCode::OK, "{origins}");

@@ -1,31 +1,40 @@
-//! The replication core over the node's real store: two SQLite databases
+//! The replication core over the node's real store: two record stores
 //! reconcile and end with the same records and the same catalog.
 
 use caravan_model::{AriDay, AriRun, Timestamp};
-use caravan_node::replica_store::SqliteRecords;
+use caravan_node::replica_store::TxRecords;
 use caravan_records::{sign_bundle, sign_one, verify_batch, Draft, Payload};
 use caravan_replication::{Action, Config, RecordStore, Replica};
-use caravan_store::rusqlite::Connection;
+use caravan_store::{Records, Sync};
 
 const NOW: Timestamp = Timestamp(1_893_456_000_000);
 
-fn database(dir: &tempfile::TempDir, name: &str) -> Connection {
-    caravan_store::open_writer(&dir.path().join(name)).unwrap()
+fn store(dir: &tempfile::TempDir, name: &str) -> Records {
+    Records::open(&dir.path().join(name)).unwrap()
+}
+
+/// Runs `step` in one transaction on `store` and commits it, as the
+/// writer does with each batch of replication events.
+fn in_tx<R>(store: &Records, step: impl FnOnce(&mut TxRecords<'_, '_>) -> R) -> R {
+    let mut tx = store.write(Sync::Relaxed);
+    let out = step(&mut TxRecords::new(&mut tx));
+    tx.commit().unwrap();
+    out
 }
 
 /// Hands every `Send` between the two replicas until neither has more to say.
-fn converse(a: &mut Replica<u8>, db_a: &Connection, b: &mut Replica<u8>, db_b: &Connection) {
+fn converse(a: &mut Replica<u8>, db_a: &Records, b: &mut Replica<u8>, db_b: &Records) {
     for _ in 0..1_000 {
         let mut moved = false;
         for action in std::iter::from_fn(|| a.poll_action()).collect::<Vec<_>>() {
             if let Action::Send(2, message) = action {
-                b.handle_message(1, message, NOW, &mut SqliteRecords::new(db_b)).unwrap();
+                in_tx(db_b, |store| b.handle_message(1, message, NOW, store)).unwrap();
                 moved = true;
             }
         }
         for action in std::iter::from_fn(|| b.poll_action()).collect::<Vec<_>>() {
             if let Action::Send(1, message) = action {
-                a.handle_message(2, message, NOW, &mut SqliteRecords::new(db_a)).unwrap();
+                in_tx(db_a, |store| a.handle_message(2, message, NOW, store)).unwrap();
                 moved = true;
             }
         }
@@ -37,9 +46,9 @@ fn converse(a: &mut Replica<u8>, db_a: &Connection, b: &mut Replica<u8>, db_b: &
 }
 
 #[test]
-fn two_sqlite_nodes_converge_to_the_same_catalog() {
+fn two_record_stores_converge_to_the_same_catalog() {
     let dir = tempfile::tempdir().unwrap();
-    let (db_a, db_b) = (database(&dir, "a.sqlite"), database(&dir, "b.sqlite"));
+    let (db_a, db_b) = (store(&dir, "a"), store(&dir, "b"));
     let hotel = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
     let chain = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     let ari = |available| {
@@ -58,25 +67,25 @@ fn two_sqlite_nodes_converge_to_the_same_catalog() {
             Draft { key: id, version: 2, time: NOW, payload: ari(idx % 4) },
         ];
         for record in verify_batch(drafts.iter().map(|d| sign_one(&hotel, d)).collect(), NOW) {
-            SqliteRecords::new(&db_a).put(record.unwrap(), NOW).unwrap();
+            in_tx(&db_a, |store| store.put(record.unwrap(), NOW)).unwrap();
         }
     }
     let bundle: Vec<Draft> =
         (0..30).map(|idx| Draft { key: format!("suite-{idx}"), version: 7, time: NOW, payload: ari(2) }).collect();
     for record in verify_batch(sign_bundle(&chain, &bundle), NOW) {
-        SqliteRecords::new(&db_b).put(record.unwrap(), NOW).unwrap();
+        in_tx(&db_b, |store| store.put(record.unwrap(), NOW)).unwrap();
     }
 
     let config = Config { fetch_ids_max: 16, ..Config::default() };
     let (mut a, mut b) = (Replica::<u8>::new(config.clone(), 1), Replica::<u8>::new(config, 2));
     a.handle_connected(2, NOW);
     b.handle_connected(1, NOW);
-    a.handle_timeout(NOW, &mut SqliteRecords::new(&db_a)).unwrap();
-    b.handle_timeout(NOW, &mut SqliteRecords::new(&db_b)).unwrap();
+    in_tx(&db_a, |store| a.handle_timeout(NOW, store)).unwrap();
+    in_tx(&db_b, |store| b.handle_timeout(NOW, store)).unwrap();
     converse(&mut a, &db_a, &mut b, &db_b);
 
-    assert_eq!(SqliteRecords::new(&db_a).items().unwrap(), SqliteRecords::new(&db_b).items().unwrap());
-    assert_eq!(caravan_store::records::count(&db_a).unwrap(), 110);
+    assert_eq!(db_a.items().unwrap(), db_b.items().unwrap());
+    assert_eq!(db_a.count().unwrap(), 110);
     let (catalog_a, catalog_b) =
         (caravan_writer::catalog::rebuild(&db_a, NOW).unwrap(), caravan_writer::catalog::rebuild(&db_b, NOW).unwrap());
     assert_eq!(catalog_b.listing_count(), 40);
@@ -201,8 +210,10 @@ async fn the_writer_runs_jobs_before_a_backlog_of_peers_records() {
     let replica = Replica::new(Config::default(), 1);
     let checker = replica.checker();
     let (actions, _actions_rx) = mpsc::channel(caravan_node::ACTIONS_MAX);
+    let records = store(&dir, "records");
     let writer = Writer {
-        conn: database(&dir, "writer.sqlite"),
+        conn: caravan_store::open_writer(&dir.path().join("writer.sqlite")).unwrap(),
+        records: records.clone(),
         key: ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
         stats: std::sync::Arc::new(WriterStats::default()),
         clock: wall_clock,
@@ -222,8 +233,8 @@ async fn the_writer_runs_jobs_before_a_backlog_of_peers_records() {
     let (jobs, jobs_rx) = mpsc::channel(8);
     let (seen_tx, seen) = std::sync::mpsc::sync_channel(1);
     let count_stored = Write {
-        run: Box::new(move |conn| {
-            seen_tx.send(caravan_store::records::count(conn).unwrap()).unwrap();
+        run: Box::new(move |_| {
+            seen_tx.send(records.count().unwrap()).unwrap();
             true
         }),
         deliver: Box::new(|outcome| outcome.unwrap()),
@@ -247,7 +258,7 @@ async fn the_writer_runs_jobs_before_a_backlog_of_peers_records() {
     }
     assert_eq!(stats.replication.lock().unwrap().records_new, total, "the backlog was stored");
 
-    // Peers' records commit without an fsync; a job after them is durable.
+    // Peers' records commit without an fsync; the writer's jobs are durable.
     let (sync_tx, sync) = std::sync::mpsc::sync_channel(1);
     let read_sync = Write {
         run: Box::new(move |conn| {

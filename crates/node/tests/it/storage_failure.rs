@@ -5,13 +5,6 @@
 use super::*;
 use caravan_api::LedgerService;
 
-/// A second connection to the node's database, as an operator's sqlite3
-/// shell would be.
-fn sabotage(t: &TestNode, sql: &str) {
-    let conn = caravan_store::open_writer(&t.dir.path().join(caravan_store::DB_FILE)).unwrap();
-    conn.execute_batch(sql).unwrap();
-}
-
 async fn wait_for_records(t: &TestNode, at_least: usize) {
     for _ in 0..500 {
         if t.node.own_records(0, 100).await.unwrap().len() >= at_least {
@@ -30,7 +23,7 @@ async fn a_storage_failure_stops_the_member_and_a_restart_loses_nothing_acknowle
 
     // Every publishing point now fails: the member tries again, then stops
     // rather than answer for what it could not store.
-    sabotage(&t, "CREATE TRIGGER disk_full BEFORE INSERT ON records BEGIN SELECT RAISE(ABORT, 'disk full'); END;");
+    t.node.records().fail_writes(true);
     let mut acknowledged = Vec::new();
     let mut unavailable = Vec::new();
     for night in 1..6 {
@@ -52,7 +45,7 @@ async fn a_storage_failure_stops_the_member_and_a_restart_loses_nothing_acknowle
     let (status, body) = t.call_with("POST", "/api/v1/holds", Some(late), &[("idempotency-key", "late")]).await;
     assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     unavailable.push(("late".to_string(), 1));
-    sabotage(&t, "DROP TRIGGER disk_full;");
+    t.node.records().fail_writes(false);
 
     // A restart re-applies the Raft log: what was acknowledged is there,
     // and a retry of what was refused gets its one answer.

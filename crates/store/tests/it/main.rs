@@ -1,9 +1,9 @@
-//! The records table's rules and the ledger log.
+//! The record store's rules, and the SQLite database's tables.
 
 use caravan_model::{AriDay, AriRun, Timestamp};
 use caravan_records::{sign_one, verify, Draft, Payload, Record, Verified};
-use caravan_store::records::{self, PutOutcome};
-use caravan_store::{ledger_log, open_reader, open_writer, DB_FILE};
+use caravan_store::records::PutOutcome;
+use caravan_store::{ledger_log, open_reader, open_writer, Records, Sync, DB_FILE};
 use ed25519_dalek::SigningKey;
 
 const NOW: Timestamp = Timestamp(1_893_456_000_000);
@@ -11,6 +11,14 @@ const NOW: Timestamp = Timestamp(1_893_456_000_000);
 fn record(seed: u8, key: &str, version: u64, payload: Payload) -> Verified<Record> {
     let draft = Draft { key: key.into(), version, time: NOW, payload };
     verify(sign_one(&SigningKey::from_bytes(&[seed; 32]), &draft), NOW).unwrap()
+}
+
+/// Stores one record in a transaction of its own.
+fn put(store: &Records, record: &Verified<Record>) -> PutOutcome {
+    let mut tx = store.write(Sync::Relaxed);
+    let outcome = tx.put(record, NOW).unwrap();
+    tx.commit().unwrap();
+    outcome
 }
 
 fn ari(available: u32) -> Payload {
@@ -21,45 +29,45 @@ fn ari(available: u32) -> Payload {
 #[test]
 fn newest_version_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
+    let conn = Records::open(dir.path()).unwrap();
     let inserted = || PutOutcome::Inserted { gone: vec![] };
     let first = record(1, "a", 2, ari(1));
-    assert_eq!(records::put(&conn, &first, NOW).unwrap(), inserted());
-    assert_eq!(records::put(&conn, &record(1, "a", 2, ari(1)), NOW).unwrap(), PutOutcome::Duplicate);
-    assert_eq!(records::put(&conn, &record(1, "a", 1, ari(5)), NOW).unwrap(), PutOutcome::Stale { stored_version: 2 });
+    assert_eq!(put(&conn, &first), inserted());
+    assert_eq!(put(&conn, &record(1, "a", 2, ari(1))), PutOutcome::Duplicate);
+    assert_eq!(put(&conn, &record(1, "a", 1, ari(5))), PutOutcome::Stale { stored_version: 2 });
     assert_eq!(
-        records::put(&conn, &record(1, "a", 3, ari(0)), NOW).unwrap(),
+        put(&conn, &record(1, "a", 3, ari(0))),
         PutOutcome::Replaced { previous_version: 2, gone: vec![(NOW.ms() as u64, first.id())] }
     );
-    assert_eq!(records::put(&conn, &record(2, "a", 1, ari(0)), NOW).unwrap(), inserted(), "another origin");
-    assert_eq!(records::count(&conn).unwrap(), 2);
+    assert_eq!(put(&conn, &record(2, "a", 1, ari(0))), inserted(), "another origin");
+    assert_eq!(conn.count().unwrap(), 2);
 }
 
 #[test]
 fn a_withdrawal_is_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
+    let conn = Records::open(dir.path()).unwrap();
     let availability = record(1, "a", 2, ari(1));
-    records::put(&conn, &availability, NOW).unwrap();
+    put(&conn, &availability);
     assert_eq!(
-        records::put(&conn, &record(1, "a", 3, Payload::Withdrawal), NOW).unwrap(),
+        put(&conn, &record(1, "a", 3, Payload::Withdrawal)),
         PutOutcome::Inserted { gone: vec![(NOW.ms() as u64, availability.id())] }
     );
-    assert_eq!(records::count(&conn).unwrap(), 1, "the ARI record went with the withdrawal");
-    assert_eq!(records::put(&conn, &record(1, "a", 9, ari(1)), NOW).unwrap(), PutOutcome::Withdrawn);
+    assert_eq!(conn.count().unwrap(), 1, "the ARI record went with the withdrawal");
+    assert_eq!(put(&conn, &record(1, "a", 9, ari(1))), PutOutcome::Withdrawn);
 }
 
 #[test]
 fn equivocation_freezes_the_origin() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
-    records::put(&conn, &record(1, "a", 4, ari(1)), NOW).unwrap();
-    records::put(&conn, &record(1, "b", 4, ari(1)), NOW).unwrap();
-    let outcome = records::put(&conn, &record(1, "a", 4, ari(2)), NOW).unwrap();
+    let conn = Records::open(dir.path()).unwrap();
+    put(&conn, &record(1, "a", 4, ari(1)));
+    put(&conn, &record(1, "b", 4, ari(1)));
+    let outcome = put(&conn, &record(1, "a", 4, ari(2)));
     assert!(matches!(outcome, PutOutcome::Equivocation(_)));
-    assert_eq!(records::count(&conn).unwrap(), 0);
-    assert_eq!(records::put(&conn, &record(1, "c", 5, ari(1)), NOW).unwrap(), PutOutcome::Frozen);
-    assert_eq!(records::equivocations(&conn).unwrap().len(), 1);
+    assert_eq!(conn.count().unwrap(), 0);
+    assert_eq!(put(&conn, &record(1, "c", 5, ari(1))), PutOutcome::Frozen);
+    assert_eq!(conn.equivocations().unwrap().len(), 1);
 }
 
 /// Every version of three keys of two origins (withdrawals among them),
@@ -91,35 +99,105 @@ proptest! {
     /// Whatever order records arrive in, the store holds what the
     /// replication core's model holds: the newest version of each slot,
     /// nothing after a withdrawal, nothing of a frozen origin.
+    /// Records arrive in transactions of any size: a transaction reads its
+    /// own writes, so two versions of one slot in one transaction obey the
+    /// same rules as across transactions.
     #[test]
     fn the_newest_version_wins_in_any_arrival_order(
-        (liar, order) in any::<bool>().prop_flat_map(|liar| {
+        ((liar, order), per_tx) in any::<bool>().prop_flat_map(|liar| {
             let n = histories(liar).len();
             (Just(liar), Just((0..n).collect::<Vec<_>>()).prop_shuffle())
-        })
+        }).prop_flat_map(|drawn| (Just(drawn), 1..8usize))
     ) {
         use caravan_replication::{MemoryStore, RecordStore};
         let all = histories(liar);
         let dir = tempfile::tempdir().unwrap();
-        let conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
+        let store = Records::open(dir.path()).unwrap();
         let mut model = MemoryStore::default();
-        for &i in &order {
-            records::put(&conn, &all[i], NOW).unwrap();
-            match model.put(all[i].clone(), NOW) {
-                Ok(_) => {}
-                Err(never) => match never {},
+        for chunk in order.chunks(per_tx) {
+            let mut tx = store.write(Sync::Relaxed);
+            for &i in chunk {
+                tx.put(&all[i], NOW).unwrap();
+                match model.put(all[i].clone(), NOW) {
+                    Ok(_) => {}
+                    Err(never) => match never {},
+                }
             }
+            tx.commit().unwrap();
         }
         let Ok(expected) = model.items();
-        prop_assert_eq!(records::items(&conn).unwrap(), expected.clone());
+        prop_assert_eq!(store.items().unwrap(), expected.clone());
         for (_, id) in &expected {
             let Ok(held) = model.get(id);
-            prop_assert_eq!(records::signed_by_id(&conn, id).unwrap(), held);
+            prop_assert_eq!(store.signed_by_id(id).unwrap(), held);
         }
         // A lie is caught only if both versions meet in the slot.
-        let frozen: Vec<_> = records::equivocations(&conn).unwrap().into_iter().map(|(origin, _)| origin).collect();
+        let frozen: Vec<_> = store.equivocations().unwrap().into_iter().map(|(origin, _)| origin).collect();
         prop_assert_eq!(frozen, model.frozen().copied().collect::<Vec<_>>());
     }
+}
+
+#[test]
+fn a_transaction_is_kept_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = record(1, "a", 1, ari(1));
+    {
+        let store = Records::open(dir.path()).unwrap();
+        let mut tx = store.write(Sync::Full);
+        tx.put(&kept, NOW).unwrap();
+        tx.bump_mark().unwrap();
+        tx.commit().unwrap();
+        let mut dropped = store.write(Sync::Full);
+        dropped.put(&record(1, "b", 1, ari(1)), NOW).unwrap();
+        dropped.bump_mark().unwrap();
+        drop(dropped);
+        store.fail_writes(true);
+        let mut refused = store.write(Sync::Full);
+        refused.put(&record(1, "c", 1, ari(1)), NOW).unwrap();
+        assert!(refused.commit().is_err(), "a failing store refuses the commit");
+    }
+    let store = Records::open(dir.path()).unwrap();
+    assert_eq!(store.items().unwrap(), vec![(NOW.ms() as u64, kept.id())]);
+    assert_eq!(store.mark().unwrap(), 1);
+    let slot = store.signed_of_key(kept.origin, "a", &[caravan_records::Kind::Ari]).unwrap();
+    assert_eq!(slot, vec![(caravan_records::Kind::Ari, kept.encode())]);
+}
+
+#[test]
+fn records_kept_in_sqlite_move_to_the_record_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = open_writer(&dir.path().join(DB_FILE)).unwrap();
+    let (listing, lie) = (record(1, "a", 2, ari(1)), record(2, "b", 1, ari(1)));
+    conn.execute(
+        "INSERT INTO records (origin, kind, key, version, time_ms, id, signed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        caravan_store::rusqlite::params![
+            &listing.origin.0[..],
+            listing.kind as i64,
+            listing.key,
+            listing.version as i64,
+            listing.time.ms(),
+            &listing.id().0[..],
+            listing.encode()
+        ],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO equivocations (origin, proof, detected_ms) VALUES (?1, ?2, 7)",
+        caravan_store::rusqlite::params![&lie.origin.0[..], vec![1u8, 2, 3]],
+    )
+    .unwrap();
+    conn.execute("UPDATE records_mark SET commits = 41", []).unwrap();
+
+    let store = Records::open(&dir.path().join("records")).unwrap();
+    assert_eq!(caravan_store::records::move_from_sqlite(&mut conn, &store).unwrap(), 1);
+    assert_eq!(store.items().unwrap(), vec![(NOW.ms() as u64, listing.id())]);
+    assert_eq!(store.signed_by_id(&listing.id()).unwrap(), Some(listing.encode()));
+    assert_eq!(store.equivocations().unwrap(), vec![(lie.origin, vec![1, 2, 3])]);
+    assert_eq!(store.mark().unwrap(), 41, "a catalog snapshot stays in step");
+    assert_eq!(put(&store, &record(1, "a", 2, ari(1))), PutOutcome::Duplicate);
+    // Moved once: the tables are gone, and a second start moves nothing.
+    assert_eq!(caravan_store::records::move_from_sqlite(&mut conn, &store).unwrap(), 0);
+    assert!(conn.prepare("SELECT 1 FROM records").is_err());
 }
 
 #[test]

@@ -69,11 +69,11 @@ pub fn run(args: &WorldBench) -> anyhow::Result<Map<String, Value>> {
         world.cities.len()
     );
     let seeding = crate::progress::counting(world.listings(), "signing and storing the world");
-    let first_db = cluster.members()[0].data_dir.join(caravan_store::DB_FILE);
-    let world_records = seed::populate(&world, &first_db, now, &seeding)?;
+    let first_store = cluster.members()[0].data_dir.join(caravan_store::RECORDS_DIR);
+    let world_records = seed::populate(&world, &first_store, now, &seeding)?;
     seeding.finish_and_clear();
     for member in &cluster.members()[1..seeds] {
-        copy_store(&first_db, &member.data_dir)?;
+        copy_dir(&first_store, &member.data_dir.join(caravan_store::RECORDS_DIR))?;
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -179,15 +179,21 @@ fn graph(seeds: usize) -> anyhow::Result<caravan_topology::Graph> {
     Ok(caravan_topology::Graph::parse(&chain.chain(fresh).collect::<String>())?)
 }
 
-/// A further seed starts with the first seed's store.
-fn copy_store(db: &Path, data_dir: &Path) -> anyhow::Result<()> {
-    for suffix in ["-wal", "-shm"] {
-        let stale = data_dir.join(format!("{}{suffix}", caravan_store::DB_FILE));
-        if stale.exists() {
-            std::fs::remove_file(&stale)?;
+/// A further seed starts with a copy of the first seed's record store.
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if to.exists() {
+        std::fs::remove_dir_all(to)?;
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.metadata()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target).context("copying the world to a seed")?;
         }
     }
-    std::fs::copy(db, data_dir.join(caravan_store::DB_FILE)).context("copying the world to a seed")?;
     Ok(())
 }
 

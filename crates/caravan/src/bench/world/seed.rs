@@ -14,7 +14,6 @@ use anyhow::Context;
 use caravan_model::Timestamp;
 use caravan_records::Verified;
 use caravan_records::{limits::BUNDLE_LEAVES_MAX, proto, sign_bundle, sign_one, verify_batch, Draft, Payload, Record};
-use caravan_store::records;
 use ed25519_dalek::SigningKey;
 
 use super::generate::World;
@@ -55,8 +54,8 @@ pub fn sign_origin(world: &World, origin: usize, now: Timestamp) -> Vec<proto::S
     drafts.chunks(BUNDLE_LEAVES_MAX as usize).flat_map(|chunk| sign_bundle(&key, chunk)).collect()
 }
 
-/// Signs, verifies and stores every origin's records in the store at
-/// `db`; `progress` is told the listings done. Returns the records stored.
+/// Signs, verifies and stores every origin's records in the record store
+/// at `db`; `progress` is told the listings done. Returns the records stored.
 pub fn populate(world: &World, db: &Path, now: Timestamp, progress: &indicatif::ProgressBar) -> anyhow::Result<u64> {
     let next = AtomicUsize::new(0);
     let workers = caravan_node::verifier::workers();
@@ -96,8 +95,7 @@ fn write(
     now: Timestamp,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<u64> {
-    let mut conn = caravan_store::open_writer(db).context("opening the seed's store")?;
-    caravan_store::set_sync(&conn, caravan_store::Sync::Relaxed)?;
+    let store = caravan_store::Records::open(db).context("opening the seed's store")?;
     let mut stored = 0u64;
     let mut pending: Vec<(u64, Vec<Verified<Record>>)> = Vec::new();
     let mut pending_records = 0;
@@ -110,13 +108,13 @@ fn write(
             pending.push(batch);
         }
         if pending_records >= TRANSACTION_RECORDS || end {
-            let tx = conn.transaction()?;
+            let mut tx = store.write(caravan_store::Sync::Relaxed);
             for record in pending.iter().flat_map(|(_, records)| records) {
-                let outcome = records::put(&tx, record, now)?;
+                let outcome = tx.put(record, now)?;
                 anyhow::ensure!(outcome.is_new(), "a world record was not new: {outcome:?}");
                 stored += 1;
             }
-            records::bump_mark(&tx)?;
+            tx.bump_mark()?;
             tx.commit()?;
             progress.inc(pending.drain(..).map(|(listings, _)| listings).sum());
             pending_records = 0;
@@ -125,6 +123,6 @@ fn write(
             break;
         }
     }
-    caravan_store::set_sync(&conn, caravan_store::Sync::Full)?;
+    store.persist()?;
     Ok(stored)
 }
