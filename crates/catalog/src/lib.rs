@@ -76,17 +76,18 @@ impl Fold {
     }
 }
 
-/// The first half of the ids of an entry's listing and availability
-/// records (zeros: none): 32 bytes where the ids would take 64, and as
-/// good for telling catalogs apart.
+/// The first eight bytes of the ids of an entry's listing and
+/// availability records (zeros: none): 16 bytes where the ids would take
+/// 64. The digest compares honest nodes' catalogs, where two different
+/// records sharing 64 bits of id happen once in 2⁶⁴ (ids are hashes).
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug, Serialize, Deserialize)]
 pub struct Stamps {
-    listing: [u8; 16],
-    ari: [u8; 16],
+    listing: [u8; 8],
+    ari: [u8; 8],
 }
 
-fn stamp(id: RecordId) -> [u8; 16] {
-    id.0[..16].try_into().expect("16 of 32 bytes")
+fn stamp(id: RecordId) -> [u8; 8] {
+    id.0[..8].try_into().expect("8 of 32 bytes")
 }
 
 /// What the record store says changed.

@@ -22,8 +22,8 @@ use crate::{Catalog, Stamps};
 const MAGIC: &[u8; 16] = b"caravan-catalog\n";
 /// 4: the index's entries as it spells them out (a stay's facts, not its
 /// listing and runs), with the records they came from, and the digest's
-/// sums.
-const VERSION: u32 = 4;
+/// sums. 5: stamps of eight bytes per record.
+const VERSION: u32 = 5;
 const CHECKSUM_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -44,15 +44,24 @@ pub struct StayOffer<O> {
 struct Entry {
     /// In `SearchIndex::origins`.
     origin: u32,
-    key: Box<str>,
+    /// Inline up to 24 bytes (most listing ids): no heap block of its
+    /// own, which cost ~32 bytes a listing.
+    key: compact_str::CompactString,
     /// The lowest nightly price of an open day: no stay costs less a
     /// night, so a search by price stops before the listings that cannot
-    /// beat what it has found. `None`: nothing is open.
-    price_floor: Option<i64>,
+    /// beat what it has found. [`NO_FLOOR`]: nothing is open (a bare
+    /// number, 8 bytes less than an `Option` in each of millions).
+    price_floor: i64,
     /// How far above that floor each month starts: a tighter bound for
     /// the query's nights, checked before a stay is read.
     month_steps: MonthSteps,
     held: Held,
+}
+
+impl Entry {
+    fn floor(&self) -> Option<i64> {
+        (self.price_floor != NO_FLOOR).then_some(self.price_floor)
+    }
 }
 
 #[derive(Debug)]
@@ -221,9 +230,12 @@ fn cell(point: GeoPoint) -> (i32, i32) {
     (point.lat_e7.div_euclid(CELL_E7), point.lon_e7.div_euclid(CELL_E7))
 }
 
+/// An entry's floor when nothing is open: after every price.
+const NO_FLOOR: i64 = i64::MAX;
+
 /// Where a stay sits in its city's set: by its floor, none last.
 fn floor_key(floor: Option<i64>) -> i64 {
-    floor.unwrap_or(i64::MAX)
+    floor.unwrap_or(NO_FLOOR)
 }
 
 /// What the index checks of a stay query by itself.
@@ -326,7 +338,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let entry = Entry {
             origin: origin_id,
             key: key.into(),
-            price_floor: None,
+            price_floor: NO_FLOOR,
             month_steps: MonthSteps::default(),
             held: Held::Undescribed(PackedRuns::default()),
         };
@@ -355,7 +367,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     /// shelf).
     fn unindex(&mut self, handle: Handle) -> PackedRuns {
         let entry = self.entry_mut(handle);
-        let floor = floor_key(entry.price_floor);
+        let floor = entry.price_floor;
         match std::mem::replace(&mut entry.held, Held::Undescribed(PackedRuns::default())) {
             Held::Undescribed(runs) => runs,
             Held::Stay(facts) => {
@@ -388,7 +400,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
                 let amenities: Vec<u32> =
                     stay.amenities.iter().map(|a| self.amenities.intern(&a.to_lowercase())).collect();
                 let amenities = self.amenity_sets.intern(amenities);
-                let floor = floor_key(self.entry_mut(handle).price_floor);
+                let floor = self.entry_mut(handle).price_floor;
                 self.by_city.entry(city).or_default().insert((floor, handle));
                 self.by_cell.entry(cell(stay.location)).or_default().insert(handle);
                 Held::Stay(StayFacts {
@@ -413,10 +425,11 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     pub fn put_ari(&mut self, origin: &O, key: &str, runs: &[AriRun]) -> Handle {
         let handle = self.slot(origin, key);
         let entry = self.entries[handle as usize].as_mut().expect("a live handle");
-        let before = floor_key(entry.price_floor);
-        entry.price_floor = price_floor(runs);
-        entry.month_steps = MonthSteps::of(runs, entry.price_floor);
-        let after = floor_key(entry.price_floor);
+        let before = entry.price_floor;
+        let floor = price_floor(runs);
+        entry.price_floor = floor_key(floor);
+        entry.month_steps = MonthSteps::of(runs, floor);
+        let after = entry.price_floor;
         match &mut entry.held {
             Held::Stay(facts) => {
                 if before != after {
@@ -508,7 +521,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
             };
             let saved = SavedEntry {
                 key: entry.key.to_string(),
-                price_floor: entry.price_floor,
+                price_floor: entry.floor(),
                 month_steps: entry.month_steps,
                 held,
             };
@@ -522,7 +535,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let packed = |bytes: &[u8]| PackedRuns::from_bytes(bytes).ok_or_else(|| format!("runs of {}", saved.key));
         let handle = self.slot(origin, &saved.key);
         self.unindex(handle);
-        self.entry_mut(handle).price_floor = saved.price_floor;
+        self.entry_mut(handle).price_floor = floor_key(saved.price_floor);
         self.entry_mut(handle).month_steps = saved.month_steps;
         match &saved.held {
             SavedHeld::Undescribed { runs } => self.entry_mut(handle).held = Held::Undescribed(packed(runs)?),
@@ -675,7 +688,7 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let entry = self.entry(handle)?;
         let Held::Stay(facts) = &entry.held else { return None };
         // Nothing open, nothing to sell.
-        let floor = entry.price_floor?;
+        let floor = entry.floor()?;
         let units = filter.units as i64;
         let floor_total = floor.saturating_mul(filter.nights).saturating_mul(units);
         let bound_total = entry.month_steps.bound(floor, &filter.nights_by_month).saturating_mul(units);
