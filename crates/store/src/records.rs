@@ -162,7 +162,7 @@ impl Records {
         let mut found = Vec::new();
         for &kind in kinds {
             if let Some(value) = read.get(&self.slots, slot_key(origin, key, kind))? {
-                found.push((kind, value[SLOT_HEAD..].to_vec()));
+                found.push((kind, signed_part(&value)?.to_vec()));
             }
         }
         Ok(found)
@@ -314,8 +314,7 @@ impl Tx<'_> {
             SlotDecision::Duplicate => return Ok(PutOutcome::Duplicate),
             SlotDecision::Withdrawn => return Ok(PutOutcome::Withdrawn),
             SlotDecision::Equivocation => {
-                let signed = stored.as_deref().map(|value| &value[SLOT_HEAD..]).unwrap_or_default();
-                let stored = read_back(signed, now)?;
+                let stored = read_back(signed_part(stored.as_deref().unwrap_or_default())?, now)?;
                 let proof = EquivocationProof::detect(&stored, record).expect("same slot and version, other id");
                 self.freeze(&proof, now)?;
                 return Ok(PutOutcome::Equivocation(Box::new(proof)));
@@ -432,11 +431,10 @@ impl Tx<'_> {
 /// record store was its own) into `records`, then drops those tables.
 /// Safe to stop at any point: what was moved is moved again as is.
 pub fn move_from_sqlite(conn: &mut rusqlite::Connection, records: &Records) -> Result<u64, StoreError> {
-    let has_table = |name: &str| -> Result<bool, StoreError> {
-        let sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1";
-        Ok(conn.prepare(sql)?.exists([name])?)
-    };
-    if !has_table("records")? {
+    /// Records per transaction: a transaction is held in memory whole.
+    const MOVE_BATCH: u64 = 10_000;
+    let sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'";
+    if !conn.prepare(sql)?.exists([])? {
         return Ok(0);
     }
     let mut moved = 0;
@@ -452,6 +450,10 @@ pub fn move_from_sqlite(conn: &mut rusqlite::Connection, records: &Records) -> R
             let signed: Vec<u8> = row.get(6)?;
             tx.insert(slot_key(origin, &key, kind), row.get::<_, i64>(3)? as u64, row.get(4)?, id, &signed);
             moved += 1;
+            if moved % MOVE_BATCH == 0 {
+                tx.commit()?;
+                tx = records.write(Sync::Relaxed);
+            }
         }
         let mut frozen = conn.prepare("SELECT origin, proof, detected_ms FROM equivocations")?;
         let mut frozen = frozen.query([])?;
@@ -492,7 +494,10 @@ pub fn decode(signed: &[u8], now: Timestamp) -> Result<Record, StoreError> {
 
 fn signed_by_id(s: &Records, read: &impl Readable, id: &RecordId) -> Result<Option<Vec<u8>>, StoreError> {
     let Some(slot) = read.get(&s.by_id, id.0)? else { return Ok(None) };
-    Ok(read.get(&s.slots, slot)?.map(|value| value[SLOT_HEAD..].to_vec()))
+    match read.get(&s.slots, slot)? {
+        Some(value) => Ok(Some(signed_part(&value)?.to_vec())),
+        None => Ok(None),
+    }
 }
 
 fn items(s: &Records, read: &impl Readable) -> Result<Vec<(u64, RecordId)>, StoreError> {
@@ -555,6 +560,11 @@ impl SlotHead {
     }
 }
 
+/// The signed record in a slot's value.
+fn signed_part(value: &[u8]) -> Result<&[u8], StoreError> {
+    value.get(SLOT_HEAD..).ok_or_else(|| StoreError::Corrupt("slot value too short".into()))
+}
+
 fn parse_stored(key: &[u8], value: &[u8]) -> Result<Stored, StoreError> {
     let corrupt = || StoreError::Corrupt("slot key".into());
     let (origin, rest) = key.split_at_checked(32).ok_or_else(corrupt)?;
@@ -570,7 +580,7 @@ fn parse_stored(key: &[u8], value: &[u8]) -> Result<Stored, StoreError> {
         version: head.version,
         time_ms: head.time_ms,
         id: head.id,
-        signed: value[SLOT_HEAD..].to_vec(),
+        signed: signed_part(value)?.to_vec(),
     })
 }
 
