@@ -13,7 +13,7 @@
 //! neither the network nor the node's database.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -120,12 +120,6 @@ pub struct OwnerGroup<T: Transport, E: Effects> {
     timers: Timers,
     clock: fn() -> Timestamp,
     stop_timers: watch::Sender<bool>,
-    /// When this member, leading, last made a publishing point that left
-    /// nothing behind (ms), and how often it makes one (`i64::MAX` until
-    /// its timers run): shared by the timers and `propose`, which makes a
-    /// due point of the command it proposes.
-    last_publish_ms: AtomicI64,
-    publish_interval_ms: AtomicI64,
     _effects: std::marker::PhantomData<fn() -> E>,
 }
 
@@ -263,8 +257,6 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             timers,
             clock,
             stop_timers: watch::channel(false).0,
-            last_publish_ms: AtomicI64::new(0),
-            publish_interval_ms: AtomicI64::new(i64::MAX),
             _effects: std::marker::PhantomData,
         };
         if group.is_sole_voter() {
@@ -294,30 +286,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
     /// leader"): a lost answer is reported, and the client retries with its
     /// idempotency key, so nothing runs twice.
     pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
-        let now = (self.clock)();
-        // A point due now rides on this command instead of an entry of
-        // its own (`ThenPublish`): every member applies it at the same
-        // index, as it would a `Publish`.
-        let point = self.publishing_point_due(&command, now);
-        let command = if point { Command::ThenPublish(Box::new(command)) } else { command };
-        let outcome = self.propose_at(Proposal { now, command }).await;
-        if point && outcome.is_ok() && !self.ledger.read().expect("ledger lock").has_unpublished() {
-            self.last_publish_ms.store(now.ms(), Ordering::Relaxed);
-        }
-        outcome
-    }
-
-    /// Whether `command`, proposed by this member at `now`, should also be
-    /// a publishing point: it leads, and the last point is an interval old.
-    fn publishing_point_due(&self, command: &Command, now: Timestamp) -> bool {
-        let since = now.ms().saturating_sub(self.last_publish_ms.load(Ordering::Relaxed));
-        !matches!(command, Command::Publish | Command::ThenPublish(_))
-            && since >= self.publish_interval_ms.load(Ordering::Relaxed)
-            && self.leads()
-    }
-
-    /// Proposes one entry; a follower sends it to the leader.
-    async fn propose_at(&self, proposal: Proposal) -> Result<Outcome, ProposeError> {
+        let proposal = Proposal { now: (self.clock)(), command };
         let attempt = async {
             loop {
                 let forward = match self.raft.client_write(proposal.clone()).await {
@@ -485,12 +454,11 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let group = self.clone();
         let mut stop = self.stop_timers.subscribe();
-        self.publish_interval_ms.store(publish_interval_ms, Ordering::Relaxed);
         async move {
+            let mut last_publish = Timestamp(0);
             let config = DutyConfig { publish_interval_ms, idle_ms: TIMER_IDLE_MS };
             loop {
                 let now = (group.clock)();
-                let last_publish = Timestamp(group.last_publish_ms.load(Ordering::Relaxed));
                 let duty = next_duty(&group.ledger.read().expect("ledger lock"), last_publish, config, now);
                 if !group.leads() {
                     tokio::select! {
@@ -507,7 +475,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
                             // A point is bounded: one that left changes
                             // behind is followed by the next at once.
                             Ok(_) if publishing && !group.ledger.read().expect("ledger lock").has_unpublished() => {
-                                group.last_publish_ms.store(now.ms(), Ordering::Relaxed)
+                                last_publish = now
                             }
                             Ok(_) => {}
                             Err(error) => {

@@ -112,14 +112,6 @@ pub enum Command {
     /// member. The node checks the full rules (including its disk's append
     /// latency) before proposing; the ledger keeps the ratio.
     SetGroupTimers(GroupTimers),
-    /// A command that is also a publishing point: applied, then what is
-    /// pending is published as [`Command::Publish`] would. The leader
-    /// wraps a command so when a point is due, so a busy owner's changes
-    /// reach agencies without a log entry of their own for each point.
-    /// One level only: `Publish` or another `ThenPublish` inside is
-    /// refused. (A variant of its own, last, so logs written before it
-    /// still decode.)
-    ThenPublish(Box<Command>),
 }
 
 /// The replica group's timers as the group agreed on them.
@@ -144,15 +136,6 @@ impl Command {
         }
     }
 
-    /// The command without the publishing point it may travel with: what
-    /// a reader of the log should look at to tell what it did.
-    pub fn itself(&self) -> &Command {
-        match self {
-            Command::ThenPublish(inner) => inner,
-            other => other,
-        }
-    }
-
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -170,7 +153,6 @@ impl Command {
             Command::SetPaused { .. } => "set_paused",
             Command::ConfirmFor { .. } => "confirm",
             Command::SetGroupTimers(_) => "set_group_timers",
-            Command::ThenPublish(inner) => inner.name(),
         }
     }
 }

@@ -88,8 +88,7 @@ pub struct Applied {
     pub reply: Result<Reply, Rejection>,
     /// Holds released because their time was up, before the command ran.
     pub expired: Vec<HoldId>,
-    /// What to sign and publish (only for [`Command::Publish`] and
-    /// [`Command::ThenPublish`]).
+    /// What to sign and publish (only for [`Command::Publish`]).
     pub publications: Vec<Publication>,
 }
 
@@ -183,18 +182,6 @@ impl Ledger {
                 publications = self.take_publications(now);
                 Ok(Reply::Done)
             }
-            Command::ThenPublish(inner) => match **inner {
-                Command::Publish | Command::ThenPublish(_) => {
-                    Err(Rejection::InvalidRequest("a publishing point wraps a command that is not one".into()))
-                }
-                _ => {
-                    // Holds due were released above; the inner command
-                    // finds none left to release.
-                    let reply = self.apply(inner, now).reply;
-                    publications = self.take_publications(now);
-                    reply
-                }
-            },
         };
         Applied { reply, expired, publications }
     }

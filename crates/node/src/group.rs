@@ -60,7 +60,7 @@ impl WriterEffects {
     /// Keeps the last timers the group agreed on beside the log, so this
     /// member starts with them next time (openraft's are fixed per start).
     async fn keep_agreed_timers(&self, applied: &[AppliedCommand]) -> Result<(), EffectsError> {
-        let agreed = applied.iter().rev().find_map(|c| match (c.command.itself(), &c.applied.reply) {
+        let agreed = applied.iter().rev().find_map(|c| match (&c.command, &c.applied.reply) {
             (Command::SetGroupTimers(timers), Ok(_)) => Some(*timers),
             _ => None,
         });

@@ -300,9 +300,6 @@ impl Sim {
                 Command::Hold { idempotency_key, request, ttl_ms: 10_000, expected_total_minor: None }
             }
         };
-        // Some commands are publishing points too, as a busy leader makes them.
-        let point = self.rng(|rng| rng.gen_bool(0.2));
-        let command = if point { Command::ThenPublish(Box::new(command)) } else { command };
         (key, command)
     }
 

@@ -5,37 +5,13 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Step {
-    Hold {
-        client: u8,
-        listing: u8,
-        first: i32,
-        nights: i32,
-        units: u32,
-        keyed: bool,
-    },
-    Confirm {
-        hold: u8,
-        keyed: bool,
-    },
-    Cancel {
-        hold: u8,
-    },
-    Advance {
-        minutes: i64,
-    },
+    Hold { client: u8, listing: u8, first: i32, nights: i32, units: u32, keyed: bool },
+    Confirm { hold: u8, keyed: bool },
+    Cancel { hold: u8 },
+    Advance { minutes: i64 },
     Expire,
-    Reopen {
-        listing: u8,
-        day: i32,
-        available: u32,
-    },
+    Reopen { listing: u8, day: i32, available: u32 },
     Publish,
-    /// A reopening that is also a publishing point.
-    ReopenThenPublish {
-        listing: u8,
-        day: i32,
-        available: u32,
-    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -48,7 +24,6 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Expire),
         1 => (0u8..2, 0i32..8, 0u32..5).prop_map(|(listing, day, available)| Step::Reopen { listing, day, available }),
         1 => Just(Step::Publish),
-        1 => (0u8..2, 0i32..8, 0u32..5).prop_map(|(listing, day, available)| Step::ReopenThenPublish { listing, day, available }),
     ]
 }
 
@@ -85,9 +60,6 @@ fn run(steps: &[Step]) -> Harness {
             Step::Expire => Command::ExpireHolds,
             Step::Reopen { listing, day, available } => open(&listing_name(listing), day, day + 1, available, 5_000),
             Step::Publish => Command::Publish,
-            Step::ReopenThenPublish { listing, day, available } => {
-                Command::ThenPublish(Box::new(open(&listing_name(listing), day, day + 1, available, 5_000)))
-            }
         };
         // `Harness::apply` checks every invariant, `held + booked <=
         // allotment` first among them, after every command.

@@ -216,27 +216,6 @@ fn publish_emits_what_changed_once() {
 }
 
 #[test]
-fn a_command_that_is_a_publishing_point_answers_and_publishes_as_the_two_would() {
-    let (mut wrapped, mut apart) = (hotel(), hotel());
-    for h in [&mut wrapped, &mut apart] {
-        h.apply(Command::Publish);
-    }
-    let one = wrapped.apply(Command::ThenPublish(Box::new(hold_stay("room", 3, 5, 2))));
-    let hold = apart.apply(hold_stay("room", 3, 5, 2));
-    let point = apart.apply(Command::Publish);
-    assert_eq!(one.reply, hold.reply);
-    assert!(!one.publications.is_empty());
-    assert_eq!(one.publications, point.publications);
-    assert!(wrapped.apply(Command::Publish).publications.is_empty(), "nothing is left to publish");
-
-    // One level: a point inside a point is refused, and nothing runs.
-    let nested = Command::ThenPublish(Box::new(Command::ThenPublish(Box::new(hold_stay("room", 1, 2, 1)))));
-    assert!(matches!(wrapped.err(nested), Rejection::InvalidRequest(_)));
-    assert!(matches!(wrapped.err(Command::ThenPublish(Box::new(Command::Publish))), Rejection::InvalidRequest(_)));
-    assert_eq!(wrapped.free("room", 1), apart.free("room", 1));
-}
-
-#[test]
 fn a_publishing_point_is_bounded_and_round_robin() {
     use caravan_ledger::PUBLISHED_LISTINGS_MAX;
     let mut h = Harness::new();

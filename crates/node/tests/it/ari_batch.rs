@@ -80,32 +80,3 @@ async fn status_counts_records_and_gives_the_digest_on_request() {
     assert_eq!(code, StatusCode::OK);
     assert_eq!(with_digest["catalog_digest"].as_str().unwrap().len(), 64, "{with_digest}");
 }
-
-/// A change made once the publishing interval has passed is a publishing
-/// point itself: the log takes one entry for it (not the change, then a
-/// `Publish`), and its record is signed and stored before the answer.
-#[tokio::test]
-async fn a_change_after_a_quiet_interval_is_its_own_publishing_point() {
-    use std::sync::atomic::Ordering::Relaxed;
-    let node = TestNode::start().await; // publishing every 5 ms at most
-    let id = node.hotel(2).await;
-    let pending = || caravan_api::LedgerService::ledger(&node.node).has_unpublished();
-    for _ in 0..500 {
-        if !pending() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(!pending(), "what creating the listing changed is published");
-    let stats = node.node.stats().clone();
-    let (commands, published) = (stats.commands.load(Relaxed), stats.records_published.load(Relaxed));
-    for night in 1..=5 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let change = json!({ "listing": id, "from": day(night), "to": day(night + 1), "price_minor": 7_000 + night });
-        let (status, body) = node.call("PUT", &format!("/api/v1/listings/{id}/ari"), Some(change)).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-    assert_eq!(stats.commands.load(Relaxed) - commands, 5, "one log entry per change, none for publishing");
-    assert_eq!(stats.records_published.load(Relaxed) - published, 5, "each change signed as it was applied");
-    assert!(!pending());
-}
