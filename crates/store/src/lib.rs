@@ -70,7 +70,8 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// How a transaction's commit reaches the disk.
+/// How a record store transaction's commit reaches the disk (SQLite's
+/// commits are always `synchronous=FULL`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sync {
     /// Durable when the commit returns (fsynced): for what someone was
@@ -81,16 +82,6 @@ pub enum Sync {
     /// whole, never half. For what can be had again: peers' records,
     /// which reconciliation brings back.
     Relaxed,
-}
-
-/// Sets how the next commits on the writer's connection reach the disk.
-pub fn set_sync(conn: &Connection, sync: Sync) -> Result<(), StoreError> {
-    let level = match sync {
-        Sync::Full => "FULL",
-        Sync::Relaxed => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", level)?;
-    Ok(())
 }
 
 /// Opens a read-only connection to a database the writer has created.

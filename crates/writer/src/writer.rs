@@ -330,7 +330,6 @@ impl Writer {
         }
         let (runs, delivers): (Vec<_>, Vec<_>) = writes.into_iter().map(|w| (w.run, w.deliver)).unzip();
         let result = (|| -> Result<(), StoreError> {
-            caravan_store::set_sync(&self.conn, caravan_store::Sync::Full)?;
             let mut tx = self.conn.transaction()?;
             for run in runs {
                 let savepoint = tx.savepoint()?;
