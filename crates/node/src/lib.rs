@@ -191,6 +191,8 @@ struct Inner {
     catalog: Arc<RwLock<Catalog>>,
     /// The stays' listings and runs, which the catalog leaves in the store.
     shelf: shelf::StoreShelf,
+    /// Stay searches answered (with the shelf's reads: reads per search).
+    stay_searches: std::sync::atomic::AtomicU64,
     /// Whether admins may cut this member off from others (fault tests).
     fault_hooks: bool,
     /// Calls to peers (bookings, and the group's Raft messages), once the
@@ -311,6 +313,7 @@ impl Node {
             links: Arc::default(),
             catalog,
             shelf,
+            stay_searches: Default::default(),
             fault_hooks: options.group_fault_hooks,
             calls,
             contact: Mutex::default(),

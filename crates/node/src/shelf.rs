@@ -6,6 +6,8 @@
 //! per candidate: point reads of the record store, which any number of
 //! threads read at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use caravan_model::{AriRun, Listing, Timestamp};
 use caravan_records::{Kind, Origin, Payload};
 use caravan_search::Shelf;
@@ -15,6 +17,9 @@ use caravan_store::{records, Records};
 pub struct StoreShelf {
     records: Records,
     clock: fn() -> Timestamp,
+    /// Stays read to price search candidates: what searches cost in store
+    /// reads.
+    stays_read: AtomicU64,
 }
 
 /// What the store holds for one key, decoded.
@@ -26,7 +31,11 @@ struct Stored {
 
 impl StoreShelf {
     pub fn new(records: Records, clock: fn() -> Timestamp) -> StoreShelf {
-        StoreShelf { records, clock }
+        StoreShelf { records, clock, stays_read: AtomicU64::new(0) }
+    }
+
+    pub fn stays_read(&self) -> u64 {
+        self.stays_read.load(Ordering::Relaxed)
     }
 
     /// The newest records of `(origin, key)` of the kinds `wanted`
@@ -66,6 +75,7 @@ impl StoreShelf {
 
 impl Shelf<Origin> for StoreShelf {
     fn stay(&self, origin: &Origin, key: &str) -> Option<(Listing, Vec<AriRun>)> {
+        self.stays_read.fetch_add(1, Ordering::Relaxed);
         let stored = self.read(origin, key, &[Kind::Listing, Kind::Ari]);
         Some((stored.listing?, stored.runs?))
     }

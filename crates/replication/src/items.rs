@@ -277,7 +277,9 @@ mod tests {
         let mut held = std::collections::VecDeque::new();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for n in 0..200_000u64 {
-            (x ^= x << 13, x ^= x >> 7, x ^= x << 17);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
             let mut id = [0; 32];
             id[..8].copy_from_slice(&x.to_le_bytes());
             items.insert(item(x % 1_000_000_000, &RecordId(id)));

@@ -148,6 +148,12 @@ impl AdminService for Node {
                 "Publishing points committed.",
                 stats.publishing_points.load(Relaxed),
             ),
+            Metric::counter("caravan_stay_searches_total", "Stay searches answered.", self.inner.stay_searches.load(Relaxed)),
+            Metric::counter(
+                "caravan_search_stays_read_total",
+                "Stays read from the record store to price search candidates.",
+                self.inner.shelf.stays_read(),
+            ),
         ];
         for (reason, count) in replication.rejected {
             metrics.push(

@@ -12,6 +12,7 @@ use crate::Node;
 
 impl CatalogService for Node {
     fn search_stays(&self, query: &StayQuery) -> Vec<StayOffer<Origin>> {
+        self.inner.stay_searches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.read_catalog(|catalog| catalog.index.search_stays(query, &self.inner.shelf))
     }
 

@@ -121,7 +121,9 @@ pub fn run(args: &WorldBench) -> anyhow::Result<Map<String, Value>> {
         let lag = LagDelta::between(&Snapshot(vec![before.0[fresh].clone()]), &Snapshot(vec![after.0[fresh].clone()]));
 
         // Searches.
+        let stays_read_before = counter(&client, member.http, "caravan_search_stays_read_total").await?;
         let searches = search(&client, member.http, &world, args.searches).await?;
+        let stays_read = counter(&client, member.http, "caravan_search_stays_read_total").await? - stays_read_before;
 
         // Restart.
         let rss_mb_max = proc_stats::peak_rss_mb(pid).unwrap_or(0.0);
@@ -165,6 +167,7 @@ pub fn run(args: &WorldBench) -> anyhow::Result<Map<String, Value>> {
         out.insert("stay_search_p50_ms".into(), json!(quantile(&searches.millis, 0.5)));
         out.insert("stay_search_p99_ms".into(), json!(quantile(&searches.millis, 0.99)));
         out.insert("stay_search_offers_mean".into(), json!(searches.offers as f64 / args.searches as f64));
+        out.insert("stay_search_stays_read_mean".into(), json!(stays_read / args.searches as f64));
         out.insert("restart_to_search_s".into(), json!(restart_to_search_s));
         out.insert("converged".into(), json!(converged));
         Ok(out)
@@ -271,6 +274,14 @@ async fn search(client: &reqwest::Client, http: SocketAddr, world: &World, count
     bar.finish_and_clear();
     millis.sort_by(f64::total_cmp);
     Ok(Searches { millis, offers })
+}
+
+/// The value of the unlabelled counter `name` in the node's `/metrics`.
+async fn counter(client: &reqwest::Client, http: SocketAddr, name: &str) -> anyhow::Result<f64> {
+    let text = client.get(format!("http://{http}/metrics")).send().await?.error_for_status()?.text().await?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .with_context(|| format!("no {name} in /metrics"))
 }
 
 /// Waits until the node finds offers in the world's biggest city.
