@@ -62,7 +62,11 @@ fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
     if let Some(http) = args.http {
         config.http = http;
     }
-    config.p2p.listen.extend(args.p2p);
+    for address in args.p2p {
+        if !config.p2p.listen.contains(&address) {
+            config.p2p.listen.push(address);
+        }
+    }
     ensure!(
         !config.p2p.listen.is_empty(),
         "a member must listen for its group: give --p2p /ip4/<address>/tcp/<port> (or p2p.listen in caravan.toml)"
@@ -89,9 +93,16 @@ fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
             caravan_node::prepare_join(&data_dir, &peers)?;
         }
         // Replicate the catalog from the group's members too.
-        for m in &group.members {
-            config.p2p.bootstrap.extend(m.addrs.iter().cloned());
+        for address in group.members.iter().flat_map(|m| &m.addrs) {
+            if !config.p2p.bootstrap.contains(address) {
+                config.p2p.bootstrap.push(address.clone());
+            }
         }
+        // Kept, so that `caravan node run --data-dir DIR` starts the member
+        // where the group dials it.
+        config
+            .save(&data_dir)
+            .with_context(|| format!("saving {}", data_dir.join(caravan_node::config::CONFIG_FILE).display()))?;
         let listener =
             tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
         let local = listener.local_addr()?;

@@ -4,6 +4,11 @@
 //!   of its key, their own ids); `caravan group status` shows the three;
 //!   one leaves with `caravan group leave` and a fresh machine replaces it,
 //!   joining through a follower.
+//! - A joined member stopped and started again with a plain `caravan node
+//!   run --data-dir DIR` rejoins and catches up.
+//! - 500 writes at once through the followers are all answered, with no
+//!   election.
+//! - A group of five loses its leader and a follower at once and goes on.
 //! - Under a race for the last rooms, the leader is killed with SIGKILL
 //!   (`caravan bench failover`): every acknowledged hold survives on both
 //!   survivors, nothing is sold twice, and holds are taken again.
@@ -80,6 +85,23 @@ fn spawn(dir: &Path, args: &[&str]) -> Proc {
     Proc { http, child }
 }
 
+/// `caravan node run --data-dir DIR` and nothing else: the member finds
+/// its addresses in its data directory; `http` is where it was told to
+/// serve when it joined.
+fn restart(dir: &Path, http: SocketAddr) -> Proc {
+    let log = std::fs::File::create(dir.with_extension("restarted.log")).unwrap();
+    let child = Command::new(EXE)
+        .args(["node", "run", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("caravan starts");
+    Proc { http, child }
+}
+
 fn caravan(args: &[&str]) -> Output {
     Command::new(EXE).args(args).env("CARAVAN_TOKEN", token()).output().expect("caravan runs")
 }
@@ -107,6 +129,12 @@ fn voters(group: &Value) -> usize {
 /// A node, then two machines that join it with `caravan group join`;
 /// returns the three once all follow the first.
 async fn group_of_three(root: &Path, client: &reqwest::Client, fault_hooks: bool) -> Vec<Proc> {
+    group_of_size(3, root, client, fault_hooks).await
+}
+
+/// A node, then `size - 1` machines that join it with `caravan group
+/// join`; returns them once all follow the first.
+async fn group_of_size(size: usize, root: &Path, client: &reqwest::Client, fault_hooks: bool) -> Vec<Proc> {
     let first_dir = root.join("first");
     prepare(&first_dir, None, fault_hooks);
     let first = spawn(&first_dir, &["node", "run"]);
@@ -117,8 +145,8 @@ async fn group_of_three(root: &Path, client: &reqwest::Client, fault_hooks: bool
 
     let key = first_dir.join(caravan_node::identity::KEY_FILE);
     let mut members = vec![first];
-    for name in ["second", "third"] {
-        let dir = root.join(name);
+    for n in 1..size {
+        let dir = root.join(["second", "third", "fourth", "fifth", "sixth", "seventh"][n - 1]);
         prepare(&dir, Some(&key), fault_hooks);
         members.push(spawn(&dir, &["group", "join", "--via", &members[0].url()]));
         let want = members.len();
@@ -130,7 +158,7 @@ async fn group_of_three(root: &Path, client: &reqwest::Client, fault_hooks: bool
     for node in &members[1..] {
         wait_until("a joined member follows", Duration::from_secs(30), async || {
             let group = group_of(client, node).await;
-            group["role"] == "follower" && voters(&group) == 3
+            group["role"] == "follower" && voters(&group) == size
         })
         .await;
     }
@@ -191,6 +219,120 @@ async fn machines_join_a_running_node_with_the_cli_and_leave_it() {
     assert_ne!(replacement, third, "member ids are never reused");
 }
 
+/// A member that joined with `caravan group join` and stopped comes back
+/// with a plain `caravan node run --data-dir DIR`: it serves where it
+/// joined, follows the same leader (no election), and catches up on what
+/// the group did without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_member_restarted_with_node_run_rejoins_and_catches_up() {
+    let root = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut members = group_of_three(root.path(), &client, false).await;
+    let before = group_of(&client, &members[0]).await;
+    let stopped = members.remove(1);
+    let http = stopped.http;
+    drop(stopped);
+
+    let (status, body) =
+        call(&client, "POST", format!("{}/api/v1/listings", members[0].url()), island_hotel(), None).await;
+    assert_eq!(status, 201, "the group of two goes on: {body}");
+    let applied = group_of(&client, &members[0]).await["applied_index"].as_u64().unwrap();
+
+    let back = restart(&root.path().join("second"), http);
+    wait_until("the restarted member follows and catches up", Duration::from_secs(60), async || {
+        let group = group_of(&client, &back).await;
+        group["role"] == "follower"
+            && group["leader"] == before["leader"]
+            && group["applied_index"].as_u64().is_some_and(|index| index >= applied)
+    })
+    .await;
+    let after = group_of(&client, &members[0]).await;
+    assert_eq!((&after["leader"], &after["term"]), (&before["leader"], &before["term"]), "no election: {after}");
+    let (status, listing) =
+        call(&client, "GET", format!("{}/api/v1/listings/island", back.url()), Value::Null, None).await;
+    assert_eq!(status, 200, "{listing}");
+}
+
+/// A burst of writes through the followers: 500 holds at once, spread
+/// over both, are all answered (a hold, or a clear 409 once the 400 rooms
+/// are gone), and the group keeps its leader throughout: forwarded writes
+/// queue for their own streams and never take the heartbeats'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_writes_through_the_followers_is_answered_without_an_election() {
+    let root = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let members = group_of_three(root.path(), &client, false).await;
+    let before = group_of(&client, &members[0]).await;
+    let mut hotel = island_hotel();
+    hotel["stay"]["units"] = 400.into();
+    let (status, body) = call(&client, "POST", format!("{}/api/v1/listings", members[0].url()), hotel, None).await;
+    assert_eq!(status, 201, "{body}");
+    let ari = serde_json::json!({ "from": day(1), "to": day(2), "available": 400, "price_minor": 9_000 });
+    let (status, body) =
+        call(&client, "PUT", format!("{}/api/v1/listings/island/ari", members[0].url()), ari, None).await;
+    assert_eq!(status, 200, "{body}");
+
+    let hold =
+        serde_json::json!({ "listing": "island", "check_in": day(1), "check_out": day(2), "units": 1, "guests": 1 });
+    let mut burst = tokio::task::JoinSet::new();
+    for n in 0..500 {
+        let (client, hold) = (client.clone(), hold.clone());
+        let url = format!("{}/api/v1/holds", members[1 + n % 2].url());
+        burst.spawn(async move { call(&client, "POST", url, hold, Some(&format!("burst-{n}"))).await });
+    }
+    let answers = burst.join_all().await;
+    let held = answers.iter().filter(|(status, _)| *status == 201).count();
+    let sold_out: Vec<_> = answers.iter().filter(|(status, _)| *status == 409).collect();
+    let other: Vec<_> = answers.iter().filter(|(status, _)| ![201, 409].contains(status)).take(3).collect();
+    assert!(other.is_empty(), "{} answers neither 201 nor 409, e.g. {other:?}", 500 - held - sold_out.len());
+    assert_eq!(held, 400, "every room held once");
+    assert!(sold_out.iter().all(|(_, body)| body["error"] == "sold_out"), "{:?}", sold_out.first());
+    let after = group_of(&client, &members[0]).await;
+    assert_eq!((&after["leader"], &after["term"]), (&before["leader"], &before["term"]), "no election: {after}");
+}
+
+/// A group of five loses two machines, its leader among them, and goes
+/// on: the three left elect a leader, keep what was acknowledged, and take
+/// new writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_five_survives_two_lost_machines() {
+    let root = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut members = group_of_size(5, root.path(), &client, false).await;
+    let (status, body) =
+        call(&client, "POST", format!("{}/api/v1/listings", members[0].url()), island_hotel(), None).await;
+    assert_eq!(status, 201, "{body}");
+    let ari = serde_json::json!({ "from": day(1), "to": day(3), "available": 5, "price_minor": 9_000 });
+    let (status, body) =
+        call(&client, "PUT", format!("{}/api/v1/listings/island/ari", members[0].url()), ari, None).await;
+    assert_eq!(status, 200, "{body}");
+    let leader = group_of(&client, &members[0]).await["member_id"].clone();
+
+    // The leader and one follower die at once.
+    drop(members.remove(0));
+    drop(members.remove(0));
+    wait_until("the three left elect a leader", Duration::from_secs(30), async || {
+        let group = group_of(&client, &members[0]).await;
+        group["leader"].is_u64() && group["leader"] != leader
+    })
+    .await;
+    let hold =
+        serde_json::json!({ "listing": "island", "check_in": day(1), "check_out": day(2), "units": 1, "guests": 1 });
+    for (n, node) in members.iter().enumerate() {
+        let url = format!("{}/api/v1/holds", node.url());
+        let (status, body) = call(&client, "POST", url, hold.clone(), Some(&format!("after-{n}"))).await;
+        assert_eq!(status, 201, "member {n} of the three left: {body}");
+    }
+    for node in &members {
+        wait_until("every survivor holds the three rooms", Duration::from_secs(10), async || {
+            let url = format!("{}/api/v1/listings/island/ari?from={}&to={}", node.url(), day(1), day(2));
+            let (_, ari) = call(&client, "GET", url, Value::Null, None).await;
+            ari["days"][0]["held"] == 3
+        })
+        .await;
+    }
+}
+
 #[test]
 fn killing_the_leader_under_a_race_for_the_last_rooms_loses_and_oversells_nothing() {
     let base = (24_000u16..40_000)
@@ -238,6 +380,19 @@ async fn call(client: &reqwest::Client, method: &str, url: String, body: Value, 
     }
 }
 
+/// Five rooms in Split.
+fn island_hotel() -> Value {
+    serde_json::json!({
+        "id": "island", "title": "Island Hotel", "currency": "EUR",
+        "cancellation": { "free_until_hours": 48, "penalty_nights": 1 },
+        "stay": {
+            "type": "hotel_room", "address": "1 Harbour Road", "city": "Split", "country": "HR",
+            "lat": 43.5, "lon": 16.44, "amenities": [], "max_guests": 2,
+            "check_in": "15:00", "check_out": "11:00", "units": 5
+        }
+    })
+}
+
 fn day(offset: i32) -> String {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     caravan_model::Timestamp(now_ms).date().add_days(offset).to_string()
@@ -248,16 +403,8 @@ async fn a_leader_cut_off_from_the_others_acknowledges_nothing_and_the_majority_
     let root = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let members = group_of_three(root.path(), &client, true).await;
-    let hotel = serde_json::json!({
-        "id": "island", "title": "Island Hotel", "currency": "EUR",
-        "cancellation": { "free_until_hours": 48, "penalty_nights": 1 },
-        "stay": {
-            "type": "hotel_room", "address": "1 Harbour Road", "city": "Split", "country": "HR",
-            "lat": 43.5, "lon": 16.44, "amenities": [], "max_guests": 2,
-            "check_in": "15:00", "check_out": "11:00", "units": 5
-        }
-    });
-    let (status, body) = call(&client, "POST", format!("{}/api/v1/listings", members[0].url()), hotel, None).await;
+    let (status, body) =
+        call(&client, "POST", format!("{}/api/v1/listings", members[0].url()), island_hotel(), None).await;
     assert_eq!(status, 201, "{body}");
     let ari = serde_json::json!({ "from": day(1), "to": day(3), "available": 5, "price_minor": 9_000 });
     let path = "/api/v1/listings/island/ari";

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -58,6 +59,8 @@ pub struct GroupLog {
     /// `None` in memory; the SQLite thread's queue otherwise.
     writes: Option<mpsc::Sender<Write>>,
     latencies: Arc<Mutex<VecDeque<f64>>>,
+    /// Commits so far: one fsync each.
+    commits: Arc<AtomicU64>,
 }
 
 impl Debug for GroupLog {
@@ -69,7 +72,7 @@ impl Debug for GroupLog {
 impl GroupLog {
     /// A log that lives in `disk` (simulations and tests).
     pub fn memory(disk: MemoryDisk) -> GroupLog {
-        GroupLog { contents: disk, writes: None, latencies: Arc::default() }
+        GroupLog { contents: disk, writes: None, latencies: Arc::default(), commits: Arc::default() }
     }
 
     /// Opens (or creates) the SQLite log at `path` and starts its thread.
@@ -78,12 +81,18 @@ impl GroupLog {
         let contents = load(&conn).map_err(|e| format!("{}: {e}", path.display()))?;
         let (writes, queue) = mpsc::channel(WRITES_QUEUED_MAX);
         let latencies: Arc<Mutex<VecDeque<f64>>> = Arc::default();
-        let thread_latencies = latencies.clone();
+        let commits: Arc<AtomicU64> = Arc::default();
+        let (thread_latencies, thread_commits) = (latencies.clone(), commits.clone());
         std::thread::Builder::new()
             .name("raft-log".into())
-            .spawn(move || write_loop(conn, queue, thread_latencies))
+            .spawn(move || write_loop(conn, queue, thread_latencies, thread_commits))
             .map_err(|e| format!("starting the log thread: {e}"))?;
-        Ok(GroupLog { contents: Arc::new(Mutex::new(contents)), writes: Some(writes), latencies })
+        Ok(GroupLog { contents: Arc::new(Mutex::new(contents)), writes: Some(writes), latencies, commits })
+    }
+
+    /// Commits of the log so far, each one fsync (none in memory).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// The 99th percentile of recent commit times (each one fsync), in ms.
@@ -254,7 +263,12 @@ fn load(conn: &Connection) -> rusqlite::Result<LogContents> {
 
 /// The log thread: takes every queued write, commits them together, then
 /// acknowledges each. Ends when the store is dropped.
-fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Write>, latencies: Arc<Mutex<VecDeque<f64>>>) {
+fn write_loop(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<Write>,
+    latencies: Arc<Mutex<VecDeque<f64>>>,
+    commits: Arc<AtomicU64>,
+) {
     let mut batch = Vec::new();
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -263,6 +277,7 @@ fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Write>, latencies:
         }
         let started = Instant::now();
         let result = commit(&mut conn, &batch).map_err(|e| e.to_string());
+        commits.fetch_add(1, Ordering::Relaxed);
         {
             let mut latencies = latencies.lock().expect("latency lock");
             if latencies.len() == LATENCIES_KEPT {

@@ -3,10 +3,12 @@
 //! `apply` runs each committed command through [`Ledger::apply`] at the
 //! time the leader stamped (never earlier than the last command's, so a
 //! new leader whose clock is behind cannot move time backwards), then
-//! hands the outcomes to the node's [`Effects`] and answers only once they
-//! are durable. The ledger itself is not written on every apply: the Raft
-//! log is the ledger's log, and a restart re-applies it from the last
-//! snapshot.
+//! hands the outcomes to the node's [`Effects`] and answers once they are
+//! stored. Neither the ledger nor its effects are made durable on every
+//! apply: the Raft log is the ledger's log (its fsync is the one a command
+//! costs), and a restart re-applies it from the last snapshot, deriving
+//! the same effects again. So a snapshot is taken only once the effects of
+//! what it holds are durable ([`Effects::settle`]).
 
 use std::future::Future;
 use std::io::Cursor;
@@ -32,10 +34,17 @@ pub struct AppliedCommand {
 
 /// What applying commands means outside the ledger.
 pub trait Effects: Send + Sync + 'static {
-    /// Makes what `applied` produced durable (the records its publishing
-    /// points sign) before the replies go out. An error stops this member
-    /// (fail-stop); a restart re-applies the log.
+    /// Stores what `applied` produced (the records its publishing points
+    /// sign) before the replies go out; it need not be durable yet, as the
+    /// log derives it again. An error stops this member (fail-stop); a
+    /// restart re-applies the log.
     fn persist(&self, applied: Vec<AppliedCommand>) -> impl Future<Output = Result<(), EffectsError>> + Send;
+
+    /// Makes everything persisted so far durable: called before a snapshot,
+    /// beyond which the log is no longer re-applied.
+    fn settle(&self) -> impl Future<Output = Result<(), EffectsError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Why effects could not be made durable: the cause, for the log.
@@ -167,22 +176,25 @@ fn snapshot_of(image: &SnapshotImage, bytes: Vec<u8>) -> Snapshot<GroupConfig> {
 
 /// Builds a snapshot from a copy of the ledger taken on the machine's task.
 #[derive(Debug)]
-pub struct SnapshotBuilder {
+pub struct SnapshotBuilder<E> {
     image: SnapshotImage,
     snapshots: SnapshotStore,
+    effects: Arc<E>,
 }
 
-impl RaftSnapshotBuilder<GroupConfig> for SnapshotBuilder {
+impl<E: Effects> RaftSnapshotBuilder<GroupConfig> for SnapshotBuilder<E> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<GroupConfig>, StorageError> {
-        let bytes = self.image.encode();
         let subject = ErrorSubject::Snapshot(None);
+        // Everything the image holds was persisted before it was taken.
+        self.effects.settle().await.map_err(|e| io_error(ErrorVerb::Write, subject.clone(), e))?;
+        let bytes = self.image.encode();
         self.snapshots.save(&bytes).map_err(|e| io_error(ErrorVerb::Write, subject, e))?;
         Ok(snapshot_of(&self.image, bytes))
     }
 }
 
 impl<E: Effects> RaftStateMachine<GroupConfig> for LedgerMachine<E> {
-    type SnapshotBuilder = SnapshotBuilder;
+    type SnapshotBuilder = SnapshotBuilder<E>;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         Ok((self.applied, self.membership.clone()))
@@ -201,8 +213,8 @@ impl<E: Effects> RaftStateMachine<GroupConfig> for LedgerMachine<E> {
         Ok(outcomes)
     }
 
-    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder { image: self.image(), snapshots: self.snapshots.clone() }
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder<E> {
+        SnapshotBuilder { image: self.image(), snapshots: self.snapshots.clone(), effects: self.effects.clone() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {

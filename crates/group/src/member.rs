@@ -397,6 +397,11 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         self.log.append_p99_ms()
     }
 
+    /// The log store's commits so far: the fsyncs commands cost.
+    pub fn log_commits(&self) -> u64 {
+        self.log.commits()
+    }
+
     /// Resolves when Raft has stopped on a fatal error (a failed persist).
     pub async fn stopped(&self) {
         let mut metrics = self.raft.metrics();

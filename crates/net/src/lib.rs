@@ -13,7 +13,10 @@
 //! acknowledgement. identify and ping keep peers described and alive.
 //!
 //! Bookings use the request-response protocol [`BOOK_PROTOCOL`], and the
-//! members of an owner's replica group talk Raft over [`RAFT_PROTOCOL`]:
+//! members of an owner's replica group talk Raft over [`RAFT_PROTOCOL`]
+//! (the leader's appends and heartbeats, votes, snapshots) and forward
+//! clients' writes to their leader over [`FORWARD_PROTOCOL`], whose streams
+//! are counted apart so that no burst of writes can starve heartbeats:
 //! each request and each answer is one length-prefixed frame whose content
 //! the node encodes (`caravan.v1.BookRequest` / `BookResponse`, the group's
 //! `Rpc` / `RpcReply`). Outbound calls arrive as [`Call`]s with the peer's
@@ -66,6 +69,7 @@ pub const RECONCILE_PROTOCOL: &str = "/caravan/reconcile/1";
 pub const KAD_PROTOCOL: &str = "/caravan/kad/1";
 pub const BOOK_PROTOCOL: &str = "/caravan/book/1";
 pub const RAFT_PROTOCOL: &str = "/caravan/raft/1";
+pub const FORWARD_PROTOCOL: &str = "/caravan/raft-forward/1";
 /// The largest booking frame (a receipt is well under 4 KiB).
 pub const BOOK_FRAME_BYTES_MAX: usize = 64 * 1024;
 /// The largest Raft frame: a batch of log entries or a snapshot chunk.
@@ -81,6 +85,12 @@ const RAFT_TIMEOUT_S: u64 = 10;
 pub const BOOK_STREAMS_MAX: usize = 384;
 /// Raft requests in flight on one connection (appends are pipelined).
 const RAFT_STREAMS_MAX: usize = 64;
+/// Forwarded writes in flight on one connection, both ways; a member sends
+/// at most [`FORWARDS_IN_FLIGHT_MAX`] at once and queues the rest.
+const FORWARD_STREAMS_MAX: usize = 128;
+/// What a member forwards at once to its leader: below the streams a
+/// connection carries, so a burst waits its turn instead of failing.
+pub const FORWARDS_IN_FLIGHT_MAX: usize = 64;
 /// How often a random walk looks for more peers.
 const DISCOVERY_INTERVAL_S: u64 = 30;
 const FIRST_WALK_S: u64 = 2;
@@ -148,6 +158,8 @@ pub enum Protocol {
     Book,
     /// [`RAFT_PROTOCOL`]: members of a replica group.
     Raft,
+    /// [`FORWARD_PROTOCOL`]: a member's clients' writes, to its leader.
+    Forward,
 }
 
 /// A request to send to a peer.
@@ -172,6 +184,10 @@ pub enum CallFailed {
     /// stream closed (libp2p's outbound failure).
     #[error("{0}")]
     Lost(String),
+    /// The peer does not speak the protocol (an older version): the
+    /// request was not sent.
+    #[error("the peer does not speak this protocol")]
+    Unsupported,
 }
 
 /// A request from a peer, for the node to answer.
@@ -189,6 +205,7 @@ pub struct CallChannels {
     pub calls: mpsc::Receiver<Call>,
     pub book: mpsc::Sender<Inbound>,
     pub raft: mpsc::Sender<Inbound>,
+    pub forward: mpsc::Sender<Inbound>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -198,6 +215,7 @@ struct Behaviour {
     reconcile: request_response::Behaviour<ReconcileCodec>,
     book: request_response::Behaviour<FrameCodec>,
     raft: request_response::Behaviour<FrameCodec>,
+    forward: request_response::Behaviour<FrameCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     kademlia: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
@@ -214,7 +232,7 @@ pub async fn run(
     channels: CallChannels,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NetError> {
-    let CallChannels { mut calls, book: book_inbound, raft: raft_inbound } = channels;
+    let CallChannels { mut calls, book: book_inbound, raft: raft_inbound, forward: forward_inbound } = channels;
     let parse = |text: &String| text.parse::<Multiaddr>().map_err(|e| NetError::Address(text.clone(), e.to_string()));
     let listen: Vec<Multiaddr> = config.listen.iter().map(parse).collect::<Result<_, _>>()?;
     let bootstrap: Vec<Multiaddr> = config.bootstrap.iter().map(parse).collect::<Result<_, _>>()?;
@@ -261,6 +279,7 @@ pub async fn run(
             };
             let book = frames(BOOK_PROTOCOL, BOOK_FRAME_BYTES_MAX, BOOK_TIMEOUT_S, BOOK_STREAMS_MAX);
             let raft = frames(RAFT_PROTOCOL, RAFT_FRAME_BYTES_MAX, RAFT_TIMEOUT_S, RAFT_STREAMS_MAX);
+            let forward = frames(FORWARD_PROTOCOL, RAFT_FRAME_BYTES_MAX, RAFT_TIMEOUT_S, FORWARD_STREAMS_MAX);
             let identify = identify::Behaviour::new(identify::Config::new("/caravan/1".into(), key.public()));
             let limits = connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
@@ -285,6 +304,7 @@ pub async fn run(
                 reconcile,
                 book,
                 raft,
+                forward,
                 identify,
                 ping: ping::Behaviour::default(),
                 kademlia: kademlia.into(),
@@ -373,6 +393,10 @@ pub async fn run(
                         on_frames_event(Protocol::Raft, event, &mut calls_in_flight, &mut answers, &raft_inbound);
                         continue;
                     }
+                    SwarmEvent::Behaviour(BehaviourEvent::Forward(event)) => {
+                        on_frames_event(Protocol::Forward, event, &mut calls_in_flight, &mut answers, &forward_inbound);
+                        continue;
+                    }
                     event => event,
                 };
                 let Some(event) = translate(&mut swarm, event, &listening, peers_target) else { continue };
@@ -409,6 +433,7 @@ impl Behaviour {
         match protocol {
             Protocol::Book => &mut self.book,
             Protocol::Raft => &mut self.raft,
+            Protocol::Forward => &mut self.forward,
         }
     }
 }
@@ -461,7 +486,11 @@ fn on_frames_event(
         request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
             tracing::debug!(%peer, ?protocol, %error, "request failed");
             if let Some(reply) = calls_in_flight.remove(&(protocol, request_id)) {
-                let _ = reply.send(Err(CallFailed::Lost(error.to_string())));
+                let failed = match error {
+                    request_response::OutboundFailure::UnsupportedProtocols => CallFailed::Unsupported,
+                    error => CallFailed::Lost(error.to_string()),
+                };
+                let _ = reply.send(Err(failed));
             }
         }
         request_response::Event::InboundFailure { peer, error, .. } => {

@@ -191,6 +191,16 @@ impl Config {
         Ok(())
     }
 
+    /// Writes `caravan.toml` in `dir` whole or not at all (a temporary
+    /// file renamed over it), so a crash never leaves half a config.
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let path = dir.join(CONFIG_FILE);
+        let temporary = dir.join(format!("{CONFIG_FILE}.new"));
+        std::fs::write(&temporary, self.to_toml())?;
+        std::fs::File::open(&temporary)?.sync_all()?;
+        std::fs::rename(&temporary, &path)
+    }
+
     pub fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).expect("config serializes");
         format!("# Caravan node configuration. Every field is optional.\n\n{body}")

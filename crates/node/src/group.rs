@@ -2,9 +2,11 @@
 //! ledger machine, proposing, forwarding, membership, timers) lives in
 //! `caravan_group::OwnerGroup`; here are what it is generic over — the
 //! effects that make applied commands durable (the writer) and the
-//! transport that carries Raft messages (libp2p, `/caravan/raft/1`) — and
+//! transport that carries Raft messages (libp2p, `/caravan/raft/1`, and
+//! forwarded writes on `/caravan/raft-forward/1`) — and
 //! the group's status as the API shows it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use caravan_api::dto::{GroupMemberView, GroupView};
@@ -13,7 +15,7 @@ use caravan_group::{
     AGREED_TIMERS,
 };
 use caravan_ledger::Command;
-use caravan_net::{Call, Protocol};
+use caravan_net::{Call, CallFailed, Protocol};
 use tokio::sync::{mpsc, oneshot};
 
 use caravan_writer::Job;
@@ -26,13 +28,16 @@ pub type OwnerGroup = caravan_group::OwnerGroup<NetTransport, WriterEffects>;
 /// How often a failed persist is tried again before the member stops.
 const PERSIST_TRIES: u32 = 3;
 
-/// The writer makes applied commands durable: their records signed and
-/// stored, the catalog and the search index told.
+/// The writer stores what applied commands produced: their records signed
+/// and stored, the catalog and the search index told.
 #[derive(Debug, Clone)]
 pub struct WriterEffects {
     pub queue: mpsc::Sender<Job>,
     /// Where the timers the group agreed on are kept for the next start.
     pub log_path: std::path::PathBuf,
+    /// The record store the writer commits to without fsync, made durable
+    /// before each snapshot.
+    pub records: caravan_store::Records,
 }
 
 impl Effects for WriterEffects {
@@ -53,6 +58,11 @@ impl Effects for WriterEffects {
         }
         // Fail-stop: Raft stops this member, a restart re-applies the log.
         Err(last_error.map_or_else(|| "no attempt to store".into(), EffectsError::from))
+    }
+
+    async fn settle(&self) -> Result<(), EffectsError> {
+        let records = self.records.clone();
+        Ok(tokio::task::spawn_blocking(move || records.persist()).await??)
     }
 }
 
@@ -75,10 +85,19 @@ impl WriterEffects {
 pub use caravan_services::booking::CallSlot;
 
 /// Carries group messages to other members over libp2p.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NetTransport {
-    pub calls: CallSlot,
-    pub cut_off: CutOff,
+    calls: CallSlot,
+    cut_off: CutOff,
+    /// Forwarded writes in flight; more wait here for their turn.
+    forwards: Arc<tokio::sync::Semaphore>,
+}
+
+impl NetTransport {
+    pub fn new(calls: CallSlot, cut_off: CutOff) -> NetTransport {
+        let forwards = Arc::new(tokio::sync::Semaphore::new(caravan_net::FORWARDS_IN_FLIGHT_MAX));
+        NetTransport { calls, cut_off, forwards }
+    }
 }
 
 /// A call the network task has not answered in this long is lost.
@@ -86,27 +105,51 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(11);
 
 impl Transport for NetTransport {
     async fn call(&self, _to: MemberId, member: &Member, rpc: Rpc) -> Result<RpcReply, CallError> {
-        let unreachable = |why: &str| CallError::Unreachable(why.to_owned());
         if self.cut_off.read().expect("cut-off lock").contains(&member.peer_id) {
-            return Err(unreachable("cut off (fault hook)"));
+            return Err(CallError::Unreachable("cut off (fault hook)".into()));
         }
-        let calls = self.calls.lock().expect("calls lock").clone().ok_or_else(|| unreachable("not on the network"))?;
         let request = rpc.encode();
         if request.len() > caravan_net::RAFT_FRAME_BYTES_MAX {
             return Err(CallError::TooLarge);
         }
-        let (reply, answer) = oneshot::channel();
-        let call = Call {
-            protocol: Protocol::Raft,
-            peer: member.peer_id.clone(),
-            addrs: member.addrs.clone(),
-            request,
-            reply,
+        let answer = match rpc {
+            // Clients' writes travel apart from the group's own traffic, a
+            // bounded number at once: a burst queues here rather than
+            // taking the streams heartbeats need.
+            Rpc::Propose(_) | Rpc::ChangeMembers(_) => {
+                let _turn = self.forwards.acquire().await.map_err(|_| CallError::Unreachable("stopping".into()))?;
+                match self.send(Protocol::Forward, member, request.clone()).await? {
+                    // A leader of an older version: the request never left,
+                    // so it goes the old way.
+                    Err(CallFailed::Unsupported) => self.send(Protocol::Raft, member, request).await?,
+                    answer => answer,
+                }
+            }
+            Rpc::Append(_) | Rpc::Vote(_) | Rpc::Snapshot(_) => self.send(Protocol::Raft, member, request).await?,
         };
+        match answer {
+            Ok(bytes) => RpcReply::decode(&bytes).map_err(CallError::Unreachable),
+            Err(why) => Err(CallError::Unreachable(why.to_string())),
+        }
+    }
+}
+
+impl NetTransport {
+    /// Hands `request` to the network task; the peer's answer, or why the
+    /// network has none.
+    async fn send(
+        &self,
+        protocol: Protocol,
+        member: &Member,
+        request: Vec<u8>,
+    ) -> Result<Result<Vec<u8>, CallFailed>, CallError> {
+        let unreachable = |why: &str| CallError::Unreachable(why.to_owned());
+        let calls = self.calls.lock().expect("calls lock").clone().ok_or_else(|| unreachable("not on the network"))?;
+        let (reply, answer) = oneshot::channel();
+        let call = Call { protocol, peer: member.peer_id.clone(), addrs: member.addrs.clone(), request, reply };
         calls.send(call).await.map_err(|_| unreachable("the network is stopping"))?;
         match tokio::time::timeout(CALL_TIMEOUT, answer).await {
-            Ok(Ok(Ok(bytes))) => RpcReply::decode(&bytes).map_err(CallError::Unreachable),
-            Ok(Ok(Err(why))) => Err(CallError::Unreachable(why.to_string())),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(unreachable("the network is stopping")),
             Err(_) => Err(unreachable("no answer in time")),
         }

@@ -266,11 +266,11 @@ impl Node {
         let peer_id = caravan_net::peer_id(&caravan_net::keypair_from_seed(net_key.seed()));
         let member = caravan_group::Member { peer_id, addrs: Vec::new() };
         let log_path = data_dir.join(group::LOG_FILE);
-        let effects = group::WriterEffects { queue: queue.clone(), log_path };
+        let effects = group::WriterEffects { queue: queue.clone(), log_path, records: records.clone() };
         let started = std::time::Instant::now();
         let calls = CallSlot::default();
         let cut_off = caravan_group::CutOff::default();
-        let transport = group::NetTransport { calls: calls.clone(), cut_off: cut_off.clone() };
+        let transport = group::NetTransport::new(calls.clone(), cut_off.clone());
         let timers = options.group_timers;
         let setup = caravan_group::MemberSetup { member, timers, clock: options.clock, effects, transport, cut_off };
         let group = group::OwnerGroup::open(data_dir, setup, || Ok(legacy)).await?;
@@ -354,6 +354,11 @@ impl Node {
     /// node's life.
     pub fn stats(&self) -> &Arc<WriterStats> {
         &self.inner.stats
+    }
+
+    /// Commits of the group's log so far: one fsync each.
+    pub fn log_commits(&self) -> u64 {
+        self.inner.group.log_commits()
     }
 
     pub fn db_path(&self) -> &Path {
@@ -508,12 +513,16 @@ pub async fn run(
 pub async fn start(data_dir: &Path, config: &Config) -> Result<Node, NodeError> {
     let node = Node::open(data_dir, config.into()).await?;
     tracing::info!(origin = %node.origin(), "node running");
-    if !config.p2p.listen.is_empty() || !config.p2p.bootstrap.is_empty() {
+    let p2p = with_group_addresses(&config.p2p, &node.inner.group.status());
+    if p2p.listen != config.p2p.listen {
+        tracing::info!(listen = ?p2p.listen, "no p2p.listen configured: listening where the group dials this member");
+    }
+    if !p2p.listen.is_empty() || !p2p.bootstrap.is_empty() {
         let net = caravan_net::NetConfig {
-            listen: config.p2p.listen.clone(),
-            bootstrap: config.p2p.bootstrap.clone(),
-            discovery: config.p2p.discovery,
-            peers_target: config.p2p.peers_target,
+            listen: p2p.listen,
+            bootstrap: p2p.bootstrap,
+            discovery: p2p.discovery,
+            peers_target: p2p.peers_target,
             ..Default::default()
         };
         if let Some(address) = node.start_network(net).await? {
@@ -526,6 +535,28 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<Node, NodeError> 
         Err(error) => tracing::error!(%error, "bookings not resumed"),
     }
     Ok(node)
+}
+
+/// The network a member of a group of several needs, whatever its config
+/// says: it listens where the group dials it (the addresses it joined
+/// with) unless `p2p.listen` says otherwise, and dials the other members.
+/// Without this, a member started without its flags would campaign alone
+/// forever while the group ran short of it.
+fn with_group_addresses(p2p: &config::P2pConfig, group: &caravan_group::GroupStatus) -> config::P2pConfig {
+    let mut p2p = p2p.clone();
+    let (mine, others): (Vec<_>, Vec<_>) = group.members.iter().partition(|m| m.id == group.member_id);
+    if others.is_empty() {
+        return p2p;
+    }
+    if p2p.listen.is_empty() {
+        p2p.listen = mine.iter().flat_map(|m| m.addrs.iter().cloned()).collect();
+    }
+    for address in others.iter().flat_map(|m| &m.addrs) {
+        if !p2p.bootstrap.contains(address) {
+            p2p.bootstrap.push(address.clone());
+        }
+    }
+    p2p
 }
 
 /// Serves a started node's API on `listener` until `shutdown` resolves,
@@ -556,5 +587,60 @@ pub async fn serve(
     match writer_died.await {
         Ok(()) => Err(NodeError::Setup("the ledger writer stopped unexpectedly; the log replays on restart".into())),
         Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_group::{GroupStatus, MemberStatus, Timers};
+
+    use super::*;
+
+    fn group(members: &[(u64, &str)]) -> GroupStatus {
+        GroupStatus {
+            member_id: 1,
+            peer_id: "me".into(),
+            role: "follower",
+            term: 3,
+            leader: None,
+            members: members
+                .iter()
+                .map(|&(id, address)| MemberStatus {
+                    id,
+                    peer_id: format!("peer-{id}"),
+                    voter: true,
+                    matched_index: None,
+                    addrs: vec![address.to_owned()],
+                })
+                .collect(),
+            last_log_index: None,
+            applied_index: 0,
+            snapshot_index: None,
+            timers: Timers { heartbeat_ms: 100, election_timeout_ms: 1_000 },
+            append_p99_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_member_without_addresses_of_its_own_listens_where_its_group_dials_it() {
+        let three =
+            group(&[(1, "/ip4/10.0.0.1/tcp/7171"), (2, "/ip4/10.0.0.2/tcp/7171"), (3, "/ip4/10.0.0.3/tcp/7171")]);
+        let p2p = with_group_addresses(&config::P2pConfig::default(), &three);
+        assert_eq!(p2p.listen, ["/ip4/10.0.0.1/tcp/7171"]);
+        assert_eq!(p2p.bootstrap, ["/ip4/10.0.0.2/tcp/7171", "/ip4/10.0.0.3/tcp/7171"]);
+
+        // What the operator configured wins; the others are dialled once.
+        let configured = config::P2pConfig {
+            listen: vec!["/ip4/0.0.0.0/tcp/7171".into()],
+            bootstrap: vec!["/ip4/10.0.0.2/tcp/7171".into()],
+            ..config::P2pConfig::default()
+        };
+        let p2p = with_group_addresses(&configured, &three);
+        assert_eq!(p2p.listen, configured.listen);
+        assert_eq!(p2p.bootstrap, ["/ip4/10.0.0.2/tcp/7171", "/ip4/10.0.0.3/tcp/7171"]);
+
+        // A group of one is configured as it is.
+        let alone = with_group_addresses(&config::P2pConfig::default(), &group(&[(1, "/ip4/10.0.0.1/tcp/7171")]));
+        assert_eq!(alone, config::P2pConfig::default());
     }
 }

@@ -52,8 +52,9 @@ impl Node {
         let (calls_tx, calls) = mpsc::channel(booking::CALLS_MAX);
         let (book, book_rx) = mpsc::channel(booking::INBOUND_MAX);
         let (raft, raft_rx) = mpsc::channel(RAFT_INBOUND_MAX);
+        let (forward, forward_rx) = mpsc::channel(RAFT_INBOUND_MAX);
         *self.inner.calls.lock().expect("calls lock") = Some(calls_tx);
-        let channels = caravan_net::CallChannels { calls, book, raft };
+        let channels = caravan_net::CallChannels { calls, book, raft, forward };
         // Peers' records go to the verifier stage, then the writer.
         let events = self.inner.replication.clone();
         let net = tokio::spawn(async move {
@@ -67,9 +68,10 @@ impl Node {
             }
         });
         let serve_bookings = tokio::spawn(booking::serve(self.inner.booking.clone(), book_rx));
+        let serve_forwards = tokio::spawn(serve_group(self.inner.group.clone(), forward_rx));
         let serve_group = tokio::spawn(serve_group(self.inner.group.clone(), raft_rx));
         *self.inner.network.lock().expect("network lock") =
-            Some(Network { stop, tasks: vec![net, serve_bookings, serve_group] });
+            Some(Network { stop, tasks: vec![net, serve_bookings, serve_forwards, serve_group] });
         if !listens {
             return Ok(None);
         }
@@ -126,7 +128,8 @@ impl Node {
     }
 }
 
-/// Raft messages from peers waiting for the group.
+/// Raft messages (and, apart, forwarded writes) from peers waiting for
+/// the group.
 const RAFT_INBOUND_MAX: usize = 1_024;
 
 /// Answers the group's Raft messages, each in its own task (a member's

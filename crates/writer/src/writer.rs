@@ -4,8 +4,10 @@
 //! committed in the Raft log and applied by the state machine, which
 //! hands the writer what it produced (`Job::Apply`). The writer signs
 //! the records of publishing points with the version of their log index,
-//! stores them in one transaction (one fsync per batch), and only then
-//! updates the catalog and lets the state machine answer. It also does
+//! stores them in one transaction, and only then updates the catalog and
+//! lets the state machine answer. That commit is not fsynced: the Raft log
+//! is, and a restart re-applies it, signing the very same records again
+//! (the group makes the store durable before each snapshot). It also does
 //! the node's other writes (accounts, agency bookings), batching whatever
 //! queued while it was busy, and stores what peers sent once a verifier
 //! stage checked it: verification is not the writer's.
@@ -116,7 +118,8 @@ pub const ACTIONS_MAX: usize = 4_096;
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub commands: AtomicU64,
-    /// Committed transactions of applied commands; each is one fsync.
+    /// Committed transactions of applied commands (not fsynced: the Raft
+    /// log is the durable copy).
     pub commits: AtomicU64,
     /// Publishing points committed; at most one per commit.
     pub publishing_points: AtomicU64,
@@ -389,7 +392,7 @@ impl Writer {
         let started = std::time::Instant::now();
         let (mut published, mut gone) = (Vec::new(), Vec::new());
         let result = (|| -> Result<(), StoreError> {
-            let mut tx = self.records.write(caravan_store::Sync::Full);
+            let mut tx = self.records.write(caravan_store::Sync::Relaxed);
             let key = &self.key;
             for (applied, _) in &applies {
                 for command in applied {

@@ -140,8 +140,13 @@ impl AdminService for Node {
             ),
             Metric::counter(
                 "caravan_ledger_commits_total",
-                "Ledger transactions (one fsync each).",
+                "Transactions storing what applied commands produced.",
                 stats.commits.load(Relaxed),
+            ),
+            Metric::counter(
+                "caravan_group_log_commits_total",
+                "Commits of the replica group's log, one fsync each: what commands cost in fsyncs.",
+                self.inner.group.log_commits(),
             ),
             Metric::counter(
                 "caravan_publishing_points_total",
