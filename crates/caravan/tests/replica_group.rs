@@ -272,8 +272,7 @@ async fn a_burst_of_writes_through_the_followers_is_answered_without_an_election
         call(&client, "PUT", format!("{}/api/v1/listings/island/ari", members[0].url()), ari, None).await;
     assert_eq!(status, 200, "{body}");
 
-    let hold =
-        serde_json::json!({ "listing": "island", "check_in": day(1), "check_out": day(2), "units": 1, "guests": 1 });
+    let hold = island_hold();
     let mut burst = tokio::task::JoinSet::new();
     for n in 0..500 {
         let (client, hold) = (client.clone(), hold.clone());
@@ -316,20 +315,14 @@ async fn a_group_of_five_survives_two_lost_machines() {
         group["leader"].is_u64() && group["leader"] != leader
     })
     .await;
-    let hold =
-        serde_json::json!({ "listing": "island", "check_in": day(1), "check_out": day(2), "units": 1, "guests": 1 });
+    let hold = island_hold();
     for (n, node) in members.iter().enumerate() {
         let url = format!("{}/api/v1/holds", node.url());
         let (status, body) = call(&client, "POST", url, hold.clone(), Some(&format!("after-{n}"))).await;
         assert_eq!(status, 201, "member {n} of the three left: {body}");
     }
     for node in &members {
-        wait_until("every survivor holds the three rooms", Duration::from_secs(10), async || {
-            let url = format!("{}/api/v1/listings/island/ari?from={}&to={}", node.url(), day(1), day(2));
-            let (_, ari) = call(&client, "GET", url, Value::Null, None).await;
-            ari["days"][0]["held"] == 3
-        })
-        .await;
+        wait_until_held(&client, node, 3).await;
     }
 }
 
@@ -393,6 +386,21 @@ fn island_hotel() -> Value {
     })
 }
 
+/// One room of the island hotel for tomorrow night.
+fn island_hold() -> Value {
+    serde_json::json!({ "listing": "island", "check_in": day(1), "check_out": day(2), "units": 1, "guests": 1 })
+}
+
+/// Waits until `node` has `rooms` of the island hotel held tomorrow night.
+async fn wait_until_held(client: &reqwest::Client, node: &Proc, rooms: u64) {
+    wait_until(&format!("{} holds {rooms} rooms", node.url()), Duration::from_secs(10), async || {
+        let url = format!("{}/api/v1/listings/island/ari?from={}&to={}", node.url(), day(1), day(2));
+        let (_, ari) = call(client, "GET", url, Value::Null, None).await;
+        ari["days"][0]["held"] == rooms
+    })
+    .await;
+}
+
 fn day(offset: i32) -> String {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     caravan_model::Timestamp(now_ms).date().add_days(offset).to_string()
@@ -410,8 +418,7 @@ async fn a_leader_cut_off_from_the_others_acknowledges_nothing_and_the_majority_
     let path = "/api/v1/listings/island/ari";
     let (status, body) = call(&client, "PUT", format!("{}{path}", members[0].url()), ari, None).await;
     assert_eq!(status, 200, "{body}");
-    let hold =
-        serde_json::json!({ "listing": "island", "check_in": day(1), "check_out": day(2), "units": 1, "guests": 1 });
+    let hold = island_hold();
 
     // The leader (the first node) loses the others; they lose it.
     let peer_of = async |node: &Proc| group_of(&client, node).await["peer_id"].as_str().unwrap().to_owned();
@@ -473,12 +480,7 @@ async fn a_leader_cut_off_from_the_others_acknowledges_nothing_and_the_majority_
     let (status, again) = call(&client, "POST", holds(leader), hold, Some("minority-1")).await;
     assert!((200..300).contains(&status) && again["id"] == retried["id"], "the same key, the same hold: {again}");
     for node in &members {
-        wait_until("every member holds two rooms", Duration::from_secs(10), async || {
-            let url = format!("{}/api/v1/listings/island/ari?from={}&to={}", node.url(), day(1), day(2));
-            let (_, ari) = call(&client, "GET", url, Value::Null, None).await;
-            ari["days"][0]["held"] == 2
-        })
-        .await;
+        wait_until_held(&client, node, 2).await;
         let (_, origins) = call(&client, "GET", format!("{}/api/v1/origins", node.url()), Value::Null, None).await;
         assert_eq!(origins["equivocations"], serde_json::json!([]), "{origins}");
     }

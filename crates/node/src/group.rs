@@ -1,7 +1,7 @@
 //! The node's side of its replica group: the member itself (Raft, the
 //! ledger machine, proposing, forwarding, membership, timers) lives in
 //! `caravan_group::OwnerGroup`; here are what it is generic over — the
-//! effects that make applied commands durable (the writer) and the
+//! effects that store what applied commands produce (the writer) and the
 //! transport that carries Raft messages (libp2p, `/caravan/raft/1`, and
 //! forwarded writes on `/caravan/raft-forward/1`) — and
 //! the group's status as the API shows it.
