@@ -69,31 +69,26 @@ fn prepare(dir: &Path, key: Option<&Path>, fault_hooks: bool) {
 fn spawn(dir: &Path, args: &[&str]) -> Proc {
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-    let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-    let child = Command::new(EXE)
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--http", &http.to_string(), "--p2p", &p2p])
-        .env("RUST_LOG", "info")
-        .env("CARAVAN_TOKEN", token())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("caravan starts");
-    Proc { http, child }
+    let mut command = Command::new(EXE);
+    command.args(args).arg("--data-dir").arg(dir).args(["--http", &http.to_string(), "--p2p", &p2p]);
+    launch(command, &dir.with_extension("log"), http)
 }
 
 /// `caravan node run --data-dir DIR` and nothing else: the member finds
 /// its addresses in its data directory; `http` is where it was told to
 /// serve when it joined.
 fn restart(dir: &Path, http: SocketAddr) -> Proc {
-    let log = std::fs::File::create(dir.with_extension("restarted.log")).unwrap();
-    let child = Command::new(EXE)
-        .args(["node", "run", "--data-dir"])
-        .arg(dir)
+    let mut command = Command::new(EXE);
+    command.args(["node", "run", "--data-dir"]).arg(dir);
+    launch(command, &dir.with_extension("restarted.log"), http)
+}
+
+/// Starts `command` with its output in `log`, as the node serving `http`.
+fn launch(mut command: Command, log: &Path, http: SocketAddr) -> Proc {
+    let log = std::fs::File::create(log).unwrap();
+    let child = command
         .env("RUST_LOG", "info")
+        .env("CARAVAN_TOKEN", token())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
