@@ -62,11 +62,7 @@ fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
     if let Some(http) = args.http {
         config.http = http;
     }
-    for address in args.p2p {
-        if !config.p2p.listen.contains(&address) {
-            config.p2p.listen.push(address);
-        }
-    }
+    config.p2p.listen_also(&args.p2p);
     ensure!(
         !config.p2p.listen.is_empty(),
         "a member must listen for its group: give --p2p /ip4/<address>/tcp/<port> (or p2p.listen in caravan.toml)"
@@ -93,11 +89,7 @@ fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
             caravan_node::prepare_join(&data_dir, &peers)?;
         }
         // Replicate the catalog from the group's members too.
-        for address in group.members.iter().flat_map(|m| &m.addrs) {
-            if !config.p2p.bootstrap.contains(address) {
-                config.p2p.bootstrap.push(address.clone());
-            }
-        }
+        config.p2p.dial_also(group.members.iter().flat_map(|m| &m.addrs));
         // Kept, so that `caravan node run --data-dir DIR` starts the member
         // where the group dials it.
         config

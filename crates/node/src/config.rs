@@ -87,6 +87,26 @@ pub struct P2pConfig {
     pub peers_target: u32,
 }
 
+impl P2pConfig {
+    /// Adds `addresses` to those to listen on, each once.
+    pub fn listen_also<'a>(&mut self, addresses: impl IntoIterator<Item = &'a String>) {
+        add_new(&mut self.listen, addresses);
+    }
+
+    /// Adds `addresses` to those dialled at start, each once.
+    pub fn dial_also<'a>(&mut self, addresses: impl IntoIterator<Item = &'a String>) {
+        add_new(&mut self.bootstrap, addresses);
+    }
+}
+
+fn add_new<'a>(list: &mut Vec<String>, addresses: impl IntoIterator<Item = &'a String>) {
+    for address in addresses {
+        if !list.contains(address) {
+            list.push(address.clone());
+        }
+    }
+}
+
 impl Default for P2pConfig {
     fn default() -> P2pConfig {
         P2pConfig {

@@ -118,10 +118,10 @@ impl Transport for NetTransport {
             // taking the streams heartbeats need.
             Rpc::Propose(_) | Rpc::ChangeMembers(_) => {
                 let _turn = self.forwards.acquire().await.map_err(|_| CallError::Unreachable("stopping".into()))?;
-                match self.send(Protocol::Forward, member, request.clone()).await? {
+                match self.send(Protocol::Forward, member, request).await? {
                     // A leader of an older version: the request never left,
                     // so it goes the old way.
-                    Err(CallFailed::Unsupported) => self.send(Protocol::Raft, member, request).await?,
+                    Err(CallFailed::Unsupported) => self.send(Protocol::Raft, member, rpc.encode()).await?,
                     answer => answer,
                 }
             }

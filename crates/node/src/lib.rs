@@ -551,11 +551,7 @@ fn with_group_addresses(p2p: &config::P2pConfig, group: &caravan_group::GroupSta
     if p2p.listen.is_empty() {
         p2p.listen = mine.iter().flat_map(|m| m.addrs.iter().cloned()).collect();
     }
-    for address in others.iter().flat_map(|m| &m.addrs) {
-        if !p2p.bootstrap.contains(address) {
-            p2p.bootstrap.push(address.clone());
-        }
-    }
+    p2p.dial_also(others.iter().flat_map(|m| &m.addrs));
     p2p
 }
 

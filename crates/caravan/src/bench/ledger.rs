@@ -4,7 +4,7 @@
 //! unit, spread over `listings` listings and 300 days) and wait for the
 //! durable answer before the next. Holds last an hour, so none expire
 //! during the run. Every hold is committed in the group's Raft log (one
-//! fsync per batch of entries) and applied before it is acknowledged;
+//! fsync per log commit) and applied before it is acknowledged;
 //! `fsync_per_s` counts the log's commits, `batch_size` the commands each
 //! carried.
 
