@@ -9,8 +9,8 @@
 //! every member, so a failover cannot equivocate.
 //!
 //! ```text
-//! propose ─► leader appends (log store, fsync) ─► followers append ─► committed
-//!    ◄── reply ◄── LedgerMachine::apply ─► Effects::persist (records signed, stored)
+//! propose ─► batcher ─► leader appends (log store, fsync) ─► followers append ─► committed
+//!    ◄── reply ◄── LedgerMachine::apply ─► Effects::persist ─► (later) records signed, stored
 //! ```
 //!
 //! IO stays at the edges: the log store owns its SQLite file on a thread of

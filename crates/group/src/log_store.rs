@@ -6,7 +6,7 @@
 //! WAL, `synchronous=FULL`) on a thread of their own, off openraft's core
 //! task: the thread takes every write queued while it was busy and commits
 //! them together, one fsync per batch, then tells openraft the entries are
-//! flushed. A vote, a truncation and a purge are waited for before they
+//! flushed (a batch of nothing but a committed index costs no fsync). A vote, a truncation and a purge are waited for before they
 //! return; appends are acknowledged through openraft's callback.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -276,9 +276,13 @@ fn write_loop(
             batch.push(write);
         }
         let started = Instant::now();
-        let result = commit(&mut conn, &batch).map_err(|e| e.to_string());
-        commits.fetch_add(1, Ordering::Relaxed);
-        {
+        // A committed index alone need not be durable (a lost one is learnt
+        // again from the leader): it rides without an fsync, and the next
+        // durable commit syncs it with the rest of the WAL.
+        let durable = batch.iter().any(|write| !matches!(write, Write::Committed(_)));
+        let result = commit(&mut conn, &batch, durable).map_err(|e| e.to_string());
+        if durable {
+            commits.fetch_add(1, Ordering::Relaxed);
             let mut latencies = latencies.lock().expect("latency lock");
             if latencies.len() == LATENCIES_KEPT {
                 latencies.pop_front();
@@ -303,7 +307,18 @@ fn write_loop(
     }
 }
 
-fn commit(conn: &mut Connection, batch: &[Write]) -> rusqlite::Result<()> {
+fn commit(conn: &mut Connection, batch: &[Write], durable: bool) -> rusqlite::Result<()> {
+    if !durable {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    let result = write_batch(conn, batch);
+    if !durable {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    result
+}
+
+fn write_batch(conn: &mut Connection, batch: &[Write]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     for write in batch {
         match write {

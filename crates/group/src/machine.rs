@@ -2,13 +2,14 @@
 //!
 //! `apply` runs each committed command through [`Ledger::apply`] at the
 //! time the leader stamped (never earlier than the last command's, so a
-//! new leader whose clock is behind cannot move time backwards), then
-//! hands the outcomes to the node's [`Effects`] and answers once they are
-//! stored. Neither the ledger nor its effects are made durable on every
-//! apply: the Raft log is the ledger's log (its fsync is the one a command
-//! costs), and a restart re-applies it from the last snapshot, deriving
-//! the same effects again. So a snapshot is taken only once the effects of
-//! what it holds are durable ([`Effects::settle`]).
+//! new leader whose clock is behind cannot move time backwards), hands the
+//! outcomes to the node's [`Effects`], and answers. Neither the ledger nor
+//! its effects are made durable on every apply, and the effects need not
+//! even be stored before the answer: the Raft log is the ledger's log (its
+//! fsync is the one a batch of commands costs), and a restart re-applies
+//! it from the last snapshot, deriving the same effects again. So a
+//! snapshot is taken only once the effects of what it holds are durable
+//! ([`Effects::settle`]).
 
 use std::future::Future;
 use std::io::Cursor;
@@ -34,16 +35,23 @@ pub struct AppliedCommand {
 
 /// What applying commands means outside the ledger.
 pub trait Effects: Send + Sync + 'static {
-    /// Stores what `applied` produced (the records its publishing points
-    /// sign) before the replies go out; it need not be durable yet, as the
-    /// log derives it again. An error stops this member (fail-stop); a
+    /// Takes what `applied` produced (the records its publishing points
+    /// sign) to be stored, in order; it need be neither stored nor durable
+    /// when this returns, as the log derives it again. An error (this
+    /// time's or an earlier store's) stops this member (fail-stop); a
     /// restart re-applies the log.
     fn persist(&self, applied: Vec<AppliedCommand>) -> impl Future<Output = Result<(), EffectsError>> + Send;
 
-    /// Makes everything persisted so far durable: called before a snapshot,
-    /// beyond which the log is no longer re-applied.
+    /// Stores everything handed over so far and makes it durable: called
+    /// before a snapshot, beyond which the log is no longer re-applied.
     fn settle(&self) -> impl Future<Output = Result<(), EffectsError>> + Send {
         async { Ok(()) }
+    }
+
+    /// Resolves if storing something handed over failed after `persist`
+    /// returned: the member stops then. Never, by default.
+    fn failure(&self) -> impl Future<Output = EffectsError> + Send {
+        std::future::pending()
     }
 }
 

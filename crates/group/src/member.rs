@@ -8,20 +8,24 @@
 //! members, leader and indexes are in its status. Any member takes
 //! commands: a follower forwards them to the leader through its
 //! [`Transport`] and answers once it has applied them itself, so a client
-//! reads its own writes from the member it asked. What applied commands
-//! produce is made durable by the node's [`Effects`]; the member knows
-//! neither the network nor the node's database.
+//! reads its own writes from the member it asked. Booking commands that
+//! arrive together share a log entry ([`Command::Batch`]): a batcher task
+//! gathers what queued while the previous entries were being written, so
+//! under load one fsync carries many commands, and alone a command waits
+//! for nothing. What applied commands produce is made durable by the
+//! node's [`Effects`]; the member knows neither the network nor the node's
+//! database.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use caravan_ledger::{next_duty, Command, Duty, DutyConfig, Ledger};
+use caravan_ledger::{next_duty, Command, Duty, DutyConfig, Ledger, Reply, BATCH_COMMANDS_MAX};
 use caravan_model::Timestamp;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{CommittedLeaderId, ServerState};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::{
     CallError, ChangeError, Effects, GroupLog, LedgerMachine, LogId, Member, MemberId, MembershipChange, Outcome,
@@ -39,6 +43,12 @@ const APPLY_WAIT: Duration = Duration::from_secs(2);
 const FINAL_PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// The longest the timer task sleeps without looking at the ledger.
 const TIMER_IDLE_MS: i64 = 1_000;
+/// Batches being written at once. While they are, the next commands queue
+/// and go together: with one in flight the log would wait idle between an
+/// fsync and the next batch; with many, batches would stay small.
+const BATCHES_IN_FLIGHT: usize = 2;
+/// Commands waiting for the batcher before `propose` waits its turn.
+const BATCH_QUEUE_MAX: usize = 8 * BATCH_COMMANDS_MAX;
 
 /// The key under which a member keeps the group's agreed timers.
 pub const AGREED_TIMERS: &str = "group_timers";
@@ -51,7 +61,7 @@ pub struct SetupError(pub String);
 
 /// Why the replica group did not take a command. Each is "unavailable"
 /// to the client, who retries with the same idempotency key.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
     /// openraft refused the write (the member is stopping or has failed).
     #[error("the replica group failed: {0}")]
@@ -111,7 +121,9 @@ pub struct OwnerGroup<T: Transport, E: Effects> {
     log: GroupLog,
     member_id: MemberId,
     peer_id: String,
-    transport: T,
+    writer: Writer<T>,
+    /// Commands for the batcher, which ends when this is dropped.
+    batches: mpsc::Sender<Queued>,
     /// Peers cut off by the fault hook, shared with the transport.
     cut_off: CutOff,
     /// Peers a joining member takes Raft messages from before it has a
@@ -206,7 +218,8 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         };
         let snapshots = SnapshotStore::File(data_dir.join(SNAPSHOT_FILE));
         let joining = crate::read_local::<Vec<String>>(&log_path, JOINING).map_err(setup)?;
-        let mut machine = LedgerMachine::open(snapshots, Arc::new(effects)).map_err(setup)?;
+        let effects = Arc::new(effects);
+        let mut machine = LedgerMachine::open(snapshots, effects.clone()).map_err(setup)?;
         let fresh = log.last_log_id().is_none() && machine.applied_index().load(Ordering::Acquire) == 0;
         let mut adopted = false;
         // A joining member waits for the leader to send it the group.
@@ -244,6 +257,12 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
                 .await
                 .map_err(|e| setup(format!("starting the replica group: {e}")))?;
         }
+        let writer =
+            Writer { raft: raft.clone(), transport, clock, heartbeat: Duration::from_millis(timers.heartbeat_ms) };
+        let (batches, queue) = mpsc::channel(BATCH_QUEUE_MAX);
+        tokio::spawn(gather_batches(writer.clone(), queue));
+        let stop_timers = watch::channel(false).0;
+        tokio::spawn(stop_on_failure(raft.clone(), effects, stop_timers.subscribe()));
         let group = OwnerGroup {
             raft,
             ledger,
@@ -251,12 +270,13 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             log,
             member_id,
             peer_id: member.peer_id.clone(),
-            transport,
+            writer,
+            batches,
             cut_off,
             joining: joining.unwrap_or_default(),
             timers,
             clock,
-            stop_timers: watch::channel(false).0,
+            stop_timers,
             _effects: std::marker::PhantomData,
         };
         if group.is_sole_voter() {
@@ -280,51 +300,15 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
 
     /// Runs `command` through the group; the ledger's answer once it is
     /// committed and applied here, or why the group could not take it.
-    ///
-    /// On a follower the command goes to the leader. It is sent again only
-    /// when the leader surely did not take it (no leader yet, or "not the
-    /// leader"): a lost answer is reported, and the client retries with its
-    /// idempotency key, so nothing runs twice.
+    /// Booking commands go through the batcher and may share an entry.
     pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
-        let proposal = Proposal { now: (self.clock)(), command };
-        let attempt = async {
-            loop {
-                let forward = match self.raft.client_write(proposal.clone()).await {
-                    Ok(written) => return Ok(written.data),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => forward,
-                    Err(error) => return Err(ProposeError::Group(error.to_string())),
-                };
-                if let (Some(leader), Some(member)) = (forward.leader_id, forward.leader_node) {
-                    match self.transport.call(leader, &member, Rpc::Propose(proposal.clone())).await {
-                        Ok(RpcReply::Proposed(index, outcome)) => {
-                            self.wait_applied(index).await;
-                            return Ok(outcome);
-                        }
-                        Ok(RpcReply::NotLeader(_)) => {}
-                        Ok(RpcReply::Failed(why)) | Err(CallError::Unreachable(why)) => {
-                            return Err(ProposeError::LeaderSilent(why));
-                        }
-                        Ok(other) => return Err(ProposeError::LeaderConfused(format!("{other:?}"))),
-                        Err(CallError::TooLarge) => return Err(ProposeError::TooLarge),
-                    }
-                }
-                // An election is on: wait a beat for its outcome.
-                tokio::time::sleep(Duration::from_millis(self.timers.heartbeat_ms)).await;
-            }
-        };
-        match tokio::time::timeout(PROPOSE_TIMEOUT, attempt).await {
-            Ok(outcome) => outcome,
-            Err(_elapsed) => Err(ProposeError::Timeout),
+        if !command.batchable() {
+            return self.writer.write(command).await;
         }
-    }
-
-    /// Waits (briefly) until this member has applied `index`, so what a
-    /// client wrote through it can be read from it.
-    async fn wait_applied(&self, index: u64) {
-        let wait = self.raft.wait(Some(APPLY_WAIT));
-        if let Err(error) = wait.applied_index_at_least(Some(index), "forwarded command applied here").await {
-            tracing::debug!(%error, index, "a forwarded command is not applied here yet");
-        }
+        let (answer, answered) = oneshot::channel();
+        let stopped = || ProposeError::Group("the member is stopping".into());
+        self.batches.send(Queued { command, answer }).await.map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
 
     /// Adds, removes or re-addresses a member, through the leader.
@@ -332,7 +316,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         match crate::change_members(&self.raft, change.clone()).await {
             Err(ChangeError::NotLeader(Some(leader), Some(member))) if leader != self.member_id => {
                 let not_led = |why: String| ChangeError::Failed(format!("the group's leader did not answer: {why}"));
-                match self.transport.call(leader, &member, Rpc::ChangeMembers(change)).await {
+                match self.writer.transport.call(leader, &member, Rpc::ChangeMembers(change)).await {
                     Ok(RpcReply::Changed) => Ok(()),
                     Ok(RpcReply::Refused(why)) => Err(ChangeError::Refused(why)),
                     Ok(RpcReply::NotLeader(leader)) => Err(ChangeError::NotLeader(leader, None)),
@@ -520,5 +504,128 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "the replica group did not stop cleanly");
         }
+    }
+}
+
+/// A command waiting for the batcher, and who waits for its answer.
+struct Queued {
+    command: Command,
+    answer: oneshot::Sender<Result<Outcome, ProposeError>>,
+}
+
+/// Writes commands into the group's log: on the leader, or forwarded to it.
+#[derive(Clone)]
+struct Writer<T> {
+    raft: Raft,
+    transport: T,
+    clock: fn() -> Timestamp,
+    /// How long to wait for an election's outcome before trying again.
+    heartbeat: Duration,
+}
+
+impl<T: Transport> Writer<T> {
+    /// Writes `command` as one entry, stamped with this member's clock.
+    ///
+    /// On a follower the command goes to the leader. It is sent again only
+    /// when the leader surely did not take it (no leader yet, or "not the
+    /// leader"): a lost answer is reported, and the client retries with its
+    /// idempotency key, so nothing runs twice.
+    async fn write(&self, command: Command) -> Result<Outcome, ProposeError> {
+        let proposal = Proposal { now: (self.clock)(), command };
+        let attempt = async {
+            loop {
+                let forward = match self.raft.client_write(proposal.clone()).await {
+                    Ok(written) => return Ok(written.data),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => forward,
+                    Err(error) => return Err(ProposeError::Group(error.to_string())),
+                };
+                if let (Some(leader), Some(member)) = (forward.leader_id, forward.leader_node) {
+                    match self.transport.call(leader, &member, Rpc::Propose(proposal.clone())).await {
+                        Ok(RpcReply::Proposed(index, outcome)) => {
+                            self.wait_applied(index).await;
+                            return Ok(outcome);
+                        }
+                        Ok(RpcReply::NotLeader(_)) => {}
+                        Ok(RpcReply::Failed(why)) | Err(CallError::Unreachable(why)) => {
+                            return Err(ProposeError::LeaderSilent(why));
+                        }
+                        Ok(other) => return Err(ProposeError::LeaderConfused(format!("{other:?}"))),
+                        Err(CallError::TooLarge) => return Err(ProposeError::TooLarge),
+                    }
+                }
+                // An election is on: wait a beat for its outcome.
+                tokio::time::sleep(self.heartbeat).await;
+            }
+        };
+        match tokio::time::timeout(PROPOSE_TIMEOUT, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => Err(ProposeError::Timeout),
+        }
+    }
+
+    /// Writes commands as one entry (a lone command as itself, which any
+    /// leader understands) and hands each its own answer.
+    async fn write_batch(&self, mut batch: Vec<Queued>) {
+        if batch.len() == 1 {
+            let Queued { command, answer } = batch.pop().expect("one command");
+            let _ = answer.send(self.write(command).await);
+            return;
+        }
+        let (commands, answers): (Vec<Command>, Vec<_>) = batch.into_iter().map(|q| (q.command, q.answer)).unzip();
+        let count = commands.len();
+        let outcomes: Vec<Result<Outcome, ProposeError>> = match self.write(Command::Batch(commands)).await {
+            Ok(Ok(Reply::Batch(outcomes))) if outcomes.len() == count => outcomes.into_iter().map(Ok).collect(),
+            // Refused whole (an older ledger, say): each hears why.
+            Ok(Err(rejection)) => vec![Ok(Err(rejection)); count],
+            Ok(other) => vec![Err(ProposeError::LeaderConfused(format!("{other:?} for a batch of {count}"))); count],
+            Err(error) => vec![Err(error); count],
+        };
+        for (answer, outcome) in answers.into_iter().zip(outcomes) {
+            let _ = answer.send(outcome);
+        }
+    }
+
+    /// Waits (briefly) until this member has applied `index`, so what a
+    /// client wrote through it can be read from it.
+    async fn wait_applied(&self, index: u64) {
+        let wait = self.raft.wait(Some(APPLY_WAIT));
+        if let Err(error) = wait.applied_index_at_least(Some(index), "forwarded command applied here").await {
+            tracing::debug!(%error, index, "a forwarded command is not applied here yet");
+        }
+    }
+}
+
+/// The batcher: takes what queued while earlier batches were written, up
+/// to a batch's worth, and writes it as one entry; ends with the queue.
+async fn gather_batches<T: Transport>(writer: Writer<T>, mut queue: mpsc::Receiver<Queued>) {
+    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        let permit = in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let mut batch = vec![first];
+        while batch.len() < BATCH_COMMANDS_MAX {
+            match queue.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            writer.write_batch(batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Stops Raft if the effects fail after the fact (fail-stop: a restart
+/// re-applies the log); ends when the member stops.
+async fn stop_on_failure<E: Effects>(raft: Raft, effects: Arc<E>, mut stopping: watch::Receiver<bool>) {
+    tokio::select! {
+        error = effects.failure() => {
+            tracing::error!(%error, "what applied commands produced was not stored; stopping this member");
+            if let Err(error) = raft.shutdown().await {
+                tracing::warn!(%error, "the replica group did not stop cleanly");
+            }
+        }
+        _ = stopping.changed() => {}
     }
 }

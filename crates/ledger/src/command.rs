@@ -112,7 +112,16 @@ pub enum Command {
     /// member. The node checks the full rules (including its disk's append
     /// latency) before proposing; the ledger keeps the ratio.
     SetGroupTimers(GroupTimers),
+    /// Several commands in one log entry, applied in order at one time,
+    /// each with its own answer ([`Reply::Batch`]). Only commands that
+    /// neither publish nor configure the group may share an entry
+    /// ([`Command::batchable`]): a publishing point takes its records'
+    /// version from its entry's index, which must be its own.
+    Batch(Vec<Command>),
 }
+
+/// The most commands one [`Command::Batch`] carries.
+pub const BATCH_COMMANDS_MAX: usize = 256;
 
 /// The replica group's timers as the group agreed on them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -153,7 +162,29 @@ impl Command {
             Command::SetPaused { .. } => "set_paused",
             Command::ConfirmFor { .. } => "confirm",
             Command::SetGroupTimers(_) => "set_group_timers",
+            Command::Batch(_) => "batch",
         }
+    }
+
+    /// How many commands this is: a batch's, or one.
+    pub fn count(&self) -> usize {
+        match self {
+            Command::Batch(commands) => commands.len(),
+            _ => 1,
+        }
+    }
+
+    /// Whether the command may share a log entry with others: the booking
+    /// commands that arrive by the thousand, small and independent.
+    pub fn batchable(&self) -> bool {
+        matches!(
+            self,
+            Command::Hold { .. }
+                | Command::HoldFor { .. }
+                | Command::Confirm { .. }
+                | Command::ConfirmFor { .. }
+                | Command::Cancel { .. }
+        )
     }
 }
 
@@ -167,6 +198,8 @@ pub enum Reply {
     /// The hold as it stands after the command.
     Hold(Box<Hold>),
     Done,
+    /// Each command's answer of a [`Command::Batch`], in its order.
+    Batch(Vec<Result<Reply, Rejection>>),
 }
 
 /// Why the ledger refused a command. Refusals change nothing.

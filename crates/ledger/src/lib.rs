@@ -20,7 +20,7 @@ mod duty;
 mod hold;
 mod publish;
 
-pub use command::{Command, GroupTimers, IdempotencyKey, Rejection, Reply};
+pub use command::{Command, GroupTimers, IdempotencyKey, Rejection, Reply, BATCH_COMMANDS_MAX};
 pub use duty::{next_duty, Duty, DutyConfig};
 pub use hold::{Hold, HoldId, HoldRequest, HoldState};
 pub use publish::{Publication, PUBLISHED_LISTINGS_MAX, PUBLISHED_RUNS_MAX};
@@ -141,6 +141,33 @@ impl Ledger {
         self.forget_old_keys(now);
         let mut publications = Vec::new();
         let reply = match command {
+            Command::Batch(commands) => self.apply_batch(commands, now),
+            command => self.execute(command, now, &mut publications),
+        };
+        Applied { reply, expired, publications }
+    }
+
+    /// Runs each command of a batch in turn, at one time; a batch with a
+    /// command that may not share an entry changes nothing.
+    fn apply_batch(&mut self, commands: &[Command], now: Timestamp) -> Result<Reply, Rejection> {
+        if commands.len() > BATCH_COMMANDS_MAX {
+            return Err(Rejection::InvalidRequest(format!("a batch carries at most {BATCH_COMMANDS_MAX} commands")));
+        }
+        if let Some(alone) = commands.iter().find(|c| !c.batchable()) {
+            return Err(Rejection::InvalidRequest(format!("{} cannot be part of a batch", alone.name())));
+        }
+        let mut no_publications = Vec::new();
+        Ok(Reply::Batch(commands.iter().map(|command| self.execute(command, now, &mut no_publications)).collect()))
+    }
+
+    /// Runs one command that is not a batch.
+    fn execute(
+        &mut self,
+        command: &Command,
+        now: Timestamp,
+        publications: &mut Vec<Publication>,
+    ) -> Result<Reply, Rejection> {
+        match command {
             Command::CreateListing(listing) => self.create_listing(listing),
             Command::UpdateListing(listing) => self.update_listing(listing),
             Command::WithdrawListing(id) => self.withdraw_listing(id),
@@ -179,11 +206,11 @@ impl Ledger {
             }
             Command::SetGroupTimers(timers) => self.set_group_timers(*timers),
             Command::Publish => {
-                publications = self.take_publications(now);
+                *publications = self.take_publications(now);
                 Ok(Reply::Done)
             }
-        };
-        Applied { reply, expired, publications }
+            Command::Batch(commands) => self.apply_batch(commands, now),
+        }
     }
 
     pub fn listing(&self, id: &ListingId) -> Option<&ListingState> {

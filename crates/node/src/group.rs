@@ -6,6 +6,7 @@
 //! forwarded writes on `/caravan/raft-forward/1`) — and
 //! the group's status as the API shows it.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use caravan_group::{
 };
 use caravan_ledger::Command;
 use caravan_net::{Call, CallFailed, Protocol};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use caravan_writer::Job;
 
@@ -25,48 +26,97 @@ pub use caravan_group::{member_id_of, prepare_join, LOG_FILE};
 /// This node's member of its owner's replica group.
 pub type OwnerGroup = caravan_group::OwnerGroup<NetTransport, WriterEffects>;
 
-/// How often a failed persist is tried again before the member stops.
-const PERSIST_TRIES: u32 = 3;
-
 /// The writer stores what applied commands produced: their records signed
-/// and stored, the catalog and the search index told.
+/// and stored, the catalog and the search index told. That is derived from
+/// the log, so it is done after the answer, never before: applying hands
+/// it to the writer and goes on, and a failed store stops the member
+/// (a restart re-applies the log). Commands that publish nothing (holds,
+/// bookings: nearly all of them) never reach the writer.
 #[derive(Debug, Clone)]
 pub struct WriterEffects {
-    pub queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Job>,
+    /// Counts the commands applied.
+    stats: Arc<caravan_writer::WriterStats>,
     /// Where the timers the group agreed on are kept for the next start.
-    pub log_path: std::path::PathBuf,
+    log_path: std::path::PathBuf,
     /// The record store the writer commits to without fsync, made durable
     /// before each snapshot.
-    pub records: caravan_store::Records,
+    records: caravan_store::Records,
+    /// How the stores handed to the writer went.
+    stores: Arc<watch::Sender<Stores>>,
+}
+
+/// The stores handed to the writer: how many, how many are done, and the
+/// first failure.
+#[derive(Debug, Default)]
+struct Stores {
+    sent: u64,
+    done: u64,
+    failed: Option<String>,
 }
 
 impl Effects for WriterEffects {
     async fn persist(&self, applied: Vec<AppliedCommand>) -> Result<(), EffectsError> {
-        let mut last_error = None;
-        for attempt in 0..PERSIST_TRIES {
-            let (done, outcome) = oneshot::channel();
-            let job = Job::Apply { applied: applied.clone(), done };
-            self.queue.send(job).await.map_err(|_| "the writer has stopped")?;
-            match outcome.await.map_err(|_| "the writer has stopped")? {
-                Ok(()) => return self.keep_agreed_timers(&applied).await,
-                Err(error) => {
-                    tracing::error!(%error, attempt, "applied commands not stored; trying again");
-                    last_error = Some(error);
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-            }
+        let commands: usize = applied.iter().map(|c| c.command.count()).sum();
+        self.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
+        if let Some(why) = &self.stores.borrow().failed {
+            return Err(why.clone().into());
         }
-        // Fail-stop: Raft stops this member, a restart re-applies the log.
-        Err(last_error.map_or_else(|| "no attempt to store".into(), EffectsError::from))
+        self.keep_agreed_timers(&applied).await?;
+        if applied.iter().all(|c| c.applied.publications.is_empty()) {
+            return Ok(());
+        }
+        let (done, outcome) = oneshot::channel();
+        self.queue.send(Job::Apply { applied, done }).await.map_err(|_| "the writer has stopped")?;
+        self.stores.send_modify(|stores| stores.sent += 1);
+        let stores = self.stores.clone();
+        tokio::spawn(async move {
+            let failed = match outcome.await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(_) => Some("the writer has stopped".to_string()),
+            };
+            stores.send_modify(|stores| {
+                stores.done += 1;
+                stores.failed = stores.failed.take().or(failed);
+            });
+        });
+        Ok(())
     }
 
     async fn settle(&self) -> Result<(), EffectsError> {
+        // The writer takes its jobs in order: once as many are done as
+        // were sent by now, all of these are.
+        let sent = self.stores.borrow().sent;
+        let mut stores = self.stores.subscribe();
+        let failed = {
+            let settled = stores.wait_for(|s| s.failed.is_some() || s.done >= sent).await.expect("the sender is ours");
+            settled.failed.clone()
+        };
+        if let Some(why) = failed {
+            return Err(why.into());
+        }
         let records = self.records.clone();
         Ok(tokio::task::spawn_blocking(move || records.persist()).await??)
+    }
+
+    async fn failure(&self) -> EffectsError {
+        let mut stores = self.stores.subscribe();
+        let failed = stores.wait_for(|s| s.failed.is_some()).await.expect("the sender is ours");
+        failed.failed.clone().unwrap_or_default().into()
     }
 }
 
 impl WriterEffects {
+    pub fn new(
+        queue: mpsc::Sender<Job>,
+        stats: Arc<caravan_writer::WriterStats>,
+        log_path: std::path::PathBuf,
+        records: caravan_store::Records,
+    ) -> WriterEffects {
+        WriterEffects { queue, stats, log_path, records, stores: Arc::new(watch::channel(Stores::default()).0) }
+    }
+
     /// Keeps the last timers the group agreed on beside the log, so this
     /// member starts with them next time (openraft's are fixed per start).
     async fn keep_agreed_timers(&self, applied: &[AppliedCommand]) -> Result<(), EffectsError> {

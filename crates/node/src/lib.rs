@@ -266,7 +266,7 @@ impl Node {
         let peer_id = caravan_net::peer_id(&caravan_net::keypair_from_seed(net_key.seed()));
         let member = caravan_group::Member { peer_id, addrs: Vec::new() };
         let log_path = data_dir.join(group::LOG_FILE);
-        let effects = group::WriterEffects { queue: queue.clone(), log_path, records: records.clone() };
+        let effects = group::WriterEffects::new(queue.clone(), stats.clone(), log_path, records.clone());
         let started = std::time::Instant::now();
         let calls = CallSlot::default();
         let cut_off = caravan_group::CutOff::default();

@@ -114,9 +114,15 @@ enum Lane {
 /// recovers them.
 pub const ACTIONS_MAX: usize = 4_096;
 
+/// How often a transaction of applied commands is tried before the
+/// member is stopped.
+const STORE_TRIES: u32 = 3;
+
 /// Counters the benchmarks and metrics read.
 #[derive(Debug, Default)]
 pub struct WriterStats {
+    /// Ledger commands applied (each of a batch counted), counted by the
+    /// state machine's effects.
     pub commands: AtomicU64,
     /// Committed transactions of applied commands (not fsynced: the Raft
     /// log is the durable copy).
@@ -382,16 +388,18 @@ impl Writer {
     }
 
     /// Signs and stores the records the applied commands published, in
-    /// one transaction, then tells each batch's sender how it went. On a
-    /// failure nothing is kept: the state machine tries again, then stops
-    /// its member, and a restart re-applies the Raft log.
+    /// one transaction, then tells each batch's sender how it went. A
+    /// failed transaction keeps nothing and is tried again; past the last
+    /// try the state machine stops its member, and a restart re-applies
+    /// the Raft log.
     fn store_applied(&mut self, applies: Vec<(Vec<AppliedCommand>, Done)>, now: Timestamp) {
         if applies.is_empty() {
             return;
         }
         let started = std::time::Instant::now();
         let (mut published, mut gone) = (Vec::new(), Vec::new());
-        let result = (|| -> Result<(), StoreError> {
+        let mut store = || -> Result<(), StoreError> {
+            (published, gone) = (Vec::new(), Vec::new());
             let mut tx = self.records.write(caravan_store::Sync::Relaxed);
             let key = &self.key;
             for (applied, _) in &applies {
@@ -404,15 +412,20 @@ impl Writer {
             }
             tx.commit()?;
             Ok(())
-        })();
+        };
+        let mut result = store();
+        for attempt in 1..STORE_TRIES {
+            let Err(error) = &result else { break };
+            tracing::error!(%error, attempt, "applied commands not stored; trying again");
+            std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
+            result = store();
+        }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         if elapsed_ms >= SLOW_COMMIT_MS {
             tracing::debug!(elapsed_ms, records = published.len(), "slow commit");
         }
-        let commands: usize = applies.iter().map(|(applied, _)| applied.len()).sum();
         let outcome = result.map_err(|e| WriteFailed(Arc::new(e)));
         if outcome.is_ok() {
-            self.stats.commands.fetch_add(commands as u64, Ordering::Relaxed);
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
             let points = applies.iter().flat_map(|(a, _)| a).filter(|c| !c.applied.publications.is_empty()).count();
             self.stats.publishing_points.fetch_add(points as u64, Ordering::Relaxed);

@@ -100,4 +100,41 @@ proptest! {
         }
         prop_assert_eq!(&replica, &h.ledger);
     }
+
+    #[test]
+    fn batching_commands_changes_no_answer(
+        steps in prop::collection::vec(step(), 1..120),
+        sizes in prop::collection::vec(1usize..6, 1..40),
+    ) {
+        let h = run(&steps);
+        let (mut alone, mut batched) = (Ledger::new(), Ledger::new());
+        let mut sizes = sizes.iter().cycle();
+        let mut log = h.log.iter().peekable();
+        while let Some((command, now)) = log.next() {
+            // Consecutive commands of one time that may share an entry.
+            let mut group = vec![command.clone()];
+            if command.batchable() {
+                let size = *sizes.next().expect("cycles");
+                while group.len() < size {
+                    match log.peek() {
+                        Some((next, at)) if next.batchable() && at == now => group.push(next.clone()),
+                        _ => break,
+                    }
+                    log.next();
+                }
+            }
+            let answers_alone: Vec<_> = group.iter().map(|c| alone.apply(c, *now).reply).collect();
+            let answers_batched = if group.len() == 1 {
+                vec![batched.apply(&group[0], *now).reply]
+            } else {
+                match batched.apply(&Command::Batch(group), *now).reply {
+                    Ok(Reply::Batch(answers)) => answers,
+                    other => panic!("a batch answered {other:?}"),
+                }
+            };
+            prop_assert_eq!(answers_alone, answers_batched);
+        }
+        batched.check_invariants();
+        prop_assert_eq!(alone, batched);
+    }
 }

@@ -347,3 +347,46 @@ fn group_timers_keep_the_election_timeout_ten_heartbeats_long() {
     h.ok(Command::SetGroupTimers(sane));
     assert_eq!(h.ledger.group_timers(), Some(sane));
 }
+
+#[test]
+fn a_batch_answers_each_command_as_if_it_ran_alone() {
+    let mut h = hotel();
+    let first = h.hold(hold_stay("room", 1, 2, 4));
+    let batch = Command::Batch(vec![
+        hold_stay("room", 1, 2, 1),
+        hold_stay("room", 1, 2, 1),
+        Command::Confirm { idempotency_key: None, hold: first.id },
+    ]);
+    let Ok(Reply::Batch(answers)) = h.apply(batch).reply else { panic!("a batch answers a batch") };
+    assert!(matches!(&answers[0], Ok(Reply::Hold(_))), "the last room is held");
+    assert_eq!(answers[1], Err(Rejection::SoldOut { date: day(1), requested: 1, available: 0 }));
+    assert!(matches!(&answers[2], Ok(Reply::Hold(b)) if matches!(b.state, HoldState::Confirmed { .. })));
+    let day1 = &h.ledger.listing(&id("room")).unwrap().days[&day(1)];
+    assert_eq!((day1.held, day1.booked), (1, 4), "a refusal inside a batch changes nothing");
+    h.ledger.check_invariants();
+}
+
+#[test]
+fn a_batch_keeps_each_commands_idempotency_key() {
+    let mut h = hotel();
+    let Command::Hold { request, ttl_ms, .. } = hold_stay("room", 1, 2, 1) else { unreachable!() };
+    let keyed = Command::Hold { idempotency_key: key("agency-1/one"), request, ttl_ms, expected_total_minor: None };
+    let alone = h.ok(keyed.clone());
+    let Ok(Reply::Batch(answers)) = h.apply(Command::Batch(vec![keyed.clone(), keyed])).reply else { panic!() };
+    assert_eq!(answers, vec![Ok(alone.clone()), Ok(alone)], "a retry in a batch gets the first answer");
+    assert_eq!(h.free("room", 1), 4);
+}
+
+#[test]
+fn a_batch_refuses_commands_that_need_an_entry_of_their_own() {
+    let mut h = hotel();
+    for alone in [Command::Publish, Command::SetGroupTimers(GroupTimers { heartbeat_ms: 50, election_timeout_ms: 500 })]
+    {
+        let name = alone.name();
+        let refused = h.err(Command::Batch(vec![hold_stay("room", 1, 2, 1), alone]));
+        assert_eq!(refused, Rejection::InvalidRequest(format!("{name} cannot be part of a batch")));
+    }
+    let too_many = Command::Batch(vec![hold_stay("room", 1, 2, 1); caravan_ledger::BATCH_COMMANDS_MAX + 1]);
+    assert!(matches!(h.err(too_many), Rejection::InvalidRequest(_)));
+    assert_eq!(h.free("room", 1), 5, "a refused batch holds nothing");
+}

@@ -83,3 +83,40 @@ async fn racing_confirms_and_cancels_resolve_each_hold_once() {
         assert_eq!(winners.get(&hold), Some(&expected), "{view}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_that_arrive_together_share_log_entries_and_each_gets_its_own_answer() {
+    let t = TestNode::start().await;
+    let id = t.hotel(150).await;
+    let commits_before = t.node.log_commits();
+    let app = caravan_api::router(t.node.app_state());
+    // Built first and let go at once: they arrive together.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(200));
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..200 {
+        let (app, start) = (app.clone(), start.clone());
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/holds")
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("client-{client}"))
+            .header("authorization", crate::admin_bearer())
+            .body(Body::from(stay_hold(&id, 2, 3, 1).to_string()))
+            .unwrap();
+        clients.spawn(async move {
+            start.wait().await;
+            app.oneshot(request).await.unwrap().status()
+        });
+    }
+    let (mut granted, mut sold_out) = (0, 0);
+    while let Some(status) = clients.join_next().await {
+        match status.unwrap() {
+            StatusCode::CREATED => granted += 1,
+            StatusCode::CONFLICT => sold_out += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((granted, sold_out), (150, 50));
+    let commits = t.node.log_commits() - commits_before;
+    assert!(commits * 4 <= 200, "200 holds took {commits} log commits: they were not batched");
+}

@@ -1,6 +1,6 @@
 //! The database fails under the writer: the member stops instead of
-//! answering for what it could not store, and a restart re-applies the
-//! Raft log, losing nothing acknowledged.
+//! going on without its records, and a restart re-applies the Raft log,
+//! losing nothing acknowledged and publishing what was not stored.
 
 use super::*;
 use caravan_api::LedgerService;
@@ -21,8 +21,9 @@ async fn a_storage_failure_stops_the_member_and_a_restart_loses_nothing_acknowle
     let id = t.hotel(5).await;
     wait_for_records(&t, 2).await;
 
-    // Every publishing point now fails: the member tries again, then stops
-    // rather than answer for what it could not store.
+    // Every publishing point now fails: the writer tries again, then the
+    // member stops rather than go on without its records. Holds may be
+    // answered until then: the Raft log alone makes them durable.
     t.node.records().fail_writes(true);
     let mut acknowledged = Vec::new();
     let mut unavailable = Vec::new();
