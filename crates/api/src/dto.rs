@@ -652,6 +652,123 @@ impl From<Money> for MoneyView {
     }
 }
 
+/// What `POST /api/v1/holds` takes: one hold, or a batch of them (an
+/// array), each with its own idempotency key and its own answer. Holds
+/// sent together share the owner's log entries either way; a batch saves
+/// the requests.
+#[derive(Debug)]
+pub enum HoldsInput {
+    One(HoldInput),
+    Batch(Vec<HoldBatchItem>),
+}
+
+/// By hand, so a single hold's errors stay serde's own (an untagged enum
+/// would say only that nothing matched).
+impl<'de> Deserialize<'de> for HoldsInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<HoldsInput, D::Error> {
+        use serde::de::{value, MapAccess, SeqAccess, Visitor};
+        struct OneOrBatch;
+        impl<'de> Visitor<'de> for OneOrBatch {
+            type Value = HoldsInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a hold, or an array of holds")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<HoldsInput, A::Error> {
+                HoldInput::deserialize(value::MapAccessDeserializer::new(map)).map(HoldsInput::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<HoldsInput, A::Error> {
+                Vec::deserialize(value::SeqAccessDeserializer::new(seq)).map(HoldsInput::Batch)
+            }
+        }
+        deserializer.deserialize_any(OneOrBatch)
+    }
+}
+
+impl utoipa::PartialSchema for HoldsInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let batch = utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("HoldBatchItem"))
+            .min_items(Some(1))
+            .max_items(Some(caravan_ledger::BATCH_COMMANDS_MAX));
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("HoldInput"))
+            .item(batch)
+            .into()
+    }
+}
+
+impl ToSchema for HoldsInput {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push(("HoldInput".into(), <HoldInput as utoipa::PartialSchema>::schema()));
+        HoldInput::schemas(schemas);
+        schemas.push(("HoldBatchItem".into(), <HoldBatchItem as utoipa::PartialSchema>::schema()));
+    }
+}
+
+/// One hold of a batch: a hold as `POST /api/v1/holds` takes it, with its
+/// own `idempotency_key` (the header's role for a single hold).
+#[derive(Debug)]
+pub struct HoldBatchItem {
+    pub idempotency_key: Option<String>,
+    pub hold: HoldInput,
+}
+
+/// By hand, because serde's `flatten` would let unknown fields through.
+impl<'de> Deserialize<'de> for HoldBatchItem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<HoldBatchItem, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let idempotency_key = match fields.remove("idempotency_key") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(key) => Some(String::deserialize(key).map_err(D::Error::custom)?),
+        };
+        let hold = HoldInput::deserialize(serde_json::Value::Object(fields)).map_err(D::Error::custom)?;
+        Ok(HoldBatchItem { idempotency_key, hold })
+    }
+}
+
+impl utoipa::PartialSchema for HoldBatchItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let mut schema = HoldInput::schema();
+        if let utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(object)) = &mut schema {
+            let key = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(caravan_ledger::IdempotencyKey::BYTES_MAX))
+                .description(Some("This hold's idempotency key: a retry of the batch gets each first answer back."));
+            object.properties.insert("idempotency_key".into(), key.into());
+        }
+        schema
+    }
+}
+
+impl ToSchema for HoldBatchItem {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        HoldInput::schemas(schemas);
+    }
+}
+
+/// The answers to a batch of holds, in its order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldBatchView {
+    pub results: Vec<HoldBatchResult>,
+}
+
+/// One hold's answer in a batch: the status a single request would have
+/// had, and its hold or its error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldBatchResult {
+    #[schema(example = 201)]
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldView>,
+    /// The error's stable code, as a single request's body has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HoldView {
     pub id: u64,

@@ -9,7 +9,7 @@ use caravan_ledger::Rejection;
 use crate::openapi::ErrorBody;
 use crate::services::{AccountsError, FaultHooksOff, GroupChangeError, Internal, SubmitError};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,

@@ -344,23 +344,102 @@ fn hold_reply(reply: Reply) -> Result<HoldView> {
     }
 }
 
-/// Holds units of a stay or seats of a trip until the hold expires.
-#[utoipa::path(post, path = "/api/v1/holds", tag = "owner", params(IdempotencyKeyHeader), request_body = HoldInput, responses((status = 201, body = HoldView)))]
+/// Holds units of a stay or seats of a trip until the hold expires. An
+/// array holds a batch: each item with its own `idempotency_key`, each
+/// answered in `results` with the status it would have had alone.
+#[utoipa::path(
+    post, path = "/api/v1/holds", tag = "owner", params(IdempotencyKeyHeader), request_body = HoldsInput,
+    responses((status = 201, body = HoldView), (status = 200, description = "A batch's answers", body = HoldBatchView))
+)]
 pub(crate) async fn create_hold(
     State(app): State<AppState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
-    body: std::result::Result<Json<HoldInput>, JsonRejection>,
+    body: std::result::Result<Json<HoldsInput>, JsonRejection>,
 ) -> Result<Response> {
     let key = idempotency_key(&headers)?;
-    let Json(input) = body?;
+    match body? {
+        Json(HoldsInput::One(input)) => {
+            let view = place_hold(&app, &caller, key, input).await?;
+            Ok((StatusCode::CREATED, Json(view)).into_response())
+        }
+        Json(HoldsInput::Batch(items)) => {
+            if key.is_some() {
+                return Err(ApiError::invalid(
+                    "a batch takes each hold's idempotency_key, not the Idempotency-Key header",
+                ));
+            }
+            if items.is_empty() || items.len() > caravan_ledger::BATCH_COMMANDS_MAX {
+                let max = caravan_ledger::BATCH_COMMANDS_MAX;
+                return Err(ApiError::invalid(format!("a batch holds 1 to {max} holds")));
+            }
+            let mut results: Vec<Option<Result<HoldView>>> = Vec::with_capacity(items.len());
+            let mut commands = Vec::new();
+            for item in items {
+                let key = item.idempotency_key.as_deref().map(caravan_ledger::IdempotencyKey::parse).transpose();
+                match async { hold_command(&app, &caller, key?, item.hold).await }.await {
+                    Ok(command) => {
+                        commands.push((results.len(), command));
+                        results.push(None);
+                    }
+                    Err(error) => results.push(Some(Err(error))),
+                }
+            }
+            // One log entry for the whole batch, each hold answered alone.
+            let (places, commands): (Vec<usize>, Vec<Command>) = commands.into_iter().unzip();
+            let submitted = match commands.is_empty() {
+                true => Ok(Reply::Batch(Vec::new())),
+                false => app.ledger.submit(Command::Batch(commands)).await,
+            };
+            let answers: Vec<Result<HoldView>> = match submitted {
+                Ok(Reply::Batch(outcomes)) => {
+                    outcomes.into_iter().map(|outcome| hold_reply(outcome.map_err(SubmitError::Rejected)?)).collect()
+                }
+                Ok(other) => return Err(ApiError::internal(format!("expected a batch, got {other:?}"))),
+                Err(error) => {
+                    let error = ApiError::from(error);
+                    places.iter().map(|_| Err(error.clone())).collect()
+                }
+            };
+            for (place, answer) in places.into_iter().zip(answers) {
+                results[place] = Some(answer);
+            }
+            let results = results.into_iter().flatten().map(|answer| match answer {
+                Ok(view) => HoldBatchResult { status: 201, hold: Some(view), error: None, message: None },
+                Err(error) => HoldBatchResult {
+                    status: error.status.as_u16(),
+                    hold: None,
+                    error: Some(error.code),
+                    message: Some(error.message),
+                },
+            });
+            Ok(Json(HoldBatchView { results: results.collect() }).into_response())
+        }
+    }
+}
+
+/// One hold, checked, authorized and run through the ledger.
+async fn place_hold(
+    app: &AppState,
+    caller: &Principal,
+    key: Option<caravan_ledger::IdempotencyKey>,
+    input: HoldInput,
+) -> Result<HoldView> {
+    let command = hold_command(app, caller, key, input).await?;
+    hold_reply(app.ledger.submit(command).await?)
+}
+
+/// The ledger command for one hold, once checked and authorized.
+async fn hold_command(
+    app: &AppState,
+    caller: &Principal,
+    key: Option<caravan_ledger::IdempotencyKey>,
+    input: HoldInput,
+) -> Result<Command> {
     let request = input.request()?;
-    auth::need_manager(&app, &caller, request.listing()).await?;
+    auth::need_manager(app, caller, request.listing()).await?;
     let ttl_ms = input.hold_seconds.map_or(app.ledger.hold_ms_default(), |s| s as i64 * 1000);
-    let command =
-        Command::Hold { idempotency_key: key, request, ttl_ms, expected_total_minor: input.expected_total_minor };
-    let view = hold_reply(app.ledger.submit(command).await?)?;
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    Ok(Command::Hold { idempotency_key: key, request, ttl_ms, expected_total_minor: input.expected_total_minor })
 }
 
 /// Refuses unless `caller` manages the listing of hold `id` (an unknown

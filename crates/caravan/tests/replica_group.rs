@@ -14,6 +14,8 @@
 //!   survivors, nothing is sold twice, and holds are taken again.
 //! - A leader cut off from the others (the node's fault hook) acknowledges
 //!   nothing; the majority elects a leader and goes on; healed, all agree.
+//! - A node killed with SIGKILL at random points under a load of single
+//!   and batched holds, and restarted, has every hold it acknowledged.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -479,4 +481,118 @@ async fn a_leader_cut_off_from_the_others_acknowledges_nothing_and_the_majority_
         let (_, origins) = call(&client, "GET", format!("{}/api/v1/origins", node.url()), Value::Null, None).await;
         assert_eq!(origins["equivocations"], serde_json::json!([]), "{origins}");
     }
+}
+
+/// `caravan node run` on the same directory and addresses each time.
+fn run_at(dir: &Path, http: SocketAddr, p2p: &str, log: &str) -> Proc {
+    let mut command = Command::new(EXE);
+    command.args(["node", "run", "--data-dir"]).arg(dir).args(["--http", &http.to_string(), "--p2p", p2p]);
+    launch(command, &dir.with_extension(log), http)
+}
+
+/// Holds taken, as their answers said: (hold id, night).
+type Acknowledged = Vec<(u64, i32)>;
+
+/// One client until the node stops answering: single holds and batches
+/// of eight, every one with its own idempotency key.
+async fn hold_until_killed(client: reqwest::Client, url: String, client_id: usize, round: usize) -> Acknowledged {
+    let mut acknowledged = Vec::new();
+    for n in 0.. {
+        let night = 1 + ((client_id + n) % 20) as i32;
+        let hold = |k: usize| {
+            let key = format!("r{round}-c{client_id}-{n}-{k}");
+            let body = serde_json::json!({
+                "listing": "island", "check_in": day(night), "check_out": day(night + 1), "units": 1, "guests": 1
+            });
+            (key, body)
+        };
+        if n % 2 == 0 {
+            let (key, body) = hold(0);
+            match call(&client, "POST", format!("{url}/api/v1/holds"), body, Some(&key)).await {
+                (201, hold) => acknowledged.push((hold["id"].as_u64().unwrap(), night)),
+                (0, _) => return acknowledged,
+                (status, body) => panic!("a hold answered {status}: {body}"),
+            }
+        } else {
+            let items: Vec<Value> = (0..8)
+                .map(|k| {
+                    let (key, mut body) = hold(k);
+                    body["idempotency_key"] = key.into();
+                    body
+                })
+                .collect();
+            match call(&client, "POST", format!("{url}/api/v1/holds"), items.into(), None).await {
+                (200, answers) => {
+                    for answer in answers["results"].as_array().unwrap() {
+                        assert_eq!(answer["status"], 201, "{answer}");
+                        acknowledged.push((answer["hold"]["id"].as_u64().unwrap(), night));
+                    }
+                }
+                (0, _) => return acknowledged,
+                (status, body) => panic!("a batch answered {status}: {body}"),
+            }
+        }
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_at_random_points_under_load_keeps_every_hold_it_acknowledged() {
+    let root = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let dir = root.path().join("owner");
+    prepare(&dir, None, false);
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let mut node = run_at(&dir, http, &p2p, "log");
+    let ready = async |node: &Proc| {
+        wait_until("the node leads its group", Duration::from_secs(60), async || {
+            group_of(&client, node).await["role"] == "leader"
+        })
+        .await
+    };
+    ready(&node).await;
+    let mut hotel = island_hotel();
+    hotel["stay"]["units"] = 10_000.into();
+    let (status, body) = call(&client, "POST", format!("{}/api/v1/listings", node.url()), hotel, None).await;
+    assert_eq!(status, 201, "{body}");
+    let ari = serde_json::json!({ "from": day(1), "to": day(21), "available": 10_000, "price_minor": 9_000 });
+    let (status, body) = call(&client, "PUT", format!("{}/api/v1/listings/island/ari", node.url()), ari, None).await;
+    assert_eq!(status, 200, "{body}");
+
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let mut acknowledged = Acknowledged::new();
+    for round in 0..3 {
+        let mut clients = tokio::task::JoinSet::new();
+        for client_id in 0..16 {
+            clients.spawn(hold_until_killed(client.clone(), node.url(), client_id, round));
+        }
+        // Somewhere in 0.2-1.2 s of load: mid-batch, mid-fsync, mid-publish.
+        let kill_after_ms =
+            200 + (seed.wrapping_mul(6364136223846793005).wrapping_add(round as u64 * 7919) >> 33) % 1000;
+        tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
+        node.child.kill().unwrap();
+        node.child.wait().unwrap();
+        let before = acknowledged.len();
+        acknowledged.extend(clients.join_all().await.into_iter().flatten());
+        let taken = acknowledged.len() - before;
+        assert!(taken > 0, "round {round}: nothing acknowledged before the kill at {kill_after_ms} ms");
+        eprintln!("round {round}: killed after {kill_after_ms} ms (seed {seed}), {taken} holds acknowledged");
+        drop(node);
+        node = run_at(&dir, http, &p2p, &format!("restart-{round}.log"));
+        ready(&node).await;
+        for (id, night) in &acknowledged {
+            let (status, hold) =
+                call(&client, "GET", format!("{}/api/v1/holds/{id}", node.url()), Value::Null, None).await;
+            assert_eq!(
+                status, 200,
+                "hold {id}, acknowledged, is gone after the kill at {kill_after_ms} ms (seed {seed})"
+            );
+            assert_eq!(hold["check_in"], day(*night), "{hold}");
+        }
+    }
+    let url = format!("{}/api/v1/listings/island/ari?from={}&to={}", node.url(), day(1), day(21));
+    let (_, ari) = call(&client, "GET", url, Value::Null, None).await;
+    let held: u64 = ari["days"].as_array().unwrap().iter().map(|d| d["held"].as_u64().unwrap()).sum();
+    assert!(held >= acknowledged.len() as u64, "{held} rooms held for {} acknowledged holds", acknowledged.len());
 }

@@ -120,3 +120,54 @@ async fn holds_that_arrive_together_share_log_entries_and_each_gets_its_own_answ
     let commits = t.node.log_commits() - commits_before;
     assert!(commits * 4 <= 200, "200 holds took {commits} log commits: they were not batched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_holds_answers_each_hold_in_its_order_and_a_retry_gets_the_same_answers() {
+    let t = TestNode::start().await;
+    let id = t.hotel(2).await;
+    let item = |key: &str, night: i32| {
+        let mut hold = stay_hold(&id, night, night + 1, 1);
+        hold["idempotency_key"] = json!(key);
+        hold
+    };
+    let mut unknown = item("d", 1);
+    unknown["listing"] = json!("no-such-room");
+    let batch = json!([item("a", 1), item("b", 1), item("c", 1), unknown, item("e", 2)]);
+    let commits_before = t.node.log_commits();
+    let (status, body) = t.call("POST", "/api/v1/holds", Some(batch.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let statuses: Vec<u64> =
+        body["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [201, 201, 409, 404, 201], "{body}");
+    assert_eq!(body["results"][2]["error"], "sold_out");
+    assert_eq!(body["results"][4]["hold"]["check_in"], day(2));
+    assert!(t.node.log_commits() - commits_before <= 2, "one batch, one entry (and perhaps a publishing point)");
+
+    let (status, again) = t.call("POST", "/api/v1/holds", Some(batch)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["results"], body["results"], "each hold's first answer, held once");
+    let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(1), day(3)), None).await;
+    assert_eq!(ari["days"][0]["held"], 2, "{ari}");
+}
+
+#[tokio::test]
+async fn a_batch_of_holds_is_refused_whole_when_its_shape_is_wrong() {
+    let t = TestNode::start().await;
+    let id = t.hotel(2).await;
+    let (status, body) = t.call("POST", "/api/v1/holds", Some(json!([]))).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let too_many = json!(vec![stay_hold(&id, 1, 2, 1); caravan_ledger::BATCH_COMMANDS_MAX + 1]);
+    let (status, body) = t.call("POST", "/api/v1/holds", Some(too_many)).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (status, body) =
+        t.call_with("POST", "/api/v1/holds", Some(json!([stay_hold(&id, 1, 2, 1)])), &[("idempotency-key", "k")]).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert!(body["message"].as_str().unwrap().contains("idempotency_key"), "{body}");
+    let mut stray = stay_hold(&id, 1, 2, 1);
+    stray["colour"] = json!("blue");
+    let (status, body) = t.call("POST", "/api/v1/holds", Some(json!([stray]))).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    assert!(body["message"].as_str().unwrap().contains("colour"), "{body}");
+    let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(1), day(2)), None).await;
+    assert_eq!(ari["days"][0]["held"], 0, "nothing held: {ari}");
+}
