@@ -568,8 +568,9 @@ async fn a_node_killed_at_random_points_under_load_keeps_every_hold_it_acknowled
             clients.spawn(hold_until_killed(client.clone(), node.url(), client_id, round));
         }
         // Somewhere in 0.2-1.2 s of load: mid-batch, mid-fsync, mid-publish.
-        let kill_after_ms =
-            200 + (seed.wrapping_mul(6364136223846793005).wrapping_add(round as u64 * 7919) >> 33) % 1000;
+        let mixed =
+            (seed ^ (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(6_364_136_223_846_793_005);
+        let kill_after_ms = 200 + (mixed >> 33) % 1000;
         tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
         node.child.kill().unwrap();
         node.child.wait().unwrap();
