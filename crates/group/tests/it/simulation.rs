@@ -1,7 +1,9 @@
 //! A deterministic simulation of a three-member group: real openraft, the
 //! real state machine and log store (in memory, kept across crashes as a
 //! disk would be), and a network that loses, repeats, delays and cuts
-//! messages, all on tokio's paused clock and seeded randomness.
+//! messages, all on tokio's paused clock and seeded randomness. Clients
+//! send single commands and batches of them (one entry, as a member's
+//! batcher writes them).
 //!
 //! After every step it checks, on every running member: no day is oversold;
 //! every acknowledged hold and booking is there once the member has applied
@@ -221,12 +223,7 @@ impl Sim {
 
     fn acked_holds(&self) -> Vec<HoldId> {
         let acks = self.acks.lock().unwrap();
-        acks.iter()
-            .filter_map(|ack| match &ack.outcome {
-                Ok(Reply::Hold(hold)) => Some(hold.id),
-                _ => None,
-            })
-            .collect()
+        acks.iter().flat_map(|ack| holds_in(&ack.outcome)).map(|hold| hold.id).collect()
     }
 
     /// One random client command or fault.
@@ -238,10 +235,20 @@ impl Sim {
             MEMBERS.iter().partition(|id| world.faults.down.contains(id))
         };
         match roll {
-            0..=54 if !live.is_empty() => {
+            0..=44 if !live.is_empty() => {
                 let via = live[self.rng(|rng| rng.gen_range(0..live.len()))];
-                let (key, command) = self.random_command(n);
+                let (key, command) = self.random_command(n, format!("k{n}"));
                 self.propose(via, key, command);
+            }
+            // Several commands in one entry, as a member's batcher writes them.
+            45..=54 if !live.is_empty() => {
+                let via = live[self.rng(|rng| rng.gen_range(0..live.len()))];
+                let size = self.rng(|rng| rng.gen_range(2..=4));
+                let commands = (0..size)
+                    .map(|i| self.random_command(n, format!("k{n}.{i}")).1)
+                    .filter(Command::batchable)
+                    .collect();
+                self.propose(via, format!("batch-{n}"), Command::Batch(commands));
             }
             55..=59 if down.is_empty() => self.crash(any_member).await,
             60..=69 if !down.is_empty() => self.start(down[0]).await,
@@ -265,7 +272,7 @@ impl Sim {
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 
-    fn random_command(&self, n: usize) -> (String, Command) {
+    fn random_command(&self, n: usize, key: String) -> (String, Command) {
         let holds = self.acked_holds();
         let retry = self.rng(|rng| rng.gen_bool(0.1));
         if retry {
@@ -274,7 +281,6 @@ impl Sim {
                 return (ack.key.clone(), ack.command.clone());
             }
         }
-        let key = format!("k{n}");
         let idempotency_key = Some(IdempotencyKey::parse(&key).unwrap());
         let kind = self.rng(|rng| rng.gen_range(0..10));
         let command = match kind {
@@ -373,7 +379,21 @@ impl Sim {
 
 /// An acknowledged hold (or booking) is in `ledger` as it was acknowledged.
 fn assert_survives(ledger: &Ledger, ack: &Ack, member: MemberId) {
-    let Ok(Reply::Hold(acked)) = &ack.outcome else { return };
+    for acked in holds_in(&ack.outcome) {
+        assert_hold_survives(ledger, acked, member);
+    }
+}
+
+/// The holds an outcome acknowledged, alone or in a batch.
+fn holds_in(outcome: &Outcome) -> Vec<&caravan_ledger::Hold> {
+    match outcome {
+        Ok(Reply::Hold(hold)) => vec![hold],
+        Ok(Reply::Batch(outcomes)) => outcomes.iter().flat_map(holds_in).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn assert_hold_survives(ledger: &Ledger, acked: &caravan_ledger::Hold, member: MemberId) {
     let hold = ledger.hold(acked.id).unwrap_or_else(|| panic!("member {member} lost acked hold {:?}", acked.id));
     assert_eq!(hold.request, acked.request, "member {member}: hold {:?} changed", acked.id);
     if matches!(acked.state, HoldState::Confirmed { .. }) {
