@@ -486,6 +486,23 @@ pub struct GroupMemberInput {
     pub addrs: Vec<String>,
 }
 
+/// Asks a member for an invitation to join its group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationInput {
+    /// How long the invitation lasts (default an hour, at most a week).
+    #[schema(minimum = 60, maximum = 604800)]
+    pub ttl_seconds: Option<u32>,
+}
+
+/// A one-time invitation: give `token` to `caravan group join --invite`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InvitationView {
+    pub token: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
 /// Sets the replica group's timers for every member.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -4,6 +4,8 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -75,6 +77,23 @@ pub(crate) async fn add_group_member(
     let Json(input) = body?;
     app.admin.add_group_member(input).await?;
     Ok(Json(app.admin.group()))
+}
+
+/// A one-time, expiring invitation for a machine to join the replica
+/// group with `caravan group join --invite TOKEN` (admins).
+#[utoipa::path(post, path = "/api/v1/group/invitations", tag = "operator", request_body = InvitationInput, responses((status = 201, body = InvitationView)))]
+pub(crate) async fn invite(
+    State(app): State<AppState>,
+    _: Admin,
+    body: std::result::Result<Json<InvitationInput>, JsonRejection>,
+) -> Result<Response> {
+    let Json(input) = body?;
+    let ttl_s = input.ttl_seconds.map_or(3_600, i64::from);
+    if !(60..=604_800).contains(&ttl_s) {
+        return Err(ApiError::invalid("ttl_seconds must be between 60 (a minute) and 604800 (a week)"));
+    }
+    let invitation = app.admin.invite(ttl_s * 1000).await?;
+    Ok((StatusCode::CREATED, Json(invitation)).into_response())
 }
 
 /// Takes a member out of the replica group (admins).

@@ -108,6 +108,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(operator::group_timers))
         .routes(routes!(operator::add_group_member))
         .routes(routes!(operator::remove_group_member))
+        .routes(routes!(operator::invite))
         .routes(routes!(operator::group_partition))
         .routes(routes!(owner::create_hold))
         .routes(routes!(owner::get_hold))

@@ -214,6 +214,8 @@ pub trait AdminService: Send + Sync + 'static {
     async fn add_group_member(&self, member: dto::GroupMemberInput) -> Result<(), GroupChangeError>;
     /// Takes a member out of the owner's replica group.
     async fn remove_group_member(&self, member_id: u64) -> Result<(), GroupChangeError>;
+    /// A one-time invitation to join the group, valid for `ttl_ms`.
+    async fn invite(&self, ttl_ms: i64) -> Result<dto::InvitationView, GroupChangeError>;
     /// Drops Raft messages to and from these peers (a fault hook for tests).
     fn cut_off_group_peers(&self, peers: Vec<String>) -> Result<(), FaultHooksOff>;
 }

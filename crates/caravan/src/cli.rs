@@ -43,8 +43,11 @@ pub enum Command {
 pub enum GroupCommand {
     /// Initialize a node (a replica group of one when it runs) and print its origin, peer id and member id.
     Init(Init),
-    /// Join a running group from a data directory holding a copy of the owner's node.key, then run the node.
+    /// Join a running group, then run the node: with an invitation (`--invite`), or with a copy of the owner's
+    /// node.key and an admin token of a member (`--via`).
     Join(GroupJoin),
+    /// Print a one-time, expiring invitation for a machine to join the group (`caravan group join --invite`).
+    Invite(GroupInvite),
     /// Show a member's view of its group: role, term, leader, members and log indexes.
     Status(GroupApi),
     /// Take a member out of its group (by default the member asked).
@@ -56,9 +59,12 @@ pub struct GroupJoin {
     /// The new member's data directory.
     #[arg(long, env = "CARAVAN_DATA_DIR", default_value = "caravan-data")]
     pub data_dir: PathBuf,
+    /// An invitation from `caravan group invite`: the owner key comes over an encrypted peer connection.
+    #[arg(long, conflicts_with_all = ["via", "key"], required_unless_present = "via")]
+    pub invite: Option<String>,
     /// A member of the group to join: its HTTP API, e.g. http://10.0.0.1:7070.
     #[arg(long)]
-    pub via: String,
+    pub via: Option<String>,
     /// An admin API token of that member.
     #[arg(long, env = "CARAVAN_TOKEN")]
     pub token: Option<String>,
@@ -71,6 +77,15 @@ pub struct GroupJoin {
     /// Multiaddr this member listens on, which the group dials, e.g. /ip4/10.0.0.2/tcp/7171; repeatable.
     #[arg(long = "p2p", value_name = "MULTIADDR")]
     pub p2p: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GroupInvite {
+    #[command(flatten)]
+    pub api: GroupApi,
+    /// How long the invitation lasts, in seconds (at most a week).
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_seconds: u32,
 }
 
 #[derive(Debug, clap::Args)]

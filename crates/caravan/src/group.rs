@@ -1,11 +1,14 @@
 //! `caravan group`: run an owner as a replica group of nodes.
 //!
 //! Every node starts as a group of one. Another machine joins with a
-//! fresh data directory holding a copy of the owner's `node.key` (all
-//! members sign as the owner) and its own peer and member ids: `join`
-//! checks it is the same owner, readies the directory to take the group's
-//! log, starts the node and asks the group (through the member given with
-//! `--via`) to add it. `status` and `leave` talk to a running member's API.
+//! fresh data directory and its own peer and member ids, and needs the
+//! owner's key (all members sign as the owner): with an invitation
+//! (`invite` asks a member for one; `join --invite` redeems it over a peer
+//! connection for the key and the members, and that member adds the
+//! machine), or with a copy of `node.key` and an admin token (`join --via`
+//! checks it is the same owner and asks the group to add it). Either way
+//! `join` readies the directory to take the group's log and runs the node.
+//! `status` and `leave` talk to a running member's API.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -33,7 +36,27 @@ pub fn run(command: cli::GroupCommand) -> anyhow::Result<()> {
             Ok(())
         }),
         cli::GroupCommand::Leave(args) => leave(args),
+        cli::GroupCommand::Invite(args) => invite(args),
     }
+}
+
+fn invite(args: cli::GroupInvite) -> anyhow::Result<()> {
+    let api = base(&args.api.api).to_owned();
+    crate::runtime()?.block_on(async move {
+        let client = crate::load::client(args.api.token.as_deref())?;
+        let input = caravan_api::dto::InvitationInput { ttl_seconds: Some(args.ttl_seconds) };
+        let request = client.post(format!("{api}/api/v1/group/invitations")).json(&input);
+        let invitation: caravan_api::dto::InvitationView =
+            answer(request.send().await.with_context(|| format!("reaching {api}"))?).await?;
+        println!("{}", invitation.token);
+        eprintln!(
+            "a one-time invitation, valid until {}: on the new machine run\n  caravan group join --invite <the token> \
+             --data-dir <a fresh directory> --p2p /ip4/<its address>/tcp/<port>\nkeep it secret: it gives the \
+             owner's key to the first machine that uses it",
+            invitation.expires_at
+        );
+        Ok(())
+    })
 }
 
 fn init(data_dir: &Path) -> anyhow::Result<()> {
@@ -45,20 +68,19 @@ fn init(data_dir: &Path) -> anyhow::Result<()> {
     println!("peer id:             {}", me.peer_id);
     println!("member id:           {}", me.member_id);
     println!(
-        "a replica group of one once it runs (`caravan node run --data-dir {0}`); to add a machine, copy {0}/{1} \
-         to it and run `caravan group join --via http://<this node> --key <the copy> --p2p <its address>` there",
+        "a replica group of one once it runs (`caravan node run --data-dir {0}`); to add a machine, print an \
+         invitation with `caravan group invite` and run `caravan group join --invite <it> --p2p <its address>` \
+         there (or copy {0}/{1} to it and use `--via http://<this node> --key <the copy>`)",
         data_dir.display(),
         caravan_node::identity::KEY_FILE,
     );
     Ok(())
 }
 
-fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
-    let data_dir = args.data_dir;
-    install_key(&data_dir, args.key.as_deref())?;
-    caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
-    let me = caravan_node::identity(&data_dir)?;
-    let mut config = caravan_node::Config::load(&data_dir).map_err(anyhow::Error::msg)?;
+/// A joining member's settings: where it serves, and where it listens for
+/// its group (an address the group can dial).
+fn member_config(data_dir: &Path, args: &cli::GroupJoin) -> anyhow::Result<caravan_node::Config> {
+    let mut config = caravan_node::Config::load(data_dir).map_err(anyhow::Error::msg)?;
     if let Some(http) = args.http {
         config.http = http;
     }
@@ -70,7 +92,68 @@ fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
     if let Some(vague) = config.p2p.listen.iter().find(|a| a.contains("/0.0.0.0/") || a.ends_with("/tcp/0")) {
         bail!("the group dials members where they listen: {vague} is not an address it can dial");
     }
-    let via = base(&args.via).to_owned();
+    Ok(config)
+}
+
+/// Joins with an invitation: redeems it over a peer connection for the
+/// owner key and the members, then runs the node, which the member that
+/// issued the invitation adds to the group.
+fn join_invited(args: cli::GroupJoin, token: &str) -> anyhow::Result<()> {
+    use caravan_node::invitation::{redeem_invitation, Invitation};
+    let data_dir = args.data_dir.clone();
+    let invitation = Invitation::parse(token).map_err(anyhow::Error::msg)?;
+    ensure!(
+        invitation.expires_at > crate::now(),
+        "the invitation expired at {}: ask for a new one with `caravan group invite`",
+        caravan_api::dto::rfc3339(invitation.expires_at)
+    );
+    ensure!(
+        !data_dir.join(caravan_node::identity::KEY_FILE).exists(),
+        "{} already holds an owner key: an invitation is for a fresh data directory",
+        data_dir.display()
+    );
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut config = member_config(&data_dir, &args)?;
+    let member_id = caravan_node::member_id_of(&data_dir)?;
+    crate::runtime()?.block_on(async move {
+        let (seed, members) = redeem_invitation(&data_dir, &invitation, member_id, config.p2p.listen.clone())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        caravan_node::NodeKey::install(&data_dir, seed).context("keeping the owner key")?;
+        caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
+        let peers: Vec<String> = members.iter().map(|m| m.peer_id.clone()).collect();
+        caravan_node::prepare_join(&data_dir, &peers)?;
+        config.p2p.dial_also(members.iter().flat_map(|m| &m.addrs));
+        config
+            .save(&data_dir)
+            .with_context(|| format!("saving {}", data_dir.join(caravan_node::config::CONFIG_FILE).display()))?;
+        let listener =
+            tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
+        let local = listener.local_addr()?;
+        println!(
+            "caravan node: http://{local} (data in {}), member {member_id}: the group adds it once it has caught up \
+             (`caravan group status` on any member shows it); Ctrl-C stops it, `caravan node run --data-dir {}` \
+             starts it again",
+            data_dir.display(),
+            data_dir.display()
+        );
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        caravan_node::run(&data_dir, &config, listener, shutdown).await.context("running the node")
+    })
+}
+
+fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
+    if let Some(token) = args.invite.clone() {
+        return join_invited(args, &token);
+    }
+    let data_dir = args.data_dir.clone();
+    install_key(&data_dir, args.key.as_deref())?;
+    caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
+    let me = caravan_node::identity(&data_dir)?;
+    let mut config = member_config(&data_dir, &args)?;
+    let via = base(args.via.as_deref().expect("clap requires --via without --invite")).to_owned();
     crate::runtime()?.block_on(async move {
         let client = crate::load::client(args.token.as_deref())?;
         let theirs: NodeStatus = get(&client, &format!("{via}/api/v1/status")).await?;

@@ -4,6 +4,9 @@
 //!   of its key, their own ids); `caravan group status` shows the three;
 //!   one leaves with `caravan group leave` and a fresh machine replaces it,
 //!   joining through a follower.
+//! - A machine joins with an invitation (`caravan group invite`, then
+//!   `caravan group join --invite`) and no copied key; the invitation
+//!   works once.
 //! - A joined member stopped and started again with a plain `caravan node
 //!   run --data-dir DIR` rejoins and catches up.
 //! - 500 writes at once through the followers are all answered, with no
@@ -776,4 +779,54 @@ async fn a_leader_partitioned_by_the_network_acknowledges_nothing_and_the_majori
     for node in &members {
         wait_until_held(&client, node, acknowledged.len() as u64 + 3).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_joins_with_an_invitation_and_the_invitation_works_once() {
+    let root = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let first_dir = root.path().join("first");
+    prepare(&first_dir, None, false);
+    let first = spawn(&first_dir, &["node", "run"]);
+    wait_until("the first node leads", Duration::from_secs(30), async || {
+        group_of(&client, &first).await["role"] == "leader"
+    })
+    .await;
+    let invited = caravan(&["group", "invite", "--api", &first.url()]);
+    assert!(invited.status.success(), "{}", String::from_utf8_lossy(&invited.stderr));
+    let token = String::from_utf8(invited.stdout).unwrap().trim().to_owned();
+
+    // A fresh directory: no key was copied to it.
+    let second_dir = root.path().join("second");
+    let second = spawn(&second_dir, &["group", "join", "--invite", &token]);
+    wait_until("the invited machine votes", Duration::from_secs(60), async || {
+        voters(&group_of(&client, &first).await) == 2
+    })
+    .await;
+    let first_key = std::fs::read_to_string(first_dir.join(caravan_node::identity::KEY_FILE)).unwrap();
+    let second_key = std::fs::read_to_string(second_dir.join(caravan_node::identity::KEY_FILE)).unwrap();
+    assert_eq!(first_key, second_key, "the owner key came with the invitation");
+    // It follows: what the leader writes reaches it.
+    let (status, body) = call(&client, "POST", format!("{}/api/v1/listings", first.url()), island_hotel(), None).await;
+    assert_eq!(status, 201, "{body}");
+    wait_until("the invited machine applies the group's writes", Duration::from_secs(30), async || {
+        let group = group_of(&client, &first).await;
+        let last = group["last_log_index"].as_u64();
+        group["members"].as_array().unwrap().iter().all(|m| m["matched_index"].as_u64() == last)
+    })
+    .await;
+
+    // A second machine with the same invitation is refused.
+    let third_dir = root.path().join("third");
+    let http = format!("127.0.0.1:{}", free_port());
+    let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let third_dir_text = third_dir.to_str().unwrap();
+    let args = ["group", "join", "--invite", &token, "--data-dir", third_dir_text, "--http", &http, "--p2p", &p2p];
+    let refused = caravan(&args);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("works once"), "{why}");
+    assert!(!third_dir.join(caravan_node::identity::KEY_FILE).exists(), "no key for a refused machine");
+    assert_eq!(voters(&group_of(&client, &first).await), 2);
+    drop(second);
 }

@@ -70,6 +70,7 @@ pub const KAD_PROTOCOL: &str = "/caravan/kad/1";
 pub const BOOK_PROTOCOL: &str = "/caravan/book/1";
 pub const RAFT_PROTOCOL: &str = "/caravan/raft/1";
 pub const FORWARD_PROTOCOL: &str = "/caravan/raft-forward/1";
+pub const JOIN_PROTOCOL: &str = "/caravan/group-join/1";
 /// The largest booking frame (a receipt is well under 4 KiB).
 pub const BOOK_FRAME_BYTES_MAX: usize = 64 * 1024;
 /// The largest Raft frame: a batch of log entries or a snapshot chunk.
@@ -91,6 +92,10 @@ const FORWARD_STREAMS_MAX: usize = 128;
 /// What a member forwards at once to its leader: below the streams a
 /// connection carries, so a burst waits its turn instead of failing.
 pub const FORWARDS_IN_FLIGHT_MAX: usize = 64;
+/// Invitations being redeemed on one connection: a machine joins once.
+const JOIN_STREAMS_MAX: usize = 4;
+/// The largest invitation request or answer (a key and the members).
+const JOIN_FRAME_BYTES_MAX: usize = 64 * 1024;
 /// How often a random walk looks for more peers.
 const DISCOVERY_INTERVAL_S: u64 = 30;
 const FIRST_WALK_S: u64 = 2;
@@ -160,6 +165,9 @@ pub enum Protocol {
     Raft,
     /// [`FORWARD_PROTOCOL`]: a member's clients' writes, to its leader.
     Forward,
+    /// [`JOIN_PROTOCOL`]: a machine with an invitation, to the member
+    /// that issued it.
+    Join,
 }
 
 /// A request to send to a peer.
@@ -206,6 +214,7 @@ pub struct CallChannels {
     pub book: mpsc::Sender<Inbound>,
     pub raft: mpsc::Sender<Inbound>,
     pub forward: mpsc::Sender<Inbound>,
+    pub join: mpsc::Sender<Inbound>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -216,6 +225,7 @@ struct Behaviour {
     book: request_response::Behaviour<FrameCodec>,
     raft: request_response::Behaviour<FrameCodec>,
     forward: request_response::Behaviour<FrameCodec>,
+    join: request_response::Behaviour<FrameCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     kademlia: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
@@ -232,7 +242,13 @@ pub async fn run(
     channels: CallChannels,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NetError> {
-    let CallChannels { mut calls, book: book_inbound, raft: raft_inbound, forward: forward_inbound } = channels;
+    let CallChannels {
+        mut calls,
+        book: book_inbound,
+        raft: raft_inbound,
+        forward: forward_inbound,
+        join: join_inbound,
+    } = channels;
     let parse = |text: &String| text.parse::<Multiaddr>().map_err(|e| NetError::Address(text.clone(), e.to_string()));
     let listen: Vec<Multiaddr> = config.listen.iter().map(parse).collect::<Result<_, _>>()?;
     let bootstrap: Vec<Multiaddr> = config.bootstrap.iter().map(parse).collect::<Result<_, _>>()?;
@@ -280,6 +296,7 @@ pub async fn run(
             let book = frames(BOOK_PROTOCOL, BOOK_FRAME_BYTES_MAX, BOOK_TIMEOUT_S, BOOK_STREAMS_MAX);
             let raft = frames(RAFT_PROTOCOL, RAFT_FRAME_BYTES_MAX, RAFT_TIMEOUT_S, RAFT_STREAMS_MAX);
             let forward = frames(FORWARD_PROTOCOL, RAFT_FRAME_BYTES_MAX, RAFT_TIMEOUT_S, FORWARD_STREAMS_MAX);
+            let join = frames(JOIN_PROTOCOL, JOIN_FRAME_BYTES_MAX, RAFT_TIMEOUT_S, JOIN_STREAMS_MAX);
             let identify = identify::Behaviour::new(identify::Config::new("/caravan/1".into(), key.public()));
             let limits = connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
@@ -305,6 +322,7 @@ pub async fn run(
                 book,
                 raft,
                 forward,
+                join,
                 identify,
                 ping: ping::Behaviour::default(),
                 kademlia: kademlia.into(),
@@ -397,6 +415,10 @@ pub async fn run(
                         on_frames_event(Protocol::Forward, event, &mut calls_in_flight, &mut answers, &forward_inbound);
                         continue;
                     }
+                    SwarmEvent::Behaviour(BehaviourEvent::Join(event)) => {
+                        on_frames_event(Protocol::Join, event, &mut calls_in_flight, &mut answers, &join_inbound);
+                        continue;
+                    }
                     event => event,
                 };
                 let Some(event) = translate(&mut swarm, event, &listening, peers_target) else { continue };
@@ -434,6 +456,7 @@ impl Behaviour {
             Protocol::Book => &mut self.book,
             Protocol::Raft => &mut self.raft,
             Protocol::Forward => &mut self.forward,
+            Protocol::Join => &mut self.join,
         }
     }
 }

@@ -54,8 +54,17 @@ impl NodeKey {
         self.0.to_bytes()
     }
 
+    /// Writes the key file of a key received from elsewhere (a group's
+    /// owner key, through an invitation); refuses to overwrite one.
+    pub fn install(dir: &Path, seed: [u8; 32]) -> std::io::Result<NodeKey> {
+        NodeKey::write_named(dir, KEY_FILE, NodeKey(SigningKey::from_bytes(&seed)))
+    }
+
     fn create_named(dir: &Path, name: &str) -> std::io::Result<NodeKey> {
-        let key = NodeKey::generate();
+        NodeKey::write_named(dir, name, NodeKey::generate())
+    }
+
+    fn write_named(dir: &Path, name: &str, key: NodeKey) -> std::io::Result<NodeKey> {
         let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dir.join(name))?;
         let hex: String = key.0.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
         writeln!(file, "{hex}")?;

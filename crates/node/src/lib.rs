@@ -16,6 +16,7 @@ pub mod config;
 mod database;
 mod group;
 pub mod identity;
+pub mod invitation;
 mod network;
 mod services;
 mod shelf;
@@ -29,7 +30,7 @@ pub use caravan_writer::catalog::CATALOG_FILE;
 use caravan_writer::{catalog as stored_catalog, writer};
 pub use caravan_writer::{replica_store, Peer, ReplicationEvent, WriterStats, ACTIONS_MAX, BATCH_MAX, QUEUE_MAX};
 pub use config::Config;
-pub use group::prepare_join;
+pub use group::{member_id_of, prepare_join};
 pub use identity::NodeKey;
 
 use std::future::Future;
@@ -200,6 +201,8 @@ struct Inner {
     calls: CallSlot,
     /// How peers reach this node, once it listens.
     contact: Mutex<Option<caravan_model::PeerContact>>,
+    /// Issuing and redeeming invitations, one at a time.
+    invitations: tokio::sync::Mutex<()>,
     hold_ms_default: i64,
     booking: Arc<BookingService<group::OwnerGroup>>,
     agency: Agency<NodeDb, group::OwnerGroup>,
@@ -317,6 +320,7 @@ impl Node {
             fault_hooks: options.group_fault_hooks,
             calls,
             contact: Mutex::default(),
+            invitations: tokio::sync::Mutex::default(),
             hold_ms_default: options.hold_ms_default,
             booking,
             agency,
@@ -459,6 +463,11 @@ impl Node {
     /// This node's publishing identity.
     pub fn origin(&self) -> Origin {
         self.inner.origin
+    }
+
+    /// The node's data directory.
+    pub(crate) fn data_dir(&self) -> std::path::PathBuf {
+        self.inner.db_path.parent().expect("the database lives in the data directory").to_path_buf()
     }
 
     /// The node's clock: the wall clock except in tests.

@@ -53,8 +53,9 @@ impl Node {
         let (book, book_rx) = mpsc::channel(booking::INBOUND_MAX);
         let (raft, raft_rx) = mpsc::channel(RAFT_INBOUND_MAX);
         let (forward, forward_rx) = mpsc::channel(RAFT_INBOUND_MAX);
+        let (join, join_rx) = mpsc::channel(JOIN_INBOUND_MAX);
         *self.inner.calls.lock().expect("calls lock") = Some(calls_tx);
-        let channels = caravan_net::CallChannels { calls, book, raft, forward };
+        let channels = caravan_net::CallChannels { calls, book, raft, forward, join };
         // Peers' records go to the verifier stage, then the writer.
         let events = self.inner.replication.clone();
         let net = tokio::spawn(async move {
@@ -70,8 +71,9 @@ impl Node {
         let serve_bookings = tokio::spawn(booking::serve(self.inner.booking.clone(), book_rx));
         let serve_forwards = tokio::spawn(serve_group(self.inner.group.clone(), forward_rx));
         let serve_group = tokio::spawn(serve_group(self.inner.group.clone(), raft_rx));
+        let serve_joins = tokio::spawn(serve_joins(self.clone(), join_rx));
         *self.inner.network.lock().expect("network lock") =
-            Some(Network { stop, tasks: vec![net, serve_bookings, serve_forwards, serve_group] });
+            Some(Network { stop, tasks: vec![net, serve_bookings, serve_forwards, serve_group, serve_joins] });
         if !listens {
             return Ok(None);
         }
@@ -131,6 +133,16 @@ impl Node {
 /// Raft messages (and, apart, forwarded writes) from peers waiting for
 /// the group.
 const RAFT_INBOUND_MAX: usize = 1_024;
+/// Machines redeeming invitations, waiting for their answer.
+const JOIN_INBOUND_MAX: usize = 8;
+
+/// Answers machines that redeem invitations, one at a time.
+async fn serve_joins(node: Node, mut inbound: mpsc::Receiver<caravan_net::Inbound>) {
+    while let Some(call) = inbound.recv().await {
+        let reply = node.answer_join(&call.from, &call.request).await;
+        let _ = call.reply.send(postcard::to_stdvec(&reply).expect("replies serialize"));
+    }
+}
 
 /// Answers the group's Raft messages, each in its own task (a member's
 /// append and a vote must not wait for each other), until the network

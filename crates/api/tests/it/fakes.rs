@@ -5,7 +5,9 @@ use std::sync::{Arc, LazyLock, RwLock, RwLockReadGuard};
 
 use caravan_accounts::token::Secret;
 use caravan_accounts::{LoginRefusal, Principal, Role};
-use caravan_api::dto::{EquivocationView, GroupMemberInput, GroupView, NodeStatus, OriginView, PeerView};
+use caravan_api::dto::{
+    EquivocationView, GroupMemberInput, GroupView, InvitationView, NodeStatus, OriginView, PeerView,
+};
 use caravan_api::*;
 use caravan_booking::agency::{Booking, BookingError, Decision, NewBooking};
 use caravan_ledger::{Command, Ledger, Rejection, Reply};
@@ -160,6 +162,9 @@ impl AdminService for Empty {
         Err(GroupChangeError::Unavailable("no group".into()))
     }
     async fn remove_group_member(&self, _: u64) -> Result<(), GroupChangeError> {
+        Err(GroupChangeError::Unavailable("no group".into()))
+    }
+    async fn invite(&self, _: i64) -> Result<InvitationView, GroupChangeError> {
         Err(GroupChangeError::Unavailable("no group".into()))
     }
     fn cut_off_group_peers(&self, _: Vec<String>) -> Result<(), FaultHooksOff> {

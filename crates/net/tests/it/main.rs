@@ -36,8 +36,9 @@ async fn peer(seed: u8, queue: usize, bootstrap: Vec<String>) -> Peer {
     let (book_tx, book) = mpsc::channel(8);
     let (raft_tx, _raft) = mpsc::channel(8);
     let (forward_tx, _forward) = mpsc::channel(8);
+    let (join_tx, _join) = mpsc::channel(8);
     let (stop, stopped) = oneshot::channel::<()>();
-    let channels = CallChannels { calls: calls_rx, book: book_tx, raft: raft_tx, forward: forward_tx };
+    let channels = CallChannels { calls: calls_rx, book: book_tx, raft: raft_tx, forward: forward_tx, join: join_tx };
     tokio::spawn(caravan_net::run(keypair, config, events_tx, actions_rx, listening_tx, channels, async {
         let _ = stopped.await;
     }));

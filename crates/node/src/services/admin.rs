@@ -226,6 +226,10 @@ impl AdminService for Node {
         self.change_group(caravan_group::MembershipChange::Remove(member_id)).await
     }
 
+    async fn invite(&self, ttl_ms: i64) -> Result<dto::InvitationView, GroupChangeError> {
+        Node::invite(self, ttl_ms).await
+    }
+
     fn cut_off_group_peers(&self, peers: Vec<String>) -> Result<(), FaultHooksOff> {
         if !self.inner.fault_hooks {
             return Err(FaultHooksOff);
