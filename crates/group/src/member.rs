@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use caravan_ledger::{next_duty, Command, Duty, DutyConfig, Ledger, Reply, BATCH_COMMANDS_MAX};
 use caravan_model::Timestamp;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{CommittedLeaderId, ServerState};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
     CallError, ChangeError, Effects, GroupLog, LedgerMachine, LogId, Member, MemberId, MembershipChange, Outcome,
@@ -131,8 +132,11 @@ pub struct OwnerGroup<T: Transport, E: Effects> {
     joining: Vec<String>,
     timers: Timers,
     clock: fn() -> Timestamp,
-    stop_timers: watch::Sender<bool>,
-    _effects: std::marker::PhantomData<fn() -> E>,
+    /// Commands for the batcher, until [`OwnerGroup::run`] takes them.
+    queue: std::sync::Mutex<Option<mpsc::Receiver<Queued>>>,
+    effects: Arc<E>,
+    /// Set when the member shuts down: its tasks end.
+    stopping: watch::Sender<bool>,
 }
 
 impl<T: Transport, E: Effects> std::fmt::Debug for OwnerGroup<T, E> {
@@ -260,9 +264,6 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         let writer =
             Writer { raft: raft.clone(), transport, clock, heartbeat: Duration::from_millis(timers.heartbeat_ms) };
         let (batches, queue) = mpsc::channel(BATCH_QUEUE_MAX);
-        tokio::spawn(gather_batches(writer.clone(), queue));
-        let stop_timers = watch::channel(false).0;
-        tokio::spawn(stop_on_failure(raft.clone(), effects, stop_timers.subscribe()));
         let group = OwnerGroup {
             raft,
             ledger,
@@ -276,8 +277,9 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             joining: joining.unwrap_or_default(),
             timers,
             clock,
-            stop_timers,
-            _effects: std::marker::PhantomData,
+            queue: std::sync::Mutex::new(Some(queue)),
+            effects,
+            stopping: watch::channel(false).0,
         };
         if group.is_sole_voter() {
             // Alone, it need not wait an election timeout to lead.
@@ -433,16 +435,35 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         self.raft.metrics().borrow().current_leader == Some(self.member_id)
     }
 
-    /// Proposes `ExpireHolds` when a hold's time is up and `Publish` every
-    /// `publish_interval_ms` while something is unpublished, on the leader
-    /// only, until [`OwnerGroup::shutdown`].
-    /// The caller runs the returned future as a task of its own.
-    pub fn run_timers(
+    /// The member's work beside Raft, until [`OwnerGroup::shutdown`]: the
+    /// batcher, the ledger's timers (`ExpireHolds` when a hold's time is
+    /// up, `Publish` every `publish_interval_ms` while something is
+    /// unpublished, on the leader only), and the watch that stops Raft
+    /// when the effects fail after the fact. Commands that may share an
+    /// entry wait until it runs. The caller runs the returned future as a
+    /// task of its own, once.
+    pub fn run(self: &Arc<Self>, publish_interval_ms: i64) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let timers = self.run_timers(publish_interval_ms);
+        let queue = self.queue.lock().expect("queue lock").take();
+        let (writer, stopping) = (self.writer.clone(), self.stopping.subscribe());
+        let fail_stop = stop_on_failure(self.raft.clone(), self.effects.clone(), self.stopping.subscribe());
+        async move {
+            let batches = async move {
+                match queue {
+                    Some(queue) => gather_batches(writer, queue, stopping).await,
+                    None => tracing::error!("the member's tasks run already"),
+                }
+            };
+            tokio::join!(timers, batches, fail_stop);
+        }
+    }
+
+    fn run_timers(
         self: &Arc<Self>,
         publish_interval_ms: i64,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let group = self.clone();
-        let mut stop = self.stop_timers.subscribe();
+        let mut stop = self.stopping.subscribe();
         async move {
             let mut last_publish = Timestamp(0);
             let config = DutyConfig { publish_interval_ms, idle_ms: TIMER_IDLE_MS };
@@ -487,7 +508,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
     /// Stops the timers, signs what is pending (on the leader), then stops
     /// Raft; what is committed stays in the log.
     pub async fn shutdown(&self) {
-        self.stop_timers.send_replace(true);
+        self.stopping.send_replace(true);
         // Signed now, not at the next start: a restarted node serves its
         // records at once. Bounded, as a group without quorum cannot.
         let publish_pending = async {
@@ -595,25 +616,34 @@ impl<T: Transport> Writer<T> {
     }
 }
 
-/// The batcher: takes what queued while earlier batches were written, up
-/// to a batch's worth, and writes it as one entry; ends with the queue.
-async fn gather_batches<T: Transport>(writer: Writer<T>, mut queue: mpsc::Receiver<Queued>) {
-    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
-        let permit = in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");
-        let mut batch = vec![first];
-        while batch.len() < BATCH_COMMANDS_MAX {
-            match queue.try_recv() {
-                Ok(queued) => batch.push(queued),
-                Err(_) => break,
+/// The batcher: while fewer than [`BATCHES_IN_FLIGHT`] batches are being
+/// written, takes what queued meanwhile, up to a batch's worth, and
+/// writes it as one entry; ends when the member stops (what waits in the
+/// queue then hears that it stops).
+async fn gather_batches<T: Transport>(
+    writer: Writer<T>,
+    mut queue: mpsc::Receiver<Queued>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut writing = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            queued = queue.recv(), if writing.len() < BATCHES_IN_FLIGHT => {
+                let Some(first) = queued else { break };
+                let mut batch = vec![first];
+                while batch.len() < BATCH_COMMANDS_MAX {
+                    match queue.try_recv() {
+                        Ok(queued) => batch.push(queued),
+                        Err(_) => break,
+                    }
+                }
+                writing.push(writer.write_batch(batch));
             }
+            Some(()) = writing.next(), if !writing.is_empty() => {}
+            _ = stopping.changed() => break,
         }
-        let writer = writer.clone();
-        tokio::spawn(async move {
-            writer.write_batch(batch).await;
-            drop(permit);
-        });
     }
+    while writing.next().await.is_some() {}
 }
 
 /// Stops Raft if the effects fail after the fact (fail-stop: a restart

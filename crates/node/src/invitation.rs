@@ -11,6 +11,7 @@
 //! machine, once, until it expires.
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
 use caravan_group::{Member, MemberId};
 use caravan_model::Timestamp;
@@ -156,6 +157,8 @@ impl std::fmt::Debug for JoinReply {
 /// How long a member goes on trying to add a machine that redeemed one of
 /// its invitations (it may take a while to start).
 const ADD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
+/// The queues of the joining machine's own small swarm.
+const REDEEM_QUEUE_MAX: usize = 16;
 /// How long the joining machine waits for the issuing member's answer.
 const REDEEM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -278,12 +281,12 @@ pub async fn redeem_invitation(
     let net_key = crate::NodeKey::load_or_create_net_key(data_dir).map_err(|e| InvitationError::Key(e.to_string()))?;
     let keypair = caravan_net::keypair_from_seed(net_key.seed());
     let config = caravan_net::NetConfig { discovery: false, ..caravan_net::NetConfig::default() };
-    let (events, mut events_rx) = tokio::sync::mpsc::channel(64);
-    let (_actions, actions_rx) = tokio::sync::mpsc::channel(1);
-    let (listening, _listening_rx) = tokio::sync::mpsc::channel(1);
-    let (calls, calls_rx) = tokio::sync::mpsc::channel(1);
+    let (events, mut events_rx) = mpsc::channel(REDEEM_QUEUE_MAX);
+    let (_actions, actions_rx) = mpsc::channel(REDEEM_QUEUE_MAX);
+    let (listening, _listening_rx) = mpsc::channel(REDEEM_QUEUE_MAX);
+    let (calls, calls_rx) = mpsc::channel(REDEEM_QUEUE_MAX);
     // Nobody asks this swarm anything: its inbound queues are closed.
-    let closed = || tokio::sync::mpsc::channel(1).0;
+    let closed = || mpsc::channel(REDEEM_QUEUE_MAX).0;
     let channels = caravan_net::CallChannels {
         calls: calls_rx,
         book: closed(),
@@ -291,13 +294,13 @@ pub async fn redeem_invitation(
         forward: closed(),
         join: closed(),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = oneshot::channel::<()>();
     let swarm = tokio::spawn(caravan_net::run(keypair, config, events, actions_rx, listening, channels, async {
         let _ = stopped.await;
     }));
     let drain = tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
     let request = JoinRequest { secret: invitation.secret, member_id, addrs };
-    let (reply, answer) = tokio::sync::oneshot::channel();
+    let (reply, answer) = oneshot::channel();
     let call = caravan_net::Call {
         protocol: caravan_net::Protocol::Join,
         peer: invitation.peer_id.clone(),

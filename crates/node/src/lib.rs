@@ -171,7 +171,8 @@ struct Inner {
     ledger: Arc<RwLock<Ledger>>,
     /// This node's member of its owner's replica group.
     group: Arc<group::OwnerGroup>,
-    group_timers: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The member's batcher, timers and fail-stop watch (`OwnerGroup::run`).
+    group_tasks: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Replication events for the verifier stage, then the writer.
     replication: mpsc::Sender<ReplicationEvent>,
     /// The replication core's actions, for the network task to take.
@@ -279,7 +280,7 @@ impl Node {
         let group = group::OwnerGroup::open(data_dir, setup, || Ok(legacy)).await?;
         let group = Arc::new(group);
         tracing::info!(%origin, status = ?group.status(), start_ms = started.elapsed().as_millis() as u64, "replica group running");
-        let group_timers = Mutex::new(Some(tokio::spawn(group.run_timers(options.publish_interval_ms as i64))));
+        let group_tasks = Mutex::new(Some(tokio::spawn(group.run(options.publish_interval_ms as i64))));
         let ledger = group.ledger();
         let db = NodeDb::new(queue.clone(), caravan_store::open_reader(&db_path)?);
         let shelf = shelf::StoreShelf::new(records.clone(), options.clock);
@@ -303,7 +304,7 @@ impl Node {
             records,
             ledger,
             group,
-            group_timers,
+            group_tasks,
             replication,
             actions,
             db,
@@ -409,11 +410,11 @@ impl Node {
     pub async fn shutdown(self) {
         // Saga tasks write through the writer: stop them at their next step.
         self.inner.agency.stop().await;
-        // Raft applies through the writer: stop it (and its timers) first.
+        // Raft applies through the writer: stop it (and its tasks) first.
         self.inner.group.shutdown().await;
-        let timers = self.inner.group_timers.lock().expect("timers lock").take();
-        if let Some(timers) = timers {
-            let _ = timers.await;
+        let tasks = self.inner.group_tasks.lock().expect("group tasks lock").take();
+        if let Some(tasks) = tasks {
+            let _ = tasks.await;
         }
         // The network's tasks hold senders to the writer: stop them first.
         let network = self.inner.network.lock().expect("network lock").take();
