@@ -524,10 +524,24 @@ pub struct RefusalView {
     pub(crate) message: String,
 }
 
+/// The signature covers `caravan/receipt/1` followed by the receipt, or,
+/// for receipts the owner signed in a batch, `caravan/receipt-batch/1`
+/// followed by the Merkle root that `proof` leads to from this receipt.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReceiptView {
     pub(crate) receipt: String,
     pub(crate) signature: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) proof: Option<ReceiptProofView>,
+}
+
+/// Where a receipt sits in its batch: its index, the batch's size, and the
+/// sibling hashes (hex) from its leaf up to the root.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptProofView {
+    pub(crate) index: u32,
+    pub(crate) count: u32,
+    pub(crate) path: Vec<String>,
 }
 
 fn money(currency: &Option<String>, amount: i64) -> Option<MoneyView> {
@@ -569,10 +583,15 @@ pub(crate) fn booking_view(booking: &Booking) -> BookingView {
                 .refusal
                 .as_ref()
                 .map(|r| RefusalView { code: r.code.to_string(), message: r.message.clone() }),
-            receipt: part
-                .receipt
-                .as_ref()
-                .map(|r| ReceiptView { receipt: hex::encode(&r.receipt), signature: hex::encode(r.signature) }),
+            receipt: part.receipt.as_ref().map(|r| ReceiptView {
+                receipt: hex::encode(&r.receipt),
+                signature: hex::encode(r.signature),
+                proof: r.proof.as_ref().map(|proof| ReceiptProofView {
+                    index: proof.index,
+                    count: proof.count,
+                    path: proof.path.iter().map(hex::encode).collect(),
+                }),
+            }),
         })
         .collect();
     let mut penalties: Vec<(String, i64)> = Vec::new();

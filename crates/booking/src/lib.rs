@@ -17,8 +17,8 @@ pub mod receipt;
 pub mod refusal;
 pub mod saga;
 
-pub use protocol::{BookRequest, BookResponse, HoldRef, HoldSpec, Op, Quote};
-pub use receipt::{Receipt, ReceiptError, ReceiptState, SignedReceipt};
+pub use protocol::{BookRequest, BookResponse, HoldRef, HoldSpec, Incoming, Op, Quote, BOOK_BATCH_MAX};
+pub use receipt::{sign_batch, verify_all, BatchProof, Receipt, ReceiptError, ReceiptState, SignedReceipt};
 pub use refusal::{Refusal, RefusalCode};
 pub use saga::{Outcome, Part, PartStatus, Phase, Saga, Step};
 

@@ -71,8 +71,17 @@ pub fn plan(
     })
 }
 
-/// The signed receipt for a hold, as `peer` may see it.
-pub fn receipt(origin: Origin, signing_key: &SigningKey, hold: &Hold, peer: &str, now: Timestamp) -> BookResponse {
+/// An answer before its receipt is signed: the receipts of one batch of
+/// requests are signed together ([`sign`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Unsigned {
+    Receipt(Box<Receipt>),
+    Refusal(Refusal),
+    Quote(Quote),
+}
+
+/// The receipt for a hold, as `peer` may see it.
+fn receipt_of(origin: Origin, signing_key: &SigningKey, hold: &Hold, peer: &str, now: Timestamp) -> Unsigned {
     let spec = HoldSpec {
         request: hold.request.clone(),
         hold_seconds: ((hold.expires_at.ms() - hold.created_at.ms()) / 1000).clamp(0, u32::MAX as i64) as u32,
@@ -80,7 +89,37 @@ pub fn receipt(origin: Origin, signing_key: &SigningKey, hold: &Hold, peer: &str
         traveller: None,
     };
     let token = hold_token(signing_key, hold.id, peer);
-    BookResponse::Receipt(Receipt::for_hold(origin, hold, token, spec, now).sign(signing_key))
+    Unsigned::Receipt(Box::new(Receipt::for_hold(origin, hold, token, spec, now)))
+}
+
+/// Signs answers: every receipt among them under one signature (a lone
+/// receipt alone, as before batches).
+pub fn sign(signing_key: &SigningKey, answers: Vec<Unsigned>) -> Vec<BookResponse> {
+    let receipts: Vec<Receipt> = answers
+        .iter()
+        .filter_map(|answer| match answer {
+            Unsigned::Receipt(receipt) => Some((**receipt).clone()),
+            _ => None,
+        })
+        .collect();
+    let mut signed = crate::receipt::sign_batch(&receipts, signing_key).into_iter();
+    answers
+        .into_iter()
+        .map(|answer| match answer {
+            Unsigned::Receipt(_) => BookResponse::Receipt(signed.next().expect("one signed receipt each")),
+            Unsigned::Refusal(refusal) => BookResponse::Refusal(refusal),
+            Unsigned::Quote(quote) => BookResponse::Quote(quote),
+        })
+        .collect()
+}
+
+fn sign_one(signing_key: &SigningKey, answer: Unsigned) -> BookResponse {
+    sign(signing_key, vec![answer]).pop().expect("one answer")
+}
+
+/// The signed receipt for a hold, as `peer` may see it.
+pub fn receipt(origin: Origin, signing_key: &SigningKey, hold: &Hold, peer: &str, now: Timestamp) -> BookResponse {
+    sign_one(signing_key, receipt_of(origin, signing_key, hold, peer, now))
 }
 
 /// The answer to a write, once the ledger replied.
@@ -91,12 +130,23 @@ pub fn answer(
     peer: &str,
     now: Timestamp,
 ) -> BookResponse {
+    sign_one(signing_key, answer_unsigned(origin, signing_key, reply, peer, now))
+}
+
+/// The answer to a write, before it is signed.
+pub fn answer_unsigned(
+    origin: Origin,
+    signing_key: &SigningKey,
+    reply: Result<Reply, Rejection>,
+    peer: &str,
+    now: Timestamp,
+) -> Unsigned {
     match reply {
-        Ok(Reply::Hold(hold)) => receipt(origin, signing_key, &hold, peer, now),
+        Ok(Reply::Hold(hold)) => receipt_of(origin, signing_key, &hold, peer, now),
         Ok(other) => {
-            BookResponse::Refusal(Refusal::new(RefusalCode::Internal, format!("unexpected ledger reply {other:?}")))
+            Unsigned::Refusal(Refusal::new(RefusalCode::Internal, format!("unexpected ledger reply {other:?}")))
         }
-        Err(rejection) => BookResponse::Refusal(Refusal::from(&rejection)),
+        Err(rejection) => Unsigned::Refusal(Refusal::from(&rejection)),
     }
 }
 
@@ -109,19 +159,31 @@ pub fn read(
     peer: &str,
     now: Timestamp,
 ) -> BookResponse {
+    sign_one(signing_key, read_unsigned(origin, signing_key, ledger, step, peer, now))
+}
+
+/// The answer to a read, before it is signed.
+pub fn read_unsigned(
+    origin: Origin,
+    signing_key: &SigningKey,
+    ledger: &Ledger,
+    step: &LedgerStep,
+    peer: &str,
+    now: Timestamp,
+) -> Unsigned {
     match step {
         LedgerStep::Quote(request) => match ledger.quote(request, now) {
-            Ok((days, total)) => BookResponse::Quote(Quote {
+            Ok((days, total)) => Unsigned::Quote(Quote {
                 currency: total.currency.as_str().to_owned(),
                 total_minor: total.amount_minor,
                 day_prices_minor: days.iter().map(|m| m.amount_minor).collect(),
             }),
-            Err(rejection) => BookResponse::Refusal(Refusal::from(&rejection)),
+            Err(rejection) => Unsigned::Refusal(Refusal::from(&rejection)),
         },
         LedgerStep::Status(id) => match ledger.hold(*id) {
-            Some(hold) => receipt(origin, signing_key, hold, peer, now),
-            None => BookResponse::Refusal(Refusal::new(RefusalCode::UnknownHold, format!("no hold {id}"))),
+            Some(hold) => receipt_of(origin, signing_key, hold, peer, now),
+            None => Unsigned::Refusal(Refusal::new(RefusalCode::UnknownHold, format!("no hold {id}"))),
         },
-        LedgerStep::Submit(_) => BookResponse::Refusal(Refusal::new(RefusalCode::Internal, "a write is not a read")),
+        LedgerStep::Submit(_) => Unsigned::Refusal(Refusal::new(RefusalCode::Internal, "a write is not a read")),
     }
 }

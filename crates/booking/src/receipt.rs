@@ -13,7 +13,7 @@
 
 use caravan_ledger::{Hold, HoldId, HoldState};
 use caravan_model::Timestamp;
-use caravan_records::{proto, Origin};
+use caravan_records::{merkle, proto, Origin};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -21,26 +21,74 @@ use serde::{Deserialize, Serialize};
 use crate::hold::{spec_from_proto, spec_to_proto, HoldRef, HoldSpec};
 
 const RECEIPT_DOMAIN: &[u8] = b"caravan/receipt/1";
+const RECEIPT_BATCH_DOMAIN: &[u8] = b"caravan/receipt-batch/1";
 const TOKEN_CONTEXT: &str = "caravan 2026 hold token v1";
+/// The most receipts one signature covers.
+pub const RECEIPT_BATCH_MAX: u32 = 256;
 
-/// A receipt as signed: the encoded `Receipt` and the signature.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+/// A receipt as signed: the encoded `Receipt` and the signature, and for a
+/// receipt signed in a batch, the path from it to the signed root: each
+/// receipt of a batch is still verifiable alone.
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct SignedReceipt {
     pub receipt: Vec<u8>,
-    #[serde(with = "signature_bytes")]
     pub signature: [u8; 64],
+    pub proof: Option<BatchProof>,
 }
 
-mod signature_bytes {
+/// Where a receipt sits in the batch its owner signed at once.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BatchProof {
+    pub index: u32,
+    pub count: u32,
+    pub path: Vec<[u8; 32]>,
+}
+
+/// Kept (in agencies' sagas) as the receipt and one byte string: the
+/// signature, followed by the batch proof if any. Receipts kept before
+/// batches are the signature alone, and read back unchanged.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    receipt: Vec<u8>,
+    #[serde(with = "bytes")]
+    signature: Vec<u8>,
+}
+
+mod bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(bytes)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let bytes: Vec<u8> = Deserialize::deserialize(d)?;
-        bytes.try_into().map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Deserialize::deserialize(d)
+    }
+}
+
+impl Serialize for SignedReceipt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut signature = self.signature.to_vec();
+        if let Some(proof) = &self.proof {
+            signature.extend(postcard::to_stdvec(proof).expect("proofs serialize"));
+        }
+        Kept { receipt: self.receipt.clone(), signature }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SignedReceipt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SignedReceipt, D::Error> {
+        use serde::de::Error;
+        let kept = Kept::deserialize(d)?;
+        if kept.signature.len() < 64 {
+            return Err(D::Error::custom("a signature is 64 bytes"));
+        }
+        let (signature, proof) = kept.signature.split_at(64);
+        let proof = match proof {
+            [] => None,
+            proof => Some(postcard::from_bytes(proof).map_err(D::Error::custom)?),
+        };
+        Ok(SignedReceipt { receipt: kept.receipt, signature: signature.try_into().expect("64 bytes"), proof })
     }
 }
 
@@ -142,7 +190,13 @@ impl Receipt {
     }
 
     pub fn sign(&self, signing_key: &SigningKey) -> SignedReceipt {
-        let receipt = proto::Receipt {
+        let receipt = self.encode();
+        let signature = signing_key.sign(&[RECEIPT_DOMAIN, &receipt].concat()).to_bytes();
+        SignedReceipt { receipt, signature, proof: None }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        proto::Receipt {
             origin: self.origin.0.to_vec(),
             hold_id: self.hold.hold.0,
             token: self.hold.token.to_vec(),
@@ -156,10 +210,36 @@ impl Receipt {
             issued_at_ms: self.issued_at.ms(),
             day_prices_minor: self.day_prices_minor.clone(),
         }
-        .encode_to_vec();
-        let signature = signing_key.sign(&[RECEIPT_DOMAIN, &receipt].concat()).to_bytes();
-        SignedReceipt { receipt, signature }
+        .encode_to_vec()
     }
+}
+
+/// Signs receipts together: one signature over the Merkle root of their
+/// leaves, each receipt with its path to the root (a lone receipt is
+/// signed alone, as before batches). At most [`RECEIPT_BATCH_MAX`].
+pub fn sign_batch(receipts: &[Receipt], signing_key: &SigningKey) -> Vec<SignedReceipt> {
+    assert!(receipts.len() as u32 <= RECEIPT_BATCH_MAX, "a receipt batch is at most {RECEIPT_BATCH_MAX}");
+    if let [one] = receipts {
+        return vec![one.sign(signing_key)];
+    }
+    if receipts.is_empty() {
+        return Vec::new();
+    }
+    let encoded: Vec<Vec<u8>> = receipts.iter().map(Receipt::encode).collect();
+    let leaves: Vec<merkle::Hash> = encoded.iter().map(|receipt| merkle::leaf_hash(receipt)).collect();
+    let (root, paths) = merkle::build(&leaves);
+    let signature = signing_key.sign(&[RECEIPT_BATCH_DOMAIN, &root].concat()).to_bytes();
+    let count = receipts.len() as u32;
+    encoded
+        .into_iter()
+        .zip(paths)
+        .enumerate()
+        .map(|(index, (receipt, path))| SignedReceipt {
+            receipt,
+            signature,
+            proof: Some(BatchProof { index: index as u32, count, path }),
+        })
+        .collect()
 }
 
 impl SignedReceipt {
@@ -167,7 +247,23 @@ impl SignedReceipt {
     pub fn verify(&self, origin: Origin) -> Result<Receipt, ReceiptError> {
         let key = VerifyingKey::from_bytes(&origin.0).map_err(|_| ReceiptError::BadSignature)?;
         let signature = Signature::from_bytes(&self.signature);
-        key.verify(&[RECEIPT_DOMAIN, &self.receipt].concat(), &signature).map_err(|_| ReceiptError::BadSignature)?;
+        key.verify(&self.signed_message()?, &signature).map_err(|_| ReceiptError::BadSignature)?;
+        self.decode(origin)
+    }
+
+    /// What the signature covers: the receipt, or its batch's root.
+    fn signed_message(&self) -> Result<Vec<u8>, ReceiptError> {
+        let Some(proof) = &self.proof else { return Ok([RECEIPT_DOMAIN, &self.receipt].concat()) };
+        let bad = || ReceiptError::Malformed("its batch proof leads nowhere".into());
+        if proof.count > RECEIPT_BATCH_MAX {
+            return Err(bad());
+        }
+        let leaf = merkle::leaf_hash(&self.receipt);
+        let root = merkle::root_from_path(leaf, proof.index, proof.count, &proof.path).ok_or_else(bad)?;
+        Ok([RECEIPT_BATCH_DOMAIN, &root].concat())
+    }
+
+    fn decode(&self, origin: Origin) -> Result<Receipt, ReceiptError> {
         let msg =
             proto::Receipt::decode(self.receipt.as_slice()).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
         if msg.origin != origin.0 {
@@ -191,6 +287,24 @@ impl SignedReceipt {
             day_prices_minor: msg.day_prices_minor,
         })
     }
+}
+
+/// Verifies receipts that came together: a batch's receipts share one
+/// signature over one root, checked once.
+pub fn verify_all(signed: &[SignedReceipt], origin: Origin) -> Vec<Result<Receipt, ReceiptError>> {
+    let mut verified: Vec<(Vec<u8>, [u8; 64])> = Vec::new();
+    signed
+        .iter()
+        .map(|one| {
+            let message = one.signed_message()?;
+            if !verified.iter().any(|(m, s)| *m == message && *s == one.signature) {
+                let key = VerifyingKey::from_bytes(&origin.0).map_err(|_| ReceiptError::BadSignature)?;
+                key.verify(&message, &Signature::from_bytes(&one.signature)).map_err(|_| ReceiptError::BadSignature)?;
+                verified.push((message, one.signature));
+            }
+            one.decode(origin)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -231,7 +345,7 @@ mod tests {
         msg.state = "parked".into();
         let receipt = msg.encode_to_vec();
         let signature = key.sign(&[RECEIPT_DOMAIN, &receipt].concat()).to_bytes();
-        let error = SignedReceipt { receipt, signature }.verify(origin).unwrap_err();
+        let error = SignedReceipt { receipt, signature, proof: None }.verify(origin).unwrap_err();
         assert!(matches!(&error, ReceiptError::Malformed(why) if why.contains("parked")), "{error:?}");
     }
 
@@ -262,5 +376,68 @@ mod tests {
         assert!(!token_matches(&key, HoldId(3), "peer-b", &token));
         assert!(!token_matches(&key, HoldId(4), "peer-a", &token));
         assert!(!token_matches(&SigningKey::from_bytes(&[2; 32]), HoldId(3), "peer-a", &token));
+    }
+
+    fn receipts(key: &SigningKey, n: u64) -> Vec<Receipt> {
+        let origin = Origin(key.verifying_key().to_bytes());
+        (0..n)
+            .map(|i| {
+                let hold = Hold { id: HoldId(i + 1), ..hold() };
+                let spec = HoldSpec {
+                    request: hold.request.clone(),
+                    hold_seconds: 0,
+                    expected_total_minor: None,
+                    traveller: None,
+                };
+                Receipt::for_hold(origin, &hold, hold_token(key, hold.id, "peer-a"), spec, Timestamp(2_000))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn receipts_signed_together_share_one_signature_and_each_verifies_alone() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let origin = Origin(key.verifying_key().to_bytes());
+        let receipts = receipts(&key, 5);
+        let signed = sign_batch(&receipts, &key);
+        assert!(signed.iter().all(|s| s.signature == signed[0].signature), "one signature for the batch");
+        for (one, receipt) in signed.iter().zip(&receipts) {
+            assert_eq!(one.verify(origin).as_ref(), Ok(receipt), "each receipt verifies alone");
+        }
+        let all: Vec<_> = verify_all(&signed, origin).into_iter().map(Result::unwrap).collect();
+        assert_eq!(all, receipts);
+
+        let mut tampered = signed[2].clone();
+        tampered.receipt[3] ^= 1;
+        assert_eq!(tampered.verify(origin), Err(ReceiptError::BadSignature), "a changed receipt leads elsewhere");
+        let mut moved = signed[2].clone();
+        moved.proof.as_mut().unwrap().index = 3;
+        assert!(moved.verify(origin).is_err(), "a receipt cannot claim another place");
+        let other = Origin(SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes());
+        assert!(verify_all(&signed, other).iter().all(|r| *r == Err(ReceiptError::BadSignature)));
+        assert_eq!(sign_batch(&receipts[..1], &key)[0].proof, None, "a lone receipt is signed as before batches");
+    }
+
+    #[test]
+    fn kept_receipts_read_back_with_their_proof_and_those_kept_before_batches_too() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let origin = Origin(key.verifying_key().to_bytes());
+        let signed = sign_batch(&receipts(&key, 3), &key);
+        let kept = postcard::to_stdvec(&signed[1]).unwrap();
+        let back: SignedReceipt = postcard::from_bytes(&kept).unwrap();
+        assert_eq!(back, signed[1]);
+        assert!(back.verify(origin).is_ok());
+
+        // How a receipt was kept before batches: the receipt, then 64 bytes.
+        #[derive(Serialize)]
+        struct Before<'a> {
+            receipt: &'a [u8],
+            #[serde(with = "bytes")]
+            signature: Vec<u8>,
+        }
+        let alone = receipts(&key, 1)[0].sign(&key);
+        let before = Before { receipt: &alone.receipt, signature: alone.signature.to_vec() };
+        let back: SignedReceipt = postcard::from_bytes(&postcard::to_stdvec(&before).unwrap()).unwrap();
+        assert_eq!(back, alone);
     }
 }

@@ -293,6 +293,8 @@ impl Node {
             hold_ms_default: options.hold_ms_default,
             clock: options.clock,
         }));
+        // Ends once the service is dropped.
+        drop(tokio::spawn(booking.run_calls()));
         let spawn_saga: caravan_services::agency::Spawn = |saga| drop(tokio::spawn(saga));
         let agency = Agency::open(db.clone(), booking.clone(), options.clock, spawn_saga).await?;
         let accounts = Arc::new(Accounts::new(db.clone(), mailer, options.public_url.clone(), options.clock));

@@ -15,7 +15,7 @@
 //! [`EquivocationProof`].
 
 pub mod limits;
-mod merkle;
+pub mod merkle;
 mod payload;
 pub mod runs;
 mod sign;

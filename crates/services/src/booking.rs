@@ -5,18 +5,28 @@
 //! answered locally, without the network, by the very code that answers
 //! peers, so a node that is agency and owner at once books its own
 //! listings the same way.
+//!
+//! Calls to one owner that wait together go as one batch (a frame of up
+//! to `BOOK_BATCH_MAX` requests): the owner writes their commands as one
+//! log entry and signs their receipts with one signature, and the agency
+//! checks it once. The agency's batcher ([`BookingService::run_calls`])
+//! keeps at most two batches in flight per owner, and an owner that
+//! refuses batches (older than them) is called one request at a time.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use caravan_booking::owner::{self, LedgerStep};
-use caravan_booking::{BookRequest, BookResponse, Outcome, Refusal, RefusalCode};
+use std::collections::{HashMap, HashSet};
+
+use caravan_booking::owner::{self, LedgerStep, Unsigned};
+use caravan_booking::{BookRequest, BookResponse, Incoming, Outcome, Refusal, RefusalCode, BOOK_BATCH_MAX};
 use caravan_catalog::Catalog;
 use caravan_ledger::{Command, Ledger, Rejection, Reply};
 use caravan_model::Timestamp;
 use caravan_net::{Call, Inbound, Protocol};
 use caravan_records::Origin;
 use ed25519_dalek::SigningKey;
+use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,6 +40,10 @@ pub const CALLS_IN_FLIGHT_MAX: usize = 256;
 /// How long the agency waits for an owner's answer (the network task gives
 /// up a little earlier and reports why).
 const CALL_TIMEOUT_MS: u64 = 8_000;
+/// Batches in flight to one owner; calls that come meanwhile go next, together.
+const BATCHES_IN_FLIGHT_PER_OWNER: usize = 2;
+/// Calls to owners waiting for the agency's batcher.
+const OWNER_CALLS_QUEUED_MAX: usize = 4_096;
 
 /// The peer name used for requests this node makes to itself.
 const SELF_PEER: &str = "local";
@@ -76,12 +90,36 @@ pub struct BookingService<P> {
     setup: BookingSetup<P>,
     origin: Origin,
     calls_in_flight: tokio::sync::Semaphore,
+    /// Calls for the agency's batcher, while it runs.
+    owner_calls: mpsc::Sender<OwnerCall>,
+    owner_calls_rx: Mutex<Option<mpsc::Receiver<OwnerCall>>>,
+    batching: std::sync::atomic::AtomicBool,
+    /// Owners that refused a batch: called one request at a time.
+    no_batches: Mutex<HashSet<Origin>>,
+}
+
+/// A call to a remote owner waiting for the agency's batcher.
+#[derive(Debug)]
+struct OwnerCall {
+    origin: Origin,
+    contact: caravan_model::Contact,
+    request: BookRequest,
+    outcome: oneshot::Sender<Outcome>,
 }
 
 impl<P: Proposer> BookingService<P> {
     pub fn new(setup: BookingSetup<P>) -> BookingService<P> {
         let origin = Origin(setup.key.verifying_key().to_bytes());
-        BookingService { setup, origin, calls_in_flight: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT_MAX) }
+        let (owner_calls, owner_calls_rx) = mpsc::channel(OWNER_CALLS_QUEUED_MAX);
+        BookingService {
+            setup,
+            origin,
+            calls_in_flight: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT_MAX),
+            owner_calls,
+            owner_calls_rx: Mutex::new(Some(owner_calls_rx)),
+            batching: Default::default(),
+            no_batches: Mutex::default(),
+        }
     }
 
     fn now(&self) -> Timestamp {
@@ -92,13 +130,58 @@ impl<P: Proposer> BookingService<P> {
         read(&self.setup.catalog.read().expect("catalog lock"))
     }
 
-    /// Answers one booking request from `peer`.
-    pub async fn answer_booking(&self, peer: &str, request: &[u8]) -> BookResponse {
-        let request = match BookRequest::decode(request) {
-            Ok(request) => request,
-            Err(refusal) => return BookResponse::Refusal(refusal),
+    /// Answers one frame from `peer`: a request, or a batch of them.
+    pub async fn answer_booking(&self, peer: &str, request: &[u8]) -> Vec<u8> {
+        match BookRequest::decode_incoming(request) {
+            Ok(Incoming::One(request)) => self.answer_request(peer, &request).await.encode(),
+            Ok(Incoming::Batch(requests)) => BookResponse::encode_batch(&self.answer_batch(peer, &requests).await),
+            Err(refusal) => BookResponse::Refusal(refusal).encode(),
+        }
+    }
+
+    /// Answers a batch in its order: its writes as one log entry, its
+    /// reads after them, its receipts under one signature.
+    async fn answer_batch(&self, peer: &str, requests: &[BookRequest]) -> Vec<BookResponse> {
+        let (key, origin) = (&self.setup.key, self.origin);
+        let steps: Vec<Result<LedgerStep, Refusal>> =
+            requests.iter().map(|request| owner::plan(request, peer, key, self.setup.hold_ms_default)).collect();
+        let mut commands: Vec<Command> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Ok(LedgerStep::Submit(command)) => Some(command.clone()),
+                _ => None,
+            })
+            .collect();
+        let count = commands.len();
+        let replies = match count {
+            0 => Ok(Vec::new()),
+            1 => self.setup.group.propose(commands.pop().expect("one")).await.map(|reply| vec![reply]),
+            _ => match self.setup.group.propose(Command::Batch(commands)).await {
+                Ok(Ok(Reply::Batch(replies))) if replies.len() == count => Ok(replies),
+                Ok(other) => Ok(vec![Err(Rejection::InvalidRequest(format!("the ledger answered {other:?}"))); count]),
+                Err(why) => Err(why),
+            },
         };
-        self.answer_request(peer, &request).await
+        let now = self.now();
+        let mut replies = replies.map(Vec::into_iter);
+        let answers = steps
+            .into_iter()
+            .map(|step| match (step, &mut replies) {
+                (Err(refusal), _) => Unsigned::Refusal(refusal),
+                (Ok(LedgerStep::Submit(_)), Ok(replies)) => {
+                    let reply = replies.next().expect("a reply per write");
+                    owner::answer_unsigned(origin, key, reply, peer, now)
+                }
+                (Ok(LedgerStep::Submit(_)), Err(why)) => {
+                    Unsigned::Refusal(Refusal::new(RefusalCode::Unavailable, why.to_string()))
+                }
+                (Ok(read), _) => {
+                    let ledger = self.setup.ledger.read().expect("ledger lock");
+                    owner::read_unsigned(origin, key, &ledger, &read, peer, now)
+                }
+            })
+            .collect();
+        owner::sign(key, answers)
     }
 
     async fn answer_request(&self, peer: &str, request: &BookRequest) -> BookResponse {
@@ -132,41 +215,135 @@ impl<P: Proposer> BookingService<P> {
         if self.read_catalog(|catalog| catalog.is_frozen(&origin)) {
             return Outcome::Refused(Refusal::new(RefusalCode::OriginFrozen, format!("origin {origin} equivocated")));
         }
-        let response = if origin == self.origin {
-            self.answer_request(SELF_PEER, request).await
-        } else {
-            let Some(contact) = self.read_catalog(|catalog| catalog.contact(&origin).cloned()) else {
-                let why = format!("no node of origin {origin} is known here (no contact record)");
-                return Outcome::Refused(Refusal::new(RefusalCode::OwnerUnknown, why));
-            };
-            match self.call_remote(&contact, request).await {
-                Ok(response) => response,
-                Err(why) => return Outcome::Unreachable(why.to_string()),
-            }
+        if origin == self.origin {
+            let response = self.answer_request(SELF_PEER, request).await;
+            let verified = verify_receipts(std::slice::from_ref(&response), origin).pop().flatten();
+            return outcome_of(response, verified);
+        }
+        let Some(contact) = self.read_catalog(|catalog| catalog.contact(&origin).cloned()) else {
+            let why = format!("no node of origin {origin} is known here (no contact record)");
+            return Outcome::Refused(Refusal::new(RefusalCode::OwnerUnknown, why));
         };
-        match response {
-            BookResponse::Receipt(signed) => match signed.verify(origin) {
-                Ok(receipt) => Outcome::Receipt(Box::new(receipt), signed),
-                Err(error) => Outcome::Unreachable(format!("the owner's receipt did not verify: {error}")),
-            },
-            BookResponse::Refusal(refusal)
-                if matches!(refusal.code, RefusalCode::BadResponse | RefusalCode::Unavailable) =>
-            {
-                Outcome::Unreachable(refusal.message)
+        if self.batching.load(std::sync::atomic::Ordering::Acquire) {
+            let (outcome, answered) = oneshot::channel();
+            let call = OwnerCall { origin, contact: contact.clone(), request: request.clone(), outcome };
+            if self.owner_calls.send(call).await.is_ok() {
+                return answered.await.unwrap_or_else(|_| Outcome::Unreachable("the node is stopping".into()));
             }
-            BookResponse::Refusal(refusal) => Outcome::Refused(refusal),
-            BookResponse::Quote(_) => Outcome::Unreachable("the owner answered a quote to another request".into()),
+        }
+        self.call_one(origin, &contact, request).await
+    }
+
+    /// Calls an owner with one request, without the batcher.
+    async fn call_one(&self, origin: Origin, contact: &caravan_model::Contact, request: &BookRequest) -> Outcome {
+        match self.call_remote(contact, request.encode()).await {
+            Ok(bytes) => {
+                let response = BookResponse::decode(&bytes);
+                let verified = verify_receipts(std::slice::from_ref(&response), origin).pop().flatten();
+                outcome_of(response, verified)
+            }
+            Err(why) => Outcome::Unreachable(why.to_string()),
         }
     }
 
-    async fn call_remote(
+    /// Calls an owner with a batch of requests; one outcome per request.
+    async fn call_batch(
         &self,
+        origin: Origin,
         contact: &caravan_model::Contact,
-        request: &BookRequest,
-    ) -> Result<BookResponse, OwnerUnreachable> {
+        requests: &[BookRequest],
+    ) -> Vec<Outcome> {
+        let bytes = match self.call_remote(contact, BookRequest::encode_batch(requests)).await {
+            Ok(bytes) => bytes,
+            Err(why) => return requests.iter().map(|_| Outcome::Unreachable(why.to_string())).collect(),
+        };
+        match BookResponse::decode_batch(&bytes, requests.len()) {
+            Ok(responses) => {
+                let verified = verify_receipts(&responses, origin);
+                responses.into_iter().zip(verified).map(|(response, verified)| outcome_of(response, verified)).collect()
+            }
+            // An owner older than batches finds no operation in one.
+            Err(refusal) if refusal.code == RefusalCode::BadRequest => {
+                tracing::info!(%origin, why = %refusal.message, "owner refuses batches; calling it one request at a time");
+                self.no_batches.lock().expect("no-batches lock").insert(origin);
+                let one_by_one = requests.iter().map(|request| self.call_one(origin, contact, request));
+                futures_util::future::join_all(one_by_one).await
+            }
+            Err(refusal) => requests.iter().map(|_| outcome_of(BookResponse::Refusal(refusal.clone()), None)).collect(),
+        }
+    }
+
+    /// The agency's batcher: takes the calls to remote owners and sends
+    /// those to one owner that wait together as one batch, at most
+    /// [`BATCHES_IN_FLIGHT_PER_OWNER`] at once per owner; ends when the
+    /// service is dropped (it holds the service only while sending). The
+    /// node runs the returned future as a task.
+    pub fn run_calls(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static
+    where
+        P: 'static,
+    {
+        let weak = Arc::downgrade(self);
+        let queue = self.owner_calls_rx.lock().expect("owner calls lock").take();
+        self.batching.store(queue.is_some(), std::sync::atomic::Ordering::Release);
+        async move {
+            let Some(mut queue) = queue else { return tracing::error!("the agency's batcher runs already") };
+            let mut waiting: HashMap<Origin, Vec<OwnerCall>> = HashMap::new();
+            let mut in_flight: HashMap<Origin, usize> = HashMap::new();
+            let mut sending = FuturesUnordered::new();
+            loop {
+                tokio::select! {
+                    call = queue.recv() => match call {
+                        Some(call) => waiting.entry(call.origin).or_default().push(call),
+                        None => break,
+                    },
+                    Some(origin) = sending.next(), if !sending.is_empty() => {
+                        *in_flight.entry(origin).or_default() -= 1;
+                    }
+                }
+                while let Ok(call) = queue.try_recv() {
+                    waiting.entry(call.origin).or_default().push(call);
+                }
+                let Some(service) = weak.upgrade() else { break };
+                for (origin, calls) in waiting.iter_mut().filter(|(_, calls)| !calls.is_empty()) {
+                    let alone = service.no_batches.lock().expect("no-batches lock").contains(origin);
+                    let (size, limit) =
+                        if alone { (1, CALLS_IN_FLIGHT_MAX) } else { (BOOK_BATCH_MAX, BATCHES_IN_FLIGHT_PER_OWNER) };
+                    let flying = in_flight.entry(*origin).or_default();
+                    while *flying < limit && !calls.is_empty() {
+                        let batch: Vec<OwnerCall> = calls.drain(..calls.len().min(size)).collect();
+                        *flying += 1;
+                        let (service, origin) = (service.clone(), *origin);
+                        sending.push(async move { service.send(origin, batch).await });
+                    }
+                }
+                waiting.retain(|_, calls| !calls.is_empty());
+            }
+            if let Some(service) = weak.upgrade() {
+                service.batching.store(false, std::sync::atomic::Ordering::Release);
+            }
+            while sending.next().await.is_some() {}
+        }
+    }
+
+    /// Sends calls to one owner (a batch, or one alone) and answers each.
+    async fn send(&self, origin: Origin, calls: Vec<OwnerCall>) -> Origin {
+        let contact = calls[0].contact.clone();
+        let outcomes = match calls.as_slice() {
+            [one] => vec![self.call_one(origin, &contact, &one.request).await],
+            calls => {
+                let requests: Vec<BookRequest> = calls.iter().map(|call| call.request.clone()).collect();
+                self.call_batch(origin, &contact, &requests).await
+            }
+        };
+        for (call, outcome) in calls.into_iter().zip(outcomes) {
+            let _ = call.outcome.send(outcome);
+        }
+        origin
+    }
+
+    async fn call_remote(&self, contact: &caravan_model::Contact, bytes: Vec<u8>) -> Result<Vec<u8>, OwnerUnreachable> {
         let calls = self.setup.calls.lock().expect("calls lock").clone();
         let calls = calls.ok_or(OwnerUnreachable::Offline)?;
-        let bytes = request.encode();
         let _turn = self.calls_in_flight.acquire().await.map_err(|_| OwnerUnreachable::Stopping)?;
         let mut last_error = OwnerUnreachable::NoNode;
         // A replica group lists several members: any of them may answer.
@@ -181,7 +358,7 @@ impl<P: Proposer> BookingService<P> {
                     BookResponse::Refusal(refusal) if refusal.code == RefusalCode::Unavailable => {
                         last_error = OwnerUnreachable::Member { peer: peer.peer_id.clone(), why: refusal.message }
                     }
-                    response => return Ok(response),
+                    _ => return Ok(bytes),
                 },
                 Ok(Ok(Err(why))) => {
                     last_error = OwnerUnreachable::Member { peer: peer.peer_id.clone(), why: why.to_string() }
@@ -191,6 +368,47 @@ impl<P: Proposer> BookingService<P> {
             }
         }
         Err(last_error)
+    }
+}
+
+/// Checks the receipts among `responses` (a batch's share one signature,
+/// checked once); `None` for an answer that is not a receipt.
+fn verify_receipts(
+    responses: &[BookResponse],
+    origin: Origin,
+) -> Vec<Option<Result<caravan_booking::Receipt, caravan_booking::ReceiptError>>> {
+    let signed: Vec<caravan_booking::SignedReceipt> = responses
+        .iter()
+        .filter_map(|response| match response {
+            BookResponse::Receipt(signed) => Some(signed.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut verified = caravan_booking::verify_all(&signed, origin).into_iter();
+    responses
+        .iter()
+        .map(|response| matches!(response, BookResponse::Receipt(_)).then(|| verified.next().expect("one each")))
+        .collect()
+}
+
+/// What an owner's answer means to the agency.
+fn outcome_of(
+    response: BookResponse,
+    verified: Option<Result<caravan_booking::Receipt, caravan_booking::ReceiptError>>,
+) -> Outcome {
+    match (response, verified) {
+        (BookResponse::Receipt(signed), Some(Ok(receipt))) => Outcome::Receipt(Box::new(receipt), signed),
+        (BookResponse::Receipt(_), Some(Err(error))) => {
+            Outcome::Unreachable(format!("the owner's receipt did not verify: {error}"))
+        }
+        (BookResponse::Receipt(_), None) => Outcome::Unreachable("the owner's receipt was not checked".into()),
+        (BookResponse::Refusal(refusal), _)
+            if matches!(refusal.code, RefusalCode::BadResponse | RefusalCode::Unavailable) =>
+        {
+            Outcome::Unreachable(refusal.message)
+        }
+        (BookResponse::Refusal(refusal), _) => Outcome::Refused(refusal),
+        (BookResponse::Quote(_), _) => Outcome::Unreachable("the owner answered a quote to another request".into()),
     }
 }
 
@@ -222,8 +440,7 @@ pub async fn serve<P: Proposer>(service: Arc<BookingService<P>>, inbound: mpsc::
         .for_each_concurrent(INBOUND_MAX, |call| {
             let service = &service;
             async move {
-                let response = service.answer_booking(&call.from, &call.request).await;
-                let _ = call.reply.send(response.encode());
+                let _ = call.reply.send(service.answer_booking(&call.from, &call.request).await);
             }
         })
         .await;

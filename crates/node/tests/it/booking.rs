@@ -542,3 +542,60 @@ async fn a_held_booking_waits_for_its_traveller() {
     let (_, ari) = t.call("GET", &format!("/api/v1/listings/{id}/ari?from={}&to={}", day(2), day(3)), None).await;
     assert_eq!((ari["days"][0]["held"].as_u64(), ari["days"][0]["booked"].as_u64()), (Some(0), Some(1)), "{ari}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bookings_that_reach_an_owner_together_go_as_a_batch_and_every_receipt_verifies_alone() {
+    let net = network(40, 3).await;
+    let app = caravan_api::router(net.agency.node.app_state());
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(40));
+    let mut travellers = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let booking = json!({
+            "traveller": { "name": format!("Traveller {n}"), "email": format!("t{n}@example.org") },
+            "parts": [{ "origin": origin(&net.hotel), "listing": net.hotel_id, "check_in": day(2), "check_out": day(3) }]
+        });
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/bookings")
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("together-{n}"))
+            .header("authorization", crate::admin_bearer())
+            .body(Body::from(booking.to_string()))
+            .unwrap();
+        let (app, start) = (app.clone(), start.clone());
+        travellers.spawn(async move {
+            start.wait().await;
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body: Value =
+                serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+            (status, body)
+        });
+    }
+    let hotel = net.hotel.node.origin();
+    let mut batched = 0;
+    for (status, booked) in travellers.join_all().await {
+        assert_eq!((status, booked["state"].as_str()), (StatusCode::CREATED, Some("confirmed")), "{booked}");
+        let receipt = &booked["parts"][0]["receipt"];
+        let proof = receipt["proof"].as_object().map(|proof| caravan_booking::BatchProof {
+            index: proof["index"].as_u64().unwrap() as u32,
+            count: proof["count"].as_u64().unwrap() as u32,
+            path: proof["path"].as_array().unwrap().iter().map(|h| unhex(h).try_into().unwrap()).collect(),
+        });
+        batched += usize::from(proof.is_some());
+        let signed = caravan_booking::SignedReceipt {
+            receipt: unhex(&receipt["receipt"]),
+            signature: unhex(&receipt["signature"]).try_into().unwrap(),
+            proof,
+        };
+        let verified = signed.verify(hotel).expect("each receipt verifies alone, batched or not");
+        assert_eq!(verified.state, caravan_booking::ReceiptState::Confirmed);
+    }
+    assert!(batched > 0, "40 bookings at once, and no receipt was signed in a batch");
+    let (_, sales) = net.hotel.call("GET", "/api/v1/sales?state=confirmed", None).await;
+    assert_eq!(sales["bookings"].as_array().unwrap().len(), 40, "each booked once");
+}
+
+fn unhex(value: &Value) -> Vec<u8> {
+    hex::decode(value.as_str().unwrap()).unwrap()
+}
