@@ -1,9 +1,11 @@
-//! A deterministic simulation of a three-member group: real openraft, the
+//! A deterministic simulation of a replica group of three (four while a
+//! machine is replaced): real openraft, the
 //! real state machine and log store (in memory, kept across crashes as a
 //! disk would be), and a network that loses, repeats, delays and cuts
 //! messages, all on tokio's paused clock and seeded randomness. Clients
 //! send single commands and batches of them (one entry, as a member's
-//! batcher writes them).
+//! batcher writes them); the group adds a spare machine and removes a
+//! member (so, in turn, replaces machines) while all this goes on.
 //!
 //! After every step it checks, on every running member: no day is oversold;
 //! every acknowledged hold and booking is there once the member has applied
@@ -18,10 +20,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use caravan_group::openraft::ServerState;
 use caravan_group::{
-    raft_config, seed_thread_rng, serve, AppliedCommand, CallError, Effects, GroupLog, LedgerMachine, Member, MemberId,
-    MemoryDisk, Outcome, Proposal, Raft, Rpc, RpcReply, SnapshotSlot, SnapshotStore, Timers, Transport,
-    TransportFactory,
+    change_members, raft_config, seed_thread_rng, serve, AppliedCommand, CallError, ChangeError, Effects, GroupLog,
+    LedgerMachine, Member, MemberId, MembershipChange, MemoryDisk, Outcome, Proposal, Raft, Rpc, RpcReply,
+    SnapshotSlot, SnapshotStore, Timers, Transport, TransportFactory,
 };
 use caravan_ledger::{Command, HoldId, HoldRequest, HoldState, IdempotencyKey, Ledger, Reply};
 use caravan_model::{AriPatch, Date, ListingId, Timestamp};
@@ -29,6 +32,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const MEMBERS: [MemberId; 3] = [1, 2, 3];
+/// Machines the group may add (each once: member ids are never reused).
+const SPARES: [MemberId; 3] = [4, 5, 6];
 const STEPS: usize = 300;
 /// 2030-01-01T00:00Z: the simulated wall clock starts here.
 const T0: Timestamp = Timestamp(1_893_456_000_000);
@@ -64,6 +69,14 @@ struct World {
     rng: StdRng,
     faults: Faults,
     running: BTreeMap<MemberId, Running>,
+    /// The group's members (voters and learners) as last seen committed.
+    members: BTreeSet<MemberId>,
+    /// Spares added once, and members removed: never started again.
+    used: BTreeSet<MemberId>,
+    /// Whether a membership change is in flight.
+    changing: bool,
+    /// Membership changes the group made.
+    changes: usize,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -156,10 +169,18 @@ impl Sim {
         config.snapshot_policy = caravan_group::openraft::SnapshotPolicy::LogsSinceLast(40);
         config.max_in_snapshot_log_to_keep = 5;
         config.max_payload_entries = 16;
-        let world = World { rng: StdRng::seed_from_u64(seed), faults: Faults::default(), running: BTreeMap::new() };
+        let world = World {
+            rng: StdRng::seed_from_u64(seed),
+            faults: Faults::default(),
+            running: BTreeMap::new(),
+            members: MEMBERS.into_iter().collect(),
+            used: BTreeSet::new(),
+            changing: false,
+            changes: 0,
+        };
         Sim {
             world: Arc::new(Mutex::new(world)),
-            disks: MEMBERS.iter().map(|id| (*id, Default::default())).collect(),
+            disks: MEMBERS.iter().chain(&SPARES).map(|id| (*id, Default::default())).collect(),
             applied: Applied::default(),
             acks: Arc::default(),
             config: Arc::new(config.validate().unwrap()),
@@ -226,13 +247,14 @@ impl Sim {
         acks.iter().flat_map(|ack| holds_in(&ack.outcome)).map(|hold| hold.id).collect()
     }
 
-    /// One random client command or fault.
+    /// One random client command, fault or membership change.
     async fn step(&self, n: usize) {
         let roll = self.rng(|rng| rng.gen_range(0..100));
-        let any_member = self.rng(|rng| MEMBERS[rng.gen_range(0..MEMBERS.len())]);
+        let members: Vec<MemberId> = self.world.lock().unwrap().members.iter().copied().collect();
+        let any_member = self.rng(|rng| members[rng.gen_range(0..members.len())]);
         let (down, live): (Vec<MemberId>, Vec<MemberId>) = {
             let world = self.world.lock().unwrap();
-            MEMBERS.iter().partition(|id| world.faults.down.contains(id))
+            members.iter().partition(|id| world.faults.down.contains(id))
         };
         match roll {
             0..=44 if !live.is_empty() => {
@@ -254,7 +276,7 @@ impl Sim {
             60..=69 if !down.is_empty() => self.start(down[0]).await,
             70..=74 => {
                 let mut world = self.world.lock().unwrap();
-                world.faults.cut = MEMBERS
+                world.faults.cut = members
                     .iter()
                     .filter(|other| **other != any_member)
                     .flat_map(|other| [(any_member, *other), (*other, any_member)])
@@ -266,10 +288,73 @@ impl Sim {
                 world.faults.loss = world.rng.gen_range(0.0..0.3);
                 world.faults.duplication = world.rng.gen_range(0.0..0.3);
             }
+            87..=89 => self.change_members(any_member).await,
             _ => {}
         }
         let pause = self.rng(|rng| rng.gen_range(5..250));
         tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+
+    /// Adds a spare to a group of three, or removes `member` from a group
+    /// of four (a group that replaces a machine does both, in turn), on
+    /// whichever member leads; what was committed is read back after.
+    async fn change_members(&self, member: MemberId) {
+        let (spare, size) = {
+            let mut world = self.world.lock().unwrap();
+            if world.changing {
+                return;
+            }
+            world.changing = true;
+            let spare = SPARES.into_iter().find(|id| !world.used.contains(id));
+            (spare, world.members.len())
+        };
+        let change = match (size, spare) {
+            (3, Some(spare)) => {
+                self.world.lock().unwrap().used.insert(spare);
+                self.start(spare).await;
+                MembershipChange::Add(spare, Member { peer_id: format!("member-{spare}"), addrs: vec![] })
+            }
+            (4.., _) => MembershipChange::Remove(member),
+            _ => {
+                self.world.lock().unwrap().changing = false;
+                return;
+            }
+        };
+        let world = self.world.clone();
+        tokio::spawn(async move {
+            let leader = {
+                let world = world.lock().unwrap();
+                world
+                    .running
+                    .values()
+                    .find(|m| m.raft.metrics().borrow().state == ServerState::Leader)
+                    .map(|m| m.raft.clone())
+            };
+            let changed = match leader {
+                Some(raft) => {
+                    tokio::time::timeout(Duration::from_secs(10), change_members(&raft, change.clone())).await
+                }
+                None => Ok(Err(ChangeError::NotLeader(None, None))),
+            };
+            let done = matches!(changed, Ok(Ok(())));
+            let removed = match &change {
+                MembershipChange::Remove(id) if done => Some(*id),
+                _ => None,
+            };
+            let mut world = world.lock().unwrap();
+            world.changes += usize::from(done);
+            if let Some(id) = removed {
+                // A removed machine is gone for good.
+                world.used.insert(id);
+                world.faults.down.insert(id);
+                if let Some(running) = world.running.remove(&id) {
+                    let raft = running.raft;
+                    tokio::spawn(async move { raft.shutdown().await });
+                }
+            }
+            world.members = committed_members(&world);
+            world.changing = false;
+        });
     }
 
     fn random_command(&self, n: usize, key: String) -> (String, Command) {
@@ -328,14 +413,48 @@ impl Sim {
         }
     }
 
-    /// Heals everything, restarts every member and waits until all stand
-    /// at the same index.
+    /// Heals everything, lets a membership change end, stops machines the
+    /// group no longer has, restarts every member and waits until all
+    /// stand at the same index.
     async fn settle(&self) {
         {
             let mut world = self.world.lock().unwrap();
             world.faults = Faults { down: world.faults.down.clone(), ..Faults::default() };
         }
-        let down: Vec<MemberId> = self.world.lock().unwrap().faults.down.iter().copied().collect();
+        for _ in 0..200 {
+            if !self.world.lock().unwrap().changing {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Members that are down come back first, so a leader can be elected.
+        let down: Vec<MemberId> = {
+            let world = self.world.lock().unwrap();
+            world.members.iter().filter(|id| !world.running.contains_key(id)).copied().collect()
+        };
+        for id in down {
+            self.start(id).await;
+        }
+        for _ in 0..200 {
+            let led = {
+                let world = self.world.lock().unwrap();
+                world.running.values().any(|m| m.raft.metrics().borrow().state == ServerState::Leader)
+            };
+            if led {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (strays, down): (Vec<MemberId>, Vec<MemberId>) = {
+            let mut world = self.world.lock().unwrap();
+            world.members = committed_members(&world);
+            let strays = world.running.keys().filter(|id| !world.members.contains(id)).copied().collect();
+            let down = world.members.iter().filter(|id| !world.running.contains_key(id)).copied().collect();
+            (strays, down)
+        };
+        for id in strays {
+            self.crash(id).await;
+        }
         for id in down {
             self.start(id).await;
         }
@@ -350,7 +469,22 @@ impl Sim {
                 return;
             }
         }
-        panic!("the group did not settle in 60 s once healed");
+        let world = self.world.lock().unwrap();
+        let states: Vec<String> = world
+            .running
+            .iter()
+            .map(|(id, m)| {
+                let metrics = m.raft.metrics().borrow().clone();
+                format!(
+                    "{id}: {:?} applied {} leader {:?} membership {:?}",
+                    metrics.state,
+                    m.applied.load(Ordering::Acquire),
+                    metrics.current_leader,
+                    metrics.membership_config.membership()
+                )
+            })
+            .collect();
+        panic!("the group did not settle in 60 s once healed: {states:#?}, members {:?}", world.members);
     }
 
     /// Replays what was applied, in index order, on a fresh ledger.
@@ -374,6 +508,22 @@ impl Sim {
         for (id, member) in &world.running {
             assert_eq!(*member.ledger.read().unwrap(), ledger, "member {id} differs from the replay");
         }
+    }
+}
+
+/// The members (voters and learners) of the group as its newest leader
+/// sees it: a machine that took an uncommitted entry adding it, truncated
+/// since, only believes it belongs. The last known set without a leader.
+fn committed_members(world: &World) -> BTreeSet<MemberId> {
+    let leader = world
+        .running
+        .values()
+        .map(|m| m.raft.metrics().borrow().clone())
+        .filter(|metrics| metrics.state == ServerState::Leader)
+        .max_by_key(|metrics| metrics.current_term);
+    match leader {
+        Some(metrics) => metrics.membership_config.membership().nodes().map(|(id, _)| *id).collect(),
+        None => world.members.clone(),
     }
 }
 
@@ -406,9 +556,9 @@ fn assert_hold_survives(ledger: &Ledger, acked: &caravan_ledger::Hold, member: M
     }
 }
 
-/// Runs one seeded simulation; returns the final ledger's hash and the
-/// acknowledgements, to compare runs.
-fn simulate(seed: u64) -> (blake3::Hash, Vec<(u64, String)>) {
+/// Runs one seeded simulation: the final ledger's hash, the acknowledgements and the membership
+/// changes made, to compare runs.
+fn simulate(seed: u64) -> (blake3::Hash, Vec<(u64, String)>, usize) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     seed_thread_rng(seed);
     runtime.block_on(async {
@@ -441,23 +591,28 @@ fn simulate(seed: u64) -> (blake3::Hash, Vec<(u64, String)>) {
         sim.check_replay();
         let hash = {
             let world = sim.world.lock().unwrap();
-            let ledger = world.running[&1].ledger.read().unwrap();
+            let ledger = world.running.values().next().expect("a member runs").ledger.read().unwrap();
             blake3::hash(&postcard::to_stdvec(&*ledger).unwrap())
         };
         let acks = sim.acks.lock().unwrap().iter().map(|a| (a.index, a.key.clone())).collect();
-        for id in MEMBERS {
+        let running: Vec<MemberId> = sim.world.lock().unwrap().running.keys().copied().collect();
+        for id in running {
             sim.crash(id).await;
         }
-        (hash, acks)
+        let changes = sim.world.lock().unwrap().changes;
+        (hash, acks, changes)
     })
 }
 
 #[test]
-fn three_members_keep_every_invariant_under_loss_duplication_partitions_and_crashes() {
+fn three_members_keep_every_invariant_under_loss_duplication_partitions_crashes_and_membership_changes() {
+    let mut membership_changes = 0;
     for seed in 1..=16 {
-        let (_, acks) = simulate(seed);
+        let (_, acks, changes) = simulate(seed);
         assert!(acks.len() > 30, "seed {seed}: only {} commands acknowledged; the faults drown the test", acks.len());
+        membership_changes += changes;
     }
+    assert!(membership_changes >= 8, "only {membership_changes} membership changes in 16 runs");
 }
 
 #[test]
