@@ -342,9 +342,8 @@ fn killing_the_leader_under_a_race_for_the_last_rooms_loses_and_oversells_nothin
     let bench = caravan(&[
         "bench",
         "failover",
-        // Six seconds after the kill: time for an election on a busy machine.
         "--seconds",
-        "12",
+        "8",
         "--clients",
         "8",
         "--rooms",

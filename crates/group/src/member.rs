@@ -130,13 +130,7 @@ pub struct OwnerGroup<T: Transport, E: Effects> {
     /// Peers a joining member takes Raft messages from before it has a
     /// membership (the group's members when it asked to join).
     joining: Vec<String>,
-    /// The timers it started with, until the group agrees on others
-    /// through its log ([`OwnerGroup::timers`]).
     timers: Timers,
-    /// When the leader was last heard from (an append of the current term
-    /// or later): a voter that hears nothing for an election timeout
-    /// stands for election.
-    leader_heard: std::sync::Mutex<tokio::time::Instant>,
     clock: fn() -> Timestamp,
     /// Commands for the batcher, until [`OwnerGroup::run`] takes them.
     queue: std::sync::Mutex<Option<mpsc::Receiver<Queued>>>,
@@ -247,10 +241,6 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         let raft = Raft::new(member_id, Arc::new(config), factory, log.clone(), machine)
             .await
             .map_err(|e| setup(format!("starting the replica group: {e}")))?;
-        // Heartbeats and elections follow the group's timers as they are
-        // now (`run`), not as they were at start: openraft's are fixed.
-        raft.runtime_config().heartbeat(false);
-        raft.runtime_config().elect(false);
         let membership = raft.metrics().borrow().membership_config.membership().clone();
         if membership.nodes().next().is_some() && membership.get_node(&member_id).is_none() {
             return Err(setup(format!(
@@ -286,7 +276,6 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             cut_off,
             joining: joining.unwrap_or_default(),
             timers,
-            leader_heard: std::sync::Mutex::new(tokio::time::Instant::now()),
             clock,
             queue: std::sync::Mutex::new(Some(queue)),
             effects,
@@ -379,14 +368,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             return RpcReply::Failed("cut off (fault hook)".into());
         }
         match Rpc::decode(request) {
-            Ok(rpc) => {
-                if let Rpc::Append(append) = &rpc {
-                    if append.vote.leader_id().term >= self.raft.metrics().borrow().current_term {
-                        *self.leader_heard.lock().expect("leader-heard lock") = tokio::time::Instant::now();
-                    }
-                }
-                crate::serve(&self.raft, rpc).await
-            }
+            Ok(rpc) => crate::serve(&self.raft, rpc).await,
             Err(why) => RpcReply::Failed(why),
         }
     }
@@ -444,19 +426,8 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             last_log_index: metrics.last_log_index,
             applied_index: self.applied_index.load(Ordering::Acquire),
             snapshot_index: metrics.snapshot.map(|log_id| log_id.index),
-            timers: self.timers(),
+            timers: self.timers,
             append_p99_ms: self.log.append_p99_ms(),
-        }
-    }
-
-    /// The timers the group runs on: those it agreed on through its log,
-    /// the moment this member applied them, or those it started with.
-    pub fn timers(&self) -> Timers {
-        match self.ledger.read().expect("ledger lock").group_timers() {
-            Some(agreed) => {
-                Timers { heartbeat_ms: agreed.heartbeat_ms, election_timeout_ms: agreed.election_timeout_ms }
-            }
-            None => self.timers,
         }
     }
 
@@ -476,7 +447,6 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         let queue = self.queue.lock().expect("queue lock").take();
         let (writer, stopping) = (self.writer.clone(), self.stopping.subscribe());
         let fail_stop = stop_on_failure(self.raft.clone(), self.effects.clone(), self.stopping.subscribe());
-        let liveness = self.clone().keep_alive();
         async move {
             let batches = async move {
                 match queue {
@@ -484,59 +454,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
                     None => tracing::error!("the member's tasks run already"),
                 }
             };
-            tokio::join!(timers, batches, fail_stop, liveness);
-        }
-    }
-
-    /// Heartbeats on the leader, every heartbeat interval; on a voter that
-    /// has not heard its leader for an election timeout (drawn anew from
-    /// `election_timeout..1.5 × election_timeout` for each wait, so that
-    /// two rarely stand at once), an election. Both read the timers each
-    /// time, so a change the group agrees on takes effect at once.
-    async fn keep_alive(self: Arc<Self>) {
-        let mut stop = self.stopping.subscribe();
-        let mut patience: Option<Duration> = None;
-        // Never asks a stopping Raft for anything: openraft waits for its
-        // core to end on a call that finds it stopped, and that can hang.
-        while !*stop.borrow() {
-            let timers = self.timers();
-            let metrics = self.raft.metrics().borrow().clone();
-            let voter = metrics.membership_config.membership().voter_ids().any(|id| id == self.member_id);
-            if metrics.state == ServerState::Leader {
-                patience = None;
-                let trigger = self.raft.trigger();
-                tokio::select! {
-                    sent = trigger.heartbeat() => if let Err(error) = sent {
-                        tracing::debug!(%error, "heartbeat not sent");
-                    },
-                    _ = stop.changed() => return,
-                }
-            } else if voter && metrics.state != ServerState::Shutdown {
-                let timeout = timers.election_timeout_ms;
-                let wait = *patience.get_or_insert_with(|| {
-                    Duration::from_millis(rand::Rng::gen_range(&mut rand::thread_rng(), timeout..timeout + timeout / 2))
-                });
-                let heard = *self.leader_heard.lock().expect("leader-heard lock");
-                if heard.elapsed() >= wait {
-                    tracing::info!(
-                        waited_ms = heard.elapsed().as_millis() as u64,
-                        "no word from a leader; standing for election"
-                    );
-                    *self.leader_heard.lock().expect("leader-heard lock") = tokio::time::Instant::now();
-                    patience = None;
-                    let trigger = self.raft.trigger();
-                    tokio::select! {
-                        started = trigger.elect() => if let Err(error) = started {
-                            tracing::debug!(%error, "election not started");
-                        },
-                        _ = stop.changed() => return,
-                    }
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(timers.heartbeat_ms)) => {}
-                _ = stop.changed() => return,
-            }
+            tokio::join!(timers, batches, fail_stop);
         }
     }
 

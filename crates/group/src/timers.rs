@@ -76,20 +76,13 @@ pub const ENTRIES_PER_MESSAGE: u64 = 2_000;
 /// Bytes of snapshot in one message, well under the transport's cap.
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
 
-/// openraft's configuration for these timers. A member sends heartbeats
-/// and stands for election itself, on the timers the group runs on now
-/// (`OwnerGroup::run`); openraft's own are switched off, and its election
-/// timeout only sets the *leader lease*: how long after hearing a leader a
-/// member refuses to vote for another. Four heartbeats: long enough that a
-/// member that lost its leader's word alone cannot depose a leader the
-/// others still hear, short enough to be over before anyone's election
-/// timeout (ten heartbeats at least) runs out.
+/// openraft's configuration for these timers.
 pub fn raft_config(timers: Timers) -> Result<openraft::Config, String> {
     let config = openraft::Config {
         cluster_name: "caravan-owner".into(),
         heartbeat_interval: timers.heartbeat_ms,
-        election_timeout_min: timers.heartbeat_ms * 3,
-        election_timeout_max: timers.heartbeat_ms * 4,
+        election_timeout_min: timers.election_timeout_ms,
+        election_timeout_max: timers.election_timeout_ms * 3 / 2,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
         max_in_snapshot_log_to_keep: LOG_KEPT_BEHIND_SNAPSHOT,
         max_payload_entries: ENTRIES_PER_MESSAGE,

@@ -164,9 +164,6 @@ struct Sim {
 impl Sim {
     fn new(seed: u64) -> Sim {
         let mut config = raft_config(Timers { heartbeat_ms: 50, election_timeout_ms: 500 }).unwrap();
-        // The simulation runs openraft's own heartbeats and elections
-        // (members' liveness loop is the node's), on these timers.
-        (config.election_timeout_min, config.election_timeout_max) = (500, 750);
         // Snapshots every few dozen entries, so lagging members catch up
         // from snapshots as well as from the log.
         config.snapshot_policy = caravan_group::openraft::SnapshotPolicy::LogsSinceLast(40);
