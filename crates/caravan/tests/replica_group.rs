@@ -342,8 +342,9 @@ fn killing_the_leader_under_a_race_for_the_last_rooms_loses_and_oversells_nothin
     let bench = caravan(&[
         "bench",
         "failover",
+        // Six seconds after the kill: time for an election on a busy machine.
         "--seconds",
-        "8",
+        "12",
         "--clients",
         "8",
         "--rooms",

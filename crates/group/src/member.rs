@@ -123,7 +123,7 @@ pub struct OwnerGroup<T: Transport, E: Effects> {
     member_id: MemberId,
     peer_id: String,
     writer: Writer<T>,
-    /// Commands for the batcher, which ends when this is dropped.
+    /// Commands for the batcher (see [`OwnerGroup::run`]).
     batches: mpsc::Sender<Queued>,
     /// Peers cut off by the fault hook, shared with the transport.
     cut_off: CutOff,
