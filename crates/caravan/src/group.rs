@@ -124,11 +124,7 @@ fn join_invited(args: cli::GroupJoin, token: &str) -> anyhow::Result<()> {
         let peers: Vec<String> = members.iter().map(|m| m.peer_id.clone()).collect();
         caravan_node::prepare_join(&data_dir, &peers)?;
         config.p2p.dial_also(members.iter().flat_map(|m| &m.addrs));
-        config
-            .save(&data_dir)
-            .with_context(|| format!("saving {}", data_dir.join(caravan_node::config::CONFIG_FILE).display()))?;
-        let listener =
-            tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
+        let listener = keep_and_bind(&data_dir, &config).await?;
         let local = listener.local_addr()?;
         println!(
             "caravan node: http://{local} (data in {}), member {member_id}: the group adds it once it has caught up \
@@ -173,13 +169,7 @@ fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
         }
         // Replicate the catalog from the group's members too.
         config.p2p.dial_also(group.members.iter().flat_map(|m| &m.addrs));
-        // Kept, so that `caravan node run --data-dir DIR` starts the member
-        // where the group dials it.
-        config
-            .save(&data_dir)
-            .with_context(|| format!("saving {}", data_dir.join(caravan_node::config::CONFIG_FILE).display()))?;
-        let listener =
-            tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
+        let listener = keep_and_bind(&data_dir, &config).await?;
         let local = listener.local_addr()?;
         println!("caravan node: http://{local} (data in {}), joining the group of {via}", data_dir.display());
         let (give_up, gave_up) = tokio::sync::oneshot::channel::<()>();
@@ -214,6 +204,15 @@ fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
         }
         node.await.context("the node task failed")?.context("running the node")
     })
+}
+
+/// Keeps a joining member's settings, so that `caravan node run --data-dir
+/// DIR` starts it where the group dials it, and binds its HTTP address.
+async fn keep_and_bind(data_dir: &Path, config: &caravan_node::Config) -> anyhow::Result<tokio::net::TcpListener> {
+    config
+        .save(data_dir)
+        .with_context(|| format!("saving {}", data_dir.join(caravan_node::config::CONFIG_FILE).display()))?;
+    tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))
 }
 
 /// Puts the owner's key into a new member's data directory (mode 0600).

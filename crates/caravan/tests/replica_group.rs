@@ -368,6 +368,15 @@ fn killing_the_leader_under_a_race_for_the_last_rooms_loses_and_oversells_nothin
     assert!(result["failover_s"].is_number() || result["rooms_held"] == 4_000, "{result}");
 }
 
+/// Whether the first of three members, once leader, follows now, and all
+/// three stand at the same index under the same leader.
+async fn old_leader_follows(client: &reqwest::Client, members: &[Proc]) -> bool {
+    let views =
+        [group_of(client, &members[0]).await, group_of(client, &members[1]).await, group_of(client, &members[2]).await];
+    views[0]["role"] == "follower"
+        && views.iter().all(|v| v["applied_index"] == views[1]["applied_index"] && v["leader"] == views[1]["leader"])
+}
+
 /// Sends `body` as the tests' admin, with an Idempotency-Key if given.
 async fn call(client: &reqwest::Client, method: &str, url: String, body: Value, key: Option<&str>) -> (u16, Value) {
     let mut request = client.request(method.parse().unwrap(), url).bearer_auth(token()).json(&body);
@@ -463,15 +472,7 @@ async fn a_leader_cut_off_from_the_others_acknowledges_nothing_and_the_majority_
         assert_eq!(status, 200, "{body}");
     }
     wait_until("the old leader follows the new one", Duration::from_secs(30), async || {
-        let views = [
-            group_of(&client, &members[0]).await,
-            group_of(&client, &members[1]).await,
-            group_of(&client, &members[2]).await,
-        ];
-        views[0]["role"] == "follower"
-            && views
-                .iter()
-                .all(|v| v["applied_index"] == views[1]["applied_index"] && v["leader"] == views[1]["leader"])
+        old_leader_follows(&client, &members).await
     })
     .await;
     for node in &members {
@@ -752,18 +753,7 @@ async fn a_leader_partitioned_by_the_network_acknowledges_nothing_and_the_majori
 
     // Healed: the old leader follows, and all agree on everything.
     lan.cut(0, false);
-    wait_until("all three agree", Duration::from_secs(60), async || {
-        let views = [
-            group_of(&client, &members[0]).await,
-            group_of(&client, &members[1]).await,
-            group_of(&client, &members[2]).await,
-        ];
-        views[0]["role"] == "follower"
-            && views
-                .iter()
-                .all(|v| v["applied_index"] == views[1]["applied_index"] && v["leader"] == views[1]["leader"])
-    })
-    .await;
+    wait_until("all three agree", Duration::from_secs(60), async || old_leader_follows(&client, &members).await).await;
     for node in &members {
         for id in &acknowledged {
             let (status, hold) =

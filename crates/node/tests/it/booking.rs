@@ -554,14 +554,7 @@ async fn bookings_that_reach_an_owner_together_go_as_a_batch_and_every_receipt_v
             "traveller": { "name": format!("Traveller {n}"), "email": format!("t{n}@example.org") },
             "parts": [{ "origin": origin(&net.hotel), "listing": net.hotel_id, "check_in": day(2), "check_out": day(3) }]
         });
-        let request = Request::builder()
-            .method("POST")
-            .uri("/api/v1/bookings")
-            .header("content-type", "application/json")
-            .header("idempotency-key", format!("together-{n}"))
-            .header("authorization", crate::admin_bearer())
-            .body(Body::from(booking.to_string()))
-            .unwrap();
+        let request = crate::admin_post("/api/v1/bookings", &format!("together-{n}"), &booking);
         let (app, start) = (app.clone(), start.clone());
         travellers.spawn(async move {
             start.wait().await;

@@ -8,14 +8,7 @@ async fn fifty_concurrent_holds_on_five_units_grant_exactly_five() {
     let id = t.hotel(5).await;
     let mut clients = tokio::task::JoinSet::new();
     for client in 0..50 {
-        let request = Request::builder()
-            .method("POST")
-            .uri("/api/v1/holds")
-            .header("content-type", "application/json")
-            .header("idempotency-key", format!("client-{client}"))
-            .header("authorization", crate::admin_bearer())
-            .body(Body::from(stay_hold(&id, 3, 5, 1).to_string()))
-            .unwrap();
+        let request = crate::admin_post("/api/v1/holds", &format!("client-{client}"), &stay_hold(&id, 3, 5, 1));
         let app = caravan_api::router(t.node.app_state());
         clients.spawn(async move {
             let response = app.oneshot(request).await.unwrap();
@@ -95,14 +88,7 @@ async fn holds_that_arrive_together_share_log_entries_and_each_gets_its_own_answ
     let mut clients = tokio::task::JoinSet::new();
     for client in 0..200 {
         let (app, start) = (app.clone(), start.clone());
-        let request = Request::builder()
-            .method("POST")
-            .uri("/api/v1/holds")
-            .header("content-type", "application/json")
-            .header("idempotency-key", format!("client-{client}"))
-            .header("authorization", crate::admin_bearer())
-            .body(Body::from(stay_hold(&id, 2, 3, 1).to_string()))
-            .unwrap();
+        let request = crate::admin_post("/api/v1/holds", &format!("client-{client}"), &stay_hold(&id, 2, 3, 1));
         clients.spawn(async move {
             start.wait().await;
             app.oneshot(request).await.unwrap().status()

@@ -137,6 +137,19 @@ pub fn admin_token() -> caravan_accounts::token::Secret {
 }
 
 /// The `authorization` header value of the admin.
+/// A POST of `body` as the admin, with an Idempotency-Key: for tests that
+/// send many requests at once through a router of their own.
+pub fn admin_post(uri: &str, key: &str, body: &Value) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .header("authorization", admin_bearer())
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
 pub fn admin_bearer() -> String {
     format!("Bearer {}", admin_token().reveal())
 }
