@@ -1,6 +1,7 @@
 //! The owner's side of `/caravan/book/1`, without IO: what a request asks
 //! of the ledger, and the answer to send back. The node's shell runs the
-//! [`LedgerStep`] (submit a command, or read) and calls [`answer`].
+//! [`LedgerStep`] (submit a command, or read), calls [`answer`] or
+//! [`read`], and [`sign`]s the answers of a frame together.
 
 use caravan_ledger::{Command, Hold, HoldId, IdempotencyKey, Ledger, Rejection, Reply};
 use caravan_model::Timestamp;
@@ -113,28 +114,8 @@ pub fn sign(signing_key: &SigningKey, answers: Vec<Unsigned>) -> Vec<BookRespons
         .collect()
 }
 
-fn sign_one(signing_key: &SigningKey, answer: Unsigned) -> BookResponse {
-    sign(signing_key, vec![answer]).pop().expect("one answer")
-}
-
-/// The signed receipt for a hold, as `peer` may see it.
-pub fn receipt(origin: Origin, signing_key: &SigningKey, hold: &Hold, peer: &str, now: Timestamp) -> BookResponse {
-    sign_one(signing_key, receipt_of(origin, signing_key, hold, peer, now))
-}
-
-/// The answer to a write, once the ledger replied.
+/// The answer to a write, once the ledger replied, before it is signed.
 pub fn answer(
-    origin: Origin,
-    signing_key: &SigningKey,
-    reply: Result<Reply, Rejection>,
-    peer: &str,
-    now: Timestamp,
-) -> BookResponse {
-    sign_one(signing_key, answer_unsigned(origin, signing_key, reply, peer, now))
-}
-
-/// The answer to a write, before it is signed.
-pub fn answer_unsigned(
     origin: Origin,
     signing_key: &SigningKey,
     reply: Result<Reply, Rejection>,
@@ -150,20 +131,9 @@ pub fn answer_unsigned(
     }
 }
 
-/// The answer to a read, from the ledger's committed state.
+/// The answer to a read, from the ledger's committed state, before it is
+/// signed.
 pub fn read(
-    origin: Origin,
-    signing_key: &SigningKey,
-    ledger: &Ledger,
-    step: &LedgerStep,
-    peer: &str,
-    now: Timestamp,
-) -> BookResponse {
-    sign_one(signing_key, read_unsigned(origin, signing_key, ledger, step, peer, now))
-}
-
-/// The answer to a read, before it is signed.
-pub fn read_unsigned(
     origin: Origin,
     signing_key: &SigningKey,
     ledger: &Ledger,

@@ -139,8 +139,10 @@ impl<P: Proposer> BookingService<P> {
         }
     }
 
-    /// Answers a batch in its order: its writes as one log entry, its
-    /// reads after them, its receipts under one signature.
+    /// Answers a batch in its order: its writes as one log entry (straight
+    /// to the replica group: a peer's request is not an HTTP request, and
+    /// its refusals keep the ledger's codes), its reads after them, its
+    /// receipts under one signature.
     async fn answer_batch(&self, peer: &str, requests: &[BookRequest]) -> Vec<BookResponse> {
         let (key, origin) = (&self.setup.key, self.origin);
         let steps: Vec<Result<LedgerStep, Refusal>> =
@@ -170,43 +172,23 @@ impl<P: Proposer> BookingService<P> {
                 (Err(refusal), _) => Unsigned::Refusal(refusal),
                 (Ok(LedgerStep::Submit(_)), Ok(replies)) => {
                     let reply = replies.next().expect("a reply per write");
-                    owner::answer_unsigned(origin, key, reply, peer, now)
+                    owner::answer(origin, key, reply, peer, now)
                 }
                 (Ok(LedgerStep::Submit(_)), Err(why)) => {
                     Unsigned::Refusal(Refusal::new(RefusalCode::Unavailable, why.to_string()))
                 }
                 (Ok(read), _) => {
                     let ledger = self.setup.ledger.read().expect("ledger lock");
-                    owner::read_unsigned(origin, key, &ledger, &read, peer, now)
+                    owner::read(origin, key, &ledger, &read, peer, now)
                 }
             })
             .collect();
         owner::sign(key, answers)
     }
 
+    /// Answers one request: a batch of one.
     async fn answer_request(&self, peer: &str, request: &BookRequest) -> BookResponse {
-        let key = &self.setup.key;
-        let origin = self.origin;
-        let step = match owner::plan(request, peer, key, self.setup.hold_ms_default) {
-            Ok(step) => step,
-            Err(refusal) => return BookResponse::Refusal(refusal),
-        };
-        match step {
-            LedgerStep::Submit(command) => {
-                // Straight to the replica group: a peer's request is not an
-                // HTTP request, and its refusals keep the ledger's codes.
-                let reply = match self.setup.group.propose(command).await {
-                    Ok(reply) => reply,
-                    Err(why) => return BookResponse::Refusal(Refusal::new(RefusalCode::Unavailable, why.to_string())),
-                };
-                owner::answer(origin, key, reply, peer, self.now())
-            }
-            read => {
-                let now = self.now();
-                let ledger = self.setup.ledger.read().expect("ledger lock");
-                owner::read(origin, key, &ledger, &read, peer, now)
-            }
-        }
+        self.answer_batch(peer, std::slice::from_ref(request)).await.pop().expect("an answer per request")
     }
 
     /// Sends `request` to the owner of `origin` and checks the answer:
