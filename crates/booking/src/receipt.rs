@@ -291,10 +291,13 @@ impl SignedReceipt {
 
 /// Verifies receipts that came together: a batch's receipts share one
 /// signature over one root, checked once.
-pub fn verify_all(signed: &[SignedReceipt], origin: Origin) -> Vec<Result<Receipt, ReceiptError>> {
+pub fn verify_all<'a>(
+    signed: impl IntoIterator<Item = &'a SignedReceipt>,
+    origin: Origin,
+) -> Vec<Result<Receipt, ReceiptError>> {
     let mut verified: Vec<(Vec<u8>, [u8; 64])> = Vec::new();
     signed
-        .iter()
+        .into_iter()
         .map(|one| {
             let message = one.signed_message()?;
             if !verified.iter().any(|(m, s)| *m == message && *s == one.signature) {

@@ -402,24 +402,25 @@ pub async fn run(
             event = swarm.select_next_some() => {
                 track_bootstrap(&mut bootstrap, &event);
                 track_links(&config.links, &event);
-                let event = match event {
-                    SwarmEvent::Behaviour(BehaviourEvent::Book(event)) => {
-                        on_frames_event(Protocol::Book, event, &mut calls_in_flight, &mut answers, &book_inbound);
+                let framed = match event {
+                    SwarmEvent::Behaviour(BehaviourEvent::Book(frames)) => Ok((Protocol::Book, frames)),
+                    SwarmEvent::Behaviour(BehaviourEvent::Raft(frames)) => Ok((Protocol::Raft, frames)),
+                    SwarmEvent::Behaviour(BehaviourEvent::Forward(frames)) => Ok((Protocol::Forward, frames)),
+                    SwarmEvent::Behaviour(BehaviourEvent::Join(frames)) => Ok((Protocol::Join, frames)),
+                    event => Err(event),
+                };
+                let event = match framed {
+                    Ok((protocol, frames)) => {
+                        let inbound = match protocol {
+                            Protocol::Book => &book_inbound,
+                            Protocol::Raft => &raft_inbound,
+                            Protocol::Forward => &forward_inbound,
+                            Protocol::Join => &join_inbound,
+                        };
+                        on_frames_event(protocol, frames, &mut calls_in_flight, &mut answers, inbound);
                         continue;
                     }
-                    SwarmEvent::Behaviour(BehaviourEvent::Raft(event)) => {
-                        on_frames_event(Protocol::Raft, event, &mut calls_in_flight, &mut answers, &raft_inbound);
-                        continue;
-                    }
-                    SwarmEvent::Behaviour(BehaviourEvent::Forward(event)) => {
-                        on_frames_event(Protocol::Forward, event, &mut calls_in_flight, &mut answers, &forward_inbound);
-                        continue;
-                    }
-                    SwarmEvent::Behaviour(BehaviourEvent::Join(event)) => {
-                        on_frames_event(Protocol::Join, event, &mut calls_in_flight, &mut answers, &join_inbound);
-                        continue;
-                    }
-                    event => event,
+                    Err(event) => event,
                 };
                 let Some(event) = translate(&mut swarm, event, &listening, peers_target) else { continue };
                 if !matches!(event, Event::Gossip { .. }) {

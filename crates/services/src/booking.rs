@@ -359,14 +359,11 @@ fn verify_receipts(
     responses: &[BookResponse],
     origin: Origin,
 ) -> Vec<Option<Result<caravan_booking::Receipt, caravan_booking::ReceiptError>>> {
-    let signed: Vec<caravan_booking::SignedReceipt> = responses
-        .iter()
-        .filter_map(|response| match response {
-            BookResponse::Receipt(signed) => Some(signed.clone()),
-            _ => None,
-        })
-        .collect();
-    let mut verified = caravan_booking::verify_all(&signed, origin).into_iter();
+    let signed = responses.iter().filter_map(|response| match response {
+        BookResponse::Receipt(signed) => Some(signed),
+        _ => None,
+    });
+    let mut verified = caravan_booking::verify_all(signed, origin).into_iter();
     responses
         .iter()
         .map(|response| matches!(response, BookResponse::Receipt(_)).then(|| verified.next().expect("one each")))

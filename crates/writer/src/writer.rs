@@ -4,10 +4,10 @@
 //! committed in the Raft log and applied by the state machine, which
 //! hands the writer what it produced (`Job::Apply`). The writer signs
 //! the records of publishing points with the version of their log index,
-//! stores them in one transaction, and only then updates the catalog and
-//! lets the state machine answer. That commit is not fsynced: the Raft log
-//! is, and a restart re-applies it, signing the very same records again
-//! (the group makes the store durable before each snapshot). It also does
+//! stores them in one transaction, and only then updates the catalog. The
+//! state machine answered already, and that commit is not fsynced: the
+//! Raft log is, and a restart re-applies it, signing the very same records
+//! again (the group makes the store durable before each snapshot). It also does
 //! the node's other writes (accounts, agency bookings), batching whatever
 //! queued while it was busy, and stores what peers sent once a verifier
 //! stage checked it: verification is not the writer's.
