@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-model", &[]),
     ("caravan-records", &["caravan-model"]),
-    ("caravan-ledger", &["caravan-model"]),
+    ("caravan-ledger", &["caravan-model", "caravan-accounts"]),
     ("caravan-publish", &["caravan-model", "caravan-records", "caravan-ledger"]),
     ("caravan-store", &["caravan-model", "caravan-records"]),
     ("caravan-catalog", &["caravan-model", "caravan-records", "caravan-search"]),
@@ -104,7 +104,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("caravan-booking", &["caravan-model", "caravan-records", "caravan-ledger"]),
     ("caravan-replication", &["caravan-model", "caravan-records"]),
     ("caravan-net", &["caravan-replication"]),
-    ("caravan-group", &["caravan-model", "caravan-ledger"]),
+    ("caravan-group", &["caravan-model", "caravan-ledger", "caravan-accounts"]),
     (
         "caravan-sim",
         &["caravan-model", "caravan-records", "caravan-replication", "caravan-topology", "caravan-catalog"],

@@ -7,7 +7,10 @@
 //! - [`token`]: secrets handed out once (sessions, CSRF, email
 //!   verification, password reset, API tokens) and stored only as hashes.
 //! - [`throttle`]: failed logins slow the next attempts down.
+//! - [`directory`]: the accounts, tokens and managers of a replica group,
+//!   changed only through its log.
 
+pub mod directory;
 pub mod password;
 pub mod throttle;
 pub mod token;

@@ -27,6 +27,13 @@ impl TokenKind {
         }
     }
 
+    /// The kind [`TokenKind::as_str`] names.
+    pub fn parse(text: &str) -> Option<TokenKind> {
+        [TokenKind::Session, TokenKind::EmailVerification, TokenKind::PasswordReset, TokenKind::Api]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+
     /// How long a token of this kind is good for; `None`: until revoked.
     pub fn lifetime_ms(self) -> Option<i64> {
         const HOUR: i64 = Timestamp::MS_PER_HOUR;

@@ -1,6 +1,7 @@
-//! The ledger as Raft's state machine.
+//! The ledger and the group's people as Raft's state machine.
 //!
-//! `apply` runs each committed command through [`Ledger::apply`] at the
+//! `apply` runs each committed command through [`Ledger::apply`] (or, for
+//! a change to accounts, [`Directory::apply`]) at the
 //! time the leader stamped (never earlier than the last command's, so a
 //! new leader whose clock is behind cannot move time backwards), hands the
 //! outcomes to the node's [`Effects`], and answers. Neither the ledger nor
@@ -16,13 +17,14 @@ use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use caravan_accounts::directory::Directory;
 use caravan_ledger::{Applied, Command, Ledger, Reply};
 use caravan_model::Timestamp;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, Snapshot, SnapshotMeta};
 
 use crate::snapshot::{SnapshotImage, SnapshotStore};
-use crate::{io_error, Entry, GroupConfig, LogId, Member, MemberId, Outcome, StorageError, StoredMembership};
+use crate::{io_error, Entry, GroupConfig, LogId, Member, MemberId, Outcome, Proposal, StorageError, StoredMembership};
 
 /// One command as applied at `index`, for the node's effects.
 #[derive(Clone, Debug)]
@@ -71,6 +73,8 @@ impl Effects for NoEffects {
 #[derive(Debug)]
 pub struct LedgerMachine<E> {
     ledger: Arc<RwLock<Ledger>>,
+    /// Accounts, tokens and managers, changed by `Command::People` only.
+    people: Arc<RwLock<Directory>>,
     /// The index of the last entry in `ledger`, changed only under its
     /// write lock: a reader holding the read lock sees the two agree.
     applied_index: Arc<AtomicU64>,
@@ -89,6 +93,7 @@ impl<E: Effects> LedgerMachine<E> {
         };
         Ok(LedgerMachine {
             ledger: Arc::new(RwLock::new(image.ledger)),
+            people: Arc::new(RwLock::new(image.people)),
             applied_index: Arc::new(AtomicU64::new(image.applied.map_or(0, |id| id.index))),
             applied: image.applied,
             membership: image.membership,
@@ -112,6 +117,7 @@ impl<E: Effects> LedgerMachine<E> {
             applied: Some(applied),
             membership: StoredMembership::new(Some(applied), membership),
             ledger,
+            people: Directory::default(),
         };
         self.snapshots.save(&image.encode())?;
         *self.ledger.write().expect("ledger lock") = image.ledger;
@@ -124,6 +130,11 @@ impl<E: Effects> LedgerMachine<E> {
     /// The ledger as applied so far, for readers.
     pub fn ledger(&self) -> Arc<RwLock<Ledger>> {
         self.ledger.clone()
+    }
+
+    /// The group's people as applied so far, for readers.
+    pub fn people(&self) -> Arc<RwLock<Directory>> {
+        self.people.clone()
     }
 
     /// The log index the ledger stands at; read it under the ledger's lock.
@@ -142,6 +153,11 @@ impl<E: Effects> LedgerMachine<E> {
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     outcomes.push(Ok(Reply::Done));
+                }
+                EntryPayload::Normal(Proposal { now, command: Command::People(change) }) => {
+                    let now = now.max(ledger.last_now());
+                    let answer = self.people.write().expect("people lock").apply(&change, now);
+                    outcomes.push(Ok(Reply::People(answer)));
                 }
                 EntryPayload::Normal(proposal) => {
                     let now = proposal.now.max(ledger.last_now());
@@ -167,6 +183,7 @@ impl<E: Effects> LedgerMachine<E> {
             applied: self.applied,
             membership: self.membership.clone(),
             ledger: self.ledger.read().expect("ledger lock").clone(),
+            people: self.people.read().expect("people lock").clone(),
         }
     }
 }
@@ -244,6 +261,7 @@ impl<E: Effects> RaftStateMachine<GroupConfig> for LedgerMachine<E> {
         self.snapshots.save(&bytes).map_err(|e| io_error(ErrorVerb::Write, subject, e))?;
         let mut ledger = self.ledger.write().expect("ledger lock");
         *ledger = image.ledger;
+        *self.people.write().expect("people lock") = image.people;
         self.applied_index.store(image.applied.map_or(0, |id| id.index), Ordering::Release);
         self.applied = image.applied;
         self.membership = image.membership;

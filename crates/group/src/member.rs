@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use caravan_accounts::directory::Directory;
 use caravan_ledger::{next_duty, Command, Duty, DutyConfig, Ledger, Reply, BATCH_COMMANDS_MAX};
 use caravan_model::Timestamp;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -118,6 +119,7 @@ const JOINING: &str = "joining";
 pub struct OwnerGroup<T: Transport, E: Effects> {
     raft: Raft,
     ledger: Arc<RwLock<Ledger>>,
+    people: Arc<RwLock<Directory>>,
     applied_index: Arc<AtomicU64>,
     log: GroupLog,
     member_id: MemberId,
@@ -235,7 +237,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
                 adopted = true;
             }
         }
-        let (ledger, applied_index) = (machine.ledger(), machine.applied_index());
+        let (ledger, people, applied_index) = (machine.ledger(), machine.people(), machine.applied_index());
         let config = crate::raft_config(timers).map_err(setup)?;
         let factory = TransportFactory(transport.clone());
         let raft = Raft::new(member_id, Arc::new(config), factory, log.clone(), machine)
@@ -267,6 +269,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         let group = OwnerGroup {
             raft,
             ledger,
+            people,
             applied_index,
             log,
             member_id,
@@ -294,7 +297,13 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         self.ledger.clone()
     }
 
-    fn is_sole_voter(&self) -> bool {
+    /// The group's accounts, tokens and managers as applied here.
+    pub fn people(&self) -> Arc<RwLock<Directory>> {
+        self.people.clone()
+    }
+
+    /// Whether this member is its group's only voter (it commits alone).
+    pub fn is_sole_voter(&self) -> bool {
         let metrics = self.raft.metrics().borrow().clone();
         let voters: Vec<MemberId> = metrics.membership_config.membership().voter_ids().collect();
         voters == [self.member_id]

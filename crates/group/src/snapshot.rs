@@ -1,19 +1,22 @@
-//! Snapshots: the whole ledger at one applied log index, with a checksum
-//! that is checked before a snapshot is trusted, whether read back from
-//! disk or received from the leader.
+//! Snapshots: the whole ledger and the group's people at one applied log
+//! index, with a checksum that is checked before a snapshot is trusted,
+//! whether read back from disk or received from the leader.
 //!
-//! Layout: `CARAVAN-SNAPSHOT-1\n`, BLAKE3 of the body (32 bytes), body
-//! (postcard of [`SnapshotImage`]).
+//! Layout: `CARAVAN-SNAPSHOT-2\n`, BLAKE3 of the body (32 bytes), body
+//! (postcard of [`SnapshotImage`]). A `CARAVAN-SNAPSHOT-1` snapshot (from
+//! before the group kept its people) still reads, with no people.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use caravan_accounts::directory::Directory;
 use caravan_ledger::Ledger;
 use serde::{Deserialize, Serialize};
 
 use crate::{LogId, StoredMembership};
 
-const MAGIC: &[u8] = b"CARAVAN-SNAPSHOT-1\n";
+const MAGIC: &[u8] = b"CARAVAN-SNAPSHOT-2\n";
+const MAGIC_WITHOUT_PEOPLE: &[u8] = b"CARAVAN-SNAPSHOT-1\n";
 const CHECKSUM_BYTES: usize = 32;
 
 /// Everything a member needs to stand where the log stood at `applied`.
@@ -22,6 +25,15 @@ pub struct SnapshotImage {
     pub applied: Option<LogId>,
     pub membership: StoredMembership,
     pub ledger: Ledger,
+    pub people: Directory,
+}
+
+/// A snapshot from before the group kept its people.
+#[derive(Deserialize)]
+struct ImageWithoutPeople {
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    ledger: Ledger,
 }
 
 impl SnapshotImage {
@@ -36,16 +48,31 @@ impl SnapshotImage {
 
     /// Decodes a snapshot whose checksum matches; why not otherwise.
     pub fn decode(bytes: &[u8]) -> Result<SnapshotImage, String> {
-        let rest = bytes.strip_prefix(MAGIC).ok_or("not a Caravan snapshot (bad magic)")?;
-        if rest.len() < CHECKSUM_BYTES {
+        let (body, with_people) = match bytes.strip_prefix(MAGIC) {
+            Some(rest) => (rest, true),
+            None => (bytes.strip_prefix(MAGIC_WITHOUT_PEOPLE).ok_or("not a Caravan snapshot (bad magic)")?, false),
+        };
+        if body.len() < CHECKSUM_BYTES {
             return Err("snapshot truncated before its checksum".into());
         }
-        let (checksum, body) = rest.split_at(CHECKSUM_BYTES);
+        let (checksum, body) = body.split_at(CHECKSUM_BYTES);
         if blake3::hash(body).as_bytes() != checksum {
             return Err("snapshot checksum mismatch: the snapshot is corrupt or truncated".into());
         }
-        let image: SnapshotImage = postcard::from_bytes(body).map_err(|e| format!("snapshot body: {e}"))?;
+        let body_error = |e: postcard::Error| format!("snapshot body: {e}");
+        let image = if with_people {
+            postcard::from_bytes(body).map_err(body_error)?
+        } else {
+            let old: ImageWithoutPeople = postcard::from_bytes(body).map_err(body_error)?;
+            SnapshotImage {
+                applied: old.applied,
+                membership: old.membership,
+                ledger: old.ledger,
+                people: Directory::default(),
+            }
+        };
         image.ledger.check_invariants();
+        image.people.check_invariants();
         Ok(image)
     }
 
@@ -119,5 +146,23 @@ mod tests {
         assert!(SnapshotImage::decode(&flipped).unwrap_err().contains("checksum"));
         assert!(SnapshotImage::decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("checksum"));
         assert!(SnapshotImage::decode(b"hello").unwrap_err().contains("magic"));
+    }
+
+    #[test]
+    fn a_snapshot_from_before_the_group_kept_its_people_still_reads() {
+        #[derive(Serialize)]
+        struct Old<'a> {
+            applied: Option<LogId>,
+            membership: &'a StoredMembership,
+            ledger: &'a Ledger,
+        }
+        let mut ledger = Ledger::new();
+        ledger.apply(&caravan_ledger::Command::ExpireHolds, caravan_model::Timestamp(7));
+        let applied = Some(LogId::new(openraft::CommittedLeaderId::new(3, 1), 42));
+        let body =
+            postcard::to_stdvec(&Old { applied, membership: &StoredMembership::default(), ledger: &ledger }).unwrap();
+        let bytes = [MAGIC_WITHOUT_PEOPLE, blake3::hash(&body).as_bytes(), &body].concat();
+        let image = SnapshotImage::decode(&bytes).unwrap();
+        assert_eq!((image.applied, &image.ledger, image.people.account_count()), (applied, &ledger, 0));
     }
 }

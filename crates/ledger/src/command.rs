@@ -118,6 +118,9 @@ pub enum Command {
     /// ([`Command::batchable`]): a publishing point takes its records'
     /// version from its entry's index, which must be its own.
     Batch(Vec<Command>),
+    /// A change to the group's people (accounts, tokens, managers): the
+    /// group's directory applies it, beside the ledger, in log order.
+    People(caravan_accounts::directory::Change),
 }
 
 /// The most commands one [`Command::Batch`] carries.
@@ -163,6 +166,7 @@ impl Command {
             Command::ConfirmFor { .. } => "confirm",
             Command::SetGroupTimers(_) => "set_group_timers",
             Command::Batch(_) => "batch",
+            Command::People(_) => "people",
         }
     }
 
@@ -200,6 +204,8 @@ pub enum Reply {
     Done,
     /// Each command's answer of a [`Command::Batch`], in its order.
     Batch(Vec<Result<Reply, Rejection>>),
+    /// What a [`Command::People`] change did, or why it was refused.
+    People(Result<caravan_accounts::directory::Answer, caravan_accounts::directory::Refusal>),
 }
 
 /// Why the ledger refused a command. Refusals change nothing.

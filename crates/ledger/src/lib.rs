@@ -210,6 +210,9 @@ impl Ledger {
                 Ok(Reply::Done)
             }
             Command::Batch(commands) => self.apply_batch(commands, now),
+            Command::People(_) => {
+                Err(Rejection::InvalidRequest("people changes go to the group's directory, not the ledger".into()))
+            }
         }
     }
 

@@ -41,7 +41,7 @@ use caravan_api::{AppState, SubmitError};
 use caravan_ledger::{Command, Ledger, Reply};
 use caravan_model::Timestamp;
 use caravan_records::Origin;
-use caravan_services::accounts::Accounts;
+use caravan_services::accounts::{Accounts, AccountsSetup};
 use caravan_services::agency::Agency;
 use caravan_services::booking::{BookingService, BookingSetup, CallSlot};
 use caravan_store::rusqlite::Connection;
@@ -207,7 +207,41 @@ struct Inner {
     hold_ms_default: i64,
     booking: Arc<BookingService<group::OwnerGroup>>,
     agency: Agency<NodeDb, group::OwnerGroup>,
-    accounts: Arc<Accounts<NodeDb>>,
+    accounts: Arc<NodeAccounts>,
+}
+
+/// The accounts of this node's group.
+pub type NodeAccounts = Accounts<NodeDb, group::OwnerGroup>;
+
+/// How long a member waits before it tries again to hand the group the
+/// accounts its own database holds.
+const TAKE_IN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hands the group the accounts the command line wrote into this member's
+/// own database (and a version before replicated accounts kept there). A
+/// group of one commits alone, so it is done before the node serves
+/// anyone; a member of a larger group may have no leader yet, so it
+/// keeps trying in the background until the group takes them.
+async fn take_in_local_accounts(accounts: &Arc<NodeAccounts>, alone: bool) {
+    if alone {
+        match accounts.take_in_local().await {
+            Ok(_) => return,
+            Err(error) => tracing::warn!(%error, "local accounts not taken into the group yet"),
+        }
+    }
+    let accounts = Arc::downgrade(accounts);
+    drop(tokio::spawn(async move {
+        loop {
+            // Ends with the node.
+            let Some(accounts) = accounts.upgrade() else { return };
+            match accounts.take_in_local().await {
+                Ok(_) => return,
+                Err(error) => tracing::debug!(%error, "local accounts not taken into the group yet"),
+            }
+            drop(accounts);
+            tokio::time::sleep(TAKE_IN_RETRY).await;
+        }
+    }));
 }
 
 impl Node {
@@ -297,7 +331,15 @@ impl Node {
         drop(tokio::spawn(booking.run_calls()));
         let spawn_saga: caravan_services::agency::Spawn = |saga| drop(tokio::spawn(saga));
         let agency = Agency::open(db.clone(), booking.clone(), options.clock, spawn_saga).await?;
-        let accounts = Arc::new(Accounts::new(db.clone(), mailer, options.public_url.clone(), options.clock));
+        let accounts = Arc::new(Accounts::new(AccountsSetup {
+            db: db.clone(),
+            group: group.clone(),
+            people: group.people(),
+            mailer,
+            public_url: options.public_url.clone(),
+            clock: options.clock,
+        }));
+        take_in_local_accounts(&accounts, group.is_sole_voter()).await;
         let writer_thread = Mutex::new(Some(writer_thread));
         let actions = Mutex::new(Some(actions));
         let inner = Inner {
@@ -393,7 +435,7 @@ impl Node {
     }
 
     /// The accounts of the people who use this node.
-    pub fn accounts(&self) -> &Arc<Accounts<NodeDb>> {
+    pub fn accounts(&self) -> &Arc<NodeAccounts> {
         &self.inner.accounts
     }
 

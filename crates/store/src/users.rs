@@ -204,6 +204,14 @@ pub fn tokens_of(conn: &Connection, user_id: u64, kind: &str) -> Result<Vec<Toke
     Ok(rows)
 }
 
+/// A user's tokens of every kind, oldest first.
+pub fn all_tokens_of(conn: &Connection, user_id: u64) -> Result<Vec<TokenRow>, StoreError> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM user_tokens WHERE user_id = ?1 ORDER BY created_ms");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([user_id as i64], token)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Deletes one of a user's tokens; whether it existed.
 pub fn delete_token_of(conn: &Connection, user_id: u64, hash: &[u8; 32]) -> Result<bool, StoreError> {
     let deleted = conn

@@ -214,3 +214,85 @@ async fn three_members_serve_alike_sign_identical_records_and_survive_their_lead
         assert!(sold, "both survivors sold the room: {sales}");
     }
 }
+
+/// Waits until `condition` holds at a member (followers apply what the
+/// group committed a moment after the leader).
+async fn soon<F: std::future::Future<Output = bool>>(mut condition: impl FnMut() -> F) -> bool {
+    for _ in 0..250 {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_logs_in_to_any_member_and_her_tokens_work_at_every_one() {
+    use caravan_accounts::{LoginRefusal, Role};
+    use caravan_api::AccountService;
+    let first = TestNode::start().await;
+    first.node.start_network(super::network::loopback(vec![])).await.unwrap();
+    let first_peer = group_of(&first).await["peer_id"].as_str().unwrap().to_owned();
+    let second = join(&first, &first_peer).await;
+    let third = join(&first, &first_peer).await;
+    let members = [&first, &second, &third];
+    let email = "hana@example.org";
+    let password = "a long enough phrase";
+
+    // She registers at one member, confirms at another, and an admin at
+    // the third makes her a provider.
+    second.node.accounts().register(email, password).await.unwrap();
+    let link = caravan_accounts::token::Secret::parse(&super::pages::mailed_token(&second, email)).unwrap();
+    let known = soon(|| async { third.node.accounts().account_by_email(email).await.unwrap().is_some() }).await;
+    assert!(known, "the account reaches every member");
+    third.node.accounts().verify_email(&link).await.unwrap();
+    let (user, _) = first.node.accounts().account_by_email(email).await.unwrap().unwrap();
+    assert!(first.node.accounts().set_role(user, Role::Provider).await.unwrap());
+    let managed = caravan_model::ListingId::parse("rl-hana").unwrap();
+    first.node.accounts().add_manager(&managed, user).await.unwrap();
+
+    // She logs in at every member, and her session, her API token and the
+    // listings she manages are known at every one.
+    for t in members {
+        let logged_in = soon(|| async {
+            match t.node.accounts().login(email, password, "10.0.0.7").await {
+                Ok((principal, _)) => principal.role == Role::Provider,
+                Err(LoginRefusal::Unverified) => false,
+                Err(refusal) => panic!("{refusal}"),
+            }
+        })
+        .await;
+        assert!(logged_in, "she logs in at every member");
+    }
+    let (_, session) = third.node.accounts().login(email, password, "10.0.0.7").await.unwrap();
+    let token = second.node.accounts().issue_api_token(user, "channel manager").await.unwrap();
+    for t in members {
+        let accounts = t.node.accounts();
+        let everywhere = soon(|| async {
+            let session = accounts.session(&session).await.unwrap().map(|p| p.user);
+            let api = accounts.principal(&token).await.unwrap().map(|p| p.user);
+            let listings = accounts.managed_listings(user).await.unwrap();
+            session == Some(user) && api == Some(user) && listings == ["rl-hana"]
+        })
+        .await;
+        assert!(everywhere, "her session, token and listing are known at every member");
+        let bearer = format!("Bearer {}", token.reveal());
+        let (status, _) = t.call_with("GET", "/api/v1/holds/h-1", None, &[("authorization", bearer.as_str())]).await;
+        assert_ne!(status, StatusCode::UNAUTHORIZED, "her token opens the API of every member");
+    }
+
+    // Revoked at one member, the token opens none; logged out at one, the
+    // session ends at all.
+    let hash: [u8; 32] = token.stored_hash(caravan_accounts::token::TokenKind::Api);
+    assert!(first.node.accounts().revoke_api_token(user, hash).await.unwrap());
+    second.node.accounts().logout(&session).await.unwrap();
+    for t in members {
+        let accounts = t.node.accounts();
+        let ended = soon(|| async {
+            accounts.principal(&token).await.unwrap().is_none() && accounts.session(&session).await.unwrap().is_none()
+        })
+        .await;
+        assert!(ended, "a revoked token and an ended session end at every member");
+    }
+}

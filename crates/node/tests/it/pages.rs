@@ -166,7 +166,7 @@ async fn repeated_wrong_passwords_are_throttled() {
 }
 
 /// The link token of the newest mail in the node's outbox to `to`.
-fn mailed_token(t: &TestNode, to: &str) -> String {
+pub fn mailed_token(t: &TestNode, to: &str) -> String {
     let outbox = t.dir.path().join(caravan_node::OUTBOX_DIR);
     let mut mails: Vec<_> = std::fs::read_dir(&outbox).unwrap().map(|e| e.unwrap().path()).collect();
     mails.sort();
