@@ -213,33 +213,32 @@ struct Inner {
 /// The accounts of this node's group.
 pub type NodeAccounts = Accounts<NodeDb, group::OwnerGroup>;
 
-/// How long a member waits before it tries again to hand the group the
-/// accounts its own database holds.
-const TAKE_IN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a member looks for accounts the command line wrote into its
+/// own database while it ran (a token issued on one machine works at
+/// every member within this time; at the machine itself, at once).
+const TAKE_IN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Hands the group the accounts the command line wrote into this member's
-/// own database (and a version before replicated accounts kept there). A
-/// group of one commits alone, so it is done before the node serves
-/// anyone; a member of a larger group may have no leader yet, so it
-/// keeps trying in the background until the group takes them.
+/// Hands the group the accounts the command line writes into this
+/// member's own database (and those a version before replicated accounts
+/// kept there). A group of one commits alone, so those of the start are
+/// handed over before the node serves anyone; a member of a larger group
+/// may have no leader yet. Then it looks again every [`TAKE_IN_INTERVAL`]
+/// (a cheap query when nothing waits) for as long as the node runs.
 async fn take_in_local_accounts(accounts: &Arc<NodeAccounts>, alone: bool) {
     if alone {
-        match accounts.take_in_local().await {
-            Ok(_) => return,
-            Err(error) => tracing::warn!(%error, "local accounts not taken into the group yet"),
+        if let Err(error) = accounts.take_in_local().await {
+            tracing::warn!(%error, "local accounts not taken into the group yet");
         }
     }
     let accounts = Arc::downgrade(accounts);
     drop(tokio::spawn(async move {
         loop {
+            tokio::time::sleep(TAKE_IN_INTERVAL).await;
             // Ends with the node.
             let Some(accounts) = accounts.upgrade() else { return };
-            match accounts.take_in_local().await {
-                Ok(_) => return,
-                Err(error) => tracing::debug!(%error, "local accounts not taken into the group yet"),
+            if let Err(error) = accounts.take_in_local().await {
+                tracing::debug!(%error, "local accounts not taken into the group yet");
             }
-            drop(accounts);
-            tokio::time::sleep(TAKE_IN_RETRY).await;
         }
     }));
 }

@@ -8,10 +8,11 @@
 
 pub mod rules;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use caravan_accounts::directory::{
-    Account, Answer, Change, Directory, LocalAccount, NewAccount, NewToken, PasswordHash, Refusal, Registration,
+    Account, Answer, Change, Directory, NewAccount, NewToken, PasswordHash, Refusal, Registration,
 };
 use caravan_accounts::token::{Secret, TokenKind};
 use caravan_accounts::{password, Email, LoginRefusal, Principal, Role};
@@ -44,6 +45,10 @@ pub struct Accounts<D, G> {
     /// Where people reach the pages, for the links in mails.
     public_url: String,
     clock: fn() -> Timestamp,
+    /// The newest account of this member's own database handed to the
+    /// group (or found there already): older ones have nothing more to give
+    /// unless a token or a listing waits.
+    taken_up_to: AtomicU64,
 }
 
 /// What the account service is handed by the node.
@@ -60,7 +65,7 @@ pub struct AccountsSetup<D, G> {
 impl<D: Database, G: Proposer> Accounts<D, G> {
     pub fn new(setup: AccountsSetup<D, G>) -> Accounts<D, G> {
         let AccountsSetup { db, group, people, mailer, public_url, clock } = setup;
-        Accounts { db, group, people, mailer, public_url, clock }
+        Accounts { db, group, people, mailer, public_url, clock, taken_up_to: AtomicU64::new(0) }
     }
 
     fn now(&self) -> Timestamp {
@@ -109,9 +114,14 @@ impl<D: Database, G: Proposer> Accounts<D, G> {
     /// database into the group, and forgets their tokens and listings here
     /// once the group has them. How many accounts it handed over.
     pub async fn take_in_local(&self) -> Result<usize, Internal> {
-        let now = self.now();
-        let mut local: Vec<LocalAccount> =
-            self.db.read(move |conn| rules::local_accounts(conn, now)).await.map_err(internal)?;
+        let (now, taken_up_to) = (self.now(), self.taken_up_to.load(Ordering::Acquire));
+        let read = move |conn: &_| -> Result<_, StoreError> {
+            if !rules::waiting(conn, taken_up_to)? {
+                return Ok(None);
+            }
+            Ok(Some((rules::last_local_user(conn)?, rules::local_accounts(conn, now)?)))
+        };
+        let Some((last_user, mut local)) = self.db.read(read).await.map_err(internal)? else { return Ok(0) };
         // An account taken in before stays here with nothing more to give.
         local.retain(|account| {
             !account.tokens.is_empty()
@@ -128,6 +138,7 @@ impl<D: Database, G: Proposer> Accounts<D, G> {
             }
             self.db.write(move |conn| rules::forget_local(conn, &taken)).await.map_err(internal)?;
         }
+        self.taken_up_to.fetch_max(last_user, Ordering::AcqRel);
         Ok(local.len())
     }
 

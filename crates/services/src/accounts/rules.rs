@@ -209,6 +209,24 @@ pub fn forget_local(conn: &Connection, taken: &[LocalAccount]) -> Result<(), Sto
     Ok(())
 }
 
+/// Whether this member's own database holds anything the group may not
+/// have: a token, a listing's manager, or an account after `after_user`
+/// (accounts up to it were handed over already).
+pub fn waiting(conn: &Connection, after_user: u64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM user_tokens) OR EXISTS (SELECT 1 FROM listing_managers) \
+             OR EXISTS (SELECT 1 FROM users WHERE id > ?1)",
+        )?
+        .query_row([after_user as i64], |row| row.get(0))?)
+}
+
+/// The newest account's id in this member's own database.
+pub fn last_local_user(conn: &Connection) -> Result<u64, StoreError> {
+    let last: Option<i64> = conn.prepare_cached("SELECT max(id) FROM users")?.query_row([], |row| row.get(0))?;
+    Ok(last.unwrap_or(0) as u64)
+}
+
 /// Whether this member's own database holds an account with `email`.
 pub fn holds_local(conn: &Connection, email: &Email) -> Result<bool, StoreError> {
     Ok(users::by_email(conn, email.as_str())?.is_some())
@@ -317,6 +335,9 @@ mod tests {
         forget_local(&conn, &left).unwrap();
         let bare = local_accounts(&conn, NOW).unwrap();
         assert!(bare.len() == 1 && bare[0].tokens.is_empty(), "the account stays for the next token");
+        assert!(waiting(&conn, 0).unwrap() && !waiting(&conn, last_local_user(&conn).unwrap()).unwrap());
+        issue_api_token(&conn, "ada@example.org", "another", NOW).unwrap();
+        assert!(waiting(&conn, last_local_user(&conn).unwrap()).unwrap(), "a new token waits");
     }
 
     #[test]
