@@ -68,7 +68,8 @@ impl From<Rejection> for ApiError {
             | HoldExpired(_)
             | HoldNotLive { .. }
             | BelowCommitted { .. }
-            | LimitReached(_) => StatusCode::CONFLICT,
+            | LimitReached(_)
+            | BookingChanged { .. } => StatusCode::CONFLICT,
         };
         ApiError::new(status, rejection.code(), rejection.to_string())
     }

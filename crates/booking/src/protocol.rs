@@ -3,7 +3,7 @@
 //! field: a hostile peer's frame becomes a [`Refusal`], never a panic.
 
 use caravan_model::Traveller;
-use caravan_records::proto;
+use caravan_records::{proto, Origin};
 use prost::Message;
 
 use crate::hold::{
@@ -71,9 +71,22 @@ pub enum Incoming {
     Batch(Vec<BookRequest>),
 }
 
+/// A frame as an owner decodes it: its requests and the agency the sender
+/// says it speaks for (to be checked against the agency's contact record).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Frame {
+    pub incoming: Incoming,
+    pub agency: Option<Origin>,
+}
+
 impl BookRequest {
     pub fn encode(&self) -> Vec<u8> {
         self.to_proto().encode_to_vec()
+    }
+
+    /// The request as sent by a member of `agency`.
+    pub fn encode_as(&self, agency: Origin) -> Vec<u8> {
+        proto::BookRequest { agency: agency.0.to_vec(), ..self.to_proto() }.encode_to_vec()
     }
 
     fn to_proto(&self) -> proto::BookRequest {
@@ -88,14 +101,20 @@ impl BookRequest {
             Op::Cancel(hold) => P::Cancel(ref_to_proto(hold)),
             Op::Status(hold) => P::Status(ref_to_proto(hold)),
         };
-        proto::BookRequest { idempotency_key: self.idempotency_key.clone(), op: Some(op) }
+        proto::BookRequest { idempotency_key: self.idempotency_key.clone(), op: Some(op), agency: Vec::new() }
     }
 
     /// Several requests in one frame.
     pub fn encode_batch(requests: &[BookRequest]) -> Vec<u8> {
         let batch = proto::BookBatch { requests: requests.iter().map(BookRequest::to_proto).collect() };
-        proto::BookRequest { idempotency_key: String::new(), op: Some(proto::book_request::Op::Batch(batch)) }
-            .encode_to_vec()
+        proto::BookRequest { op: Some(proto::book_request::Op::Batch(batch)), ..Default::default() }.encode_to_vec()
+    }
+
+    /// Several requests in one frame, sent by a member of `agency`.
+    pub fn encode_batch_as(requests: &[BookRequest], agency: Origin) -> Vec<u8> {
+        let batch = proto::BookBatch { requests: requests.iter().map(BookRequest::to_proto).collect() };
+        let op = Some(proto::book_request::Op::Batch(batch));
+        proto::BookRequest { op, agency: agency.0.to_vec(), ..Default::default() }.encode_to_vec()
     }
 
     /// Decodes one request; a batch here is refused.
@@ -109,10 +128,24 @@ impl BookRequest {
     /// Decodes a request or a batch of them (of at most [`BOOK_BATCH_MAX`],
     /// none itself a batch): a bad one refuses the whole frame.
     pub fn decode_incoming(bytes: &[u8]) -> Result<Incoming, Refusal> {
+        BookRequest::decode_frame(bytes).map(|frame| frame.incoming)
+    }
+
+    /// Decodes a frame with the agency it claims to speak for.
+    pub fn decode_frame(bytes: &[u8]) -> Result<Frame, Refusal> {
         if bytes.len() > FRAME_BYTES_MAX {
             return Err(Refusal::bad_request("request too large"));
         }
-        let msg = proto::BookRequest::decode(bytes).map_err(|e| Refusal::bad_request(format!("undecodable: {e}")))?;
+        let mut msg =
+            proto::BookRequest::decode(bytes).map_err(|e| Refusal::bad_request(format!("undecodable: {e}")))?;
+        let agency = match std::mem::take(&mut msg.agency) {
+            bytes if bytes.is_empty() => None,
+            bytes => Some(Origin(bytes.try_into().map_err(|_| Refusal::bad_request("agency: 32 bytes"))?)),
+        };
+        Ok(Frame { incoming: BookRequest::decode_requests(msg)?, agency })
+    }
+
+    fn decode_requests(msg: proto::BookRequest) -> Result<Incoming, Refusal> {
         match msg.op {
             Some(proto::book_request::Op::Batch(batch)) => {
                 if batch.requests.is_empty() || batch.requests.len() > BOOK_BATCH_MAX {
@@ -328,6 +361,13 @@ mod tests {
         let requests: Vec<BookRequest> = (1..=3).map(status).collect();
         let frame = BookRequest::encode_batch(&requests);
         assert_eq!(BookRequest::decode_incoming(&frame), Ok(Incoming::Batch(requests.clone())));
+        let agency = Origin([4; 32]);
+        let claimed = BookRequest::decode_frame(&BookRequest::encode_batch_as(&requests, agency)).unwrap();
+        assert_eq!((claimed.incoming, claimed.agency), (Incoming::Batch(requests.clone()), Some(agency)));
+        let one = BookRequest::decode_frame(&status(1).encode_as(agency)).unwrap();
+        assert_eq!((one.incoming, one.agency), (Incoming::One(status(1)), Some(agency)));
+        let short = proto::BookRequest { agency: vec![1; 31], ..status(1).to_proto() };
+        assert_eq!(BookRequest::decode_frame(&short.encode_to_vec()).unwrap_err().code, RefusalCode::BadRequest);
         assert_eq!(BookRequest::decode(&frame).unwrap_err().code, RefusalCode::BadRequest, "not where one is expected");
         assert_eq!(BookRequest::decode_incoming(&status(1).encode()), Ok(Incoming::One(status(1))));
 

@@ -132,6 +132,8 @@ impl From<&Rejection> for RefusalCode {
             Rejection::BelowCommitted { .. } => BelowCommitted,
             Rejection::IdempotencyKeyReused => IdempotencyKeyReused,
             Rejection::LimitReached(_) => LimitReached,
+            // An agency's own write, never an owner's answer.
+            Rejection::BookingChanged { .. } => InvalidRequest,
         }
     }
 }

@@ -440,7 +440,8 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         }
     }
 
-    fn leads(&self) -> bool {
+    /// Whether this member is its group's leader now.
+    pub fn leads(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.member_id)
     }
 

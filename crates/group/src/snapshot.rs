@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use caravan_accounts::directory::Directory;
+use caravan_ledger::agency::AgencyBook;
 use caravan_ledger::Ledger;
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +21,7 @@ const MAGIC_WITHOUT_PEOPLE: &[u8] = b"CARAVAN-SNAPSHOT-1\n";
 const CHECKSUM_BYTES: usize = 32;
 
 /// Everything a member needs to stand where the log stood at `applied`.
-#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct SnapshotImage {
     pub applied: Option<LogId>,
     pub membership: StoredMembership,
@@ -28,7 +29,27 @@ pub struct SnapshotImage {
     pub people: Directory,
 }
 
-/// A snapshot from before the group kept its people.
+/// A snapshot as written: the agency's bookings beside the ledger that
+/// holds them (the ledger's own serialization leaves them out).
+#[derive(Serialize)]
+struct Written<'a> {
+    applied: Option<LogId>,
+    membership: &'a StoredMembership,
+    ledger: &'a Ledger,
+    people: &'a Directory,
+    agency: &'a AgencyBook,
+}
+
+#[derive(Deserialize)]
+struct Read {
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    ledger: Ledger,
+    people: Directory,
+    agency: AgencyBook,
+}
+
+/// A snapshot from before the group kept its people and bookings.
 #[derive(Deserialize)]
 struct ImageWithoutPeople {
     applied: Option<LogId>,
@@ -38,7 +59,14 @@ struct ImageWithoutPeople {
 
 impl SnapshotImage {
     pub fn encode(&self) -> Vec<u8> {
-        let body = postcard::to_stdvec(self).expect("snapshots serialize");
+        let written = Written {
+            applied: self.applied,
+            membership: &self.membership,
+            ledger: &self.ledger,
+            people: &self.people,
+            agency: self.ledger.agency(),
+        };
+        let body = postcard::to_stdvec(&written).expect("snapshots serialize");
         let mut bytes = Vec::with_capacity(MAGIC.len() + CHECKSUM_BYTES + body.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(blake3::hash(&body).as_bytes());
@@ -61,7 +89,10 @@ impl SnapshotImage {
         }
         let body_error = |e: postcard::Error| format!("snapshot body: {e}");
         let image = if with_people {
-            postcard::from_bytes(body).map_err(body_error)?
+            let Read { applied, membership, mut ledger, people, agency } =
+                postcard::from_bytes(body).map_err(body_error)?;
+            ledger.restore_agency(agency);
+            SnapshotImage { applied, membership, ledger, people }
         } else {
             let old: ImageWithoutPeople = postcard::from_bytes(body).map_err(body_error)?;
             SnapshotImage {
@@ -138,9 +169,22 @@ mod tests {
 
     #[test]
     fn a_damaged_snapshot_is_refused() {
-        let image = SnapshotImage::default();
+        let mut image = SnapshotImage::default();
+        let booking = caravan_ledger::agency::AgencyBooking {
+            id: 1,
+            client_key: Some("k".into()),
+            user: None,
+            phase: "holding".into(),
+            terminal: false,
+            created: caravan_model::Timestamp(1),
+            updated: caravan_model::Timestamp(1),
+            traveller: vec![],
+            saga: vec![1, 2],
+        };
+        let put = caravan_ledger::agency::PutBooking { booking, revision: None };
+        image.ledger.apply(&caravan_ledger::Command::PutBooking(put), caravan_model::Timestamp(1));
         let bytes = image.encode();
-        assert_eq!(SnapshotImage::decode(&bytes).unwrap(), image);
+        assert_eq!(SnapshotImage::decode(&bytes).unwrap(), image, "the agency's bookings included");
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(SnapshotImage::decode(&flipped).unwrap_err().contains("checksum"));

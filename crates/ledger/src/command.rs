@@ -121,6 +121,9 @@ pub enum Command {
     /// A change to the group's people (accounts, tokens, managers): the
     /// group's directory applies it, beside the ledger, in log order.
     People(caravan_accounts::directory::Change),
+    /// Writes an agency's booking (its saga after a step) if it still
+    /// stands at the revision the write follows from.
+    PutBooking(crate::agency::PutBooking),
 }
 
 /// The most commands one [`Command::Batch`] carries.
@@ -167,6 +170,7 @@ impl Command {
             Command::SetGroupTimers(_) => "set_group_timers",
             Command::Batch(_) => "batch",
             Command::People(_) => "people",
+            Command::PutBooking(_) => "put_booking",
         }
     }
 
@@ -188,6 +192,7 @@ impl Command {
                 | Command::Confirm { .. }
                 | Command::ConfirmFor { .. }
                 | Command::Cancel { .. }
+                | Command::PutBooking(_)
         )
     }
 }
@@ -206,6 +211,10 @@ pub enum Reply {
     Batch(Vec<Result<Reply, Rejection>>),
     /// What a [`Command::People`] change did, or why it was refused.
     People(Result<caravan_accounts::directory::Answer, caravan_accounts::directory::Refusal>),
+    /// A booking written, at its new revision.
+    Booking {
+        revision: u64,
+    },
 }
 
 /// Why the ledger refused a command. Refusals change nothing.
@@ -249,6 +258,10 @@ pub enum Rejection {
     IdempotencyKeyReused,
     #[error("limit reached: {0}")]
     LimitReached(String),
+    /// A booking changed since the revision a write followed from
+    /// (`None`: a new booking's id is taken).
+    #[error("booking {booking} changed meanwhile (now at revision {revision:?})")]
+    BookingChanged { booking: u64, revision: Option<u64> },
 }
 
 impl Rejection {
@@ -274,6 +287,7 @@ impl Rejection {
             Rejection::BelowCommitted { .. } => "below_committed",
             Rejection::IdempotencyKeyReused => "idempotency_key_reused",
             Rejection::LimitReached(_) => "limit_reached",
+            Rejection::BookingChanged { .. } => "booking_changed",
         }
     }
 }

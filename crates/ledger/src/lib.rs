@@ -15,6 +15,7 @@
 //! every call, so the same log of `(command, now)` gives the same state, the
 //! same replies and the same publications on every replay and every replica.
 
+pub mod agency;
 mod command;
 mod duty;
 mod hold;
@@ -126,6 +127,10 @@ pub struct Ledger {
     travellers: BTreeMap<HoldId, Traveller>,
     /// The replica group's timers, once an admin set them.
     group_timers: Option<GroupTimers>,
+    /// The agency's bookings. Snapshots carry them beside the ledger, so
+    /// a snapshot from before they were replicated still reads.
+    #[serde(skip)]
+    agency: agency::AgencyBook,
 }
 
 impl Ledger {
@@ -210,6 +215,7 @@ impl Ledger {
                 Ok(Reply::Done)
             }
             Command::Batch(commands) => self.apply_batch(commands, now),
+            Command::PutBooking(put) => self.agency.put(put).map(|revision| Reply::Booking { revision }),
             Command::People(_) => {
                 Err(Rejection::InvalidRequest("people changes go to the group's directory, not the ledger".into()))
             }
@@ -258,6 +264,16 @@ impl Ledger {
     }
 
     /// The clock of the last command.
+    /// The agency's bookings.
+    pub fn agency(&self) -> &agency::AgencyBook {
+        &self.agency
+    }
+
+    /// Puts back the agency's bookings a snapshot carried beside the ledger.
+    pub fn restore_agency(&mut self, book: agency::AgencyBook) {
+        self.agency = book;
+    }
+
     pub fn last_now(&self) -> Timestamp {
         self.last_now
     }
@@ -265,6 +281,7 @@ impl Ledger {
     /// Checks every invariant; panics with the broken one. For tests and
     /// for the shell's pair assertions after loading state.
     pub fn check_invariants(&self) {
+        self.agency.check_invariants();
         let mut held: BTreeMap<(&ListingId, Date), u32> = BTreeMap::new();
         let mut booked: BTreeMap<(&ListingId, Date), u32> = BTreeMap::new();
         for hold in self.holds.values() {

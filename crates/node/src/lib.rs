@@ -330,6 +330,8 @@ impl Node {
         drop(tokio::spawn(booking.run_calls()));
         let spawn_saga: caravan_services::agency::Spawn = |saga| drop(tokio::spawn(saga));
         let agency = Agency::open(db.clone(), booking.clone(), options.clock, spawn_saga).await?;
+        // Ends at `Agency::stop`.
+        drop(tokio::spawn(agency.conduct()));
         let accounts = Arc::new(Accounts::new(AccountsSetup {
             db: db.clone(),
             group: group.clone(),

@@ -60,11 +60,19 @@ pub trait Proposer: Send + Sync + std::fmt::Debug {
         &self,
         command: Command,
     ) -> impl std::future::Future<Output = Result<Result<Reply, Rejection>, caravan_group::ProposeError>> + Send;
+
+    /// Whether this member leads its group now (the one that drives the
+    /// agency's sagas).
+    fn leads(&self) -> bool;
 }
 
 impl<T: caravan_group::Transport, E: caravan_group::Effects> Proposer for caravan_group::OwnerGroup<T, E> {
     async fn propose(&self, command: Command) -> Result<Result<Reply, Rejection>, caravan_group::ProposeError> {
         caravan_group::OwnerGroup::propose(self, command).await
+    }
+
+    fn leads(&self) -> bool {
+        caravan_group::OwnerGroup::leads(self)
     }
 }
 
@@ -108,6 +116,16 @@ struct OwnerCall {
 }
 
 impl<P: Proposer> BookingService<P> {
+    /// The group this service proposes to.
+    pub fn group(&self) -> &Arc<P> {
+        &self.setup.group
+    }
+
+    /// The group's ledger as applied here.
+    pub fn ledger(&self) -> &Arc<RwLock<Ledger>> {
+        &self.setup.ledger
+    }
+
     pub fn new(setup: BookingSetup<P>) -> BookingService<P> {
         let origin = Origin(setup.key.verifying_key().to_bytes());
         let (owner_calls, owner_calls_rx) = mpsc::channel(OWNER_CALLS_QUEUED_MAX);
@@ -132,10 +150,32 @@ impl<P: Proposer> BookingService<P> {
 
     /// Answers one frame from `peer`: a request, or a batch of them.
     pub async fn answer_booking(&self, peer: &str, request: &[u8]) -> Vec<u8> {
-        match BookRequest::decode_incoming(request) {
-            Ok(Incoming::One(request)) => self.answer_request(peer, &request).await.encode(),
-            Ok(Incoming::Batch(requests)) => BookResponse::encode_batch(&self.answer_batch(peer, &requests).await),
-            Err(refusal) => BookResponse::Refusal(refusal).encode(),
+        let frame = match BookRequest::decode_frame(request) {
+            Ok(frame) => frame,
+            Err(refusal) => return BookResponse::Refusal(refusal).encode(),
+        };
+        let client = self.client(peer, frame.agency);
+        match frame.incoming {
+            Incoming::One(request) => self.answer_request(&client, &request).await.encode(),
+            Incoming::Batch(requests) => BookResponse::encode_batch(&self.answer_batch(&client, &requests).await),
+        }
+    }
+
+    /// Whom an owner keeps a request's holds and idempotency keys for: the
+    /// agency the sending peer speaks for, when the agency's signed contact
+    /// record lists that peer (so every member of an agency's replica
+    /// group is one client, and one member goes on with another's
+    /// bookings); else the peer alone. A claim the contact does not back
+    /// (a stranger, or a member the owner has not heard of yet) changes
+    /// nothing.
+    fn client(&self, peer: &str, agency: Option<Origin>) -> String {
+        let catalog = self.setup.catalog.read().expect("catalog lock");
+        let listed = agency.filter(|agency| {
+            catalog.contact(agency).is_some_and(|contact| contact.peers.iter().any(|p| p.peer_id == peer))
+        });
+        match listed {
+            Some(agency) => format!("agency:{}", agency.to_hex()),
+            None => peer.to_owned(),
         }
     }
 
@@ -218,7 +258,7 @@ impl<P: Proposer> BookingService<P> {
 
     /// Calls an owner with one request, without the batcher.
     async fn call_one(&self, origin: Origin, contact: &caravan_model::Contact, request: &BookRequest) -> Outcome {
-        match self.call_remote(contact, request.encode()).await {
+        match self.call_remote(contact, request.encode_as(self.origin)).await {
             Ok(bytes) => {
                 let response = BookResponse::decode(&bytes);
                 let verified = verify_receipts(std::slice::from_ref(&response), origin).pop().flatten();
@@ -235,7 +275,7 @@ impl<P: Proposer> BookingService<P> {
         contact: &caravan_model::Contact,
         requests: &[BookRequest],
     ) -> Vec<Outcome> {
-        let bytes = match self.call_remote(contact, BookRequest::encode_batch(requests)).await {
+        let bytes = match self.call_remote(contact, BookRequest::encode_batch_as(requests, self.origin)).await {
             Ok(bytes) => bytes,
             Err(why) => return requests.iter().map(|_| Outcome::Unreachable(why.to_string())).collect(),
         };

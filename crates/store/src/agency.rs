@@ -1,6 +1,7 @@
-//! The agency's bookings: one row per saga, rewritten after every step by
-//! the writer (in its group commit), read by the API. The store keeps
-//! bytes; the node chooses the encoding.
+//! The agency's bookings as a node kept them before they lived in its
+//! replica group: one row per saga. The node hands them to the group once
+//! and forgets them here. The store keeps bytes; the node chooses the
+//! encoding.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -104,6 +105,12 @@ pub fn unfinished(conn: &Connection, terminal: &[&str]) -> Result<Vec<BookingRow
         }
     }
     Ok(rows)
+}
+
+/// Forgets a booking (once the replica group keeps it).
+pub fn delete(conn: &Connection, id: u64) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM agency_bookings WHERE id = ?1")?.execute([id as i64])?;
+    Ok(())
 }
 
 /// The highest booking id; 0 when there is none.

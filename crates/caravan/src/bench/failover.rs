@@ -69,6 +69,7 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
         group.form_groups(&client).await?;
         let urls: Vec<String> = group.members().iter().map(|m| format!("http://{}", m.http)).collect();
         create_rooms(&client, &urls[0], args.rooms, args.nights).await?;
+        let term_at_start = term_of(&client, &urls[0]).await?;
 
         eprintln!(
             "{} travellers hold rooms for {} s; the leader is killed after {} s",
@@ -87,6 +88,7 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
         }
         tokio::time::sleep_until((started + Duration::from_secs(args.seconds / 2)).into()).await;
         let leader = leader_position(&client, &group).await?;
+        let term_before_kill = term_of(&client, &urls[leader]).await?;
         group.kill(leader)?;
         let kill = Instant::now();
         *killed_at.lock().expect("kill lock") = Some(kill);
@@ -104,6 +106,7 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
         let survivors: Vec<String> =
             urls.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, url)| url.clone()).collect();
         wait_in_step(&client, &survivors).await?;
+        let term_at_end = term_of(&client, &survivors[0]).await?;
         let lost = acked_lost(&client, &survivors, &tally.acked).await?;
         let (held, oversold) = rooms_held(&client, &survivors[0], args.rooms, args.nights).await?;
         group.start(leader)?;
@@ -122,6 +125,10 @@ pub fn run(args: &FailoverBench) -> anyhow::Result<Map<String, Value>> {
         result.insert("latency_p50_ms".into(), json!(quantile(&latencies, 0.50)));
         result.insert("latency_p99_ms".into(), json!(quantile(&latencies, 0.99)));
         result.insert("failover_s".into(), json!(first_after.map(|at| (at - kill).as_secs_f64())));
+        // Elections under load alone, and those the failover took (one
+        // when the first vote wins): spare margin in the timers shows here.
+        result.insert("elections_before_kill".into(), json!(term_before_kill - term_at_start));
+        result.insert("elections_after_kill".into(), json!(term_at_end - term_before_kill));
         result.insert("holds_acked".into(), json!(tally.acked.len()));
         result.insert("holds_refused".into(), json!(tally.refused));
         result.insert("holds_unknown".into(), json!(tally.unknown));
@@ -234,6 +241,12 @@ async fn leader_position(client: &reqwest::Client, group: &Cluster) -> anyhow::R
         }
     }
     bail!("leader {leader} is not one of the cluster's nodes")
+}
+
+/// The group's term as the member at `url` sees it.
+async fn term_of(client: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
+    let view: Value = client.get(format!("{url}/api/v1/group")).send().await?.error_for_status()?.json().await?;
+    view["term"].as_u64().context("the group view has no term")
 }
 
 /// How the killed member caught up once restarted.

@@ -308,13 +308,22 @@ async fn a_peer_cannot_touch_another_peers_hold() {
         }
         other => panic!("{other:?}"),
     }
-    // Even the real token is bound to the agency's peer id.
+    // Even the real token is bound to the agency.
     let stolen =
         caravan_booking::BookRequest { idempotency_key: "y".into(), op: caravan_booking::Op::Status(receipt.hold) };
     assert!(matches!(
         net.bus.node.booking().call_owner(hotel_origin, &stolen).await,
         caravan_booking::Outcome::Refused(_)
     ));
+    // A stranger that says it speaks for the agency is not taken for it:
+    // the agency's signed contact record does not list it.
+    let agency_origin = net.agency.node.origin();
+    let claimed = net.hotel.node.booking().answer_booking("12D3KooWStranger", &stolen.encode_as(agency_origin)).await;
+    let refusal = match caravan_booking::BookResponse::decode(&claimed) {
+        caravan_booking::BookResponse::Refusal(refusal) => refusal,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refusal.code, caravan_booking::RefusalCode::UnknownHold);
     let mine =
         caravan_booking::BookRequest { idempotency_key: "z".into(), op: caravan_booking::Op::Status(receipt.hold) };
     assert!(matches!(
@@ -355,11 +364,11 @@ fn at_port(port: u16, bootstrap: Vec<String>) -> caravan_net::NetConfig {
     caravan_net::NetConfig { listen: vec![format!("/ip4/127.0.0.1/tcp/{port}")], bootstrap, ..Default::default() }
 }
 
-/// The agency's stored view of booking `id`, read straight from its database.
+/// The status of a part of the agency's newest booking, as its group stored it.
 fn stored_part_status(agency: &TestNode, part: usize) -> Option<String> {
-    let reader = caravan_store::open_reader(agency.node.db_path()).ok()?;
-    let row = caravan_store::agency::list(&reader, None, None, 1).ok()?.pop()?;
-    let saga: caravan_booking::Saga = postcard::from_bytes(&row.saga).ok()?;
+    let stored =
+        agency.node.read_ledger(|ledger| ledger.agency().list(None, None, 1).first().map(|b| b.saga.clone()))?;
+    let saga: caravan_booking::Saga = postcard::from_bytes(&stored).ok()?;
     Some(saga.parts[part].status.name().to_owned())
 }
 
@@ -405,7 +414,10 @@ async fn an_agency_stopped_mid_saga_resumes_it_and_ends_all_or_nothing() {
     let _ = pending.await;
     let bus = super::network::open_with_fast_rounds(bus_dir).await;
     bus.node.start_network(at_port(bus_port, vec![agency_address])).await.unwrap();
-    assert_eq!(agency.node.agency().resume().await.unwrap(), 1);
+    // The restarted agency leads its group of one and picks the saga up on
+    // its own; asking again starts no second task.
+    assert!(eventually(|| stored_part_status(&agency, 1).as_deref() != Some("new")).await, "the bus is tried again");
+    assert_eq!(agency.node.agency().resume().await.unwrap(), 0, "one task per booking");
 
     let state = last_booking_ends(&agency).await;
     assert_eq!(state, "confirmed", "both parts booked after the restart");

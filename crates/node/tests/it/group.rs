@@ -296,3 +296,52 @@ async fn a_provider_logs_in_to_any_member_and_her_tokens_work_at_every_one() {
         assert!(ended, "a revoked token and an ended session end at every member");
     }
 }
+
+/// An agency that runs as a group of three: a booking asked for at a
+/// follower is driven by the leader; the leader is lost while the booking
+/// waits for its traveller; the next leader picks it up and the traveller
+/// confirms it at another member. Nothing is lost, nothing is booked twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agency_group_loses_its_leader_mid_booking_and_keeps_the_booking() {
+    let first = TestNode::start().await;
+    let address = first.node.start_network(super::network::loopback(vec![])).await.unwrap().expect("listening");
+    let first_peer = group_of(&first).await["peer_id"].as_str().unwrap().to_owned();
+    let second = join(&first, &first_peer).await;
+    let third = join(&first, &first_peer).await;
+    let hotel = super::network::node_with_fast_rounds().await;
+    hotel.node.start_network(super::network::loopback(vec![address])).await.unwrap();
+    let hotel_id = hotel.hotel(2).await;
+    for t in [&first, &second, &third] {
+        let knows =
+            super::network::eventually(|| t.node.read_catalog(|c| c.listing_count() == 1 && c.contact_count() >= 2));
+        assert!(knows.await, "every member of the agency knows the hotel and how to reach it");
+    }
+
+    let booking = json!({
+        "traveller": { "name": "Ada Lovelace", "email": "ada@example.org" },
+        "parts": [{ "origin": hotel.node.origin().to_hex(), "listing": hotel_id, "check_in": day(2), "check_out": day(3) }],
+        "hold_only": true
+    });
+    let (status, held) = second.call("POST", "/api/v1/bookings", Some(booking)).await;
+    assert_eq!((status, &held["state"]), (StatusCode::ACCEPTED, &json!("held")), "{held}");
+    let path = format!("/api/v1/bookings/{}", held["id"]);
+    for t in [&first, &third] {
+        let known = soon(|| async { t.call("GET", &path, None).await.1["state"] == "held" }).await;
+        assert!(known, "every member has the held booking");
+    }
+
+    // The agency's leader goes while the booking waits for its traveller.
+    let TestNode { dir: _kept, node } = first;
+    node.shutdown().await;
+    let led =
+        soon(|| async { group_of(&second).await["role"] == "leader" || group_of(&third).await["role"] == "leader" });
+    assert!(led.await, "the agency's group elects a new leader");
+    let (status, confirmed) = third.call("POST", &format!("{path}/confirm"), None).await;
+    assert_eq!((status, &confirmed["state"]), (StatusCode::CREATED, &json!("confirmed")), "{confirmed}");
+    for t in [&second, &third] {
+        let done = soon(|| async { t.call("GET", &path, None).await.1["state"] == "confirmed" }).await;
+        assert!(done, "both survivors have the booking confirmed");
+    }
+    let (_, sales) = hotel.call("GET", "/api/v1/sales?state=confirmed", None).await;
+    assert_eq!(sales["bookings"].as_array().map(Vec::len), Some(1), "the room is booked once: {sales}");
+}
