@@ -69,6 +69,9 @@ struct Shared<D, P> {
     spawn: Spawn,
     /// Whether this member's own database may still hold bookings.
     legacy: std::sync::atomic::AtomicBool,
+    /// The next booking id this member hands out, so bookings made here at
+    /// once never race each other for one.
+    next_id: std::sync::atomic::AtomicU64,
     /// Bookings whose saga task is running.
     running: Mutex<HashSet<u64>>,
     /// Held bookings waiting for their traveller: how to reach their task.
@@ -166,6 +169,7 @@ impl<D: Database, P: Proposer + 'static> Agency<D, P> {
             clock,
             spawn,
             legacy: std::sync::atomic::AtomicBool::new(legacy),
+            next_id: std::sync::atomic::AtomicU64::new(1),
             running: Mutex::default(),
             deciders: Mutex::default(),
             stop: watch::channel(false).0,
@@ -231,10 +235,13 @@ impl<D: Database, P: Proposer + 'static> Agency<D, P> {
                 return existing(key);
             }
         }
-        // A new id after the last one the group holds; another member
-        // taking it first makes the write fail, and the next one is tried.
+        // A new id after the last one the group holds and the last one this
+        // member handed out; another member taking it first makes the write
+        // fail, and the next one is tried.
         let (saga, revision) = loop {
-            let id = self.shared.ledger.read().expect("ledger lock").agency().last_id() + 1;
+            let after_last = self.shared.ledger.read().expect("ledger lock").agency().last_id() + 1;
+            self.shared.next_id.fetch_max(after_last, std::sync::atomic::Ordering::AcqRel);
+            let id = self.shared.next_id.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             let saga = match new.wait_to_confirm {
                 true => Saga::waiting(id, rand::random(), parts.clone(), self.now()),
                 false => Saga::new(id, rand::random(), parts.clone(), self.now()),
