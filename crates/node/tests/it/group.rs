@@ -106,6 +106,17 @@ async fn join(leader: &TestNode, leader_peer: &str) -> TestNode {
     joiner
 }
 
+/// A group of three in one process: a node listening on loopback (its
+/// address returned last) and two members added through it.
+async fn three_members() -> (TestNode, TestNode, TestNode, String) {
+    let first = TestNode::start().await;
+    let address = first.node.start_network(super::network::loopback(vec![])).await.unwrap().expect("listening");
+    let first_peer = group_of(&first).await["peer_id"].as_str().unwrap().to_owned();
+    let second = join(&first, &first_peer).await;
+    let third = join(&first, &first_peer).await;
+    (first, second, third, address)
+}
+
 async fn group_of(t: &TestNode) -> Value {
     t.call("GET", "/api/v1/group", None).await.1
 }
@@ -126,11 +137,7 @@ fn records_of(t: &TestNode) -> Vec<(i32, String, u64, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_members_serve_alike_sign_identical_records_and_survive_their_leader() {
-    let first = TestNode::start().await;
-    let address = first.node.start_network(super::network::loopback(vec![])).await.unwrap().expect("listening");
-    let first_peer = group_of(&first).await["peer_id"].as_str().unwrap().to_owned();
-    let second = join(&first, &first_peer).await;
-    let third = join(&first, &first_peer).await;
+    let (first, second, third, address) = three_members().await;
     let group = group_of(&first).await;
     assert_eq!(group["members"].as_array().map(Vec::len), Some(3), "{group}");
 
@@ -231,11 +238,7 @@ async fn soon<F: std::future::Future<Output = bool>>(mut condition: impl FnMut()
 async fn a_provider_logs_in_to_any_member_and_her_tokens_work_at_every_one() {
     use caravan_accounts::{LoginRefusal, Role};
     use caravan_api::AccountService;
-    let first = TestNode::start().await;
-    first.node.start_network(super::network::loopback(vec![])).await.unwrap();
-    let first_peer = group_of(&first).await["peer_id"].as_str().unwrap().to_owned();
-    let second = join(&first, &first_peer).await;
-    let third = join(&first, &first_peer).await;
+    let (first, second, third, _) = three_members().await;
     let members = [&first, &second, &third];
     let email = "hana@example.org";
     let password = "a long enough phrase";
@@ -303,11 +306,7 @@ async fn a_provider_logs_in_to_any_member_and_her_tokens_work_at_every_one() {
 /// confirms it at another member. Nothing is lost, nothing is booked twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agency_group_loses_its_leader_mid_booking_and_keeps_the_booking() {
-    let first = TestNode::start().await;
-    let address = first.node.start_network(super::network::loopback(vec![])).await.unwrap().expect("listening");
-    let first_peer = group_of(&first).await["peer_id"].as_str().unwrap().to_owned();
-    let second = join(&first, &first_peer).await;
-    let third = join(&first, &first_peer).await;
+    let (first, second, third, address) = three_members().await;
     let hotel = super::network::node_with_fast_rounds().await;
     hotel.node.start_network(super::network::loopback(vec![address])).await.unwrap();
     let hotel_id = hotel.hotel(2).await;
