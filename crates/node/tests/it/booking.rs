@@ -604,3 +604,51 @@ async fn bookings_that_reach_an_owner_together_go_as_a_batch_and_every_receipt_v
 fn unhex(value: &Value) -> Vec<u8> {
     hex::decode(value.as_str().unwrap()).unwrap()
 }
+
+/// A node from before bookings lived in its replica group: the bookings
+/// its database kept are handed to the group at start, driven to an end
+/// by the leader (here, an owner nobody knows: all let go), and forgotten
+/// in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_a_database_kept_before_groups_are_handed_to_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::init_node(dir.path());
+    let spec = caravan_booking::HoldSpec {
+        request: caravan_ledger::HoldRequest::Stay {
+            listing: caravan_model::ListingId::parse("old-room").unwrap(),
+            check_in: caravan_model::Date::parse(&day(2)).unwrap(),
+            check_out: caravan_model::Date::parse(&day(3)).unwrap(),
+            units: 1,
+            guests: 1,
+        },
+        hold_seconds: 0,
+        expected_total_minor: None,
+        traveller: None,
+    };
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let now = caravan_model::Timestamp(since_epoch.as_millis() as i64);
+    let part = caravan_booking::Part::new(caravan_records::Origin([9; 32]), spec);
+    let saga = caravan_booking::Saga::new(7, 1, vec![part], now).unwrap();
+    let traveller = caravan_model::Traveller { name: "Ada".into(), email: "ada@example.org".into(), phone: None };
+    let row = caravan_store::agency::BookingRow {
+        id: 7,
+        client_key: Some("from-before".into()),
+        user_id: None,
+        phase: saga.phase.name().into(),
+        created_ms: now.ms(),
+        updated_ms: now.ms(),
+        traveller: postcard::to_stdvec(&traveller).unwrap(),
+        saga: postcard::to_stdvec(&saga).unwrap(),
+    };
+    let conn = caravan_store::open_writer(&dir.path().join(caravan_store::DB_FILE)).unwrap();
+    caravan_store::agency::put(&conn, &row).unwrap();
+    drop(conn);
+
+    let options = caravan_node::NodeOptions { publish_interval_ms: 5, ..Default::default() };
+    let t = TestNode { node: caravan_node::Node::open(dir.path(), options).await.unwrap(), dir };
+    assert_eq!(last_booking_ends(&t).await, "failed", "the leader drove it to an end");
+    let (_, kept) = t.call("GET", "/api/v1/bookings/7", None).await;
+    assert_eq!(kept["traveller"]["name"], "Ada", "{kept}");
+    let reader = caravan_store::open_reader(t.node.db_path()).unwrap();
+    assert_eq!(caravan_store::agency::last_id(&reader).unwrap(), 0, "forgotten in the database");
+}
