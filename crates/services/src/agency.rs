@@ -195,6 +195,11 @@ impl<D: Database, P: Proposer + 'static> Agency<D, P> {
         found.map(|(revision, stored)| (revision, stored.clone()))
     }
 
+    /// The revision a booking stands at here, without copying it.
+    fn revision_of(&self, id: u64) -> Option<u64> {
+        self.shared.ledger.read().expect("ledger lock").agency().get(id).map(|(revision, _)| revision)
+    }
+
     /// Writes a booking through the group if it stands at `revision`: its
     /// new revision.
     async fn put(&self, stored: AgencyBooking, revision: Option<u64>) -> Result<u64, PutError> {
@@ -396,15 +401,16 @@ impl<D: Database, P: Proposer + 'static> Agency<D, P> {
             return Ok(0);
         }
         self.take_in_legacy().await?;
+        // Only the bookings no task drives are copied out: this runs every
+        // round while hundreds may be in flight.
         let unfinished: Vec<(u64, AgencyBooking)> = {
             let ledger = self.shared.ledger.read().expect("ledger lock");
-            ledger.agency().unfinished().map(|(revision, stored)| (revision, stored.clone())).collect()
+            let mut running = self.shared.running.lock().expect("running lock");
+            let idle = ledger.agency().unfinished().filter(|(_, stored)| running.insert(stored.id));
+            idle.map(|(revision, stored)| (revision, stored.clone())).collect()
         };
         let mut resumed = 0;
         for (revision, stored) in unfinished {
-            if !self.shared.running.lock().expect("running lock").insert(stored.id) {
-                continue;
-            }
             let (saga, holder) = match decode(&stored) {
                 Ok(decoded) => decoded,
                 Err(error) => {
@@ -547,8 +553,9 @@ async fn drive<D: Database, P: Proposer + 'static>(
                 Err(error) => tracing::warn!(booking = id, ?error, "booking state not saved; retrying"),
             }
         }
-        if !dirty {
-            // Changed elsewhere (or a write of ours refused): the log's copy wins.
+        // Changed elsewhere (or a write of ours refused): the log's copy
+        // wins. Only a moved revision is worth copying the booking out.
+        if !dirty && node.revision_of(id) != Some(revision) {
             match node.stored(BookingKey::Id(id)) {
                 Some((now_at, stored)) if now_at != revision => match decode(&stored) {
                     Ok((stored_saga, stored_holder)) => (saga, holder, revision) = (stored_saga, stored_holder, now_at),

@@ -3,9 +3,10 @@
 //! - [`records`]: the record store, a fjall database (`records/` in the
 //!   data directory) built for tens of millions of records arriving in no
 //!   order: every origin's newest records and the equivocation proofs.
-//! - `caravan.sqlite`: the node's own business in SQLite: accounts,
-//!   tokens, agency bookings (and the ledger log of nodes from before
-//!   replica groups). It runs in WAL mode with `synchronous=FULL`: a
+//! - `caravan.sqlite`: what stays with one machine, in SQLite: login
+//!   throttles, accounts the CLI writes until the replica group takes
+//!   them (and, from nodes before replica groups kept them, agency
+//!   bookings and the ledger log). It runs in WAL mode with `synchronous=FULL`: a
 //!   committed transaction survives power loss.
 //!
 //! One writer (see `caravan-writer`) batches many commands or records into

@@ -8,7 +8,8 @@
 //! state machine answered already, and that commit is not fsynced: the
 //! Raft log is, and a restart re-applies it, signing the very same records
 //! again (the group makes the store durable before each snapshot). It also does
-//! the node's other writes (accounts, agency bookings), batching whatever
+//! the node's own writes (login throttles, accounts the CLI wrote before
+//! the group takes them), batching whatever
 //! queued while it was busy, and stores what peers sent once a verifier
 //! stage checked it: verification is not the writer's.
 //!
