@@ -448,7 +448,7 @@ pub struct GroupView {
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     /// The timers the group agreed on through its log, when they differ
-    /// from the running ones: members take them at their next start.
+    /// from the running ones: for a moment, while this member takes them.
     pub agreed_heartbeat_ms: Option<u64>,
     pub agreed_election_timeout_ms: Option<u64>,
     /// The Raft log's commit (fsync) time, 99th percentile of recent commits.

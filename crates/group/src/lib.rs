@@ -19,6 +19,7 @@
 //! what applying a command means outside the ledger is the node's
 //! [`Effects`].
 
+mod core;
 mod log_store;
 mod machine;
 mod member;

@@ -11,6 +11,12 @@
 //! it from the last snapshot, deriving the same effects again. So a
 //! snapshot is taken only once the effects of what it holds are durable
 //! ([`Effects::settle`]).
+//!
+//! Clones are handles on one machine: a member keeps one while a Raft core
+//! runs on another, and hands it to the next core it starts. A stopped
+//! core's worker may still apply what it had queued, so applying takes the
+//! machine's position for the whole of the call (effects included) and
+//! passes over entries already applied.
 
 use std::future::Future;
 use std::io::Cursor;
@@ -78,10 +84,29 @@ pub struct LedgerMachine<E> {
     /// The index of the last entry in `ledger`, changed only under its
     /// write lock: a reader holding the read lock sees the two agree.
     applied_index: Arc<AtomicU64>,
-    applied: Option<LogId>,
-    membership: StoredMembership,
+    position: Arc<tokio::sync::Mutex<Position>>,
     snapshots: SnapshotStore,
     effects: Arc<E>,
+}
+
+impl<E> Clone for LedgerMachine<E> {
+    fn clone(&self) -> Self {
+        LedgerMachine {
+            ledger: self.ledger.clone(),
+            people: self.people.clone(),
+            applied_index: self.applied_index.clone(),
+            position: self.position.clone(),
+            snapshots: self.snapshots.clone(),
+            effects: self.effects.clone(),
+        }
+    }
+}
+
+/// The last entry applied and the membership as of it.
+#[derive(Debug, Default)]
+struct Position {
+    applied: Option<LogId>,
+    membership: StoredMembership,
 }
 
 impl<E: Effects> LedgerMachine<E> {
@@ -95,8 +120,10 @@ impl<E: Effects> LedgerMachine<E> {
             ledger: Arc::new(RwLock::new(image.ledger)),
             people: Arc::new(RwLock::new(image.people)),
             applied_index: Arc::new(AtomicU64::new(image.applied.map_or(0, |id| id.index))),
-            applied: image.applied,
-            membership: image.membership,
+            position: Arc::new(tokio::sync::Mutex::new(Position {
+                applied: image.applied,
+                membership: image.membership,
+            })),
             snapshots,
             effects,
         })
@@ -107,7 +134,8 @@ impl<E: Effects> LedgerMachine<E> {
     /// `applied` whose only member is `member`, so the log goes on from
     /// there.
     pub fn adopt(&mut self, ledger: Ledger, applied: LogId, member: (MemberId, Member)) -> Result<(), String> {
-        if self.applied.is_some() {
+        let mut position = self.position.try_lock().map_err(|_| "the state machine is in use".to_string())?;
+        if position.applied.is_some() {
             return Err("the state machine already has a snapshot".into());
         }
         let members = std::collections::BTreeMap::from([member]);
@@ -122,8 +150,7 @@ impl<E: Effects> LedgerMachine<E> {
         self.snapshots.save(&image.encode())?;
         *self.ledger.write().expect("ledger lock") = image.ledger;
         self.applied_index.store(applied.index, Ordering::Release);
-        self.applied = image.applied;
-        self.membership = image.membership;
+        *position = Position { applied: image.applied, membership: image.membership };
         Ok(())
     }
 
@@ -142,16 +169,25 @@ impl<E: Effects> LedgerMachine<E> {
         self.applied_index.clone()
     }
 
-    fn apply_entries(&mut self, entries: impl IntoIterator<Item = Entry>) -> (Vec<Outcome>, Vec<AppliedCommand>) {
+    fn apply_entries(
+        &self,
+        position: &mut Position,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> (Vec<Outcome>, Vec<AppliedCommand>) {
         let mut ledger = self.ledger.write().expect("ledger lock");
         let mut outcomes = Vec::new();
         let mut applied_commands = Vec::new();
         for entry in entries {
-            self.applied = Some(entry.log_id);
+            if position.applied.is_some_and(|applied| applied.index >= entry.log_id.index) {
+                // Applied by the worker of a core that stopped since.
+                outcomes.push(Ok(Reply::Done));
+                continue;
+            }
+            position.applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Blank => outcomes.push(Ok(Reply::Done)),
                 EntryPayload::Membership(membership) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    position.membership = StoredMembership::new(Some(entry.log_id), membership);
                     outcomes.push(Ok(Reply::Done));
                 }
                 EntryPayload::Normal(Proposal { now, command: Command::People(change) }) => {
@@ -172,16 +208,16 @@ impl<E: Effects> LedgerMachine<E> {
                 }
             }
         }
-        if let Some(applied) = self.applied {
+        if let Some(applied) = position.applied {
             self.applied_index.store(applied.index, Ordering::Release);
         }
         (outcomes, applied_commands)
     }
 
-    fn image(&self) -> SnapshotImage {
+    fn image(&self, position: &Position) -> SnapshotImage {
         SnapshotImage {
-            applied: self.applied,
-            membership: self.membership.clone(),
+            applied: position.applied,
+            membership: position.membership.clone(),
             ledger: self.ledger.read().expect("ledger lock").clone(),
             people: self.people.read().expect("people lock").clone(),
         }
@@ -222,7 +258,8 @@ impl<E: Effects> RaftStateMachine<GroupConfig> for LedgerMachine<E> {
     type SnapshotBuilder = SnapshotBuilder<E>;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        Ok((self.applied, self.membership.clone()))
+        let position = self.position.lock().await;
+        Ok((position.applied, position.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError>
@@ -230,7 +267,8 @@ impl<E: Effects> RaftStateMachine<GroupConfig> for LedgerMachine<E> {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let (outcomes, applied) = self.apply_entries(entries);
+        let mut position = self.position.lock().await;
+        let (outcomes, applied) = self.apply_entries(&mut position, entries);
         if !applied.is_empty() {
             let subject = ErrorSubject::StateMachine;
             self.effects.persist(applied).await.map_err(|e| io_error(ErrorVerb::Write, subject, e))?;
@@ -239,7 +277,8 @@ impl<E: Effects> RaftStateMachine<GroupConfig> for LedgerMachine<E> {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder<E> {
-        SnapshotBuilder { image: self.image(), snapshots: self.snapshots.clone(), effects: self.effects.clone() }
+        let image = self.image(&*self.position.lock().await);
+        SnapshotBuilder { image, snapshots: self.snapshots.clone(), effects: self.effects.clone() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -258,13 +297,13 @@ impl<E: Effects> RaftStateMachine<GroupConfig> for LedgerMachine<E> {
             let why = format!("snapshot holds {:?}, its metadata says {:?}", image.applied, meta.last_log_id);
             return Err(io_error(ErrorVerb::Read, subject, why));
         }
+        let mut position = self.position.lock().await;
         self.snapshots.save(&bytes).map_err(|e| io_error(ErrorVerb::Write, subject, e))?;
         let mut ledger = self.ledger.write().expect("ledger lock");
         *ledger = image.ledger;
         *self.people.write().expect("people lock") = image.people;
         self.applied_index.store(image.applied.map_or(0, |id| id.index), Ordering::Release);
-        self.applied = image.applied;
-        self.membership = image.membership;
+        *position = Position { applied: image.applied, membership: image.membership };
         Ok(())
     }
 

@@ -29,9 +29,10 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{CommittedLeaderId, ServerState};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::core::Core;
 use crate::{
     CallError, ChangeError, Effects, GroupLog, LedgerMachine, LogId, Member, MemberId, MembershipChange, Outcome,
-    Proposal, Raft, Rpc, RpcReply, SnapshotStore, Timers, Transport, TransportFactory,
+    Proposal, Raft, Rpc, RpcReply, SnapshotStore, Timers, Transport,
 };
 
 pub const LOG_FILE: &str = "raft.db";
@@ -117,14 +118,14 @@ pub struct GroupStatus {
 const JOINING: &str = "joining";
 
 pub struct OwnerGroup<T: Transport, E: Effects> {
-    raft: Raft,
+    core: Core<T, E>,
     ledger: Arc<RwLock<Ledger>>,
     people: Arc<RwLock<Directory>>,
     applied_index: Arc<AtomicU64>,
     log: GroupLog,
     member_id: MemberId,
     peer_id: String,
-    writer: Writer<T>,
+    writer: Writer<T, E>,
     /// Commands for the batcher (see [`OwnerGroup::run`]).
     batches: mpsc::Sender<Queued>,
     /// Peers cut off by the fault hook, shared with the transport.
@@ -132,7 +133,6 @@ pub struct OwnerGroup<T: Transport, E: Effects> {
     /// Peers a joining member takes Raft messages from before it has a
     /// membership (the group's members when it asked to join).
     joining: Vec<String>,
-    timers: Timers,
     clock: fn() -> Timestamp,
     /// Commands for the batcher, until [`OwnerGroup::run`] takes them.
     queue: std::sync::Mutex<Option<mpsc::Receiver<Queued>>>,
@@ -238,11 +238,8 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             }
         }
         let (ledger, people, applied_index) = (machine.ledger(), machine.people(), machine.applied_index());
-        let config = crate::raft_config(timers).map_err(setup)?;
-        let factory = TransportFactory(transport.clone());
-        let raft = Raft::new(member_id, Arc::new(config), factory, log.clone(), machine)
-            .await
-            .map_err(|e| setup(format!("starting the replica group: {e}")))?;
+        let core = Core::start(member_id, timers, transport.clone(), log.clone(), machine).await.map_err(setup)?;
+        let raft = core.raft();
         let membership = raft.metrics().borrow().membership_config.membership().clone();
         if membership.nodes().next().is_some() && membership.get_node(&member_id).is_none() {
             return Err(setup(format!(
@@ -263,11 +260,10 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
                 .await
                 .map_err(|e| setup(format!("starting the replica group: {e}")))?;
         }
-        let writer =
-            Writer { raft: raft.clone(), transport, clock, heartbeat: Duration::from_millis(timers.heartbeat_ms) };
+        let writer = Writer { core: core.clone(), transport, clock };
         let (batches, queue) = mpsc::channel(BATCH_QUEUE_MAX);
         let group = OwnerGroup {
-            raft,
+            core,
             ledger,
             people,
             applied_index,
@@ -278,7 +274,6 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             batches,
             cut_off,
             joining: joining.unwrap_or_default(),
-            timers,
             clock,
             queue: std::sync::Mutex::new(Some(queue)),
             effects,
@@ -286,8 +281,8 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         };
         if group.is_sole_voter() {
             // Alone, it need not wait an election timeout to lead.
-            let _ = group.raft.trigger().elect().await;
-            let wait = group.raft.wait(Some(Duration::from_secs(10)));
+            let _ = raft.trigger().elect().await;
+            let wait = raft.wait(Some(Duration::from_secs(10)));
             wait.current_leader(member_id, "leading a group of one").await.map_err(|e| setup(e.to_string()))?;
         }
         Ok(group)
@@ -304,7 +299,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
 
     /// Whether this member is its group's only voter (it commits alone).
     pub fn is_sole_voter(&self) -> bool {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.core.raft().metrics().borrow().clone();
         let voters: Vec<MemberId> = metrics.membership_config.membership().voter_ids().collect();
         voters == [self.member_id]
     }
@@ -324,7 +319,11 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
 
     /// Adds, removes or re-addresses a member, through the leader.
     pub async fn change_members(&self, change: MembershipChange) -> Result<(), ChangeError> {
-        match crate::change_members(&self.raft, change.clone()).await {
+        let ask_here = |raft: Raft| {
+            let change = change.clone();
+            async move { crate::change_members(&raft, change).await }
+        };
+        match self.core.on_core(ask_here).await {
             Err(ChangeError::NotLeader(Some(leader), Some(member))) if leader != self.member_id => {
                 let not_led = |why: String| ChangeError::Failed(format!("the group's leader did not answer: {why}"));
                 match self.writer.transport.call(leader, &member, Rpc::ChangeMembers(change)).await {
@@ -343,7 +342,8 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
     /// Records where this member listens in the group's membership, so the
     /// others can dial it after a restart.
     pub async fn announce(&self, addrs: Vec<String>) -> Result<(), ChangeError> {
-        let member = self.raft.metrics().borrow().membership_config.membership().get_node(&self.member_id).cloned();
+        let member =
+            self.core.raft().metrics().borrow().membership_config.membership().get_node(&self.member_id).cloned();
         let Some(mut member) = member else { return Ok(()) }; // Not in yet (joining).
         if member.addrs == addrs {
             return Ok(());
@@ -354,7 +354,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
 
     /// The members as the group knows them: peer ids and addresses.
     pub fn members(&self) -> Vec<Member> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.core.raft().metrics().borrow().clone();
         metrics.membership_config.membership().nodes().map(|(_, member)| member.clone()).collect()
     }
 
@@ -362,7 +362,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
     /// member joins, the group it asked to join) may send them.
     pub async fn serve(&self, peer: &str, request: &[u8]) -> RpcReply {
         let allowed = {
-            let metrics = self.raft.metrics();
+            let metrics = self.core.raft().metrics();
             let metrics = metrics.borrow();
             let mut members = metrics.membership_config.membership().nodes().peekable();
             match members.peek() {
@@ -377,7 +377,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             return RpcReply::Failed("cut off (fault hook)".into());
         }
         match Rpc::decode(request) {
-            Ok(rpc) => crate::serve(&self.raft, rpc).await,
+            Ok(rpc) => self.core.on_core(|raft| async move { crate::serve(&raft, rpc).await }).await,
             Err(why) => RpcReply::Failed(why),
         }
     }
@@ -399,13 +399,12 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
 
     /// Resolves when Raft has stopped on a fatal error (a failed persist).
     pub async fn stopped(&self) {
-        let mut metrics = self.raft.metrics();
-        let _ = metrics.wait_for(|m| m.state == ServerState::Shutdown || m.running_state.is_err()).await;
+        self.core.stopped().await
     }
 
     /// The group as this member sees it.
     pub fn status(&self) -> GroupStatus {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.core.raft().metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: std::collections::BTreeSet<MemberId> = membership.voter_ids().collect();
         let replication = metrics.replication.clone().unwrap_or_default();
@@ -435,14 +434,14 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
             last_log_index: metrics.last_log_index,
             applied_index: self.applied_index.load(Ordering::Acquire),
             snapshot_index: metrics.snapshot.map(|log_id| log_id.index),
-            timers: self.timers,
+            timers: self.core.timers(),
             append_p99_ms: self.log.append_p99_ms(),
         }
     }
 
     /// Whether this member is its group's leader now.
     pub fn leads(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.member_id)
+        self.core.raft().metrics().borrow().current_leader == Some(self.member_id)
     }
 
     /// The member's work beside Raft, until [`OwnerGroup::shutdown`]: the
@@ -456,7 +455,8 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         let timers = self.run_timers(publish_interval_ms);
         let queue = self.queue.lock().expect("queue lock").take();
         let (writer, stopping) = (self.writer.clone(), self.stopping.subscribe());
-        let fail_stop = stop_on_failure(self.raft.clone(), self.effects.clone(), self.stopping.subscribe());
+        let fail_stop = stop_on_failure(self.core.clone(), self.effects.clone(), self.stopping.subscribe());
+        let follow_timers = self.follow_timers();
         async move {
             let batches = async move {
                 match queue {
@@ -464,7 +464,36 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
                     None => tracing::error!("the member's tasks run already"),
                 }
             };
-            tokio::join!(timers, batches, fail_stop);
+            tokio::join!(timers, batches, fail_stop, follow_timers);
+        }
+    }
+
+    /// Starts a new Raft core on the timers the group agrees on through
+    /// its log, soon after this member applies them: openraft's timers are
+    /// fixed per core.
+    fn follow_timers(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let group = self.clone();
+        let mut stop = self.stopping.subscribe();
+        async move {
+            loop {
+                let running = group.core.timers();
+                let agreed = group.ledger.read().expect("ledger lock").group_timers().map(|agreed| Timers {
+                    heartbeat_ms: agreed.heartbeat_ms,
+                    election_timeout_ms: agreed.election_timeout_ms,
+                });
+                if let Some(agreed) = agreed.filter(|agreed| *agreed != running) {
+                    tokio::select! {
+                        retimed = group.core.retime(agreed) => if let Err(error) = retimed {
+                            tracing::warn!(%error, "the group's new timers not taken");
+                        },
+                        _ = stop.changed() => return,
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(running.heartbeat_ms)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
         }
     }
 
@@ -482,7 +511,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
                 let duty = next_duty(&group.ledger.read().expect("ledger lock"), last_publish, config, now);
                 if !group.leads() {
                     tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(group.timers.heartbeat_ms)) => continue,
+                        () = tokio::time::sleep(Duration::from_millis(group.core.timers().heartbeat_ms)) => continue,
                         _ = stop.changed() => return,
                     }
                 }
@@ -500,7 +529,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
                             Ok(_) => {}
                             Err(error) => {
                                 tracing::warn!(%error, "ledger timer not proposed");
-                                tokio::time::sleep(Duration::from_millis(group.timers.heartbeat_ms)).await;
+                                tokio::time::sleep(Duration::from_millis(group.core.timers().heartbeat_ms)).await;
                             }
                         }
                         continue;
@@ -532,9 +561,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         if tokio::time::timeout(FINAL_PUBLISH_WAIT, publish_pending).await.is_err() {
             tracing::warn!("pending changes not published at shutdown: the group did not commit in time");
         }
-        if let Err(error) = self.raft.shutdown().await {
-            tracing::warn!(%error, "the replica group did not stop cleanly");
-        }
+        self.core.shutdown().await;
     }
 }
 
@@ -545,16 +572,19 @@ struct Queued {
 }
 
 /// Writes commands into the group's log: on the leader, or forwarded to it.
-#[derive(Clone)]
-struct Writer<T> {
-    raft: Raft,
+struct Writer<T, E> {
+    core: Core<T, E>,
     transport: T,
     clock: fn() -> Timestamp,
-    /// How long to wait for an election's outcome before trying again.
-    heartbeat: Duration,
 }
 
-impl<T: Transport> Writer<T> {
+impl<T: Clone, E> Clone for Writer<T, E> {
+    fn clone(&self) -> Self {
+        Writer { core: self.core.clone(), transport: self.transport.clone(), clock: self.clock }
+    }
+}
+
+impl<T: Transport + Clone, E: Effects> Writer<T, E> {
     /// Writes `command` as one entry, stamped with this member's clock.
     ///
     /// On a follower the command goes to the leader. It is sent again only
@@ -565,7 +595,9 @@ impl<T: Transport> Writer<T> {
         let proposal = Proposal { now: (self.clock)(), command };
         let attempt = async {
             loop {
-                let forward = match self.raft.client_write(proposal.clone()).await {
+                let here = proposal.clone();
+                let written = self.core.on_core(|raft| async move { raft.client_write(here).await });
+                let forward = match written.await {
                     Ok(written) => return Ok(written.data),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => forward,
                     Err(error) => return Err(ProposeError::Group(error.to_string())),
@@ -585,7 +617,7 @@ impl<T: Transport> Writer<T> {
                     }
                 }
                 // An election is on: wait a beat for its outcome.
-                tokio::time::sleep(self.heartbeat).await;
+                tokio::time::sleep(Duration::from_millis(self.core.timers().heartbeat_ms)).await;
             }
         };
         match tokio::time::timeout(PROPOSE_TIMEOUT, attempt).await {
@@ -619,7 +651,7 @@ impl<T: Transport> Writer<T> {
     /// Waits (briefly) until this member has applied `index`, so what a
     /// client wrote through it can be read from it.
     async fn wait_applied(&self, index: u64) {
-        let wait = self.raft.wait(Some(APPLY_WAIT));
+        let wait = self.core.raft().wait(Some(APPLY_WAIT));
         if let Err(error) = wait.applied_index_at_least(Some(index), "forwarded command applied here").await {
             tracing::debug!(%error, index, "a forwarded command is not applied here yet");
         }
@@ -630,8 +662,8 @@ impl<T: Transport> Writer<T> {
 /// written, takes what queued meanwhile, up to a batch's worth, and
 /// writes it as one entry; ends when the member stops (what waits in the
 /// queue then hears that it stops).
-async fn gather_batches<T: Transport>(
-    writer: Writer<T>,
+async fn gather_batches<T: Transport + Clone, E: Effects>(
+    writer: Writer<T, E>,
     mut queue: mpsc::Receiver<Queued>,
     mut stopping: watch::Receiver<bool>,
 ) {
@@ -658,13 +690,15 @@ async fn gather_batches<T: Transport>(
 
 /// Stops Raft if the effects fail after the fact (fail-stop: a restart
 /// re-applies the log); ends when the member stops.
-async fn stop_on_failure<E: Effects>(raft: Raft, effects: Arc<E>, mut stopping: watch::Receiver<bool>) {
+async fn stop_on_failure<T: Transport + Clone, E: Effects>(
+    core: Core<T, E>,
+    effects: Arc<E>,
+    mut stopping: watch::Receiver<bool>,
+) {
     tokio::select! {
         error = effects.failure() => {
             tracing::error!(%error, "what applied commands produced was not stored; stopping this member");
-            if let Err(error) = raft.shutdown().await {
-                tracing::warn!(%error, "the replica group did not stop cleanly");
-            }
+            core.shutdown().await;
         }
         _ = stopping.changed() => {}
     }

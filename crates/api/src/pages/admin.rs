@@ -96,7 +96,7 @@ pub(crate) async fn admin_page(
     let message = changed.and_then(|user| accounts.iter().find(|a| a.id == user).map(|a| a.email.clone()));
     let message = message.map(|email| format!("Saved: {email} has a new role."));
     let message = match query.done.as_deref() {
-        Some("timers") => Some("Saved: every member of the group takes the new timers at its next start.".into()),
+        Some("timers") => Some("Saved: every member of the group takes the new timers within moments.".into()),
         _ => message,
     };
     let status = app.admin.status(false).await.ok();

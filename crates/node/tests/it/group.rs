@@ -1,7 +1,7 @@
 //! The owner's replica group as an operator sees it: a node is a group of
 //! one that leads itself, its ledger survives restarts through the Raft
 //! log and snapshot, and the heartbeat and election timeout are set for
-//! the whole group (validated) and taken at the next start. Three members
+//! the whole group (validated), taken at once and kept. Three members
 //! over libp2p: any of them serves, all sign the same records, and the
 //! group outlives its leader; an agency then books through another member.
 
@@ -30,7 +30,7 @@ async fn a_node_is_a_group_of_one_that_leads_and_keeps_its_ledger_across_restart
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn group_timers_are_validated_agreed_through_the_log_and_taken_at_the_next_start() {
+async fn group_timers_are_validated_agreed_through_the_log_taken_at_once_and_kept() {
     let t = TestNode::start().await;
     let hasty = json!({ "heartbeat_ms": 200, "election_timeout_ms": 1_000 });
     let (status, body) = t.call("PUT", "/api/v1/group/timers", Some(hasty)).await;
@@ -39,20 +39,58 @@ async fn group_timers_are_validated_agreed_through_the_log_and_taken_at_the_next
     let typo = json!({ "heartbeat": 50 });
     let (status, _) = t.call("PUT", "/api/v1/group/timers", Some(typo)).await;
     assert!(status.is_client_error());
-
-    let sane = json!({ "heartbeat_ms": 50, "election_timeout_ms": 800 });
-    let (status, group) = t.call("PUT", "/api/v1/group/timers", Some(sane)).await;
-    assert_eq!(status, StatusCode::OK, "{group}");
-    assert_eq!((group["agreed_heartbeat_ms"].as_u64(), group["heartbeat_ms"].as_u64()), (Some(50), Some(60)));
     let traveller = json!({ "heartbeat_ms": 50, "election_timeout_ms": 800 });
     let (status, _) =
         t.call_with("PUT", "/api/v1/group/timers", Some(traveller), &[("authorization", "anonymous")]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let t = t.reopen().await;
-    let (_, group) = t.call("GET", "/api/v1/group", None).await;
-    assert_eq!((group["heartbeat_ms"].as_u64(), group["election_timeout_ms"].as_u64()), (Some(50), Some(800)));
+    let sane = json!({ "heartbeat_ms": 50, "election_timeout_ms": 800 });
+    let (status, group) = t.call("PUT", "/api/v1/group/timers", Some(sane)).await;
+    assert_eq!(status, StatusCode::OK, "{group}");
+    let running = |group: &Value| (group["heartbeat_ms"].as_u64(), group["election_timeout_ms"].as_u64());
+    assert!(soon(|| async { running(&group_of(&t).await) == (Some(50), Some(800)) }).await, "taken without a restart");
+    let group = group_of(&t).await;
+    assert_eq!(group["role"], "leader", "{group}");
     assert_eq!(group["agreed_heartbeat_ms"], Value::Null, "nothing left to take: {group}");
+    let id = t.hotel(2).await;
+    let (status, hold) = t.call("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 3, 1))).await;
+    assert_eq!(status, StatusCode::CREATED, "the new core takes commands: {hold}");
+
+    let t = t.reopen().await;
+    assert_eq!(running(&group_of(&t).await), (Some(50), Some(800)), "kept across a restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_timers_set_through_a_follower_run_on_every_member_without_an_election() {
+    let (first, second, third, _) = three_members().await;
+    let id = first.hotel(64).await;
+    let before = group_of(&first).await;
+    assert_eq!(before["role"], "leader", "{before}");
+    // Holds go on through the leader and a follower while every core is
+    // swapped: each waits out its member's swap, none fails.
+    let timers = json!({ "heartbeat_ms": 40, "election_timeout_ms": 900 });
+    let set = second.call("PUT", "/api/v1/group/timers", Some(timers));
+    let ((status, group), through_leader, through_follower) =
+        tokio::join!(set, unit_holds(&first, &id, 30), unit_holds(&third, &id, 30));
+    assert_eq!(status, StatusCode::OK, "{group}");
+    for (status, hold) in through_leader.into_iter().chain(through_follower) {
+        assert_eq!(status, StatusCode::CREATED, "{hold}");
+    }
+    for member in [&first, &second, &third] {
+        let taken = || async {
+            let group = group_of(member).await;
+            (group["heartbeat_ms"].as_u64(), group["election_timeout_ms"].as_u64()) == (Some(40), Some(900))
+        };
+        assert!(soon(taken).await, "{}", group_of(member).await);
+    }
+    let after = group_of(&first).await;
+    assert_eq!((&after["role"], &after["term"]), (&json!("leader"), &before["term"]), "no election: {after}");
+
+    // The new cores commit, through the leader and through a follower.
+    for member in [&first, &third] {
+        let (status, hold) = member.call("POST", "/api/v1/holds", Some(stay_hold(&id, 1, 3, 1))).await;
+        assert_eq!(status, StatusCode::CREATED, "{hold}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -220,6 +258,15 @@ async fn three_members_serve_alike_sign_identical_records_and_survive_their_lead
         let sold = sales["bookings"].as_array().unwrap().iter().any(|b| b["traveller"]["name"] == "Ada Lovelace");
         assert!(sold, "both survivors sold the room: {sales}");
     }
+}
+
+/// `count` holds of one unit for two nights, one after the other.
+async fn unit_holds(member: &TestNode, listing: &str, count: usize) -> Vec<(StatusCode, Value)> {
+    let mut answers = Vec::new();
+    for _ in 0..count {
+        answers.push(member.call("POST", "/api/v1/holds", Some(stay_hold(listing, 1, 3, 1))).await);
+    }
+    answers
 }
 
 /// Waits until `condition` holds at a member (followers apply what the
