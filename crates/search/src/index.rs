@@ -263,6 +263,68 @@ struct Candidate {
     distance_m: Option<u32>,
 }
 
+/// Candidates that come by the year's floor (a city's stays), handed out
+/// by their bound instead. A stay's bound is never below its floor total,
+/// so once the next stay to come has a floor total above the lowest bound
+/// waiting, no stay still to come can have a lower bound than it.
+struct ByBound<I: Iterator<Item = Candidate>> {
+    by_floor: std::iter::Peekable<I>,
+    waiting: BinaryHeap<LowestBoundFirst>,
+}
+
+impl<I: Iterator<Item = Candidate>> ByBound<I> {
+    fn new(by_floor: I) -> Self {
+        ByBound { by_floor: by_floor.peekable(), waiting: BinaryHeap::new() }
+    }
+}
+
+impl<I: Iterator<Item = Candidate>> Iterator for ByBound<I> {
+    type Item = Candidate;
+
+    fn next(&mut self) -> Option<Candidate> {
+        loop {
+            let lowest = self.waiting.peek().map(|waiting| waiting.0.bound_total);
+            let next_floor = self.by_floor.peek().map(|c| c.floor_total);
+            match (lowest, next_floor) {
+                (Some(bound), Some(floor)) if bound > floor => {}
+                (Some(_), _) => return self.waiting.pop().map(|waiting| waiting.0),
+                (None, None) => return None,
+                (None, Some(_)) => {}
+            }
+            self.waiting.extend(self.by_floor.next().map(LowestBoundFirst));
+        }
+    }
+}
+
+/// Orders a max-heap of candidates lowest bound first (ties by handle).
+struct LowestBoundFirst(Candidate);
+
+impl LowestBoundFirst {
+    fn key(&self) -> (i64, Handle) {
+        (self.0.bound_total, self.0.handle)
+    }
+}
+
+impl PartialEq for LowestBoundFirst {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for LowestBoundFirst {}
+
+impl PartialOrd for LowestBoundFirst {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for LowestBoundFirst {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.key().cmp(&self.key())
+    }
+}
+
 impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     pub fn new() -> SearchIndex<O> {
         SearchIndex::default()
@@ -570,20 +632,23 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
     ///
     /// The index rules out what it can alone (place, country, guests,
     /// amenities, nothing open, a floor above the budget) and takes the
-    /// rest in an order that lets the scan stop early: by price, cheapest
-    /// floor first, stopping once `limit` offers are found and the next
-    /// floor is above the dearest of them; by distance, nearest first,
-    /// stopping at the first candidate farther than the `limit`-th offer.
-    /// A city's stays are kept in floor order, so even a city of a million
-    /// stays costs a few dozen candidates and shelf reads, not a sort.
+    /// rest in an order that lets the scan stop early: by price, lowest
+    /// bound first (the months' floors over the query's nights), stopping
+    /// once `limit` offers are found and the next bound is above the
+    /// dearest of them; by distance, nearest first, stopping at the first
+    /// candidate farther than the `limit`-th offer. So a stay is read from
+    /// the shelf only if its bound is below the last offer's total, which
+    /// in a city of a million stays is a few dozen.
     pub fn search_stays(&self, query: &StayQuery, shelf: &(impl Shelf<O> + ?Sized)) -> Vec<StayOffer<O>> {
         let limit = query.limit.clamp(1, OFFERS_MAX);
         let Some(filter) = self.filter(query) else { return Vec::new() };
         let candidates: Box<dyn Iterator<Item = Candidate> + '_> = match &query.place {
-            // No distances in a city: whatever the sort, the floor order.
+            // No distances in a city: whatever the sort, by price.
             Place::City { city, .. } => {
                 let set = self.cities.get(&city_key(city)).and_then(|id| self.by_city.get(&id));
-                Box::new(set.into_iter().flatten().filter_map(move |&(_, handle)| self.candidate(handle, &filter)))
+                let by_floor =
+                    set.into_iter().flatten().filter_map(move |&(_, handle)| self.candidate(handle, &filter));
+                Box::new(ByBound::new(by_floor))
             }
             Place::Near { point, radius_m } => {
                 let mut around: Vec<Candidate> = self
@@ -601,23 +666,19 @@ impl<O: Clone + Eq + Hash + Ord> SearchIndex<O> {
         let mut offers: Vec<StayOffer<O>> = Vec::new();
         // The `limit` lowest totals found, the dearest on top.
         let mut cheapest: BinaryHeap<i64> = BinaryHeap::new();
-        let near_by_price = matches!(query.place, Place::Near { .. }) && query.sort == StaySort::Price;
+        let by_distance = matches!(query.place, Place::Near { .. }) && query.sort == StaySort::Distance;
         for candidate in candidates {
             let dearest = cheapest.peek().copied().filter(|_| cheapest.len() >= limit);
-            let beaten = match query.sort {
-                // A city's stays come by the year's floor, a circle's by
-                // their bound: past the dearest kept, none left can do better.
-                StaySort::Price if near_by_price => dearest.is_some_and(|d| candidate.bound_total > d),
-                StaySort::Price => dearest.is_some_and(|d| candidate.floor_total > d),
+            let beaten = if by_distance {
                 // Offers come nearest first: the `limit`-th is the farthest kept.
-                StaySort::Distance => offers.len() >= limit && offers[limit - 1].distance_m < candidate.distance_m,
+                offers.len() >= limit && offers[limit - 1].distance_m < candidate.distance_m
+            } else {
+                // Candidates come by bound: past the dearest kept, none
+                // left can do better.
+                dearest.is_some_and(|d| candidate.bound_total > d)
             };
             if beaten {
                 break;
-            }
-            // This one cannot beat what is kept, though later ones may.
-            if query.sort == StaySort::Price && dearest.is_some_and(|d| candidate.bound_total > d) {
-                continue;
             }
             let Some(entry) = self.entry(candidate.handle) else { continue };
             let origin = &self.origins[entry.origin as usize];

@@ -398,6 +398,39 @@ fn searching_by_price_stops_early_and_finds_the_same_offers() {
     same_offers(&index);
 }
 
+/// A stay is read from the shelf only if its bound over the query's nights
+/// could beat the offers found: a city whose stays all share one cheap
+/// night in another month costs about `limit` reads, not one per stay.
+#[test]
+fn searching_by_price_reads_only_stays_whose_bound_can_beat_the_offers() {
+    struct Counting<'s> {
+        shelf: &'s MemoryShelf<Origin>,
+        reads: std::cell::Cell<usize>,
+    }
+    impl Shelf<Origin> for Counting<'_> {
+        fn stay(&self, origin: &Origin, key: &str) -> Option<(Listing, Vec<AriRun>)> {
+            self.reads.set(self.reads.get() + 1);
+            self.shelf.stay(origin, key)
+        }
+    }
+    let mut index = Indexed::default();
+    for i in 0..1_000u32 {
+        let id = format!("room-{i}");
+        // One November night at 1,000 is every stay's floor; October's
+        // nights cost 10,000 and up, in an order unrelated to the ids.
+        let october = 10_000 + ((i * 7_919) % 1_000) as i64 * 100;
+        let mut runs = nights(0, 10, open(october, 3));
+        runs.extend(nights(40, 41, open(1_000, 3)));
+        index.put_listing(&1, &id, hotel(&id, "Lyon", 45.76, 4.83, &[]));
+        index.put_ari(&1, &id, runs);
+    }
+    let counting = Counting { shelf: &index.shelf, reads: std::cell::Cell::new(0) };
+    let offers = index.index.search_stays(&lyon_query(), &counting);
+    let totals: Vec<i64> = offers.iter().map(|o| o.price.total.amount_minor).collect();
+    assert_eq!(totals, (0..10).map(|n| 2 * (10_000 + n * 100)).collect::<Vec<_>>());
+    assert!(counting.reads.get() <= 12, "{} stays read for 10 offers", counting.reads.get());
+}
+
 /// Nearest first, the scan stops at the first stay farther than the last
 /// offer kept: the same offers as pricing every stay in the circle.
 #[test]
