@@ -13,8 +13,8 @@
 
 use caravan_ledger::{Hold, HoldId, HoldState};
 use caravan_model::Timestamp;
-use caravan_records::{merkle, proto, Origin};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use caravan_records::{merkle, proto, signature, Origin};
+use ed25519_dalek::{Signer, SigningKey};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -245,9 +245,10 @@ pub fn sign_batch(receipts: &[Receipt], signing_key: &SigningKey) -> Vec<SignedR
 impl SignedReceipt {
     /// Checks the signature against `origin` and decodes the receipt.
     pub fn verify(&self, origin: Origin) -> Result<Receipt, ReceiptError> {
-        let key = VerifyingKey::from_bytes(&origin.0).map_err(|_| ReceiptError::BadSignature)?;
-        let signature = Signature::from_bytes(&self.signature);
-        key.verify(&self.signed_message()?, &signature).map_err(|_| ReceiptError::BadSignature)?;
+        let key = signature::signer_key(&origin.0).ok_or(ReceiptError::BadSignature)?;
+        if !signature::verify_one(key, &self.signed_message()?, &self.signature) {
+            return Err(ReceiptError::BadSignature);
+        }
         self.decode(origin)
     }
 
@@ -301,8 +302,10 @@ pub fn verify_all<'a>(
         .map(|one| {
             let message = one.signed_message()?;
             if !verified.iter().any(|(m, s)| *m == message && *s == one.signature) {
-                let key = VerifyingKey::from_bytes(&origin.0).map_err(|_| ReceiptError::BadSignature)?;
-                key.verify(&message, &Signature::from_bytes(&one.signature)).map_err(|_| ReceiptError::BadSignature)?;
+                let key = signature::signer_key(&origin.0).ok_or(ReceiptError::BadSignature)?;
+                if !signature::verify_one(key, &message, &one.signature) {
+                    return Err(ReceiptError::BadSignature);
+                }
                 verified.push((message, one.signature));
             }
             one.decode(origin)

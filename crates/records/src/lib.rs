@@ -19,6 +19,7 @@ pub mod merkle;
 mod payload;
 pub mod runs;
 mod sign;
+pub mod signature;
 pub mod slot;
 mod verify;
 

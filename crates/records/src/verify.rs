@@ -1,15 +1,17 @@
 //! Verification: limits and payloads first (cheap), then signatures in one
-//! ed25519 batch. Peer input is never trusted and never panics: every
-//! failure is a [`Rejection`] naming its reason.
+//! ed25519 batch, by the rule of [`crate::signature`]: a record is taken
+//! or refused the same whatever else arrived with it. Peer input is never
+//! trusted and never panics: every failure is a [`Rejection`] naming its
+//! reason.
 
 use std::collections::HashMap;
 
 use caravan_model::{Date, ListingId, Timestamp};
-use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
 
 use crate::limits::*;
 use crate::sign::bundle_message;
+use crate::signature::{signer_key, verify_each, SignerKey};
 use crate::{merkle, proto, Kind, Origin, Payload, Proof, Record, RecordId, Verified};
 
 /// Why a record was refused. Each variant is one counter in the metrics.
@@ -21,7 +23,8 @@ pub enum Rejection {
     /// The bytes do not decode, or a required field is missing.
     #[error("malformed record: {0}")]
     Malformed(String),
-    /// The origin is not a usable ed25519 public key.
+    /// The origin is not a usable ed25519 public key (one of small order,
+    /// or not in its canonical encoding, is not).
     #[error("origin is not a valid ed25519 public key")]
     BadOrigin,
     /// A record kind this node does not know.
@@ -99,18 +102,16 @@ struct Candidate {
 pub fn verify_batch(batch: Vec<proto::SignedRecord>, now: Timestamp) -> Vec<Result<Verified<Record>, Rejection>> {
     let mut results: Vec<Option<Result<Verified<Record>, Rejection>>> = Vec::with_capacity(batch.len());
     let mut candidates: Vec<(usize, Candidate)> = Vec::with_capacity(batch.len());
-    let mut keys: HashMap<[u8; 32], Option<VerifyingKey>> = HashMap::new();
+    let mut keys: HashMap<[u8; 32], Option<SignerKey>> = HashMap::new();
     // Distinct (key, message, signature) triples to check.
     let mut messages: Vec<Vec<u8>> = Vec::new();
-    let mut signatures: Vec<Signature> = Vec::new();
-    let mut signers: Vec<VerifyingKey> = Vec::new();
+    let mut signatures: Vec<[u8; 64]> = Vec::new();
+    let mut signers: Vec<SignerKey> = Vec::new();
     let mut bundle_sigs: HashMap<([u8; 32], [u8; 64], merkle::Hash), usize> = HashMap::new();
 
     for (idx, signed) in batch.into_iter().enumerate() {
         let checked = check_fields(signed, now).and_then(|record| {
-            let key = *keys
-                .entry(record.origin.0)
-                .or_insert_with(|| VerifyingKey::from_bytes(&record.origin.0).ok().filter(|key| !key.is_weak()));
+            let key = *keys.entry(record.origin.0).or_insert_with(|| signer_key(&record.origin.0));
             Ok((record, key.ok_or(Rejection::BadOrigin)?))
         });
         match checked {
@@ -120,7 +121,7 @@ pub fn verify_batch(batch: Vec<proto::SignedRecord>, now: Timestamp) -> Vec<Resu
                 let signature_idx = match &record.proof {
                     Proof::Signature(sig) => {
                         messages.push(record.body.clone());
-                        signatures.push(Signature::from_bytes(sig));
+                        signatures.push(*sig);
                         signers.push(key);
                         signatures.len() - 1
                     }
@@ -132,7 +133,7 @@ pub fn verify_batch(batch: Vec<proto::SignedRecord>, now: Timestamp) -> Vec<Resu
                         };
                         *bundle_sigs.entry((record.origin.0, *signature, root)).or_insert_with(|| {
                             messages.push(bundle_message(&root).to_vec());
-                            signatures.push(Signature::from_bytes(signature));
+                            signatures.push(*signature);
                             signers.push(key);
                             signatures.len() - 1
                         })
@@ -143,15 +144,9 @@ pub fn verify_batch(batch: Vec<proto::SignedRecord>, now: Timestamp) -> Vec<Resu
         }
     }
 
-    let signature_ok: Vec<bool> = {
-        let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        if ed25519_dalek::verify_batch(&message_refs, &signatures, &signers).is_ok() {
-            vec![true; signatures.len()]
-        } else {
-            // Someone in the batch lied: find out who, one by one.
-            (0..signatures.len()).map(|i| signers[i].verify_strict(&messages[i], &signatures[i]).is_ok()).collect()
-        }
-    };
+    let signed: Vec<(SignerKey, &[u8], [u8; 64])> =
+        signers.into_iter().zip(&messages).zip(signatures).map(|((key, m), sig)| (key, m.as_slice(), sig)).collect();
+    let signature_ok = verify_each(&signed);
 
     for (idx, candidate) in candidates {
         results[idx] = Some(match (signature_ok[candidate.signature_idx], &candidate.record.proof) {
