@@ -70,6 +70,7 @@ impl From<Rejection> for ApiError {
             | BelowCommitted { .. }
             | LimitReached(_)
             | BookingChanged { .. } => StatusCode::CONFLICT,
+            QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
         };
         ApiError::new(status, rejection.code(), rejection.to_string())
     }

@@ -13,11 +13,13 @@ pub mod agency;
 pub mod hold;
 pub mod owner;
 pub mod protocol;
+pub mod quota;
 pub mod receipt;
 pub mod refusal;
 pub mod saga;
 
 pub use protocol::{BookRequest, BookResponse, HoldRef, HoldSpec, Incoming, Op, Quote, BOOK_BATCH_MAX};
+pub use quota::Quotas;
 pub use receipt::{sign_batch, verify_all, BatchProof, Receipt, ReceiptError, ReceiptState, SignedReceipt};
 pub use refusal::{Refusal, RefusalCode};
 pub use saga::{Outcome, Part, PartStatus, Phase, Saga, Step};

@@ -86,6 +86,9 @@ refusal_codes! {
     BelowCommitted => "below_committed",
     IdempotencyKeyReused => "idempotency_key_reused",
     LimitReached => "limit_reached",
+    /// The agency used up a quota the owner sets per agency: holds in
+    /// flight (by its ledger), holds a minute or calls a second.
+    QuotaExceeded => "quota_exceeded",
     /// The request did not decode or named what it may not.
     BadRequest => "bad_request",
     /// The owner's answer did not decode.
@@ -132,6 +135,7 @@ impl From<&Rejection> for RefusalCode {
             Rejection::BelowCommitted { .. } => BelowCommitted,
             Rejection::IdempotencyKeyReused => IdempotencyKeyReused,
             Rejection::LimitReached(_) => LimitReached,
+            Rejection::QuotaExceeded(_) => QuotaExceeded,
             // An agency's own write, never an owner's answer.
             Rejection::BookingChanged { .. } => InvalidRequest,
         }
@@ -163,14 +167,15 @@ mod tests {
 
     #[test]
     fn codes_read_back_as_written_and_agree_with_the_ledger() {
-        for text in ["sold_out", "hold_expired", "owner_unreachable", "bad_response", "internal"] {
+        for text in ["sold_out", "hold_expired", "owner_unreachable", "bad_response", "internal", "quota_exceeded"] {
             let code = RefusalCode::parse(text);
             assert!(!matches!(code, RefusalCode::Other(_)), "{text}");
             assert_eq!(code.as_str(), text);
         }
-        assert_eq!(RefusalCode::parse("quota_exceeded"), RefusalCode::Other("quota_exceeded".into()));
-        let rejection = Rejection::IdempotencyKeyReused;
-        assert_eq!(RefusalCode::from(&rejection).as_str(), rejection.code());
+        assert_eq!(RefusalCode::parse("from_a_newer_owner"), RefusalCode::Other("from_a_newer_owner".into()));
+        for rejection in [Rejection::IdempotencyKeyReused, Rejection::QuotaExceeded("3 holds in flight".into())] {
+            assert_eq!(RefusalCode::from(&rejection).as_str(), rejection.code());
+        }
     }
 
     #[test]

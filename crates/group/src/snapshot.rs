@@ -2,21 +2,24 @@
 //! index, with a checksum that is checked before a snapshot is trusted,
 //! whether read back from disk or received from the leader.
 //!
-//! Layout: `CARAVAN-SNAPSHOT-2\n`, BLAKE3 of the body (32 bytes), body
-//! (postcard of [`SnapshotImage`]). A `CARAVAN-SNAPSHOT-1` snapshot (from
-//! before the group kept its people) still reads, with no people.
+//! Layout: `CARAVAN-SNAPSHOT-3\n`, BLAKE3 of the body (32 bytes), body
+//! (postcard of [`SnapshotImage`]). A `CARAVAN-SNAPSHOT-2` snapshot (from
+//! before agencies' holds were counted against quotas) reads with none
+//! counted, and a `CARAVAN-SNAPSHOT-1` one (from before the group kept its
+//! people) with no people either.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use caravan_accounts::directory::Directory;
 use caravan_ledger::agency::AgencyBook;
-use caravan_ledger::Ledger;
+use caravan_ledger::{Holders, Ledger};
 use serde::{Deserialize, Serialize};
 
 use crate::{LogId, StoredMembership};
 
-const MAGIC: &[u8] = b"CARAVAN-SNAPSHOT-2\n";
+const MAGIC: &[u8] = b"CARAVAN-SNAPSHOT-3\n";
+const MAGIC_WITHOUT_HOLDERS: &[u8] = b"CARAVAN-SNAPSHOT-2\n";
 const MAGIC_WITHOUT_PEOPLE: &[u8] = b"CARAVAN-SNAPSHOT-1\n";
 const CHECKSUM_BYTES: usize = 32;
 
@@ -29,8 +32,9 @@ pub struct SnapshotImage {
     pub people: Directory,
 }
 
-/// A snapshot as written: the agency's bookings beside the ledger that
-/// holds them (the ledger's own serialization leaves them out).
+/// A snapshot as written: the agency's bookings and the holds counted
+/// against quotas beside the ledger that holds them (the ledger's own
+/// serialization leaves them out).
 #[derive(Serialize)]
 struct Written<'a> {
     applied: Option<LogId>,
@@ -38,10 +42,22 @@ struct Written<'a> {
     ledger: &'a Ledger,
     people: &'a Directory,
     agency: &'a AgencyBook,
+    holders: &'a Holders,
 }
 
 #[derive(Deserialize)]
 struct Read {
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    ledger: Ledger,
+    people: Directory,
+    agency: AgencyBook,
+    holders: Holders,
+}
+
+/// A snapshot from before holds were counted against quotas.
+#[derive(Deserialize)]
+struct ReadWithoutHolders {
     applied: Option<LogId>,
     membership: StoredMembership,
     ledger: Ledger,
@@ -65,6 +81,7 @@ impl SnapshotImage {
             ledger: &self.ledger,
             people: &self.people,
             agency: self.ledger.agency(),
+            holders: self.ledger.holders(),
         };
         let body = postcard::to_stdvec(&written).expect("snapshots serialize");
         let mut bytes = Vec::with_capacity(MAGIC.len() + CHECKSUM_BYTES + body.len());
@@ -76,9 +93,12 @@ impl SnapshotImage {
 
     /// Decodes a snapshot whose checksum matches; why not otherwise.
     pub fn decode(bytes: &[u8]) -> Result<SnapshotImage, String> {
-        let (body, with_people) = match bytes.strip_prefix(MAGIC) {
-            Some(rest) => (rest, true),
-            None => (bytes.strip_prefix(MAGIC_WITHOUT_PEOPLE).ok_or("not a Caravan snapshot (bad magic)")?, false),
+        let (body, format) = if let Some(rest) = bytes.strip_prefix(MAGIC) {
+            (rest, 3)
+        } else if let Some(rest) = bytes.strip_prefix(MAGIC_WITHOUT_HOLDERS) {
+            (rest, 2)
+        } else {
+            (bytes.strip_prefix(MAGIC_WITHOUT_PEOPLE).ok_or("not a Caravan snapshot (bad magic)")?, 1)
         };
         if body.len() < CHECKSUM_BYTES {
             return Err("snapshot truncated before its checksum".into());
@@ -88,8 +108,14 @@ impl SnapshotImage {
             return Err("snapshot checksum mismatch: the snapshot is corrupt or truncated".into());
         }
         let body_error = |e: postcard::Error| format!("snapshot body: {e}");
-        let image = if with_people {
-            let Read { applied, membership, mut ledger, people, agency } =
+        let image = if format == 3 {
+            let Read { applied, membership, mut ledger, people, agency, holders } =
+                postcard::from_bytes(body).map_err(body_error)?;
+            ledger.restore_agency(agency);
+            ledger.restore_holders(holders);
+            SnapshotImage { applied, membership, ledger, people }
+        } else if format == 2 {
+            let ReadWithoutHolders { applied, membership, mut ledger, people, agency } =
                 postcard::from_bytes(body).map_err(body_error)?;
             ledger.restore_agency(agency);
             SnapshotImage { applied, membership, ledger, people }
@@ -190,6 +216,41 @@ mod tests {
         assert!(SnapshotImage::decode(&flipped).unwrap_err().contains("checksum"));
         assert!(SnapshotImage::decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("checksum"));
         assert!(SnapshotImage::decode(b"hello").unwrap_err().contains("magic"));
+    }
+
+    #[test]
+    fn holds_counted_against_quotas_travel_in_snapshots_and_older_ones_read_without() {
+        use caravan_ledger::{Command, HoldRequest};
+        use caravan_model::{AriPatch, Timestamp};
+        let now = Timestamp(1_893_456_000_000);
+        let listing = caravan_test_utils::stay("room", "Vienna", 3);
+        let id = listing.id.clone();
+        let mut image = SnapshotImage::default();
+        image.ledger.apply(&Command::CreateListing(listing), now);
+        let patch = AriPatch { available: Some(3), price_minor: Some(9_000), ..AriPatch::default() };
+        let (check_in, check_out) = (now.date().add_days(1), now.date().add_days(2));
+        image.ledger.apply(&Command::SetAri { listing: id.clone(), from: check_in, to: check_out, patch }, now);
+        let request = HoldRequest::Stay { listing: id, check_in, check_out, units: 1, guests: 1 };
+        let hold = Command::Hold { idempotency_key: None, request, ttl_ms: 600_000, expected_total_minor: None };
+        let within = Command::HoldWithin { holder: "agency:a".into(), holds_max: 2, hold: Box::new(hold) };
+        assert!(image.ledger.apply(&within, now).reply.is_ok());
+        let read = SnapshotImage::decode(&image.encode()).unwrap();
+        assert_eq!(read.ledger.holders()["agency:a"].len(), 1);
+        assert_eq!(read, image);
+
+        // Written before holders were counted: the same, none counted.
+        let body = postcard::to_stdvec(&(
+            image.applied,
+            &image.membership,
+            &image.ledger,
+            &image.people,
+            image.ledger.agency(),
+        ))
+        .unwrap();
+        let older = [MAGIC_WITHOUT_HOLDERS, blake3::hash(&body).as_bytes(), &body].concat();
+        let read = SnapshotImage::decode(&older).unwrap();
+        assert!(read.ledger.holders().is_empty());
+        assert_eq!(read.ledger.hold(caravan_ledger::HoldId(1)), image.ledger.hold(caravan_ledger::HoldId(1)));
     }
 
     #[test]

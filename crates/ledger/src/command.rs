@@ -124,6 +124,16 @@ pub enum Command {
     /// Writes an agency's booking (its saga after a step) if it still
     /// stands at the revision the write follows from.
     PutBooking(crate::agency::PutBooking),
+    /// A hold (`Hold` or `HoldFor`) placed for `holder` (an agency, as
+    /// the owner knows it), refused with `QuotaExceeded` while `holder`
+    /// keeps `holds_max` live holds here: one agency cannot lock a
+    /// hotel's inventory. A retry of a hold already answered gets its
+    /// first answer, quota or not.
+    HoldWithin {
+        holder: String,
+        holds_max: u32,
+        hold: Box<Command>,
+    },
 }
 
 /// The most commands one [`Command::Batch`] carries.
@@ -171,6 +181,7 @@ impl Command {
             Command::Batch(_) => "batch",
             Command::People(_) => "people",
             Command::PutBooking(_) => "put_booking",
+            Command::HoldWithin { .. } => "hold",
         }
     }
 
@@ -193,6 +204,7 @@ impl Command {
                 | Command::ConfirmFor { .. }
                 | Command::Cancel { .. }
                 | Command::PutBooking(_)
+                | Command::HoldWithin { .. }
         )
     }
 }
@@ -262,6 +274,9 @@ pub enum Rejection {
     /// (`None`: a new booking's id is taken).
     #[error("booking {booking} changed meanwhile (now at revision {revision:?})")]
     BookingChanged { booking: u64, revision: Option<u64> },
+    /// An agency's quota at this owner is used up; says which and how much.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
 }
 
 impl Rejection {
@@ -288,6 +303,7 @@ impl Rejection {
             Rejection::IdempotencyKeyReused => "idempotency_key_reused",
             Rejection::LimitReached(_) => "limit_reached",
             Rejection::BookingChanged { .. } => "booking_changed",
+            Rejection::QuotaExceeded(_) => "quota_exceeded",
         }
     }
 }

@@ -131,7 +131,15 @@ pub struct Ledger {
     /// a snapshot from before they were replicated still reads.
     #[serde(skip)]
     agency: agency::AgencyBook,
+    /// The holds placed for each agency under a quota; some may have
+    /// resolved since (pruned when the agency holds again). Carried by
+    /// snapshots beside the ledger, as the agency's bookings are.
+    #[serde(skip)]
+    holders: Holders,
 }
+
+/// Holds placed for each holder under a quota ([`Command::HoldWithin`]).
+pub type Holders = BTreeMap<String, BTreeSet<HoldId>>;
 
 impl Ledger {
     pub fn new() -> Ledger {
@@ -219,7 +227,38 @@ impl Ledger {
             Command::People(_) => {
                 Err(Rejection::InvalidRequest("people changes go to the group's directory, not the ledger".into()))
             }
+            Command::HoldWithin { holder, holds_max, hold } => self.hold_within(holder, *holds_max, hold, now),
         }
+    }
+
+    /// A hold for `holder`, unless it keeps `holds_max` live ones already.
+    fn hold_within(
+        &mut self,
+        holder: &str,
+        holds_max: u32,
+        hold: &Command,
+        now: Timestamp,
+    ) -> Result<Reply, Rejection> {
+        let key = match hold {
+            Command::Hold { idempotency_key, .. } | Command::HoldFor { idempotency_key, .. } => idempotency_key,
+            other => return Err(Rejection::InvalidRequest(format!("{} is not a hold", other.name()))),
+        };
+        let answered = key.as_ref().is_some_and(|key| self.idempotency.contains_key(key));
+        if !answered {
+            let holds = &self.holds;
+            let held = self.holders.entry(holder.to_owned()).or_default();
+            held.retain(|id| holds.get(id).is_some_and(|h| h.state == HoldState::Held));
+            if held.len() >= holds_max as usize {
+                return Err(Rejection::QuotaExceeded(format!("{holds_max} holds in flight at once (holds_in_flight)")));
+            }
+        }
+        let reply = self.execute(hold, now, &mut Vec::new())?;
+        if let Reply::Hold(placed) = &reply {
+            if !answered {
+                self.holders.entry(holder.to_owned()).or_default().insert(placed.id);
+            }
+        }
+        Ok(reply)
     }
 
     pub fn listing(&self, id: &ListingId) -> Option<&ListingState> {
@@ -274,6 +313,16 @@ impl Ledger {
         self.agency = book;
     }
 
+    /// The holds placed for each agency under a quota.
+    pub fn holders(&self) -> &Holders {
+        &self.holders
+    }
+
+    /// Puts back the holders a snapshot carried beside the ledger.
+    pub fn restore_holders(&mut self, holders: Holders) {
+        self.holders = holders;
+    }
+
     pub fn last_now(&self) -> Timestamp {
         self.last_now
     }
@@ -282,6 +331,9 @@ impl Ledger {
     /// for the shell's pair assertions after loading state.
     pub fn check_invariants(&self) {
         self.agency.check_invariants();
+        for (holder, held) in &self.holders {
+            assert!(held.iter().all(|id| self.holds.contains_key(id)), "{holder} holds a hold that never was");
+        }
         let mut held: BTreeMap<(&ListingId, Date), u32> = BTreeMap::new();
         let mut booked: BTreeMap<(&ListingId, Date), u32> = BTreeMap::new();
         for hold in self.holds.values() {

@@ -21,6 +21,9 @@ pub struct Config {
     pub search: SearchConfig,
     pub mail: crate::mail::MailConfig,
     pub group: GroupSettings,
+    /// What each agency may do at this owner (holds in flight, holds a
+    /// minute, booking calls a second).
+    pub quotas: caravan_booking::Quotas,
 }
 
 /// The owner's replica group (ARCHITECTURE decision 7).
@@ -138,6 +141,7 @@ impl Default for Config {
             search: SearchConfig::default(),
             mail: crate::mail::MailConfig::default(),
             group: GroupSettings::default(),
+            quotas: caravan_booking::Quotas::default(),
         }
     }
 }
@@ -199,6 +203,7 @@ impl Config {
                 caravan_ledger::HOLD_TTL_MS_MAX / 1000
             )));
         }
+        self.quotas.validate().map_err(|why| ConfigError::Invalid(format!("[quotas]: {why}")))?;
         let too_long = |m: &u16| *m > MIN_CONNECTION_MINUTES_MAX;
         if too_long(&self.search.min_connection_minutes_default)
             || self.search.min_connection_minutes.values().any(too_long)

@@ -132,6 +132,8 @@ pub struct NodeOptions {
     pub group_timers: caravan_group::Timers,
     /// Whether admins may cut this member off from others (fault tests).
     pub group_fault_hooks: bool,
+    /// What each agency may do at this owner.
+    pub quotas: caravan_booking::Quotas,
 }
 
 impl Default for NodeOptions {
@@ -152,6 +154,7 @@ impl From<&Config> for NodeOptions {
             mail: config.mail.clone(),
             group_timers: config.group.timers(),
             group_fault_hooks: config.group.fault_hooks,
+            quotas: config.quotas,
         }
     }
 }
@@ -324,6 +327,7 @@ impl Node {
             catalog: catalog.clone(),
             calls: calls.clone(),
             hold_ms_default: options.hold_ms_default,
+            quotas: options.quotas,
             clock: options.clock,
         }));
         // Ends once the service is dropped.

@@ -19,7 +19,8 @@ use std::time::Duration;
 use std::collections::{HashMap, HashSet};
 
 use caravan_booking::owner::{self, LedgerStep, Unsigned};
-use caravan_booking::{BookRequest, BookResponse, Incoming, Outcome, Refusal, RefusalCode, BOOK_BATCH_MAX};
+use caravan_booking::quota::{Meters, Quota};
+use caravan_booking::{BookRequest, BookResponse, Incoming, Outcome, Quotas, Refusal, RefusalCode, BOOK_BATCH_MAX};
 use caravan_catalog::Catalog;
 use caravan_ledger::{Command, Ledger, Rejection, Reply};
 use caravan_model::Timestamp;
@@ -89,6 +90,8 @@ pub struct BookingSetup<P> {
     pub calls: CallSlot,
     /// How long a hold lasts when the request does not say.
     pub hold_ms_default: i64,
+    /// What each agency may do here.
+    pub quotas: Quotas,
     pub clock: fn() -> Timestamp,
 }
 
@@ -104,6 +107,8 @@ pub struct BookingService<P> {
     batching: std::sync::atomic::AtomicBool,
     /// Owners that refused a batch: called one request at a time.
     no_batches: Mutex<HashSet<Origin>>,
+    /// The rates agencies used here, and the quota refusals so far.
+    meters: Mutex<Meters>,
 }
 
 /// A call to a remote owner waiting for the agency's batcher.
@@ -128,6 +133,7 @@ impl<P: Proposer> BookingService<P> {
 
     pub fn new(setup: BookingSetup<P>) -> BookingService<P> {
         let origin = Origin(setup.key.verifying_key().to_bytes());
+        let meters = Mutex::new(Meters::new(setup.quotas));
         let (owner_calls, owner_calls_rx) = mpsc::channel(OWNER_CALLS_QUEUED_MAX);
         BookingService {
             setup,
@@ -137,7 +143,13 @@ impl<P: Proposer> BookingService<P> {
             owner_calls_rx: Mutex::new(Some(owner_calls_rx)),
             batching: Default::default(),
             no_batches: Mutex::default(),
+            meters,
         }
+    }
+
+    /// Requests refused for a quota so far, by quota.
+    pub fn quota_refusals(&self) -> Vec<(Quota, u64)> {
+        self.meters.lock().expect("meters lock").refused().collect()
     }
 
     fn now(&self) -> Timestamp {
@@ -155,6 +167,9 @@ impl<P: Proposer> BookingService<P> {
             Err(refusal) => return BookResponse::Refusal(refusal).encode(),
         };
         let client = self.client(peer, frame.agency);
+        if let Err(refusal) = self.meters.lock().expect("meters lock").call(&client, self.now()) {
+            return BookResponse::Refusal(refusal).encode();
+        }
         match frame.incoming {
             Incoming::One(request) => self.answer_request(&client, &request).await.encode(),
             Incoming::Batch(requests) => BookResponse::encode_batch(&self.answer_batch(&client, &requests).await),
@@ -185,8 +200,24 @@ impl<P: Proposer> BookingService<P> {
     /// receipts under one signature.
     async fn answer_batch(&self, peer: &str, requests: &[BookRequest]) -> Vec<BookResponse> {
         let (key, origin) = (&self.setup.key, self.origin);
-        let steps: Vec<Result<LedgerStep, Refusal>> =
-            requests.iter().map(|request| owner::plan(request, peer, key, self.setup.hold_ms_default)).collect();
+        let steps: Vec<Result<LedgerStep, Refusal>> = requests
+            .iter()
+            .map(|request| {
+                let step = owner::plan(request, peer, key, self.setup.hold_ms_default)?;
+                if peer == SELF_PEER {
+                    return Ok(step);
+                }
+                // A peer's holds are metered, and counted by the ledger.
+                let mut meters = self.meters.lock().expect("meters lock");
+                Ok(match step {
+                    LedgerStep::Submit(command @ (Command::Hold { .. } | Command::HoldFor { .. })) => {
+                        meters.hold(peer, self.now())?;
+                        LedgerStep::Submit(meters.quotas().within(peer, command))
+                    }
+                    step => step,
+                })
+            })
+            .collect();
         let mut commands: Vec<Command> = steps
             .iter()
             .filter_map(|step| match step {
@@ -212,6 +243,9 @@ impl<P: Proposer> BookingService<P> {
                 (Err(refusal), _) => Unsigned::Refusal(refusal),
                 (Ok(LedgerStep::Submit(_)), Ok(replies)) => {
                     let reply = replies.next().expect("a reply per write");
+                    if matches!(reply, Err(Rejection::QuotaExceeded(_))) {
+                        self.meters.lock().expect("meters lock").count_refusal(Quota::HoldsInFlight);
+                    }
                     owner::answer(origin, key, reply, peer, now)
                 }
                 (Ok(LedgerStep::Submit(_)), Err(why)) => {

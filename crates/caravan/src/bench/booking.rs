@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use caravan_api::AdminService;
 use caravan_booking::agency::{NewBooking, Traveller};
+use caravan_booking::Quotas;
 use caravan_booking::{HoldSpec, Phase};
 use caravan_ledger::{Command, HoldRequest};
 use caravan_model::*;
@@ -59,7 +60,9 @@ async fn open_owner(
 ) -> anyhow::Result<Node> {
     let dir = root.join(name);
     caravan_node::init(&dir)?;
-    let node = Node::open(&dir, NodeOptions { publish_interval_ms: 250, ..NodeOptions::default() }).await?;
+    // The bench measures what an owner can take: no agency quota bounds it.
+    let options = NodeOptions { publish_interval_ms: 250, quotas: Quotas::unbounded(), ..NodeOptions::default() };
+    let node = Node::open(&dir, options).await?;
     let net = caravan_net_config(bootstrap);
     node.start_network(net).await?;
     let today = node.now().date();

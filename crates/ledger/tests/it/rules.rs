@@ -390,3 +390,36 @@ fn a_batch_refuses_commands_that_need_an_entry_of_their_own() {
     assert!(matches!(h.err(too_many), Rejection::InvalidRequest(_)));
     assert_eq!(h.free("room", 1), 5, "a refused batch holds nothing");
 }
+
+fn within(holder: &str, holds_max: u32, hold: Command) -> Command {
+    Command::HoldWithin { holder: holder.into(), holds_max, hold: Box::new(hold) }
+}
+
+#[test]
+fn an_agency_keeps_no_more_live_holds_than_its_quota_and_others_still_hold() {
+    let mut h = hotel();
+    let greedy = |n: &str| match hold_stay("room", 1, 2, 1) {
+        Command::Hold { request, ttl_ms, expected_total_minor, .. } => {
+            Command::Hold { idempotency_key: key(n), request, ttl_ms, expected_total_minor }
+        }
+        _ => unreachable!("hold_stay is a hold"),
+    };
+    let first = h.hold(within("agency:greedy", 2, greedy("g1")));
+    let second = h.hold(within("agency:greedy", 2, greedy("g2")));
+    let refused = h.err(within("agency:greedy", 2, greedy("g3")));
+    assert_eq!(refused.code(), "quota_exceeded", "{refused}");
+    // A retry of an answered hold gets its answer, quota or not.
+    assert_eq!(h.hold(within("agency:greedy", 2, greedy("g2"))), second);
+    // Another agency, and the owner's own travellers, still hold.
+    h.hold(within("agency:fair", 2, hold_stay("room", 1, 2, 1)));
+    h.hold(hold_stay("room", 1, 2, 1));
+
+    // A hold that resolves (confirmed, cancelled or expired) frees a place.
+    h.confirm(first.id).unwrap();
+    h.hold(within("agency:greedy", 2, greedy("g4")));
+    h.err(within("agency:greedy", 2, greedy("g5")));
+    h.advance_ms(16 * MINUTE_MS);
+    h.hold(within("agency:greedy", 2, greedy("g6")));
+    assert_eq!(h.ledger.holders()["agency:greedy"].len(), 1, "resolved holds are forgotten: {:?}", h.ledger.holders());
+    assert_eq!(h.err(within("agency:greedy", 2, open("room", 1, 2, 1, 100))).code(), "invalid_request");
+}

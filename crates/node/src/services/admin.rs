@@ -160,6 +160,16 @@ impl AdminService for Node {
                 self.inner.shelf.stays_read(),
             ),
         ];
+        for (quota, count) in self.inner.booking.quota_refusals() {
+            metrics.push(
+                Metric::counter(
+                    "caravan_quota_refusals_total",
+                    "Agencies' booking requests refused for a quota.",
+                    count,
+                )
+                .with_label("quota", quota.as_str()),
+            );
+        }
         for (reason, count) in replication.rejected {
             metrics.push(
                 Metric::counter("caravan_rejected_total", "Records, envelopes and frames refused, by reason.", count)

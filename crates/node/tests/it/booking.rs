@@ -647,3 +647,77 @@ async fn bookings_a_database_kept_before_groups_are_handed_to_the_group() {
     let reader = caravan_store::open_reader(t.node.db_path()).unwrap();
     assert_eq!(caravan_store::agency::last_id(&reader).unwrap(), 0, "forgotten in the database");
 }
+
+/// An agency that holds everything it can is stopped at its quotas, each
+/// refusal says which, `/metrics` counts them, and other agencies still
+/// book.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greedy_agency_is_held_to_its_quotas_and_others_still_book() {
+    let quotas = caravan_booking::Quotas { holds_in_flight: 3, holds_per_minute: 5, calls_per_second: 40 };
+    let dir = tempfile::tempdir().unwrap();
+    crate::init_node(dir.path());
+    let options = NodeOptions { publish_interval_ms: 5, quotas, ..NodeOptions::default() };
+    let hotel = TestNode { node: Node::open(dir.path(), options).await.unwrap(), dir };
+    let listing = hotel.hotel(20).await;
+    let booking = hotel.node.booking();
+    let ask = |peer: &'static str, op: caravan_booking::Op, key: String| {
+        let request = caravan_booking::BookRequest { idempotency_key: key, op };
+        async move { caravan_booking::BookResponse::decode(&booking.answer_booking(peer, &request.encode()).await) }
+    };
+    let hold = |peer: &'static str, key: &str| ask(peer, caravan_booking::Op::Hold(one_night(&listing)), key.into());
+    let refused = |answer: caravan_booking::BookResponse| match answer {
+        caravan_booking::BookResponse::Refusal(refusal) => refusal,
+        other => panic!("not refused: {other:?}"),
+    };
+    let held = |answer: caravan_booking::BookResponse| match answer {
+        caravan_booking::BookResponse::Receipt(signed) => signed.verify(hotel.node.origin()).unwrap().hold,
+        other => panic!("not held: {other:?}"),
+    };
+
+    // Holds in flight: three, then the ledger refuses the fourth.
+    let mut greedy_holds = Vec::new();
+    for n in 0..3 {
+        greedy_holds.push(held(hold("12D3KooWGreedy", &format!("g{n}")).await));
+    }
+    let fourth = refused(hold("12D3KooWGreedy", "g3").await);
+    assert_eq!(fourth.code, caravan_booking::RefusalCode::QuotaExceeded);
+    assert!(fourth.message.contains("holds_in_flight"), "{}", fourth.message);
+    // Another agency books as if nothing happened.
+    let fair = held(hold("12D3KooWFair", "f0").await);
+    let confirm = caravan_booking::Op::Confirm { hold: fair, traveller: None };
+    assert!(matches!(ask("12D3KooWFair", confirm, "f1".into()).await, caravan_booking::BookResponse::Receipt(_)));
+
+    // Holds a minute: a released hold frees a place in flight, but the
+    // fifth hold of the minute is the last.
+    let release = caravan_booking::Op::Cancel(greedy_holds.pop().unwrap());
+    assert!(matches!(ask("12D3KooWGreedy", release, "c0".into()).await, caravan_booking::BookResponse::Receipt(_)));
+    held(hold("12D3KooWGreedy", "g4").await);
+    let release = caravan_booking::Op::Cancel(greedy_holds.pop().unwrap());
+    assert!(matches!(ask("12D3KooWGreedy", release, "c1".into()).await, caravan_booking::BookResponse::Receipt(_)));
+    let sixth = refused(hold("12D3KooWGreedy", "g5").await);
+    assert!(sixth.message.contains("5 holds a minute"), "{}", sixth.message);
+
+    // Calls a second: a burst of status calls runs dry.
+    let status = |n: usize| ask("12D3KooWChatty", caravan_booking::Op::Quote(one_night(&listing)), format!("q{n}"));
+    let mut dry = 0;
+    for n in 0..60 {
+        if let caravan_booking::BookResponse::Refusal(refusal) = status(n).await {
+            assert!(refusal.message.contains("40 booking calls a second"), "{}", refusal.message);
+            dry += 1;
+        }
+    }
+    assert!(dry >= 10, "{dry} of 60 calls refused");
+
+    let metrics = hotel.metrics().await;
+    for (quota, at_least) in [("holds_in_flight", 1), ("holds_per_minute", 1), ("calls_per_second", dry)] {
+        let line = format!("caravan_quota_refusals_total{{quota=\"{quota}\"}} ");
+        let count: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("no {line} in {metrics}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(count >= at_least as u64, "{quota}: {count}");
+    }
+}

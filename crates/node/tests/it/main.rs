@@ -50,6 +50,13 @@ impl TestNode {
         self.call_with(method, path, body, &[]).await
     }
 
+    /// The node's metrics, as Prometheus reads them.
+    pub async fn metrics(&self) -> String {
+        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        let response = caravan_api::router(self.node.app_state()).oneshot(request).await.unwrap();
+        String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
     /// Sends a request as the node's admin, unless `headers` name another
     /// `authorization`.
     pub async fn call_with(
