@@ -9,9 +9,14 @@
 //! encoding of a point that is not of small order. A small-order key
 //! verifies forged signatures for every message, and a second encoding of
 //! one key would make the same signer two origins. Every check takes its
-//! key through [`signer_key`] first.
+//! key through [`signer_key`] first; that looks at the bytes alone (no
+//! field arithmetic: a batch decodes each key once, and a second decoding
+//! here would cost a third of a check), so a key that is no point at all
+//! is found by the signature check, which it fails.
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
+use std::sync::OnceLock;
+
+use curve25519_dalek::constants::EIGHT_TORSION;
 use ed25519_zebra::batch::{Item, Verifier};
 use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
 
@@ -19,11 +24,39 @@ use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SignerKey([u8; 32]);
 
-/// `bytes` as a signer's key, or `None` if no origin may have it.
+/// `bytes` as a signer's key, or `None` if no origin may have it: a `y`
+/// at or above the field's modulus (a second encoding of a smaller one),
+/// or the `y` of a point of small order (whatever its sign bit).
 pub fn signer_key(bytes: &[u8; 32]) -> Option<SignerKey> {
-    let point = CompressedEdwardsY(*bytes).decompress()?;
-    let canonical = point.compress().to_bytes() == *bytes;
-    (canonical && !point.is_small_order()).then_some(SignerKey(*bytes))
+    let mut y = *bytes;
+    y[31] &= 0x7f;
+    (below_modulus(&y) && !small_order_ys().contains(&y)).then_some(SignerKey(*bytes))
+}
+
+/// Whether `y` (little-endian, top bit clear) is below 2^255 - 19.
+fn below_modulus(y: &[u8; 32]) -> bool {
+    // At or above the modulus only if every byte but the lowest is at its
+    // most and the lowest reaches 0xed.
+    !(y[31] == 0x7f && y[1..31].iter().all(|&b| b == 0xff) && y[0] >= 0xed)
+}
+
+/// The `y` of each point of small order (five: the eight points share
+/// them in pairs of opposite `x`, but for `x = 0`).
+fn small_order_ys() -> &'static [[u8; 32]] {
+    static YS: OnceLock<Vec<[u8; 32]>> = OnceLock::new();
+    YS.get_or_init(|| {
+        let mut ys: Vec<[u8; 32]> = EIGHT_TORSION
+            .iter()
+            .map(|point| {
+                let mut y = point.compress().to_bytes();
+                y[31] &= 0x7f;
+                y
+            })
+            .collect();
+        ys.sort();
+        ys.dedup();
+        ys
+    })
 }
 
 /// Whether `signature` is `key`'s over `message`.
@@ -53,7 +86,8 @@ pub fn verify_each(signed: &[(SignerKey, &[u8], [u8; 64])]) -> Vec<bool> {
 
 #[cfg(test)]
 mod tests {
-    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
     use curve25519_dalek::scalar::Scalar;
     use sha2::{Digest, Sha512};
 
@@ -116,6 +150,38 @@ mod tests {
         let a = Scalar::from(7u64);
         let key = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
         assert!(signer_key(&key).is_some());
+        // y = p and above: second encodings, whatever point they name.
+        let mut p = [0xff; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        for low in 0xed..=0xff {
+            p[0] = low;
+            assert!(signer_key(&p).is_none(), "{low:#x}");
+        }
+    }
+
+    /// A key that is no point passes the byte checks and fails every
+    /// signature check, alone and in a batch.
+    #[test]
+    fn a_key_that_is_no_point_signs_nothing() {
+        let off_curve = (2u8..)
+            .map(|low| {
+                let mut y = [0u8; 32];
+                y[0] = low;
+                y
+            })
+            .find(|y| CompressedEdwardsY(*y).decompress().is_none())
+            .unwrap();
+        let stranger = signer_key(&off_curve).expect("canonical and not of small order");
+        let a = Scalar::from(3u64);
+        let good = (
+            key_of(a),
+            b"m".as_slice(),
+            sign_with(a, Scalar::ONE, ED25519_BASEPOINT_POINT.compress().to_bytes(), b"m"),
+        );
+        let bad = (stranger, b"m".as_slice(), good.2);
+        assert!(!verify_one(stranger, b"m", &good.2));
+        assert_eq!(verify_each(&[good, bad]), vec![true, false]);
     }
 
     /// The ZIP-215 edge cases: a nonce point `R` given by each encoding of

@@ -23,8 +23,9 @@ pub enum Rejection {
     /// The bytes do not decode, or a required field is missing.
     #[error("malformed record: {0}")]
     Malformed(String),
-    /// The origin is not a usable ed25519 public key (one of small order,
-    /// or not in its canonical encoding, is not).
+    /// The origin is not a usable ed25519 public key: one of small order,
+    /// or not in its canonical encoding. (A key that is no point at all
+    /// fails its signature instead: see `signature::signer_key`.)
     #[error("origin is not a valid ed25519 public key")]
     BadOrigin,
     /// A record kind this node does not know.
