@@ -193,7 +193,9 @@ impl Cluster {
     }
 
     /// Starts member `i` (again), logging to its `node.log`; `i` counts
-    /// every node, peers' first nodes first.
+    /// every node, peers' first nodes first. The node dies with this
+    /// process; call this from the thread that owns the cluster (the
+    /// kernel's parent-death signal follows the thread that started it).
     pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
         let member = &mut self.members[i];
         let log_path = member.data_dir.join("node.log");
@@ -204,6 +206,8 @@ impl Cluster {
             .arg("run")
             .arg("--data-dir")
             .arg(&member.data_dir)
+            // It dies with this process, however this process ends.
+            .env(crate::stop::PARENT_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

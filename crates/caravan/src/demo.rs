@@ -179,6 +179,7 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        let stop = crate::stop::requested();
         let client = load::client(Some(&token))?;
         say!("starting {} nodes in {} ...", MEMBERS.len(), dir.display());
         let mut running = Cluster::up(&graph, &options)?;
@@ -225,9 +226,10 @@ pub fn run(http: SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
         say!("  API token (admin on every node): {token}");
         say!("Try Geneva → Annecy by bus, Geneva → Paris by bus and plane with a night in Paris, or Lyon → Geneva via Paris. Ctrl-C stops the demo.");
         let mut watch = tokio::time::interval(Duration::from_secs(1));
+        tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut stop => break,
                 _ = watch.tick() => {
                     for (member, how) in running.exited() {
                         eprintln!("{} exited ({how}); see its node.log", MEMBERS[member.index as usize]);

@@ -124,6 +124,7 @@ fn join_invited(args: cli::GroupJoin, token: &str) -> anyhow::Result<()> {
         let peers: Vec<String> = members.iter().map(|m| m.peer_id.clone()).collect();
         caravan_node::prepare_join(&data_dir, &peers)?;
         config.p2p.dial_also(members.iter().flat_map(|m| &m.addrs));
+        let shutdown = crate::stop::requested();
         let listener = keep_and_bind(&data_dir, &config).await?;
         let local = listener.local_addr()?;
         println!(
@@ -133,9 +134,6 @@ fn join_invited(args: cli::GroupJoin, token: &str) -> anyhow::Result<()> {
             data_dir.display(),
             data_dir.display()
         );
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
         caravan_node::run(&data_dir, &config, listener, shutdown).await.context("running the node")
     })
 }
@@ -173,9 +171,10 @@ fn join(args: cli::GroupJoin) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         println!("caravan node: http://{local} (data in {}), joining the group of {via}", data_dir.display());
         let (give_up, gave_up) = tokio::sync::oneshot::channel::<()>();
+        let stop = crate::stop::requested();
         let shutdown = async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = stop => {}
                 _ = gave_up => {}
             }
         };

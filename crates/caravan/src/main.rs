@@ -11,6 +11,7 @@ mod demo;
 mod group;
 mod load;
 mod progress;
+mod stop;
 
 use anyhow::Context;
 use clap::Parser;
@@ -145,6 +146,7 @@ fn cluster_up(args: cli::ClusterUp) -> anyhow::Result<()> {
         election_timeout_ms: None,
     };
     runtime()?.block_on(async {
+        let stop = stop::requested();
         let client = load::client(Some(&token))?;
         let mut running = cluster::Cluster::up(&graph, &options)?;
         let nodes = running.members().len();
@@ -161,9 +163,10 @@ fn cluster_up(args: cli::ClusterUp) -> anyhow::Result<()> {
             options.dir.display()
         );
         let mut watch = tokio::time::interval(std::time::Duration::from_secs(1));
+        tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut stop => break,
                 _ = watch.tick() => {
                     for (member, how) in running.exited() {
                         eprintln!("node {} exited ({how}); see its node.log", member.name());
@@ -213,6 +216,7 @@ fn load(args: cli::LoadArgs) -> anyhow::Result<()> {
 }
 
 fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
+    stop::die_with_parent()?;
     let data_dir = args.data_dir;
     let initialized = caravan_node::init(&data_dir).with_context(|| format!("initializing {}", data_dir.display()))?;
     if initialized.created {
@@ -225,12 +229,10 @@ fn node_run(args: cli::NodeRun) -> anyhow::Result<()> {
     config.p2p.listen.extend(args.p2p);
     config.p2p.bootstrap.extend(args.bootstrap);
     runtime()?.block_on(async move {
+        let shutdown = stop::requested();
         let listener =
             tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("binding {}", config.http))?;
         println!("caravan node: http://{} (data in {})", listener.local_addr()?, data_dir.display());
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
         let node = caravan_node::start(&data_dir, &config).await.context("starting the node")?;
         let catching_up = progress::catch_up(node.stats().clone());
         // The bar follows the node for as long as it serves.

@@ -71,6 +71,28 @@ impl Demo {
         Demo { child, dir, url, members }
     }
 
+    /// The demo's own process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its nodes' processes, as it recorded them.
+    pub fn node_pids(&self) -> Vec<u32> {
+        node_pids(self.dir.path())
+    }
+
+    /// Whether the demo ended within `within`.
+    pub fn ended_within(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// The web address of the member the demo names `name`.
     pub fn member(&self, name: &str) -> &str {
         self.members.get(name).unwrap_or_else(|| panic!("no member {name:?} in {:?}", self.members))
@@ -97,6 +119,35 @@ impl Drop for Demo {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The node processes a cluster directory records (`cluster.json`).
+pub fn node_pids(cluster_dir: &std::path::Path) -> Vec<u32> {
+    let text = std::fs::read_to_string(cluster_dir.join("cluster.json")).expect("cluster.json");
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["members"].as_array().unwrap().iter().map(|m| m["pid"].as_u64().unwrap() as u32).collect()
+}
+
+/// Whether process `pid` still runs (a zombie, ended but not yet reaped,
+/// does not).
+pub fn runs(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The processes of `pids` still running after `within`.
+pub fn survivors(pids: &[u32], within: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let running: Vec<u32> = pids.iter().copied().filter(|&pid| runs(pid)).collect();
+        if running.is_empty() || Instant::now() >= deadline {
+            return running;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
