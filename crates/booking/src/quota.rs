@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use caravan_ledger::Command;
+use caravan_model::rate::{Rate, TokenBucket};
 use caravan_model::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -83,38 +84,6 @@ impl Quota {
     }
 }
 
-/// A rate: up to `per` tokens, refilled evenly over `window_ms`.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    /// In thousandths of a token, so slow rates refill smoothly.
-    milli_tokens: u64,
-    last: Timestamp,
-}
-
-impl Bucket {
-    fn full(per: u32, now: Timestamp) -> Bucket {
-        Bucket { milli_tokens: per as u64 * 1000, last: now }
-    }
-
-    fn take(&mut self, per: u32, window_ms: u64, now: Timestamp) -> bool {
-        let capacity = per as u64 * 1000;
-        let elapsed_ms = now.ms().saturating_sub(self.last.ms()).max(0) as u64;
-        let refill = (elapsed_ms as u128 * capacity as u128 / window_ms as u128).min(capacity as u128) as u64;
-        self.milli_tokens = (self.milli_tokens + refill).min(capacity);
-        self.last = self.last.max(now);
-        if self.milli_tokens < 1000 {
-            return false;
-        }
-        self.milli_tokens -= 1000;
-        true
-    }
-
-    fn is_full(&self, per: u32, window_ms: u64, now: Timestamp) -> bool {
-        let elapsed_ms = now.ms().saturating_sub(self.last.ms()).max(0) as u64;
-        elapsed_ms >= window_ms || self.milli_tokens >= per as u64 * 1000
-    }
-}
-
 /// Agencies metered at once before idle ones are forgotten.
 const AGENCIES_METERED_MAX: usize = 10_000;
 
@@ -122,7 +91,8 @@ const AGENCIES_METERED_MAX: usize = 10_000;
 #[derive(Debug)]
 pub struct Meters {
     quotas: Quotas,
-    agencies: HashMap<String, (Bucket, Bucket)>,
+    /// Holds a minute and calls a second, by agency.
+    agencies: HashMap<String, (TokenBucket, TokenBucket)>,
     refused: [u64; 3],
 }
 
@@ -137,16 +107,24 @@ impl Meters {
 
     /// Takes one booking call of `agency`'s, or says why not.
     pub fn call(&mut self, agency: &str, now: Timestamp) -> Result<(), Refusal> {
-        let per = self.quotas.calls_per_second;
-        let taken = self.buckets(agency, now).1.take(per, 1_000, now);
-        self.judge(taken, Quota::CallsPerSecond, || format!("{per} booking calls a second"))
+        let rate = self.calls();
+        let taken = self.buckets(agency, now).1.take(rate, now);
+        self.judge(taken, Quota::CallsPerSecond, || format!("{} booking calls a second", rate.per))
     }
 
     /// Takes one hold of `agency`'s, or says why not.
     pub fn hold(&mut self, agency: &str, now: Timestamp) -> Result<(), Refusal> {
-        let per = self.quotas.holds_per_minute;
-        let taken = self.buckets(agency, now).0.take(per, 60_000, now);
-        self.judge(taken, Quota::HoldsPerMinute, || format!("{per} holds a minute"))
+        let rate = self.holds();
+        let taken = self.buckets(agency, now).0.take(rate, now);
+        self.judge(taken, Quota::HoldsPerMinute, || format!("{} holds a minute", rate.per))
+    }
+
+    fn holds(&self) -> Rate {
+        Rate::per_minute(self.quotas.holds_per_minute)
+    }
+
+    fn calls(&self) -> Rate {
+        Rate::per_second(self.quotas.calls_per_second)
     }
 
     /// Counts a refusal the ledger made (holds in flight).
@@ -168,18 +146,15 @@ impl Meters {
         Err(Refusal::new(RefusalCode::QuotaExceeded, why))
     }
 
-    fn buckets(&mut self, agency: &str, now: Timestamp) -> &mut (Bucket, Bucket) {
+    fn buckets(&mut self, agency: &str, now: Timestamp) -> &mut (TokenBucket, TokenBucket) {
+        let (holds, calls) = (self.holds(), self.calls());
         if !self.agencies.contains_key(agency) && self.agencies.len() >= AGENCIES_METERED_MAX {
             // Agencies whose buckets refilled lose nothing by being forgotten.
-            let Quotas { holds_per_minute, calls_per_second, .. } = self.quotas;
-            self.agencies.retain(|_, (holds, calls)| {
-                !(holds.is_full(holds_per_minute, 60_000, now) && calls.is_full(calls_per_second, 1_000, now))
-            });
+            self.agencies.retain(|_, (h, c)| !(h.is_full(holds, now) && c.is_full(calls, now)));
         }
-        let Quotas { holds_per_minute, calls_per_second, .. } = self.quotas;
         self.agencies
             .entry(agency.to_owned())
-            .or_insert_with(|| (Bucket::full(holds_per_minute, now), Bucket::full(calls_per_second, now)))
+            .or_insert_with(|| (TokenBucket::full(holds, now), TokenBucket::full(calls, now)))
     }
 }
 

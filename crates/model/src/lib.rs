@@ -10,6 +10,7 @@ pub mod contact;
 pub mod limits;
 pub mod listing;
 pub mod money;
+pub mod rate;
 pub mod rng;
 pub mod time;
 pub mod traveller;

@@ -38,6 +38,7 @@
 //! were given.
 
 mod links;
+pub mod scoring;
 mod traffic;
 
 pub use links::{PeerLink, PeerLinks};
@@ -255,6 +256,7 @@ pub async fn run(
     let topic = gossipsub::IdentTopic::new(TOPIC);
 
     let traffic = config.traffic.clone();
+    let topic_hash = topic.hash();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_quic()
@@ -277,8 +279,7 @@ pub async fn run(
                 .max_transmit_size(GOSSIP_BYTES_MAX)
                 .build()?;
             let mut gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)?;
-            gossipsub
-                .with_peer_score(gossipsub::PeerScoreParams::default(), gossipsub::PeerScoreThresholds::default())?;
+            gossipsub.with_peer_score(scoring::params(topic_hash), scoring::thresholds())?;
             let reconcile = request_response::Behaviour::with_codec(
                 ReconcileCodec,
                 [(StreamProtocol::new(RECONCILE_PROTOCOL), request_response::ProtocolSupport::Full)],
@@ -610,6 +611,7 @@ fn perform(swarm: &mut libp2p::Swarm<Behaviour>, topic: &gossipsub::IdentTopic, 
             let acceptance = match verdict {
                 caravan_replication::Verdict::Accept => gossipsub::MessageAcceptance::Accept,
                 caravan_replication::Verdict::Reject => gossipsub::MessageAcceptance::Reject,
+                caravan_replication::Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
             };
             let id = gossipsub::MessageId::new(&envelope_id);
             swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &from, acceptance);

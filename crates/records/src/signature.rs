@@ -78,10 +78,25 @@ pub fn verify_each(signed: &[(SignerKey, &[u8], [u8; 64])]) -> Vec<bool> {
     for item in &items {
         batch.queue(item.clone());
     }
-    if batch.verify(rand::thread_rng()).is_ok() {
+    if batch.verify(weights_for(signed)).is_ok() {
         return vec![true; items.len()];
     }
     items.into_iter().map(|item| item.verify_single().is_ok()).collect()
+}
+
+/// Where a batch draws the random weights of its equation: from a hash
+/// of everything in it, so no signer can choose a signature knowing its
+/// weight (each depends on every other), and a batch is judged the same
+/// on every run.
+fn weights_for(signed: &[(SignerKey, &[u8], [u8; 64])]) -> rand::rngs::StdRng {
+    let mut transcript = blake3::Hasher::new_derive_key("caravan signature batch weights");
+    for (key, message, signature) in signed {
+        transcript.update(&key.0);
+        transcript.update(signature);
+        transcript.update(&(message.len() as u64).to_le_bytes());
+        transcript.update(message);
+    }
+    rand::SeedableRng::from_seed(*transcript.finalize().as_bytes())
 }
 
 #[cfg(test)]

@@ -58,6 +58,17 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Whether only a forger (or a peer that forwards unchecked) could send
+    /// this: bytes that do not decode, or a signature or proof that does
+    /// not verify. Other refusals an honest node may cause: a newer one (a
+    /// kind or rule this build does not know), or one whose clock is ahead.
+    pub fn proves_bad_faith(&self) -> bool {
+        matches!(
+            self,
+            Rejection::Oversized { .. } | Rejection::Malformed(_) | Rejection::BadSignature | Rejection::BadProof
+        )
+    }
+
     /// A stable, short label for counters and API error codes.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -52,6 +52,7 @@ pub use wire::MESSAGE_ITEMS_MAX;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
+use caravan_model::rate::{Rate, TokenBucket};
 use caravan_model::rng::SplitMix64;
 use caravan_model::Timestamp;
 use caravan_records::{proto, EquivocationProof, Record, RecordId, Rejection, Verified};
@@ -84,6 +85,11 @@ pub struct Config {
     /// A peer that holds this many records more than this node is listed
     /// page by page rather than reconciled.
     pub bulk_gap: u64,
+    /// Requests (reconciliation queries, listings, fetches) one peer may
+    /// make of this node a second, in bursts of a second's worth; beyond,
+    /// they go unanswered, and the peer's timeout paces it. A node
+    /// bootstrapping from this one asks for ~80 pages a second at most.
+    pub peer_requests_per_second: u32,
 }
 
 impl Default for Config {
@@ -98,6 +104,7 @@ impl Default for Config {
             fetch_bytes_max: 256 * 1024,
             wanted_max: 100_000,
             bulk_gap: 100_000,
+            peer_requests_per_second: 200,
         }
     }
 }
@@ -156,6 +163,14 @@ pub enum Event<P> {
     Message { from: P, message: Message },
 }
 
+/// Whether records a peer sent were of an origin frozen for equivocating
+/// (the sender is told why, with the proof).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Frozen {
+    None,
+    Some,
+}
+
 /// Whether a gossiped envelope may travel on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Verdict {
@@ -164,6 +179,12 @@ pub enum Verdict {
     /// Something in it was forged, tampered or oversized: drop it and
     /// penalize the sender.
     Reject,
+    /// Not taken or not to travel, but no proof of bad faith: records of
+    /// an origin frozen for equivocating (its proof travels instead; the
+    /// sender may not have it yet; the envelope's other records were
+    /// taken and peers reconcile them), or a refusal a newer or skewed
+    /// honest node could cause (an unknown kind, a time ahead of ours).
+    Ignore,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -273,6 +294,8 @@ pub struct Replica<P> {
     /// after a freeze dropped an origin's records wholesale.
     items: Option<Items>,
     peers: BTreeMap<P, PeerState>,
+    /// What each peer has left of `peer_requests_per_second`.
+    request_budgets: BTreeMap<P, TokenBucket>,
     /// Ids some peer is to be asked for, or was and has not answered.
     assigned: HashSet<RecordId>,
     /// Listing a peer, while far behind it.
@@ -309,6 +332,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             proofs_to_gossip: Vec::new(),
             items: None,
             peers: BTreeMap::new(),
+            request_budgets: BTreeMap::new(),
             assigned: HashSet::new(),
             bulk: None,
             next_session: 1,
@@ -366,6 +390,10 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
     }
 
     pub fn handle_disconnected(&mut self, peer: &P, now: Timestamp) {
+        // Budgets that refilled are forgotten; one that did not outlives
+        // the connection, so reconnecting does not refill it.
+        let rate = Rate::per_second(self.config.peer_requests_per_second);
+        self.request_budgets.retain(|_, budget| !budget.is_full(rate, now));
         if let Some(mut state) = self.peers.remove(peer) {
             let dropped: Vec<RecordId> =
                 state.wanted.drain(..).chain(state.fetching.drain(..).flat_map(|fetch| fetch.ids)).collect();
@@ -413,12 +441,17 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                         for proof in envelope.proofs {
                             self.learn_proof(&proof, now, store)?;
                         }
-                        self.store_all(&from, envelope.records, now, store)?;
-                        Verdict::Accept
+                        match self.store_all(&from, envelope.records, now, store)? {
+                            Frozen::None => Verdict::Accept,
+                            Frozen::Some => Verdict::Ignore,
+                        }
                     }
                     Err(rejection) => {
                         self.count_rejection(&rejection);
-                        Verdict::Reject
+                        match rejection.proves_bad_faith() {
+                            true => Verdict::Reject,
+                            false => Verdict::Ignore,
+                        }
                     }
                 };
                 self.actions.push_back(Action::Validated { from, envelope_id, verdict });
@@ -458,7 +491,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                     self.give_back(not_served, now);
                 }
                 self.counters.fetched += verified.len() as u64;
-                self.store_all(&from, verified, now, store)?;
+                let _frozen_told = self.store_all(&from, verified, now, store)?;
                 self.fetch_next(&from, now);
                 self.list_next(now);
                 self.catch_up(from, now, store)?;
@@ -518,6 +551,11 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         now: Timestamp,
         store: &mut S,
     ) -> Result<(), S::Error> {
+        let asks = matches!(message, Message::ReconcileQuery { .. } | Message::List { .. } | Message::Fetch { .. });
+        if asks && !self.within_request_budget(&from, now) {
+            self.count_reason("rate_limited");
+            return Ok(());
+        }
         match message {
             Message::ReconcileQuery { session, frame } => {
                 self.counters.reconcile_bytes += frame.len() as u64;
@@ -665,9 +703,10 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         records: Vec<Verified<Record>>,
         now: Timestamp,
         store: &mut S,
-    ) -> Result<(), S::Error> {
+    ) -> Result<Frozen, S::Error> {
         self.counters.records_in += records.len() as u64;
         let mut new = 0;
+        let mut frozen = Frozen::None;
         let total = records.len() as u64;
         for record in records {
             let origin = record.origin;
@@ -682,12 +721,14 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 }
                 Put::Old => {}
                 Put::Frozen => {
+                    frozen = Frozen::Some;
                     // The sender still serves a frozen origin: tell it why.
                     if let Some(proof) = store.proof(origin)? {
                         self.actions.push_back(Action::Send(from.clone(), Message::Proof(proof)));
                     }
                 }
                 Put::Equivocation(proof) => {
+                    frozen = Frozen::Some;
                     // The store dropped the origin's records wholesale.
                     self.items = None;
                     self.count_reason("equivocation");
@@ -700,7 +741,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             peer.stats.records_in += total;
             peer.stats.records_new += new;
         }
-        Ok(())
+        Ok(frozen)
     }
 
     fn learn_proof<S: RecordStore>(
@@ -982,6 +1023,13 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
             state.fetching.push_back(Fetch { request, since: now, ids: ids.clone() });
             self.actions.push_back(Action::Send(peer.clone(), Message::Fetch { request, ids }));
         }
+    }
+
+    /// Takes one of `peer`'s requests from its budget, if any is left.
+    fn within_request_budget(&mut self, peer: &P, now: Timestamp) -> bool {
+        let rate = Rate::per_second(self.config.peer_requests_per_second);
+        let budget = self.request_budgets.entry(peer.clone()).or_insert_with(|| TokenBucket::full(rate, now));
+        budget.take(rate, now)
     }
 
     fn count_rejection(&mut self, rejection: &Rejection) {

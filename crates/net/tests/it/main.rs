@@ -86,3 +86,46 @@ async fn a_node_behind_on_gossip_drops_envelopes_and_still_answers_bookings() {
     assert_eq!(answer.unwrap().unwrap(), b"held");
     drop(owner.events);
 }
+
+/// A peer that gossips forged envelopes sinks below the graylist threshold
+/// and is cut off (nothing it sends reaches the node any more), while an
+/// honest peer gossiping beside it keeps full delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_gossips_forgeries_is_cut_off_and_an_honest_one_is_not() {
+    use caravan_replication::Verdict;
+    use std::sync::Mutex;
+
+    let node = peer(1, 1_024, vec![]).await;
+    let honest = peer(2, 1_024, vec![node.address.clone()]).await;
+    let hostile = peer(3, 1_024, vec![node.address.clone()]).await;
+    // The node judges as its core would: forgeries rejected, the rest taken.
+    let received: Arc<Mutex<Vec<(String, tokio::time::Instant)>>> = Arc::default();
+    let (mut events, actions, log) = (node.events, node.actions.clone(), received.clone());
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let Event::Gossip { from, envelope } = event else { continue };
+            let verdict = if envelope.starts_with(b"forged") { Verdict::Reject } else { Verdict::Accept };
+            log.lock().unwrap().push((from.clone(), tokio::time::Instant::now()));
+            let envelope_id = *blake3::hash(&envelope).as_bytes();
+            let _ = actions.send(Action::Validated { from, envelope_id, verdict }).await;
+        }
+    });
+
+    let started = tokio::time::Instant::now();
+    for n in 0..160u32 {
+        honest.actions.send(Action::Gossip(format!("honest {n}").into_bytes())).await.unwrap();
+        hostile.actions.send(Action::Gossip(format!("forged {n}").into_bytes())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let received = received.lock().unwrap().clone();
+    let count =
+        |who: &str, since: tokio::time::Instant| received.iter().filter(|(f, at)| f == who && *at >= since).count();
+    let last_three_seconds = started + Duration::from_secs(5);
+    assert!(count(&hostile.id, started) >= 1, "a forgery reached the node at first");
+    let (forged_late, honest_late) = (count(&hostile.id, last_three_seconds), count(&honest.id, last_three_seconds));
+    assert_eq!(forged_late, 0, "then nothing of the forger's in the last three seconds");
+    assert!(honest_late >= 50, "the honest peer kept delivering: {honest_late} in the last three seconds");
+    drop(node.book);
+}

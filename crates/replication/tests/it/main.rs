@@ -327,7 +327,19 @@ fn an_equivocation_freezes_the_origin_and_its_proof_travels() {
     let mut store = MemoryStore::default();
     ok(replica.handle_gossip(3, &envelope(&[record(9, 1, 4, 3)]), NOW, &mut store));
     ok(replica.handle_gossip(4, &envelope(&[record(9, 1, 4, 2)]), NOW, &mut store));
-    let gossiped: Vec<proto::Envelope> = actions(&mut replica)
+    // Records of the liar that come after are not forwarded either, and
+    // their senders (who may not have the proof yet) are not penalized.
+    ok(replica.handle_gossip(6, &envelope(&[record(9, 2, 5, 1)]), NOW, &mut store));
+    let done = actions(&mut replica);
+    let verdicts: Vec<(u8, Verdict)> = done
+        .iter()
+        .filter_map(|action| match action {
+            Action::Validated { from, verdict, .. } => Some((*from, *verdict)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verdicts, [(3, Verdict::Accept), (4, Verdict::Ignore), (6, Verdict::Ignore)]);
+    let gossiped: Vec<proto::Envelope> = done
         .into_iter()
         .filter_map(|a| match a {
             Action::Gossip(bytes) => Some(proto::Envelope::decode(bytes.as_slice()).unwrap()),
@@ -671,4 +683,38 @@ fn a_peer_is_asked_for_several_pages_at_once_and_answers_match_in_any_order() {
     converse((&mut a, &mut store_a), (&mut b, &mut store_b), NOW);
     assert_eq!((ok(store_b.items()).len(), b.missing()), (40, 0));
     assert_eq!(a.peer_stats().next().unwrap().1.records_out, 40, "no page asked twice");
+}
+
+/// A peer asking more than its budget a second gets no answer to the rest
+/// (counted), other peers are answered meanwhile, and a second later it is
+/// answered again.
+#[test]
+fn a_peer_that_floods_requests_is_answered_at_its_rate_only() {
+    let config = Config { peer_requests_per_second: 20, ..Config::default() };
+    let mut replica = Replica::<u8>::new(config, 1);
+    let mut store = MemoryStore::default();
+    ok(store.put(record(1, 1, 1, 1), NOW));
+    let fetch = |request| Message::Fetch { request, ids: vec![record(1, 1, 1, 1).id()] };
+    let answered = |replica: &mut Replica<u8>, peer: u8| {
+        actions(replica)
+            .iter()
+            .filter(|a| matches!(a, Action::Send(to, Message::Records { .. }) if *to == peer))
+            .count()
+    };
+    for request in 0..50 {
+        ok(replica.handle_message(7, fetch(request), NOW, &mut store));
+    }
+    assert_eq!(answered(&mut replica, 7), 20, "a second's worth");
+    assert_eq!(replica.counters().rejected.get("rate_limited"), Some(&30));
+    ok(replica.handle_message(8, fetch(1), NOW, &mut store));
+    assert_eq!(answered(&mut replica, 8), 1, "another peer has its own budget");
+    // Reconnecting does not refill it; time does.
+    replica.handle_disconnected(&7, NOW);
+    ok(replica.handle_message(7, fetch(99), NOW, &mut store));
+    assert_eq!(answered(&mut replica, 7), 0);
+    let later = NOW.saturating_add_ms(1_000);
+    for request in 100..130 {
+        ok(replica.handle_message(7, fetch(request), later, &mut store));
+    }
+    assert_eq!(answered(&mut replica, 7), 20);
 }
