@@ -11,6 +11,7 @@ use caravan_booking::agency::{Booking, BookingError, Decision, NewBooking};
 use caravan_booking::{HoldSpec, PartStatus, Phase};
 use caravan_model::{Date, GeoPoint, ListingDetails, Money, Timestamp, Zone};
 use caravan_records::Origin;
+use caravan_search::stays::OFFERS_MAX;
 use caravan_search::{Itinerary, Place, StayOffer, StayQuery, StaySort, TripQuery, TripSort};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{Object, Schema};
@@ -104,17 +105,44 @@ impl StaySearchParams {
         if amenities.len() > caravan_model::limits::AMENITIES_MAX {
             return Err(ApiError::invalid("too many amenities"));
         }
+        // Out of range is an error, not an empty or clamped answer.
+        use caravan_model::limits::{GUESTS_MAX, STAY_NIGHTS_MAX, UNITS_MAX};
+        let nights = check_in.days_until(check_out);
+        if nights > STAY_NIGHTS_MAX as i32 {
+            return Err(ApiError::invalid(format!("a stay is at most {STAY_NIGHTS_MAX} nights")));
+        }
+        let in_range = |value: Option<u32>, name: &str, max: u32| match value {
+            None => Ok(1),
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::invalid(format!("{name} must be 1-{max}, not {n}"))),
+        };
+        let guests = in_range(self.guests, "guests", GUESTS_MAX)?;
+        let units = in_range(self.rooms, "rooms", UNITS_MAX)?;
+        let limit = match self.limit {
+            None => OFFERS_DEFAULT,
+            Some(n) if (1..=OFFERS_MAX).contains(&n) => n,
+            Some(n) => return Err(ApiError::invalid(format!("limit must be 1-{OFFERS_MAX}, not {n}"))),
+        };
+        let (total_min_minor, total_max_minor) = (self.price_min_minor, self.price_max_minor);
+        if total_min_minor.is_some_and(|min| min < 0) || total_max_minor.is_some_and(|max| max < 0) {
+            return Err(ApiError::invalid("prices are not negative"));
+        }
+        if let (Some(min), Some(max)) = (total_min_minor, total_max_minor) {
+            if min > max {
+                return Err(ApiError::invalid(format!("price_min_minor {min} is above price_max_minor {max}")));
+            }
+        }
         Ok(StayQuery {
             place,
             check_in,
             check_out,
-            guests: self.guests.unwrap_or(1),
-            units: self.rooms.unwrap_or(1),
-            total_min_minor: self.price_min_minor,
-            total_max_minor: self.price_max_minor,
+            guests,
+            units,
+            total_min_minor,
+            total_max_minor,
             amenities,
             sort,
-            limit: self.limit.unwrap_or(OFFERS_DEFAULT),
+            limit,
         })
     }
 }

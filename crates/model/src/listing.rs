@@ -16,10 +16,16 @@ pub struct ListingId(String);
 impl ListingId {
     pub fn parse(text: &str) -> Result<ListingId, ParseError> {
         let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-        if text.is_empty() || text.len() > LISTING_ID_BYTES_MAX || !text.chars().all(ok_char) {
+        // A letter or digit first: `.`, `..` or `.x` would name a path, not
+        // a listing, in the URLs the id goes into.
+        let starts_well = text.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !starts_well || text.len() > LISTING_ID_BYTES_MAX || !text.chars().all(ok_char) {
             return Err(ParseError::new(
                 "listing id",
-                format!("{text:?} must be 1-{LISTING_ID_BYTES_MAX} letters, digits, '-', '_' or '.'"),
+                format!(
+                    "{text:?} must be 1-{LISTING_ID_BYTES_MAX} letters, digits, '-', '_' or '.', starting with a \
+                     letter or digit"
+                ),
             ));
         }
         Ok(ListingId(text.to_owned()))
@@ -237,6 +243,9 @@ impl Listing {
     /// Checks every limit and cross-field rule. Run on every listing an
     /// owner creates and every listing a peer sends.
     pub fn validate(&self) -> Result<(), InvalidListing> {
+        // Ids are not checked when they deserialize (kept data must read),
+        // so a listing made from a request is checked here.
+        ListingId::parse(self.id.as_str()).map_err(|e| invalid("id", e.to_string()))?;
         check_text("title", &self.title, 1, TITLE_BYTES_MAX)?;
         check_text("description", &self.description, 0, DESCRIPTION_BYTES_MAX)?;
         let policy = &self.cancellation;
@@ -455,6 +464,10 @@ pub(crate) mod tests {
         assert_eq!(listing.validate().unwrap_err().field, "cancellation.penalty");
         assert!(ListingId::parse("has space").is_err());
         assert!(ListingId::parse(&"a".repeat(65)).is_err());
+        for path_like in ["", ".", "..", ".hidden", "-x", "_x"] {
+            assert!(ListingId::parse(path_like).is_err(), "{path_like:?}");
+        }
+        assert!(ListingId::parse("lumiere-double.2").is_ok());
     }
 
     #[test]

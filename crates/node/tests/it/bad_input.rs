@@ -11,7 +11,18 @@ async fn every_bad_request_gets_a_clear_4xx() {
         patch(&mut body);
         Some(body)
     };
-    let cases: Vec<(&str, String, Option<Value>, StatusCode, &str)> = vec![
+    let stays =
+        |extra: &str| format!("/api/v1/search/stays?city=annecy&check_in={}&check_out={}{extra}", day(1), day(3));
+    let mut cases: Vec<(&str, String, Option<Value>, StatusCode, &str)> = Vec::new();
+    // Ids that would be paths, and searches out of any sense.
+    for id in ["..", ".", ".hidden", "-x"] {
+        let invalid = (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+        cases.push(("POST", "/api/v1/listings".into(), listing(&|b| b["id"] = json!(id)), invalid.0, invalid.1));
+    }
+    for extra in ["&guests=0", "&rooms=0", "&limit=0", "&limit=100000", "&price_min_minor=500&price_max_minor=100"] {
+        cases.push(("GET", stays(extra), None, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
+    }
+    cases.extend(vec![
         (
             "POST",
             "/api/v1/listings".into(),
@@ -243,7 +254,7 @@ async fn every_bad_request_gets_a_clear_4xx() {
         ("GET", "/api/v1/records?format=xml".into(), None, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         ("DELETE", "/api/v1/holds".into(), None, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         ("GET", "/api/v2/anything".into(), None, StatusCode::NOT_FOUND, "not_found"),
-    ];
+    ]);
     for (method, path, body, status, code) in cases {
         let (got_status, got) = t.call(method, &path, body.clone()).await;
         assert_eq!((got_status, got["error"].as_str()), (status, Some(code)), "{method} {path} {body:?} → {got}");
