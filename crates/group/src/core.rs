@@ -6,10 +6,10 @@
 //! and starts a new one over the same log store and the same state machine
 //! (both outlive cores): nothing is read again from disk, the process keeps
 //! serving, and a leader stays leader (openraft restores a leader whose
-//! vote is committed). Writes take a shared guard for as long as a core
-//! works on them and a restart an exclusive one, so no write meets a core
-//! halfway through stopping; Raft messages that arrive during the swap
-//! fail and are sent again, as on a lossy link.
+//! vote is committed). Writes and the Raft messages a member serves take
+//! a shared guard for as long as a core works on them, and a restart an
+//! exclusive one, so none meets a core halfway through stopping: what
+//! arrives during the swap waits the few milliseconds it takes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
