@@ -163,14 +163,6 @@ pub enum Event<P> {
     Message { from: P, message: Message },
 }
 
-/// Whether records a peer sent were of an origin frozen for equivocating
-/// (the sender is told why, with the proof).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Frozen {
-    None,
-    Some,
-}
-
 /// Whether a gossiped envelope may travel on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Verdict {
@@ -441,16 +433,19 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                         for proof in envelope.proofs {
                             self.learn_proof(&proof, now, store)?;
                         }
-                        match self.store_all(&from, envelope.records, now, store)? {
-                            Frozen::None => Verdict::Accept,
-                            Frozen::Some => Verdict::Ignore,
+                        let touched_frozen = self.store_all(&from, envelope.records, now, store)?;
+                        if touched_frozen {
+                            Verdict::Ignore
+                        } else {
+                            Verdict::Accept
                         }
                     }
                     Err(rejection) => {
                         self.count_rejection(&rejection);
-                        match rejection.proves_bad_faith() {
-                            true => Verdict::Reject,
-                            false => Verdict::Ignore,
+                        if rejection.proves_bad_faith() {
+                            Verdict::Reject
+                        } else {
+                            Verdict::Ignore
                         }
                     }
                 };
@@ -491,7 +486,7 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                     self.give_back(not_served, now);
                 }
                 self.counters.fetched += verified.len() as u64;
-                let _frozen_told = self.store_all(&from, verified, now, store)?;
+                self.store_all(&from, verified, now, store)?;
                 self.fetch_next(&from, now);
                 self.list_next(now);
                 self.catch_up(from, now, store)?;
@@ -697,16 +692,18 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
         self.actions.push_back(Action::Gossip(envelope.encode_to_vec()));
     }
 
+    /// Stores what `from` sent; whether any of it was of an origin frozen
+    /// for equivocating (the sender is then sent the proof).
     fn store_all<S: RecordStore>(
         &mut self,
         from: &P,
         records: Vec<Verified<Record>>,
         now: Timestamp,
         store: &mut S,
-    ) -> Result<Frozen, S::Error> {
+    ) -> Result<bool, S::Error> {
         self.counters.records_in += records.len() as u64;
         let mut new = 0;
-        let mut frozen = Frozen::None;
+        let mut frozen = false;
         let total = records.len() as u64;
         for record in records {
             let origin = record.origin;
@@ -721,14 +718,14 @@ impl<P: Clone + Ord + std::fmt::Debug> Replica<P> {
                 }
                 Put::Old => {}
                 Put::Frozen => {
-                    frozen = Frozen::Some;
+                    frozen = true;
                     // The sender still serves a frozen origin: tell it why.
                     if let Some(proof) = store.proof(origin)? {
                         self.actions.push_back(Action::Send(from.clone(), Message::Proof(proof)));
                     }
                 }
                 Put::Equivocation(proof) => {
-                    frozen = Frozen::Some;
+                    frozen = true;
                     // The store dropped the origin's records wholesale.
                     self.items = None;
                     self.count_reason("equivocation");
