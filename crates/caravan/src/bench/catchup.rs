@@ -36,7 +36,10 @@ pub fn run(args: &CatchupBench) -> anyhow::Result<Map<String, Value>> {
         cluster.stop(offline)?;
         let others: Vec<_> = cluster.members()[..offline].to_vec();
         let before = Snapshot::take(&client, &others).await?;
-        let load_report = load::run(&client, &all[..offline], &plan).await?;
+        // The listings were laid out for every node; the others keep that
+        // layout (their share of the rate grows, not their listings).
+        let layout = load::Plan { listings: Some(plan.listings_per_node(all.len())), ..plan.clone() };
+        let load_report = load::run(&client, &all[..offline], &layout).await?;
         wait_converged(&client, &others, CONVERGE_TIMEOUT).await?.context("the others did not converge")?;
         let after = Snapshot::take(&client, &others).await?;
         let published: u64 =
@@ -56,6 +59,10 @@ pub fn run(args: &CatchupBench) -> anyhow::Result<Map<String, Value>> {
         result.insert("peers".into(), json!(args.cluster.peers));
         result.insert("offline_s".into(), json!(args.offline));
         result.insert("events_sent".into(), json!(load_report.events_sent));
+        result.insert("events_failed".into(), json!(load_report.events_failed));
+        if let Some(error) = &load_report.first_error {
+            result.insert("first_failure".into(), json!(error));
+        }
         result.insert("records_published_offline".into(), json!(published));
         result.insert("records_missing".into(), json!(returning.0[0].records_new));
         result.insert("converged".into(), json!(caught_up.is_some()));
