@@ -12,6 +12,7 @@ use caravan_booking::{HoldSpec, PartStatus, Phase};
 use caravan_model::{Date, GeoPoint, ListingDetails, Money, Timestamp, Zone};
 use caravan_records::Origin;
 use caravan_search::stays::OFFERS_MAX;
+use caravan_search::trips::ITINERARIES_MAX;
 use caravan_search::{Itinerary, Place, StayOffer, StayQuery, StaySort, TripQuery, TripSort};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{Object, Schema};
@@ -400,9 +401,15 @@ impl TripSearchParams {
             return Err(ApiError::invalid(format!("max_connections: at most {CONNECTIONS_MAX}")));
         }
         let seats = self.seats.unwrap_or(1);
-        if !(1..=caravan_model::limits::SEATS_MAX).contains(&seats) {
-            return Err(ApiError::invalid("seats: at least 1"));
+        let seats_max = caravan_model::limits::SEATS_MAX;
+        if !(1..=seats_max).contains(&seats) {
+            return Err(ApiError::invalid(format!("seats must be 1-{seats_max}, not {seats}")));
         }
+        let limit = match self.limit {
+            None => ITINERARIES_DEFAULT,
+            Some(n) if (1..=ITINERARIES_MAX).contains(&n) => n,
+            Some(n) => return Err(ApiError::invalid(format!("limit must be 1-{ITINERARIES_MAX}, not {n}"))),
+        };
         let required =
             |field: Option<String>, name: &str| field.ok_or_else(|| ApiError::invalid(format!("{name} is required")));
         Ok(TripQuery {
@@ -412,7 +419,7 @@ impl TripSearchParams {
             seats,
             max_connections,
             sort,
-            limit: self.limit.unwrap_or(ITINERARIES_DEFAULT),
+            limit,
         })
     }
 }

@@ -22,6 +22,10 @@ async fn every_bad_request_gets_a_clear_4xx() {
     for extra in ["&guests=0", "&rooms=0", "&limit=0", "&limit=100000", "&price_min_minor=500&price_max_minor=100"] {
         cases.push(("GET", stays(extra), None, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
     }
+    for extra in ["&seats=0", "&limit=0", "&limit=5000"] {
+        let trips = format!("/api/v1/search/trips?from=GVA&to=LYS&date={}{extra}", day(1));
+        cases.push(("GET", trips, None, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
+    }
     cases.extend(vec![
         (
             "POST",
