@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -56,11 +56,7 @@ fn cluster_up_stops_on_sigterm_and_on_sigkill_its_nodes_stop_with_it() {
         assert_eq!(nodes.len(), 3, "{nodes:?}");
 
         kill(Pid::from_raw(up.id() as i32), signal).unwrap();
-        let deadline = Instant::now() + GRACE;
-        while up.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(up.try_wait().unwrap().is_some(), "cluster up ended on {signal}");
+        assert!(support::ended_within(&mut up, GRACE), "cluster up ended on {signal}");
         assert_eq!(support::survivors(&nodes, GRACE), Vec::<u32>::new(), "nodes left running after {signal}");
     }
 }

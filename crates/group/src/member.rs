@@ -216,12 +216,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         let member_id = member_id(&log_path)?;
         // Timers the group agreed on through its log win over the file's.
         let agreed = crate::read_local::<caravan_ledger::GroupTimers>(&log_path, AGREED_TIMERS).map_err(setup)?;
-        let timers = match agreed {
-            Some(agreed) => {
-                Timers { heartbeat_ms: agreed.heartbeat_ms, election_timeout_ms: agreed.election_timeout_ms }
-            }
-            None => timers,
-        };
+        let timers = agreed.map_or(timers, Timers::from);
         let snapshots = SnapshotStore::File(data_dir.join(SNAPSHOT_FILE));
         let joining = crate::read_local::<Vec<String>>(&log_path, JOINING).map_err(setup)?;
         let effects = Arc::new(effects);
@@ -477,10 +472,7 @@ impl<T: Transport + Clone, E: Effects> OwnerGroup<T, E> {
         async move {
             loop {
                 let running = group.core.timers();
-                let agreed = group.ledger.read().expect("ledger lock").group_timers().map(|agreed| Timers {
-                    heartbeat_ms: agreed.heartbeat_ms,
-                    election_timeout_ms: agreed.election_timeout_ms,
-                });
+                let agreed = group.ledger.read().expect("ledger lock").group_timers().map(Timers::from);
                 if let Some(agreed) = agreed.filter(|agreed| *agreed != running) {
                     tokio::select! {
                         retimed = group.core.retime(agreed) => if let Err(error) = retimed {

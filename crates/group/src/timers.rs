@@ -64,6 +64,13 @@ impl Timers {
     }
 }
 
+/// The timers as the group agreed on them through its log.
+impl From<caravan_ledger::GroupTimers> for Timers {
+    fn from(agreed: caravan_ledger::GroupTimers) -> Timers {
+        Timers { heartbeat_ms: agreed.heartbeat_ms, election_timeout_ms: agreed.election_timeout_ms }
+    }
+}
+
 /// Log entries between snapshots. A snapshot is the whole ledger, so this
 /// trades snapshot work against the log a restart re-applies.
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;

@@ -83,14 +83,7 @@ impl Demo {
 
     /// Whether the demo ended within `within`.
     pub fn ended_within(&mut self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        ended_within(&mut self.child, within)
     }
 
     /// The web address of the member the demo names `name`.
@@ -119,6 +112,20 @@ impl Drop for Demo {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Whether `child` ended within `within`.
+pub fn ended_within(child: &mut Child, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
